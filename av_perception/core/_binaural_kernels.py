@@ -1,0 +1,336 @@
+"""Per-frame binaural feature kernel (numba) and its plain-numpy reference.
+
+Both functions take the same arguments and write the same outputs; the public
+entry point is :class:`av_perception.core.audio.BinauralFrontEnd`, which
+validates inputs before either runs.  The kernel is sequential over frames
+because the noise floor and the smoothed spectra are recursive.
+
+Arguments (F frames, B rfft bins, K scan lags, J ILD bands):
+
+spec_l, spec_r : complex128 (F, B)   windowed spectra of the left/right channel
+omega          : float64 (B,)        bin angular frequencies, rad/s
+in_band        : bool (B,)           bins between min_ and max_frequency
+band_of_bin    : int64 (B,)          ILD band index per bin, -1 outside all bands
+scan_tau       : float64 (K,)        coarse scan lags, s
+scan_cos/sin   : float64 (K, B)      cos/sin(omega * scan_tau)
+state          : float64 (6, B)      [psd, noise, S_ll, S_rr, Re S_lr, Im S_lr]
+initialised    : int64 (1,)          0 until the first frame was seen
+params         : float64 (10,)       see ``PARAM_*`` indices below
+out            : float64 (F, 7 + J)  itd, reliability, ild, activity, direct_path,
+                                     snr_db, n_bins, ild per band
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+P_PSD_ALPHA = 0
+P_RISE = 1
+P_BIN_THR = 2
+P_ACT_MID = 3
+P_ACT_SLOPE = 4
+P_COH_ALPHA = 5
+P_COH_EXP = 6
+P_ONSET_DB = 7
+P_MODE = 8  # 0 none, 1 coherence, 2 onset, 3 coherence+onset
+P_NEWTON = 9
+N_PARAMS = 10
+
+OUT_ITD = 0
+OUT_RELIABILITY = 1
+OUT_ILD = 2
+OUT_ACTIVITY = 3
+OUT_DIRECT = 4
+OUT_SNR = 5
+OUT_NBINS = 6
+OUT_BANDS = 7
+
+EPS = 1e-20
+
+
+@njit(cache=True)
+def binaural_kernel(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, scan_cos, scan_sin,
+                    tau_max, state, initialised, params, out):
+    n_frames, n_bins = spec_l.shape
+    n_lags = scan_tau.shape[0]
+    n_bands = out.shape[1] - OUT_BANDS
+    psd_alpha = params[P_PSD_ALPHA]
+    rise = params[P_RISE]
+    thr = params[P_BIN_THR]
+    act_mid = params[P_ACT_MID]
+    act_slope = params[P_ACT_SLOPE]
+    coh_alpha = params[P_COH_ALPHA]
+    coh_exp = params[P_COH_EXP]
+    onset_db = params[P_ONSET_DB]
+    mode = int(params[P_MODE])
+    n_newton = int(params[P_NEWTON])
+    step = scan_tau[1] - scan_tau[0] if n_lags > 1 else tau_max
+    d_omega = omega[1] - omega[0] if n_bins > 1 else 0.0
+
+    a = np.zeros(n_bins)
+    b = np.zeros(n_bins)
+    mask = np.zeros(n_bins, dtype=np.bool_)
+    pl = np.zeros(n_bins)
+    pr = np.zeros(n_bins)
+    band_l = np.zeros(n_bands)
+    band_r = np.zeros(n_bands)
+    band_l_all = np.zeros(n_bands)
+    band_r_all = np.zeros(n_bands)
+
+    for f in range(n_frames):
+        sig = 0.0
+        noi = 0.0
+        for k in range(n_bins):
+            lr = spec_l[f, k].real
+            li = spec_l[f, k].imag
+            rr = spec_r[f, k].real
+            ri = spec_r[f, k].imag
+            pl[k] = lr * lr + li * li
+            pr[k] = rr * rr + ri * ri
+            p = 0.5 * (pl[k] + pr[k])
+            cre = lr * rr + li * ri  # L * conj(R)
+            cim = li * rr - lr * ri
+            if initialised[0] == 0:
+                prev = p
+                state[0, k] = p
+                state[1, k] = p
+                state[2, k] = pl[k]
+                state[3, k] = pr[k]
+                state[4, k] = cre
+                state[5, k] = cim
+            else:
+                prev = state[0, k]
+                state[0, k] = psd_alpha * state[0, k] + (1.0 - psd_alpha) * p
+                raised = state[1, k] * rise
+                state[1, k] = state[0, k] if state[0, k] < raised else raised
+                state[2, k] = coh_alpha * state[2, k] + (1.0 - coh_alpha) * pl[k]
+                state[3, k] = coh_alpha * state[3, k] + (1.0 - coh_alpha) * pr[k]
+                state[4, k] = coh_alpha * state[4, k] + (1.0 - coh_alpha) * cre
+                state[5, k] = coh_alpha * state[5, k] + (1.0 - coh_alpha) * cim
+            noise = state[1, k]
+            mask[k] = False
+            a[k] = 0.0
+            b[k] = 0.0
+            if not in_band[k]:
+                continue
+            sig += p
+            noi += noise
+            if p <= noise * thr or p <= EPS:
+                continue
+            mask[k] = True
+            w = 1.0
+            if mode == 1 or mode == 3:
+                msc = (state[4, k] * state[4, k] + state[5, k] * state[5, k]) / (
+                    state[2, k] * state[3, k] + EPS)
+                if msc > 1.0:
+                    msc = 1.0
+                w *= msc ** coh_exp
+            if mode == 2 or mode == 3:
+                onset = 10.0 * math.log10((p + EPS) / (prev + EPS)) / onset_db
+                if onset < 0.0:
+                    onset = 0.0
+                elif onset > 1.0:
+                    onset = 1.0
+                w *= onset
+            mag = math.sqrt(cre * cre + cim * cim)
+            if mag > EPS:
+                a[k] = w * cre / mag
+                b[k] = w * cim / mag
+        initialised[0] = 1
+
+        # activity from the frame SNR over the adaptive floor
+        snr_db = 10.0 * math.log10((sig + EPS) / (noi + EPS))
+        out[f, OUT_SNR] = snr_db
+        out[f, OUT_ACTIVITY] = 1.0 / (1.0 + math.exp(-(snr_db - act_mid) / act_slope))
+
+        # weights of the GCC
+        wsum = 0.0
+        n_mask = 0
+        for k in range(n_bins):
+            if mask[k]:
+                n_mask += 1
+                wsum += math.sqrt(a[k] * a[k] + b[k] * b[k])
+        out[f, OUT_NBINS] = n_mask
+        if n_mask > 0:
+            out[f, OUT_DIRECT] = wsum / n_mask
+        else:
+            out[f, OUT_DIRECT] = 0.0
+
+        if wsum <= 1e-12:
+            out[f, OUT_ITD] = np.nan
+            out[f, OUT_RELIABILITY] = 0.0
+        else:
+            # coarse scan of the continuous GCC-PHAT on the lag grid
+            best = -1e300
+            best_tau = 0.0
+            for j in range(n_lags):
+                r = 0.0
+                for k in range(n_bins):
+                    if mask[k]:
+                        r += a[k] * scan_cos[j, k] + b[k] * scan_sin[j, k]
+                if r > best:
+                    best = r
+                    best_tau = scan_tau[j]
+            # Newton refinement: r(t) = sum a cos(w t) + b sin(w t)
+            tau = best_tau
+            for _ in range(n_newton):
+                zr = 1.0
+                zi = 0.0
+                er = math.cos(d_omega * tau)
+                ei = math.sin(d_omega * tau)
+                r1 = 0.0
+                r2 = 0.0
+                for k in range(n_bins):
+                    if mask[k]:
+                        w = omega[k]
+                        r1 += w * (-a[k] * zi + b[k] * zr)
+                        r2 -= w * w * (a[k] * zr + b[k] * zi)
+                    nr = zr * er - zi * ei
+                    zi = zr * ei + zi * er
+                    zr = nr
+                if r2 >= 0.0:
+                    break
+                delta = -r1 / r2
+                if delta > step:
+                    delta = step
+                elif delta < -step:
+                    delta = -step
+                tau += delta
+                if tau > tau_max:
+                    tau = tau_max
+                elif tau < -tau_max:
+                    tau = -tau_max
+                if abs(delta) < 1e-10:
+                    break
+            r = 0.0
+            for k in range(n_bins):
+                if mask[k]:
+                    r += a[k] * math.cos(omega[k] * tau) + b[k] * math.sin(omega[k] * tau)
+            if r < best:  # Newton must not lose the coarse peak
+                tau = best_tau
+                r = best
+            out[f, OUT_ITD] = tau
+            rel = r / wsum
+            out[f, OUT_RELIABILITY] = rel if rel > 0.0 else 0.0
+
+        # ILD per band (masked bins, or all bins of the band when none passes)
+        for j in range(n_bands):
+            band_l[j] = 0.0
+            band_r[j] = 0.0
+            band_l_all[j] = 0.0
+            band_r_all[j] = 0.0
+        tot_l = 0.0
+        tot_r = 0.0
+        tot_l_all = 0.0
+        tot_r_all = 0.0
+        for k in range(n_bins):
+            if not in_band[k]:
+                continue
+            tot_l_all += pl[k]
+            tot_r_all += pr[k]
+            if mask[k]:
+                tot_l += pl[k]
+                tot_r += pr[k]
+            j = band_of_bin[k]
+            if j >= 0:
+                band_l_all[j] += pl[k]
+                band_r_all[j] += pr[k]
+                if mask[k]:
+                    band_l[j] += pl[k]
+                    band_r[j] += pr[k]
+        if tot_l + tot_r > 0.0:
+            out[f, OUT_ILD] = 10.0 * math.log10((tot_l + EPS) / (tot_r + EPS))
+        else:
+            out[f, OUT_ILD] = 10.0 * math.log10((tot_l_all + EPS) / (tot_r_all + EPS))
+        for j in range(n_bands):
+            if band_l[j] + band_r[j] > 0.0:
+                out[f, OUT_BANDS + j] = 10.0 * math.log10((band_l[j] + EPS) / (band_r[j] + EPS))
+            else:
+                out[f, OUT_BANDS + j] = 10.0 * math.log10(
+                    (band_l_all[j] + EPS) / (band_r_all[j] + EPS))
+
+
+def binaural_reference(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, scan_cos, scan_sin,
+                       tau_max, state, initialised, params, out):
+    """Plain-numpy reference of :func:`binaural_kernel` (same arguments, same outputs)."""
+    n_bands = out.shape[1] - OUT_BANDS
+    psd_alpha, rise, thr, act_mid, act_slope, coh_alpha, coh_exp, onset_db = params[:8]
+    mode = int(params[P_MODE])
+    n_newton = int(params[P_NEWTON])
+    step = scan_tau[1] - scan_tau[0] if len(scan_tau) > 1 else tau_max
+    for f in range(spec_l.shape[0]):
+        L = spec_l[f]
+        R = spec_r[f]
+        pl = np.abs(L) ** 2
+        pr = np.abs(R) ** 2
+        p = 0.5 * (pl + pr)
+        cross = L * np.conj(R)
+        if initialised[0] == 0:
+            prev = p.copy()
+            state[:] = np.stack([p, p, pl, pr, cross.real, cross.imag])
+            initialised[0] = 1
+        else:
+            prev = state[0].copy()
+            state[0] = psd_alpha * state[0] + (1 - psd_alpha) * p
+            state[1] = np.minimum(state[0], state[1] * rise)
+            state[2:4] = coh_alpha * state[2:4] + (1 - coh_alpha) * np.stack([pl, pr])
+            state[4:6] = coh_alpha * state[4:6] + (1 - coh_alpha) * np.stack(
+                [cross.real, cross.imag])
+        noise = state[1]
+        sig = p[in_band].sum()
+        noi = noise[in_band].sum()
+        snr_db = 10 * np.log10((sig + EPS) / (noi + EPS))
+        out[f, OUT_SNR] = snr_db
+        out[f, OUT_ACTIVITY] = 1 / (1 + np.exp(-(snr_db - act_mid) / act_slope))
+        mask = in_band & (p > noise * thr) & (p > EPS)
+        w = np.ones_like(p)
+        if mode in (1, 3):
+            msc = (state[4] ** 2 + state[5] ** 2) / (state[2] * state[3] + EPS)
+            w = w * np.minimum(msc, 1.0) ** coh_exp
+        if mode in (2, 3):
+            w = w * np.clip(10 * np.log10((p + EPS) / (prev + EPS)) / onset_db, 0, 1)
+        mag = np.abs(cross)
+        ok = mask & (mag > EPS)
+        a = np.where(ok, w * cross.real / np.where(ok, mag, 1), 0.0)
+        b = np.where(ok, w * cross.imag / np.where(ok, mag, 1), 0.0)
+        a[~mask] = 0
+        b[~mask] = 0
+        wsum = np.sqrt(a ** 2 + b ** 2)[mask].sum()
+        n_mask = int(mask.sum())
+        out[f, OUT_NBINS] = n_mask
+        out[f, OUT_DIRECT] = wsum / n_mask if n_mask else 0.0
+        if wsum <= 1e-12:
+            out[f, OUT_ITD] = np.nan
+            out[f, OUT_RELIABILITY] = 0.0
+        else:
+            scan = scan_cos[:, mask] @ a[mask] + scan_sin[:, mask] @ b[mask]
+            j = int(np.argmax(scan))
+            best, best_tau = scan[j], scan_tau[j]
+            tau = best_tau
+            om = omega[mask]
+            am, bm = a[mask], b[mask]
+            for _ in range(n_newton):
+                c, s = np.cos(om * tau), np.sin(om * tau)
+                r1 = np.sum(om * (-am * s + bm * c))
+                r2 = -np.sum(om ** 2 * (am * c + bm * s))
+                if r2 >= 0:
+                    break
+                delta = float(np.clip(-r1 / r2, -step, step))
+                tau = float(np.clip(tau + delta, -tau_max, tau_max))
+                if abs(delta) < 1e-10:
+                    break
+            r = np.sum(am * np.cos(om * tau) + bm * np.sin(om * tau))
+            if r < best:
+                tau, r = best_tau, best
+            out[f, OUT_ITD] = tau
+            out[f, OUT_RELIABILITY] = max(r / wsum, 0.0)
+        sel = mask if mask.any() else in_band
+        out[f, OUT_ILD] = 10 * np.log10((pl[sel].sum() + EPS) / (pr[sel].sum() + EPS))
+        for j in range(n_bands):
+            inb = band_of_bin == j
+            sel = inb & mask
+            if not sel.any():
+                sel = inb & in_band
+            out[f, OUT_BANDS + j] = 10 * np.log10((pl[sel].sum() + EPS) / (pr[sel].sum() + EPS))

@@ -1,0 +1,412 @@
+"""Binaural audio front-end: stream -> frames -> ITD / ILD / IPD / activity.
+
+The front-end is streaming: :meth:`BinauralFrontEnd.process` takes chunks of a
+2-channel stream at any sample rate (resampled to the processing rate) and
+returns the features of every frame completed by that chunk, each stamped
+with the time of its centre sample.
+
+ITD method (ALGORITHMS.md section 1): GCC-PHAT evaluated as the *continuous*
+band-limited cross-correlation r(tau) = sum_f w_f Re(C_f exp(-i omega_f tau)),
+C_f = L_f R_f^* / |L_f R_f^*|, over the physically possible lags only
+(|tau| <= mic spacing / c, plus a margin).  A coarse scan on a half-sample grid
+finds the main peak; Newton steps on the analytic derivatives of r(tau) then
+locate it to machine precision of the continuous function.  This equals
+zero-padding the inverse FFT by an infinite factor, at the cost of a few bin
+sums.  Measured error (tests/test_audio_accuracy.py): below 1 microsecond
+(0.016 samples at 16 kHz) on broadband fractional-delay signals.
+
+Bins are weighted by w_f = mask_f * direct-path dominance: the mask drops bins
+less than ``bin_snr_threshold_db`` above an adaptive noise floor (minimum
+tracking of the smoothed power spectrum with a bounded rise rate); the
+direct-path weight is the inter-channel magnitude-squared coherence raised to
+``coherence_exponent`` (diffuse reverberation is incoherent between the ears,
+the direct path is coherent), optionally times an onset term (precedence
+effect).  The normalised peak height r(tau*) / sum_f w_f in [0, 1] is the
+reliability of the ITD.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import gcd
+
+import numpy as np
+import scipy.fft
+import scipy.signal
+
+from . import _binaural_kernels as K
+from .config import AudioFrontEndConfig, MicArrayConfig
+from .geometry import MicGeometry
+
+__all__ = [
+    "AudioInputError",
+    "BinauralFeatures",
+    "BinauralFrontEnd",
+    "StreamResampler",
+    "pcm_to_float",
+    "frame_signal",
+    "interaural_phase_difference",
+    "extract_features",
+]
+
+_WEIGHTING_MODES = {"none": 0, "coherence": 1, "onset": 2, "coherence+onset": 3}
+
+
+class AudioInputError(ValueError):
+    """An audio chunk cannot be processed (wrong shape, NaN, rate mismatch...)."""
+
+
+def pcm_to_float(samples) -> np.ndarray:
+    """Convert PCM samples (int8/uint8/int16/int32 or float) to float64 in [-1, 1]."""
+    x = np.asarray(samples)
+    if x.dtype == np.uint8:
+        return (x.astype(np.float64) - 128.0) / 128.0
+    if np.issubdtype(x.dtype, np.integer):
+        return x.astype(np.float64) / float(-np.iinfo(x.dtype).min)
+    if np.issubdtype(x.dtype, np.floating):
+        return x.astype(np.float64, copy=False)
+    raise AudioInputError(f"unsupported sample type {x.dtype}: use integer PCM or float samples")
+
+
+class StreamResampler:
+    """Streaming polyphase resampler (Kaiser-windowed FIR, like scipy's resample_poly).
+
+    Output sample ``j`` (counted from the first input sample) represents the
+    time ``j / rate_out - delay`` relative to the first input sample, where
+    ``delay`` is the filter's group delay in seconds (:attr:`delay`).  Both
+    channels see the same linear-phase filter, so interaural differences are
+    preserved.
+    """
+
+    def __init__(self, rate_in: int, rate_out: int, channels: int = 2):
+        if rate_in <= 0 or rate_out <= 0:
+            raise ValueError("sample rates must be positive")
+        g = gcd(int(rate_in), int(rate_out))
+        self.up = int(rate_out) // g
+        self.down = int(rate_in) // g
+        self.rate_in = int(rate_in)
+        self.rate_out = int(rate_out)
+        self.channels = channels
+        if self.up == self.down == 1:
+            self.taps = np.ones(1)
+            self.half_len = 0
+        else:
+            max_rate = max(self.up, self.down)
+            self.half_len = 10 * max_rate
+            self.taps = scipy.signal.firwin(
+                2 * self.half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0)) * self.up
+        self.delay = self.half_len / (self.up * self.rate_in)
+        self.reset()
+
+    def reset(self):
+        self._buf = np.zeros((0, self.channels))
+        self._b0 = 0  # global input index of _buf[0], a multiple of down
+        self._j_done = 0  # next global output index to produce
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Push input samples (n, channels); return the output samples now complete."""
+        if self.up == self.down == 1:
+            return np.asarray(x, dtype=np.float64)
+        self._buf = np.concatenate([self._buf, x], axis=0) if len(self._buf) else np.asarray(
+            x, dtype=np.float64)
+        n = len(self._buf)
+        if n == 0:
+            return np.zeros((0, self.channels))
+        y = scipy.signal.upfirdn(self.taps, self._buf, self.up, self.down, axis=0)
+        k0 = self._j_done - (self._b0 * self.up) // self.down
+        k_end = -(-(n * self.up) // self.down)  # outputs with k*down < n*up
+        out = y[k0:k_end]
+        self._j_done += len(out)
+        # drop input no longer needed by future outputs
+        m = self._j_done * self.down - self._b0 * self.up
+        first_needed = (m - (len(self.taps) - 1)) // self.up
+        drop = max(0, (first_needed // self.down) * self.down)
+        if drop:
+            self._buf = self._buf[drop:]
+            self._b0 += drop
+        return out
+
+
+def frame_signal(x: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
+    """Overlapping frames of a (n, c) signal, shape (F, c, frame_length), no padding."""
+    n = x.shape[0]
+    if n < frame_length:
+        return np.zeros((0, x.shape[1], frame_length))
+    n_frames = 1 + (n - frame_length) // hop_length
+    idx = np.arange(frame_length)[None, :] + hop_length * np.arange(n_frames)[:, None]
+    return np.transpose(x[idx], (0, 2, 1))
+
+
+def interaural_phase_difference(spec_l: np.ndarray, spec_r: np.ndarray) -> np.ndarray:
+    """IPD per bin as (cos, sin) of arg L - arg R.
+
+    Parameters
+    ----------
+    spec_l, spec_r : complex arrays (..., B)
+
+    Returns
+    -------
+    ipd : float array (..., B, 2); (1, 0) where either spectrum is zero.
+    """
+    c = spec_l * np.conj(spec_r)
+    mag = np.abs(c)
+    ok = mag > 0
+    safe = np.where(ok, mag, 1.0)
+    return np.stack([np.where(ok, c.real / safe, 1.0), np.where(ok, c.imag / safe, 0.0)], axis=-1)
+
+
+@dataclass
+class BinauralFeatures:
+    """Features of F consecutive audio frames (arrays of length F).
+
+    stamp : s, time of each frame's centre sample.
+    itd : s, positive when the sound reaches the left mic first (NaN if no usable bin).
+    azimuth : rad, far-field azimuth of the ITD (positive to the left).
+    reliability : GCC-PHAT peak height in [0, 1].
+    ild : dB, broadband level difference left/right over unmasked bins.
+    ild_bands : (F, J) dB per configured band.
+    activity : [0, 1] speech/sound presence from the frame SNR over the noise floor.
+    direct_path : [0, 1] mean direct-path weight of the unmasked bins.
+    snr_db : dB of frame power over the adaptive noise floor.
+    n_bins : number of bins that passed the noise mask.
+    ipd : optional (F, B, 2) (cos, sin) of the interaural phase difference.
+    """
+
+    stamp: np.ndarray
+    itd: np.ndarray
+    azimuth: np.ndarray
+    reliability: np.ndarray
+    ild: np.ndarray
+    ild_bands: np.ndarray
+    activity: np.ndarray
+    direct_path: np.ndarray
+    snr_db: np.ndarray
+    n_bins: np.ndarray
+    ipd: np.ndarray | None = None
+    band_edges: tuple = field(default=())
+
+    def __len__(self) -> int:
+        return len(self.stamp)
+
+    @property
+    def weight(self) -> np.ndarray:
+        """Observation weight for clustering/tracking: activity x reliability."""
+        return self.activity * self.reliability
+
+    @classmethod
+    def empty(cls, n_bands: int, band_edges=()) -> BinauralFeatures:
+        z = np.zeros(0)
+        return cls(z, z, z, z, z, np.zeros((0, n_bands)), z, z, z, z, None, tuple(band_edges))
+
+    @classmethod
+    def concatenate(cls, parts) -> BinauralFeatures:
+        parts = [p for p in parts]
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        names = ["stamp", "itd", "azimuth", "reliability", "ild", "ild_bands", "activity",
+                 "direct_path", "snr_db", "n_bins"]
+        kw = {n: np.concatenate([getattr(p, n) for p in parts]) for n in names}
+        ipds = [p.ipd for p in parts if len(p)]
+        kw["ipd"] = np.concatenate(ipds) if ipds and all(i is not None for i in ipds) else None
+        return cls(**kw, band_edges=parts[0].band_edges)
+
+
+class BinauralFrontEnd:
+    """Streaming binaural feature extractor (the audio stage of the pipeline).
+
+    Parameters
+    ----------
+    config : AudioFrontEndConfig
+    mics : MicArrayConfig or MicGeometry
+    use_numba : bool
+        Use the numba kernel (default) or the plain-numpy reference.
+    keep_ipd : bool
+        Also return the per-bin IPD of every frame.
+    """
+
+    def __init__(self, config: AudioFrontEndConfig | None = None,
+                 mics: MicArrayConfig | MicGeometry | None = None,
+                 use_numba: bool = True, keep_ipd: bool = False):
+        self.config = config or AudioFrontEndConfig()
+        mics = mics if mics is not None else MicArrayConfig()
+        self.geometry = mics if isinstance(mics, MicGeometry) else MicGeometry.from_config(mics)
+        self.keep_ipd = keep_ipd
+        self._kernel = K.binaural_kernel if use_numba else K.binaural_reference
+        c = self.config
+        fs = c.processing_rate
+        n = c.frame_length
+        self.window = scipy.signal.get_window("hann", n, fftbins=True)
+        freqs = np.fft.rfftfreq(n, 1.0 / fs)
+        self.freqs = freqs
+        self.omega = 2 * np.pi * freqs
+        self.in_band = (freqs >= c.min_frequency) & (freqs <= c.max_frequency)
+        edges = np.asarray(c.ild_band_edges)
+        band = np.searchsorted(edges, freqs, side="right") - 1
+        band[(freqs < edges[0]) | (freqs > edges[-1])] = -1
+        band[band >= len(edges) - 1] = len(edges) - 2  # top edge belongs to the last band
+        band[freqs > edges[-1]] = -1
+        self.band_of_bin = band.astype(np.int64)
+        self.n_bands = len(edges) - 1
+        self.tau_max = self.geometry.max_itd * (1.0 + c.itd_margin)
+        step = c.itd_scan_step / fs
+        n_half = int(np.ceil(self.tau_max / step))
+        self.scan_tau = np.clip(np.arange(-n_half, n_half + 1) * step, -self.tau_max, self.tau_max)
+        phase = np.outer(self.scan_tau, self.omega)
+        self.scan_cos = np.cos(phase)
+        self.scan_sin = np.sin(phase)
+        self.params = np.zeros(K.N_PARAMS)
+        self.params[K.P_PSD_ALPHA] = c.psd_smoothing
+        self.params[K.P_RISE] = 10 ** (c.noise_rise_db_per_s * c.hop_duration / 10)
+        self.params[K.P_BIN_THR] = 10 ** (c.bin_snr_threshold_db / 10)
+        self.params[K.P_ACT_MID] = c.activity_snr_db
+        self.params[K.P_ACT_SLOPE] = c.activity_slope_db
+        self.params[K.P_COH_ALPHA] = c.coherence_smoothing
+        self.params[K.P_COH_EXP] = c.coherence_exponent
+        self.params[K.P_ONSET_DB] = c.onset_db
+        self.params[K.P_MODE] = _WEIGHTING_MODES[c.direct_path_weighting]
+        self.params[K.P_NEWTON] = c.newton_iterations
+        self.input_rate: int | None = None
+        self.stats = {"chunks": 0, "samples": 0, "clipped_samples": 0, "discontinuities": 0,
+                      "frames": 0}
+        self.reset()
+
+    # ----------------------------------------------------------------- state
+    def reset(self):
+        """Forget the stream (time base, buffers, noise floor)."""
+        self._state = np.zeros((6, len(self.freqs)))
+        self._initialised = np.zeros(1, dtype=np.int64)
+        self._resampler: StreamResampler | None = None
+        self._pending = np.zeros((0, 2))
+        self._t0: float | None = None  # time of input sample 0 of the current segment
+        self._n_in = 0  # input samples since t0
+        self._n_out = 0  # resampled samples produced since t0
+        self._next_frame = 0  # resampled index of the next frame start
+        self.input_rate = None
+
+    def warm_up(self):
+        """Compile/run the kernel once on a silent frame (call at node start)."""
+        fe = BinauralFrontEnd(self.config, self.geometry,
+                              use_numba=self._kernel is K.binaural_kernel)
+        fe.process(np.zeros((self.config.frame_length * 2, 2)), self.config.processing_rate, 0.0)
+
+    # ----------------------------------------------------------------- input
+    def _validate(self, samples, sample_rate) -> np.ndarray:
+        x = np.asarray(samples)
+        if x.ndim != 2:
+            raise AudioInputError(
+                f"audio chunk has shape {x.shape}: expected (samples, 2) interleaved as "
+                "[left, right] columns")
+        if x.shape[1] != 2:
+            raise AudioInputError(
+                f"audio chunk has {x.shape[1]} channel(s): the binaural front-end needs exactly 2 "
+                "(select the ear channels with capture.channel_left/channel_right, or give a "
+                "2-channel recording)")
+        x = pcm_to_float(x)
+        if not np.all(np.isfinite(x)):
+            raise AudioInputError(
+                "audio chunk contains NaN or infinite samples: the chunk was dropped; check the "
+                "driver or the recording")
+        if not isinstance(sample_rate, (int, np.integer)) and not float(sample_rate).is_integer():
+            raise AudioInputError(f"sample rate {sample_rate} is not an integer number of Hz")
+        sample_rate = int(sample_rate)
+        if sample_rate <= 0:
+            raise AudioInputError(f"sample rate {sample_rate} must be positive")
+        if self.input_rate is not None and sample_rate != self.input_rate:
+            raise AudioInputError(
+                f"sample rate changed mid-stream from {self.input_rate} Hz to {sample_rate} Hz: "
+                "call reset() (or restart the stream) before feeding the new rate")
+        return x
+
+    def process(self, samples, sample_rate: int, stamp: float | None = None) -> BinauralFeatures:
+        """Feed a chunk and return the features of the frames it completes.
+
+        Parameters
+        ----------
+        samples : array (n, 2)
+            Left and right channels (float in [-1, 1] or integer PCM).
+        sample_rate : int
+            Hz, the rate of this stream (resampled to ``config.processing_rate``).
+        stamp : float, optional
+            Time (s) of the chunk's first sample.  ``None`` continues the stream's
+            own clock.  A stamp that disagrees with the stream clock by more than a
+            frame restarts the time base (a gap or a jump; counted in
+            ``stats['discontinuities']``).
+        """
+        x = self._validate(samples, sample_rate)
+        rate = int(sample_rate)
+        c = self.config
+        if self.input_rate is None:
+            self.input_rate = rate
+        if stamp is not None and self._t0 is not None:
+            expected = self._t0 + self._n_in / rate
+            if abs(float(stamp) - expected) > max(c.frame_duration, 0.05):
+                self.stats["discontinuities"] += 1
+                self._restart_segment(float(stamp))
+        if self._t0 is None:
+            self._restart_segment(0.0 if stamp is None else float(stamp))
+        self.stats["chunks"] += 1
+        self.stats["samples"] += len(x)
+        self.stats["clipped_samples"] += int(np.count_nonzero(np.abs(x) >= 0.999))
+        self._n_in += len(x)
+        y = self._resampler.process(x) if self._resampler is not None else x
+        self._pending = np.concatenate([self._pending, y]) if len(self._pending) else y
+        frames = frame_signal(self._pending, c.frame_length, c.hop_length)
+        n_frames = len(frames)
+        if n_frames == 0:
+            return BinauralFeatures.empty(self.n_bands, c.ild_band_edges)
+        starts = self._next_frame + c.hop_length * np.arange(n_frames)
+        delay = self._resampler.delay if self._resampler is not None else 0.0
+        centre = self._t0 - delay + (starts + (c.frame_length - 1) / 2) / c.processing_rate
+        consumed = n_frames * c.hop_length
+        self._pending = self._pending[consumed:]
+        self._next_frame += consumed
+        feats = self.features_of_frames(frames, centre)
+        self.stats["frames"] += n_frames
+        return feats
+
+    def _restart_segment(self, t0: float):
+        self._t0 = t0
+        self._n_in = 0
+        self._next_frame = 0
+        self._pending = np.zeros((0, 2))
+        rate = self.input_rate
+        if rate is not None and rate != self.config.processing_rate:
+            self._resampler = StreamResampler(rate, self.config.processing_rate, 2)
+        else:
+            self._resampler = None
+
+    # -------------------------------------------------------------- features
+    def spectra(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Hann-windowed rfft of frames (F, 2, N) -> (spec_l, spec_r), each (F, B)."""
+        spec = scipy.fft.rfft(frames * self.window, axis=-1)
+        return np.ascontiguousarray(spec[:, 0]), np.ascontiguousarray(spec[:, 1])
+
+    def features_of_frames(self, frames: np.ndarray, stamps: np.ndarray) -> BinauralFeatures:
+        """Features of already framed audio (F, 2, frame_length) at the processing rate."""
+        spec_l, spec_r = self.spectra(frames)
+        out = np.zeros((len(frames), K.OUT_BANDS + self.n_bands))
+        self._kernel(spec_l, spec_r, self.omega, self.in_band, self.band_of_bin, self.scan_tau,
+                     self.scan_cos, self.scan_sin, self.tau_max, self._state, self._initialised,
+                     self.params, out)
+        itd = out[:, K.OUT_ITD]
+        return BinauralFeatures(
+            stamp=np.asarray(stamps, dtype=np.float64),
+            itd=itd,
+            azimuth=self.geometry.azimuth_from_itd(itd),
+            reliability=out[:, K.OUT_RELIABILITY],
+            ild=out[:, K.OUT_ILD],
+            ild_bands=out[:, K.OUT_BANDS:],
+            activity=out[:, K.OUT_ACTIVITY],
+            direct_path=out[:, K.OUT_DIRECT],
+            snr_db=out[:, K.OUT_SNR],
+            n_bins=out[:, K.OUT_NBINS],
+            ipd=interaural_phase_difference(spec_l, spec_r) if self.keep_ipd else None,
+            band_edges=self.config.ild_band_edges,
+        )
+
+
+def extract_features(samples, sample_rate: int, config: AudioFrontEndConfig | None = None,
+                     mics: MicArrayConfig | MicGeometry | None = None, start_time: float = 0.0,
+                     use_numba: bool = True, keep_ipd: bool = False) -> BinauralFeatures:
+    """Features of a whole 2-channel recording (n, 2) (batch form of the front-end)."""
+    fe = BinauralFrontEnd(config, mics, use_numba=use_numba, keep_ipd=keep_ipd)
+    return fe.process(samples, sample_rate, start_time)

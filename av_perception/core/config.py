@@ -1,0 +1,382 @@
+"""Stage configuration: one frozen dataclass per stage, validated on creation.
+
+Every field is declared with :func:`param`, which records a description and the
+allowed range (or set of choices).  The same metadata drives three things:
+
+* validation in ``__post_init__`` (a bad value raises :class:`ConfigError`
+  naming the parameter and the allowed range),
+* the ROS parameter declarations of the nodes (``<section>.<field>`` names,
+  descriptions and ranges),
+* offline loading from the ROS-params YAML files in ``config/``.
+
+This module is pure Python: it reads no files (see ``av_perception.io.params``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+__all__ = [
+    "ConfigError",
+    "ParameterSpec",
+    "StageConfig",
+    "param",
+    "MicArrayConfig",
+    "AudioFrontEndConfig",
+    "AudioCaptureConfig",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or out of its allowed range."""
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """Description of one tunable, as declared to ROS and checked offline."""
+
+    name: str  # dotted ROS name, e.g. "audio.frame_length"
+    default: Any
+    description: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple | None = None
+    length: int | None = None  # for fixed-length float arrays
+
+
+def param(default, description, *, low=None, high=None, choices=None, length=None):
+    """Declare a configuration field with its description and allowed range.
+
+    ``low``/``high`` are inclusive bounds for numbers (and for each element of a
+    float tuple); ``choices`` lists the allowed strings; ``length`` fixes the
+    length of a tuple.
+    """
+    return field(
+        default=default,
+        metadata={
+            "description": description,
+            "low": low,
+            "high": high,
+            "choices": tuple(choices) if choices is not None else None,
+            "length": length,
+        },
+    )
+
+
+def _range_text(meta) -> str:
+    if meta["choices"] is not None:
+        return "one of " + ", ".join(repr(c) for c in meta["choices"])
+    lo, hi = meta["low"], meta["high"]
+    if lo is not None and hi is not None:
+        return f"in [{lo}, {hi}]"
+    if lo is not None:
+        return f">= {lo}"
+    if hi is not None:
+        return f"<= {hi}"
+    return "any value of the default's type"
+
+
+class StageConfig:
+    """Mixin for the frozen stage dataclasses (validation and conversions)."""
+
+    SECTION: ClassVar[str] = ""
+    REGISTRY: ClassVar[dict] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("SECTION"):
+            StageConfig.REGISTRY[cls.SECTION] = cls
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            self._check_field(f, getattr(self, f.name))
+        self.validate()
+
+    def validate(self) -> None:
+        """Cross-field checks; override in subclasses."""
+
+    # ------------------------------------------------------------------ checks
+    def _fail(self, name: str, value, allowed: str):
+        raise ConfigError(
+            f"parameter '{self.SECTION}.{name}' = {value!r} is not allowed: must be {allowed}"
+        )
+
+    def _check_field(self, f, value):
+        meta = f.metadata
+        default = f.default
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                self._fail(f.name, value, "a boolean (true/false)")
+            return
+        if isinstance(default, str):
+            if not isinstance(value, str):
+                self._fail(f.name, value, "a string")
+            if meta.get("choices") and value not in meta["choices"]:
+                self._fail(f.name, value, _range_text(meta))
+            return
+        if isinstance(default, tuple):
+            if not isinstance(value, tuple):
+                object.__setattr__(self, f.name, tuple(value))
+                value = getattr(self, f.name)
+            if meta.get("length") is not None and len(value) != meta["length"]:
+                self._fail(f.name, value, f"a list of {meta['length']} numbers")
+            for v in value:
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    self._fail(f.name, value, "a list of finite numbers")
+                self._check_number(f, v, value)
+            object.__setattr__(self, f.name, tuple(float(v) for v in value))
+            return
+        if isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, float) and value.is_integer():
+                    object.__setattr__(self, f.name, int(value))
+                    value = int(value)
+                else:
+                    self._fail(f.name, value, "an integer " + _range_text(meta))
+            self._check_number(f, value, value)
+            return
+        if isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                self._fail(f.name, value, "a number " + _range_text(meta))
+            value = float(value)
+            object.__setattr__(self, f.name, value)
+            if not math.isfinite(value):
+                self._fail(f.name, value, "a finite number " + _range_text(meta))
+            self._check_number(f, value, value)
+
+    def _check_number(self, f, v, shown):
+        meta = f.metadata
+        lo, hi = meta.get("low"), meta.get("high")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            self._fail(f.name, shown, _range_text(meta))
+
+    # ------------------------------------------------------------ conversions
+    @classmethod
+    def parameter_specs(cls) -> list[ParameterSpec]:
+        """The ROS parameters of this stage (``<SECTION>.<field>``)."""
+        specs = []
+        for f in dataclasses.fields(cls):
+            m = f.metadata
+            specs.append(
+                ParameterSpec(
+                    name=f"{cls.SECTION}.{f.name}",
+                    default=f.default,
+                    description=m.get("description", ""),
+                    low=m.get("low"),
+                    high=m.get("high"),
+                    choices=m.get("choices"),
+                    length=m.get("length"),
+                )
+            )
+        return specs
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None):
+        """Build from a mapping of field name -> value; unknown names are refused."""
+        values = dict(values or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(
+                f"unknown parameter(s) {', '.join(cls.SECTION + '.' + u for u in unknown)}; "
+                f"known in section '{cls.SECTION}': {', '.join(sorted(names))}"
+            )
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+# ---------------------------------------------------------------------------
+# Audio stages
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MicArrayConfig(StageConfig):
+    """Positions of the two microphones in the left camera optical frame (m)."""
+
+    SECTION: ClassVar[str] = "mics"
+
+    left: tuple = param(
+        (-0.075, 0.0, 0.0),
+        "Left microphone position [x, y, z] in metres, left camera optical frame "
+        "(x right, y down, z forward).",
+        low=-5.0, high=5.0, length=3,
+    )
+    right: tuple = param(
+        (0.075, 0.0, 0.0),
+        "Right microphone position [x, y, z] in metres, left camera optical frame.",
+        low=-5.0, high=5.0, length=3,
+    )
+    speed_of_sound: float = param(343.0, "Speed of sound in m/s.", low=300.0, high=380.0)
+
+    def validate(self):
+        d = math.dist(self.left, self.right)
+        if d < 0.01:
+            raise ConfigError(
+                f"parameters 'mics.left' and 'mics.right' are {d:.4f} m apart: "
+                "the microphones must be at least 0.01 m apart"
+            )
+
+    @property
+    def spacing(self) -> float:
+        """Distance between the microphones in metres."""
+        return math.dist(self.left, self.right)
+
+    @property
+    def max_itd(self) -> float:
+        """Largest physically possible free-field ITD in seconds."""
+        return self.spacing / self.speed_of_sound
+
+
+@dataclass(frozen=True)
+class AudioFrontEndConfig(StageConfig):
+    """Binaural feature extraction (ALGORITHMS.md section 1)."""
+
+    SECTION: ClassVar[str] = "audio"
+
+    processing_rate: int = param(
+        16000, "Processing sample rate in Hz; input at other rates is resampled.",
+        low=8000, high=96000,
+    )
+    frame_length: int = param(
+        512, "Frame length in samples at the processing rate (Hann window).", low=64, high=8192
+    )
+    hop_length: int = param(
+        256, "Hop between frames in samples at the processing rate.", low=16, high=8192
+    )
+    min_frequency: float = param(
+        150.0, "Lowest frequency (Hz) used for ITD and ILD.", low=0.0, high=48000.0
+    )
+    max_frequency: float = param(
+        7500.0, "Highest frequency (Hz) used for ITD and ILD.", low=100.0, high=48000.0
+    )
+    itd_margin: float = param(
+        0.1, "Relative margin added to the largest physical ITD (mic spacing / c) "
+        "when searching the GCC-PHAT peak.", low=0.0, high=2.0,
+    )
+    itd_scan_step: float = param(
+        0.5, "Step of the coarse GCC-PHAT lag scan in samples before Newton refinement.",
+        low=0.05, high=1.0,
+    )
+    newton_iterations: int = param(
+        4, "Newton iterations refining the continuous GCC-PHAT peak (0 = coarse scan only).",
+        low=0, high=20,
+    )
+    noise_rise_db_per_s: float = param(
+        3.0, "How fast the adaptive noise floor may rise, in dB per second.", low=0.1, high=60.0
+    )
+    psd_smoothing: float = param(
+        0.7, "Recursive smoothing factor of the power spectrum used by the noise floor.",
+        low=0.0, high=0.99,
+    )
+    bin_snr_threshold_db: float = param(
+        6.0, "Bins whose power is less than this many dB above the noise floor are masked "
+        "out of GCC-PHAT and ILD.", low=-20.0, high=40.0,
+    )
+    activity_snr_db: float = param(
+        9.0, "Frame SNR (dB above the noise floor) at which the activity weight is 0.5.",
+        low=-10.0, high=40.0,
+    )
+    activity_slope_db: float = param(
+        2.0, "Width (dB) of the logistic activity curve around activity_snr_db.",
+        low=0.1, high=20.0,
+    )
+    direct_path_weighting: str = param(
+        "coherence",
+        "Direct-path dominance weighting of bins: 'none' (plain GCC-PHAT), 'coherence' "
+        "(inter-channel coherence), 'onset' (energy onsets), or 'coherence+onset'.",
+        choices=("none", "coherence", "onset", "coherence+onset"),
+    )
+    coherence_smoothing: float = param(
+        0.6, "Recursive smoothing factor of the cross- and auto-spectra for the coherence.",
+        low=0.0, high=0.99,
+    )
+    coherence_exponent: float = param(
+        4.0, "Bin weight = coherence ** exponent when coherence weighting is on.",
+        low=0.0, high=32.0,
+    )
+    onset_db: float = param(
+        6.0, "Power increase (dB over the smoothed past) that gives a bin full onset weight.",
+        low=0.1, high=40.0,
+    )
+    ild_band_edges: tuple = param(
+        (150.0, 500.0, 1000.0, 2000.0, 4000.0, 7500.0),
+        "Edges (Hz) of the ILD bands, increasing.", low=0.0, high=48000.0,
+    )
+
+    def validate(self):
+        if self.hop_length > self.frame_length:
+            raise ConfigError(
+                f"parameter 'audio.hop_length' = {self.hop_length} is not allowed: must be "
+                f"<= audio.frame_length ({self.frame_length})"
+            )
+        nyquist = self.processing_rate / 2
+        if not self.min_frequency < self.max_frequency <= nyquist:
+            raise ConfigError(
+                f"parameters 'audio.min_frequency' = {self.min_frequency} and "
+                f"'audio.max_frequency' = {self.max_frequency} are not allowed: need "
+                f"min_frequency < max_frequency <= processing_rate / 2 ({nyquist})"
+            )
+        e = self.ild_band_edges
+        if len(e) < 2 or any(b <= a for a, b in zip(e, e[1:])) or e[-1] > nyquist:
+            raise ConfigError(
+                f"parameter 'audio.ild_band_edges' = {list(e)} is not allowed: must be at "
+                f"least two increasing frequencies <= processing_rate / 2 ({nyquist})"
+            )
+
+    @property
+    def frame_duration(self) -> float:
+        return self.frame_length / self.processing_rate
+
+    @property
+    def hop_duration(self) -> float:
+        return self.hop_length / self.processing_rate
+
+
+@dataclass(frozen=True)
+class AudioCaptureConfig(StageConfig):
+    """Live capture from a sound card through sounddevice/PortAudio."""
+
+    SECTION: ClassVar[str] = "capture"
+
+    device: str = param(
+        "", "Input device: a name (substring match, e.g. 'pulse') or an index; "
+        "empty for the system default."
+    )
+    sample_rate: int = param(
+        16000, "Capture sample rate in Hz (resampled to audio.processing_rate).",
+        low=8000, high=192000,
+    )
+    channels: int = param(
+        2, "Number of channels to open on the device.", low=1, high=64
+    )
+    channel_left: int = param(
+        0, "Index of the left-ear channel among the opened ones.", low=0, high=63)
+    channel_right: int = param(
+        1, "Index of the right-ear channel among the opened ones.", low=0, high=63)
+    block_size: int = param(
+        256, "Samples per capture block (latency vs. overhead).", low=16, high=65536
+    )
+    reconnect_interval: float = param(
+        2.0, "Seconds between attempts to reopen a device that failed or disappeared.",
+        low=0.1, high=60.0,
+    )
+
+    def validate(self):
+        for name in ("channel_left", "channel_right"):
+            if getattr(self, name) >= self.channels:
+                raise ConfigError(
+                    f"parameter 'capture.{name}' = {getattr(self, name)} is not allowed: must be "
+                    f"< capture.channels ({self.channels})"
+                )
+        if self.channel_left == self.channel_right:
+            raise ConfigError(
+                "parameters 'capture.channel_left' and 'capture.channel_right' are both "
+                f"{self.channel_left}: select two different channels"
+            )

@@ -1,0 +1,1 @@
+"""Sources and sinks without ROS: audio devices, WAV files, rosbag2, parameter files."""

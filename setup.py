@@ -1,0 +1,64 @@
+"""ament_python package av_perception (also installable with pip)."""
+import os
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "av_perception"
+
+NODES = [
+    "audio_features_node = av_perception.nodes.audio_features_node:main",
+]
+
+
+def share(pattern):
+    return [f for f in glob(pattern) if os.path.isfile(f)]
+
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*", "bench"]),
+    package_data={PACKAGE: ["data/*"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
+        ("share/" + PACKAGE, ["package.xml"]),
+        ("share/" + PACKAGE + "/launch", share("launch/*")),
+        ("share/" + PACKAGE + "/config", share("config/*")),
+        ("share/" + PACKAGE + "/rviz", share("rviz/*")),
+    ],
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy>=1.24",
+        "scipy>=1.10",
+        "numba>=0.58",
+        "opencv-python-headless>=4.8,<5",
+        "rosbags>=0.9.20",
+        "pyyaml>=6",
+        "matplotlib>=3.6",
+    ],
+    extras_require={
+        "ros": [
+            "ros-jazzy-rclpy",
+            "ros-jazzy-rmw-fastrtps-cpp",
+            "ros-jazzy-std-msgs",
+            "ros-jazzy-sensor-msgs",
+            "ros-jazzy-geometry-msgs",
+            "ros-jazzy-visualization-msgs",
+            "ros-jazzy-diagnostic-msgs",
+        ],
+        "audio": ["sounddevice>=0.4.6"],
+        "sim": ["pyroomacoustics>=0.7", "scikit-image>=0.21"],
+        "eval": ["motmetrics>=1.4", "pandas"],
+        "dev": ["pytest>=7", "ruff>=0.4", "scikit-learn>=1.3", "setuptools"],
+    },
+    zip_safe=True,
+    maintainer="av_perception maintainers",
+    maintainer_email="maintainers@av-perception.invalid",
+    description="Audio-visual social perception for a robot head (binaural + stereo).",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": ["av-perception = av_perception.cli:main"] + NODES,
+    },
+)
