@@ -1,0 +1,7 @@
+"""Sub-commands of ``av-perception``; each module has ``register(subparsers)``."""
+
+#: modules providing sub-commands, in the order ``--help`` lists them
+COMMAND_MODULES = [
+    "av_perception.commands.audio",
+    "av_perception.commands.demo",
+]
