@@ -27,6 +27,7 @@ __all__ = [
     "MicArrayConfig",
     "AudioFrontEndConfig",
     "AudioCaptureConfig",
+    "StereoCameraConfig",
 ]
 
 
@@ -380,3 +381,28 @@ class AudioCaptureConfig(StageConfig):
                 "parameters 'capture.channel_left' and 'capture.channel_right' are both "
                 f"{self.channel_left}: select two different channels"
             )
+
+
+# ---------------------------------------------------------------------------
+# Camera
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StereoCameraConfig(StageConfig):
+    """A rectified pinhole stereo pair (used when no CameraInfo is available,
+    e.g. OpenCV capture without a calibration file, and by the simulator).
+    The left camera's optical frame is the frame of every 3D output."""
+
+    SECTION: ClassVar[str] = "camera"
+
+    width: int = param(640, "Image width in pixels.", low=16, high=8192)
+    height: int = param(480, "Image height in pixels.", low=16, high=8192)
+    fx: float = param(500.0, "Focal length along x in pixels.", low=1.0, high=1e5)
+    fy: float = param(500.0, "Focal length along y in pixels.", low=1.0, high=1e5)
+    cx: float = param(319.5, "Principal point x in pixels.", low=-1e4, high=1e4)
+    cy: float = param(239.5, "Principal point y in pixels.", low=-1e4, high=1e4)
+    baseline: float = param(
+        0.12, "Stereo baseline in metres (right camera at +baseline along x).",
+        low=0.005, high=2.0)
+    fps: float = param(15.0, "Nominal frame rate in frames per second.", low=0.5, high=240.0)
+    frame_id: str = param(
+        "stereo_left_optical_frame", "frame_id of the left camera optical frame (all 3D outputs).")
