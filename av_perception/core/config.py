@@ -28,6 +28,7 @@ __all__ = [
     "AudioFrontEndConfig",
     "AudioCaptureConfig",
     "StereoCameraConfig",
+    "AudioOutputConfig",
 ]
 
 
@@ -368,6 +369,10 @@ class AudioCaptureConfig(StageConfig):
         2.0, "Seconds between attempts to reopen a device that failed or disappeared.",
         low=0.1, high=60.0,
     )
+    input_file: str = param(
+        "", "Play this 2-channel WAV file in real time instead of capturing from the device "
+        "(empty: capture from the device).")
+    loop_input: bool = param(False, "Loop input_file forever.")
 
     def validate(self):
         for name in ("channel_left", "channel_right"):
@@ -406,3 +411,22 @@ class StereoCameraConfig(StageConfig):
     fps: float = param(15.0, "Nominal frame rate in frames per second.", low=0.5, high=240.0)
     frame_id: str = param(
         "stereo_left_optical_frame", "frame_id of the left camera optical frame (all 3D outputs).")
+
+
+@dataclass(frozen=True)
+class AudioOutputConfig(StageConfig):
+    """What the audio node publishes, and when."""
+
+    SECTION: ClassVar[str] = "output"
+
+    frame_id: str = param(
+        "stereo_left_optical_frame",
+        "frame_id of audio/direction and audio/features (the frame of the mic positions).")
+    direction_min_activity: float = param(
+        0.5, "Publish audio/direction only for frames with at least this activity.",
+        low=0.0, high=1.0)
+    direction_min_reliability: float = param(
+        0.3, "Publish audio/direction only for frames with at least this GCC-PHAT reliability.",
+        low=0.0, high=1.0)
+    diagnostics_period: float = param(
+        1.0, "Seconds between /diagnostics messages.", low=0.1, high=60.0)

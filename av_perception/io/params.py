@@ -22,7 +22,9 @@ import yaml
 
 from ..core.config import ConfigError, StageConfig
 
-__all__ = ["read_params_file", "flatten", "configs_from_params", "load_configs"]
+__all__ = [
+    "read_params_file", "flatten", "configs_from_params", "load_configs", "load_offline_configs",
+]
 
 
 def flatten(tree: Mapping, prefix: str = "") -> dict:
@@ -98,3 +100,22 @@ def configs_from_params(params: Mapping, classes: Iterable[type[StageConfig]],
 def load_configs(path, classes, node_name: str | None = None, allow_unknown: bool = False):
     """Read a params file and build the configs of ``classes`` ({cls: instance})."""
     return configs_from_params(read_params_file(path, node_name), classes, allow_unknown)
+
+
+def load_offline_configs(path, classes, node_name: str | None = None) -> dict:
+    """Configs of ``classes`` for an offline command from a params file (or defaults).
+
+    Every node section is merged; parameters of other known stages are ignored,
+    but a parameter of no known stage is refused (a typo must not pass silently).
+    """
+    classes = list(classes)
+    if path is None:
+        return {cls: cls() for cls in classes}
+    params = read_params_file(path, node_name)
+    known = set(StageConfig.REGISTRY)
+    stray = sorted(k for k in params if k.split(".")[0] not in known and k != "use_sim_time")
+    if stray:
+        raise ConfigError(
+            f"unknown parameter(s) in {path}: {', '.join(stray)}; known sections: "
+            f"{', '.join(sorted(known))}")
+    return configs_from_params(params, classes, allow_unknown=True)

@@ -1,0 +1,287 @@
+"""Audio sources behind one interface: live sound card, WAV file, rosbag2.
+
+Every source yields :class:`AudioChunk` objects: float64 samples (n, 2) in
+[-1, 1] holding the [left, right] ear channels, the sample rate, and the time
+(s) of the first sample.  ``sounddevice`` is imported only when a live source
+is opened, so everything else works without PortAudio.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..core.audio import pcm_to_float
+
+__all__ = [
+    "AudioChunk",
+    "AudioSourceError",
+    "WavAudioSource",
+    "SoundDeviceAudioSource",
+    "import_sounddevice",
+    "read_wav",
+    "write_wav",
+    "select_channels",
+]
+
+
+class AudioSourceError(RuntimeError):
+    """A source cannot deliver audio (missing library, device, file, bad format)."""
+
+
+@dataclass
+class AudioChunk:
+    samples: np.ndarray  # (n, 2) float64, [left, right]
+    sample_rate: int
+    stamp: float  # s, time of the first sample
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+def select_channels(x: np.ndarray, left: int, right: int) -> np.ndarray:
+    """Pick the ear channels (n, C) -> (n, 2), with a clear error when they do not exist."""
+    if x.ndim != 2:
+        raise AudioSourceError(f"expected (samples, channels) audio, got shape {x.shape}")
+    n_ch = x.shape[1]
+    if max(left, right) >= n_ch:
+        raise AudioSourceError(
+            f"the input has {n_ch} channel(s) but channels {left} (left) and {right} (right) "
+            "were selected: the binaural front-end needs two ear channels; pick them with "
+            "capture.channel_left / capture.channel_right (or --left/--right)")
+    return x[:, [left, right]]
+
+
+# ---------------------------------------------------------------------------- WAV
+def read_wav(path) -> tuple[np.ndarray, int]:
+    """Read a WAV file (PCM 8/16/24/32-bit or float) -> (samples (n, C) float64, rate)."""
+    import scipy.io.wavfile
+
+    path = Path(path)
+    if not path.exists():
+        raise AudioSourceError(f"WAV file {path} does not exist")
+    try:
+        rate, data = scipy.io.wavfile.read(path, mmap=False)
+    except (ValueError, EOFError) as exc:
+        raise AudioSourceError(f"cannot read {path} as a WAV file: {exc}") from exc
+    if data.ndim == 1:
+        data = data[:, None]
+    return pcm_to_float(data), int(rate)
+
+
+def write_wav(path, samples: np.ndarray, rate: int, dtype: str = "int16") -> None:
+    """Write (n, C) float samples in [-1, 1] as a PCM16 (default) or float32 WAV."""
+    import scipy.io.wavfile
+
+    x = np.asarray(samples, dtype=np.float64)
+    if dtype == "int16":
+        data = (np.clip(x, -1.0, 32767 / 32768) * 32768).astype(np.int16)
+    elif dtype == "float32":
+        data = x.astype(np.float32)
+    else:
+        raise ValueError("dtype must be 'int16' or 'float32'")
+    scipy.io.wavfile.write(Path(path), int(rate), data)
+
+
+class WavAudioSource:
+    """Chunks of a WAV file, optionally paced in real time.
+
+    Parameters
+    ----------
+    path : str or Path
+    chunk_size : int
+        Samples per chunk.
+    channel_left, channel_right : int
+        Ear channels among the file's channels.
+    start_time : float
+        Stamp (s) of the first sample.
+    realtime : bool
+        Sleep so that chunks come out at the file's own rate (for live-like tests).
+    loop : bool
+        Start again at the end (stamps keep increasing).
+    """
+
+    def __init__(self, path, chunk_size: int = 1024, channel_left: int = 0, channel_right: int = 1,
+                 start_time: float = 0.0, realtime: bool = False, loop: bool = False):
+        data, self.sample_rate = read_wav(path)
+        self.path = Path(path)
+        self.samples = select_channels(data, channel_left, channel_right)
+        self.chunk_size = int(chunk_size)
+        self.start_time = float(start_time)
+        self.realtime = realtime
+        self.loop = loop
+
+    def __iter__(self) -> Iterator[AudioChunk]:
+        return self.chunks()
+
+    def chunks(self) -> Iterator[AudioChunk]:
+        n = len(self.samples)
+        offset = 0
+        wall0 = time.monotonic()
+        while True:
+            for i in range(0, n, self.chunk_size):
+                block = self.samples[i:i + self.chunk_size]
+                stamp = self.start_time + (offset + i) / self.sample_rate
+                if self.realtime:
+                    due = wall0 + (offset + i + len(block)) / self.sample_rate
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                yield AudioChunk(block, self.sample_rate, stamp)
+            if not self.loop or n == 0:
+                return
+            offset += n
+
+    def close(self):
+        pass
+
+
+# -------------------------------------------------------------------- sounddevice
+def import_sounddevice():
+    """Import sounddevice, turning a missing PortAudio into a clear error."""
+    try:
+        import sounddevice
+    except OSError as exc:  # the module exists but libportaudio2 is missing
+        raise AudioSourceError(
+            "PortAudio library not found: install the system package libportaudio2 "
+            "(e.g. 'sudo apt-get install libportaudio2') to capture live audio") from exc
+    except ImportError as exc:
+        raise AudioSourceError(
+            "the Python package sounddevice is not installed: 'pip install sounddevice' "
+            "(or install the package with the 'audio' extra)") from exc
+    return sounddevice
+
+
+class SoundDeviceAudioSource:
+    """Live capture through PortAudio (sounddevice InputStream, callback mode).
+
+    The callback copies each block into a queue; :meth:`read` takes them out.
+    Overflows reported by PortAudio and blocks dropped because the consumer is
+    too slow are counted in :attr:`overflows` and :attr:`dropped_blocks`.
+
+    Parameters
+    ----------
+    config : AudioCaptureConfig
+    clock : callable, optional
+        Returns the current time in seconds (e.g. the ROS clock); stamps are
+        ``clock()`` at the callback minus the block duration and the input latency.
+    """
+
+    def __init__(self, config, clock=time.time, max_queue: int = 256):
+        self.config = config
+        self.clock = clock
+        self.sample_rate = int(config.sample_rate)
+        self.overflows = 0
+        self.dropped_blocks = 0
+        self.status_messages: list[str] = []
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self._stream = None
+        self._lock = threading.Lock()
+        self.device_name = ""
+
+    # ---------------------------------------------------------------- device
+    def _resolve_device(self, sd):
+        dev = self.config.device.strip()
+        if dev == "":
+            return None
+        if dev.lstrip("-").isdigit():
+            return int(dev)
+        matches = [i for i, d in enumerate(sd.query_devices())
+                   if dev.lower() in d["name"].lower() and d["max_input_channels"] > 0]
+        if not matches:
+            names = [d["name"] for d in sd.query_devices() if d["max_input_channels"] > 0]
+            raise AudioSourceError(
+                f"no input device matches {dev!r}; input devices: {names or 'none'} "
+                "(set capture.device to one of them or to an index)")
+        return matches[0]
+
+    def open(self):
+        """Open and start the input stream (raises AudioSourceError with the fix)."""
+        sd = import_sounddevice()
+        device = self._resolve_device(sd)
+        try:
+            info = sd.query_devices(device, "input")
+        except Exception as exc:  # PortAudioError or ValueError
+            raise AudioSourceError(f"cannot query input device {self.config.device!r}: {exc}") \
+                from exc
+        if info["max_input_channels"] < self.config.channels:
+            raise AudioSourceError(
+                f"device {info['name']!r} has {info['max_input_channels']} input channel(s) but "
+                f"capture.channels = {self.config.channels}; choose a device with two ear "
+                "channels or lower capture.channels")
+        self.device_name = info["name"]
+        try:
+            self._stream = sd.InputStream(
+                device=device, samplerate=self.sample_rate, channels=self.config.channels,
+                blocksize=self.config.block_size, dtype="float32", callback=self._callback)
+            self._stream.start()
+        except Exception as exc:
+            self._stream = None
+            raise AudioSourceError(
+                f"cannot open input device {info['name']!r} at {self.sample_rate} Hz with "
+                f"{self.config.channels} channels: {exc}") from exc
+
+    def _callback(self, indata, frames, time_info, status):
+        now = self.clock()
+        if status:
+            if status.input_overflow:
+                self.overflows += 1
+            self.status_messages.append(str(status))
+            del self.status_messages[:-20]
+        latency = 0.0
+        try:
+            latency = max(0.0, time_info.currentTime - time_info.inputBufferAdcTime)
+        except AttributeError:
+            pass
+        stamp = now - frames / self.sample_rate - latency
+        block = indata[:, [self.config.channel_left, self.config.channel_right]].astype(np.float64)
+        try:
+            self._queue.put_nowait(AudioChunk(block, self.sample_rate, stamp))
+        except queue.Full:
+            self.dropped_blocks += 1
+
+    @property
+    def active(self) -> bool:
+        s = self._stream
+        return s is not None and bool(s.active)
+
+    def read(self, timeout: float = 0.1) -> list[AudioChunk]:
+        """All blocks captured so far (waits up to ``timeout`` s for the first one).
+
+        Raises AudioSourceError when the stream stopped (device disappeared).
+        """
+        chunks = []
+        try:
+            chunks.append(self._queue.get(timeout=timeout))
+            while True:
+                chunks.append(self._queue.get_nowait())
+        except queue.Empty:
+            pass
+        if not chunks and self._stream is not None and not self._stream.active:
+            raise AudioSourceError(
+                f"input stream on {self.device_name!r} stopped (device disconnected or "
+                "driver error); it will be reopened")
+        return chunks
+
+    def chunks(self) -> Iterator[AudioChunk]:
+        """Blocks as they arrive, until :meth:`close`."""
+        while self._stream is not None:
+            yield from self.read()
+
+    def close(self):
+        with self._lock:
+            if self._stream is not None:
+                try:
+                    self._stream.stop()
+                    self._stream.close()
+                except Exception:  # noqa: BLE001 - closing a dead device may fail
+                    pass
+                self._stream = None
+
+

@@ -1,0 +1,151 @@
+"""rosbag2 reading (sqlite3 or mcap) through the rosbags library, with clear errors.
+
+Message types come from the definitions stored in the bag; types a bag does not
+define fall back to ROS 2 Jazzy plus the audio_common definitions of
+:mod:`av_perception.io.msgdefs`.  Corrupt or truncated bags raise
+:class:`BagError` naming the problem; iteration stops cleanly at a truncated
+end so that everything read before it is kept.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .msgdefs import make_typestore
+
+__all__ = ["BagError", "BagMessage", "BagReader", "choose_topic"]
+
+
+class BagError(RuntimeError):
+    """A bag cannot be opened or read, or lacks the topics asked for."""
+
+
+@dataclass
+class BagMessage:
+    topic: str
+    msgtype: str
+    log_time: int  # ns, when the message was recorded
+    msg: object
+
+
+class BagReader:
+    """Read a rosbag2 directory (or a single .db3/.mcap file) in time order.
+
+    Use as a context manager::
+
+        with BagReader(path) as bag:
+            for m in bag.messages(["/audio"]):
+                ...
+    """
+
+    def __init__(self, path, audio_flavour: str = "audio_common_4"):
+        from rosbags.highlevel import AnyReader
+
+        self.path = Path(path)
+        if not self.path.exists():
+            raise BagError(f"bag {self.path} does not exist")
+        bag_dir = self.path if self.path.is_dir() else self.path.parent
+        if not (bag_dir / "metadata.yaml").exists():
+            raise BagError(
+                f"{self.path} is not a rosbag2 (no metadata.yaml in {bag_dir}); give the bag "
+                "directory written by 'ros2 bag record'")
+        try:
+            self._reader = AnyReader([bag_dir], default_typestore=make_typestore(audio_flavour))
+            self._reader.open()
+        except Exception as exc:  # rosbags raises several types for broken bags
+            raise BagError(f"cannot open bag {bag_dir}: {exc}") from exc
+        self.truncated = False
+        self.errors: list[str] = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        try:
+            self._reader.close()
+        except Exception:  # noqa: BLE001 - closing a broken bag may fail too
+            pass
+
+    @property
+    def topics(self) -> dict[str, str]:
+        """{topic: message type} of every connection in the bag."""
+        return {c.topic: c.msgtype for c in self._reader.connections}
+
+    @property
+    def start_time(self) -> int:
+        return self._reader.start_time
+
+    @property
+    def end_time(self) -> int:
+        return self._reader.end_time
+
+    def describe_topics(self) -> str:
+        return ", ".join(f"{t} [{m}]" for t, m in sorted(self.topics.items())) or "no topics"
+
+    def messages(self, topics: Iterable[str] | None = None, start: int | None = None,
+                 stop: int | None = None) -> Iterator[BagMessage]:
+        """Messages of ``topics`` (all when None) in recording order.
+
+        Unknown topics raise BagError listing the bag's topics.  A message that
+        cannot be deserialised is skipped and recorded in :attr:`errors`; a
+        truncated or corrupt storage file ends the iteration and sets
+        :attr:`truncated`.
+        """
+        conns = list(self._reader.connections)
+        if topics is not None:
+            topics = list(topics)
+            missing = [t for t in topics if t not in self.topics]
+            if missing:
+                raise BagError(
+                    f"topic(s) {', '.join(missing)} not in bag {self.path}; the bag has: "
+                    f"{self.describe_topics()}")
+            conns = [c for c in conns if c.topic in topics]
+        it = self._reader.messages(connections=conns, start=start, stop=stop)
+        while True:
+            try:
+                conn, t_ns, raw = next(it)
+            except StopIteration:
+                return
+            except Exception as exc:  # corrupt page / truncated file
+                self.truncated = True
+                self.errors.append(f"bag storage error, reading stopped: {exc}")
+                return
+            try:
+                msg = self._reader.deserialize(raw, conn.msgtype)
+            except Exception as exc:  # noqa: BLE001 - one bad message must not stop the run
+                self.errors.append(f"cannot decode a {conn.msgtype} message on {conn.topic}: {exc}")
+                continue
+            yield BagMessage(conn.topic, conn.msgtype, t_ns, msg)
+
+
+def choose_topic(topics: dict[str, str], msgtypes: Iterable[str], wanted: str | None = None,
+                 preferred: Iterable[str] = (), what: str = "input") -> str:
+    """Pick the topic to read: ``wanted`` if given, else the only topic of an accepted
+    type (or the preferred name among several).  Errors list the bag's topics."""
+    msgtypes = tuple(msgtypes)
+    listing = ", ".join(f"{t} [{m}]" for t, m in sorted(topics.items())) or "no topics"
+    if wanted:
+        if wanted not in topics:
+            raise BagError(f"{what} topic {wanted} is not in the bag; the bag has: {listing}")
+        if topics[wanted] not in msgtypes:
+            raise BagError(
+                f"{what} topic {wanted} has type {topics[wanted]}, expected one of "
+                f"{', '.join(msgtypes)}")
+        return wanted
+    candidates = [t for t, m in topics.items() if m in msgtypes]
+    if len(candidates) == 1:
+        return candidates[0]
+    for name in preferred:
+        if name in candidates:
+            return name
+    if not candidates:
+        raise BagError(
+            f"no {what} topic in the bag (accepted types: {', '.join(msgtypes)}); the bag has: "
+            f"{listing}")
+    raise BagError(
+        f"several {what} topics in the bag ({', '.join(sorted(candidates))}): choose one "
+        "with the topic option")
