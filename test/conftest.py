@@ -1,10 +1,16 @@
 """Shared fixtures.  In CI (CI=true) a test that needs a real component fails
 instead of skipping when the component is missing."""
 import os
+import random
 
+import numpy as np
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Keep this run's DDS traffic to itself: a random domain, localhost only.
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(40, 99)))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 
 def require(condition: bool, what: str):
@@ -18,6 +24,16 @@ def require(condition: bool, what: str):
 
 @pytest.fixture
 def rng():
-    import numpy as np
-
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def ros_context():
+    """rclpy initialised once for the in-process node tests."""
+    try:
+        import rclpy
+    except ImportError:
+        require(False, "rclpy (pip install -e '.[ros]')")
+    rclpy.init()
+    yield rclpy
+    rclpy.try_shutdown()

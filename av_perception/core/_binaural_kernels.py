@@ -48,6 +48,7 @@ OUT_NBINS = 6
 OUT_BANDS = 7
 
 EPS = 1e-20
+SILENCE = 1e-12  # frame power (sum of |X|^2) below which a frame is digital silence
 
 
 @njit(cache=True)
@@ -143,7 +144,10 @@ def binaural_kernel(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, scan_
         # activity from the frame SNR over the adaptive floor
         snr_db = 10.0 * math.log10((sig + EPS) / (noi + EPS))
         out[f, OUT_SNR] = snr_db
-        out[f, OUT_ACTIVITY] = 1.0 / (1.0 + math.exp(-(snr_db - act_mid) / act_slope))
+        if sig < SILENCE:
+            out[f, OUT_ACTIVITY] = 0.0
+        else:
+            out[f, OUT_ACTIVITY] = 1.0 / (1.0 + math.exp(-(snr_db - act_mid) / act_slope))
 
         # weights of the GCC
         wsum = 0.0
@@ -283,7 +287,8 @@ def binaural_reference(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, sc
         noi = noise[in_band].sum()
         snr_db = 10 * np.log10((sig + EPS) / (noi + EPS))
         out[f, OUT_SNR] = snr_db
-        out[f, OUT_ACTIVITY] = 1 / (1 + np.exp(-(snr_db - act_mid) / act_slope))
+        activity = 1 / (1 + np.exp(-(snr_db - act_mid) / act_slope))
+        out[f, OUT_ACTIVITY] = 0.0 if sig < SILENCE else activity
         mask = in_band & (p > noise * thr) & (p > EPS)
         w = np.ones_like(p)
         if mode in (1, 3):

@@ -280,6 +280,7 @@ class BinauralFrontEnd:
         self._n_in = 0  # input samples since t0
         self._n_out = 0  # resampled samples produced since t0
         self._next_frame = 0  # resampled index of the next frame start
+        self._in_band = self.in_band
         self.input_rate = None
 
     def warm_up(self):
@@ -373,6 +374,11 @@ class BinauralFrontEnd:
             self._resampler = StreamResampler(rate, self.config.processing_rate, 2)
         else:
             self._resampler = None
+        # input below the processing rate has no content above its own band edge:
+        # keep those bins (resampler images and stopband leakage) out of ITD and ILD
+        self._in_band = self.in_band
+        if rate is not None and rate < self.config.processing_rate:
+            self._in_band = self.in_band & (self.freqs <= 0.45 * rate)
 
     # -------------------------------------------------------------- features
     def spectra(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -384,7 +390,7 @@ class BinauralFrontEnd:
         """Features of already framed audio (F, 2, frame_length) at the processing rate."""
         spec_l, spec_r = self.spectra(frames)
         out = np.zeros((len(frames), K.OUT_BANDS + self.n_bands))
-        self._kernel(spec_l, spec_r, self.omega, self.in_band, self.band_of_bin, self.scan_tau,
+        self._kernel(spec_l, spec_r, self.omega, self._in_band, self.band_of_bin, self.scan_tau,
                      self.scan_cos, self.scan_sin, self.tau_max, self._state, self._initialised,
                      self.params, out)
         itd = out[:, K.OUT_ITD]

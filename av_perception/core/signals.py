@@ -43,3 +43,23 @@ def synthetic_voice(fs: int, duration: float, f0: float = 120.0, seed: int = 0,
         on = (t % pause_every) < 0.7 * pause_every
         out *= on
     return out / (np.max(np.abs(out)) + 1e-12) * 0.5
+
+
+def binauralize(mono: np.ndarray, itd: float, fs: int) -> np.ndarray:
+    """(n, 2) pair where the right channel lags the left by ``itd`` seconds (exact)."""
+    mono = np.asarray(mono, dtype=float)
+    return np.stack([mono, fractional_delay(mono, itd * fs)], axis=1)
+
+
+def noise_bursts(fs: int, duration: float, on: float = 0.4, off: float = 0.3, seed: int = 0,
+                 level: float = 0.2, floor: float = 0.002) -> np.ndarray:
+    """White-noise bursts (``on`` s) separated by pauses (``off`` s) over a faint noise
+    floor, with 10 ms raised-cosine ramps: a mono signal whose activity is known."""
+    rng = np.random.default_rng(seed)
+    n = int(duration * fs)
+    t = np.arange(n) / fs
+    gate = ((t % (on + off)) < on).astype(float)
+    ramp = int(0.01 * fs)
+    kernel = np.hanning(2 * ramp + 1)
+    gate = np.convolve(gate, kernel / kernel.sum(), mode="same")
+    return rng.standard_normal(n) * level * gate + rng.standard_normal(n) * floor

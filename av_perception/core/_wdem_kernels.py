@@ -1,0 +1,294 @@
+"""Weighted-data EM kernels (numba) and their plain-numpy references.
+
+Every kernel has a reference with the same name plus ``_reference``, the same
+arguments and the same outputs (written in place); the public entry points are
+:func:`av_perception.core.wdem.fit` and :func:`~av_perception.core.wdem.select`,
+which validate inputs before any kernel runs.  Kernels are ``parallel=True``
+with ``prange`` over observations (E-steps) or over fixed chunks of
+observations (sufficient statistics: each chunk accumulates privately and the
+chunks are summed in a fixed order, so results do not depend on the number of
+threads).
+
+Arguments (N observations, d dimensions, K Gaussian components, Kc = K or K + 1
+when a uniform outlier component is appended as the last column):
+
+X          : float64 (N, d)     observations
+w          : float64 (N,)       fixed weights (FWD-EM), > 0
+a, beta    : float64 (N,)       WD-EM posterior shape a_i = alpha_i + d/2 and prior rate beta_i
+obs_const  : float64 (N,)       per-observation constant of the log-density
+                                FWD: (d/2) log w_i - (d/2) log 2 pi
+                                WD:  lnG(a_i) - lnG(alpha_i) - (d/2) log(2 pi beta_i)
+means      : float64 (K, d)
+prec_chol  : float64 (K, d, d)  lower-triangular L_k^-1 with Sigma_k = L_k L_k^T
+                                (only the lower triangle is read)
+log_det    : float64 (K,)       log |Sigma_k|
+log_pi     : float64 (K,)       log mixing proportions of the Gaussian components
+log_out    : float              log pi_0 - log V of the outlier component (ignored when Kc == K)
+log_resp   : float64 (N, Kc)    out: normalised log-responsibilities
+resp       : float64 (N, Kc)    out: responsibilities exp(log_resp)
+post_w     : float64 (N, K)     out (WD): posterior weights E[w_ik] = a_i / (beta_i + delta_ik / 2)
+ll         : float64 (N,)       out: log p(x_i), the row log-normaliser
+pw         : float64 (N, K) or (N, 1)  weights of the M-step (E[w_ik], or w_i broadcast over k)
+cov_code   : int                0 full, 1 diagonal, 2 spherical
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+COV_FULL = 0
+COV_DIAG = 1
+COV_SPHERICAL = 2
+COV_CODES = {"full": COV_FULL, "diag": COV_DIAG, "spherical": COV_SPHERICAL}
+
+N_CHUNKS = 32  # fixed chunking of the sufficient statistics (thread-count independent)
+
+
+# ---------------------------------------------------------------------------
+# E-steps
+# ---------------------------------------------------------------------------
+@njit(cache=True, inline="always")
+def _mahalanobis(X, i, means, prec_chol, k):
+    d = X.shape[1]
+    delta = 0.0
+    for r in range(d):
+        s = 0.0
+        for c in range(r + 1):
+            s += prec_chol[k, r, c] * (X[i, c] - means[k, c])
+        delta += s * s
+    return delta
+
+
+@njit(cache=True, inline="always")
+def _normalise_row(i, K, Kc, log_out, log_resp, resp, ll):
+    if Kc > K:
+        log_resp[i, K] = log_out
+    mx = -np.inf
+    for k in range(Kc):
+        if log_resp[i, k] > mx:
+            mx = log_resp[i, k]
+    if mx == -np.inf:  # every component impossible: spread evenly, zero likelihood
+        for k in range(Kc):
+            resp[i, k] = 1.0 / Kc
+            log_resp[i, k] = -math.log(Kc)
+        ll[i] = -np.inf
+        return
+    s = 0.0
+    for k in range(Kc):
+        e = math.exp(log_resp[i, k] - mx)
+        resp[i, k] = e
+        s += e
+    lse = mx + math.log(s)
+    inv = 1.0 / s
+    for k in range(Kc):
+        resp[i, k] *= inv
+        log_resp[i, k] -= lse
+    ll[i] = lse
+
+
+@njit(cache=True, parallel=True)
+def estep_fwd(X, w, obs_const, means, prec_chol, log_det, log_pi, log_out, log_resp, resp, ll):
+    n = X.shape[0]
+    K = means.shape[0]
+    Kc = log_resp.shape[1]
+    for i in prange(n):
+        for k in range(K):
+            delta = _mahalanobis(X, i, means, prec_chol, k)
+            log_resp[i, k] = log_pi[k] - 0.5 * log_det[k] + obs_const[i] - 0.5 * w[i] * delta
+        _normalise_row(i, K, Kc, log_out, log_resp, resp, ll)
+
+
+@njit(cache=True, parallel=True)
+def estep_wd(X, a, beta, obs_const, means, prec_chol, log_det, log_pi, log_out, log_resp, resp,
+             post_w, ll):
+    n = X.shape[0]
+    K = means.shape[0]
+    Kc = log_resp.shape[1]
+    for i in prange(n):
+        for k in range(K):
+            delta = _mahalanobis(X, i, means, prec_chol, k)
+            log_resp[i, k] = (log_pi[k] - 0.5 * log_det[k] + obs_const[i]
+                              - a[i] * math.log1p(0.5 * delta / beta[i]))
+            post_w[i, k] = a[i] / (beta[i] + 0.5 * delta)
+        _normalise_row(i, K, Kc, log_out, log_resp, resp, ll)
+
+
+@njit(cache=True, parallel=True)
+def normalise_rows(logp, log_resp, resp, ll):
+    """Row-wise log-sum-exp normalisation of unnormalised log-probabilities (N, Kc)."""
+    n, Kc = logp.shape
+    for i in prange(n):
+        for k in range(Kc):
+            log_resp[i, k] = logp[i, k]
+        _normalise_row(i, Kc, Kc, 0.0, log_resp, resp, ll)
+
+
+def _mahalanobis_reference(X, means, prec_chol):
+    diff = X[:, None, :] - means[None, :, :]  # (N, K, d)
+    y = np.einsum("kab,nkb->nka", np.tril(prec_chol), diff)
+    return np.einsum("nka,nka->nk", y, y)
+
+
+def _normalise_reference(v, log_resp, resp, ll):
+    mx = v.max(axis=1)
+    bad = mx == -np.inf
+    safe = np.where(bad, 0.0, mx)
+    lse = safe + np.log(np.exp(v - safe[:, None]).sum(axis=1))
+    lse[bad] = -np.inf
+    Kc = v.shape[1]
+    with np.errstate(invalid="ignore"):
+        lr = v - lse[:, None]
+    lr[bad] = -np.log(Kc)
+    log_resp[:] = lr
+    resp[:] = np.exp(lr)
+    ll[:] = lse
+
+
+def estep_fwd_reference(X, w, obs_const, means, prec_chol, log_det, log_pi, log_out, log_resp,
+                        resp, ll):
+    """Plain-numpy reference of :func:`estep_fwd` (same arguments, same outputs)."""
+    K = means.shape[0]
+    delta = _mahalanobis_reference(X, means, prec_chol)
+    v = np.empty(log_resp.shape)
+    v[:, :K] = (log_pi - 0.5 * log_det)[None, :] + obs_const[:, None] - 0.5 * w[:, None] * delta
+    if v.shape[1] > K:
+        v[:, K] = log_out
+    _normalise_reference(v, log_resp, resp, ll)
+
+
+def estep_wd_reference(X, a, beta, obs_const, means, prec_chol, log_det, log_pi, log_out,
+                       log_resp, resp, post_w, ll):
+    """Plain-numpy reference of :func:`estep_wd` (same arguments, same outputs)."""
+    K = means.shape[0]
+    delta = _mahalanobis_reference(X, means, prec_chol)
+    v = np.empty(log_resp.shape)
+    v[:, :K] = ((log_pi - 0.5 * log_det)[None, :] + obs_const[:, None]
+                - a[:, None] * np.log1p(0.5 * delta / beta[:, None]))
+    if v.shape[1] > K:
+        v[:, K] = log_out
+    post_w[:] = a[:, None] / (beta[:, None] + 0.5 * delta)
+    _normalise_reference(v, log_resp, resp, ll)
+
+
+def normalise_rows_reference(logp, log_resp, resp, ll):
+    """Plain-numpy reference of :func:`normalise_rows`."""
+    _normalise_reference(np.array(logp, dtype=np.float64), log_resp, resp, ll)
+
+
+# ---------------------------------------------------------------------------
+# Weighted sufficient statistics (M-step)
+# ---------------------------------------------------------------------------
+@njit(cache=True, parallel=True)
+def moments(X, resp, pw, nk, sw, sx):
+    """nk[k] = sum_i resp_ik (k < Kc); sw[k] = sum_i resp_ik pw_ik;
+    sx[k] = sum_i resp_ik pw_ik x_i (k < K)."""
+    n, d = X.shape
+    K = sx.shape[0]
+    Kc = nk.shape[0]
+    shared = pw.shape[1] == 1
+    n_chunks = min(n, N_CHUNKS)
+    acc = np.zeros((n_chunks, Kc, 2 + d))
+    for c in prange(n_chunks):
+        lo = c * n // n_chunks
+        hi = (c + 1) * n // n_chunks
+        for i in range(lo, hi):
+            for k in range(Kc):
+                acc[c, k, 0] += resp[i, k]
+            for k in range(K):
+                u = resp[i, k] * (pw[i, 0] if shared else pw[i, k])
+                acc[c, k, 1] += u
+                for j in range(d):
+                    acc[c, k, 2 + j] += u * X[i, j]
+    nk[:] = 0.0
+    sw[:] = 0.0
+    sx[:] = 0.0
+    for c in range(n_chunks):
+        for k in range(Kc):
+            nk[k] += acc[c, k, 0]
+        for k in range(K):
+            sw[k] += acc[c, k, 1]
+            for j in range(d):
+                sx[k, j] += acc[c, k, 2 + j]
+
+
+@njit(cache=True, parallel=True)
+def scatter(X, resp, pw, means, cov_code, out):
+    """out[k] = sum_i resp_ik pw_ik (x_i - mu_k)(x_i - mu_k)^T, restricted to the diagonal
+    (cov_code 1) or to its mean diagonal value times I (cov_code 2)."""
+    n, d = X.shape
+    K = means.shape[0]
+    shared = pw.shape[1] == 1
+    n_chunks = min(n, N_CHUNKS)
+    acc = np.zeros((n_chunks, K, d, d))
+    for c in prange(n_chunks):
+        lo = c * n // n_chunks
+        hi = (c + 1) * n // n_chunks
+        for i in range(lo, hi):
+            for k in range(K):
+                u = resp[i, k] * (pw[i, 0] if shared else pw[i, k])
+                if cov_code == 0:
+                    for r in range(d):
+                        dr = u * (X[i, r] - means[k, r])
+                        for s in range(r + 1):
+                            acc[c, k, r, s] += dr * (X[i, s] - means[k, s])
+                else:
+                    for r in range(d):
+                        dr = X[i, r] - means[k, r]
+                        acc[c, k, r, r] += u * dr * dr
+    out[:] = 0.0
+    for c in range(n_chunks):
+        for k in range(K):
+            for r in range(d):
+                for s in range(r + 1):
+                    out[k, r, s] += acc[c, k, r, s]
+    for k in range(K):
+        if cov_code == 0:
+            for r in range(d):
+                for s in range(r):
+                    out[k, s, r] = out[k, r, s]
+        elif cov_code == 2:
+            t = 0.0
+            for r in range(d):
+                t += out[k, r, r]
+            for r in range(d):
+                out[k, r, r] = t / d
+
+
+def moments_reference(X, resp, pw, nk, sw, sx):
+    """Plain-numpy reference of :func:`moments`."""
+    K = sx.shape[0]
+    u = resp[:, :K] * pw
+    nk[:] = resp.sum(axis=0)
+    sw[:] = u.sum(axis=0)
+    sx[:] = u.T @ X
+
+
+def scatter_reference(X, resp, pw, means, cov_code, out):
+    """Plain-numpy reference of :func:`scatter`."""
+    K, d = means.shape
+    u = resp[:, :K] * pw
+    for k in range(K):
+        diff = X - means[k]
+        if cov_code == COV_FULL:
+            out[k] = (u[:, k, None] * diff).T @ diff
+        else:
+            v = u[:, k] @ (diff * diff)
+            out[k] = np.diag(v if cov_code == COV_DIAG else np.full(d, v.sum() / d))
+
+
+KERNELS = {
+    "estep_fwd": estep_fwd,
+    "estep_wd": estep_wd,
+    "normalise_rows": normalise_rows,
+    "moments": moments,
+    "scatter": scatter,
+}
+REFERENCES = {
+    "estep_fwd": estep_fwd_reference,
+    "estep_wd": estep_wd_reference,
+    "normalise_rows": normalise_rows_reference,
+    "moments": moments_reference,
+    "scatter": scatter_reference,
+}

@@ -1,0 +1,591 @@
+"""Person detectors on the (rectified) left image and their common output type.
+
+Detectors:
+
+* OpenCV Haar cascades shipped in ``cv2.data.haarcascades``: frontal faces,
+  profile faces (the cascade finds one facing direction; it also runs on the
+  mirrored image for the other), upper bodies.
+* YuNet (``cv2.FaceDetectorYN``), a small CNN face detector, when a model
+  file (``face_detection_yunet_*.onnx`` of the OpenCV model zoo) is given.
+
+:class:`DetectionPipeline` runs the configured detectors on a region of
+interest at a configurable scale, merges their outputs by non-maximum
+suppression on the *head boxes*, and, with ``every_k > 1``, runs them only on
+every k-th frame and follows the boxes in between by normalised
+cross-correlation template matching (cheap, no drift: the template is the
+keyframe's appearance).
+
+Boxes are x, y, w, h in pixels of the full-resolution image given to
+:meth:`DetectionPipeline.detect` (x right, y down; top-left corner).
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import ClassVar
+
+import cv2
+import numpy as np
+
+from .config import ConfigError, StageConfig, param
+
+__all__ = [
+    "DetectorError",
+    "Detection",
+    "DetectionConfig",
+    "HaarDetector",
+    "YuNetDetector",
+    "BoxTracker",
+    "DetectionPipeline",
+    "box_iou",
+    "non_max_suppression",
+    "HAAR_CASCADES",
+]
+
+#: Haar cascade file per detector name (files of ``cv2.data.haarcascades``).
+HAAR_CASCADES = {
+    "frontal": "haarcascade_frontalface_default.xml",
+    "frontal_alt2": "haarcascade_frontalface_alt2.xml",
+    "profile": "haarcascade_profileface.xml",
+    "upper_body": "haarcascade_upperbody.xml",
+}
+
+#: detector choice -> the detectors it runs
+DETECTOR_SETS = {
+    "haar_frontal": ("frontal",),
+    "haar_profile": ("profile",),
+    "haar_frontal_profile": ("frontal", "profile"),
+    "haar_upper_body": ("upper_body",),
+    "haar_frontal_upper_body": ("frontal", "upper_body"),
+    "haar_all": ("frontal", "profile", "upper_body"),
+    "yunet": ("yunet",),
+    "yunet_upper_body": ("yunet", "upper_body"),
+}
+
+
+class DetectorError(RuntimeError):
+    """A detector cannot be built or run (missing model file, bad image)."""
+
+
+# ---------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DetectionConfig(StageConfig):
+    """Person detection on the left image (section ``detection``)."""
+
+    SECTION: ClassVar[str] = "detection"
+
+    detector: str = param(
+        "haar_frontal",
+        "Detectors to run: 'haar_frontal' (default, fastest), 'haar_profile', "
+        "'haar_frontal_profile' (profile also on the mirrored image), 'haar_upper_body', "
+        "'haar_frontal_upper_body', 'haar_all', 'yunet' (needs detection.yunet_model), "
+        "'yunet_upper_body'.",
+        choices=tuple(DETECTOR_SETS),
+    )
+    yunet_model: str = param(
+        "", "Path of the YuNet ONNX model (face_detection_yunet_2023mar.onnx) for 'yunet*'.")
+    yunet_score_threshold: float = param(
+        0.6, "YuNet face score threshold.", low=0.0, high=1.0)
+    scale: float = param(
+        1.0, "Image scale for detection (0.5 = half resolution: faster, loses small faces; "
+        "the Haar window is 24 px, so the smallest face found is 24/scale px).",
+        low=0.1, high=4.0)
+    roi: tuple = param(
+        (0.0, 0.0, 1.0, 1.0), "Region of interest [x0, y0, x1, y1] as fractions of the image "
+        "width/height; detectors only look inside it.", low=0.0, high=1.0, length=4)
+    every_k: int = param(
+        3, "Run the detectors on every k-th frame and track the boxes in between "
+        "(1 = detect on every frame).", low=1, high=120)
+    haar_scale_factor: float = param(
+        1.2, "Scale step between the Haar pyramid levels (smaller: slower, finds more).",
+        low=1.01, high=2.0)
+    haar_min_neighbors: int = param(
+        3, "Overlapping Haar hits needed to accept a detection.", low=1, high=50)
+    confidence_half_neighbors: float = param(
+        3.0, "Haar confidence = n / (n + this), n = number of merged hits.", low=0.1, high=100.0)
+    min_size: int = param(
+        24, "Smallest box side in full-resolution pixels (also limited by vision.max_depth).",
+        low=8, high=4096)
+    max_size: int = param(
+        0, "Largest box side in full-resolution pixels (0 = no limit; also limited by "
+        "vision.min_depth).", low=0, high=8192)
+    equalize: bool = param(
+        False, "Equalise the histogram of the grey image before the Haar cascades.")
+    nms_iou: float = param(
+        0.3, "Head boxes overlapping more than this intersection-over-union are merged.",
+        low=0.0, high=1.0)
+    max_detections: int = param(
+        20, "Keep at most this many detections per frame (highest confidence first).",
+        low=1, high=1000)
+    track_search: float = param(
+        0.5, "Tracking between keyframes searches this fraction of the box size around the "
+        "previous position.", low=0.05, high=3.0)
+    track_min_score: float = param(
+        0.6, "Tracked boxes whose template correlation drops below this are dropped.",
+        low=0.0, high=1.0)
+
+    def validate(self):
+        x0, y0, x1, y1 = self.roi
+        if not (x1 > x0 and y1 > y0):
+            raise ConfigError(
+                f"parameter 'detection.roi' = {list(self.roi)} is not allowed: need x1 > x0 and "
+                "y1 > y0 (fractions of the image)")
+        if self.max_size and self.max_size < self.min_size:
+            raise ConfigError(
+                f"parameter 'detection.max_size' = {self.max_size} is not allowed: must be 0 or "
+                f">= detection.min_size ({self.min_size})")
+
+    @property
+    def detectors(self) -> tuple[str, ...]:
+        """Names of the detectors this choice runs."""
+        return DETECTOR_SETS[self.detector]
+
+
+# ---------------------------------------------------------------------------
+# Detection type and box utilities
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Detection:
+    """One detected person part.
+
+    Attributes
+    ----------
+    x, y, w, h : float
+        Box in image pixels (top-left corner, width, height).
+    confidence : float
+        [0, 1], detector-specific score mapped to a probability-like value.
+    kind : str
+        ``"face"`` (frontal or YuNet), ``"profile"`` or ``"upper_body"``.
+    source : str
+        Detector that produced it (``haar_frontal``, ``haar_profile``,
+        ``haar_upper_body``, ``yunet``).
+    tracked : bool
+        True when the box was carried from the last keyframe by tracking.
+    """
+
+    x: float
+    y: float
+    w: float
+    h: float
+    confidence: float
+    kind: str
+    source: str = ""
+    tracked: bool = False
+
+    @property
+    def box(self) -> np.ndarray:
+        """(4,) x, y, w, h."""
+        return np.array([self.x, self.y, self.w, self.h])
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        """Box centre (u, v) in pixels."""
+        return self.x + 0.5 * self.w, self.y + 0.5 * self.h
+
+    def head_box(self) -> np.ndarray:
+        """(4,) x, y, w, h of the head: the box itself for faces, the top-centre part
+        of an upper-body box (head ~40 % of its width, ~50 % of its height)."""
+        if self.kind == "upper_body":
+            return np.array([self.x + 0.3 * self.w, self.y + 0.05 * self.h, 0.4 * self.w,
+                             0.5 * self.h])
+        return self.box
+
+    def moved(self, x: float, y: float, confidence: float) -> Detection:
+        """A tracked copy at a new position."""
+        return Detection(float(x), float(y), self.w, self.h, float(confidence), self.kind,
+                         self.source, True)
+
+
+def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection areas of boxes a (N, 4) and b (M, 4) -> (N, M)."""
+    iw = (np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2])
+          - np.maximum(a[:, None, 0], b[None, :, 0]))
+    ih = (np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3])
+          - np.maximum(a[:, None, 1], b[None, :, 1]))
+    return np.clip(iw, 0, None) * np.clip(ih, 0, None)
+
+
+def box_iou(a, b) -> np.ndarray:
+    """Intersection over union of boxes a (N, 4) and b (M, 4) (x, y, w, h) -> (N, M)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    inter = _intersection(a, b)
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def non_max_suppression(detections, iou_threshold: float = 0.3,
+                        max_detections: int | None = None) -> list[Detection]:
+    """Greedy non-maximum suppression on head boxes, across detector kinds.
+
+    A detection is dropped when its head box overlaps a more confident kept
+    one by more than ``iou_threshold`` (IoU), or lies mostly inside it
+    (intersection > 0.8 of the smaller box), so a face and the upper body
+    around it, or a frontal and a profile hit of the same head, give one
+    observation.
+    """
+    dets = sorted(detections, key=lambda d: -d.confidence)
+    if not dets:
+        return []
+    heads = np.array([d.head_box() for d in dets])
+    iou = box_iou(heads, heads)
+    area = heads[:, 2] * heads[:, 3]
+    contained = _intersection(heads, heads) > 0.8 * np.minimum(area[:, None], area[None])
+    keep: list[int] = []
+    for i in range(len(dets)):
+        if all(iou[i, j] <= iou_threshold and not contained[i, j] for j in keep):
+            keep.append(i)
+            if max_detections is not None and len(keep) >= max_detections:
+                break
+    return [dets[i] for i in keep]
+
+
+# ---------------------------------------------------------------------------
+# Detectors
+# ---------------------------------------------------------------------------
+def _load_cascade(name: str) -> cv2.CascadeClassifier:
+    if name in HAAR_CASCADES:
+        path = os.path.join(cv2.data.haarcascades, HAAR_CASCADES[name])
+    else:
+        path = name
+    if not os.path.exists(path):
+        raise DetectorError(
+            f"Haar cascade {path} does not exist: OpenCV's data files are missing "
+            "(reinstall opencv-python-headless) or the name is wrong; known names: "
+            f"{', '.join(HAAR_CASCADES)}")
+    cascade = cv2.CascadeClassifier(path)
+    if cascade.empty():
+        raise DetectorError(f"Haar cascade {path} could not be loaded (corrupt file?)")
+    return cascade
+
+
+def _gray(image) -> np.ndarray:
+    img = np.asarray(image)
+    if img.ndim == 2:
+        g = img
+    elif img.ndim == 3 and img.shape[2] == 3:
+        g = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    elif img.ndim == 3 and img.shape[2] == 4:
+        g = cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY)
+    elif img.ndim == 3 and img.shape[2] == 1:
+        g = img[:, :, 0]
+    else:
+        raise DetectorError(
+            f"image has shape {img.shape}: expected grey (H, W) or BGR (H, W, 3) / BGRA")
+    if g.dtype != np.uint8:
+        if g.dtype == np.uint16:
+            g = (g >> 8).astype(np.uint8)
+        else:
+            raise DetectorError(f"image dtype {g.dtype} is not supported: give uint8 images")
+    return np.ascontiguousarray(g)
+
+
+class HaarDetector:
+    """One OpenCV Haar cascade.
+
+    Parameters
+    ----------
+    cascade : str
+        A key of :data:`HAAR_CASCADES` or a path to a cascade XML file.
+    kind : str
+        Kind of the produced :class:`Detection`.
+    source : str
+        Name recorded in each detection.
+    mirrored : bool
+        Also run on the horizontally mirrored image (profile faces: the cascade
+        knows one facing direction only).
+    scale_factor, min_neighbors : cascade parameters.
+    half_neighbors : float
+        Confidence = n / (n + half_neighbors) for n merged raw hits.
+    """
+
+    def __init__(self, cascade: str, kind: str, source: str = "", mirrored: bool = False,
+                 scale_factor: float = 1.2, min_neighbors: int = 3, half_neighbors: float = 3.0):
+        self.cascade = _load_cascade(cascade)
+        self.kind = kind
+        self.source = source or f"haar_{cascade}"
+        self.mirrored = mirrored
+        self.scale_factor = float(scale_factor)
+        self.min_neighbors = int(min_neighbors)
+        self.half_neighbors = float(half_neighbors)
+
+    def detect(self, gray: np.ndarray, min_size: int = 0, max_size: int = 0) -> list[Detection]:
+        """Detections in a uint8 grey image (boxes in its pixels)."""
+        gray = _gray(gray)
+        out = []
+        passes = [(gray, False)]
+        if self.mirrored:
+            passes.append((cv2.flip(gray, 1), True))
+        width = gray.shape[1]
+        for img, flipped in passes:
+            boxes, hits = self.cascade.detectMultiScale2(
+                img, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+                minSize=(min_size, min_size), maxSize=(max_size, max_size))
+            for (x, y, w, h), n in zip(np.reshape(boxes, (-1, 4)), np.ravel(hits)):
+                if flipped:
+                    x = width - x - w
+                conf = float(n) / (float(n) + self.half_neighbors)
+                out.append(Detection(float(x), float(y), float(w), float(h), conf, self.kind,
+                                     self.source))
+        return out
+
+
+class YuNetDetector:
+    """YuNet CNN face detector (``cv2.FaceDetectorYN``).
+
+    Parameters
+    ----------
+    model_path : str
+        ONNX model file (e.g. ``face_detection_yunet_2023mar.onnx`` from the
+        OpenCV model zoo).
+    score_threshold, nms_threshold : float
+    top_k : int
+
+    Raises
+    ------
+    DetectorError
+        When the file is missing or OpenCV cannot load it.
+    """
+
+    def __init__(self, model_path: str, score_threshold: float = 0.6,
+                 nms_threshold: float = 0.3, top_k: int = 50):
+        if not model_path:
+            raise DetectorError(
+                "the YuNet detector needs a model file: set detection.yunet_model to the path "
+                "of face_detection_yunet_2023mar.onnx (OpenCV model zoo), or choose a Haar "
+                "detector with detection.detector")
+        if not os.path.isfile(model_path):
+            raise DetectorError(
+                f"YuNet model file {model_path!r} does not exist: download "
+                "face_detection_yunet_2023mar.onnx from the OpenCV model zoo and set "
+                "detection.yunet_model to its path, or choose a Haar detector "
+                "(detection.detector)")
+        try:
+            self.net = cv2.FaceDetectorYN.create(model_path, "", (320, 320),
+                                                 float(score_threshold), float(nms_threshold),
+                                                 int(top_k))
+        except cv2.error as exc:
+            raise DetectorError(
+                f"OpenCV cannot load the YuNet model {model_path!r} ({exc.msg.strip()}): is it "
+                "an ONNX YuNet model from the OpenCV model zoo?") from None
+        self._size = (320, 320)
+
+    def detect(self, image: np.ndarray, min_size: int = 0, max_size: int = 0) -> list[Detection]:
+        """Face detections in a BGR (or grey) uint8 image; confidence = YuNet score."""
+        img = np.asarray(image)
+        if img.ndim == 2:
+            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+        elif img.ndim == 3 and img.shape[2] == 4:
+            img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            raise DetectorError(f"YuNet needs a uint8 BGR image, got {img.dtype} {img.shape}")
+        size = (img.shape[1], img.shape[0])
+        if size != self._size:
+            self.net.setInputSize(size)
+            self._size = size
+        _, faces = self.net.detect(img)
+        out = []
+        if faces is None:
+            return out
+        for f in faces:
+            x, y, w, h = (float(v) for v in f[:4])
+            side = max(w, h)
+            if side < min_size or (max_size and side > max_size):
+                continue
+            out.append(Detection(x, y, w, h, float(f[-1]), "face", "yunet"))
+        return out
+
+
+# ---------------------------------------------------------------------------
+# Tracking between keyframes
+# ---------------------------------------------------------------------------
+class BoxTracker:
+    """Follows detection boxes between detector keyframes by template matching.
+
+    The template of each box is cut from the keyframe; on later frames it is
+    searched (``cv2.matchTemplate``, normalised correlation coefficient) in a
+    window of ``search`` x box size around the previous position.  Confidence
+    of a tracked box = keyframe confidence x correlation.
+    """
+
+    def __init__(self, search: float = 0.5, min_score: float = 0.6):
+        self.search = float(search)
+        self.min_score = float(min_score)
+        self._tracks: list[tuple[Detection, np.ndarray, float]] = []
+
+    def __len__(self) -> int:
+        return len(self._tracks)
+
+    def start(self, gray: np.ndarray, detections) -> None:
+        """Start tracking ``detections`` from this (keyframe) grey image."""
+        gray = _gray(gray)
+        height, width = gray.shape
+        self._tracks = []
+        for d in detections:
+            x0, y0 = int(round(d.x)), int(round(d.y))
+            x1, y1 = int(round(d.x + d.w)), int(round(d.y + d.h))
+            if x0 < 0 or y0 < 0 or x1 > width or y1 > height or x1 - x0 < 4 or y1 - y0 < 4:
+                continue
+            self._tracks.append((d, gray[y0:y1, x0:x1].copy(), d.confidence))
+
+    def update(self, gray: np.ndarray) -> list[Detection]:
+        """Track every box into this grey image; returns the boxes still held."""
+        gray = _gray(gray)
+        height, width = gray.shape
+        kept = []
+        out = []
+        for det, tmpl, conf0 in self._tracks:
+            th, tw = tmpl.shape
+            margin = max(4, int(math.ceil(self.search * max(tw, th))))
+            x0 = max(0, int(round(det.x)) - margin)
+            y0 = max(0, int(round(det.y)) - margin)
+            x1 = min(width, int(round(det.x)) + tw + margin)
+            y1 = min(height, int(round(det.y)) + th + margin)
+            if x1 - x0 < tw or y1 - y0 < th:
+                continue
+            res = cv2.matchTemplate(gray[y0:y1, x0:x1], tmpl, cv2.TM_CCOEFF_NORMED)
+            _, score, _, loc = cv2.minMaxLoc(res)
+            if not score >= self.min_score:
+                continue
+            dx, dy = _subpixel_peak(res, loc)
+            moved = det.moved(x0 + loc[0] + dx, y0 + loc[1] + dy, conf0 * score)
+            kept.append((moved, tmpl, conf0))
+            out.append(moved)
+        self._tracks = kept
+        return out
+
+    def reset(self) -> None:
+        self._tracks = []
+
+
+def _subpixel_peak(res: np.ndarray, loc) -> tuple[float, float]:
+    """Parabolic sub-pixel offset of the correlation peak at ``loc`` (x, y)."""
+    x, y = loc
+    out = [0.0, 0.0]
+    for axis, (i, n) in enumerate(((x, res.shape[1]), (y, res.shape[0]))):
+        if 0 < i < n - 1:
+            if axis == 0:
+                a, b, c = res[y, x - 1], res[y, x], res[y, x + 1]
+            else:
+                a, b, c = res[y - 1, x], res[y, x], res[y + 1, x]
+            den = a - 2 * b + c
+            if den < 0:
+                out[axis] = float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
+    return out[0], out[1]
+
+
+# ---------------------------------------------------------------------------
+# Pipeline
+# ---------------------------------------------------------------------------
+class DetectionPipeline:
+    """The configured detectors + ROI + scale + every-k tracking + NMS.
+
+    Parameters
+    ----------
+    config : DetectionConfig
+    min_size, max_size : int, optional
+        Extra limits of the box side in full-resolution pixels (the visual
+        front-end derives them from the depth range); combined with the
+        config's ``min_size``/``max_size``.
+    """
+
+    def __init__(self, config: DetectionConfig | None = None, min_size: int | None = None,
+                 max_size: int | None = None):
+        self.config = c = config or DetectionConfig()
+        self.min_size = max(c.min_size, int(min_size or 0))
+        limits = [v for v in (c.max_size, max_size) if v]
+        self.max_size = int(min(limits)) if limits else 0
+        if self.max_size and self.max_size < self.min_size:
+            self.max_size = self.min_size
+        self.detectors = []
+        for name in c.detectors:
+            if name == "yunet":
+                self.detectors.append(YuNetDetector(c.yunet_model, c.yunet_score_threshold))
+            else:
+                kind = {"frontal": "face", "profile": "profile", "upper_body": "upper_body"}[name]
+                self.detectors.append(HaarDetector(
+                    name, kind, f"haar_{name}", mirrored=(name == "profile"),
+                    scale_factor=c.haar_scale_factor, min_neighbors=c.haar_min_neighbors,
+                    half_neighbors=c.confidence_half_neighbors))
+        self.tracker = BoxTracker(c.track_search, c.track_min_score)
+        self.frame_index = 0
+        self.stats = {"frames": 0, "keyframes": 0, "detections": 0, "tracked": 0}
+
+    def reset(self) -> None:
+        """Forget the tracked boxes; the next frame is a keyframe."""
+        self.tracker.reset()
+        self.frame_index = 0
+
+    def roi_pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """ROI as integer pixel bounds (x0, y0, x1, y1)."""
+        x0, y0, x1, y1 = self.config.roi
+        return (int(math.floor(x0 * width)), int(math.floor(y0 * height)),
+                int(math.ceil(x1 * width)), int(math.ceil(y1 * height)))
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Detections of this frame (keyframe: detectors; otherwise: tracking).
+
+        Parameters
+        ----------
+        image : array (H, W) grey or (H, W, 3) BGR, uint8
+            The rectified left image.
+
+        Returns
+        -------
+        list of Detection
+            Boxes in full-resolution pixels, after non-maximum suppression,
+            most confident first.
+        """
+        c = self.config
+        gray = _gray(image)
+        keyframe = self.frame_index % c.every_k == 0
+        self.frame_index += 1
+        self.stats["frames"] += 1
+        if not keyframe:
+            dets = self.tracker.update(gray)
+            self.stats["tracked"] += len(dets)
+            return sorted(dets, key=lambda d: -d.confidence)
+        self.stats["keyframes"] += 1
+        dets = self.run_detectors(image, gray)
+        dets = non_max_suppression(dets, c.nms_iou, c.max_detections)
+        self.stats["detections"] += len(dets)
+        if c.every_k > 1:
+            self.tracker.start(gray, dets)
+        return dets
+
+    def run_detectors(self, image: np.ndarray, gray: np.ndarray | None = None) -> list[Detection]:
+        """All configured detectors on the ROI at the configured scale (no NMS, no tracking)."""
+        c = self.config
+        gray = _gray(image) if gray is None else gray
+        height, width = gray.shape
+        x0, y0, x1, y1 = self.roi_pixels(width, height)
+        s = c.scale
+        crop_g = gray[y0:y1, x0:x1]
+        need_colour = any(isinstance(d, YuNetDetector) for d in self.detectors)
+        crop_c = None
+        if need_colour:
+            img = np.asarray(image)
+            crop_c = img[y0:y1, x0:x1]
+        if s != 1.0:
+            interp = cv2.INTER_AREA if s < 1.0 else cv2.INTER_LINEAR
+            size = (max(1, int(round(crop_g.shape[1] * s))),
+                    max(1, int(round(crop_g.shape[0] * s))))
+            crop_g = cv2.resize(crop_g, size, interpolation=interp)
+            if crop_c is not None:
+                crop_c = cv2.resize(crop_c, size, interpolation=interp)
+        if c.equalize:
+            crop_g = cv2.equalizeHist(crop_g)
+        min_s = max(1, int(math.floor(self.min_size * s)))
+        max_s = int(math.ceil(self.max_size * s)) if self.max_size else 0
+        out = []
+        for det in self.detectors:
+            src = crop_c if isinstance(det, YuNetDetector) else crop_g
+            if src.shape[0] < 8 or src.shape[1] < 8:
+                continue
+            for d in det.detect(src, min_s, max_s):
+                out.append(Detection(d.x / s + x0, d.y / s + y0, d.w / s, d.h / s, d.confidence,
+                                     d.kind, d.source))
+        return out

@@ -1,0 +1,498 @@
+"""Visual front-end: a stereo pair -> weighted 3D observations of people's heads.
+
+Per image pair (:meth:`VisualFrontEnd.process`):
+
+1. check the pair (equal sizes, calibration size) and rectify it when the
+   calibration says the images are raw;
+2. detect faces / profiles / upper bodies on the left image
+   (:class:`~av_perception.core.detection.DetectionPipeline`: ROI, scale,
+   every-k detection with template tracking in between, NMS);
+3. for each head box, find the disparity of its central part
+   (``vision.match_fraction``) along the epipolar line
+   (:class:`~av_perception.core.stereo.RegionMatcher`), rejecting impossible
+   depths with a reason;
+4. reject faces whose stereo depth disagrees with the depth implied by the box
+   size (a face is ``vision.face_width`` metres wide) by more than
+   ``vision.size_check_ratio``;
+5. triangulate the head-box centre at that disparity, with the covariance
+   propagated from pixel and disparity noise (depth sigma grows with z^2);
+6. weight = detector confidence x match quality;
+7. optionally add sparse 3D interest points (Shi-Tomasi corners matched the
+   same way) for scenes where no face is visible, with a lower weight.
+
+All 3D outputs are metres in the left camera optical frame (x right, y down,
+z forward), see DESIGN.md section 3.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import cv2
+import numpy as np
+
+from .config import ConfigError, StageConfig, StereoCameraConfig, param
+from .detection import Detection, DetectionConfig, DetectionPipeline
+from .stereo import RegionMatcher, StereoCalibration, StereoInputError
+
+__all__ = [
+    "VisionConfig",
+    "VisionInputError",
+    "VisualObservations",
+    "RejectedObservation",
+    "VisualFrontEnd",
+    "render_stereo_heads",
+]
+
+
+class VisionInputError(StereoInputError):
+    """An image pair cannot be processed (shape, size, dtype, stamp)."""
+
+
+@dataclass(frozen=True)
+class VisionConfig(StageConfig):
+    """Stereo part of the visual front-end (section ``vision``)."""
+
+    SECTION: ClassVar[str] = "vision"
+
+    min_depth: float = param(
+        0.4, "Nearest plausible head depth (m); also bounds the disparity search.",
+        low=0.05, high=100.0)
+    max_depth: float = param(
+        6.0, "Farthest plausible head depth (m); also bounds the disparity search.",
+        low=0.1, high=200.0)
+    disparity_method: str = param(
+        "ncc", "Region disparity: 'ncc' (epipolar zero-mean normalised cross-correlation, "
+        "default), 'sad' (zero-mean sum of absolute differences) or 'sgbm' (cv2.StereoSGBM "
+        "on a strip around the region).", choices=("ncc", "sad", "sgbm"))
+    match_fraction: float = param(
+        0.6, "Central fraction of the head box (width and height) matched in the right image "
+        "(keeps the background out of the template).", low=0.1, high=1.0)
+    vertical_search: int = param(
+        1, "Rows searched above/below the epipolar line (residual rectification error).",
+        low=0, high=5)
+    min_texture: float = param(
+        2.0, "Minimum grey-level standard deviation of a region to be matched.",
+        low=0.0, high=128.0)
+    min_match_score: float = param(
+        0.5, "Minimum normalised cross-correlation of an accepted match.", low=-1.0, high=1.0)
+    ambiguity_margin: float = param(
+        0.1, "Margin of the best match over the runner-up (>2 px away) that gives full "
+        "quality; smaller margins lower the weight (0 disables).", low=0.0, high=2.0)
+    max_template_samples: int = param(
+        1024, "Template pixels used at most per region (bigger regions are subsampled).",
+        low=16, high=1000000)
+    pixel_noise: float = param(
+        1.0, "Standard deviation (px) of the head centre in the image, besides box_jitter.",
+        low=0.0, high=100.0)
+    box_jitter: float = param(
+        0.05, "Standard deviation of the head centre as a fraction of the box width.",
+        low=0.0, high=1.0)
+    disparity_noise: float = param(
+        0.25, "Standard deviation (px) of a region disparity.", low=0.01, high=20.0)
+    face_width: float = param(
+        0.16, "Physical width (m) that a face box covers; used for the size/depth check "
+        "and the detector size limits.", low=0.05, high=1.0)
+    size_check_ratio: float = param(
+        2.0, "Reject a face when its stereo depth and the depth implied by its box size "
+        "differ by more than this factor (0 disables).", low=0.0, high=100.0)
+    depth_offset: float = param(
+        0.0, "Metres added along the viewing ray (face surface -> head centre, e.g. 0.08).",
+        low=-1.0, high=1.0)
+    interest_points: bool = param(
+        False, "Also output sparse 3D interest points (corners matched across the pair).")
+    max_interest_points: int = param(
+        100, "Most interest points per frame.", low=1, high=10000)
+    interest_patch: int = param(
+        11, "Side (px) of the patch matched per interest point.", low=5, high=101)
+    interest_min_distance: float = param(
+        10.0, "Minimum distance (px) between interest points.", low=1.0, high=500.0)
+    interest_quality: float = param(
+        0.01, "Shi-Tomasi corner quality level relative to the best corner.",
+        low=1e-4, high=1.0)
+    interest_weight: float = param(
+        0.2, "Weight of an interest point relative to a head (times its match quality).",
+        low=0.0, high=1.0)
+    output_frame: str = param(
+        "camera", "Frame of the 3D outputs: 'camera' (left optical frame) or 'rectified' "
+        "(left rectified frame; equal when the images come rectified).",
+        choices=("camera", "rectified"))
+    use_numba: bool = param(True, "Use the numba matching kernel (else the numpy reference).")
+
+    def validate(self):
+        if self.min_depth >= self.max_depth:
+            raise ConfigError(
+                f"parameters 'vision.min_depth' = {self.min_depth} and 'vision.max_depth' = "
+                f"{self.max_depth} are not allowed: need min_depth < max_depth")
+        if self.interest_patch % 2 == 0:
+            raise ConfigError(
+                f"parameter 'vision.interest_patch' = {self.interest_patch} is not allowed: "
+                "must be odd")
+
+
+@dataclass
+class RejectedObservation:
+    """A detection that produced no 3D observation, and why."""
+
+    box: np.ndarray  # (4,) u, v, w, h of the head box, pixels
+    kind: str
+    reason: str  # a stereo.REJECT_REASONS entry or "size_mismatch"
+    confidence: float
+    depth: float = float("nan")  # stereo depth when one was measured, m
+
+
+@dataclass
+class VisualObservations:
+    """The 3D observations of one image pair (M of them).
+
+    Attributes
+    ----------
+    stamp : float
+        Seconds, the left image's header stamp.
+    xyz : array (M, 3)
+        Metres, left camera optical frame (x right, y down, z forward).
+    covariance : array (M, 3, 3)
+        m^2.
+    weight : array (M,)
+        Detector confidence x match quality, in [0, 1].
+    box : array (M, 4)
+        u, v, w, h of the head box (interest points: the matched patch), pixels
+        of the rectified left image.
+    kind : array (M,) of str
+        ``face``, ``profile``, ``upper_body`` or ``point``.
+    confidence, quality, disparity : arrays (M,)
+        Detector confidence, stereo match quality, disparity in px.
+    tracked : array (M,) of bool
+        Box came from tracking between detector keyframes.
+    rejected : list of RejectedObservation
+    """
+
+    stamp: float
+    xyz: np.ndarray
+    covariance: np.ndarray
+    weight: np.ndarray
+    box: np.ndarray
+    kind: np.ndarray
+    confidence: np.ndarray
+    quality: np.ndarray
+    disparity: np.ndarray
+    tracked: np.ndarray
+    rejected: list = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.weight)
+
+    @classmethod
+    def empty(cls, stamp: float) -> VisualObservations:
+        z = np.zeros(0)
+        return cls(float(stamp), np.zeros((0, 3)), np.zeros((0, 3, 3)), z, np.zeros((0, 4)),
+                   np.zeros(0, dtype="<U10"), z, z, z, np.zeros(0, dtype=bool))
+
+    @property
+    def variances(self) -> np.ndarray:
+        """(M, 3) diagonal of the covariances (var_x, var_y, var_z), m^2."""
+        return np.diagonal(self.covariance, axis1=1, axis2=2).copy()
+
+    def select(self, mask) -> VisualObservations:
+        """The observations where ``mask`` (bool (M,) or indices) holds."""
+        return VisualObservations(
+            self.stamp, self.xyz[mask], self.covariance[mask], self.weight[mask],
+            self.box[mask], self.kind[mask], self.confidence[mask], self.quality[mask],
+            self.disparity[mask], self.tracked[mask], list(self.rejected))
+
+    @classmethod
+    def concatenate(cls, stamp: float, parts) -> VisualObservations:
+        """Join observation sets of the same frame."""
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls.empty(stamp)
+        names = ["xyz", "covariance", "weight", "box", "kind", "confidence", "quality",
+                 "disparity", "tracked"]
+        kw = {n: np.concatenate([getattr(p, n) for p in parts]) for n in names}
+        return cls(float(stamp), **kw, rejected=[r for p in parts for r in p.rejected])
+
+
+def _as_image(img, name) -> np.ndarray:
+    a = img if isinstance(img, np.ndarray) else np.asarray(img)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
+        raise VisionInputError(
+            f"{name} image has shape {a.shape}: expected grey (H, W), BGR (H, W, 3) or BGRA "
+            "(H, W, 4); convert messages with av_perception.io.image_msgs.image_to_bgr")
+    if a.dtype == np.uint16:
+        a = (a >> 8).astype(np.uint8)
+    elif a.dtype != np.uint8:
+        raise VisionInputError(
+            f"{name} image has dtype {a.dtype}: expected uint8 (or uint16) pixels")
+    if a.ndim == 3 and a.shape[2] == 4:
+        a = cv2.cvtColor(a, cv2.COLOR_BGRA2BGR)
+    return a
+
+
+class VisualFrontEnd:
+    """Stereo pair + stamp -> :class:`VisualObservations` (the visual stage).
+
+    Parameters
+    ----------
+    config : VisionConfig, optional
+    calibration : StereoCalibration or StereoCameraConfig, optional
+        Default: ``StereoCameraConfig()`` (640x480, fx 500, baseline 0.12 m).
+    detection : DetectionConfig, optional
+        Detector settings (section ``detection``).
+
+    Notes
+    -----
+    The object keeps state only for the every-k tracking (:meth:`reset`
+    forgets it).  ``stats`` counts frames, observations and rejections by
+    reason; ``last_timing`` holds the seconds spent per step on the last frame.
+    """
+
+    def __init__(self, config: VisionConfig | None = None,
+                 calibration: StereoCalibration | StereoCameraConfig | None = None,
+                 detection: DetectionConfig | None = None):
+        self.config = c = config or VisionConfig()
+        if calibration is None:
+            calibration = StereoCameraConfig()
+        if isinstance(calibration, StereoCameraConfig):
+            calibration = StereoCalibration.from_config(calibration)
+        self.calibration = calibration
+        self.detection_config = detection or DetectionConfig()
+        fx = calibration.fx
+        largest = 0.6 if any(d in ("upper_body",) for d in self.detection_config.detectors) \
+            else 1.5 * c.face_width
+        self.detector = DetectionPipeline(
+            self.detection_config,
+            min_size=int(math.floor(0.7 * fx * c.face_width / c.max_depth)),
+            max_size=int(math.ceil(fx * largest / c.min_depth)))
+        self.matcher = RegionMatcher(
+            calibration, c.min_depth, c.max_depth, c.disparity_method, c.vertical_search,
+            c.min_texture, c.min_match_score, c.ambiguity_margin, c.max_template_samples,
+            use_numba=c.use_numba)
+        self.stats: dict = {"frames": 0, "observations": 0, "interest_points": 0,
+                            "rejected": {}}
+        self.last_timing: dict = {}
+
+    # ----------------------------------------------------------------- state
+    def reset(self) -> None:
+        """Forget tracked boxes (e.g. after a jump in the input)."""
+        self.detector.reset()
+
+    def warm_up(self) -> None:
+        """Compile the numba kernel (call once at node start)."""
+        self.matcher.warm_up()
+
+    # ------------------------------------------------------------- process
+    def process(self, left, right, stamp: float) -> VisualObservations:
+        """3D head observations of one stereo pair.
+
+        Parameters
+        ----------
+        left, right : arrays (H, W, 3) BGR or (H, W) grey, uint8 (uint16 accepted)
+            The image pair as delivered (raw pairs are rectified when the
+            calibration carries rectification maps).
+        stamp : float
+            Seconds (left image header stamp).
+
+        Returns
+        -------
+        VisualObservations
+
+        Raises
+        ------
+        VisionInputError
+            Shape/dtype problems, left/right size mismatch, size different from
+            the calibration, non-finite stamp.
+        """
+        t0 = time.perf_counter()
+        stamp = float(stamp)
+        if not math.isfinite(stamp):
+            raise VisionInputError(f"stamp {stamp} is not a finite time in seconds")
+        left = _as_image(left, "left")
+        right = _as_image(right, "right")
+        try:
+            self.calibration.check_images(left, right)
+        except StereoInputError as exc:
+            raise VisionInputError(str(exc)) from None
+        left, right = self.calibration.rectify(left, right)
+        gl = left if left.ndim == 2 else cv2.cvtColor(left, cv2.COLOR_BGR2GRAY)
+        gr = right if right.ndim == 2 else cv2.cvtColor(right, cv2.COLOR_BGR2GRAY)
+        t1 = time.perf_counter()
+        dets = self.detector.detect(left if left.ndim == 3 else gl)
+        t2 = time.perf_counter()
+        heads = self._heads(gl, gr, dets, stamp)
+        t3 = time.perf_counter()
+        parts = [heads]
+        if self.config.interest_points:
+            parts.append(self._interest_points(gl, gr, dets, stamp))
+        obs = VisualObservations.concatenate(stamp, parts)
+        obs.rejected = heads.rejected
+        t4 = time.perf_counter()
+        self.stats["frames"] += 1
+        self.stats["observations"] += len(heads)
+        self.stats["interest_points"] += len(obs) - len(heads)
+        for r in heads.rejected:
+            self.stats["rejected"][r.reason] = self.stats["rejected"].get(r.reason, 0) + 1
+        self.last_timing = {"rectify": t1 - t0, "detect": t2 - t1, "stereo": t3 - t2,
+                            "interest_points": t4 - t3, "total": t4 - t0}
+        return obs
+
+    # ------------------------------------------------------------ internals
+    def _heads(self, gl, gr, dets: list[Detection], stamp: float) -> VisualObservations:
+        c = self.config
+        if not dets:
+            return VisualObservations.empty(stamp)
+        heads = np.array([d.head_box() for d in dets], dtype=np.float64)
+        f = c.match_fraction
+        regions = heads.copy()
+        regions[:, 0] += 0.5 * (1 - f) * heads[:, 2]
+        regions[:, 1] += 0.5 * (1 - f) * heads[:, 3]
+        regions[:, 2:] *= f
+        res = self.matcher.match(gl, gr, regions)
+        reason = res.reason.astype(object)
+        conf = np.array([d.confidence for d in dets])
+        kinds = np.array([d.kind for d in dets], dtype="<U10")
+        if c.size_check_ratio > 0:
+            is_face = (kinds == "face") | (kinds == "profile")
+            with np.errstate(invalid="ignore", divide="ignore"):
+                z_size = self.calibration.fx * c.face_width / heads[:, 2]
+                ratio = res.depth / z_size
+            bad = (is_face & (reason == "ok")
+                   & ((ratio > c.size_check_ratio) | (ratio < 1.0 / c.size_check_ratio)))
+            reason[bad] = "size_mismatch"
+        ok = reason == "ok"
+        rejected = [RejectedObservation(heads[i], str(kinds[i]), str(reason[i]), float(conf[i]),
+                                        float(res.depth[i]) if np.isfinite(res.depth[i])
+                                        else float("nan"))
+                    for i in np.flatnonzero(~ok)]
+        if not ok.any():
+            out = VisualObservations.empty(stamp)
+            out.rejected = rejected
+            return out
+        h = heads[ok]
+        u = h[:, 0] + 0.5 * h[:, 2] - 0.5  # pixel centres at integers
+        v = h[:, 1] + 0.5 * h[:, 3] - 0.5
+        sigma_uv = np.sqrt(c.pixel_noise ** 2 + (c.box_jitter * h[:, 2]) ** 2)
+        xyz, cov = self.calibration.triangulate(u, v, res.disparity[ok], sigma_uv,
+                                                c.disparity_noise, frame=c.output_frame)
+        if c.depth_offset:
+            xyz = xyz + c.depth_offset * xyz / np.linalg.norm(xyz, axis=1, keepdims=True)
+        return VisualObservations(
+            stamp, xyz, cov, conf[ok] * res.quality[ok], h, kinds[ok], conf[ok],
+            res.quality[ok], res.disparity[ok], np.array([d.tracked for d in dets])[ok],
+            rejected)
+
+    def _interest_points(self, gl, gr, dets, stamp) -> VisualObservations:
+        c = self.config
+        height, width = gl.shape
+        mask = np.zeros_like(gl)
+        x0, y0, x1, y1 = self.detector.roi_pixels(width, height)
+        mask[y0:y1, x0:x1] = 255
+        for d in dets:  # heads are observed already
+            hx, hy, hw, hh = d.head_box()
+            mask[max(0, int(hy)):max(0, int(hy + hh)), max(0, int(hx)):max(0, int(hx + hw))] = 0
+        corners = cv2.goodFeaturesToTrack(gl, c.max_interest_points, c.interest_quality,
+                                          c.interest_min_distance, mask=mask)
+        if corners is None:
+            return VisualObservations.empty(stamp)
+        pts = corners.reshape(-1, 2)
+        p = c.interest_patch
+        boxes = np.column_stack([np.round(pts[:, 0]) - p // 2, np.round(pts[:, 1]) - p // 2,
+                                 np.full(len(pts), p), np.full(len(pts), p)]).astype(np.float64)
+        res = self.matcher.match(gl, gr, boxes)
+        ok = res.valid
+        if not ok.any():
+            return VisualObservations.empty(stamp)
+        b = boxes[ok]
+        u = b[:, 0] + p // 2
+        v = b[:, 1] + p // 2
+        xyz, cov = self.calibration.triangulate(u, v, res.disparity[ok], c.pixel_noise,
+                                                c.disparity_noise, frame=c.output_frame)
+        n = int(ok.sum())
+        return VisualObservations(
+            stamp, xyz, cov, c.interest_weight * res.quality[ok], b,
+            np.full(n, "point", dtype="<U10"), np.ones(n), res.quality[ok], res.disparity[ok],
+            np.zeros(n, dtype=bool))
+
+
+# ---------------------------------------------------------------------------
+# Synthetic scenes (tests, benchmarks, simulator)
+# ---------------------------------------------------------------------------
+def render_stereo_heads(calibration: StereoCalibration, heads, face: np.ndarray,
+                        background: np.ndarray | None = None, background_depth: float = 6.0,
+                        head_width: float = 0.16, noise_sigma: float = 0.0,
+                        rng: np.random.Generator | None = None):
+    """Render a rectified stereo pair of faces at known 3D positions.
+
+    Each face photo is scaled to ``fx * head_width / z`` pixels wide, masked by
+    an ellipse and pasted at its projection in the left image and at the exact
+    disparity ``fx * B / z`` (sub-pixel, bilinear) in the right image, in front
+    of a fronto-parallel textured plane at ``background_depth``.
+
+    Parameters
+    ----------
+    calibration : StereoCalibration
+        Its rectified geometry is used (rotation ignored: positions are in the
+        rectified left frame).
+    heads : array (N, 3)
+        Face centres in metres (x right, y down, z forward).
+    face : array (h, w, 3) uint8 BGR
+        A face crop that spans ``head_width`` metres.
+    background : array (H', W', 3) uint8 BGR, optional
+        Texture of the background plane (default: smoothed noise).
+    noise_sigma : float
+        Standard deviation of independent Gaussian pixel noise added to each image.
+
+    Returns
+    -------
+    left, right : arrays (height, width, 3) uint8 BGR
+    """
+    cal = calibration
+    width, height = cal.width, cal.height
+    rng = rng if rng is not None else np.random.default_rng(0)
+    d_bg = float(cal.disparity_from_depth(background_depth))
+    margin = int(math.ceil(abs(d_bg))) + 2
+    if background is None:
+        noise = rng.uniform(0, 255, (height // 4 + 1, (width + margin) // 4 + 1, 3))
+        background = cv2.resize(noise.astype(np.uint8), (width + margin, height),
+                                interpolation=cv2.INTER_CUBIC)
+    else:
+        background = cv2.resize(np.asarray(background, dtype=np.uint8), (width + margin, height),
+                                interpolation=cv2.INTER_AREA)
+    images = []
+    for shift in (0.0, d_bg):  # right(u) = left(u + d)
+        m = np.float32([[1, 0, shift], [0, 1, 0]])
+        images.append(cv2.warpAffine(background, m, (width, height), flags=cv2.INTER_LINEAR
+                                     | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
+                      .astype(np.float32))
+    heads = np.atleast_2d(np.asarray(heads, dtype=np.float64))
+    face = np.asarray(face, dtype=np.uint8)
+    fh, fw = face.shape[:2]
+    for x, y, z in heads[np.argsort(-heads[:, 2])]:
+        if z <= 0:
+            continue
+        size = cal.fx * head_width / z
+        pw = max(2, int(round(size)))
+        ph = max(2, int(round(size * fh / fw)))
+        patch = cv2.resize(face, (pw, ph), interpolation=cv2.INTER_AREA).astype(np.float32)
+        alpha = np.zeros((ph, pw), np.float32)
+        cv2.ellipse(alpha, ((pw - 1) / 2, (ph - 1) / 2), (pw * 0.98, ph * 0.98), 0, 1.0, -1)
+        u = cal.fx * x / z + cal.cx
+        v = cal.fy * y / z + cal.cy
+        d = float(cal.disparity_from_depth(z))
+        a = size / pw
+        b = size * fh / fw / ph
+        for img, uc in ((images[0], u), (images[1], u - d)):
+            m = np.float32([[a, 0, uc - a * (pw - 1) / 2], [0, b, v - b * (ph - 1) / 2]])
+            warped = cv2.warpAffine(patch, m, (width, height), flags=cv2.INTER_LINEAR)
+            wa = cv2.warpAffine(alpha, m, (width, height), flags=cv2.INTER_LINEAR)[..., None]
+            img *= 1 - wa
+            img += wa * warped
+    out = []
+    for img in images:
+        if noise_sigma > 0:
+            img = img + rng.normal(0, noise_sigma, img.shape)
+        out.append(np.clip(np.round(img), 0, 255).astype(np.uint8))
+    return out[0], out[1]

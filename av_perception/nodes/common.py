@@ -1,0 +1,172 @@
+"""Shared pieces of the rclpy nodes: parameters from stage configs, diagnostics."""
+from __future__ import annotations
+
+import time
+
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
+from rclpy.node import Node
+
+from ..core.config import ConfigError, ParameterSpec
+
+__all__ = [
+    "declare_stage_parameters",
+    "configs_from_node",
+    "validate_parameter_change",
+    "Diagnostics",
+    "RateMeter",
+]
+
+
+def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
+    text = spec.description
+    if spec.choices:
+        text += " Allowed: " + ", ".join(spec.choices) + "."
+    d = ParameterDescriptor(description=text)
+    if isinstance(spec.default, bool) or isinstance(spec.default, (str, tuple)):
+        if isinstance(spec.default, tuple) and spec.low is not None:
+            d.additional_constraints = f"each element in [{spec.low}, {spec.high}]"
+        if spec.name == "capture.device":
+            d.dynamic_typing = True  # a name or an index
+        return d
+    if isinstance(spec.default, int):
+        lo = int(spec.low) if spec.low is not None else -(2 ** 31)
+        hi = int(spec.high) if spec.high is not None else 2 ** 31 - 1
+        d.integer_range = [IntegerRange(from_value=lo, to_value=hi, step=1)]
+    elif isinstance(spec.default, float):
+        lo = float(spec.low) if spec.low is not None else -1e300
+        hi = float(spec.high) if spec.high is not None else 1e300
+        d.floating_point_range = [FloatingPointRange(from_value=lo, to_value=hi, step=0.0)]
+    return d
+
+
+def _ros_default(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def declare_stage_parameters(node: Node, classes) -> None:
+    """Declare ``<section>.<field>`` parameters (with descriptions and ranges) for each
+    stage config class, defaults from the dataclass."""
+    for cls in classes:
+        for spec in cls.parameter_specs():
+            node.declare_parameter(spec.name, _ros_default(spec.default), _descriptor(spec))
+
+
+def _value(cls, name: str, value):
+    if isinstance(value, list):
+        return tuple(value)
+    if name == "device" and cls.SECTION == "capture" and not isinstance(value, str):
+        return str(value)
+    return value
+
+
+def configs_from_node(node: Node, classes, overrides: dict | None = None) -> dict:
+    """Build the stage configs from the node's current parameter values.
+
+    ``overrides`` maps dotted names to new values (for validating a change).
+    Raises ConfigError naming the parameter and its allowed range.
+    """
+    overrides = overrides or {}
+    out = {}
+    for cls in classes:
+        values = {}
+        for spec in cls.parameter_specs():
+            field = spec.name.split(".", 1)[1]
+            v = overrides.get(spec.name, node.get_parameter(spec.name).value)
+            values[field] = _value(cls, field, v)
+        out[cls] = cls.from_dict(values)
+    return out
+
+
+def validate_parameter_change(node: Node, classes, params) -> tuple[SetParametersResult, dict]:
+    """Check a parameter change against the dataclasses (for on_set_parameters callbacks)."""
+    overrides = {p.name: p.value for p in params}
+    try:
+        configs = configs_from_node(node, classes, overrides)
+    except ConfigError as exc:
+        return SetParametersResult(successful=False, reason=str(exc)), {}
+    return SetParametersResult(successful=True), configs
+
+
+class RateMeter:
+    """Counts events and reports their rate over the last reporting period."""
+
+    def __init__(self):
+        self.count = 0
+        self.total = 0
+        self._t0 = time.monotonic()
+
+    def add(self, n: int = 1):
+        self.count += n
+        self.total += n
+
+    def rate(self) -> float:
+        now = time.monotonic()
+        dt = max(now - self._t0, 1e-9)
+        r = self.count / dt
+        self.count = 0
+        self._t0 = now
+        return r
+
+
+class Diagnostics:
+    """Publishes one DiagnosticStatus per stage on /diagnostics.
+
+    Call :meth:`error` / :meth:`warn` as problems happen (they are logged once
+    per distinct message and kept until :meth:`clear`), and :meth:`publish` with
+    the current key/values periodically.
+    """
+
+    def __init__(self, node: Node, name: str, hardware_id: str = ""):
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.node = node
+        self.name = name
+        self.hardware_id = hardware_id
+        self.publisher = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.level = 0
+        self.message = "OK"
+        self._last_logged = ""
+
+    def _set(self, level: int, message: str, log):
+        if level >= self.level:
+            self.level = level
+            self.message = message
+        if message != self._last_logged:
+            log(message)
+            self._last_logged = message
+
+    def warn(self, message: str):
+        self._set(1, message, self.node.get_logger().warn)
+
+    def error(self, message: str):
+        self._set(2, message, self.node.get_logger().error)
+
+    def clear(self):
+        self.level = 0
+        self.message = "OK"
+
+    def publish(self, values: dict, level: int | None = None, message: str | None = None):
+        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+        status = DiagnosticStatus()
+        status.level = bytes([self.level if level is None else level])
+        status.name = self.name
+        status.message = self.message if message is None else message
+        status.hardware_id = self.hardware_id
+        status.values = [KeyValue(key=str(k), value=_fmt(v)) for k, v in values.items()]
+        arr = DiagnosticArray()
+        arr.header.stamp = self.node.get_clock().now().to_msg()
+        arr.status = [status]
+        self.publisher.publish(arr)
+        return status
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)

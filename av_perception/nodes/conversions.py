@@ -1,0 +1,141 @@
+"""Conversions between numpy arrays and ROS messages (no cv_bridge/sensor_msgs_py needed).
+
+PointCloud2 layout used by every cloud this package publishes: height 1, one
+point per row, little-endian, fields packed in the order given, no padding.
+"""
+from __future__ import annotations
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from sensor_msgs.msg import PointCloud2, PointField
+
+__all__ = [
+    "sec_to_time",
+    "time_to_sec",
+    "make_pointcloud2",
+    "read_pointcloud2",
+    "AUDIO_FEATURE_FIELDS",
+    "features_to_cloud",
+    "cloud_to_features",
+]
+
+_NP_TO_PF = {
+    np.dtype("<f4"): PointField.FLOAT32,
+    np.dtype("<f8"): PointField.FLOAT64,
+    np.dtype("<u4"): PointField.UINT32,
+    np.dtype("<i4"): PointField.INT32,
+    np.dtype("<u2"): PointField.UINT16,
+    np.dtype("<i2"): PointField.INT16,
+    np.dtype("u1"): PointField.UINT8,
+    np.dtype("i1"): PointField.INT8,
+}
+_PF_TO_NP = {v: k for k, v in _NP_TO_PF.items()}
+
+
+def sec_to_time(t: float) -> Time:
+    """float seconds -> builtin_interfaces/Time (rounded to the nanosecond)."""
+    ns = int(round(t * 1e9))
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def time_to_sec(stamp) -> float:
+    return float(stamp.sec) + 1e-9 * float(stamp.nanosec)
+
+
+def make_pointcloud2(header, fields: dict) -> PointCloud2:
+    """PointCloud2 from {name: 1-D array}; each array's dtype becomes the field type.
+
+    All arrays must have the same length (the number of points).
+    """
+    names = list(fields)
+    arrays = [np.asarray(fields[n]) for n in names]
+    n = len(arrays[0]) if arrays else 0
+    if any(a.ndim != 1 or len(a) != n for a in arrays):
+        raise ValueError("every PointCloud2 field must be a 1-D array of the same length")
+    dtypes = []
+    for name, a in zip(names, arrays):
+        dt = a.dtype.newbyteorder("<") if a.dtype.itemsize > 1 else a.dtype
+        if dt not in _NP_TO_PF:
+            raise ValueError(f"field {name}: unsupported dtype {a.dtype}")
+        dtypes.append((name, dt))
+    rec = np.zeros(n, dtype=np.dtype(dtypes))
+    for name, a in zip(names, arrays):
+        rec[name] = a
+    msg = PointCloud2()
+    msg.header = header
+    msg.height = 1
+    msg.width = n
+    offset = 0
+    pfs = []
+    for name, dt in dtypes:
+        pfs.append(PointField(name=name, offset=offset, datatype=_NP_TO_PF[dt], count=1))
+        offset += dt.itemsize
+    msg.fields = pfs
+    msg.is_bigendian = False
+    msg.point_step = offset
+    msg.row_step = offset * n
+    msg.is_dense = True
+    msg.data = rec.tobytes()
+    return msg
+
+
+def read_pointcloud2(msg) -> dict:
+    """PointCloud2 -> {field name: 1-D array} (any field order/offsets, little-endian)."""
+    if msg.is_bigendian:
+        raise ValueError("big-endian PointCloud2 is not supported")
+    formats, offsets, names = [], [], []
+    for f in msg.fields:
+        if f.datatype not in _PF_TO_NP:
+            raise ValueError(f"field {f.name}: unsupported PointField datatype {f.datatype}")
+        if f.count != 1:
+            raise ValueError(f"field {f.name}: count {f.count} is not supported (must be 1)")
+        names.append(f.name)
+        formats.append(_PF_TO_NP[f.datatype])
+        offsets.append(f.offset)
+    dt = np.dtype({"names": names, "formats": formats, "offsets": offsets,
+                   "itemsize": msg.point_step})
+    n = msg.width * msg.height
+    buf = bytes(msg.data) if not isinstance(msg.data, (bytes, bytearray)) else msg.data
+    if len(buf) < n * msg.point_step:
+        raise ValueError(
+            f"PointCloud2 data has {len(buf)} bytes, expected {n * msg.point_step}")
+    rec = np.frombuffer(buf, dtype=dt, count=n)
+    return {name: np.array(rec[name]) for name in names}
+
+
+#: fields of the ``audio/features`` cloud, one point per audio frame
+AUDIO_FEATURE_FIELDS = ("t_offset", "itd", "ild", "activity", "reliability", "azimuth",
+                        "direct_path")
+
+
+def features_to_cloud(header_frame_id: str, feats) -> PointCloud2:
+    """BinauralFeatures -> ``audio/features`` PointCloud2.
+
+    header.stamp is the centre time of the first frame; ``t_offset`` (s) gives each
+    frame's centre relative to it, so full-precision stamps survive float32 fields.
+    """
+    from std_msgs.msg import Header
+
+    t0 = float(feats.stamp[0])
+    header = Header(stamp=sec_to_time(t0), frame_id=header_frame_id)
+    f32 = np.float32
+    return make_pointcloud2(header, {
+        "t_offset": (feats.stamp - t0).astype(f32),
+        "itd": feats.itd.astype(f32),
+        "ild": feats.ild.astype(f32),
+        "activity": feats.activity.astype(f32),
+        "reliability": feats.reliability.astype(f32),
+        "azimuth": feats.azimuth.astype(f32),
+        "direct_path": feats.direct_path.astype(f32),
+    })
+
+
+def cloud_to_features(msg) -> dict:
+    """``audio/features`` PointCloud2 -> {stamp (float64 s), itd, ild, activity, ...}."""
+    data = read_pointcloud2(msg)
+    missing = [f for f in ("t_offset", "itd", "activity") if f not in data]
+    if missing:
+        raise ValueError(f"audio/features cloud lacks field(s) {', '.join(missing)}")
+    out = {k: v.astype(np.float64) for k, v in data.items() if k != "t_offset"}
+    out["stamp"] = time_to_sec(msg.header.stamp) + data["t_offset"].astype(np.float64)
+    return out

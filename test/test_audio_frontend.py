@@ -1,0 +1,198 @@
+"""Binaural front-end against analytic signals with exactly known ITD, ILD, timing."""
+import numpy as np
+import pytest
+
+from av_perception.core import _binaural_kernels as K
+from av_perception.core.audio import (
+    AudioInputError,
+    BinauralFrontEnd,
+    StreamResampler,
+    extract_features,
+    frame_signal,
+    interaural_phase_difference,
+    pcm_to_float,
+)
+from av_perception.core.config import AudioFrontEndConfig, MicArrayConfig
+from av_perception.core.signals import binaural_noise, binauralize, noise_bursts
+
+FS = 16000
+
+
+@pytest.mark.parametrize("delay_samples", [0.0, 0.25, 1.5, 3.7, -2.2, -6.4])
+def test_fractional_delay_itd_is_exact(delay_samples):
+    """Sub-sample precision of the continuous GCC-PHAT + Newton (stated in the README)."""
+    x = binaural_noise(delay_samples / FS, FS, 2.0, seed=3)
+    f = extract_features(x, FS)
+    # the first frame only initialises the noise floor (every bin masked -> NaN)
+    assert np.isnan(f.itd[0]) and np.all(np.isfinite(f.itd[1:]))
+    err_samples = np.abs(f.itd[1:] * FS - delay_samples)
+    assert err_samples.max() < 0.02  # < 1.25 us
+    assert np.median(err_samples) < 0.005
+    assert f.reliability[1:].min() > 0.9
+
+
+def test_itd_sign_left_first_is_positive():
+    x = binaural_noise(2e-4, FS, 1.0)  # right channel delayed: sound reaches the left first
+    f = extract_features(x, FS)
+    assert np.all(f.itd[1:] > 0) and np.all(f.azimuth[1:] > 0)
+
+
+def test_itd_search_is_limited_to_physical_lags():
+    mics = MicArrayConfig()
+    tau_max = mics.max_itd * 1.1
+    x = binaural_noise(30 / FS, FS, 1.0)  # 1.9 ms: impossible for 15 cm
+    f = extract_features(x, FS, mics=mics)
+    assert np.all(np.abs(f.itd[1:]) <= tau_max + 1e-12)
+
+
+def test_numba_kernel_matches_numpy_reference(rng):
+    for mode in ("none", "coherence", "onset", "coherence+onset"):
+        cfg = AudioFrontEndConfig(direct_path_weighting=mode)
+        x = binauralize(noise_bursts(FS, 1.5, seed=2), 1.3e-4, FS)
+        x += 0.01 * rng.standard_normal(x.shape)
+        a = BinauralFrontEnd(cfg, use_numba=True).process(x, FS, 0.0)
+        b = BinauralFrontEnd(cfg, use_numba=False).process(x, FS, 0.0)
+        for name in ("itd", "reliability", "ild", "ild_bands", "activity", "direct_path",
+                     "snr_db", "n_bins"):
+            va, vb = getattr(a, name), getattr(b, name)
+            assert np.array_equal(np.isnan(va), np.isnan(vb)), (mode, name)
+            ok = ~np.isnan(va)
+            assert np.allclose(va[ok], vb[ok], rtol=1e-9, atol=1e-12), (mode, name)
+
+
+def test_kernel_direct_call_on_random_spectra(rng):
+    fe = BinauralFrontEnd()
+    n_bins = len(fe.freqs)
+    spec_l = rng.standard_normal((20, n_bins)) + 1j * rng.standard_normal((20, n_bins))
+    spec_r = rng.standard_normal((20, n_bins)) + 1j * rng.standard_normal((20, n_bins))
+    outs = []
+    for kernel in (K.binaural_kernel, K.binaural_reference):
+        state = np.zeros((6, n_bins))
+        init = np.zeros(1, dtype=np.int64)
+        out = np.zeros((20, K.OUT_BANDS + fe.n_bands))
+        kernel(spec_l, spec_r, fe.omega, fe.in_band, fe.band_of_bin, fe.scan_tau, fe.scan_cos,
+               fe.scan_sin, fe.tau_max, state, init, fe.params, out)
+        outs.append(np.nan_to_num(out))
+    assert np.allclose(outs[0], outs[1], rtol=1e-9, atol=1e-12)
+
+
+def test_frame_stamps_are_centre_times_and_streaming_equals_batch():
+    cfg = AudioFrontEndConfig()
+    x = binaural_noise(1e-4, FS, 2.0)
+    batch = extract_features(x, FS, cfg, start_time=100.0)
+    n = cfg.frame_length
+    expected = 100.0 + (np.arange(len(batch)) * cfg.hop_length + (n - 1) / 2) / FS
+    assert np.allclose(batch.stamp, expected, atol=1e-9)
+    fe = BinauralFrontEnd(cfg)
+    parts, pos = [], 0
+    for size in [100, 7, 513, 256, 1000, 3000] * 20:
+        if pos >= len(x):
+            break
+        parts.append(fe.process(x[pos:pos + size], FS, 100.0 + pos / FS))
+        pos += size
+    stream = type(batch).concatenate(parts)
+    assert len(stream) == len(batch)
+    assert np.allclose(stream.stamp, batch.stamp)
+    assert np.allclose(stream.itd, batch.itd, equal_nan=True)
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
+def test_any_input_rate_is_resampled_with_itd_and_time_preserved(rate):
+    from scipy.signal import resample_poly
+
+    itd = 2.1e-4
+    x16 = binaural_noise(itd, FS, 2.0, seed=5)
+    x = resample_poly(x16, rate, FS, axis=0) if rate != FS else x16
+    fe = BinauralFrontEnd()
+    parts = [fe.process(x[i:i + 997], rate, None) for i in range(0, len(x), 997)]
+    f = type(parts[0]).concatenate([p for p in parts if len(p)])
+    core = slice(5, -5)
+    tol = 2e-6 if rate > FS else 4e-6  # 8 kHz input has half the bandwidth
+    assert np.median(np.abs(f.itd[core] - itd)) < tol
+    # stamps: the content of each frame is centred on its stamp (filter delay compensated)
+    assert f.stamp[0] == pytest.approx((AudioFrontEndConfig().frame_length - 1) / 2 / FS
+                                       - fe._resampler.delay if fe._resampler else 0.0,
+                                       abs=1e-9) or rate == FS
+
+
+def test_stream_resampler_matches_resample_poly(rng):
+    from scipy.signal import resample_poly
+
+    x = rng.standard_normal((44100, 2))
+    r = StreamResampler(44100, 16000)
+    y = np.concatenate([r.process(x[i:i + 1234]) for i in range(0, len(x), 1234)])
+    ref = resample_poly(x, 160, 441, axis=0, window=("kaiser", 5.0))
+    # our output j is the signal at time j/fs_out - delay: shift by the delay to compare
+    shift = int(round(r.delay * 16000))
+    assert r.delay * 16000 == pytest.approx(shift)
+    a = y[shift:shift + 10000]
+    b = ref[:10000]
+    assert np.max(np.abs(a - b)) < 1e-9
+
+
+def test_ild_of_a_known_gain_and_ipd():
+    mono = np.random.default_rng(1).standard_normal(FS * 2) * 0.1
+    x = np.stack([mono, mono * 10 ** (-6 / 20)], axis=1)  # right 6 dB quieter
+    f = extract_features(x, FS)
+    assert np.allclose(f.ild, 6.0, atol=1e-6)
+    assert np.allclose(f.ild_bands, 6.0, atol=1e-6)
+    fe = BinauralFrontEnd(keep_ipd=True)
+    g = fe.process(binauralize(mono, 1e-4, FS), FS, 0.0)
+    ipd = g.ipd  # (F, B, 2) cos/sin of omega * itd
+    phase = np.arctan2(ipd[..., 1], ipd[..., 0])
+    k = np.searchsorted(fe.freqs, 1000.0)
+    assert np.allclose(np.median(phase[:, k]), 2 * np.pi * fe.freqs[k] * 1e-4, atol=0.02)
+    assert np.allclose(interaural_phase_difference(np.zeros(3), np.ones(3))[..., 0], 1.0)
+
+
+def test_activity_follows_bursts_and_noise_floor_masks_bins():
+    on, off = 0.4, 0.4
+    x = binauralize(noise_bursts(FS, 6.0, on=on, off=off, seed=4), -1.5e-4, FS)
+    f = extract_features(x, FS)
+    phase = f.stamp % (on + off)
+    inside = (phase > 0.06) & (phase < on - 0.06) & (f.stamp > 1.0)
+    outside = (phase > on + 0.08) & (phase < on + off - 0.06) & (f.stamp > 1.0)
+    assert f.activity[inside].mean() > 0.95
+    assert f.activity[outside].mean() < 0.05
+    assert np.all(np.abs(f.itd[inside] + 1.5e-4) < 5e-6)
+    # pauses: the noise floor masks nearly every bin
+    assert np.median(f.n_bins[outside]) < 0.2 * np.median(f.n_bins[inside])
+
+
+def test_silence_gives_nan_itd_and_zero_activity():
+    f = extract_features(np.zeros((FS, 2)), FS)
+    assert np.all(np.isnan(f.itd)) and np.all(f.reliability == 0)
+    assert np.all(f.activity == 0.0)
+
+
+def test_bad_input_errors_name_the_problem():
+    fe = BinauralFrontEnd()
+    with pytest.raises(AudioInputError, match="3 channel"):
+        fe.process(np.zeros((100, 3)), FS)
+    with pytest.raises(AudioInputError, match="expected \\(samples, 2\\)"):
+        fe.process(np.zeros(100), FS)
+    bad = np.zeros((100, 2))
+    bad[5, 1] = np.nan
+    with pytest.raises(AudioInputError, match="NaN"):
+        fe.process(bad, FS)
+    fe.process(np.zeros((100, 2)), FS, 0.0)
+    with pytest.raises(AudioInputError, match="sample rate changed"):
+        fe.process(np.zeros((100, 2)), 48000)
+
+
+def test_gap_in_stamps_restarts_the_time_base():
+    fe = BinauralFrontEnd()
+    x = binaural_noise(1e-4, FS, 1.0)
+    a = fe.process(x, FS, 10.0)
+    b = fe.process(x, FS, 20.0)  # 9 s gap
+    assert fe.stats["discontinuities"] == 1
+    assert b.stamp[0] == pytest.approx(20.0 + 255.5 / FS)
+    assert a.stamp[-1] < 11.0
+
+
+def test_pcm_conversion_and_framing():
+    assert pcm_to_float(np.array([-32768, 16384], np.int16)).tolist() == [-1.0, 0.5]
+    assert pcm_to_float(np.array([0, 128], np.uint8)).tolist() == [-1.0, 0.0]
+    assert pcm_to_float(np.array([-(2 ** 31)], np.int32)).tolist() == [-1.0]
+    frames = frame_signal(np.arange(20.0)[:, None].repeat(2, 1), 8, 4)
+    assert frames.shape == (4, 2, 8) and frames[1, 0, 0] == 4
