@@ -26,6 +26,7 @@ import time
 import numpy as np
 import rclpy
 from geometry_msgs.msg import Vector3Stamped
+from rclpy.exceptions import InvalidParameterValueException
 from rclpy.node import Node
 from sensor_msgs.msg import PointCloud2
 
@@ -253,7 +254,7 @@ def main(args=None):
     rclpy.init(args=args)
     try:
         node = AudioFeaturesNode()
-    except ConfigError as exc:
+    except (ConfigError, InvalidParameterValueException) as exc:
         print(f"audio_features_node: invalid parameter: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2

@@ -1,0 +1,177 @@
+"""audio_features_node: in-process with rclpy, and as a separate process over DDS."""
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from av_perception.core.signals import binauralize, noise_bursts
+from av_perception.io.audio_sources import AudioChunk, write_wav
+
+pytestmark = pytest.mark.ros
+FS = 16000
+
+
+def _wav(tmp_path, itd, name="in.wav", seconds=3.0):
+    p = tmp_path / name
+    write_wav(p, binauralize(noise_bursts(FS, seconds, seed=3), itd, FS), FS)
+    return p
+
+
+class Harness:
+    """The node under test plus a listener node on one executor."""
+
+    def __init__(self, rclpy, overrides):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import Vector3Stamped
+        from rclpy.parameter import Parameter
+        from sensor_msgs.msg import PointCloud2
+
+        from av_perception.nodes.audio_features_node import AudioFeaturesNode
+
+        self.rclpy = rclpy
+        self.node = AudioFeaturesNode(
+            parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+        self.listener = rclpy.create_node("test_listener")
+        self.directions, self.clouds, self.diags = [], [], []
+        self.listener.create_subscription(Vector3Stamped, "audio/direction",
+                                          self.directions.append, 50)
+        self.listener.create_subscription(PointCloud2, "audio/features", self.clouds.append, 50)
+        self.listener.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 50)
+        self.executor = rclpy.executors.SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.listener)
+
+    def spin(self, seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.01)
+
+    def statuses(self):
+        return [s for m in self.diags for s in m.status if "audio_features_node" in s.name]
+
+    def close(self):
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.listener.destroy_node()
+
+
+@pytest.fixture
+def harness(ros_context):
+    made = []
+
+    def make(overrides):
+        h = Harness(ros_context, overrides)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.close()
+
+
+def test_node_publishes_direction_and_features_from_a_file(harness, tmp_path):
+    from av_perception.nodes.conversions import cloud_to_features
+
+    itd = -2.2e-4  # sound from the right
+    h = harness({"capture.input_file": str(_wav(tmp_path, itd))})
+    h.spin(3.5)
+    assert len(h.directions) > 50
+    x = np.median([m.vector.x for m in h.directions])
+    expected = itd * 343.0 / 0.15  # x = -sin(az) = -c*itd/d ... right is +x
+    assert x == pytest.approx(-expected, abs=0.01)
+    assert all(m.header.frame_id == "stereo_left_optical_frame" for m in h.directions)
+    feats = [cloud_to_features(c) for c in h.clouds]
+    stamps = np.concatenate([f["stamp"] for f in feats])
+    assert np.all(np.diff(stamps) > 0)
+    assert np.allclose(np.diff(stamps), 256 / FS, atol=2e-4)
+    itds = np.concatenate([f["itd"] for f in feats])
+    act = np.concatenate([f["activity"] for f in feats])
+    assert np.nanmedian(itds[act > 0.5]) == pytest.approx(itd, abs=3e-6)
+    ok = [s for s in h.statuses() if s.level == b"\x00"]
+    assert ok, "no OK diagnostics"
+    keys = {kv.key for kv in ok[-1].values}
+    assert {"input_rate_hz", "frame_rate_hz", "overflows", "processing_ms_per_frame"} <= keys
+
+
+def test_bad_input_is_reported_and_the_node_keeps_running(harness, tmp_path):
+    mono = tmp_path / "mono.wav"
+    write_wav(mono, np.zeros((FS, 1)), FS)
+    h = harness({"capture.input_file": str(mono), "capture.reconnect_interval": 0.2})
+    h.spin(1.2)
+    errors = [s for s in h.statuses() if s.level == b"\x02"]
+    assert errors and "1 channel" in errors[-1].message
+    # a NaN chunk is refused with a diagnostic; processing goes on afterwards
+    node = h.node
+    bad = np.zeros((512, 2))
+    bad[3, 0] = np.nan
+    node.process_chunk(AudioChunk(bad, FS, 1.0))
+    assert node.chunks_rejected == 1
+    good = binauralize(noise_bursts(FS, 1.0, seed=9), 1e-4, FS)
+    before = node.frames_published
+    node.process_chunk(AudioChunk(good, FS, 2.0))
+    assert node.frames_published > before
+    # switching to a good file through a parameter recovers the stream
+    from rclpy.parameter import Parameter
+
+    res = node.set_parameters([Parameter("capture.input_file", value=str(_wav(tmp_path, 1e-4)))])
+    assert res[0].successful
+    n0 = len(h.directions)
+    h.spin(2.0)
+    assert len(h.directions) > n0 + 20
+
+
+def test_parameters_are_declared_with_ranges_and_validated(harness, tmp_path):
+    from rclpy.parameter import Parameter
+
+    h = harness({"capture.input_file": str(_wav(tmp_path, 0.0, seconds=0.5))})
+    node = h.node
+    desc = node.describe_parameter("audio.frame_length")
+    assert "Frame length" in desc.description
+    assert desc.integer_range[0].from_value == 64 and desc.integer_range[0].to_value == 8192
+    assert node.describe_parameter("audio.itd_margin").floating_point_range
+    res = node.set_parameters([Parameter("audio.frame_length", value=10)])
+    assert not res[0].successful
+    res = node.set_parameters([Parameter("audio.hop_length", value=1024)])
+    assert not res[0].successful and "audio.hop_length" in res[0].reason
+    res = node.set_parameters([Parameter("audio.direct_path_weighting", value="magic")])
+    assert not res[0].successful and "'coherence'" in res[0].reason
+    res = node.set_parameters([Parameter("audio.frame_length", value=1024)])
+    assert res[0].successful and node.audio.frame_length == 1024
+
+
+def test_invalid_start_parameter_exits_with_a_message(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "av_perception.nodes.audio_features_node", "--ros-args",
+         "-p", "audio.hop_length:=4096"], capture_output=True, text=True, timeout=60,
+        env=os.environ.copy())
+    assert out.returncode == 2
+    assert "audio.hop_length" in out.stderr
+
+
+def test_node_in_a_separate_process_over_dds(ros_context, tmp_path):
+    from geometry_msgs.msg import Vector3Stamped
+
+    itd = 2.6e-4
+    wav = _wav(tmp_path, itd, seconds=3.0)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "av_perception.nodes.audio_features_node", "--ros-args",
+         "-p", f"capture.input_file:={wav}", "-p", "capture.loop_input:=true",
+         "-r", "__ns:=/dds_test"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+    node = ros_context.create_node("dds_listener")
+    got = []
+    node.create_subscription(Vector3Stamped, "/dds_test/audio/direction", got.append, 50)
+    try:
+        end = time.monotonic() + 40
+        while time.monotonic() < end and len(got) < 60:
+            ros_context.spin_once(node, timeout_sec=0.05)
+    finally:
+        proc.terminate()
+        log = proc.communicate(timeout=20)[0]
+        node.destroy_node()
+    assert len(got) >= 60, log
+    x = np.median([m.vector.x for m in got])
+    assert x == pytest.approx(-itd * 343.0 / 0.15, abs=0.01)
