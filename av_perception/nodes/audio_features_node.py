@@ -123,10 +123,11 @@ class AudioFeaturesNode(Node):
         self.pipeline.warm_up()
         self.poll_timer = self.create_timer(0.005, self._poll)
         self.diag_timer = self.create_timer(self.output.diagnostics_period, self._publish_diag)
+        a = self.audio
         self.get_logger().info(
-            "audio front-end ready: %d Hz processing, %d/%d frame/hop, mics %s / %s" % (
-                self.audio.processing_rate, self.audio.frame_length, self.audio.hop_length,
-                list(self.mics.left), list(self.mics.right)))
+            f"audio front-end ready: {a.processing_rate} Hz processing, "
+            f"{a.frame_length}/{a.hop_length} frame/hop, mics {list(self.mics.left)} / "
+            f"{list(self.mics.right)}")
 
     # ---------------------------------------------------------------- config
     def _apply(self, configs):
