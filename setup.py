@@ -50,7 +50,10 @@ setup(
         "audio": ["sounddevice>=0.4.6"],
         "sim": ["pyroomacoustics>=0.7", "scikit-image>=0.21"],
         "eval": ["motmetrics>=1.4", "pandas"],
-        "dev": ["pytest>=7", "ruff>=0.4", "scikit-learn>=1.3", "setuptools"],
+        "dev": [
+            "pytest>=7", "ruff>=0.4", "scikit-learn>=1.3", "setuptools",
+            "colcon-common-extensions",
+        ],
     },
     zip_safe=True,
     maintainer="av_perception maintainers",

@@ -20,13 +20,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .io.audio_sources import AudioSourceError
+    from .io.bag import BagError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, BagError, AudioSourceError) as exc:
         print(f"av-perception {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
