@@ -70,10 +70,31 @@ def test_kernel_direct_call_on_random_spectra(rng):
         state = np.zeros((6, n_bins))
         init = np.zeros(1, dtype=np.int64)
         out = np.zeros((20, K.OUT_BANDS + fe.n_bands))
+        cross = np.zeros((20, 2, n_bins))
         kernel(spec_l, spec_r, fe.omega, fe.in_band, fe.band_of_bin, fe.scan_tau, fe.scan_cos,
-               fe.scan_sin, fe.tau_max, state, init, fe.params, out)
-        outs.append(np.nan_to_num(out))
-    assert np.allclose(outs[0], outs[1], rtol=1e-9, atol=1e-12)
+               fe.scan_sin, fe.tau_max, state, init, fe.params, out, cross)
+        outs.append((np.nan_to_num(out), cross))
+    assert np.allclose(outs[0][0], outs[1][0], rtol=1e-9, atol=1e-12)
+    assert np.allclose(outs[0][1], outs[1][1], rtol=1e-9, atol=1e-12)
+    weights = rng.uniform(0, 1, 20)
+    weights[3] = 0.0
+    args = (fe.omega, fe.scan_tau, fe.scan_cos, fe.scan_sin, fe.tau_max, 4)
+    a = K.pooled_kernel(outs[0][1], weights, *args)
+    b = K.pooled_reference(outs[0][1], weights, *args)
+    assert np.allclose(a, b, rtol=1e-9, atol=1e-15)
+
+
+def test_pooled_itd_of_frames_is_exact_and_validated():
+    x = binauralize(noise_bursts(FS, 2.0, seed=8), 2.4e-4, FS)
+    fe = BinauralFrontEnd(keep_cross=True)
+    f = fe.process(x, FS, 0.0)
+    itd, rel = fe.pooled_itd(f.cross, f.weight)
+    assert itd == pytest.approx(2.4e-4, abs=5e-7) and rel > 0.9
+    assert np.isnan(fe.pooled_itd(f.cross, np.zeros(len(f)))[0])
+    with pytest.raises(ValueError, match="shape"):
+        fe.pooled_itd(f.cross[:, :1], f.weight)
+    with pytest.raises(ValueError, match="weights"):
+        fe.pooled_itd(f.cross, f.weight[:-1])
 
 
 def test_frame_stamps_are_centre_times_and_streaming_equals_batch():

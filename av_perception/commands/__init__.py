@@ -4,4 +4,6 @@
 COMMAND_MODULES = [
     "av_perception.commands.audio",
     "av_perception.commands.demo",
+    "av_perception.commands.simulate",
+    "av_perception.commands.evaluate",
 ]

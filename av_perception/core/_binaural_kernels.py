@@ -18,6 +18,9 @@ initialised    : int64 (1,)          0 until the first frame was seen
 params         : float64 (10,)       see ``PARAM_*`` indices below
 out            : float64 (F, 7 + J)  itd, reliability, ild, activity, direct_path,
                                      snr_db, n_bins, ild per band
+out_cross      : float64 (F, 2, B) or (0, 2, B)  when F rows: each frame's weighted PHAT
+                                     cross-spectrum (Re, Im) normalised by its weight sum,
+                                     for pooling frames (:func:`pooled_kernel`)
 """
 from __future__ import annotations
 
@@ -52,10 +55,131 @@ SILENCE = 1e-12  # frame power (sum of |X|^2) below which a frame is digital sil
 
 
 @njit(cache=True)
-def binaural_kernel(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, scan_cos, scan_sin,
-                    tau_max, state, initialised, params, out):
-    n_frames, n_bins = spec_l.shape
+def gcc_peak(a, b, mask, omega, scan_tau, scan_cos, scan_sin, tau_max, n_newton):
+    """Peak (tau s, value) of r(tau) = sum_k a_k cos(omega_k tau) + b_k sin(omega_k tau)
+    over |tau| <= tau_max: coarse scan on ``scan_tau``, then Newton steps."""
+    n_bins = a.shape[0]
     n_lags = scan_tau.shape[0]
+    step = scan_tau[1] - scan_tau[0] if n_lags > 1 else tau_max
+    d_omega = omega[1] - omega[0] if n_bins > 1 else 0.0
+    best = -1e300
+    best_tau = 0.0
+    for j in range(n_lags):
+        r = 0.0
+        for k in range(n_bins):
+            if mask[k]:
+                r += a[k] * scan_cos[j, k] + b[k] * scan_sin[j, k]
+        if r > best:
+            best = r
+            best_tau = scan_tau[j]
+    tau = best_tau
+    for _ in range(n_newton):
+        zr = 1.0
+        zi = 0.0
+        er = math.cos(d_omega * tau)
+        ei = math.sin(d_omega * tau)
+        r1 = 0.0
+        r2 = 0.0
+        for k in range(n_bins):
+            if mask[k]:
+                w = omega[k]
+                r1 += w * (-a[k] * zi + b[k] * zr)
+                r2 -= w * w * (a[k] * zr + b[k] * zi)
+            nr = zr * er - zi * ei
+            zi = zr * ei + zi * er
+            zr = nr
+        if r2 >= 0.0:
+            break
+        delta = -r1 / r2
+        if delta > step:
+            delta = step
+        elif delta < -step:
+            delta = -step
+        tau += delta
+        if tau > tau_max:
+            tau = tau_max
+        elif tau < -tau_max:
+            tau = -tau_max
+        if abs(delta) < 1e-10:
+            break
+    r = 0.0
+    for k in range(n_bins):
+        if mask[k]:
+            r += a[k] * math.cos(omega[k] * tau) + b[k] * math.sin(omega[k] * tau)
+    if r < best:  # Newton must not lose the coarse peak
+        return best_tau, best
+    return tau, r
+
+
+@njit(cache=True)
+def pooled_kernel(cross, weights, omega, scan_tau, scan_cos, scan_sin, tau_max, n_newton):
+    """ITD of several frames pooled: the peak of sum_t w_t r_t(tau), where r_t is frame
+    t's normalised weighted GCC-PHAT (``cross`` (F, 2, B) from the frame kernel).
+    Returns (tau s or NaN, reliability in [0, 1])."""
+    n_frames, _, n_bins = cross.shape
+    a = np.zeros(n_bins)
+    b = np.zeros(n_bins)
+    total = 0.0
+    for f in range(n_frames):
+        w = weights[f]
+        if w <= 0.0:
+            continue
+        total += w
+        for k in range(n_bins):
+            a[k] += w * cross[f, 0, k]
+            b[k] += w * cross[f, 1, k]
+    mask = np.zeros(n_bins, dtype=np.bool_)
+    for k in range(n_bins):
+        mask[k] = a[k] != 0.0 or b[k] != 0.0
+    if total <= 0.0 or not mask.any():
+        return np.nan, 0.0
+    tau, r = gcc_peak(a, b, mask, omega, scan_tau, scan_cos, scan_sin, tau_max, n_newton)
+    rel = r / total
+    return tau, rel if rel > 0.0 else 0.0
+
+
+def gcc_peak_reference(a, b, mask, omega, scan_tau, scan_cos, scan_sin, tau_max, n_newton):
+    """Plain-numpy reference of :func:`gcc_peak`."""
+    step = scan_tau[1] - scan_tau[0] if len(scan_tau) > 1 else tau_max
+    scan = scan_cos[:, mask] @ a[mask] + scan_sin[:, mask] @ b[mask]
+    j = int(np.argmax(scan))
+    best, best_tau = scan[j], scan_tau[j]
+    tau = best_tau
+    om, am, bm = omega[mask], a[mask], b[mask]
+    for _ in range(n_newton):
+        c, s = np.cos(om * tau), np.sin(om * tau)
+        r1 = np.sum(om * (-am * s + bm * c))
+        r2 = -np.sum(om ** 2 * (am * c + bm * s))
+        if r2 >= 0:
+            break
+        delta = float(np.clip(-r1 / r2, -step, step))
+        tau = float(np.clip(tau + delta, -tau_max, tau_max))
+        if abs(delta) < 1e-10:
+            break
+    r = np.sum(am * np.cos(om * tau) + bm * np.sin(om * tau))
+    if r < best:
+        return best_tau, best
+    return tau, r
+
+
+def pooled_reference(cross, weights, omega, scan_tau, scan_cos, scan_sin, tau_max, n_newton):
+    """Plain-numpy reference of :func:`pooled_kernel`."""
+    w = np.where(weights > 0, weights, 0.0)
+    total = w.sum()
+    a = np.einsum("f,fk->k", w, cross[:, 0])
+    b = np.einsum("f,fk->k", w, cross[:, 1])
+    mask = (a != 0) | (b != 0)
+    if total <= 0 or not mask.any():
+        return np.nan, 0.0
+    tau, r = gcc_peak_reference(a, b, mask, omega, scan_tau, scan_cos, scan_sin, tau_max,
+                                n_newton)
+    return tau, max(r / total, 0.0)
+
+
+@njit(cache=True)
+def binaural_kernel(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, scan_cos, scan_sin,
+                    tau_max, state, initialised, params, out, out_cross):
+    n_frames, n_bins = spec_l.shape
     n_bands = out.shape[1] - OUT_BANDS
     psd_alpha = params[P_PSD_ALPHA]
     rise = params[P_RISE]
@@ -67,8 +191,7 @@ def binaural_kernel(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, scan_
     onset_db = params[P_ONSET_DB]
     mode = int(params[P_MODE])
     n_newton = int(params[P_NEWTON])
-    step = scan_tau[1] - scan_tau[0] if n_lags > 1 else tau_max
-    d_omega = omega[1] - omega[0] if n_bins > 1 else 0.0
+    keep_cross = out_cross.shape[0] == n_frames
 
     a = np.zeros(n_bins)
     b = np.zeros(n_bins)
@@ -162,59 +285,16 @@ def binaural_kernel(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, scan_
         else:
             out[f, OUT_DIRECT] = 0.0
 
+        if keep_cross:
+            for k in range(n_bins):
+                out_cross[f, 0, k] = a[k] / wsum if wsum > 1e-12 else 0.0
+                out_cross[f, 1, k] = b[k] / wsum if wsum > 1e-12 else 0.0
         if wsum <= 1e-12:
             out[f, OUT_ITD] = np.nan
             out[f, OUT_RELIABILITY] = 0.0
         else:
-            # coarse scan of the continuous GCC-PHAT on the lag grid
-            best = -1e300
-            best_tau = 0.0
-            for j in range(n_lags):
-                r = 0.0
-                for k in range(n_bins):
-                    if mask[k]:
-                        r += a[k] * scan_cos[j, k] + b[k] * scan_sin[j, k]
-                if r > best:
-                    best = r
-                    best_tau = scan_tau[j]
-            # Newton refinement: r(t) = sum a cos(w t) + b sin(w t)
-            tau = best_tau
-            for _ in range(n_newton):
-                zr = 1.0
-                zi = 0.0
-                er = math.cos(d_omega * tau)
-                ei = math.sin(d_omega * tau)
-                r1 = 0.0
-                r2 = 0.0
-                for k in range(n_bins):
-                    if mask[k]:
-                        w = omega[k]
-                        r1 += w * (-a[k] * zi + b[k] * zr)
-                        r2 -= w * w * (a[k] * zr + b[k] * zi)
-                    nr = zr * er - zi * ei
-                    zi = zr * ei + zi * er
-                    zr = nr
-                if r2 >= 0.0:
-                    break
-                delta = -r1 / r2
-                if delta > step:
-                    delta = step
-                elif delta < -step:
-                    delta = -step
-                tau += delta
-                if tau > tau_max:
-                    tau = tau_max
-                elif tau < -tau_max:
-                    tau = -tau_max
-                if abs(delta) < 1e-10:
-                    break
-            r = 0.0
-            for k in range(n_bins):
-                if mask[k]:
-                    r += a[k] * math.cos(omega[k] * tau) + b[k] * math.sin(omega[k] * tau)
-            if r < best:  # Newton must not lose the coarse peak
-                tau = best_tau
-                r = best
+            tau, r = gcc_peak(a, b, mask, omega, scan_tau, scan_cos, scan_sin, tau_max,
+                              n_newton)
             out[f, OUT_ITD] = tau
             rel = r / wsum
             out[f, OUT_RELIABILITY] = rel if rel > 0.0 else 0.0
@@ -257,13 +337,12 @@ def binaural_kernel(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, scan_
 
 
 def binaural_reference(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, scan_cos, scan_sin,
-                       tau_max, state, initialised, params, out):
+                       tau_max, state, initialised, params, out, out_cross):
     """Plain-numpy reference of :func:`binaural_kernel` (same arguments, same outputs)."""
     n_bands = out.shape[1] - OUT_BANDS
     psd_alpha, rise, thr, act_mid, act_slope, coh_alpha, coh_exp, onset_db = params[:8]
     mode = int(params[P_MODE])
     n_newton = int(params[P_NEWTON])
-    step = scan_tau[1] - scan_tau[0] if len(scan_tau) > 1 else tau_max
     for f in range(spec_l.shape[0]):
         L = spec_l[f]
         R = spec_r[f]
@@ -306,29 +385,15 @@ def binaural_reference(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, sc
         n_mask = int(mask.sum())
         out[f, OUT_NBINS] = n_mask
         out[f, OUT_DIRECT] = wsum / n_mask if n_mask else 0.0
+        if out_cross.shape[0] == spec_l.shape[0]:
+            out_cross[f, 0] = a / wsum if wsum > 1e-12 else 0.0
+            out_cross[f, 1] = b / wsum if wsum > 1e-12 else 0.0
         if wsum <= 1e-12:
             out[f, OUT_ITD] = np.nan
             out[f, OUT_RELIABILITY] = 0.0
         else:
-            scan = scan_cos[:, mask] @ a[mask] + scan_sin[:, mask] @ b[mask]
-            j = int(np.argmax(scan))
-            best, best_tau = scan[j], scan_tau[j]
-            tau = best_tau
-            om = omega[mask]
-            am, bm = a[mask], b[mask]
-            for _ in range(n_newton):
-                c, s = np.cos(om * tau), np.sin(om * tau)
-                r1 = np.sum(om * (-am * s + bm * c))
-                r2 = -np.sum(om ** 2 * (am * c + bm * s))
-                if r2 >= 0:
-                    break
-                delta = float(np.clip(-r1 / r2, -step, step))
-                tau = float(np.clip(tau + delta, -tau_max, tau_max))
-                if abs(delta) < 1e-10:
-                    break
-            r = np.sum(am * np.cos(om * tau) + bm * np.sin(om * tau))
-            if r < best:
-                tau, r = best_tau, best
+            tau, r = gcc_peak_reference(a, b, mask, omega, scan_tau, scan_cos, scan_sin,
+                                        tau_max, n_newton)
             out[f, OUT_ITD] = tau
             out[f, OUT_RELIABILITY] = max(r / wsum, 0.0)
         sel = mask if mask.any() else in_band

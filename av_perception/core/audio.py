@@ -169,6 +169,7 @@ class BinauralFeatures:
     snr_db : dB of frame power over the adaptive noise floor.
     n_bins : number of bins that passed the noise mask.
     ipd : optional (F, B, 2) (cos, sin) of the interaural phase difference.
+    cross : optional (F, 2, B) weighted PHAT cross-spectrum per frame (for pooling).
     """
 
     stamp: np.ndarray
@@ -182,6 +183,7 @@ class BinauralFeatures:
     snr_db: np.ndarray
     n_bins: np.ndarray
     ipd: np.ndarray | None = None
+    cross: np.ndarray | None = None
     band_edges: tuple = field(default=())
 
     def __len__(self) -> int:
@@ -195,7 +197,8 @@ class BinauralFeatures:
     @classmethod
     def empty(cls, n_bands: int, band_edges=()) -> BinauralFeatures:
         z = np.zeros(0)
-        return cls(z, z, z, z, z, np.zeros((0, n_bands)), z, z, z, z, None, tuple(band_edges))
+        return cls(z, z, z, z, z, np.zeros((0, n_bands)), z, z, z, z, None, None,
+                   tuple(band_edges))
 
     @classmethod
     def concatenate(cls, parts) -> BinauralFeatures:
@@ -205,8 +208,10 @@ class BinauralFeatures:
         names = ["stamp", "itd", "azimuth", "reliability", "ild", "ild_bands", "activity",
                  "direct_path", "snr_db", "n_bins"]
         kw = {n: np.concatenate([getattr(p, n) for p in parts]) for n in names}
-        ipds = [p.ipd for p in parts if len(p)]
-        kw["ipd"] = np.concatenate(ipds) if ipds and all(i is not None for i in ipds) else None
+        for name in ("ipd", "cross"):
+            arrays = [getattr(p, name) for p in parts if len(p)]
+            kw[name] = (np.concatenate(arrays) if arrays and all(a is not None for a in arrays)
+                        else None)
         return cls(**kw, band_edges=parts[0].band_edges)
 
 
@@ -221,16 +226,21 @@ class BinauralFrontEnd:
         Use the numba kernel (default) or the plain-numpy reference.
     keep_ipd : bool
         Also return the per-bin IPD of every frame.
+    keep_cross : bool
+        Also return each frame's weighted PHAT cross-spectrum (``features.cross``), for
+        :meth:`pooled_itd` over several frames.
     """
 
     def __init__(self, config: AudioFrontEndConfig | None = None,
                  mics: MicArrayConfig | MicGeometry | None = None,
-                 use_numba: bool = True, keep_ipd: bool = False):
+                 use_numba: bool = True, keep_ipd: bool = False, keep_cross: bool = False):
         self.config = config or AudioFrontEndConfig()
         mics = mics if mics is not None else MicArrayConfig()
         self.geometry = mics if isinstance(mics, MicGeometry) else MicGeometry.from_config(mics)
         self.keep_ipd = keep_ipd
+        self.keep_cross = keep_cross
         self._kernel = K.binaural_kernel if use_numba else K.binaural_reference
+        self._pooled = K.pooled_kernel if use_numba else K.pooled_reference
         c = self.config
         fs = c.processing_rate
         n = c.frame_length
@@ -390,9 +400,10 @@ class BinauralFrontEnd:
         """Features of already framed audio (F, 2, frame_length) at the processing rate."""
         spec_l, spec_r = self.spectra(frames)
         out = np.zeros((len(frames), K.OUT_BANDS + self.n_bands))
+        cross = np.zeros((len(frames) if self.keep_cross else 0, 2, len(self.freqs)))
         self._kernel(spec_l, spec_r, self.omega, self._in_band, self.band_of_bin, self.scan_tau,
                      self.scan_cos, self.scan_sin, self.tau_max, self._state, self._initialised,
-                     self.params, out)
+                     self.params, out, cross)
         itd = out[:, K.OUT_ITD]
         return BinauralFeatures(
             stamp=np.asarray(stamps, dtype=np.float64),
@@ -406,13 +417,45 @@ class BinauralFrontEnd:
             snr_db=out[:, K.OUT_SNR],
             n_bins=out[:, K.OUT_NBINS],
             ipd=interaural_phase_difference(spec_l, spec_r) if self.keep_ipd else None,
+            cross=cross if self.keep_cross else None,
             band_edges=self.config.ild_band_edges,
         )
+
+    def pooled_itd(self, cross: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+        """ITD of several frames pooled (SRP-PHAT-like, with the direct-path weights).
+
+        Parameters
+        ----------
+        cross : array (F, 2, B)
+            ``features.cross`` of the frames (front-end built with ``keep_cross=True``).
+        weights : array (F,)
+            Frame weights, e.g. ``features.weight``; frames with weight <= 0 are ignored.
+
+        Returns
+        -------
+        itd : float
+            Seconds (NaN when no frame has weight).
+        reliability : float
+            Peak height of the pooled GCC-PHAT in [0, 1].
+        """
+        cross = np.asarray(cross, dtype=np.float64)
+        weights = np.asarray(weights, dtype=np.float64)
+        if cross.ndim != 3 or cross.shape[1:] != (2, len(self.freqs)):
+            raise ValueError(f"cross must have shape (F, 2, {len(self.freqs)}), got {cross.shape}")
+        if weights.shape != (cross.shape[0],):
+            raise ValueError(f"weights must have shape ({cross.shape[0]},), got {weights.shape}")
+        if not (np.all(np.isfinite(cross)) and np.all(np.isfinite(weights))):
+            raise ValueError("cross and weights must be finite")
+        tau, rel = self._pooled(cross, weights, self.omega, self.scan_tau, self.scan_cos,
+                                self.scan_sin, self.tau_max, int(self.params[K.P_NEWTON]))
+        return float(tau), float(rel)
 
 
 def extract_features(samples, sample_rate: int, config: AudioFrontEndConfig | None = None,
                      mics: MicArrayConfig | MicGeometry | None = None, start_time: float = 0.0,
-                     use_numba: bool = True, keep_ipd: bool = False) -> BinauralFeatures:
+                     use_numba: bool = True, keep_ipd: bool = False,
+                     keep_cross: bool = False) -> BinauralFeatures:
     """Features of a whole 2-channel recording (n, 2) (batch form of the front-end)."""
-    fe = BinauralFrontEnd(config, mics, use_numba=use_numba, keep_ipd=keep_ipd)
+    fe = BinauralFrontEnd(config, mics, use_numba=use_numba, keep_ipd=keep_ipd,
+                          keep_cross=keep_cross)
     return fe.process(samples, sample_rate, start_time)

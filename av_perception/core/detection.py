@@ -103,7 +103,8 @@ class DetectionConfig(StageConfig):
         1.2, "Scale step between the Haar pyramid levels (smaller: slower, finds more).",
         low=1.01, high=2.0)
     haar_min_neighbors: int = param(
-        3, "Overlapping Haar hits needed to accept a detection.", low=1, high=50)
+        2, "Overlapping Haar hits needed to accept a detection (2 keeps faces of 24-30 px; "
+        "the stereo checks of the front-end remove the extra false hits).", low=1, high=50)
     confidence_half_neighbors: float = param(
         3.0, "Haar confidence = n / (n + this), n = number of merged hits.", low=0.1, high=100.0)
     min_size: int = param(

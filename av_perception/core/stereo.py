@@ -23,6 +23,9 @@ integer disparity is refined by a parabola through the three scores around it.
 The match quality in [0, 1] is ``max(ZNCC, 0)`` times an ambiguity factor
 ``min(1, margin_over_runner_up / ambiguity_margin)``.  An alternative runs
 ``cv2.StereoSGBM`` on a strip around the region only and takes the median.
+A left-right consistency check matches the found right-image region back
+into the left image and rejects the region when the two disparities differ
+by more than ``lr_tolerance`` pixels (occlusions, repetitive texture).
 Matches are rejected with a reason (:data:`REJECT_REASONS`).
 
 The numba kernel :func:`epipolar_scan_kernel` has a plain-numpy reference
@@ -62,6 +65,7 @@ REJECT_REASONS = (
     "too_far",  # depth beyond max_depth (or best match at the smallest allowed disparity)
     "low_match_score",  # ZNCC at the best disparity below min_score
     "no_valid_disparity",  # SGBM found no valid disparity in the region
+    "left_right_mismatch",  # matching the found right region back gives another disparity
 )
 
 METHOD_NCC = 0
@@ -553,7 +557,7 @@ def epipolar_scan_kernel(left, right, boxes, d_lo, dy_max, stride, method, score
         ss = 0.0
         for i in range(0, h, st):
             for j in range(0, w, st):
-                t = left[v0 + i, u0 + j]
+                t = np.float64(left[v0 + i, u0 + j])
                 s += t
                 ss += t * t
                 n += 1
@@ -581,10 +585,10 @@ def epipolar_scan_kernel(left, right, boxes, d_lo, dy_max, stride, method, score
                     stc = 0.0
                     for i in range(0, h, st):
                         for j in range(0, w, st):
-                            c = right[vc + i, uc + j]
+                            c = np.float64(right[vc + i, uc + j])
                             sc += c
                             scc += c * c
-                            stc += (left[v0 + i, u0 + j] - mt) * c
+                            stc += (np.float64(left[v0 + i, u0 + j]) - mt) * c
                     mc = sc / n
                     var_c = scc / n - mc * mc
                     den = math.sqrt(var_t * var_c) * n if var_c > 0.0 else 0.0
@@ -593,12 +597,13 @@ def epipolar_scan_kernel(left, right, boxes, d_lo, dy_max, stride, method, score
                     sc = 0.0
                     for i in range(0, h, st):
                         for j in range(0, w, st):
-                            sc += right[vc + i, uc + j]
+                            sc += np.float64(right[vc + i, uc + j])
                     mc = sc / n
                     sad = 0.0
                     for i in range(0, h, st):
                         for j in range(0, w, st):
-                            sad += abs((left[v0 + i, u0 + j] - mt) - (right[vc + i, uc + j] - mc))
+                            sad += abs((np.float64(left[v0 + i, u0 + j]) - mt)
+                                       - (np.float64(right[vc + i, uc + j]) - mc))
                     val = -sad / n
                 if not found or val > best:
                     best = val
@@ -679,7 +684,7 @@ class RegionMatches:
     @classmethod
     def empty(cls) -> RegionMatches:
         z = np.zeros(0)
-        return cls(z, z, z, z, z, np.zeros(0, dtype=np.int64), np.zeros(0, dtype="<U18"))
+        return cls(z, z, z, z, z, np.zeros(0, dtype=np.int64), np.zeros(0, dtype="<U24"))
 
 
 def _gray32(img, name) -> np.ndarray:
@@ -722,6 +727,9 @@ class RegionMatcher:
         Template pixels used at most (larger regions are subsampled on a grid).
     sgbm_block_size : int
         Block size of the SGBM alternative (odd).
+    lr_tolerance : float
+        Left-right consistency tolerance in px (0 disables the check; SGBM
+        always uses its own check with 1 px).
     use_numba : bool
         Numba kernel (default) or the numpy reference.
     """
@@ -730,7 +738,8 @@ class RegionMatcher:
                  max_depth: float = 6.0, method: str = "ncc", vertical_search: int = 1,
                  min_texture: float = 2.0, min_score: float = 0.5,
                  ambiguity_margin: float = 0.1, max_samples: int = 1024,
-                 sgbm_block_size: int = 5, use_numba: bool = True):
+                 sgbm_block_size: int = 5, lr_tolerance: float = 1.0,
+                 use_numba: bool = True):
         if method not in _METHODS:
             raise ValueError(f"method must be one of {', '.join(_METHODS)}, got {method!r}")
         if not 0 < min_depth < max_depth:
@@ -749,6 +758,7 @@ class RegionMatcher:
         self.ambiguity_margin = float(ambiguity_margin)
         self.max_samples = int(max_samples)
         self.sgbm_block_size = int(sgbm_block_size)
+        self.lr_tolerance = float(lr_tolerance)
         self._kernel = epipolar_scan_kernel if use_numba else epipolar_scan_reference
         d_min, d_max = self.disparity_range
         self._d_lo = int(math.floor(d_min)) - 1
@@ -825,7 +835,41 @@ class RegionMatcher:
         tstd = np.zeros(m)
         self._kernel(gl, gr, ib, d_lo, self.vertical_search, stride, _METHODS[self.method],
                      scores, best_dy, tstd)
-        return self._finish(gl, gr, ib, inside, stride, scores, best_dy, tstd)
+        res = self._finish(gl, gr, ib, inside, stride, scores, best_dy, tstd)
+        if self.lr_tolerance > 0:
+            self._left_right_check(gl, gr, ib, stride, res)
+        return res
+
+    def _left_right_check(self, gl, gr, ib, stride, res: RegionMatches) -> None:
+        """Match the found right regions back into the left image (in place)."""
+        idx = np.flatnonzero(res.valid)
+        if idx.size == 0:
+            return
+        width = gl.shape[1]
+        # right -> left matching is left -> right matching of the mirrored images
+        glf = np.ascontiguousarray(gr[:, ::-1])
+        grf = np.ascontiguousarray(gl[:, ::-1])
+        boxes = ib[idx].copy()
+        ur = boxes[:, 0] - np.round(res.disparity[idx]).astype(np.int64)
+        boxes[:, 0] = width - ur - boxes[:, 2]
+        boxes[:, 1] += res.dy[idx]
+        inside = (boxes[:, 0] >= 0) & (boxes[:, 0] + boxes[:, 2] <= width)
+        boxes[~inside, 0] = 0
+        n_d = self._d_hi - self._d_lo + 1
+        scores = np.empty((idx.size, n_d))
+        best_dy = np.zeros((idx.size, n_d), dtype=np.int64)
+        tstd = np.zeros(idx.size)
+        self._kernel(glf, grf, boxes, np.full(idx.size, self._d_lo, dtype=np.int64),
+                     self.vertical_search, stride[idx], _METHODS[self.method], scores, best_dy,
+                     tstd)
+        back = self._finish(glf, grf, boxes, inside, stride[idx], scores, best_dy,
+                            np.full(idx.size, np.inf))
+        bad = ~(np.abs(back.disparity - res.disparity[idx]) <= self.lr_tolerance)
+        j = idx[bad]
+        res.reason[j] = "left_right_mismatch"
+        res.disparity[j] = np.nan
+        res.depth[j] = np.nan
+        res.quality[j] = 0.0
 
     # ------------------------------------------------------------ internals
     def _finish(self, gl, gr, ib, inside, stride, scores, best_dy, tstd) -> RegionMatches:
@@ -835,7 +879,7 @@ class RegionMatcher:
         uniq = np.zeros(m)
         quality = np.zeros(m)
         dy = np.zeros(m, dtype=np.int64)
-        reason = np.full(m, "ok", dtype="<U18")
+        reason = np.full(m, "ok", dtype="<U24")
         for i in range(m):
             s = scores[i]
             finite = np.isfinite(s)
@@ -910,7 +954,7 @@ class RegionMatcher:
         uniq = np.zeros(m)
         quality = np.zeros(m)
         dy = np.zeros(m, dtype=np.int64)
-        reason = np.full(m, "ok", dtype="<U18")
+        reason = np.full(m, "ok", dtype="<U24")
         pad = bs
         for i in range(m):
             if not inside[i]:

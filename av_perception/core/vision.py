@@ -9,8 +9,8 @@ Per image pair (:meth:`VisualFrontEnd.process`):
    every-k detection with template tracking in between, NMS);
 3. for each head box, find the disparity of its central part
    (``vision.match_fraction``) along the epipolar line
-   (:class:`~av_perception.core.stereo.RegionMatcher`), rejecting impossible
-   depths with a reason;
+   (:class:`~av_perception.core.stereo.RegionMatcher`, with a left-right
+   consistency check), rejecting impossible depths with a reason;
 4. reject faces whose stereo depth disagrees with the depth implied by the box
    size (a face is ``vision.face_width`` metres wide) by more than
    ``vision.size_check_ratio``;
@@ -81,6 +81,9 @@ class VisionConfig(StageConfig):
     ambiguity_margin: float = param(
         0.1, "Margin of the best match over the runner-up (>2 px away) that gives full "
         "quality; smaller margins lower the weight (0 disables).", low=0.0, high=2.0)
+    left_right_tolerance: float = param(
+        1.0, "Left-right consistency: the right region matched back into the left image must "
+        "give the same disparity within this many px (0 disables).", low=0.0, high=20.0)
     max_template_samples: int = param(
         1024, "Template pixels used at most per region (bigger regions are subsampled).",
         low=16, high=1000000)
@@ -261,8 +264,8 @@ class VisualFrontEnd:
         self.calibration = calibration
         self.detection_config = detection or DetectionConfig()
         fx = calibration.fx
-        largest = 0.6 if any(d in ("upper_body",) for d in self.detection_config.detectors) \
-            else 1.5 * c.face_width
+        # largest box: an upper body (~0.6 m wide) or a face, at the nearest allowed depth
+        largest = 0.6 if "upper_body" in self.detection_config.detectors else 1.5 * c.face_width
         self.detector = DetectionPipeline(
             self.detection_config,
             min_size=int(math.floor(0.7 * fx * c.face_width / c.max_depth)),
@@ -270,7 +273,7 @@ class VisualFrontEnd:
         self.matcher = RegionMatcher(
             calibration, c.min_depth, c.max_depth, c.disparity_method, c.vertical_search,
             c.min_texture, c.min_match_score, c.ambiguity_margin, c.max_template_samples,
-            use_numba=c.use_numba)
+            lr_tolerance=c.left_right_tolerance, use_numba=c.use_numba)
         self.stats: dict = {"frames": 0, "observations": 0, "interest_points": 0,
                             "rejected": {}}
         self.last_timing: dict = {}
@@ -467,7 +470,7 @@ def render_stereo_heads(calibration: StereoCalibration, heads, face: np.ndarray,
         images.append(cv2.warpAffine(background, m, (width, height), flags=cv2.INTER_LINEAR
                                      | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
                       .astype(np.float32))
-    heads = np.atleast_2d(np.asarray(heads, dtype=np.float64))
+    heads = np.asarray(heads, dtype=np.float64).reshape(-1, 3)
     face = np.asarray(face, dtype=np.uint8)
     fh, fw = face.shape[:2]
     for x, y, z in heads[np.argsort(-heads[:, 2])]:
@@ -478,7 +481,7 @@ def render_stereo_heads(calibration: StereoCalibration, heads, face: np.ndarray,
         ph = max(2, int(round(size * fh / fw)))
         patch = cv2.resize(face, (pw, ph), interpolation=cv2.INTER_AREA).astype(np.float32)
         alpha = np.zeros((ph, pw), np.float32)
-        cv2.ellipse(alpha, ((pw - 1) / 2, (ph - 1) / 2), (pw * 0.98, ph * 0.98), 0, 1.0, -1)
+        cv2.ellipse(alpha, (((pw - 1) / 2, (ph - 1) / 2), (pw * 0.98, ph * 0.98), 0.0), 1.0, -1)
         u = cal.fx * x / z + cal.cx
         v = cal.fy * y / z + cal.cy
         d = float(cal.disparity_from_depth(z))

@@ -15,7 +15,7 @@ image, alpha (an ellipse with soft edges), and its physical width in metres
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import cv2
 import numpy as np
@@ -81,7 +81,7 @@ def _portrait(name: str) -> np.ndarray:
     return img
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_face(name: str) -> FaceSprite:
     """The sprite of face ``name`` (see :func:`face_names`)."""
     w, h = SPRITE_SIZE

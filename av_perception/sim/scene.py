@@ -75,7 +75,7 @@ class RoomSpec:
     rt60: float = 0.4
     absorption: float | None = None
     max_order: int | None = None
-    early_order: int = 8
+    early_order: int = 10
 
     def __post_init__(self):
         self.size = _vec(self.size, 3, "room.size")

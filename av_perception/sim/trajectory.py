@@ -51,11 +51,12 @@ class Trajectory:
         else:
             p = np.stack([np.interp(t, w[:, 0], w[:, k]) for k in (1, 2, 3)], axis=1)
         if self.sway > 0:
-            a, ph = self.sway, self.phase
-            p = p + a * np.stack([
-                0.6 * np.sin(2 * np.pi * 0.23 * t + ph) + 0.4 * np.sin(2 * np.pi * 0.61 * t + 2 * ph),
-                0.3 * np.sin(2 * np.pi * 0.37 * t + 3 * ph),
-                0.5 * np.sin(2 * np.pi * 0.17 * t + 5 * ph) + 0.3 * np.sin(2 * np.pi * 0.43 * t + ph),
+            ph = self.phase
+            w = 2 * np.pi * t
+            p = p + self.sway * np.stack([
+                0.6 * np.sin(0.23 * w + ph) + 0.4 * np.sin(0.61 * w + 2 * ph),
+                0.3 * np.sin(0.37 * w + 3 * ph),
+                0.5 * np.sin(0.17 * w + 5 * ph) + 0.3 * np.sin(0.43 * w + ph),
             ], axis=1)
         return p
 

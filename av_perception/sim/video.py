@@ -225,6 +225,7 @@ class VideoRenderer:
                 hs = _Sprite(himg, halpha, 0.002, label=2 * k + 2)
                 hs.offset_y = -0.04 * face.height_m / 0.2375
                 self.hair[p.id] = hs
+        self._noise_bank = None
         self.face_size = {p.id: (load_face(p.face).width_m, load_face(p.face).height_m)
                           for p in scene.people}
 
@@ -282,6 +283,19 @@ class VideoRenderer:
             out[below] = fl[below]
         return out
 
+    def _noise(self, rng) -> np.ndarray:
+        """A Gaussian sensor-noise field: a random crop of one of a few pre-drawn fields
+        (drawing 2 x 921,600 normals per frame would dominate the rendering time)."""
+        H, W = self.shape
+        if self._noise_bank is None:
+            bank_rng = np.random.default_rng(rng.integers(2**63))
+            self._noise_bank = [
+                self.scene.video.noise_std * bank_rng.standard_normal((H + 97, W + 131, 3),
+                                                                      dtype=np.float32)
+                for _ in range(4)]
+        k, dy, dx = rng.integers(4), rng.integers(98), rng.integers(132)
+        return self._noise_bank[k][dy:dy + H, dx:dx + W]
+
     # ----------------------------------------------------------------- frames
     def render(self, t: float, rng) -> RenderedFrame:
         """The left and right images at time ``t`` (s from the start) and the face views."""
@@ -327,11 +341,13 @@ class VideoRenderer:
         gain = float(self.scene.video.gain(t)[0])
         out = []
         for img in images:
-            img = img * gain
+            if gain != 1.0:
+                img *= gain
             if self.scene.video.blur_sigma > 0:
                 img = cv2.GaussianBlur(img, (0, 0), self.scene.video.blur_sigma)
             if self.scene.video.noise_std > 0:
-                img = img + self.scene.video.noise_std * rng.standard_normal(
-                    img.shape, dtype=np.float32)
-            out.append(np.clip(img + 0.5, 0, 255).astype(np.uint8))
+                img += self._noise(rng)
+            img += 0.5
+            np.clip(img, 0, 255, out=img)
+            out.append(img.astype(np.uint8))
         return RenderedFrame(out[0], out[1], views)

@@ -291,7 +291,8 @@ def _prepare(data: np.ndarray, fs: int, rate: int) -> np.ndarray:
 
 
 def _fill(pieces, n: int, fs: int, level_db: float) -> np.ndarray:
-    """Concatenate pieces (with 0.1 s gaps) until ``n`` samples, cut, fade, set the level."""
+    """Concatenate pieces with 0.1 s pauses until ``n`` samples (the last pause may be
+    completed with silence), cut, fade the ends and set the level."""
     out = []
     total = 0
     gap = np.zeros(int(0.1 * fs))
@@ -305,9 +306,14 @@ def _fill(pieces, n: int, fs: int, level_db: float) -> np.ndarray:
         total += len(piece)
         if total >= n:
             break
-    if total < n:
-        raise ValueError("the speech source ran out of material")
-    x = _fade(np.concatenate(out)[:n], fs)
+    if not out:
+        raise ValueError("the speech source produced no sound")
+    x = np.concatenate(out)[:n]
+    if len(x) < n:
+        if n - len(x) > len(gap):
+            raise ValueError("the speech source ran out of material")
+        x = np.concatenate([x, np.zeros(n - len(x))])
+    x = _fade(x, fs)
     rms = np.sqrt(np.mean(x * x))
     return x * (0.05 * 10 ** (level_db / 20) / rms) if rms > 0 else x
 
@@ -366,12 +372,15 @@ class WavSpeech(SpeechSource):
             f, off = (f + 1) % len(self.files), 0
 
     def render(self, person, n, fs, rng):
-        out, total = [], 0
+        out, total, gap = [], 0, int(0.1 * fs)
         for x, f, off in self._pieces(person.id, fs):
-            need = n - total
-            take = x[:need]
+            if out:
+                total += gap
+            take = x[:max(n - total, 0)]
+            if len(take) == 0:
+                break
             out.append(take)
-            total += len(take) + int(0.1 * fs)
+            total += len(take)
             self._cursor[person.id] = (f, off + len(take))
             if total >= n:
                 break

@@ -1,0 +1,188 @@
+"""Detectors, NMS and keyframe tracking on real photos (scikit-image)."""
+import cv2
+import numpy as np
+import pytest
+
+from av_perception.core.config import ConfigError, StereoCameraConfig
+from av_perception.core.detection import (
+    Detection,
+    DetectionConfig,
+    DetectionPipeline,
+    DetectorError,
+    HaarDetector,
+    YuNetDetector,
+    box_iou,
+    non_max_suppression,
+)
+from av_perception.core.stereo import StereoCalibration
+from av_perception.core.vision import render_stereo_heads
+
+ASTRONAUT_FACE = (177, 66, 95, 95)  # Haar frontal box of skimage's astronaut photo
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut()[..., ::-1])
+
+
+@pytest.fixture(scope="module")
+def cameraman():
+    from skimage import data
+
+    return np.ascontiguousarray(data.camera())
+
+
+def test_haar_frontal_finds_the_face(astronaut):
+    dets = DetectionPipeline(DetectionConfig(every_k=1)).detect(astronaut)
+    faces = [d for d in dets if d.kind == "face"]
+    assert len(faces) >= 1
+    best = faces[0]
+    assert box_iou(best.box, ASTRONAUT_FACE)[0, 0] > 0.7
+    assert 0.3 < best.confidence <= 1.0
+    assert best.source == "haar_frontal" and not best.tracked
+
+
+def test_profile_runs_on_the_mirrored_image(cameraman):
+    plain = HaarDetector("profile", "profile", scale_factor=1.1, min_neighbors=3)
+    both = HaarDetector("profile", "profile", mirrored=True, scale_factor=1.1, min_neighbors=3)
+    direct = plain.detect(cameraman)
+    assert direct, "the cameraman's 3/4 profile should be found"
+    flipped = both.detect(cv2.flip(cameraman, 1))
+    w = cameraman.shape[1]
+    # every hit on the original appears, mirrored back, when the mirrored pass runs on the flip
+    for d in direct:
+        want = (w - d.x - d.w, d.y, d.w, d.h)
+        assert any(np.allclose(f.box, want) for f in flipped)
+    assert all(f.kind == "profile" for f in flipped)
+
+
+def test_scale_and_roi_map_back_to_full_resolution(astronaut):
+    half = DetectionPipeline(DetectionConfig(every_k=1, scale=0.5)).detect(astronaut)
+    assert any(box_iou(d.box, ASTRONAUT_FACE)[0, 0] > 0.6 for d in half)
+    x, y, w, h = ASTRONAUT_FACE
+    roi_in = (0.25, 0.0, 0.75, 0.5)
+    inside = DetectionPipeline(DetectionConfig(every_k=1, roi=roi_in)).detect(astronaut)
+    assert any(box_iou(d.box, ASTRONAUT_FACE)[0, 0] > 0.7 for d in inside)
+    assert all(d.x >= 0.25 * 512 - 1 and d.x + d.w <= 0.75 * 512 + 1 for d in inside)
+    outside = DetectionPipeline(DetectionConfig(every_k=1, roi=(0.0, 0.5, 1.0, 1.0)))
+    assert not any(box_iou(d.box, ASTRONAUT_FACE)[0, 0] > 0.1 for d in outside.detect(astronaut))
+    # size limits: a max size below the face hides it
+    small = DetectionPipeline(DetectionConfig(every_k=1, max_size=60))
+    assert not any(box_iou(d.box, ASTRONAUT_FACE)[0, 0] > 0.5 for d in small.detect(astronaut))
+
+
+def test_upper_body_and_combined_detectors_run(astronaut):
+    p = DetectionPipeline(DetectionConfig(detector="haar_all", every_k=1))
+    assert [type(d).__name__ for d in p.detectors] == ["HaarDetector"] * 3
+    dets = p.detect(astronaut)
+    assert {d.kind for d in dets} <= {"face", "profile", "upper_body"}
+    assert any(d.kind in ("face", "profile") and box_iou(d.box, ASTRONAUT_FACE)[0, 0] > 0.5
+               for d in dets)
+    # after NMS no two head boxes overlap much
+    heads = np.array([d.head_box() for d in dets])
+    iou = box_iou(heads, heads)
+    assert np.all(iou[~np.eye(len(dets), dtype=bool)] <= 0.3)
+
+
+def test_head_box_of_an_upper_body():
+    d = Detection(100, 50, 200, 160, 0.8, "upper_body")
+    x, y, w, h = d.head_box()
+    assert (x, y, w, h) == pytest.approx((160, 58, 80, 80))
+    assert Detection(1, 2, 3, 4, 0.5, "face").head_box().tolist() == [1, 2, 3, 4]
+
+
+def test_non_max_suppression():
+    dets = [
+        Detection(100, 100, 50, 50, 0.9, "face"),
+        Detection(104, 102, 50, 50, 0.6, "profile"),  # same head, lower confidence
+        Detection(60, 80, 130, 110, 0.7, "upper_body"),  # head box ~ the face above
+        Detection(400, 100, 50, 50, 0.5, "face"),  # another person
+        Detection(300, 300, 40, 40, 0.2, "face"),
+    ]
+    kept = non_max_suppression(dets, 0.3)
+    assert [(d.x, d.kind) for d in kept] == [(100, "face"), (400, "face"), (300, "face")]
+    assert len(non_max_suppression(dets, 0.3, max_detections=2)) == 2
+    assert non_max_suppression([], 0.3) == []
+    np.testing.assert_allclose(box_iou([0, 0, 10, 10], [[5, 0, 10, 10], [20, 20, 5, 5]]),
+                               [[50 / 150, 0.0]])
+
+
+@pytest.fixture(scope="module")
+def moving_face(astronaut):
+    """Left images of a face at 1.5 m moving right by 0.012 m (4 px) per frame."""
+    x, y, w, h = ASTRONAUT_FACE
+    s = 1.1 * w
+    cx, cy = x + w / 2, y + h / 2
+    face = astronaut[int(cy - s / 2):int(cy + s / 2), int(cx - s / 2):int(cx + s / 2)]
+    cal = StereoCalibration.from_config(StereoCameraConfig())
+    frames = []
+    rng = np.random.default_rng(0)
+    for i in range(7):
+        pos = np.array([-0.2 + 0.012 * i, 0.0, 1.5])
+        left, _ = render_stereo_heads(cal, [pos], face, None, 6.0, noise_sigma=1.0, rng=rng)
+        frames.append((left, cal.project(pos)[0][0]))
+    return frames
+
+
+def test_every_k_tracks_between_keyframes(moving_face):
+    p = DetectionPipeline(DetectionConfig(every_k=5, haar_min_neighbors=3))
+    first = p.detect(moving_face[0][0])
+    assert len(first) == 1 and not first[0].tracked
+    u0 = first[0].centre[0] - moving_face[0][1]  # detector offset from the true centre
+    for i, (img, u) in enumerate(moving_face[1:5], start=1):
+        dets = p.detect(img)
+        assert len(dets) == 1 and dets[0].tracked, i
+        assert dets[0].centre[0] - u == pytest.approx(u0, abs=1.0)
+        assert dets[0].w == first[0].w
+        assert 0 < dets[0].confidence <= first[0].confidence
+    again = p.detect(moving_face[5][0])  # keyframe
+    u5 = moving_face[5][1]
+    assert any(abs(d.centre[0] - u5 - u0) < 3 and not d.tracked for d in again)
+    assert all(not d.tracked for d in again)
+    assert p.stats["keyframes"] == 2 and p.stats["tracked"] == 4
+    p.reset()
+    assert all(not d.tracked for d in p.detect(moving_face[6][0]))
+
+
+def test_tracking_drops_a_vanished_face(moving_face):
+    p = DetectionPipeline(DetectionConfig(every_k=4, haar_min_neighbors=3))
+    assert len(p.detect(moving_face[0][0])) == 1
+    blank = np.full_like(moving_face[1][0], 127)
+    assert p.detect(blank) == []
+
+
+def test_yunet_errors(tmp_path):
+    with pytest.raises(DetectorError, match="detection.yunet_model"):
+        YuNetDetector("")
+    missing = tmp_path / "face_detection_yunet_2023mar.onnx"
+    with pytest.raises(DetectorError, match="does not exist.*model zoo"):
+        YuNetDetector(str(missing))
+    with pytest.raises(DetectorError, match="does not exist"):
+        DetectionPipeline(DetectionConfig(detector="yunet", yunet_model=str(missing)))
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"this is not an onnx model")
+    with pytest.raises(DetectorError, match="cannot load the YuNet model"):
+        YuNetDetector(str(bad))
+
+
+def test_detection_config_validation():
+    with pytest.raises(ConfigError, match="detection.roi"):
+        DetectionConfig(roi=(0.5, 0.0, 0.4, 1.0))
+    with pytest.raises(ConfigError, match="detection.detector"):
+        DetectionConfig(detector="hog")
+    with pytest.raises(ConfigError, match="detection.max_size"):
+        DetectionConfig(min_size=40, max_size=30)
+    with pytest.raises(ConfigError, match="detection.every_k"):
+        DetectionConfig(every_k=0)
+    names = {s.name for s in DetectionConfig.parameter_specs()}
+    assert {"detection.detector", "detection.every_k", "detection.scale"} <= names
+
+
+def test_bad_images():
+    p = DetectionPipeline(DetectionConfig(every_k=1))
+    with pytest.raises(DetectorError, match="shape"):
+        p.detect(np.zeros((10, 10, 2), np.uint8))
+    with pytest.raises(DetectorError, match="dtype"):
+        p.detect(np.zeros((10, 10), np.float32))

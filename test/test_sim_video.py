@@ -1,0 +1,127 @@
+"""Simulator video: exact stereo geometry, occlusion, visibility, realism of the faces."""
+import cv2
+import numpy as np
+import pytest
+
+from av_perception.sim import PersonSpec, RoomSpec, Scene, VideoSpec
+from av_perception.sim.trajectory import still, walk
+from av_perception.sim.video import VideoRenderer
+
+
+def _scene(people, noise=0.0, **kw):
+    return Scene(duration=2.0, room=RoomSpec(rt60=0.0), people=people,
+                 video=VideoSpec(noise_std=noise, **kw))
+
+
+def _measure_disparity(left, right, u, v, half_w, half_h, max_disparity=80):
+    """Disparity of the patch of ``left`` centred at (u, v), by normalised
+    cross-correlation along the row of ``right`` (shifts 0..max_disparity) and a
+    parabolic peak fit."""
+    gl = cv2.cvtColor(left, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    gr = cv2.cvtColor(right, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    u0, u1 = int(round(u - half_w)), int(round(u + half_w))
+    v0, v1 = int(round(v - half_h)), int(round(v + half_h))
+    patch = gl[v0:v1, u0:u1]
+    s0 = max(u0 - max_disparity - 1, 0)
+    strip = gr[v0:v1, s0:u1 + 1]
+    score = cv2.matchTemplate(strip, patch, cv2.TM_CCOEFF_NORMED)[0]
+    k = int(np.argmax(score[1:-1])) + 1
+    a, b, c = score[k - 1], score[k], score[k + 1]
+    peak = s0 + k + 0.5 * (a - c) / (a - 2 * b + c)
+    return u0 - peak, float(b)
+
+
+@pytest.mark.parametrize("face,z", [("astronaut", 1.5), ("hopper", 2.5), ("lfw:3", 3.7)])
+def test_face_disparity_is_f_b_over_z(face, z):
+    x = 0.237 * z / 2.5  # off-centre, sub-pixel positions
+    scene = _scene([PersonSpec(1, still((x, -0.3, z)), face)], noise=1.0)
+    frame = VideoRenderer(scene).render(0.0, np.random.default_rng(0))
+    cam = scene.robot.camera
+    view = frame.views[1]
+    expected = cam.fx * cam.baseline / z
+    assert view.disparity == pytest.approx(expected)
+    assert view.u == pytest.approx(cam.cx + cam.fx * x / z)
+    half = 0.3 * view.face_width_px
+    measured, score = _measure_disparity(frame.left, frame.right, view.u, view.v, half, 1.2 * half)
+    assert score > 0.95
+    assert measured == pytest.approx(expected, abs=0.1)
+
+
+def test_face_is_drawn_where_it_projects():
+    """Haar-detected face centre agrees with the projected ground truth (and the face is
+    realistic enough for a stock detector at 2 m)."""
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades +
+                                    "haarcascade_frontalface_default.xml")
+    scene = _scene([PersonSpec(1, still((-0.4, -0.35, 2.0)), "astronaut"),
+                    PersonSpec(2, still((0.6, -0.3, 2.4)), "hopper")], noise=2.0)
+    frame = VideoRenderer(scene).render(0.0, np.random.default_rng(1))
+    grey = cv2.cvtColor(frame.left, cv2.COLOR_BGR2GRAY)
+    boxes = cascade.detectMultiScale(grey, 1.05, 4, minSize=(20, 20))
+    for pid, view in frame.views.items():
+        centres = [(x + w / 2, y + h / 2, w) for x, y, w, h in boxes]
+        best = min(centres, key=lambda c: np.hypot(c[0] - view.u, c[1] - view.v))
+        assert np.hypot(best[0] - view.u, best[1] - view.v) < 0.2 * view.face_width_px, pid
+        assert 0.5 < best[2] / view.face_width_px < 1.2
+
+
+def test_occlusion_by_depth_order_and_visibility():
+    # person 2 stands right behind person 1 on the same line of sight
+    near = (0.2, -0.35, 1.6)
+    far = tuple(np.array(near) * 3.0 / 1.6)
+    scene = _scene([PersonSpec(1, still(near), "astronaut"),
+                    PersonSpec(2, still(far), "lfw:3")])
+    frame = VideoRenderer(scene).render(0.0, np.random.default_rng(0))
+    assert frame.views[1].visible_left > 0.95 and frame.views[1].visible_right > 0.95
+    assert frame.views[2].visible_left < 0.05
+    # the near face is what the image shows at the common projection
+    alone = VideoRenderer(_scene([PersonSpec(1, still(near), "astronaut")])).render(
+        0.0, np.random.default_rng(0))
+    u, v = int(round(frame.views[1].u)), int(round(frame.views[1].v))
+    np.testing.assert_array_equal(frame.left[v - 5:v + 5, u - 5:u + 5],
+                                  alone.left[v - 5:v + 5, u - 5:u + 5])
+
+
+def test_person_out_of_view_is_invisible_and_walks_in():
+    # enters the left image from the right edge between t = 0 and t = 3 s
+    scene = _scene([PersonSpec(1, walk([(2.2, -0.4, 2.0), (0.5, -0.4, 2.0)], 0.6), "hopper")])
+    scene.duration = 3.5
+    r = VideoRenderer(scene)
+    rng = np.random.default_rng(0)
+    first = r.render(0.0, rng).views[1]
+    last = r.render(3.4, rng).views[1]
+    assert first.u > scene.robot.camera.width and first.visible_left == 0.0
+    assert last.visible_left > 0.95 and last.visible_right > 0.95
+    # partly out of the right image only: the right camera sees 0.12 m further right
+    cam = scene.robot.camera
+    x_edge = (cam.width - 1 - cam.cx) * 2.0 / cam.fx  # face centre on the left image edge
+    edge = _scene([PersonSpec(1, still((x_edge, -0.4, 2.0)), "hopper")])
+    v = VideoRenderer(edge).render(0.0, rng).views[1]
+    assert 0.4 < v.visible_left < 0.6
+    assert v.visible_right > 0.95
+
+
+def test_lighting_blur_and_noise_options():
+    base = _scene([PersonSpec(1, still((0.0, -0.3, 2.0)), "astronaut")])
+    dim = _scene([PersonSpec(1, still((0.0, -0.3, 2.0)), "astronaut")],
+                 lighting=[[0.0, 0.5], [1.0, 0.5]])
+    blur = _scene([PersonSpec(1, still((0.0, -0.3, 2.0)), "astronaut")], blur_sigma=2.0)
+    noisy = _scene([PersonSpec(1, still((0.0, -0.3, 2.0)), "astronaut")], noise=5.0)
+    imgs = {name: VideoRenderer(s).render(0.5, np.random.default_rng(0)).left.astype(float)
+            for name, s in (("base", base), ("dim", dim), ("blur", blur), ("noisy", noisy))}
+    assert imgs["dim"].mean() == pytest.approx(0.5 * imgs["base"].mean(), rel=0.02)
+    lap = {k: np.var(cv2.Laplacian(v, cv2.CV_64F)) for k, v in imgs.items()}
+    assert lap["blur"] < 0.3 * lap["base"]
+    assert np.std(imgs["noisy"] - imgs["base"]) == pytest.approx(5.0, rel=0.1)
+
+
+def test_background_disparity_matches_the_wall_distance():
+    scene = _scene([])
+    r = VideoRenderer(scene)
+    frame = r.render(0.0, np.random.default_rng(0))
+    cam = scene.robot.camera
+    expected = cam.fx * cam.baseline / r.wall_z
+    assert r.wall_z == pytest.approx(scene.room.size[0] - scene.robot.position[0])
+    # a wall patch above the floor line
+    measured, score = _measure_disparity(frame.left, frame.right, 200.0, 120.0, 40, 30)
+    assert score > 0.9
+    assert measured == pytest.approx(expected, abs=0.15)
