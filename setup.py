@@ -8,6 +8,7 @@ PACKAGE = "av_perception"
 
 NODES = [
     "audio_features_node = av_perception.nodes.audio_features_node:main",
+    "visual_features_node = av_perception.nodes.visual_features_node:main",
 ]
 
 

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: node executable -> (module, stage config classes it declares)
 NODES = {
     "audio_features_node": "av_perception.nodes.audio_features_node",
+    "visual_features_node": "av_perception.nodes.visual_features_node",
 }
 
 

@@ -6,4 +6,5 @@ COMMAND_MODULES = [
     "av_perception.commands.demo",
     "av_perception.commands.simulate",
     "av_perception.commands.evaluate",
+    "av_perception.commands.vision",
 ]

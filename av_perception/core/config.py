@@ -369,6 +369,10 @@ class AudioCaptureConfig(StageConfig):
         2.0, "Seconds between attempts to reopen a device that failed or disappeared.",
         low=0.1, high=60.0,
     )
+    stall_timeout: float = param(
+        2.0, "Seconds without any audio block from an open device after which it is treated "
+        "as disconnected and reopened.", low=0.2, high=600.0,
+    )
     input_file: str = param(
         "", "Play this 2-channel WAV file in real time instead of capturing from the device "
         "(empty: capture from the device).")

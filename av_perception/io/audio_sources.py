@@ -158,6 +158,17 @@ def import_sounddevice():
     return sounddevice
 
 
+def _rescan_devices(sd):
+    """Make PortAudio enumerate the devices again (it lists them once, at initialisation),
+    so that a device that came back after a failure can be found.  Only safe while no
+    stream is open, which is the case when a source (re)opens."""
+    try:
+        sd._terminate()
+        sd._initialize()
+    except Exception:  # noqa: BLE001 - private API; without it we keep the old list
+        pass
+
+
 class SoundDeviceAudioSource:
     """Live capture through PortAudio (sounddevice InputStream, callback mode).
 
@@ -173,6 +184,8 @@ class SoundDeviceAudioSource:
         ``clock()`` at the callback minus the block duration and the input latency.
     """
 
+    FIRST_BLOCK_GRACE = 5.0  # s allowed for the first block after opening
+
     def __init__(self, config, clock=time.time, max_queue: int = 256):
         self.config = config
         self.clock = clock
@@ -184,6 +197,8 @@ class SoundDeviceAudioSource:
         self._stream = None
         self._lock = threading.Lock()
         self.device_name = ""
+        self._last_block = 0.0
+        self._got_block = False
 
     # ---------------------------------------------------------------- device
     def _resolve_device(self, sd):
@@ -204,6 +219,7 @@ class SoundDeviceAudioSource:
     def open(self):
         """Open and start the input stream (raises AudioSourceError with the fix)."""
         sd = import_sounddevice()
+        _rescan_devices(sd)
         device = self._resolve_device(sd)
         try:
             info = sd.query_devices(device, "input")
@@ -221,6 +237,8 @@ class SoundDeviceAudioSource:
                 device=device, samplerate=self.sample_rate, channels=self.config.channels,
                 blocksize=self.config.block_size, dtype="float32", callback=self._callback)
             self._stream.start()
+            self._last_block = time.monotonic()
+            self._got_block = False
         except Exception as exc:
             self._stream = None
             raise AudioSourceError(
@@ -263,10 +281,22 @@ class SoundDeviceAudioSource:
                 chunks.append(self._queue.get_nowait())
         except queue.Empty:
             pass
-        if not chunks and self._stream is not None and not self._stream.active:
-            raise AudioSourceError(
-                f"input stream on {self.device_name!r} stopped (device disconnected or "
-                "driver error); it will be reopened")
+        now = time.monotonic()
+        if chunks:
+            self._last_block = now
+            self._got_block = True
+        elif self._stream is not None:
+            if not self._stream.active:
+                raise AudioSourceError(
+                    f"input stream on {self.device_name!r} stopped (device disconnected or "
+                    "driver error); it will be reopened")
+            stall = getattr(self.config, "stall_timeout", 2.0)
+            if not self._got_block:
+                stall += self.FIRST_BLOCK_GRACE  # sound servers buffer before the first block
+            if now - self._last_block > stall:
+                raise AudioSourceError(
+                    f"no audio from {self.device_name!r} for {now - self._last_block:.1f} s "
+                    "(device disconnected or sound server gone); it will be reopened")
         return chunks
 
     def chunks(self) -> Iterator[AudioChunk]:

@@ -132,19 +132,25 @@ class Diagnostics:
         self.message = "OK"
         self._last_logged = ""
 
-    def _set(self, level: int, message: str, log):
+    def _set(self, level: int, message: str) -> bool:
+        """Record a problem; True when it should be logged (not the last one logged)."""
         if level >= self.level:
             self.level = level
             self.message = message
-        if message != self._last_logged:
-            log(message)
-            self._last_logged = message
+        if message == self._last_logged:
+            return False
+        self._last_logged = message
+        return True
 
+    # rclpy refuses a second severity from one call site ("Logger severity cannot be
+    # changed between calls"), so each severity is logged from its own line.
     def warn(self, message: str):
-        self._set(1, message, self.node.get_logger().warn)
+        if self._set(1, message):
+            self.node.get_logger().warn(message)
 
     def error(self, message: str):
-        self._set(2, message, self.node.get_logger().error)
+        if self._set(2, message):
+            self.node.get_logger().error(message)
 
     def clear(self):
         self.level = 0

@@ -139,3 +139,47 @@ def cloud_to_features(msg) -> dict:
     out = {k: v.astype(np.float64) for k, v in data.items() if k != "t_offset"}
     out["stamp"] = time_to_sec(msg.header.stamp) + data["t_offset"].astype(np.float64)
     return out
+
+
+#: fields of the ``visual/observations`` cloud (all float32), one point per observation:
+#: position (m, left camera optical frame), weight, head box (u, v, w, h in rectified
+#: left-image pixels) and the diagonal of the position covariance (m^2)
+VISUAL_OBSERVATION_FIELDS = ("x", "y", "z", "weight", "u", "v", "w", "h", "var_x", "var_y",
+                             "var_z")
+__all__ += ["VISUAL_OBSERVATION_FIELDS", "observations_to_cloud", "cloud_to_observations"]
+
+
+def observations_to_cloud(header, obs) -> PointCloud2:
+    """VisualObservations -> ``visual/observations`` PointCloud2 with ``header``
+    (the left image's: stamp and frame_id).  A frame without observations gives
+    an empty cloud (width 0), so that subscribers see every processed frame."""
+    f32 = np.float32
+    var = obs.variances if len(obs) else np.zeros((0, 3))
+    box = np.asarray(obs.box, dtype=np.float64).reshape(-1, 4)
+    xyz = np.asarray(obs.xyz, dtype=np.float64).reshape(-1, 3)
+    return make_pointcloud2(header, {
+        "x": xyz[:, 0].astype(f32), "y": xyz[:, 1].astype(f32), "z": xyz[:, 2].astype(f32),
+        "weight": np.asarray(obs.weight).astype(f32),
+        "u": box[:, 0].astype(f32), "v": box[:, 1].astype(f32),
+        "w": box[:, 2].astype(f32), "h": box[:, 3].astype(f32),
+        "var_x": var[:, 0].astype(f32), "var_y": var[:, 1].astype(f32),
+        "var_z": var[:, 2].astype(f32),
+    })
+
+
+def cloud_to_observations(msg) -> dict:
+    """``visual/observations`` PointCloud2 -> {stamp (float s), frame_id, xyz (M, 3),
+    weight (M,), box (M, 4), variances (M, 3)} as float64 arrays."""
+    data = read_pointcloud2(msg)
+    missing = [f for f in VISUAL_OBSERVATION_FIELDS if f not in data]
+    if missing:
+        raise ValueError(f"visual/observations cloud lacks field(s) {', '.join(missing)}")
+    col = {k: v.astype(np.float64) for k, v in data.items()}
+    return {
+        "stamp": time_to_sec(msg.header.stamp),
+        "frame_id": msg.header.frame_id,
+        "xyz": np.column_stack([col["x"], col["y"], col["z"]]).reshape(-1, 3),
+        "weight": col["weight"],
+        "box": np.column_stack([col["u"], col["v"], col["w"], col["h"]]).reshape(-1, 4),
+        "variances": np.column_stack([col["var_x"], col["var_y"], col["var_z"]]).reshape(-1, 3),
+    }

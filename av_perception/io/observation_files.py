@@ -1,0 +1,92 @@
+"""Visual observation files: CSV with header ``stamp,x,y,z,weight,u,v,w,h``.
+
+One row per observation: stamp in seconds (the left image header stamp),
+x, y, z in metres (left camera optical frame), weight in [0, 1], and the head
+box u, v, w, h in pixels of the rectified left image.  With extra columns:
+kind (face/profile/upper_body/point), var_x, var_y, var_z (m^2), quality and
+disparity (px).  Rows are written frame by frame and flushed, so that a run
+that stops early leaves everything computed before it in the file.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["OBSERVATION_COLUMNS", "EXTRA_OBSERVATION_COLUMNS", "ObservationCsvWriter",
+           "read_observations_csv"]
+
+OBSERVATION_COLUMNS = ("stamp", "x", "y", "z", "weight", "u", "v", "w", "h")
+EXTRA_OBSERVATION_COLUMNS = ("kind", "var_x", "var_y", "var_z", "quality", "disparity")
+
+
+def _num(v: float, fmt: str) -> str:
+    return fmt.format(float(v)) if np.isfinite(v) else "nan"
+
+
+class ObservationCsvWriter:
+    """Streams :class:`~av_perception.core.vision.VisualObservations` to a CSV file.
+
+    Use as a context manager; :meth:`write` appends one frame's rows and flushes.
+    """
+
+    def __init__(self, path, extra_columns: bool = False):
+        self.path = Path(path)
+        self.extra_columns = extra_columns
+        self.rows = 0
+        self.frames = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "w", newline="")
+        self._csv = csv.writer(self._fh)
+        cols = list(OBSERVATION_COLUMNS)
+        if extra_columns:
+            cols += EXTRA_OBSERVATION_COLUMNS
+        self._csv.writerow(cols)
+        self._fh.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if not self._fh.closed:
+            self._fh.close()
+
+    def write(self, obs) -> int:
+        """Append the rows of one frame; returns how many were written."""
+        stamp = f"{float(obs.stamp):.6f}"
+        var = obs.variances if len(obs) else np.zeros((0, 3))
+        for i in range(len(obs)):
+            x, y, z = obs.xyz[i]
+            u, v, w, h = obs.box[i]
+            row = [stamp, _num(x, "{:.4f}"), _num(y, "{:.4f}"), _num(z, "{:.4f}"),
+                   _num(obs.weight[i], "{:.4f}"), _num(u, "{:.2f}"), _num(v, "{:.2f}"),
+                   _num(w, "{:.2f}"), _num(h, "{:.2f}")]
+            if self.extra_columns:
+                row += [str(obs.kind[i]), *(_num(var[i, k], "{:.4e}") for k in range(3)),
+                        _num(obs.quality[i], "{:.4f}"), _num(obs.disparity[i], "{:.3f}")]
+            self._csv.writerow(row)
+        self._fh.flush()
+        self.rows += len(obs)
+        self.frames += 1
+        return len(obs)
+
+
+def read_observations_csv(path) -> dict[str, np.ndarray]:
+    """Read an observation CSV -> {column: array} (float, ``kind`` as str); checks the header."""
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None or tuple(header[:len(OBSERVATION_COLUMNS)]) != OBSERVATION_COLUMNS:
+            raise ValueError(
+                f"{path} is not a visual observation file: header must start with "
+                f"{','.join(OBSERVATION_COLUMNS)}")
+        rows = [r for r in reader if r]
+    out = {}
+    for i, name in enumerate(header):
+        col = [r[i] for r in rows]
+        out[name] = np.array(col, dtype=str) if name == "kind" else np.array(col, dtype=float)
+    return out

@@ -1,0 +1,373 @@
+"""visual_features_node: in-process with rclpy (rendered heads at known 3D positions,
+bad input, parameters), and as a separate process over DDS."""
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from stereobag import CAL, HEADS, render
+
+from av_perception.io.image_msgs import (
+    camera_info_fields,
+    fill_camera_info_msg,
+    fill_image_msg,
+    numpy_to_compressed_fields,
+    seconds_to_stamp,
+)
+
+pytestmark = pytest.mark.ros
+T0 = 1_700_000_000.0
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return render(HEADS, seed=1)
+
+
+def image_msg(array, stamp, frame_id, compressed=False, encoding=None):
+    from sensor_msgs.msg import CompressedImage, Image
+
+    if not compressed:
+        return fill_image_msg(Image(), array, encoding, stamp=stamp, frame_id=frame_id)
+    f = numpy_to_compressed_fields(array, "jpeg", 92)
+    msg = CompressedImage(format=f["format"], data=f["data"].tobytes())
+    msg.header.stamp.sec, msg.header.stamp.nanosec = seconds_to_stamp(stamp)
+    msg.header.frame_id = frame_id
+    return msg
+
+
+def info_msgs(stamp, cal=CAL, swap=False):
+    from sensor_msgs.msg import CameraInfo
+
+    fields = camera_info_fields(cal, stamp, "cam_left")
+    msgs = [fill_camera_info_msg(CameraInfo(), f) for f in fields]
+    return msgs[::-1] if swap else msgs
+
+
+class Harness:
+    """The node under test plus an I/O node (publishers and listeners) on one executor."""
+
+    def __init__(self, rclpy, overrides, namespace=""):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.parameter import Parameter
+        from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+
+        from av_perception.nodes.visual_features_node import VisualFeaturesNode
+
+        overrides = {"vision_input.diagnostics_period": 0.2, **overrides}
+        self.node = VisualFeaturesNode(
+            parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+        self.io = rclpy.create_node("visual_test_io")
+        self.compressed = bool(overrides.get("vision_input.compressed", False))
+        img_type = CompressedImage if self.compressed else Image
+        suffix = "/compressed" if self.compressed else ""
+        self.pub_img = [self.io.create_publisher(img_type, f"stereo/{s}/image_raw{suffix}", 10)
+                        for s in ("left", "right")]
+        self.pub_info = [self.io.create_publisher(CameraInfo, f"stereo/{s}/camera_info", 10)
+                         for s in ("left", "right")]
+        self.clouds, self.diags = [], []
+        self.io.create_subscription(PointCloud2, "visual/observations", self.clouds.append, 50)
+        self.io.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 50)
+        self.executor = rclpy.executors.SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.io)
+        self.spin_until(lambda: self.pub_img[0].get_subscription_count() > 0
+                        and self.pub_info[1].get_subscription_count() > 0, 5.0)
+
+    def spin(self, seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.01)
+
+    def spin_until(self, condition, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and not condition():
+            self.executor.spin_once(timeout_sec=0.01)
+        return condition()
+
+    def publish(self, stamp, left, right, infos=True, right_stamp=None, swap_infos=False,
+                left_msg=None, right_msg=None):
+        if infos:
+            for pub, msg in zip(self.pub_info, info_msgs(stamp, swap=swap_infos)):
+                pub.publish(msg)
+        lm = left_msg or image_msg(left, stamp, "cam_left", self.compressed)
+        rs = stamp if right_stamp is None else right_stamp
+        rm = right_msg or image_msg(right, rs, "cam_right", self.compressed)
+        self.pub_img[0].publish(lm)
+        self.pub_img[1].publish(rm)
+
+    def send_and_wait(self, n, left, right, t0=T0, **kw):
+        """Publish n pairs one after the other, each once its predecessor is processed."""
+        start = len(self.clouds)
+        for k in range(n):
+            self.publish(t0 + k / 15, left, right, **kw)
+            want = start + k + 1
+            self.spin_until(lambda want=want: len(self.clouds) >= want, 10.0)
+        return self.clouds[start:]
+
+    def statuses(self, level=None):
+        out = [s for m in self.diags for s in m.status if "visual_features_node" in s.name]
+        return [s for s in out if level is None or s.level == bytes([level])]
+
+    def close(self):
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.io.destroy_node()
+
+
+@pytest.fixture
+def harness(ros_context):
+    made = []
+
+    def make(overrides=None):
+        h = Harness(ros_context, overrides or {})
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.close()
+
+
+def _check_heads(cloud, stamp, tol=0.03):
+    from sensor_msgs.msg import PointField
+
+    from av_perception.nodes.conversions import (
+        VISUAL_OBSERVATION_FIELDS,
+        cloud_to_observations,
+        time_to_sec,
+    )
+
+    assert [f.name for f in cloud.fields] == list(VISUAL_OBSERVATION_FIELDS)
+    assert all(f.datatype == PointField.FLOAT32 for f in cloud.fields)
+    assert time_to_sec(cloud.header.stamp) == pytest.approx(stamp, abs=1e-6)
+    assert cloud.header.frame_id == "cam_left"
+    obs = cloud_to_observations(cloud)
+    assert len(obs["xyz"]) == len(HEADS)
+    xyz = obs["xyz"][np.argsort(obs["xyz"][:, 0])]
+    assert np.abs(xyz - HEADS).max() < tol, xyz - HEADS
+    u, v, _ = CAL.project(HEADS)
+    boxes = obs["box"][np.argsort(obs["xyz"][:, 0])]
+    centre = boxes[:, :2] + boxes[:, 2:] / 2 - 0.5
+    assert np.abs(centre - np.column_stack([u, v])).max() < 3.0
+    var = obs["variances"]
+    assert np.all(var > 0) and np.all(var[:, 2] > var[:, 0])
+    assert np.all((obs["weight"] > 0.2) & (obs["weight"] <= 1.0))
+
+
+def test_node_publishes_observations_of_rendered_heads(harness, pair):
+    h = harness({"vision_input.max_pending_pairs": 4})
+    clouds = h.send_and_wait(4, *pair)
+    assert len(clouds) == 4
+    for k, cloud in enumerate(clouds):
+        _check_heads(cloud, T0 + k / 15)
+    assert h.spin_until(lambda: any(kv.key == "frames_published" and kv.value == "4"
+                                    for s in h.statuses() for kv in s.values), 3.0)
+    ok = [s for s in h.statuses(0) if any(kv.key == "frames_published" and kv.value != "0"
+                                          for kv in s.values)]
+    assert ok, [s.message for s in h.statuses()]  # OK while the images came in
+    values = {kv.key: kv.value for kv in ok[-1].values}
+    for key in ("input_rate_left_hz", "input_rate_right_hz", "pair_rate_hz", "sync_failures",
+                "processing_ms_per_frame", "observations_per_frame", "last_error"):
+        assert key in values
+    assert float(values["input_rate_left_hz"]) > 0 and float(values["processing_ms_per_frame"]) > 0
+    assert float(values["observations_per_frame"]) == 2.0
+    assert values["sync_failures"] == "0" and values["last_error"] == "none"
+    assert "640x480, fx 500.0 px, baseline 0.1200 m, rectified (camera_info)" in \
+        values["calibration"]
+    # once the cameras stop, the node says so
+    h.diags.clear()
+    assert h.spin_until(lambda: h.statuses(1), 2.0)
+    assert "no images received on /stereo/left/image_raw" in h.statuses(1)[-1].message
+
+
+def test_compressed_input_and_a_corrupt_jpeg(harness, pair):
+    from sensor_msgs.msg import CompressedImage
+
+    h = harness({"vision_input.compressed": True})
+    assert h.node.sub_image[0].topic_name == "/stereo/left/image_raw/compressed"
+    clouds = h.send_and_wait(2, *pair)
+    assert len(clouds) == 2
+    _check_heads(clouds[1], T0 + 1 / 15)
+    good = image_msg(pair[0], T0 + 1.0, "cam_left", compressed=True)
+    broken = CompressedImage(header=good.header, format=good.format,
+                             data=bytes(good.data)[:200] + bytes(300))
+    h.diags.clear()
+    h.publish(T0 + 1.0, None, pair[1], left_msg=broken)
+    assert h.spin_until(lambda: h.statuses(2), 3.0)
+    msg = h.statuses(2)[-1].message
+    assert "left image" in msg and "corrupt or truncated" in msg and "1700000001.000" in msg
+    assert h.node.frames_rejected == 1
+    clouds = h.send_and_wait(1, *pair, t0=T0 + 2.0)  # the node keeps going
+    assert len(clouds) == 1
+    _check_heads(clouds[0], T0 + 2.0)
+
+
+def _error_after(h, publish, level=2, timeout=3.0):
+    h.diags.clear()
+    publish()
+    assert h.spin_until(lambda: h.statuses(level), timeout), [s.message for s in h.statuses()]
+    return h.statuses(level)[-1].message
+
+
+def test_bad_input_is_reported_and_the_node_keeps_running(harness, pair):
+    from rclpy.parameter import Parameter
+
+    left, right = pair
+    h = harness()
+    node = h.node
+    # 1. no CameraInfo yet
+    msg = _error_after(h, lambda: h.publish(T0, left, right, infos=False))
+    assert "no camera_info received on /stereo/left/camera_info" in msg
+    assert "vision_input.use_camera_info" in msg
+    # 2. CameraInfo of the left and right cameras swapped
+    msg = _error_after(h, lambda: h.publish(T0 + 0.1, left, right, swap_infos=True))
+    assert "swapped" in msg
+    # 3. an encoding the node cannot read
+    bad = image_msg(np.zeros((480, 640), np.float32).view(np.uint8).reshape(480, 2560),
+                    T0 + 0.2, "cam_left")
+    bad.encoding, bad.width, bad.step = "32FC1", 640, 2560
+    msg = _error_after(h, lambda: h.publish(T0 + 0.2, None, right, left_msg=bad))
+    assert "'32FC1' is not supported" in msg and "bgr8" in msg
+    # 4. left and right of different sizes
+    small = right[::2, ::2].copy()
+    msg = _error_after(h, lambda: h.publish(T0 + 0.3, left, small))
+    assert "same resolution" in msg
+    # 5. CameraInfo for another resolution
+    from sensor_msgs.msg import CameraInfo
+
+    def other_size():
+        f = camera_info_fields(CAL, T0 + 0.4, "cam_left")
+        for pub, fi in zip(h.pub_info, f):
+            fi = {**fi, "width": 320, "height": 240}
+            pub.publish(fill_camera_info_msg(CameraInfo(), fi))
+        h.publish(T0 + 0.4, left, right, infos=False)
+
+    msg = _error_after(h, other_size)
+    assert "camera_info is for 320x240 images but the images are 640x480" in msg
+    # 6. stamps too far apart to pair
+    def unsynced():
+        for k in range(3):
+            h.publish(T0 + 1 + k / 15, left, right, right_stamp=T0 + 1 + k / 15 + 0.035)
+
+    msg = _error_after(h, unsynced, level=1)
+    assert "no partner within vision_input.slop = 0.02 s" in msg and "0.035" in msg
+    assert node.sync.failures >= 3
+    assert node.frames_rejected == 5 and node.frames_published == 0
+    # the node still works: good pairs are processed
+    clouds = h.send_and_wait(2, left, right, t0=T0 + 2)
+    assert len(clouds) == 2
+    _check_heads(clouds[-1], T0 + 2 + 1 / 15)
+    # and without CameraInfo when the calibration comes from the camera.* parameters
+    assert node.set_parameters([Parameter("vision_input.use_camera_info", value=False)])[0] \
+        .successful
+    clouds = h.send_and_wait(1, left, right, t0=T0 + 3, infos=False)
+    assert len(clouds) == 1
+    _check_heads(clouds[0], T0 + 3)
+    h.spin(0.3)
+    values = {kv.key: kv.value for kv in h.statuses()[-1].values}
+    assert "camera.* parameters" in values["calibration"]
+
+
+def test_parameters_are_declared_with_ranges_and_validated(harness):
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import CompressedImage
+
+    h = harness()
+    node = h.node
+    desc = node.describe_parameter("vision_input.slop")
+    assert "stamp difference" in desc.description
+    assert desc.floating_point_range[0].from_value == 0.0
+    assert node.describe_parameter("detection.every_k").integer_range[0].to_value == 120
+    assert "Allowed: auto, rectified, raw" in \
+        node.describe_parameter("vision_input.images_rectified").description
+    res = node.set_parameters([Parameter("vision_input.slop", value=-0.5)])
+    assert not res[0].successful
+    res = node.set_parameters([Parameter("vision.min_depth", value=7.0)])
+    assert not res[0].successful and "vision.max_depth" in res[0].reason
+    res = node.set_parameters([Parameter("detection.detector", value="yunet")])
+    assert not res[0].successful and "detection.yunet_model" in res[0].reason
+    res = node.set_parameters([Parameter("vision_input.images_rectified", value="maybe")])
+    assert not res[0].successful and "'rectified'" in res[0].reason
+    assert node.detection.detector == "haar_frontal"
+    res = node.set_parameters([Parameter("vision_input.slop", value=0.005),
+                               Parameter("detection.every_k", value=1)])
+    assert all(r.successful for r in res)
+    assert node.sync.slop == 0.005 and node.pipeline.detection_config.every_k == 1
+    res = node.set_parameters([Parameter("vision_input.left_image_topic", value="/cam/left"),
+                               Parameter("vision_input.compressed", value=True)])
+    assert all(r.successful for r in res)
+    assert node.sub_image[0].topic_name == "/cam/left/compressed"
+    assert node.sub_image[0].msg_type is CompressedImage
+    assert node.sub_image[1].topic_name == "/stereo/right/image_raw/compressed"
+
+
+def test_invalid_start_parameter_exits_with_a_message():
+    out = subprocess.run(
+        [sys.executable, "-m", "av_perception.nodes.visual_features_node", "--ros-args",
+         "-p", "vision_input.slop:=5.0"], capture_output=True, text=True, timeout=60,
+        env=os.environ.copy())
+    assert out.returncode == 2
+    assert "vision_input.slop" in out.stderr
+
+
+def test_node_in_a_separate_process_over_dds(ros_context, pair):
+    from sensor_msgs.msg import CameraInfo, CompressedImage, PointCloud2
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "av_perception.nodes.visual_features_node", "--ros-args",
+         "-p", "vision_input.compressed:=true", "-r", "__ns:=/vis_dds"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+    node = ros_context.create_node("vis_dds_io")
+    got = []
+    node.create_subscription(PointCloud2, "/vis_dds/visual/observations", got.append, 10)
+    pub_l = node.create_publisher(CompressedImage, "/vis_dds/stereo/left/image_raw/compressed",
+                                  10)
+    pub_r = node.create_publisher(CompressedImage, "/vis_dds/stereo/right/image_raw/compressed",
+                                  10)
+    pub_info = [node.create_publisher(CameraInfo, f"/vis_dds/stereo/{s}/camera_info", 10)
+                for s in ("left", "right")]
+    left = image_msg(pair[0], T0, "cam_left", compressed=True)
+    right = image_msg(pair[1], T0, "cam_right", compressed=True)
+    try:
+        end = time.monotonic() + 60
+        k = 0
+        next_pub = 0.0
+        while time.monotonic() < end and len(got) < 3:
+            if time.monotonic() >= next_pub:  # 5 pairs per second until the node answers
+                stamp = T0 + k / 15
+                for msg in (left, right):
+                    msg.header.stamp.sec, msg.header.stamp.nanosec = seconds_to_stamp(stamp)
+                for pub, info in zip(pub_info, info_msgs(stamp)):
+                    pub.publish(info)
+                pub_l.publish(left)
+                pub_r.publish(right)
+                k += 1
+                next_pub = time.monotonic() + 0.2
+            ros_context.spin_once(node, timeout_sec=0.02)
+    finally:
+        proc.terminate()
+        log = proc.communicate(timeout=20)[0]
+        node.destroy_node()
+    assert len(got) >= 3, log
+    assert "visual front-end ready" in log
+    from av_perception.nodes.conversions import time_to_sec
+
+    _check_heads(got[-1], time_to_sec(got[-1].header.stamp))
+
+
+def test_config_file_lists_every_parameter_with_its_default():
+    from pathlib import Path
+
+    from av_perception.io.params import read_params_file
+    from av_perception.nodes.visual_features_node import STAGES
+
+    path = Path(__file__).resolve().parents[1] / "config" / "visual_features.yaml"
+    params = read_params_file(path, "visual_features_node")
+    specs = {s.name: s.default for cls in STAGES for s in cls.parameter_specs()}
+    assert set(params) == set(specs)
+    for name, default in specs.items():
+        value = tuple(params[name]) if isinstance(params[name], list) else params[name]
+        assert value == default, name
