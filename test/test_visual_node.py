@@ -164,7 +164,7 @@ def test_node_publishes_observations_of_rendered_heads(harness, pair):
     for k, cloud in enumerate(clouds):
         _check_heads(cloud, T0 + k / 15)
     assert h.spin_until(lambda: any(kv.key == "frames_published" and kv.value == "4"
-                                    for s in h.statuses() for kv in s.values), 3.0)
+                                    for s in h.statuses() for kv in s.values), 10.0)
     ok = [s for s in h.statuses(0) if any(kv.key == "frames_published" and kv.value != "0"
                                           for kv in s.values)]
     assert ok, [s.message for s in h.statuses()]  # OK while the images came in
@@ -179,7 +179,7 @@ def test_node_publishes_observations_of_rendered_heads(harness, pair):
         values["calibration"]
     # once the cameras stop, the node says so
     h.diags.clear()
-    assert h.spin_until(lambda: h.statuses(1), 2.0)
+    assert h.spin_until(lambda: h.statuses(1), 8.0)
     assert "no images received on /stereo/left/image_raw" in h.statuses(1)[-1].message
 
 
@@ -196,7 +196,7 @@ def test_compressed_input_and_a_corrupt_jpeg(harness, pair):
                              data=bytes(good.data)[:200] + bytes(300))
     h.diags.clear()
     h.publish(T0 + 1.0, None, pair[1], left_msg=broken)
-    assert h.spin_until(lambda: h.statuses(2), 3.0)
+    assert h.spin_until(lambda: h.statuses(2), 8.0)
     msg = h.statuses(2)[-1].message
     assert "left image" in msg and "corrupt or truncated" in msg and "1700000001.000" in msg
     assert h.node.frames_rejected == 1
@@ -205,7 +205,7 @@ def test_compressed_input_and_a_corrupt_jpeg(harness, pair):
     _check_heads(clouds[0], T0 + 2.0)
 
 
-def _error_after(h, publish, level=2, timeout=3.0):
+def _error_after(h, publish, level=2, timeout=8.0):
     h.diags.clear()
     publish()
     assert h.spin_until(lambda: h.statuses(level), timeout), [s.message for s in h.statuses()]

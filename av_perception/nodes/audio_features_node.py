@@ -24,9 +24,7 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import Vector3Stamped
-from rclpy.exceptions import InvalidParameterValueException
 from rclpy.node import Node
 from sensor_msgs.msg import PointCloud2
 
@@ -35,7 +33,6 @@ from ..core.config import (
     AudioCaptureConfig,
     AudioFrontEndConfig,
     AudioOutputConfig,
-    ConfigError,
     MicArrayConfig,
 )
 from ..io.audio_sources import AudioSourceError, SoundDeviceAudioSource, WavAudioSource
@@ -45,6 +42,7 @@ from .common import (
     RateMeter,
     configs_from_node,
     declare_stage_parameters,
+    run_node,
     validate_parameter_change,
 )
 from .conversions import features_to_cloud, sec_to_time
@@ -252,21 +250,7 @@ class AudioFeaturesNode(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    try:
-        node = AudioFeaturesNode()
-    except (ConfigError, InvalidParameterValueException) as exc:
-        print(f"audio_features_node: invalid parameter: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(AudioFeaturesNode, "audio_features_node", (), args)
 
 
 if __name__ == "__main__":

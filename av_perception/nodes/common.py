@@ -176,3 +176,31 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
+
+
+def run_node(factory, name: str, startup_errors=(), args=None) -> int:
+    """Create a node and spin it until shutdown; the ``main`` of every executable.
+
+    An invalid parameter at start-up (ConfigError, out-of-range ROS parameter, or one of
+    ``startup_errors``) ends the process with exit code 2 and a message naming it.
+    """
+    import sys
+
+    import rclpy
+    from rclpy.exceptions import InvalidParameterValueException
+
+    rclpy.init(args=args)
+    try:
+        node = factory()
+    except (ConfigError, InvalidParameterValueException, *startup_errors) as exc:
+        print(f"{name}: invalid parameter: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

@@ -31,15 +31,13 @@ import threading
 from collections import deque
 from functools import partial
 
-import rclpy
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.exceptions import InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
-from ..core.config import ConfigError, StereoCameraConfig
+from ..core.config import StereoCameraConfig
 from ..core.detection import DetectionConfig, DetectorError
 from ..core.stereo import CalibrationError, StereoCalibration
 from ..core.vision import VisionConfig, VisionInputError
@@ -51,6 +49,7 @@ from .common import (
     RateMeter,
     configs_from_node,
     declare_stage_parameters,
+    run_node,
     validate_parameter_change,
 )
 from .conversions import observations_to_cloud, time_to_sec
@@ -340,21 +339,7 @@ class VisualFeaturesNode(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    try:
-        node = VisualFeaturesNode()
-    except (ConfigError, DetectorError, InvalidParameterValueException) as exc:
-        print(f"visual_features_node: invalid parameter: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(VisualFeaturesNode, "visual_features_node", (DetectorError,), args)
 
 
 if __name__ == "__main__":
