@@ -30,6 +30,8 @@ post_w     : float64 (N, K)     out (WD): posterior weights E[w_ik] = a_i / (bet
 ll         : float64 (N,)       out: log p(x_i), the row log-normaliser
 pw         : float64 (N, K) or (N, 1)  weights of the M-step (E[w_ik], or w_i broadcast over k)
 cov_code   : int                0 full, 1 diagonal, 2 spherical
+min_work   : int                run the prange loop from this much work on (see
+                                PARALLEL_MIN_WORK; the references ignore it)
 """
 from __future__ import annotations
 
@@ -43,7 +45,28 @@ COV_DIAG = 1
 COV_SPHERICAL = 2
 COV_CODES = {"full": COV_FULL, "diag": COV_DIAG, "spherical": COV_SPHERICAL}
 
-N_CHUNKS = 32  # fixed chunking of the sufficient statistics (thread-count independent)
+N_CHUNKS = 32  # fixed chunking of parallel loops (results do not depend on the thread count)
+# Work (rows x per-row operations) from which the kernels run their prange loops; passed to
+# every kernel as ``min_work`` and read at call time, so it can be changed without recompiling.
+# Measured on the 2-core development machine shared with other processes (load ~4): 2 threads
+# were slower than 1 at every size tried (N = 1e5, K = 10, d = 3: 47 ms vs 68 ms per EM
+# iteration), because the second thread is often scheduled only a time slice later.  The
+# default therefore keeps problems up to N ~ 1e6 serial; lower it on a machine with idle cores.
+PARALLEL_MIN_WORK = 20_000_000
+
+
+@njit(cache=True)
+def _fill_zero(a):
+    for i in range(a.shape[0]):
+        a[i] = 0.0
+
+
+@njit(cache=True)
+def _n_chunks(n, work_per_row, min_work):
+    """1 (serial: no thread start-up cost) below ``min_work``, else N_CHUNKS."""
+    if n * work_per_row < min_work:
+        return 1
+    return min(n, N_CHUNKS)
 
 
 # ---------------------------------------------------------------------------
@@ -88,12 +111,12 @@ def _normalise_row(i, K, Kc, log_out, log_resp, resp, ll):
     ll[i] = lse
 
 
-@njit(cache=True, parallel=True)
-def estep_fwd(X, w, obs_const, means, prec_chol, log_det, log_pi, log_out, log_resp, resp, ll):
-    n = X.shape[0]
+@njit(cache=True)
+def _estep_fwd_rows(lo, hi, X, w, obs_const, means, prec_chol, log_det, log_pi, log_out,
+                    log_resp, resp, ll):
     K = means.shape[0]
     Kc = log_resp.shape[1]
-    for i in prange(n):
+    for i in range(lo, hi):
         for k in range(K):
             delta = _mahalanobis(X, i, means, prec_chol, k)
             log_resp[i, k] = log_pi[k] - 0.5 * log_det[k] + obs_const[i] - 0.5 * w[i] * delta
@@ -101,12 +124,25 @@ def estep_fwd(X, w, obs_const, means, prec_chol, log_det, log_pi, log_out, log_r
 
 
 @njit(cache=True, parallel=True)
-def estep_wd(X, a, beta, obs_const, means, prec_chol, log_det, log_pi, log_out, log_resp, resp,
-             post_w, ll):
+def estep_fwd(X, w, obs_const, means, prec_chol, log_det, log_pi, log_out, log_resp, resp, ll,
+              min_work):
     n = X.shape[0]
+    n_chunks = _n_chunks(n, log_resp.shape[1] * X.shape[1] ** 2, min_work)
+    if n_chunks == 1:
+        _estep_fwd_rows(0, n, X, w, obs_const, means, prec_chol, log_det, log_pi, log_out,
+                        log_resp, resp, ll)
+        return
+    for c in prange(n_chunks):
+        _estep_fwd_rows(c * n // n_chunks, (c + 1) * n // n_chunks, X, w, obs_const, means,
+                        prec_chol, log_det, log_pi, log_out, log_resp, resp, ll)
+
+
+@njit(cache=True)
+def _estep_wd_rows(lo, hi, X, a, beta, obs_const, means, prec_chol, log_det, log_pi, log_out,
+                   log_resp, resp, post_w, ll):
     K = means.shape[0]
     Kc = log_resp.shape[1]
-    for i in prange(n):
+    for i in range(lo, hi):
         for k in range(K):
             delta = _mahalanobis(X, i, means, prec_chol, k)
             log_resp[i, k] = (log_pi[k] - 0.5 * log_det[k] + obs_const[i]
@@ -116,13 +152,38 @@ def estep_wd(X, a, beta, obs_const, means, prec_chol, log_det, log_pi, log_out, 
 
 
 @njit(cache=True, parallel=True)
-def normalise_rows(logp, log_resp, resp, ll):
-    """Row-wise log-sum-exp normalisation of unnormalised log-probabilities (N, Kc)."""
-    n, Kc = logp.shape
-    for i in prange(n):
+def estep_wd(X, a, beta, obs_const, means, prec_chol, log_det, log_pi, log_out, log_resp, resp,
+             post_w, ll, min_work):
+    n = X.shape[0]
+    n_chunks = _n_chunks(n, log_resp.shape[1] * X.shape[1] ** 2, min_work)
+    if n_chunks == 1:
+        _estep_wd_rows(0, n, X, a, beta, obs_const, means, prec_chol, log_det, log_pi, log_out,
+                       log_resp, resp, post_w, ll)
+        return
+    for c in prange(n_chunks):
+        _estep_wd_rows(c * n // n_chunks, (c + 1) * n // n_chunks, X, a, beta, obs_const, means,
+                       prec_chol, log_det, log_pi, log_out, log_resp, resp, post_w, ll)
+
+
+@njit(cache=True)
+def _normalise_range(lo, hi, logp, log_resp, resp, ll):
+    Kc = logp.shape[1]
+    for i in range(lo, hi):
         for k in range(Kc):
             log_resp[i, k] = logp[i, k]
         _normalise_row(i, Kc, Kc, 0.0, log_resp, resp, ll)
+
+
+@njit(cache=True, parallel=True)
+def normalise_rows(logp, log_resp, resp, ll, min_work):
+    """Row-wise log-sum-exp normalisation of unnormalised log-probabilities (N, Kc)."""
+    n = logp.shape[0]
+    n_chunks = _n_chunks(n, logp.shape[1], min_work)
+    if n_chunks == 1:
+        _normalise_range(0, n, logp, log_resp, resp, ll)
+        return
+    for c in prange(n_chunks):
+        _normalise_range(c * n // n_chunks, (c + 1) * n // n_chunks, logp, log_resp, resp, ll)
 
 
 def _mahalanobis_reference(X, means, prec_chol):
@@ -147,7 +208,7 @@ def _normalise_reference(v, log_resp, resp, ll):
 
 
 def estep_fwd_reference(X, w, obs_const, means, prec_chol, log_det, log_pi, log_out, log_resp,
-                        resp, ll):
+                        resp, ll, min_work=0):
     """Plain-numpy reference of :func:`estep_fwd` (same arguments, same outputs)."""
     K = means.shape[0]
     delta = _mahalanobis_reference(X, means, prec_chol)
@@ -159,7 +220,7 @@ def estep_fwd_reference(X, w, obs_const, means, prec_chol, log_det, log_pi, log_
 
 
 def estep_wd_reference(X, a, beta, obs_const, means, prec_chol, log_det, log_pi, log_out,
-                       log_resp, resp, post_w, ll):
+                       log_resp, resp, post_w, ll, min_work=0):
     """Plain-numpy reference of :func:`estep_wd` (same arguments, same outputs)."""
     K = means.shape[0]
     delta = _mahalanobis_reference(X, means, prec_chol)
@@ -172,7 +233,7 @@ def estep_wd_reference(X, a, beta, obs_const, means, prec_chol, log_det, log_pi,
     _normalise_reference(v, log_resp, resp, ll)
 
 
-def normalise_rows_reference(logp, log_resp, resp, ll):
+def normalise_rows_reference(logp, log_resp, resp, ll, min_work=0):
     """Plain-numpy reference of :func:`normalise_rows`."""
     _normalise_reference(np.array(logp, dtype=np.float64), log_resp, resp, ll)
 
@@ -180,30 +241,41 @@ def normalise_rows_reference(logp, log_resp, resp, ll):
 # ---------------------------------------------------------------------------
 # Weighted sufficient statistics (M-step)
 # ---------------------------------------------------------------------------
+@njit(cache=True)
+def _moments_rows(lo, hi, c, X, resp, pw, K, acc):
+    d = X.shape[1]
+    Kc = resp.shape[1]
+    shared = pw.shape[1] == 1
+    for i in range(lo, hi):
+        for k in range(Kc):
+            acc[c, k, 0] += resp[i, k]
+        for k in range(K):
+            u = resp[i, k] * (pw[i, 0] if shared else pw[i, k])
+            acc[c, k, 1] += u
+            for j in range(d):
+                acc[c, k, 2 + j] += u * X[i, j]
+
+
 @njit(cache=True, parallel=True)
-def moments(X, resp, pw, nk, sw, sx):
+def moments(X, resp, pw, nk, sw, sx, min_work):
     """nk[k] = sum_i resp_ik (k < Kc); sw[k] = sum_i resp_ik pw_ik;
     sx[k] = sum_i resp_ik pw_ik x_i (k < K)."""
     n, d = X.shape
     K = sx.shape[0]
     Kc = nk.shape[0]
-    shared = pw.shape[1] == 1
-    n_chunks = min(n, N_CHUNKS)
-    acc = np.zeros((n_chunks, Kc, 2 + d))
-    for c in prange(n_chunks):
-        lo = c * n // n_chunks
-        hi = (c + 1) * n // n_chunks
-        for i in range(lo, hi):
-            for k in range(Kc):
-                acc[c, k, 0] += resp[i, k]
-            for k in range(K):
-                u = resp[i, k] * (pw[i, 0] if shared else pw[i, k])
-                acc[c, k, 1] += u
-                for j in range(d):
-                    acc[c, k, 2 + j] += u * X[i, j]
-    nk[:] = 0.0
-    sw[:] = 0.0
-    sx[:] = 0.0
+    n_chunks = _n_chunks(n, Kc * (d + 2), min_work)
+    # explicit loops instead of np.zeros / slice assignment: under parallel=True those become
+    # parfors, each paying a thread start-up even when the problem is small
+    acc = np.empty((n_chunks, Kc, 2 + d))
+    _fill_zero(acc.reshape(-1))
+    if n_chunks == 1:
+        _moments_rows(0, n, 0, X, resp, pw, K, acc)
+    else:
+        for c in prange(n_chunks):
+            _moments_rows(c * n // n_chunks, (c + 1) * n // n_chunks, c, X, resp, pw, K, acc)
+    _fill_zero(nk)
+    _fill_zero(sw)
+    _fill_zero(sx.reshape(-1))
     for c in range(n_chunks):
         for k in range(Kc):
             nk[k] += acc[c, k, 0]
@@ -213,31 +285,41 @@ def moments(X, resp, pw, nk, sw, sx):
                 sx[k, j] += acc[c, k, 2 + j]
 
 
+@njit(cache=True)
+def _scatter_rows(lo, hi, c, X, resp, pw, means, cov_code, acc):
+    d = X.shape[1]
+    K = means.shape[0]
+    shared = pw.shape[1] == 1
+    for i in range(lo, hi):
+        for k in range(K):
+            u = resp[i, k] * (pw[i, 0] if shared else pw[i, k])
+            if cov_code == 0:
+                for r in range(d):
+                    dr = u * (X[i, r] - means[k, r])
+                    for s in range(r + 1):
+                        acc[c, k, r, s] += dr * (X[i, s] - means[k, s])
+            else:
+                for r in range(d):
+                    dr = X[i, r] - means[k, r]
+                    acc[c, k, r, r] += u * dr * dr
+
+
 @njit(cache=True, parallel=True)
-def scatter(X, resp, pw, means, cov_code, out):
+def scatter(X, resp, pw, means, cov_code, out, min_work):
     """out[k] = sum_i resp_ik pw_ik (x_i - mu_k)(x_i - mu_k)^T, restricted to the diagonal
     (cov_code 1) or to its mean diagonal value times I (cov_code 2)."""
     n, d = X.shape
     K = means.shape[0]
-    shared = pw.shape[1] == 1
-    n_chunks = min(n, N_CHUNKS)
-    acc = np.zeros((n_chunks, K, d, d))
-    for c in prange(n_chunks):
-        lo = c * n // n_chunks
-        hi = (c + 1) * n // n_chunks
-        for i in range(lo, hi):
-            for k in range(K):
-                u = resp[i, k] * (pw[i, 0] if shared else pw[i, k])
-                if cov_code == 0:
-                    for r in range(d):
-                        dr = u * (X[i, r] - means[k, r])
-                        for s in range(r + 1):
-                            acc[c, k, r, s] += dr * (X[i, s] - means[k, s])
-                else:
-                    for r in range(d):
-                        dr = X[i, r] - means[k, r]
-                        acc[c, k, r, r] += u * dr * dr
-    out[:] = 0.0
+    n_chunks = _n_chunks(n, K * d * d, min_work)
+    acc = np.empty((n_chunks, K, d, d))
+    _fill_zero(acc.reshape(-1))
+    if n_chunks == 1:
+        _scatter_rows(0, n, 0, X, resp, pw, means, cov_code, acc)
+    else:
+        for c in prange(n_chunks):
+            _scatter_rows(c * n // n_chunks, (c + 1) * n // n_chunks, c, X, resp, pw, means,
+                          cov_code, acc)
+    _fill_zero(out.reshape(-1))
     for c in range(n_chunks):
         for k in range(K):
             for r in range(d):
@@ -256,7 +338,7 @@ def scatter(X, resp, pw, means, cov_code, out):
                 out[k, r, r] = t / d
 
 
-def moments_reference(X, resp, pw, nk, sw, sx):
+def moments_reference(X, resp, pw, nk, sw, sx, min_work=0):
     """Plain-numpy reference of :func:`moments`."""
     K = sx.shape[0]
     u = resp[:, :K] * pw
@@ -265,7 +347,7 @@ def moments_reference(X, resp, pw, nk, sw, sx):
     sx[:] = u.T @ X
 
 
-def scatter_reference(X, resp, pw, means, cov_code, out):
+def scatter_reference(X, resp, pw, means, cov_code, out, min_work=0):
     """Plain-numpy reference of :func:`scatter`."""
     K, d = means.shape
     u = resp[:, :K] * pw

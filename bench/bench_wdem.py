@@ -1,0 +1,262 @@
+"""Benchmark of the weighted-data EM and of one audio-visual fusion window.
+
+Time per EM iteration (E-step + M-step, FWD-EM, full covariances, all weights
+1) of the numba kernels, of their plain-numpy references and of scikit-learn's
+GaussianMixture (its private ``_e_step`` + ``_m_step``, i.e. exactly one
+iteration of its ``fit`` loop) on the same data, for N in 100..100000,
+K in {2, 5, 10}, d in {1, 2, 3}; a scaling plot (K = 5, d = 3) goes to
+``bench/results/wdem_scaling.png``.  Then the time of one fusion window
+(1 s of 15 fps video with 3 people, about 3 points per frame, plus 100 audio
+frames per second), warm-started as in streaming, and cold.
+
+Run:  .venv/bin/python bench/bench_wdem.py  [--quick]
+
+BLAS is pinned to one thread (unless OPENBLAS_NUM_THREADS / OMP_NUM_THREADS are
+set): at d <= 3 scikit-learn's small matrix products gain nothing from BLAS
+threads, and on a 2-core machine the BLAS pool and numba's OpenMP pool
+oversubscribe the cores and stall each other for tens of milliseconds.
+The markdown report is printed and written to ``bench/results/bench_wdem.md``.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import functools  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from av_perception.core import wdem  # noqa: E402
+from av_perception.core.av_clustering import (  # noqa: E402
+    AVClusterer,
+    AVClusteringConfig,
+    cluster_window,
+)
+from av_perception.core.geometry import MicGeometry  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _timeit(fn, min_time=0.3, min_reps=3, max_reps=200):
+    """Median wall time (s) of fn() over repeats lasting at least ``min_time`` in total."""
+    fn()  # warm (compilation, caches)
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_reps or (time.perf_counter() - start < min_time
+                                    and len(times) < max_reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _data(n, K, d, rng):
+    centres = rng.uniform(-5, 5, (K, d))
+    X = centres[rng.integers(K, size=n)] + rng.normal(size=(n, d))
+    return np.ascontiguousarray(X)
+
+
+def _ours(X, K, use_numba, variant="fwd"):
+    """One EM iteration of wdem.fit on X from a k-means++ start (FWD, full)."""
+    prob = wdem._prepare(X, np.ones(len(X)), variant, "full", None, 10, 0.0, 1e-6, use_numba)
+    p = wdem._initial_params(prob, K, "kmeans++", None, None, np.random.default_rng(0))
+
+    def step():
+        _ll, _lr, resp, post_w = wdem._estep(prob, p)
+        wdem._mstep(prob, p, resp, post_w)
+
+    return step
+
+
+def _sklearn(X, K):
+    from sklearn.mixture import GaussianMixture
+
+    gm = GaussianMixture(K, covariance_type="full", max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm.fit(X)
+
+    def step():
+        _lp, log_resp = gm._e_step(X)
+        gm._m_step(X, log_resp)
+
+    return step
+
+
+def bench_em(ns, ks, ds, reference_max_n):
+    rows = []
+    rng = np.random.default_rng(0)
+    for d in ds:
+        for K in ks:
+            for n in ns:
+                X = _data(n, K, d, rng)
+                t_nb = _timeit(_ours(X, K, True))
+                t_wd = _timeit(_ours(X, K, True, "wd"))
+                t_np = _timeit(_ours(X, K, False)) if n <= reference_max_n else float("nan")
+                t_sk = _timeit(_sklearn(X, K))
+                rows.append(dict(n=n, K=K, d=d, numba=t_nb, numba_wd=t_wd, numpy=t_np,
+                                 sklearn=t_sk))
+                print(f"  N={n:>6} K={K:>2} d={d}: numba {t_nb * 1e3:8.3f} ms, "
+                      f"numpy {t_np * 1e3:8.3f} ms, sklearn {t_sk * 1e3:8.3f} ms",
+                      file=sys.stderr, flush=True)
+    return rows
+
+
+def _scene(rng, geo, people, speaker, seconds=1.0, t0=0.0):
+    pts, ws, covs, stamps = [], [], [], []
+    for f in range(int(15 * seconds)):
+        for p in people:
+            if rng.random() < 0.9:
+                z = p[2]
+                s = np.array([0.01 * z, 0.01 * z, 0.02 * z * z])
+                pts.append(p + rng.normal(0, s))
+                ws.append(rng.uniform(0.6, 1.0))
+                covs.append(np.diag(s ** 2))
+                stamps.append(t0 + f / 15)
+    n_a = int(100 * seconds)
+    itd = np.where(rng.random(n_a) < 0.7, geo.itd(speaker)[0] + rng.normal(0, 2e-5, n_a),
+                   rng.uniform(-4.8e-4, 4.8e-4, n_a))
+    wa = rng.uniform(0.3, 1.0, n_a)
+    return (np.array(pts), np.array(ws), np.array(covs), np.array(stamps), itd, wa,
+            t0 + np.arange(n_a) / 100)
+
+
+def bench_fusion():
+    geo = MicGeometry([-0.075, 0, 0], [0.075, 0, 0])
+    people = np.array([[-0.6, 0.0, 1.5], [0.5, -0.1, 2.5], [0.0, 0.1, 3.0]])
+    rng = np.random.default_rng(1)
+    X, w, C, _, itd, wa, _ = _scene(rng, geo, people, people[0])
+    out = {"points": len(X), "itds": len(itd)}
+    for use_numba in (True, False):
+        tag = "numba" if use_numba else "numpy"
+        prev = cluster_window(X, w, itd, wa, geo, visual_covariances=C,
+                              use_numba=use_numba).state
+        X2, w2, C2, _, itd2, wa2, _ = _scene(rng, geo, people, people[0])
+        run = functools.partial(cluster_window, X2, w2, itd2, wa2, geo, use_numba=use_numba)
+        out[f"warm_{tag}"] = _timeit(functools.partial(run, visual_covariances=C2,
+                                                       previous=prev), min_time=1.0)
+        out[f"warm_nocov_{tag}"] = _timeit(functools.partial(run, previous=prev), min_time=1.0)
+        out[f"cold_{tag}"] = _timeit(functools.partial(run, visual_covariances=C2),
+                                     min_time=1.0)
+    # streaming: every window of a 10 s stream (hop 0.25 s), numba path
+    av = AVClusterer(AVClusteringConfig(window_length=1.0, hop_length=0.25), geo)
+    times, iters = [], []
+    for sec in range(10):
+        Xs, ws_, Cs, ts, itds, was, tas = _scene(rng, geo, people, people[sec % 3], 1.0, sec)
+        for f in range(15):
+            t = sec + f / 15
+            sel = ts == t
+            asel = (tas >= t) & (tas < t + 1 / 15)
+            t0 = time.perf_counter()
+            ev = av.update(t, Xs[sel], ws_[sel], itds[asel], was[asel],
+                           visual_covariances=Cs[sel], itd_stamps=tas[asel])
+            dt = time.perf_counter() - t0
+            if ev and t >= 1.0:
+                times.append(dt)
+                iters.append(av.last_result.n_iter)
+    out["stream_median"] = statistics.median(times)
+    out["stream_p90"] = float(np.percentile(times, 90))
+    out["stream_max"] = max(times)
+    out["stream_windows"] = len(times)
+    out["stream_iters"] = statistics.median(iters)
+    return out
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sel = [r for r in rows if r["K"] == 5 and r["d"] == 3]
+    n = [r["n"] for r in sel]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("numba", "numba kernels (FWD)"), ("numba_wd", "numba kernels (WD)"),
+                       ("numpy", "numpy reference"), ("sklearn", "sklearn GaussianMixture")):
+        ax.loglog(n, [r[key] * 1e3 for r in sel], "o-", label=label)
+    ax.set_xlabel("N observations")
+    ax.set_ylabel("ms per EM iteration")
+    ax.set_title("Weighted-data EM, K = 5, d = 3, full covariances")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small grid (smoke test)")
+    args = ap.parse_args(argv)
+    wdem.warm_up()
+    if args.quick:
+        ns, ks, ds = [100, 1000], [2, 5], [2, 3]
+    else:
+        ns, ks, ds = [100, 1000, 10000, 100000], [2, 5, 10], [1, 2, 3]
+    import numba
+
+    print(f"numba {numba.__version__}, threads {numba.get_num_threads()}, threading layer "
+          "chosen at first parallel call", file=sys.stderr)
+    rows = bench_em(ns, ks, ds, reference_max_n=100000)
+    if not args.quick:
+        for n in (300, 3000, 30000):
+            rows += bench_em([n], [5], [3], reference_max_n=100000)
+    rows.sort(key=lambda r: (r["d"], r["K"], r["n"]))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    png = RESULTS / "wdem_scaling.png"
+    plot(rows, png)
+
+    lines = []
+
+    def out(text=""):
+        print(text, flush=True)
+        lines.append(text)
+
+    out(f"numba threading layer: {numba.threading_layer()}, threads: "
+        f"{numba.get_num_threads()}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}")
+    out()
+    out("### Time per EM iteration (E + M step, FWD, full covariances)")
+    out()
+    out("| N | K | d | numba (ms) | numba WD (ms) | numpy ref (ms) | sklearn (ms) "
+        "| numpy / numba | sklearn / numba |")
+    out("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        out(f"| {r['n']} | {r['K']} | {r['d']} | {r['numba'] * 1e3:.3f} | "
+            f"{r['numba_wd'] * 1e3:.3f} | {r['numpy'] * 1e3:.3f} | {r['sklearn'] * 1e3:.3f} | "
+            f"{r['numpy'] / r['numba']:.1f}x | {r['sklearn'] / r['numba']:.1f}x |")
+    big = [r for r in rows if r["n"] >= 1000]
+    out()
+    out(f"N >= 1000: numpy/numba min {min(r['numpy'] / r['numba'] for r in big):.1f}x, "
+        f"median {statistics.median(r['numpy'] / r['numba'] for r in big):.1f}x; "
+        f"sklearn/numba min {min(r['sklearn'] / r['numba'] for r in big):.1f}x, "
+        f"median {statistics.median(r['sklearn'] / r['numba'] for r in big):.1f}x")
+    out(f"plot: {png}")
+
+    f = bench_fusion()
+    out()
+    out(f"### One fusion window ({f['points']} visual points, {f['itds']} ITDs)")
+    out()
+    out("| case | numba (ms) | numpy reference (ms) |")
+    out("|---|---:|---:|")
+    for key, label in (("warm", "warm start, per-point covariances"),
+                       ("warm_nocov", "warm start, no covariances"),
+                       ("cold", "cold start (births via wdem.select)")):
+        out(f"| {label} | {f[key + '_numba'] * 1e3:.2f} | {f[key + '_numpy'] * 1e3:.2f} |")
+    out()
+    out(f"streaming AVClusterer.update (10 s, hop 0.25 s, {f['stream_windows']} windows after "
+        f"the first second): median {f['stream_median'] * 1e3:.2f} ms, p90 "
+        f"{f['stream_p90'] * 1e3:.2f} ms, max {f['stream_max'] * 1e3:.2f} ms, median EM "
+        f"iterations {f['stream_iters']}")
+    (RESULTS / "bench_wdem.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
