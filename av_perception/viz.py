@@ -52,3 +52,59 @@ def plot_audio_features(path, features, title: str = "", truth=None,
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def speaking_colour(p: float) -> tuple[int, int, int]:
+    """BGR colour from grey (silent) to red (speaking) for a probability in [0, 1]."""
+    p = float(np.clip(p, 0.0, 1.0))
+    return (int(160 * (1 - p)), int(160 * (1 - p)), int(160 + 95 * p))
+
+
+def annotate_frame(image, output, calibration, head_size: float = 0.22):
+    """Draw the tracks of a TrackerOutput on the left image (BGR, a copy).
+
+    Each confirmed track in front of the camera gets a box of ``head_size`` metres at its
+    3D position, its id and its speaking probability; the colour goes from grey (silent)
+    to red (speaking), and a filled dot marks a talker.
+    """
+    import cv2
+
+    img = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if len(output) == 0:
+        return img
+    pos = np.asarray(output.position, dtype=float)
+    front = pos[:, 2] > 0.1
+    if not front.any():
+        return img
+    u, v, _ = calibration.project(pos[front])
+    for (tid, p, z), uu, vv in zip(
+            zip(np.asarray(output.ids)[front], np.asarray(output.speaking)[front], pos[front, 2]),
+            u, v):
+        half = max(4, int(0.5 * head_size * calibration.fx / z))
+        colour = speaking_colour(p)
+        x0, y0 = int(uu - half), int(vv - half)
+        cv2.rectangle(img, (x0, y0), (int(uu + half), int(vv + half)), colour, 2)
+        label = f"{tid} {'speaking' if p >= 0.5 else ''} {p:.2f}".replace("  ", " ")
+        cv2.putText(img, label, (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 2)
+        if p >= 0.5:
+            cv2.circle(img, (int(uu), int(vv + half + 10)), 6, colour, -1)
+    return img
+
+
+def contact_sheet(frames, path, columns: int = 4, width: int = 320):
+    """Tile images (BGR) into one PNG, each scaled to ``width`` pixels."""
+    import cv2
+
+    frames = [f for f in frames if f is not None]
+    if not frames:
+        raise ValueError("no frames for the contact sheet")
+    h0, w0 = frames[0].shape[:2]
+    height = int(round(h0 * width / w0))
+    tiles = [cv2.resize(f, (width, height)) for f in frames]
+    while len(tiles) % columns:
+        tiles.append(np.zeros_like(tiles[0]))
+    rows = [np.hstack(tiles[i:i + columns]) for i in range(0, len(tiles), columns)]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.vstack(rows))
+    return path

@@ -1,0 +1,1373 @@
+"""Variational Bayesian multi-speaker tracker in 3D (ALGORITHMS.md section 3).
+
+Ban, Alameda-Pineda, Girin, Horaud (TPAMI 2019), adapted from the image plane to
+the 3D left camera optical frame (x right, y down, z forward, metres) with stereo
+visual observations and binaural ITD audio observations.
+
+Model
+-----
+* State of person n: s_n = (position p, velocity v) in R^6, constant-velocity
+  dynamics s_t = D(dt) s_{t-dt} + noise, white-acceleration process noise
+  ``Q(dt)`` with spectral density ``process_noise`` (x, z) and
+  ``vertical_process_noise`` (y), optionally scaled per track by the M-step.
+* Visual observation m (a 3D head position v_m, covariance Phi_m, weight w_m):
+  v_m | A_m = n ~ N(p_n, Phi_m / w_m); A_m = 0 is clutter, uniform with density
+  ``visual_clutter_density`` (1 / visible volume), prior ``visual_clutter_prob``.
+* Audio observation k (an ITD g_k in seconds with weight w_k):
+  g_k | B_k = n ~ N(G(p_n), itd_sigma^2 / w~_k), G the exact near-field ITD of
+  :class:`~av_perception.core.geometry.MicGeometry`, linearised around the current
+  estimate (iterated EKF); w~ = min(1, w / audio_full_weight).  B_k = 0 is
+  clutter/noise, uniform with density ``audio_clutter_density`` (1/s).
+* *Choice* (goes beyond the paper): reverberation biases GCC-PHAT ITDs towards 0,
+  more for farther sources (measured with the real front-end on the ``default``
+  preset: -22 % to -34 % at 2.3-2.7 m).  The audio model is therefore
+  g ~ N((1 - b d(p)) G(p), ...), d the distance from the microphones, and an
+  M-step estimates b online (least squares over the audio frames, weighted by
+  beta x w~, of the tracks that have visual support and speak; exponential memory
+  ``itd_shrink_memory`` frames; MAP with a Gaussian prior around
+  ``itd_shrink_per_m``).
+
+Variational EM per update (``vb_iterations`` at most): E-Z visual (alpha),
+E-Z audio (beta), E-S (Kalman-like update of q(s_n) with the soft
+assignments, in information form on the observation side so that a track with
+no assigned mass is left untouched), until the positions move less than
+``vb_tolerance``.  Then the optional M-step (process-noise level per track),
+existence, births, merges and deaths.
+
+*Choice* -- association likelihood (``association``):
+
+* ``"predictive"`` (default): alpha_mn ~ N(v_m; p_n^-, Phi_m / w_m + Gamma_pp^-),
+  the predictive density of the observation under the *predicted* q(s_n), as in
+  PDA/JPDA.  The E-Z step is then fixed during the iterations, which refine the
+  audio linearisation only.
+* ``"mean_field"``: Ban et al.'s exact VB step, N(v_m; p_n, Phi_m / w_m) times
+  exp(-1/2 tr((Phi_m / w_m)^-1 Gamma_pp)) with the current q(s_n).  Equivalent when
+  Gamma_pp << Phi_m, but the trace factor vanishes for uncertain tracks (after an
+  occlusion, or an audio-only track entering the view): such tracks can never take
+  an observation again and are replaced by a new identity.  ``test_tracker.py``
+  measures both on the simulator presets.
+
+Asynchronous streams
+--------------------
+The filter has one clock, :attr:`Tracker.time`.  :meth:`Tracker.update_audio`
+(one audio frame: one or more ITDs with one stamp) and :meth:`Tracker.update_visual`
+(one image pair) predict to their stamp and update; they must come in time order.
+Input older than ``max_lateness`` is dropped (``stats['late_audio']`` /
+``stats['late_visual']``); input less late is applied at the current time.
+:meth:`Tracker.step` is the convenience form for a pipeline: it takes the audio
+frames received so far (any number, any stamps) and the visual observations of an
+image pair, applies the audio frames up to the image stamp in time order, then the
+image, keeps later audio frames for the next call, and returns the confirmed tracks.
+
+Speaking status (*choice*: beyond the paper's per-frame threshold)
+------------------------------------------------------------------
+A two-state HMM per track, updated at every audio frame.  The frame's evidence
+for track n is a log-likelihood ratio (speaking vs silent)::
+
+    llr_n = speaking_gain * w~ * (beta_n - speaking_threshold) - speaking_idle * (1 - w~)
+
+(mean over the ITDs of the frame): an active frame (w~ = 1) assigned to n counts
+for speaking, one assigned elsewhere counts against it -- the paper's threshold
+on the audio assignment, made soft -- and an inactive frame is weak evidence of
+silence, so that short gaps inside an utterance do not switch the state off.
+Transitions per audio frame: silent -> speaking with ``speaking_entry``,
+speaking -> silent with ``speaking_exit``.
+
+Births and deaths
+-----------------
+* Visual births: observations left to clutter (alpha_m0 >= ``birth_unassigned``)
+  are chained over frames by a Kalman filter of the same model (gated Hungarian
+  assignment, at most ``birth_max_misses`` missed frames in a row).  A chain of
+  ``birth_window`` observations whose log marginal likelihood exceeds the clutter
+  hypothesis by ``birth_llr_threshold`` becomes a track (with the chain's state).
+* Audio-only births (``audio_births``): active audio frames left to clutter over
+  the last ``audio_birth_window`` s that agree on an ITD (within
+  ``audio_birth_spread`` x itd_sigma of their weighted median) and carry at least
+  ``audio_birth_mass`` weighted frames give a track on the ITD cone in the
+  horizontal plane at ``audio_birth_depth``, with covariance ``audio_birth_sigma``^2
+  across the cone and the ITD precision along its gradient.  By default only when
+  that point is outside the camera view (inside, the visual births are trusted).
+* Existence: log-odds, + ``existence_hit`` per fully supported image frame,
+  - ``existence_decay`` per second of missed detections while in view,
+  - ``unseen_existence_decay`` per second while out of view,
+  + ``audio_existence_gain`` x P(speaking) per audio frame fully assigned to the
+  track.  A track dies below ``death_existence``; identities are never reused.
+* Reported ("confirmed") tracks: existence has reached ``confirm_existence`` once,
+  and -- unless ``report_unseen_silent`` -- the track is in view, or had visual
+  support within ``visual_timeout``, or speaks (a silent person out of view has
+  no observable position; the track coasts unreported for re-identification).
+* Two tracks closer than ``merge_distance`` for ``merge_time`` are merged: the
+  older identity, the more precise state.
+* Tracks without visual support for ``visual_timeout`` (audio-only) are anchored:
+  ITDs observe only the angle to the microphone axis (a cone), so after each update
+  the position is put back at the reference range (from the microphones) and
+  reference direction around the axis -- those of the last visual support, or of
+  the audio birth -- keeping the cone angle the audio estimated.  Without it the
+  range and elevation random-walk (measured: an audio-only track fell onto the
+  microphones within 5 s on the ``hard`` preset).
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .config import ConfigError, MicArrayConfig, StageConfig, StereoCameraConfig, param
+from .geometry import MicGeometry
+
+__all__ = [
+    "AudioFrames",
+    "Tracker",
+    "TrackerConfig",
+    "TrackerInputError",
+    "TrackerOutput",
+    "constant_velocity_model",
+    "frustum_volume",
+    "speaking_evidence",
+    "speaking_hmm_step",
+]
+
+_LOG2PI = math.log(2.0 * math.pi)
+
+
+class TrackerInputError(ValueError):
+    """Observations given to the tracker have a wrong shape, NaN values or a bad stamp."""
+
+
+def frustum_volume(camera: StereoCameraConfig, min_depth: float, max_depth: float) -> float:
+    """Volume (m^3) of the camera's view between two depths (m), for the clutter density."""
+    return (camera.width / camera.fx) * (camera.height / camera.fy) * (
+        max_depth ** 3 - min_depth ** 3) / 3.0
+
+
+@dataclass(frozen=True)
+class TrackerConfig(StageConfig):
+    """Variational Bayesian multi-speaker tracker (ALGORITHMS.md section 3)."""
+
+    SECTION: ClassVar[str] = "tracker"
+
+    # ----------------------------------------------------------------- dynamics
+    process_noise: float = param(
+        0.1, "White-acceleration spectral density (m^2/s^3) of the constant-velocity model "
+        "along x and z (horizontal).", low=1e-6, high=100.0)
+    vertical_process_noise: float = param(
+        0.02, "White-acceleration spectral density (m^2/s^3) along y (vertical).",
+        low=1e-6, high=100.0)
+    velocity_damping: float = param(
+        0.0, "Velocity decay rate (1/s) of tracks with recent visual support; 0 is the pure "
+        "constant-velocity model.", low=0.0, high=100.0)
+    unsupported_velocity_damping: float = param(
+        2.0, "Velocity decay rate (1/s) of tracks without visual support for visual_timeout "
+        "(extrapolation stops instead of running away).", low=0.0, high=100.0)
+    visual_timeout: float = param(
+        0.5, "Seconds without visual support after which a track is flagged audio-only and "
+        "its velocity decays with unsupported_velocity_damping.", low=0.0, high=60.0)
+    max_position_std: float = param(
+        2.0, "Cap (m) on a track's position standard deviation in any direction (the "
+        "unobservable directions of audio-only tracks).", low=0.01, high=100.0)
+    max_speed_std: float = param(
+        1.5, "Cap (m/s) on a track's velocity standard deviation in any direction.",
+        low=0.01, high=100.0)
+    estimate_process_noise: bool = param(
+        False, "M-step: re-estimate each track's process-noise level from its visual "
+        "updates (otherwise the configured noise is kept).")
+    process_noise_forgetting: float = param(
+        0.9, "Forgetting factor of the M-step's running estimate (per image frame).",
+        low=0.0, high=0.999)
+    process_noise_scale_range: tuple = param(
+        (0.2, 10.0), "Lowest and highest process-noise scale the M-step may reach.",
+        low=1e-3, high=1e3, length=2)
+    # ------------------------------------------------------------ visual model
+    visual_clutter_prob: float = param(
+        0.1, "Prior probability that a visual observation is clutter.", low=1e-6, high=0.99)
+    visual_clutter_density: float = param(
+        1.0 / 88.0, "Density (1/m^3) of visual clutter = 1 / visible volume (default: the "
+        "default camera's view between 0.4 and 6 m, 88 m^3; see frustum_volume).",
+        low=1e-9, high=1e6)
+    min_visual_weight: float = param(
+        0.05, "Visual observations with a smaller weight are ignored.", low=0.0, high=1.0)
+    visual_full_weight: float = param(
+        0.5, "Visual weight that counts as full support for the existence update.",
+        low=1e-3, high=1.0)
+    min_depth: float = param(
+        0.4, "Nearest depth (m) of the visible volume (in-view test of tracks).",
+        low=0.01, high=100.0)
+    max_depth: float = param(
+        6.0, "Farthest depth (m) of the visible volume (in-view test of tracks).",
+        low=0.1, high=200.0)
+    # ------------------------------------------------------------- audio model
+    audio_enabled: bool = param(
+        True, "Use audio observations (false: visual-only tracking, no speaking status).")
+    itd_sigma: float = param(
+        60e-6, "Standard deviation (s) of an ITD of weight >= audio_full_weight around the "
+        "exact near-field ITD of the speaker (noise and reverberation bias).",
+        low=1e-7, high=1e-3)
+    itd_shrink_per_m: float = param(
+        0.0, "Initial (or fixed) reverberation shrink of the ITD towards 0 per metre of "
+        "source distance: observed ITD = (1 - b d) G(p).", low=0.0, high=0.4)
+    estimate_itd_shrink: bool = param(
+        True, "M-step for the audio model: estimate itd_shrink_per_m online from the audio "
+        "frames assigned to visually supported tracks.")
+    itd_shrink_memory: float = param(
+        300.0, "Memory (in audio frames) of the running shrink estimate.", low=10.0,
+        high=1e6)
+    itd_shrink_prior_sigma: float = param(
+        0.05, "Standard deviation (1/m) of the Gaussian prior of the shrink around "
+        "itd_shrink_per_m (MAP M-step: frontal talkers, whose ITD says little about the "
+        "shrink, leave it near the prior).", low=1e-4, high=10.0)
+    audio_clutter_prob: float = param(
+        0.2, "Prior probability that an audio frame comes from no track (noise, "
+        "reverberation, other sources).", low=1e-6, high=0.99)
+    audio_clutter_density: float = param(
+        1040.0, "Density (1/s) of clutter ITDs = 1 / ITD range (default: uniform over "
+        "+-480 us, the range of the default 0.15 m pair with a 10 % margin).",
+        low=1.0, high=1e7)
+    audio_full_weight: float = param(
+        0.3, "Audio frame weight (activity x reliability) that counts fully; smaller weights "
+        "scale the ITD precision and the speaking evidence down.", low=1e-3, high=1.0)
+    audio_speaking_prior: float = param(
+        0.5, "How much the audio assignment prior favours tracks that already speak "
+        "(0: uniform over tracks; 1: proportional to the speaking probability).",
+        low=0.0, high=0.99)
+    # --------------------------------------------------------------- inference
+    association: str = param(
+        "predictive", "E-Z likelihood: 'predictive' (predictive density of the predicted "
+        "track, robust for uncertain tracks) or 'mean_field' (Ban et al.'s VB expectation).",
+        choices=("predictive", "mean_field"))
+    visual_gate: float = param(
+        16.27, "Squared Mahalanobis distance (3 dof; 16.27 = 99.9 %) beyond which a visual "
+        "observation cannot belong to a track (otherwise a coasting track takes clutter "
+        "points in its Gaussian tail).", low=1.0, high=1e6)
+    audio_gate: float = param(
+        10.83, "Squared normalised ITD residual (1 dof; 10.83 = 99.9 %) beyond which an "
+        "audio frame cannot belong to a track.", low=1.0, high=1e6)
+    vb_iterations: int = param(
+        3, "Most variational iterations (E-Z, E-S) per update.", low=1, high=50)
+    vb_tolerance: float = param(
+        1e-4, "Stop iterating when no track position moves more than this (m).",
+        low=0.0, high=1.0)
+    max_lateness: float = param(
+        0.25, "Input older than the tracker clock by more than this (s) is dropped; less "
+        "late input is applied at the current time.", low=0.0, high=10.0)
+    # ------------------------------------------------------------------ births
+    birth_window: int = param(
+        3, "Visual observations (image frames) a birth chain needs (B).", low=1, high=30)
+    birth_llr_threshold: float = param(
+        10.0, "Log marginal-likelihood ratio (chain vs clutter) a birth chain must exceed.",
+        low=-100.0, high=1000.0)
+    birth_gate: float = param(
+        16.27, "Mahalanobis gate (squared, 3 dof; 16.27 = 99.9 %) extending a birth chain.",
+        low=1.0, high=1000.0)
+    birth_max_misses: int = param(
+        1, "Image frames in a row a birth chain may miss before it is dropped.", low=0, high=10)
+    birth_unassigned: float = param(
+        0.5, "A visual observation feeds the births when its clutter responsibility is at "
+        "least this.", low=0.0, high=1.0)
+    birth_min_weight: float = param(
+        0.3, "Smallest weight of a visual observation that may feed a birth.",
+        low=0.0, high=1.0)
+    birth_velocity_sigma: float = param(
+        0.5, "Prior standard deviation (m/s) of the velocity of a new chain or track.",
+        low=0.01, high=10.0)
+    birth_existence: float = param(
+        0.8, "Existence probability of a track born from a visual chain.", low=0.01, high=0.99)
+    audio_births: bool = param(True, "Allow audio-only births (speakers out of view).")
+    audio_birth_outside_view_only: bool = param(
+        True, "Audio-only births only when the ITD direction is outside the camera view.")
+    audio_birth_depth: float = param(
+        2.0, "Distance (m) from the microphones of an audio-only birth.", low=0.2, high=20.0)
+    audio_birth_sigma: float = param(
+        1.0, "Position standard deviation (m) of an audio-only birth across the ITD cone.",
+        low=0.01, high=10.0)
+    audio_birth_window: float = param(
+        0.5, "Seconds of unexplained audio considered for an audio-only birth.",
+        low=0.05, high=10.0)
+    audio_birth_mass: float = param(
+        8.0, "Unexplained weighted audio frames (sum of w~ x clutter responsibility) with "
+        "one ITD needed for an audio-only birth.", low=0.5, high=1000.0)
+    audio_birth_spread: float = param(
+        2.0, "ITDs within this many itd_sigma of the weighted median count for a birth.",
+        low=0.1, high=20.0)
+    audio_birth_existence: float = param(
+        0.7, "Existence probability of an audio-only birth.", low=0.01, high=0.99)
+    # --------------------------------------------------------- existence/death
+    existence_hit: float = param(
+        1.0, "Existence log-odds gained per image frame with full visual support.",
+        low=0.0, high=20.0)
+    existence_decay: float = param(
+        4.0, "Existence log-odds lost per second of missed detections while in view.",
+        low=0.0, high=1000.0)
+    unseen_existence_decay: float = param(
+        4.0, "Existence log-odds lost per second while out of the camera view.",
+        low=0.0, high=1000.0)
+    audio_existence_gain: float = param(
+        0.1, "Existence log-odds gained per audio frame fully assigned to the track, times "
+        "its speaking probability (a silent track gains nothing from audio).",
+        low=0.0, high=10.0)
+    max_existence: float = param(
+        0.999, "Existence probability cap (bounds how long a lost track coasts).",
+        low=0.5, high=0.999999)
+    death_existence: float = param(
+        0.2, "A track dies when its existence probability falls below this.",
+        low=1e-6, high=0.99)
+    confirm_existence: float = param(
+        0.7, "A track is confirmed (reported) once its existence reaches this; it stays "
+        "confirmed until it dies.", low=0.01, high=0.999)
+    report_unseen_silent: bool = param(
+        False, "Report tracks that are out of view, without visual support for "
+        "visual_timeout and not speaking (their position is a guess; they are kept alive, "
+        "unreported, to keep the identity if the person comes back).")
+    merge_distance: float = param(
+        0.2, "Two tracks closer than this (m) for merge_time are merged (two heads cannot "
+        "stay that close; 0 disables merging).", low=0.0, high=5.0)
+    merge_time: float = param(
+        1.0, "Seconds two tracks must stay within merge_distance before they are merged "
+        "(people may pass close by; duplicates of one person stay together).",
+        low=0.0, high=60.0)
+    # ---------------------------------------------------------------- speaking
+    speaking_entry: float = param(
+        0.02, "HMM transition probability silent -> speaking per audio frame.",
+        low=1e-6, high=0.5)
+    speaking_exit: float = param(
+        0.03, "HMM transition probability speaking -> silent per audio frame.",
+        low=1e-6, high=0.5)
+    speaking_threshold: float = param(
+        0.4, "Audio responsibility at which a fully active frame is neutral evidence.",
+        low=0.0, high=1.0)
+    speaking_gain: float = param(
+        6.0, "Log-likelihood ratio (speaking/silent) per unit of responsibility above "
+        "speaking_threshold, for a fully active frame.", low=0.0, high=100.0)
+    speaking_idle: float = param(
+        0.6, "Log-likelihood ratio against speaking of a fully inactive frame.",
+        low=0.0, high=100.0)
+
+    def validate(self):
+        if self.min_depth >= self.max_depth:
+            raise ConfigError(
+                f"parameters 'tracker.min_depth' = {self.min_depth} and 'tracker.max_depth' = "
+                f"{self.max_depth} are not allowed: need min_depth < max_depth")
+        if self.death_existence >= self.confirm_existence:
+            raise ConfigError(
+                f"parameters 'tracker.death_existence' = {self.death_existence} and "
+                f"'tracker.confirm_existence' = {self.confirm_existence} are not allowed: need "
+                "death_existence < confirm_existence")
+        for name in ("birth_existence", "audio_birth_existence", "confirm_existence"):
+            if getattr(self, name) > self.max_existence:
+                raise ConfigError(
+                    f"parameter 'tracker.{name}' = {getattr(self, name)} is not allowed: must be "
+                    f"<= tracker.max_existence ({self.max_existence})")
+        lo, hi = self.process_noise_scale_range
+        if not lo <= 1.0 <= hi:
+            raise ConfigError(
+                f"parameter 'tracker.process_noise_scale_range' = {[lo, hi]} is not allowed: "
+                "must be [low, high] with low <= 1 <= high")
+
+
+# ---------------------------------------------------------------------------
+# Small model functions (public: the tests and the baselines use them)
+# ---------------------------------------------------------------------------
+def constant_velocity_model(dt: float, damping, q_axes) -> tuple[np.ndarray, np.ndarray]:
+    """Transition and process-noise matrices of the (damped) constant-velocity model.
+
+    Parameters
+    ----------
+    dt : float
+        Seconds (>= 0).
+    damping : array (K,)
+        Velocity decay rate per track (1/s); 0 = constant velocity.
+    q_axes : array (K, 3)
+        White-acceleration spectral density per track and axis (m^2/s^3).
+
+    Returns
+    -------
+    D : array (K, 6, 6)
+        p' = p + f v, v' = e v with e = exp(-c dt), f = (1 - e) / c (f = dt when c = 0).
+    Q : array (K, 6, 6)
+        Covariance of the white-acceleration noise over dt (the undamped form).
+    """
+    damping = np.asarray(damping, dtype=float)
+    q_axes = np.asarray(q_axes, dtype=float)
+    k = len(damping)
+    e = np.exp(-damping * dt)
+    f = np.where(damping > 1e-12, -np.expm1(-damping * dt) / np.maximum(damping, 1e-12), dt)
+    eye = np.eye(3)
+    D = np.zeros((k, 6, 6))
+    D[:, :3, :3] = eye
+    D[:, :3, 3:] = f[:, None, None] * eye
+    D[:, 3:, 3:] = e[:, None, None] * eye
+    Q = np.zeros((k, 6, 6))
+    qa = q_axes[:, :, None] * eye  # (K, 3, 3) diagonal
+    Q[:, :3, :3] = qa * dt ** 3 / 3.0
+    Q[:, :3, 3:] = qa * dt ** 2 / 2.0
+    Q[:, 3:, :3] = qa * dt ** 2 / 2.0
+    Q[:, 3:, 3:] = qa * dt
+    return D, Q
+
+
+def speaking_evidence(beta, weight, threshold: float, gain: float, idle: float) -> np.ndarray:
+    """Per-track log-likelihood ratio (speaking vs silent) of one audio frame.
+
+    Parameters
+    ----------
+    beta : array (F, K)
+        Audio responsibilities of the K tracks for the F ITDs of the frame.
+    weight : array (F,)
+        Normalised weights w~ in [0, 1] of those ITDs.
+    threshold, gain, idle : float
+        See :class:`TrackerConfig` (speaking_threshold, speaking_gain, speaking_idle).
+
+    Returns
+    -------
+    llr : array (K,)
+        ``mean_f [gain w~_f (beta_fk - threshold) - idle (1 - w~_f)]``.
+    """
+    beta = np.asarray(beta, dtype=float)
+    w = np.asarray(weight, dtype=float)[:, None]
+    if beta.shape[0] == 0:
+        return np.zeros(beta.shape[1])
+    return np.mean(gain * w * (beta - threshold) - idle * (1.0 - w), axis=0)
+
+
+def speaking_hmm_step(prob, llr, entry: float, exit: float) -> np.ndarray:
+    """One forward step of the two-state speaking HMM.
+
+    Parameters
+    ----------
+    prob : array (K,)
+        P(speaking) after the previous audio frame.
+    llr : array (K,)
+        Log-likelihood ratio speaking/silent of the new frame.
+    entry, exit : float
+        Transition probabilities silent -> speaking and speaking -> silent.
+
+    Returns
+    -------
+    array (K,): P(speaking) after the new frame.
+    """
+    prob = np.asarray(prob, dtype=float)
+    prior = prob * (1.0 - exit) + (1.0 - prob) * entry
+    prior = np.clip(prior, 1e-12, 1.0 - 1e-12)
+    logit = np.log(prior) - np.log1p(-prior) + np.asarray(llr, dtype=float)
+    return 0.5 * (1.0 + np.tanh(0.5 * logit))
+
+
+def _logit(p: float) -> float:
+    return math.log(p) - math.log1p(-p)
+
+
+def _gauss_logpdf(r: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """log N(r; 0, S) for residuals r (..., d) and covariances S (..., d, d)."""
+    d = r.shape[-1]
+    sol = np.linalg.solve(S, r[..., None])[..., 0]
+    _, logdet = np.linalg.slogdet(S)
+    return -0.5 * (np.sum(r * sol, axis=-1) + logdet + d * _LOG2PI)
+
+
+def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    m = np.max(a, axis=axis, keepdims=True)
+    return np.squeeze(m, axis) + np.log(np.sum(np.exp(a - m), axis=axis))
+
+
+def _symmetrise(c: np.ndarray) -> np.ndarray:
+    return 0.5 * (c + np.swapaxes(c, -1, -2))
+
+
+# ---------------------------------------------------------------------------
+# Inputs and outputs
+# ---------------------------------------------------------------------------
+@dataclass
+class AudioFrames:
+    """Audio observations of F frames (the part of the front-end output the tracker uses).
+
+    stamp : (F,) s, frame centre times.  itd : (F,) s (NaN = no ITD).  weight : (F,) in
+    [0, 1], activity x reliability.  Entries with the same stamp form one frame (e.g.
+    sub-band ITDs).
+    """
+
+    stamp: np.ndarray
+    itd: np.ndarray
+    weight: np.ndarray
+
+    def __post_init__(self):
+        self.stamp = np.atleast_1d(np.asarray(self.stamp, dtype=float))
+        self.itd = np.atleast_1d(np.asarray(self.itd, dtype=float))
+        self.weight = np.atleast_1d(np.asarray(self.weight, dtype=float))
+        n = len(self.stamp)
+        if self.stamp.ndim != 1 or self.itd.shape != (n,) or self.weight.shape != (n,):
+            raise TrackerInputError(
+                f"audio frames need stamp, itd and weight of one shape (F,), got "
+                f"{self.stamp.shape}, {self.itd.shape}, {self.weight.shape}")
+        if not np.all(np.isfinite(self.stamp)):
+            raise TrackerInputError("audio frame stamps must be finite")
+        if not np.all(np.isfinite(self.weight)) or np.any(self.weight < 0):
+            raise TrackerInputError("audio frame weights must be finite and >= 0")
+
+    def __len__(self) -> int:
+        return len(self.stamp)
+
+    @classmethod
+    def from_features(cls, features) -> AudioFrames:
+        """From :class:`~av_perception.core.audio.BinauralFeatures` (weight = activity x
+        reliability)."""
+        return cls(features.stamp, features.itd, features.weight)
+
+    @classmethod
+    def empty(cls) -> AudioFrames:
+        return cls(np.zeros(0), np.zeros(0), np.zeros(0))
+
+    def select(self, mask) -> AudioFrames:
+        return AudioFrames(self.stamp[mask], self.itd[mask], self.weight[mask])
+
+
+@dataclass
+class TrackerOutput:
+    """Confirmed tracks at one stamp (K of them), left camera optical frame.
+
+    Attributes
+    ----------
+    stamp : float
+        Seconds.
+    ids : (K,) int64
+        Track identities (never reused).
+    position : (K, 3)
+        m.
+    covariance : (K, 3, 3)
+        m^2, position covariance.
+    velocity : (K, 3)
+        m/s.
+    existence : (K,)
+        Existence probability.
+    speaking : (K,)
+        Probability that the person speaks (HMM posterior); 0 with audio disabled.
+    audio_only : (K,) bool
+        No visual support for ``visual_timeout`` s (e.g. a talker out of view).
+    ended : (E,) int64
+        Identities of the tracks that ended since the previous output.
+    """
+
+    stamp: float
+    ids: np.ndarray
+    position: np.ndarray
+    covariance: np.ndarray
+    velocity: np.ndarray
+    existence: np.ndarray
+    speaking: np.ndarray
+    audio_only: np.ndarray
+    ended: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def variances(self) -> np.ndarray:
+        """(K, 3) var_x, var_y, var_z in m^2."""
+        return np.diagonal(self.covariance, axis1=1, axis2=2).copy()
+
+    def rows(self) -> list[tuple]:
+        """Track-file rows ``(stamp, track_id, x, y, z, speaking)`` (DESIGN.md section 5)."""
+        return [(self.stamp, int(i), float(p[0]), float(p[1]), float(p[2]), float(s))
+                for i, p, s in zip(self.ids, self.position, self.speaking)]
+
+
+# ---------------------------------------------------------------------------
+# The tracker
+# ---------------------------------------------------------------------------
+class _Chain:
+    """A birth candidate: a Kalman filter over unassigned visual observations."""
+
+    __slots__ = ("mu", "cov", "n_obs", "llr", "misses", "stamp")
+
+    def __init__(self, mu, cov, stamp):
+        self.mu = mu
+        self.cov = cov
+        self.n_obs = 1
+        self.llr = 0.0
+        self.misses = 0
+        self.stamp = stamp
+
+
+class Tracker:
+    """Variational Bayesian audio-visual multi-person tracker (see the module docstring).
+
+    Parameters
+    ----------
+    config : TrackerConfig
+    mics : MicArrayConfig or MicGeometry
+        The binaural pair (default: :class:`MicArrayConfig` defaults).
+    camera : StereoCameraConfig
+        Intrinsics of the left camera, for the in-view test (default: defaults).
+
+    Examples
+    --------
+    >>> trk = Tracker()
+    >>> out = trk.step(t, visual=visual_observations, audio=binaural_features)
+    >>> out.ids, out.position, out.speaking
+    """
+
+    def __init__(self, config: TrackerConfig | None = None,
+                 mics: MicArrayConfig | MicGeometry | None = None,
+                 camera: StereoCameraConfig | None = None):
+        self.config = config or TrackerConfig()
+        mics = mics if mics is not None else MicArrayConfig()
+        self.geometry = mics if isinstance(mics, MicGeometry) else MicGeometry.from_config(mics)
+        self.camera = camera or StereoCameraConfig()
+        c = self.config
+        self._q_axes = np.array([c.process_noise, c.vertical_process_noise, c.process_noise])
+        self._logit_max = _logit(c.max_existence)
+        self._logit_death = _logit(c.death_existence)
+        self._logit_confirm = _logit(c.confirm_existence)
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Forget every track, chain and buffered input; identities restart at 1."""
+        self.time: float | None = None
+        self._next_id = 1
+        self._mu = np.zeros((0, 6))
+        self._cov = np.zeros((0, 6, 6))
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._logodds = np.zeros(0)
+        self._speak = np.zeros(0)
+        self._confirmed = np.zeros(0, dtype=bool)
+        self._last_visual = np.zeros(0)  # stamp of the last visual support (-inf: never)
+        self._born = np.zeros(0)
+        self._qscale = np.zeros(0)
+        self._vis_mu = np.zeros((0, 6))  # posterior at the previous image frame (M-step)
+        self._vis_cov = np.zeros((0, 6, 6))
+        self._vis_time = np.zeros(0)
+        self._ref_range = np.zeros(0)  # anchor of audio-only tracks (see module docstring)
+        self._ref_perp = np.zeros((0, 3))
+        self._close_since: dict = {}
+        self._shrink = self.config.itd_shrink_per_m
+        self._shrink_num = 0.0  # running sums of the shrink least squares
+        self._shrink_den = 0.0
+        self._last_image: float | None = None
+        self._chains: list[_Chain] = []
+        self._audio_buffer: deque = deque()
+        self._pending = AudioFrames.empty()
+        self._ended: list[int] = []
+        self.stats = {"audio_frames": 0, "visual_frames": 0, "late_audio": 0,
+                      "late_visual": 0, "births_visual": 0, "births_audio": 0, "deaths": 0,
+                      "merges": 0, "vb_iterations": 0}
+
+    @property
+    def num_tracks(self) -> int:
+        """Live tracks, confirmed or not."""
+        return len(self._ids)
+
+    @property
+    def itd_shrink(self) -> float:
+        """Current ITD shrink per metre b (estimated or fixed)."""
+        return self._shrink
+
+    def itd_model(self, points) -> tuple[np.ndarray, np.ndarray]:
+        """Expected ITD (s) of points (N, 3) under the audio model, and its gradient (N, 3).
+
+        (1 - b d) G(p) with the current shrink b, d = |p - mic centre| (m).
+        """
+        p = np.atleast_2d(np.asarray(points, dtype=float))
+        G = self.geometry.itd(p)
+        J = self.geometry.itd_jacobian(p)
+        b = self._shrink
+        if b == 0.0:
+            return G, J
+        rel = p - self.geometry.centre
+        d = np.maximum(np.linalg.norm(rel, axis=1), 1e-9)
+        f = 1.0 - b * d
+        return f * G, f[:, None] * J - (b * G / d)[:, None] * rel
+
+    @property
+    def process_noise_scale(self) -> dict:
+        """{track id: M-step process-noise scale} (1 without the M-step)."""
+        return {int(i): float(s) for i, s in zip(self._ids, self._qscale)}
+
+    # ------------------------------------------------------------------ public
+    def step(self, stamp: float, visual=None, audio=None) -> TrackerOutput:
+        """Advance to ``stamp``: buffered and new audio frames up to ``stamp`` (time order),
+        then the image pair, then report.
+
+        Parameters
+        ----------
+        stamp : float
+            s, the image header stamp (or any time to report at when ``visual`` is None).
+        visual : VisualObservations, optional
+            Observations of the image pair at ``stamp`` (its ``xyz``, ``covariance``,
+            ``weight`` are used).
+        audio : BinauralFeatures or AudioFrames, optional
+            Audio frames received since the previous call; frames later than ``stamp``
+            are kept for the next call.
+
+        Returns
+        -------
+        TrackerOutput at ``stamp``.
+        """
+        stamp = self._check_stamp(stamp)
+        if audio is not None:
+            frames = audio if isinstance(audio, AudioFrames) else AudioFrames.from_features(audio)
+            if len(frames):
+                self._pending = AudioFrames(
+                    np.concatenate([self._pending.stamp, frames.stamp]),
+                    np.concatenate([self._pending.itd, frames.itd]),
+                    np.concatenate([self._pending.weight, frames.weight]))
+        if len(self._pending):
+            order = np.argsort(self._pending.stamp, kind="stable")
+            pend = self._pending.select(order)
+            due = pend.stamp <= stamp
+            now = pend.select(due)
+            self._pending = pend.select(~due)
+            if len(now):
+                starts = np.flatnonzero(np.r_[True, np.diff(now.stamp) > 0])
+                ends = np.r_[starts[1:], len(now)]
+                for a, b in zip(starts, ends):
+                    self.update_audio(now.stamp[a], now.itd[a:b], now.weight[a:b])
+        if visual is not None:
+            return self.update_visual(stamp, visual.xyz, visual.covariance, visual.weight)
+        return self.report(stamp)
+
+    def update_visual(self, stamp: float, xyz, covariance, weight=None) -> TrackerOutput:
+        """Update with the visual observations of one image pair and report.
+
+        Parameters
+        ----------
+        stamp : float
+            s, image header stamp.
+        xyz : array (M, 3)
+            m, left camera optical frame.
+        covariance : array (M, 3, 3)
+            m^2, symmetric positive definite.
+        weight : array (M,), optional
+            In [0, 1] (default 1).
+
+        Returns
+        -------
+        TrackerOutput at ``stamp``.
+        """
+        stamp = self._check_stamp(stamp)
+        xyz, cov, w = self._check_visual(xyz, covariance, weight)
+        t = self._advance(stamp, "late_visual")
+        if t is None:
+            return self.report(stamp)
+        self.stats["visual_frames"] += 1
+        keep = w >= max(self.config.min_visual_weight, 1e-6)
+        xyz, cov, w = xyz[keep], cov[keep], w[keep]
+        dt_img = 1.0 / self.camera.fps if self._last_image is None else min(
+            max(t - self._last_image, 0.0), 0.5)
+        self._last_image = t
+        alpha, _ = self._variational(xyz, cov / w[:, None, None], None, None)
+        self._visual_bookkeeping(t, dt_img, alpha, w)
+        self._births(t, xyz, cov, w, alpha)
+        self._merge()
+        self._deaths()
+        return self.report(stamp)
+
+    def update_audio(self, stamp: float, itds, weights) -> None:
+        """Update with one audio frame: one or more ITDs observed at ``stamp``.
+
+        Parameters
+        ----------
+        stamp : float
+            s, time of the frame's centre sample.
+        itds : array (F,) or float
+            s, positive when the sound reaches the left mic first; NaN = no ITD.
+        weights : array (F,) or float
+            Activity x reliability in [0, 1]; NaN ITDs count as weight 0.
+        """
+        stamp = self._check_stamp(stamp)
+        g = np.atleast_1d(np.asarray(itds, dtype=float))
+        w = np.atleast_1d(np.asarray(weights, dtype=float))
+        if g.ndim != 1 or w.shape != g.shape:
+            raise TrackerInputError(
+                f"itds and weights must have one shape (F,), got {g.shape} and {w.shape}")
+        if not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise TrackerInputError("audio weights must be finite and >= 0")
+        if np.any(np.isinf(g)):
+            raise TrackerInputError("ITDs must be finite (NaN marks a frame without ITD)")
+        if not self.config.audio_enabled:
+            return
+        t = self._advance(stamp, "late_audio")
+        if t is None:
+            return
+        self.stats["audio_frames"] += 1
+        c = self.config
+        ok = np.isfinite(g)
+        wn = np.where(ok, np.minimum(w / c.audio_full_weight, 1.0), 0.0)
+        g = np.where(ok, g, 0.0)
+        use = wn > 1e-6
+        beta_full = np.zeros((len(g), len(self._ids) + 1))
+        beta_full[:, 0] = 1.0
+        if np.any(use):
+            _, beta = self._variational(None, None, g[use], wn[use])
+            beta_full[use] = beta
+        if len(self._ids):
+            tb = beta_full[:, 1:]
+            llr = speaking_evidence(tb, wn, c.speaking_threshold, c.speaking_gain,
+                                    c.speaking_idle)
+            self._speak = speaking_hmm_step(self._speak, llr, c.speaking_entry, c.speaking_exit)
+            self._logodds = np.minimum(
+                self._logodds + c.audio_existence_gain * self._speak
+                * np.sum(wn[:, None] * tb, axis=0), self._logit_max)
+            self._confirmed |= self._logodds >= self._logit_confirm
+            if c.estimate_itd_shrink:
+                self._m_step_shrink(g, wn, tb)
+        if c.audio_births:
+            self._audio_births(t, g, wn, beta_full[:, 0])
+        self._deaths()
+
+    def report(self, stamp: float | None = None) -> TrackerOutput:
+        """The confirmed tracks, predicted to ``stamp`` (default: the tracker clock) without
+        changing the state; also returns (and forgets) the identities that ended."""
+        t = self.time if stamp is None else float(stamp)
+        sel = self._confirmed.copy()
+        if not self.config.report_unseen_silent and t is not None and len(sel):
+            hidden = ((t - self._last_visual > self.config.visual_timeout)
+                      & (self._speak < 0.5) & ~self._in_view(self._mu[:, :3]))
+            sel &= ~hidden
+        mu, cov = self._mu[sel], self._cov[sel]
+        if t is not None and self.time is not None and t > self.time and np.any(sel):
+            D, Q = self._model(t - self.time, sel)
+            mu = np.einsum("kij,kj->ki", D, mu)
+            cov = D @ cov @ np.swapaxes(D, 1, 2) + Q
+        ended = np.asarray(self._ended, dtype=np.int64)
+        self._ended = []
+        audio_only = (t - self._last_visual[sel] > self.config.visual_timeout
+                      if t is not None else np.zeros(int(sel.sum()), dtype=bool))
+        return TrackerOutput(
+            stamp=float("nan") if t is None else float(t), ids=self._ids[sel].copy(),
+            position=mu[:, :3].copy(), covariance=cov[:, :3, :3].copy(),
+            velocity=mu[:, 3:].copy(), existence=1.0 / (1.0 + np.exp(-self._logodds[sel])),
+            speaking=self._speak[sel].copy(), audio_only=np.asarray(audio_only, dtype=bool),
+            ended=ended)
+
+    # --------------------------------------------------------------- checks
+    @staticmethod
+    def _check_stamp(stamp) -> float:
+        try:
+            s = float(stamp)
+        except (TypeError, ValueError) as exc:
+            raise TrackerInputError(f"stamp must be a number of seconds, got {stamp!r}") from exc
+        if not math.isfinite(s):
+            raise TrackerInputError(f"stamp must be finite, got {stamp!r}")
+        return s
+
+    @staticmethod
+    def _check_visual(xyz, covariance, weight):
+        xyz = np.asarray(xyz, dtype=float)
+        if xyz.ndim == 1 and xyz.size == 0:
+            xyz = xyz.reshape(0, 3)
+        cov = np.asarray(covariance, dtype=float)
+        if cov.size == 0:
+            cov = cov.reshape(0, 3, 3)
+        m = len(xyz)
+        if xyz.ndim != 2 or xyz.shape[1] != 3:
+            raise TrackerInputError(f"xyz must have shape (M, 3), got {xyz.shape}")
+        if cov.shape != (m, 3, 3):
+            raise TrackerInputError(f"covariance must have shape ({m}, 3, 3), got {cov.shape}")
+        w = np.ones(m) if weight is None else np.asarray(weight, dtype=float).reshape(-1)
+        if w.shape != (m,):
+            raise TrackerInputError(f"weight must have shape ({m},), got {w.shape}")
+        if not (np.all(np.isfinite(xyz)) and np.all(np.isfinite(cov)) and np.all(np.isfinite(w))):
+            raise TrackerInputError("visual observations contain NaN or infinite values")
+        if np.any(w < 0):
+            raise TrackerInputError("visual weights must be >= 0")
+        if m:
+            if not np.allclose(cov, np.swapaxes(cov, 1, 2), rtol=1e-6, atol=1e-12):
+                raise TrackerInputError("visual covariances must be symmetric")
+            if np.any(np.linalg.eigvalsh(cov)[:, 0] <= 0):
+                raise TrackerInputError("visual covariances must be positive definite")
+        return xyz, cov, w
+
+    def _advance(self, stamp: float, late_key: str) -> float | None:
+        """Predict to ``stamp``; None (and count) when the input is too late."""
+        if self.time is None:
+            self.time = stamp
+            return stamp
+        if stamp < self.time - self.config.max_lateness:
+            self.stats[late_key] += 1
+            return None
+        if stamp > self.time:
+            self._predict(stamp)
+        return self.time
+
+    # --------------------------------------------------------------- dynamics
+    def _model(self, dt: float, sel=None):
+        c = self.config
+        last = self._last_visual if sel is None else self._last_visual[sel]
+        qs = self._qscale if sel is None else self._qscale[sel]
+        t = self.time
+        supported = (t - last) <= c.visual_timeout
+        damping = np.where(supported, c.velocity_damping, c.unsupported_velocity_damping)
+        return constant_velocity_model(dt, damping, qs[:, None] * self._q_axes[None, :])
+
+    def _predict(self, t: float) -> None:
+        dt = t - self.time
+        if len(self._ids):
+            D, Q = self._model(dt)
+            self._mu = np.einsum("kij,kj->ki", D, self._mu)
+            self._cov = _symmetrise(D @ self._cov @ np.swapaxes(D, 1, 2) + Q)
+            self._cap_covariance()
+            unseen = ~self._in_view(self._mu[:, :3])
+            self._logodds = self._logodds - self.config.unseen_existence_decay * dt * unseen
+        self.time = t
+
+    def _cap_covariance(self) -> None:
+        """Clamp the position / velocity covariance eigenvalues by congruence (stays PSD)."""
+        c = self.config
+        for block, cap in ((slice(0, 3), c.max_position_std ** 2),
+                           (slice(3, 6), c.max_speed_std ** 2)):
+            diag = np.diagonal(self._cov[:, block, block], axis1=1, axis2=2)
+            for k in np.flatnonzero(diag.max(axis=1) > cap):
+                lam, vec = np.linalg.eigh(self._cov[k, block, block])
+                if lam[-1] <= cap:
+                    continue
+                s = np.sqrt(np.minimum(cap / np.maximum(lam, 1e-300), 1.0))
+                T = np.eye(6)
+                T[block, block] = (vec * s) @ vec.T
+                self._cov[k] = _symmetrise(T @ self._cov[k] @ T.T)
+
+    def _in_view(self, p: np.ndarray) -> np.ndarray:
+        """Boolean (N,): points (N, 3) inside the camera view and depth range."""
+        cam = self.camera
+        z = p[:, 2]
+        zs = np.where(z > 1e-6, z, 1.0)
+        u = cam.cx + cam.fx * p[:, 0] / zs
+        v = cam.cy + cam.fy * p[:, 1] / zs
+        return ((z >= self.config.min_depth) & (z <= self.config.max_depth)
+                & (u >= -0.5) & (u <= cam.width - 0.5) & (v >= -0.5) & (v <= cam.height - 0.5))
+
+    # ------------------------------------------------------------ variational
+    def _variational(self, xyz, R, g, wn):
+        """VB iterations at the current time.
+
+        Parameters
+        ----------
+        xyz, R : (M, 3), (M, 3, 3) or None
+            Visual observations and their weighted covariances Phi / w.
+        g, wn : (F,), (F,) or None
+            ITDs (s) and normalised weights.
+
+        Returns
+        -------
+        alpha : (M, K + 1) or None, beta : (F, K + 1) or None
+            Responsibilities, column 0 = clutter.  Updates the track posteriors.
+        """
+        c = self.config
+        k = len(self._ids)
+        alpha = beta = None
+        if k == 0:
+            if xyz is not None:
+                alpha = np.zeros((len(xyz), 1))
+                alpha[:, 0] = 1.0
+            if g is not None:
+                beta = np.zeros((len(g), 1))
+                beta[:, 0] = 1.0
+            return alpha, beta
+        mu0, cov0 = self._mu.copy(), self._cov.copy()
+        mu, cov = mu0, cov0
+        Rinv = Rinv_v = None
+        if xyz is not None and len(xyz):
+            Rinv = np.linalg.inv(R)
+            Rinv_v = np.einsum("mij,mj->mi", Rinv, xyz)
+        sig2 = c.itd_sigma ** 2
+        for _ in range(c.vb_iterations):
+            self.stats["vb_iterations"] += 1
+            assoc_mu, assoc_cov = (mu0, cov0) if c.association == "predictive" else (mu, cov)
+            H_parts, O_parts, b_parts = [], [], []
+            if xyz is not None:
+                alpha = self._ez_visual(xyz, R, Rinv, assoc_mu, assoc_cov)
+                if len(xyz):
+                    a = alpha[:, 1:]
+                    Om = np.einsum("mk,mij->kij", a, Rinv)
+                    bv = np.einsum("mk,mi->ki", a, Rinv_v)
+                    H = np.zeros((k, 3, 6))
+                    H[:, :, :3] = np.eye(3)
+                    H_parts.append(H)
+                    O_parts.append(Om)
+                    b_parts.append(bv)
+            if g is not None:
+                G_lin, J_lin = self.itd_model(mu[:, :3])
+                beta = self._ez_audio(g, wn, assoc_mu, assoc_cov,
+                                      G_lin if assoc_mu is mu else None,
+                                      J_lin if assoc_mu is mu else None)
+                bk = beta[:, 1:] * (wn[:, None] / sig2)  # (F, K)
+                om = bk.sum(axis=0)  # (K,)
+                y = g[:, None] - G_lin[None, :] + np.sum(J_lin * mu[:, :3], axis=1)[None, :]
+                ba = np.sum(bk * y, axis=0)
+                H = np.zeros((k, 1, 6))
+                H[:, 0, :3] = J_lin
+                H_parts.append(H)
+                O_parts.append(om[:, None, None])
+                b_parts.append(ba[:, None])
+            if not H_parts:
+                break
+            H = np.concatenate(H_parts, axis=1)
+            d = H.shape[1]
+            Om = np.zeros((k, d, d))
+            row = 0
+            for O in O_parts:
+                n = O.shape[1]
+                Om[:, row:row + n, row:row + n] = O
+                row += n
+            b = np.concatenate(b_parts, axis=1)
+            new_mu, new_cov = self._es(mu0, cov0, H, Om, b)
+            moved = float(np.max(np.abs(new_mu[:, :3] - mu[:, :3])))
+            mu, cov = new_mu, new_cov
+            if moved <= c.vb_tolerance:
+                break
+        self._mu, self._cov = mu, cov
+        self._cap_covariance()
+        self._anchor()
+        return alpha, beta
+
+    def _ez_visual(self, xyz, R, Rinv, mu, cov) -> np.ndarray:
+        c = self.config
+        k = len(self._ids)
+        m = len(xyz)
+        logr = np.empty((m, k + 1))
+        logr[:, 0] = math.log(c.visual_clutter_prob) + math.log(c.visual_clutter_density)
+        if m == 0:
+            return np.zeros((0, k + 1))
+        r = xyz[:, None, :] - mu[None, :, :3]
+        P = cov[:, :3, :3]
+        if c.association == "predictive":
+            S = R[:, None] + P[None]
+        else:
+            S = np.broadcast_to(R[:, None], (m, k, 3, 3))
+        sol = np.linalg.solve(S, r[..., None])[..., 0]
+        md = np.sum(r * sol, axis=-1)
+        ll = -0.5 * (md + np.linalg.slogdet(S)[1] + 3 * _LOG2PI)
+        if c.association == "mean_field":
+            ll = ll - 0.5 * np.einsum("mij,kji->mk", Rinv, P)
+        ll = np.where(md <= c.visual_gate, ll, -np.inf)
+        logr[:, 1:] = math.log((1.0 - c.visual_clutter_prob) / k) + ll
+        return np.exp(logr - _logsumexp(logr, axis=1)[:, None])
+
+    def _ez_audio(self, g, wn, mu, cov, G=None, J=None) -> np.ndarray:
+        c = self.config
+        k = len(self._ids)
+        if G is None:
+            G, J = self.itd_model(mu[:, :3])
+        jpj = np.einsum("ki,kij,kj->k", J, cov[:, :3, :3], J)  # (K,) s^2
+        var_obs = c.itd_sigma ** 2 / wn  # (F,)
+        r = g[:, None] - G[None, :]
+        if c.association == "predictive":
+            var = var_obs[:, None] + jpj[None, :]
+            ll = -0.5 * (r * r / var + np.log(var) + _LOG2PI)
+        else:
+            var = var_obs[:, None]
+            ll = -0.5 * (r * r / var + np.log(var) + _LOG2PI) - 0.5 * jpj[None, :] / var
+        ll = np.where(r * r / var <= c.audio_gate, ll, -np.inf)
+        prior = (1.0 - c.audio_speaking_prior) + c.audio_speaking_prior * self._speak
+        prior = (1.0 - c.audio_clutter_prob) * prior / prior.sum()
+        logr = np.empty((len(g), k + 1))
+        logr[:, 0] = math.log(c.audio_clutter_prob) + math.log(c.audio_clutter_density)
+        logr[:, 1:] = np.log(prior)[None, :] + ll
+        return np.exp(logr - _logsumexp(logr, axis=1)[:, None])
+
+    @staticmethod
+    def _es(mu0, cov0, H, Om, b):
+        """E-S: Kalman-like update of every track from its aggregated pseudo-observation.
+
+        With A = H Gamma H^T, G = (Omega A + I)^-1:
+        mu = mu0 + Gamma H^T G (b - Omega H mu0),  Gamma' = Gamma - Gamma H^T G Omega H Gamma.
+        (Equal to the information form of ALGORITHMS.md section 3; needs no inverse of
+        Omega, so a track with no assigned mass is left unchanged.)
+        """
+        d = H.shape[1]
+        PHt = cov0 @ np.swapaxes(H, 1, 2)  # (K, 6, d)
+        A = H @ PHt  # (K, d, d)
+        Gm = np.linalg.inv(Om @ A + np.eye(d))
+        innov = b - np.einsum("kij,kj->ki", Om, np.einsum("kij,kj->ki", H, mu0))
+        gain = PHt @ Gm  # (K, 6, d)
+        mu = mu0 + np.einsum("kij,kj->ki", gain, innov)
+        cov = cov0 - gain @ Om @ np.swapaxes(PHt, 1, 2)
+        return mu, _symmetrise(cov)
+
+    # ----------------------------------------------------------- bookkeeping
+    def _visual_bookkeeping(self, t, dt_img, alpha, w) -> None:
+        c = self.config
+        k = len(self._ids)
+        if k == 0:
+            return
+        wn = np.minimum(w / c.visual_full_weight, 1.0)
+        support = np.minimum(np.sum(alpha[:, 1:] * wn[:, None], axis=0), 1.0) if len(w) \
+            else np.zeros(k)
+        in_view = self._in_view(self._mu[:, :3])
+        delta = np.where(in_view, support * c.existence_hit
+                         - (1.0 - support) * c.existence_decay * dt_img,
+                         support * c.existence_hit)
+        self._logodds = np.minimum(self._logodds + delta, self._logit_max)
+        self._confirmed |= self._logodds >= self._logit_confirm
+        seen = support >= 0.5
+        if c.estimate_process_noise:
+            self._m_step(t, seen)
+        self._last_visual = np.where(seen, t, self._last_visual)
+        self._vis_mu = np.where(seen[:, None], self._mu, self._vis_mu)
+        self._vis_cov = np.where(seen[:, None, None], self._cov, self._vis_cov)
+        self._vis_time = np.where(seen, t, self._vis_time)
+        self._set_reference(np.flatnonzero(seen))
+
+    def _m_step(self, t, seen) -> None:
+        """Process-noise level per track from the expected squared transition residual.
+
+        Over the interval since the track's previous supported image frame (dt), with the
+        joint posterior of (s_prev, s_now) given the data up to now (lag-one RTS smoothing):
+        J = Gamma_prev D^T (Gamma^-)^-1, s_prev ~ N(m_s, P_s) with
+        m_s = mu_prev + J (mu - D mu_prev), P_s = Gamma_prev + J (Gamma - Gamma^-) J^T,
+        Cov(s_now, s_prev) = C = Gamma J^T, and
+        E = Gamma - C D^T - D C^T + D P_s D^T + (mu - D m_s)(mu - D m_s)^T.
+        The scale maximising E[log N(s_now; D s_prev, scale Q1)] is tr(Q1^-1 E) / 6; it is
+        averaged with forgetting ``process_noise_forgetting``.  The intermediate audio updates
+        are ignored (they hardly move a visually supported track).
+        """
+        c = self.config
+        lo, hi = c.process_noise_scale_range
+        for k in np.flatnonzero(seen & np.isfinite(self._vis_time)):
+            dt = t - self._vis_time[k]
+            if not 1e-3 < dt <= 1.0:
+                continue
+            D, Q1 = constant_velocity_model(dt, np.zeros(1), self._q_axes[None, :])
+            D, Q1 = D[0], Q1[0]
+            mp, Pp = self._vis_mu[k], self._vis_cov[k]
+            Pm = D @ Pp @ D.T + self._qscale[k] * Q1
+            J = np.linalg.solve(Pm, D @ Pp).T  # Pp D^T Pm^-1 (Pm, Pp symmetric)
+            m_s = mp + J @ (self._mu[k] - D @ mp)
+            P_s = Pp + J @ (self._cov[k] - Pm) @ J.T
+            C = self._cov[k] @ J.T
+            e = self._mu[k] - D @ m_s
+            E = self._cov[k] - C @ D.T - D @ C.T + D @ P_s @ D.T + np.outer(e, e)
+            est = float(np.trace(np.linalg.solve(Q1, E))) / 6.0
+            rho = c.process_noise_forgetting
+            self._qscale[k] = float(np.clip(rho * self._qscale[k] + (1 - rho) * est, lo, hi))
+
+    def _m_step_shrink(self, g, wn, beta) -> None:
+        """Audio-model M-step: MAP ITD shrink b from g ~ N((1 - b d) G(p), itd_sigma^2 / w~),
+        weights beta, over the tracks that have visual support and speak (P >= 0.5: keeps
+        out directional noise such as a radio assigned to a silent person), with the
+        prior N(itd_shrink_per_m, itd_shrink_prior_sigma^2) and exponential memory."""
+        c = self.config
+        vis = ((self.time - self._last_visual) <= c.visual_timeout) & (self._speak >= 0.5)
+        sel = (beta > 0.0) & (wn[:, None] > 0.0) & vis[None, :]
+        decay = math.exp(-1.0 / c.itd_shrink_memory)
+        self._shrink_num *= decay
+        self._shrink_den *= decay
+        if np.any(sel):
+            f, k = np.nonzero(sel)
+            p = self._mu[k, :3]
+            G = self.geometry.itd(p)
+            dG = np.linalg.norm(p - self.geometry.centre, axis=1) * G
+            wt = beta[f, k] * wn[f] / c.itd_sigma ** 2
+            self._shrink_num += float(np.sum(wt * (G - g[f]) * dG))
+            self._shrink_den += float(np.sum(wt * dG * dG))
+        prior = 1.0 / c.itd_shrink_prior_sigma ** 2
+        b = (self._shrink_num + prior * c.itd_shrink_per_m) / (self._shrink_den + prior)
+        self._shrink = float(np.clip(b, 0.0, 0.3))
+
+    def _new_track(self, mu, cov, t, existence, visual: bool, speaking: float) -> None:
+        self._mu = np.vstack([self._mu, mu[None]])
+        self._cov = np.concatenate([self._cov, cov[None]])
+        self._ids = np.append(self._ids, self._next_id)
+        self._next_id += 1
+        lo = min(_logit(existence), self._logit_max)
+        self._logodds = np.append(self._logodds, lo)
+        self._speak = np.append(self._speak, speaking)
+        self._confirmed = np.append(self._confirmed, lo >= self._logit_confirm)
+        self._last_visual = np.append(self._last_visual, t if visual else -np.inf)
+        self._born = np.append(self._born, t)
+        self._qscale = np.append(self._qscale, 1.0)
+        self._vis_mu = np.vstack([self._vis_mu, mu[None]])
+        self._vis_cov = np.concatenate([self._vis_cov, cov[None]])
+        self._vis_time = np.append(self._vis_time, t if visual else np.nan)
+        self._ref_range = np.append(self._ref_range, 0.0)
+        self._ref_perp = np.vstack([self._ref_perp, np.zeros((1, 3))])
+        self._set_reference(np.array([len(self._ids) - 1]))
+
+    def _remove(self, keep: np.ndarray) -> None:
+        for name in ("_mu", "_cov", "_ids", "_logodds", "_speak", "_confirmed", "_last_visual",
+                     "_born", "_qscale", "_vis_mu", "_vis_cov", "_vis_time", "_ref_range",
+                     "_ref_perp"):
+            setattr(self, name, getattr(self, name)[keep])
+
+    def _set_reference(self, idx) -> None:
+        """Remember range and around-axis direction of tracks ``idx`` (for anchoring)."""
+        g = self.geometry
+        for k in idx:
+            d = self._mu[k, :3] - g.centre
+            perp = d - (d @ g.axis) * g.axis
+            n = np.linalg.norm(perp)
+            self._ref_range[k] = max(np.linalg.norm(d), 0.2)
+            self._ref_perp[k] = perp / n if n > 1e-9 else g.forward
+
+    def _anchor(self) -> None:
+        """Put tracks without visual support back on their reference range and direction
+        around the microphone axis, keeping their angle to the axis (the ITD cone)."""
+        if not len(self._ids):
+            return
+        uns = np.flatnonzero(self.time - self._last_visual > self.config.visual_timeout)
+        g = self.geometry
+        for k in uns:
+            d = self._mu[k, :3] - g.centre
+            r = np.linalg.norm(d)
+            cos = float(np.clip(d @ g.axis / r, -1.0, 1.0)) if r > 1e-9 else 0.0
+            sin = math.sqrt(max(1.0 - cos * cos, 0.0))
+            self._mu[k, :3] = g.centre + self._ref_range[k] * (
+                cos * g.axis + sin * self._ref_perp[k])
+
+    def _deaths(self) -> None:
+        dead = self._logodds < self._logit_death
+        if np.any(dead):
+            self._ended.extend(int(i) for i in self._ids[dead & self._confirmed])
+            self.stats["deaths"] += int(dead.sum())
+            self._remove(~dead)
+
+    def _merge(self) -> None:
+        c = self.config
+        k = len(self._ids)
+        if k < 2 or c.merge_distance <= 0:
+            return
+        p = self._mu[:, :3]
+        d = np.linalg.norm(p[:, None] - p[None], axis=2)
+        close = np.argwhere(np.triu(d < c.merge_distance, 1))
+        since = {}
+        due = []
+        for i, j in close:
+            key = (int(self._ids[i]), int(self._ids[j]))
+            since[key] = self._close_since.get(key, self.time)
+            if self.time - since[key] >= c.merge_time:
+                due.append((i, j))
+        self._close_since = since
+        if not due:
+            return
+        keep = np.ones(k, dtype=bool)
+        for i, j in due:
+            if not (keep[i] and keep[j]):
+                continue
+            # older identity (smaller id, arrays are in birth order) survives ...
+            old, new = (i, j) if self._ids[i] < self._ids[j] else (j, i)
+            if self._confirmed[new] and not self._confirmed[old]:
+                old, new = new, old
+            # ... with the more precise state
+            if np.trace(self._cov[new, :3, :3]) < np.trace(self._cov[old, :3, :3]):
+                self._mu[old] = self._mu[new]
+                self._cov[old] = self._cov[new]
+            self._logodds[old] = max(self._logodds[old], self._logodds[new])
+            self._speak[old] = max(self._speak[old], self._speak[new])
+            self._last_visual[old] = max(self._last_visual[old], self._last_visual[new])
+            self._confirmed[old] |= self._confirmed[new]
+            keep[new] = False
+            if self._confirmed[new]:
+                self._ended.append(int(self._ids[new]))
+            self.stats["merges"] += 1
+        self._remove(keep)
+
+    # ----------------------------------------------------------------- births
+    def _births(self, t, xyz, cov, w, alpha) -> None:
+        c = self.config
+        cand = (alpha[:, 0] >= c.birth_unassigned) & (w >= c.birth_min_weight) if len(w) \
+            else np.zeros(0, dtype=bool)
+        idx = np.flatnonzero(cand)
+        R = cov[idx] / w[idx, None, None]
+        v = xyz[idx]
+        log_u = math.log(c.visual_clutter_density)
+        chains = self._chains
+        for ch in chains:  # chains are predicted only here, at image frames
+            if t > ch.stamp:
+                D, Q = constant_velocity_model(t - ch.stamp, np.zeros(1), self._q_axes[None, :])
+                ch.mu = D[0] @ ch.mu
+                ch.cov = D[0] @ ch.cov @ D[0].T + Q[0]
+                ch.stamp = t
+        n_c, n_o = len(chains), len(idx)
+        used = np.zeros(n_o, dtype=bool)
+        extended = np.zeros(n_c, dtype=bool)
+        if n_c and n_o:
+            cost = np.full((n_c, n_o), np.inf)
+            ll = np.zeros((n_c, n_o))
+            for a, ch in enumerate(chains):
+                S = ch.cov[None, :3, :3] + R
+                r = v - ch.mu[None, :3]
+                md = np.einsum("mi,mi->m", r, np.linalg.solve(S, r[..., None])[..., 0])
+                ll[a] = _gauss_logpdf(r, S)
+                cost[a] = np.where(md <= c.birth_gate, -ll[a], np.inf)
+            finite = np.isfinite(cost)
+            if np.any(finite):
+                big = np.abs(cost[finite]).max() + 1e6
+                rows, cols = linear_sum_assignment(np.where(finite, cost, big))
+                for a, m in zip(rows, cols):
+                    if not finite[a, m]:
+                        continue
+                    ch = chains[a]
+                    S = ch.cov[:3, :3] + R[m]
+                    K = ch.cov[:, :3] @ np.linalg.inv(S)
+                    ch.mu = ch.mu + K @ (v[m] - ch.mu[:3])
+                    ch.cov = _symmetrise(ch.cov - K @ ch.cov[:3, :])
+                    ch.llr += ll[a, m] - log_u
+                    ch.n_obs += 1
+                    ch.misses = 0
+                    used[m] = True
+                    extended[a] = True
+        survivors = []
+        for a, ch in enumerate(chains):
+            if not extended[a]:
+                ch.misses += 1
+                if ch.misses > c.birth_max_misses:
+                    continue
+            if ch.n_obs >= c.birth_window and ch.llr >= c.birth_llr_threshold:
+                self._new_track(ch.mu.copy(), ch.cov.copy(), t, c.birth_existence, True,
+                                c.speaking_entry)
+                self.stats["births_visual"] += 1
+                continue
+            survivors.append(ch)
+        for m in np.flatnonzero(~used):
+            mu = np.r_[v[m], 0.0, 0.0, 0.0]
+            P = np.zeros((6, 6))
+            P[:3, :3] = R[m]
+            P[3:, 3:] = c.birth_velocity_sigma ** 2 * np.eye(3)
+            ch = _Chain(mu, P, t)
+            if c.birth_window <= 1:
+                self._new_track(mu, P, t, c.birth_existence, True, c.speaking_entry)
+                self.stats["births_visual"] += 1
+            else:
+                survivors.append(ch)
+        self._chains = survivors
+
+    def _audio_births(self, t, g, wn, beta0) -> None:
+        c = self.config
+        buf = self._audio_buffer
+        for gi, wi, bi in zip(g, wn, beta0):
+            mass = wi * bi
+            if wi >= 0.3 and mass > 0.05:
+                buf.append((t, gi, mass))
+        while buf and buf[0][0] < t - c.audio_birth_window:
+            buf.popleft()
+        if not buf:
+            return
+        arr = np.array(buf)
+        if arr[:, 2].sum() < c.audio_birth_mass:
+            return
+        order = np.argsort(arr[:, 1])
+        cum = np.cumsum(arr[order, 2])
+        med = arr[order[np.searchsorted(cum, 0.5 * cum[-1])], 1]
+        inl = np.abs(arr[:, 1] - med) <= c.audio_birth_spread * c.itd_sigma
+        mass = arr[inl, 2].sum()
+        if mass < c.audio_birth_mass:
+            return
+        itd = float(np.sum(arr[inl, 1] * arr[inl, 2]) / mass)
+        d0 = c.audio_birth_depth
+        point = self.geometry.point_from_itd(itd / max(1.0 - self._shrink * d0, 0.2), d0)[0]
+        if c.audio_birth_outside_view_only and self._in_view(point[None])[0]:
+            return
+        J = self.itd_model(point[None])[1][0]
+        jn = float(np.linalg.norm(J))
+        jhat = J / jn
+        s2 = c.audio_birth_sigma ** 2
+        along = (c.itd_sigma / jn) ** 2 / max(mass, 1.0)
+        P = np.zeros((6, 6))
+        P[:3, :3] = s2 * np.eye(3) - (s2 - min(along, s2)) * np.outer(jhat, jhat)
+        P[3:, 3:] = c.birth_velocity_sigma ** 2 * np.eye(3)
+        self._new_track(np.r_[point, 0.0, 0.0, 0.0], P, t, c.audio_birth_existence, False,
+                        0.9)
+        self.stats["births_audio"] += 1
+        self._audio_buffer = deque(row for row, keep in zip(buf, ~inl) if keep)
