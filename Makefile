@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(VENV)/bin/av-perception demo --output demo_output
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check av_perception test bench
+	$(VENV)/bin/ruff check av_perception test bench tools launch
 
 test: $(STAMP) lint
 	$(PY) -m pytest -q -ra test
