@@ -9,6 +9,9 @@ PACKAGE = "av_perception"
 NODES = [
     "audio_features_node = av_perception.nodes.audio_features_node:main",
     "visual_features_node = av_perception.nodes.visual_features_node:main",
+    "av_fusion_node = av_perception.nodes.av_fusion_node:main",
+    "tracker_node = av_perception.nodes.tracker_node:main",
+    "perception_node = av_perception.nodes.perception_node:main",
 ]
 
 

@@ -20,6 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 NODES = {
     "audio_features_node": "av_perception.nodes.audio_features_node",
     "visual_features_node": "av_perception.nodes.visual_features_node",
+    "av_fusion_node": "av_perception.nodes.av_fusion_node",
+    "tracker_node": "av_perception.nodes.tracker_node",
+    "perception_node": "av_perception.nodes.perception_node",
 }
 
 

@@ -102,14 +102,17 @@ class WavPlayback:
 
 
 class AudioFeaturesNode(Node):
-    def __init__(self, **kwargs):
-        super().__init__("audio_features_node", **kwargs)
-        declare_stage_parameters(self, STAGES)
-        configs = configs_from_node(self, STAGES)  # ConfigError stops the node at start
+    def __init__(self, node_name: str = "audio_features_node", stages=STAGES, **kwargs):
+        """``node_name`` and ``stages`` (a superset of STAGES) are for nodes that extend
+        this one with more stages (perception_node)."""
+        super().__init__(node_name, **kwargs)
+        self._stages = stages
+        declare_stage_parameters(self, stages)
+        configs = configs_from_node(self, stages)  # ConfigError stops the node at start
         self._apply(configs)
         self.pub_features = self.create_publisher(PointCloud2, "audio/features", 10)
         self.pub_direction = self.create_publisher(Vector3Stamped, "audio/direction", 10)
-        self.diag = Diagnostics(self, "av_perception: audio_features_node")
+        self.diag = Diagnostics(self, f"av_perception: {node_name}")
         self.source = None
         self._next_open = 0.0
         self.samples_in = RateMeter()
@@ -136,7 +139,7 @@ class AudioFeaturesNode(Node):
         self.pipeline = AudioPipeline(self.audio, self.mics)
 
     def _on_parameters(self, params):
-        result, configs = validate_parameter_change(self, STAGES, params)
+        result, configs = validate_parameter_change(self, self._stages, params)
         if result.successful:
             old_capture = self.capture
             self._apply(configs)
@@ -190,7 +193,8 @@ class AudioFeaturesNode(Node):
             self.process_chunk(chunk)
 
     def process_chunk(self, chunk):
-        """Run one AudioChunk through the pipeline and publish its frames."""
+        """Run one AudioChunk through the pipeline and publish its frames; returns the
+        BinauralFeatures (None when the chunk was rejected)."""
         self.samples_in.add(len(chunk.samples))
         peak = float(np.max(np.abs(chunk.samples))) if len(chunk.samples) else 0.0
         if peak >= 0.999:
@@ -200,12 +204,12 @@ class AudioFeaturesNode(Node):
         except AudioInputError as exc:
             self.chunks_rejected += 1
             self.diag.error(f"audio chunk rejected: {exc}")
-            return
+            return None
         if self.pipeline.last_error.startswith("sample rate changed"):
             self.diag.warn(self.pipeline.last_error)
             self.pipeline.last_error = ""
         if len(feats) == 0:
-            return
+            return feats
         self.frames_out.add(len(feats))
         self.pub_features.publish(features_to_cloud(self.output.frame_id, feats))
         self.frames_published += len(feats)
@@ -218,6 +222,7 @@ class AudioFeaturesNode(Node):
             msg.vector.x, msg.vector.y, msg.vector.z = (float(v) for v in d)
             self.pub_direction.publish(msg)
             self.directions_published += 1
+        return feats
 
     # ----------------------------------------------------------- diagnostics
     def _publish_diag(self):

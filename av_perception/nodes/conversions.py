@@ -183,3 +183,131 @@ def cloud_to_observations(msg) -> dict:
         "box": np.column_stack([col["u"], col["v"], col["w"], col["h"]]).reshape(-1, 4),
         "variances": np.column_stack([col["var_x"], col["var_y"], col["var_z"]]).reshape(-1, 3),
     }
+
+
+#: fields of the ``speakers`` cloud, one point per confirmed track
+SPEAKER_FIELDS = ("x", "y", "z", "id", "speaking", "existence", "var_x", "var_y", "var_z")
+#: marker namespaces of ``speakers/markers`` (marker id = track id in each)
+MARKER_NAMESPACES = ("speakers/ellipsoid", "speakers/label")
+__all__ += ["SPEAKER_FIELDS", "MARKER_NAMESPACES", "tracks_to_cloud", "cloud_to_tracks",
+            "covariance_ellipsoid", "speaking_rgba", "tracks_to_markers"]
+
+
+def tracks_to_cloud(header, output) -> PointCloud2:
+    """TrackerOutput -> ``speakers`` PointCloud2 (x, y, z, speaking, existence, var_*
+    float32; id uint32) with ``header``; an empty cloud when there is no track."""
+    f32 = np.float32
+    pos = np.asarray(output.position, dtype=np.float64).reshape(-1, 3)
+    var = np.diagonal(np.asarray(output.covariance, dtype=np.float64).reshape(-1, 3, 3),
+                      axis1=1, axis2=2)
+    return make_pointcloud2(header, {
+        "x": pos[:, 0].astype(f32), "y": pos[:, 1].astype(f32), "z": pos[:, 2].astype(f32),
+        "id": np.asarray(output.ids).astype(np.uint32),
+        "speaking": np.asarray(output.speaking).astype(f32),
+        "existence": np.asarray(output.existence).astype(f32),
+        "var_x": var[:, 0].astype(f32), "var_y": var[:, 1].astype(f32),
+        "var_z": var[:, 2].astype(f32),
+    })
+
+
+def cloud_to_tracks(msg) -> dict:
+    """``speakers`` PointCloud2 -> {stamp, frame_id, ids (K,) int, position (K, 3),
+    speaking (K,), existence (K,), variances (K, 3)}."""
+    data = read_pointcloud2(msg)
+    missing = [f for f in SPEAKER_FIELDS if f not in data]
+    if missing:
+        raise ValueError(f"speakers cloud lacks field(s) {', '.join(missing)}")
+    col = {k: v.astype(np.float64) for k, v in data.items() if k != "id"}
+    return {
+        "stamp": time_to_sec(msg.header.stamp),
+        "frame_id": msg.header.frame_id,
+        "ids": data["id"].astype(np.int64),
+        "position": np.column_stack([col["x"], col["y"], col["z"]]).reshape(-1, 3),
+        "speaking": col["speaking"],
+        "existence": col["existence"],
+        "variances": np.column_stack([col["var_x"], col["var_y"], col["var_z"]]).reshape(-1, 3),
+    }
+
+
+def covariance_ellipsoid(covariance, floor: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
+    """The 1-sigma ellipsoid of a 3x3 covariance as an RViz SPHERE marker's
+    (scale (3,) = 2 sqrt(eigenvalues), orientation quaternion (x, y, z, w)).
+
+    The marker's local x, y, z axes are the eigenvectors (ascending eigenvalues), made a
+    right-handed rotation.
+    """
+    from scipy.spatial.transform import Rotation
+
+    c = np.asarray(covariance, dtype=np.float64).reshape(3, 3)
+    c = 0.5 * (c + c.T)
+    if not np.all(np.isfinite(c)):
+        raise ValueError("covariance contains NaN or infinite values")
+    vals, vecs = np.linalg.eigh(c)
+    if np.linalg.det(vecs) < 0:
+        vecs[:, 2] = -vecs[:, 2]
+    scale = 2.0 * np.sqrt(np.maximum(vals, floor))
+    quat = Rotation.from_matrix(vecs).as_quat()
+    return scale, quat
+
+
+def speaking_rgba(p: float, alpha: float = 1.0) -> tuple[float, float, float, float]:
+    """RGBA from grey (silent, p = 0) to red (speaking, p = 1); the RGB twin of
+    :func:`av_perception.viz.speaking_colour`."""
+    p = float(np.clip(p, 0.0, 1.0)) if np.isfinite(p) else 0.0
+    grey = 0.63 * (1.0 - p)
+    return (grey + p, grey, grey, float(alpha))
+
+
+def _rgba(cls, c):
+    return cls(r=float(c[0]), g=float(c[1]), b=float(c[2]), a=float(c[3]))
+
+
+def tracks_to_markers(header, output, previous_ids=(), speaking_threshold: float = 0.5,
+                      lifetime: float = 2.0, text_height: float = 0.12):
+    """TrackerOutput -> (visualization_msgs/MarkerArray, ids shown).
+
+    Per track: a SPHERE covariance ellipsoid (namespace ``speakers/ellipsoid``) and a
+    TEXT_VIEW_FACING label "3 speaking" / "3" above the head (``speakers/label``), both
+    with marker id = track id, coloured by speaking probability grey -> red.  Every id in
+    ``previous_ids`` (the ids shown by the previous call) or ``output.ended`` that is not
+    in this output gets DELETE markers in both namespaces.
+    """
+    from builtin_interfaces.msg import Duration
+    from std_msgs.msg import ColorRGBA
+    from visualization_msgs.msg import Marker, MarkerArray
+
+    life_ns = int(round(lifetime * 1e9))
+    life = Duration(sec=life_ns // 1_000_000_000, nanosec=life_ns % 1_000_000_000)
+    arr = MarkerArray()
+    ids = [int(i) for i in np.asarray(output.ids)]
+    shown = set(ids)
+    pos = np.asarray(output.position, dtype=np.float64).reshape(-1, 3)
+    cov = np.asarray(output.covariance, dtype=np.float64).reshape(-1, 3, 3)
+    for k, tid in enumerate(ids):
+        p = float(output.speaking[k])
+        speaking = p >= speaking_threshold
+        scale, quat = covariance_ellipsoid(cov[k])
+        ell = Marker(header=header, ns=MARKER_NAMESPACES[0], id=tid, type=Marker.SPHERE,
+                     action=Marker.ADD, lifetime=life)
+        ell.pose.position.x, ell.pose.position.y, ell.pose.position.z = (float(v) for v in pos[k])
+        (ell.pose.orientation.x, ell.pose.orientation.y, ell.pose.orientation.z,
+         ell.pose.orientation.w) = (float(v) for v in quat)
+        ell.scale.x, ell.scale.y, ell.scale.z = (float(v) for v in scale)
+        ell.color = _rgba(ColorRGBA, speaking_rgba(p, 0.55))
+        label = Marker(header=header, ns=MARKER_NAMESPACES[1], id=tid,
+                       type=Marker.TEXT_VIEW_FACING, action=Marker.ADD, lifetime=life)
+        label.pose.position.x = float(pos[k, 0])
+        # y points down in the optical frame: the label floats above the ellipsoid
+        label.pose.position.y = float(pos[k, 1] - 0.5 * scale.max() - 0.6 * text_height)
+        label.pose.position.z = float(pos[k, 2])
+        label.pose.orientation.w = 1.0
+        label.scale.z = float(text_height)
+        label.color = _rgba(ColorRGBA, speaking_rgba(p, 1.0))
+        label.text = f"{tid} speaking" if speaking else f"{tid}"
+        arr.markers.extend([ell, label])
+    gone = (set(int(i) for i in previous_ids) | set(int(i) for i in np.asarray(
+        getattr(output, "ended", ())))) - shown
+    for tid in sorted(gone):
+        for ns in MARKER_NAMESPACES:
+            arr.markers.append(Marker(header=header, ns=ns, id=tid, action=Marker.DELETE))
+    return arr, shown

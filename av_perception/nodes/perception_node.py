@@ -1,0 +1,370 @@
+"""perception_node: every stage in one process (lowest latency).
+
+Audio capture (sounddevice, or ``capture.input_file`` played in real time) and the
+binaural front-end exactly as :mod:`~av_perception.nodes.audio_features_node` (this
+node extends it), the stereo images + CameraInfo, paired by stamp and processed by the
+visual front-end on a worker thread as in
+:mod:`~av_perception.nodes.visual_features_node`, and the tracker fed in time order
+as in :mod:`~av_perception.nodes.tracker_node`, without any message between the
+stages.  Same parameters as the three nodes (the union of their sections) and the
+same output topics:
+
+* ``audio/features``, ``audio/direction`` (audio stage),
+* ``visual/observations`` (visual stage),
+* ``speakers``, ``speakers/markers``, ``speakers/image`` and, with
+  ``tracking.publish_voices``, ``/humans/voices/<id>/is_speaking`` (tracking stage),
+* ``/diagnostics``: one status per stage ("perception_node audio", "... vision",
+  "... tracking"), each on its own period.
+
+After an image pair is processed the worker waits (at most ``tracking.audio_wait`` s,
+and only while audio flows) for the audio frames up to the image stamp, then steps
+the tracker: the tracker sees the same input in the same order as
+``av-perception process`` does over a recording.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import deque
+from functools import partial
+
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Header
+
+from ..core.config import (
+    AudioCaptureConfig,
+    AudioFrontEndConfig,
+    AudioOutputConfig,
+    MicArrayConfig,
+    StereoCameraConfig,
+)
+from ..core.detection import DetectionConfig, DetectorError
+from ..core.stereo import CalibrationError, StereoCalibration
+from ..core.tracker import TrackerConfig, TrackerInputError
+from ..core.vision import VisionConfig, VisionInputError
+from ..io.image_msgs import ImageConversionError, stereo_pair_to_numpy
+from ..io.stereo_sources import ApproximateTimeSync, CalibrationCache, VisionInputConfig
+from ..pipeline import TrackingConfig, TrackingPipeline, VisionPipeline
+from .audio_features_node import AudioFeaturesNode
+from .common import Diagnostics, RateMeter, run_node, validate_parameter_change
+from .conversions import observations_to_cloud, time_to_sec
+from .tracker_node import AUDIO_IDLE, TrackingOutputs
+
+STAGES = (AudioFrontEndConfig, MicArrayConfig, AudioCaptureConfig, AudioOutputConfig,
+          VisionInputConfig, VisionConfig, DetectionConfig, StereoCameraConfig,
+          TrackerConfig, TrackingConfig)
+SIDES = ("left", "right")
+_SUBSCRIPTION_FIELDS = ("compressed", "left_image_topic", "right_image_topic", "left_info_topic",
+                        "right_info_topic", "queue_size", "reliability")
+
+
+class PerceptionNode(AudioFeaturesNode):
+    def __init__(self, **kwargs):
+        self._lock = threading.Lock()  # vision/tracking configs, pipelines, counters
+        self._cond = threading.Condition(self._lock)
+        self._process_lock = threading.Lock()  # one pair at a time through the stages
+        self._next_vision = None
+        self.outputs = None
+        self._pending: deque = deque()
+        self._stop = False
+        super().__init__("perception_node", STAGES, **kwargs)  # calls _apply
+        self.diag.name = "av_perception: perception_node audio"
+        self.pub_observations = self.create_publisher(PointCloud2, "visual/observations", 10)
+        self.outputs = TrackingOutputs(self, self.tracking)
+        self.vision_diag = Diagnostics(self, "av_perception: perception_node vision")
+        self.tracking_diag = Diagnostics(self, "av_perception: perception_node tracking")
+        self.vrates = {k: RateMeter() for k in ("left", "right", "pairs", "frames")}
+        self.infos: list = [None, None]
+        self.pairs_dropped_busy = 0
+        self.frames_rejected = 0
+        self.frames_published = 0
+        self.tracker_rejected = 0
+        self.last_error = ""
+        self.audio_waits = 0  # steps that waited for audio ...
+        self.audio_wait_timeouts = 0  # ... and those that gave up
+        self._last_audio_arrival = -1e9
+        self._input_subs: list = []
+        self._subscribe()
+        self.vision_pipeline.warm_up()
+        self._worker = threading.Thread(target=self._work, name="perception_vision",
+                                        daemon=True)
+        self._worker.start()
+        self.vision_timer = self.create_timer(self.input.diagnostics_period,
+                                              self._publish_vision_diag)
+        self.tracking_timer = self.create_timer(self.tracking.diagnostics_period,
+                                                self._publish_tracking_diag)
+        self.get_logger().info(
+            f"perception ready: audio from {self.capture.input_file or 'the sound card'}, "
+            f"{'CompressedImage' if self.input.compressed else 'Image'} on "
+            f"{self.sub_image[0].topic_name} + {self.sub_image[1].topic_name}, detector "
+            f"{self.detection.detector}")
+
+    # ---------------------------------------------------------------- config
+    @staticmethod
+    def _make_vision(configs) -> VisionPipeline:
+        return VisionPipeline(configs[VisionConfig], configs[DetectionConfig],
+                              configs[StereoCameraConfig])
+
+    def _apply(self, configs):
+        super()._apply(configs)  # the audio stage
+        vision = self._next_vision or self._make_vision(configs)  # DetectorError at start
+        self._next_vision = None
+        with self._lock:
+            old_input = getattr(self, "input", None)
+            old_tracker = getattr(self, "tracker_args", None)
+            self.input = new = configs[VisionInputConfig]
+            self.vision = configs[VisionConfig]
+            self.detection = configs[DetectionConfig]
+            self.camera = configs[StereoCameraConfig]
+            self.tracking = configs[TrackingConfig]
+            self.tracker_args = (configs[TrackerConfig], configs[MicArrayConfig], self.camera)
+            self.vision_pipeline = vision
+            self.camera_calibration = StereoCalibration.from_config(self.camera)
+            if old_input is None or old_input.images_rectified != new.images_rectified:
+                self.calibration_cache = CalibrationCache(new.rectified_flag)
+            if old_input is None or (old_input.slop, old_input.queue_size) != (
+                    new.slop, new.queue_size):
+                self.sync = ApproximateTimeSync(new.slop, new.queue_size)
+            if old_tracker != self.tracker_args:  # a new tracker: tracks restart
+                self.tracking_pipeline = TrackingPipeline(*self.tracker_args, self.tracking)
+            else:
+                self.tracking_pipeline.tracking = self.tracking
+            if self.outputs is not None:
+                self.outputs.configure(self.tracking)
+
+    def _on_parameters(self, params):
+        result, configs = validate_parameter_change(self, self._stages, params)
+        if not result.successful:
+            return result
+        try:
+            vision = self._make_vision(configs)
+            vision.warm_up()
+        except DetectorError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        old_input, old_tracking = self.input, self.tracking
+        self._next_vision = vision
+        result = super()._on_parameters(params)  # audio stage + _apply
+        new = self.input
+        if any(getattr(old_input, f) != getattr(new, f) for f in _SUBSCRIPTION_FIELDS):
+            self._subscribe()
+        if old_input.diagnostics_period != new.diagnostics_period:
+            self.destroy_timer(self.vision_timer)
+            self.vision_timer = self.create_timer(new.diagnostics_period,
+                                                  self._publish_vision_diag)
+        if old_tracking.diagnostics_period != self.tracking.diagnostics_period:
+            self.destroy_timer(self.tracking_timer)
+            self.tracking_timer = self.create_timer(self.tracking.diagnostics_period,
+                                                    self._publish_tracking_diag)
+        return result
+
+    def _subscribe(self):
+        for sub in self._input_subs:
+            self.destroy_subscription(sub)
+        c = self.input
+        rel = (ReliabilityPolicy.RELIABLE if c.reliability == "reliable"
+               else ReliabilityPolicy.BEST_EFFORT)
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=c.queue_size, reliability=rel,
+                         durability=DurabilityPolicy.VOLATILE)
+        img_type = CompressedImage if c.compressed else Image
+        suffix = "/compressed" if c.compressed else ""
+        self.sub_image = [
+            self.create_subscription(img_type, topic + suffix, partial(self._on_image, k), qos)
+            for k, topic in enumerate((c.left_image_topic, c.right_image_topic))]
+        self.sub_info = [
+            self.create_subscription(CameraInfo, topic, partial(self._on_info, k), qos)
+            for k, topic in enumerate((c.left_info_topic, c.right_info_topic))]
+        self._input_subs = self.sub_image + self.sub_info
+        self.infos = [None, None]
+
+    # ------------------------------------------------------------ audio stage
+    def process_chunk(self, chunk):
+        feats = super().process_chunk(chunk)
+        if feats is not None and len(feats):
+            self.tracking_pipeline.add_audio_features(feats)
+            self._last_audio_arrival = time.monotonic()
+        return feats
+
+    # ----------------------------------------------------------- vision stage
+    def _on_info(self, side: int, msg):
+        self.infos[side] = msg
+
+    def _on_image(self, side: int, msg):
+        self.vrates[SIDES[side]].add()
+        pairs = self.sync.add(side, time_to_sec(msg.header.stamp), msg)
+        if not pairs:
+            return
+        with self._cond:
+            for _, left, right in pairs:
+                self.vrates["pairs"].add()
+                if len(self._pending) >= self.input.max_pending_pairs:
+                    self._pending.popleft()
+                    self.pairs_dropped_busy += 1
+                self._pending.append((left, right))
+            self._cond.notify()
+
+    def _work(self):
+        while True:
+            with self._cond:
+                while not self._pending and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                left, right = self._pending.popleft()
+            try:
+                self.process_pair(left, right)
+            except Exception as exc:  # noqa: BLE001 - a bug must not kill the worker thread
+                self.get_logger().error(f"internal error while processing a pair: {exc!r}")
+                self._problem(self.vision_diag, 2, "internal error while processing an image "
+                              f"pair: {exc!r} (please report it with the input that caused it)")
+
+    def _problem(self, diag, level: int, message: str):
+        with self._lock:
+            if level >= 2:
+                diag.error(message)
+            else:
+                diag.warn(message)
+            self.last_error = message
+
+    def _calibration(self, image_size):
+        if not self.input.use_camera_info:
+            return self.camera_calibration
+        for k, info in enumerate(self.infos):
+            if info is None:
+                raise CalibrationError(
+                    f"no camera_info received on {self.sub_info[k].topic_name} (the "
+                    f"{SIDES[k]} camera): publish the stereo pair's CameraInfo there, or set "
+                    "vision_input.use_camera_info to false to use the camera.* parameters")
+        return self.calibration_cache.get(self.infos[0], self.infos[1], image_size)
+
+    def _wait_for_audio(self, stamp: float, pipeline: TrackingPipeline):
+        """Wait until the audio up to ``stamp`` is in (at most tracking.audio_wait s)."""
+        if pipeline.audio_ready(stamp) or (
+                time.monotonic() - self._last_audio_arrival > AUDIO_IDLE):
+            return
+        self.audio_waits += 1
+        deadline = time.monotonic() + self.tracking.audio_wait
+        while not pipeline.audio_ready(stamp):
+            if time.monotonic() >= deadline or self._stop:
+                self.audio_wait_timeouts += 1
+                return
+            time.sleep(0.001)
+
+    def process_pair(self, left_msg, right_msg):
+        """Process one synchronised image pair through vision and the tracker and publish
+        everything; returns the TrackerOutput (None when the pair was dropped)."""
+        stamp = time_to_sec(left_msg.header.stamp)
+        with self._process_lock:
+            with self._lock:
+                vision, tracking = self.vision_pipeline, self.tracking_pipeline
+            try:
+                left, right = stereo_pair_to_numpy(left_msg, right_msg)
+                cal = self._calibration((left.shape[1], left.shape[0]))
+                obs = vision.process_pair(left, right, stamp, cal)
+            except (ImageConversionError, CalibrationError, VisionInputError) as exc:
+                with self._lock:
+                    self.frames_rejected += 1
+                self._problem(self.vision_diag, 2, f"image pair at {stamp:.3f} s dropped: {exc}")
+                return None
+            header = Header(stamp=left_msg.header.stamp,
+                            frame_id=left_msg.header.frame_id or self.camera.frame_id)
+            self.pub_observations.publish(observations_to_cloud(header, obs))
+            with self._lock:
+                self.frames_published += 1
+                self.vrates["frames"].add()
+            self._wait_for_audio(stamp, tracking)
+            try:
+                out = tracking.step(stamp, obs.xyz, obs.covariance, obs.weight)
+            except TrackerInputError as exc:
+                with self._lock:
+                    self.tracker_rejected += 1
+                self._problem(self.tracking_diag, 2,
+                              f"observations at {stamp:.3f} s not tracked: {exc}")
+                return None
+            if out is None:
+                return None
+            self.outputs.publish(out, header)
+            if self.tracking.publish_image:
+                self.outputs.publish_image(left, header, out, vision.calibration)
+            return out
+
+    # ----------------------------------------------------------- diagnostics
+    def _calibration_text(self) -> str:
+        if not self.input.use_camera_info:
+            cal, src = self.camera_calibration, "camera.* parameters"
+        else:
+            cal, src = self.calibration_cache.calibration, "camera_info"
+            missing = [SIDES[k] for k in (0, 1) if self.infos[k] is None]
+            if missing:
+                return f"missing ({' and '.join(missing)} camera_info not received)"
+            if cal is None:
+                return "camera_info received, not usable (see last_error)"
+        return f"{cal.width}x{cal.height}, fx {cal.fx:.1f} px, baseline {cal.baseline:.4f} m " \
+               f"({src})"
+
+    def _publish_vision_diag(self):
+        with self._lock:
+            counts = (self.vrates["left"].count, self.vrates["right"].count)
+            vp = self.vision_pipeline
+            values = {
+                "input_rate_left_hz": self.vrates["left"].rate(),
+                "input_rate_right_hz": self.vrates["right"].rate(),
+                "pair_rate_hz": self.vrates["pairs"].rate(),
+                "processed_rate_hz": self.vrates["frames"].rate(),
+                "sync_failures": self.sync.failures,
+                "pairs_dropped_busy": self.pairs_dropped_busy,
+                "frames_published": self.frames_published,
+                "frames_rejected": self.frames_rejected,
+                "processing_ms_per_frame": 1000.0 * vp.last_processing_time,
+                "calibration": self._calibration_text(),
+                "last_error": self.last_error or "none",
+            }
+            if counts[0] == 0 or counts[1] == 0:
+                silent = " and ".join(s.topic_name for s, n in zip(self.sub_image, counts)
+                                      if n == 0)
+                self.vision_diag.warn(
+                    f"no images received on {silent}: check the camera driver, the topic "
+                    "names (vision_input.*_image_topic or remapping) and vision_input.compressed")
+            self.vision_diag.hardware_id = self.sub_image[0].topic_name
+            self.vision_diag.publish(values)
+            self.vision_diag.clear()
+
+    def _publish_tracking_diag(self):
+        with self._lock:
+            tp = self.tracking_pipeline
+            s = tp.tracker.stats
+            values = self.outputs.period_values()
+            values.update({
+                "late_visual_dropped": tp.late_visual + s["late_visual"],
+                "late_audio_dropped": s["late_audio"],
+                "audio_overflow": tp.audio_overflow,
+                "audio_buffered": tp.buffered_audio,
+                "audio_waits": self.audio_waits,
+                "audio_wait_timeouts": self.audio_wait_timeouts,
+                "tracker_rejected": self.tracker_rejected,
+                "tracker_resets": tp.resets,
+                "tracker_ms_per_step": 1000.0 * tp.last_processing_time,
+                "live_tracks": tp.tracker.num_tracks,
+            })
+            self.tracking_diag.publish(values)
+            self.tracking_diag.clear()
+
+    def destroy_node(self):
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._worker.is_alive() and self._worker is not threading.current_thread():
+            self._worker.join(timeout=10.0)
+        if self.outputs is not None:
+            self.outputs.close()
+        return super().destroy_node()
+
+
+def main(args=None):
+    return run_node(PerceptionNode, "perception_node", (DetectorError,), args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Publication latency of perception_node at real-time rates (input stamp -> ``speakers``).
+
+Runs :class:`~av_perception.nodes.perception_node.PerceptionNode` in this process with
+a WAV file played in real time (``capture.input_file``: a talker at the left head's
+ITD) and a stereo image stream published like a camera driver: 640x480 bgr8
+``sensor_msgs/Image`` pairs of two rendered faces (test/stereobag.py) plus CameraInfo,
+stamped with the current time, at 15 fps for ``--seconds`` s.  A subscriber in the
+same process records, for every ``speakers`` message, now - header stamp (the stamp
+is the image's, so this is image capture -> speakers publication: image transport,
+pairing, the visual front-end, the wait for the audio up to the stamp, the tracker
+and the publication).  Prints a markdown table.
+
+Run: ``.venv/bin/python bench/bench_latency.py [--seconds 10] [--fps 15]``
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--fps", type=float, default=15.0)
+    args = ap.parse_args(argv)
+
+    import rclpy
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+    from stereobag import HEADS, render
+    from test_visual_node import image_msg, info_msgs
+
+    from av_perception.core.config import MicArrayConfig
+    from av_perception.core.geometry import MicGeometry
+    from av_perception.core.signals import binauralize, noise_bursts
+    from av_perception.io.audio_sources import write_wav
+    from av_perception.nodes.conversions import cloud_to_tracks, time_to_sec
+    from av_perception.nodes.perception_node import PerceptionNode
+
+    fs = 16000
+    itd = float(MicGeometry.from_config(MicArrayConfig()).itd(HEADS[:1])[0])
+    tmp = Path(tempfile.mkdtemp(prefix="bench_latency_"))
+    wav = tmp / "talker.wav"
+    write_wav(wav, binauralize(noise_bursts(fs, args.seconds + 5, on=1.0, off=0.2, seed=4),
+                               itd, fs), fs)
+    left, right = render(HEADS, seed=2)
+
+    rclpy.init()
+    node = PerceptionNode(parameter_overrides=[Parameter("capture.input_file", value=str(wav))])
+    io = rclpy.create_node("bench_latency_io")
+    lat, tracks = [], []
+
+    def on_speakers(msg):
+        now = io.get_clock().now().nanoseconds * 1e-9
+        lat.append(now - time_to_sec(msg.header.stamp))
+        tracks.append(len(cloud_to_tracks(msg)["ids"]))
+
+    io.create_subscription(PointCloud2, "speakers", on_speakers, 100)
+    pub_img = [io.create_publisher(Image, f"stereo/{s}/image_raw", 10) for s in ("left", "right")]
+    pub_info = [io.create_publisher(CameraInfo, f"stereo/{s}/camera_info", 10)
+                for s in ("left", "right")]
+    ex = rclpy.executors.SingleThreadedExecutor()
+    ex.add_node(node)
+    ex.add_node(io)
+    sent = 0
+    try:
+        end = time.monotonic() + 5
+        while time.monotonic() < end and pub_img[1].get_subscription_count() == 0:
+            ex.spin_once(timeout_sec=0.01)
+        warm = time.monotonic() + 1.0  # first second: tracks being born, not measured
+        end = warm + args.seconds
+        next_pub = time.monotonic()
+        while time.monotonic() < end:
+            if time.monotonic() >= next_pub:
+                stamp = node.get_clock().now().nanoseconds * 1e-9
+                for pub, info in zip(pub_info, info_msgs(stamp)):
+                    pub.publish(info)
+                pub_img[0].publish(image_msg(left, stamp, "cam_left"))
+                pub_img[1].publish(image_msg(right, stamp, "cam_right"))
+                sent += 1
+                next_pub += 1.0 / args.fps
+                if time.monotonic() < warm:
+                    lat.clear()
+                    tracks.clear()
+            ex.spin_once(timeout_sec=0.002)
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.01)
+        vision = node.vision_pipeline
+        tp = node.tracking_pipeline
+        stats = {
+            "vision_ms": 1000 * vision.mean_processing_time,
+            "tracker_ms": 1000 * tp.processing_time / max(tp.steps, 1),
+            "dropped": node.pairs_dropped_busy,
+            "waits": node.audio_waits,
+            "timeouts": node.audio_wait_timeouts,
+        }
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        io.destroy_node()
+        rclpy.try_shutdown()
+
+    lat_ms = 1000 * np.asarray(lat)
+    if not len(lat_ms):
+        print("no speakers message received", file=sys.stderr)
+        return 1
+    print(f"perception_node, {args.seconds:g} s at {args.fps:g} fps (640x480 bgr8 Image pairs, "
+          f"WAV played in real time), {len(lat_ms)} speakers messages for {sent} pairs sent")
+    print()
+    print("| latency (ms) | p50 | p90 | p99 | max | mean |")
+    print("|---|---|---|---|---|---|")
+    p = np.percentile(lat_ms, [50, 90, 99])
+    print(f"| image stamp -> speakers | {p[0]:.1f} | {p[1]:.1f} | {p[2]:.1f} | "
+          f"{lat_ms.max():.1f} | {lat_ms.mean():.1f} |")
+    print()
+    print("| visual front-end ms/pair | tracker ms/step | pairs dropped (busy) | "
+          "steps that waited for audio | waits timed out | tracks (median) |")
+    print("|---|---|---|---|---|---|")
+    print(f"| {stats['vision_ms']:.1f} | {stats['tracker_ms']:.2f} | {stats['dropped']} | "
+          f"{stats['waits']} | {stats['timeouts']} | {int(np.median(tracks))} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

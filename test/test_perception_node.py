@@ -1,0 +1,122 @@
+"""perception_node in-process: a WAV file played in real time (a talker at the left head's
+ITD) and rendered stereo pairs published as Image + CameraInfo -> ``speakers``."""
+import time
+
+import numpy as np
+import pytest
+from stereobag import HEADS, render
+
+from av_perception.core.config import MicArrayConfig
+from av_perception.core.geometry import MicGeometry
+from av_perception.core.signals import binauralize, noise_bursts
+from av_perception.io.audio_sources import write_wav
+
+pytestmark = pytest.mark.ros
+FS = 16000
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return render(HEADS, seed=2)
+
+
+def test_perception_node_tracks_the_rendered_heads_and_the_talker(ros_context, pair, tmp_path):
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+    from test_visual_node import image_msg, info_msgs
+    from visualization_msgs.msg import MarkerArray
+
+    from av_perception.nodes.conversions import (
+        cloud_to_features,
+        cloud_to_observations,
+        cloud_to_tracks,
+        time_to_sec,
+    )
+    from av_perception.nodes.perception_node import PerceptionNode
+
+    itd = float(MicGeometry.from_config(MicArrayConfig()).itd(HEADS[:1])[0])
+    wav = tmp_path / "talker.wav"
+    write_wav(wav, binauralize(noise_bursts(FS, 8.0, on=1.0, off=0.2, seed=4), itd, FS), FS)
+    overrides = {"capture.input_file": str(wav), "tracking.diagnostics_period": 0.5,
+                 "vision_input.diagnostics_period": 0.5}
+    node = PerceptionNode(parameter_overrides=[Parameter(k, value=v)
+                                               for k, v in overrides.items()])
+    io = ros_context.create_node("perception_test_io")
+    got = {k: [] for k in ("speakers", "features", "observations", "markers", "image", "diag")}
+    io.create_subscription(PointCloud2, "speakers", got["speakers"].append, 100)
+    io.create_subscription(PointCloud2, "audio/features", got["features"].append, 500)
+    io.create_subscription(PointCloud2, "visual/observations", got["observations"].append, 100)
+    io.create_subscription(MarkerArray, "speakers/markers", got["markers"].append, 100)
+    io.create_subscription(Image, "speakers/image", got["image"].append, 100)
+    io.create_subscription(DiagnosticArray, "/diagnostics", got["diag"].append, 100)
+    pub_img = [io.create_publisher(Image, f"stereo/{s}/image_raw", 10) for s in ("left", "right")]
+    pub_info = [io.create_publisher(CameraInfo, f"stereo/{s}/camera_info", 10)
+                for s in ("left", "right")]
+    ex = ros_context.executors.SingleThreadedExecutor()
+    ex.add_node(node)
+    ex.add_node(io)
+    left, right = pair
+    try:
+        end = time.monotonic() + 5
+        while time.monotonic() < end and pub_img[1].get_subscription_count() == 0:
+            ex.spin_once(timeout_sec=0.01)
+        end = time.monotonic() + 5.0
+        next_pub = 0.0
+        sent = 0
+        while time.monotonic() < end:
+            if time.monotonic() >= next_pub:  # 15 fps, stamped now like a camera driver
+                stamp = node.get_clock().now().nanoseconds * 1e-9
+                for pub, info in zip(pub_info, info_msgs(stamp)):
+                    pub.publish(info)
+                pub_img[0].publish(image_msg(left, stamp, "cam_left"))
+                pub_img[1].publish(image_msg(right, stamp, "cam_right"))
+                sent += 1
+                next_pub = time.monotonic() + 1 / 15
+            ex.spin_once(timeout_sec=0.005)
+        end = time.monotonic() + 2
+        while time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.01)
+        # every stage published
+        assert len(got["features"]) > 50
+        itds = np.concatenate([cloud_to_features(c)["itd"] for c in got["features"]])
+        act = np.concatenate([cloud_to_features(c)["activity"] for c in got["features"]])
+        assert np.nanmedian(itds[act > 0.5]) == pytest.approx(itd, abs=5e-6)
+        assert len(got["observations"]) >= 20, (sent, node.last_error)
+        assert len(cloud_to_observations(got["observations"][-1])["xyz"]) == 2
+        assert len(got["speakers"]) == len(got["observations"])
+        assert len(got["image"]) == len(got["speakers"]) and got["markers"]
+        # the speakers are at the heads, the left one talks
+        tracks = [cloud_to_tracks(m) for m in got["speakers"]]
+        late = [t for t in tracks if t["stamp"] >= tracks[-1]["stamp"] - 2.0]
+        assert all(len(t["ids"]) == 2 for t in late), [t["ids"] for t in late]
+        assert all(t["frame_id"] == "cam_left" for t in late)
+        for t in late:
+            order = np.argsort(t["position"][:, 0])
+            assert np.abs(t["position"][order] - HEADS).max() < 0.05, t["position"]
+        talk = np.array([t["speaking"][np.argsort(t["position"][:, 0])] for t in late])
+        assert np.median(talk[:, 0]) > 0.5 and talk[:, 1].max() < 0.5, talk
+        assert time_to_sec(got["image"][-1].header.stamp) == tracks[-1]["stamp"]
+        # one diagnostics status per stage, the tracking one with the latency
+        names = {s.name for m in got["diag"] for s in m.status}
+        assert {f"av_perception: perception_node {k}" for k in ("audio", "vision", "tracking")} \
+            <= names
+        vals = [{kv.key: kv.value for kv in s.values} for m in got["diag"] for s in m.status
+                if s.name.endswith("tracking")]
+        busy = [v for v in vals if int(v["outputs_in_period"]) > 0]
+        assert busy and 0 < float(busy[-1]["latency_p50_ms"]) < 1000
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        io.destroy_node()
+
+
+def test_parameters_are_the_union_of_the_stages():
+    from av_perception.nodes import audio_features_node, tracker_node, visual_features_node
+    from av_perception.nodes.perception_node import STAGES
+
+    names = {s.name for cls in STAGES for s in cls.parameter_specs()}
+    for mod in (audio_features_node, visual_features_node):
+        assert {s.name for cls in mod.STAGES for s in cls.parameter_specs()} <= names
+    trk = {s.name for cls in tracker_node.STAGES for s in cls.parameter_specs()}
+    assert trk - names == {s.name for s in tracker_node.TrackerInputConfig.parameter_specs()}
