@@ -72,6 +72,7 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                 left_topic: str | None = None, right_topic: str | None = None,
                 left_info: str | None = None, right_info: str | None = None,
                 slop: float = 0.02, keep_outputs: bool = False,
+                on_frame: Callable | None = None,
                 progress: Callable[[float, float, int], None] | None = None) -> ProcessResult:
     """Run audio features, visual observations and the tracker over a bag.
 
@@ -81,7 +82,10 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
     output : path of the track file (CSV ``stamp,track_id,x,y,z,speaking``)
     configs : {config class: instance}; defaults for the missing ones
     start, duration : s from the bag's start, to process part of it
-    keep_outputs : also return every TrackerOutput (for writing an output bag)
+    keep_outputs : also return every TrackerOutput
+    on_frame : called as on_frame(frame, output, header) after each tracker step, with the
+        StereoFrame, the TrackerOutput and the left image's header (exact stamp, frame_id)
+        -- how ``--output-bag`` writes its messages while the bag is processed
     progress : called as progress(done_s, total_s, rows) after each frame
     """
     from .io.bag import BagReader
@@ -110,7 +114,8 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
             bag, left_topic, right_topic, left_info, right_info, slop=slop, start=start,
             duration=duration) as frames:
         try:
-            for stamp, left, right, calibration in frames:
+            for frame in frames:
+                stamp, left, right, calibration = frame
                 obs = vision.process_pair(left, right, stamp, calibration)
                 upto = int(np.searchsorted(feats.stamp, stamp, side="right"))
                 audio = _slice(feats, audio_done, upto)
@@ -121,6 +126,8 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                 result.frames += 1
                 if keep_outputs:
                     result.outputs.append(out)
+                if on_frame is not None:
+                    on_frame(frame, out, frames.header)
                 if progress is not None:
                     progress(stamp - start_abs, total, result.rows)
         finally:

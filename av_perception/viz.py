@@ -5,7 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_audio_features"]
+__all__ = ["plot_audio_features", "annotate_frame", "contact_sheet", "covariance_ellipsoid",
+           "speaking_colour", "speaking_rgba"]
 
 
 def plot_audio_features(path, features, title: str = "", truth=None,
@@ -108,3 +109,32 @@ def contact_sheet(frames, path, columns: int = 4, width: int = 320):
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), np.vstack(rows))
     return path
+
+
+def covariance_ellipsoid(covariance, floor: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
+    """The 1-sigma ellipsoid of a 3x3 covariance as an RViz SPHERE marker's
+    (scale (3,) = 2 sqrt(eigenvalues), orientation quaternion (x, y, z, w)).
+
+    The marker's local x, y, z axes are the eigenvectors (ascending eigenvalues), made a
+    right-handed rotation.
+    """
+    from scipy.spatial.transform import Rotation
+
+    c = np.asarray(covariance, dtype=np.float64).reshape(3, 3)
+    c = 0.5 * (c + c.T)
+    if not np.all(np.isfinite(c)):
+        raise ValueError("covariance contains NaN or infinite values")
+    vals, vecs = np.linalg.eigh(c)
+    if np.linalg.det(vecs) < 0:
+        vecs[:, 2] = -vecs[:, 2]
+    scale = 2.0 * np.sqrt(np.maximum(vals, floor))
+    quat = Rotation.from_matrix(vecs).as_quat()
+    return scale, quat
+
+
+def speaking_rgba(p: float, alpha: float = 1.0) -> tuple[float, float, float, float]:
+    """RGBA from grey (silent, p = 0) to red (speaking, p = 1); the RGB twin of
+    :func:`av_perception.viz.speaking_colour`."""
+    p = float(np.clip(p, 0.0, 1.0)) if np.isfinite(p) else 0.0
+    grey = 0.63 * (1.0 - p)
+    return (grey + p, grey, grey, float(alpha))

@@ -47,7 +47,8 @@ def _declared(executable):
     import importlib
 
     mod = importlib.import_module(NODES[executable])
-    return {spec.name for cls in mod.STAGES for spec in cls.parameter_specs()}
+    # use_sim_time: declared by rclpy itself on every node
+    return {spec.name for cls in mod.STAGES for spec in cls.parameter_specs()} | {"use_sim_time"}
 
 
 def test_package_xml_is_format3_ament_python():
@@ -138,6 +139,43 @@ def test_every_yaml_parameter_is_declared_by_its_node():
             params = read_params_file(f, name)
             undeclared = set(params) - _declared(name) - {"use_sim_time"}
             assert not undeclared, (f.name, undeclared)
+
+
+def test_profiles_shared_parameters_belong_to_known_stage_sections():
+    """Hardware profiles: every ``/**`` parameter is a parameter of a known stage section
+    (so each node that declares that section gets it), and the offline commands read them."""
+    import yaml
+
+    from av_perception.core.config import MicArrayConfig, StageConfig
+    from av_perception.io.params import flatten, load_offline_configs
+    from av_perception.offline import PROCESS_STAGES
+
+    known = {spec.name for cls in StageConfig.REGISTRY.values() for spec in cls.parameter_specs()}
+    profiles = sorted((ROOT / "config").glob("profile_*.yaml"))
+    assert {p.name for p in profiles} >= {"profile_two_mic_bar.yaml", "profile_dummy_head.yaml"}
+    for f in profiles:
+        doc = yaml.safe_load(f.read_text())
+        shared = flatten(doc["/**"]["ros__parameters"])
+        assert shared, f.name
+        unknown = set(shared) - known
+        assert not unknown, (f.name, unknown)
+        for name in shared:  # each shared parameter reaches at least one node
+            assert any(name in _declared(exe) for exe in NODES), (f.name, name)
+        load_offline_configs(f, PROCESS_STAGES)  # the offline commands accept the profile
+    bar = load_offline_configs(ROOT / "config" / "profile_two_mic_bar.yaml", [MicArrayConfig])
+    assert bar[MicArrayConfig].left == (-0.075, 0.0, 0.0)
+    assert bar[MicArrayConfig].right == (0.075, 0.0, 0.0)
+    head = load_offline_configs(ROOT / "config" / "profile_dummy_head.yaml", [MicArrayConfig])
+    assert head[MicArrayConfig].left == (-0.09, 0.05, -0.03)
+    assert head[MicArrayConfig].right == (0.09, 0.05, -0.03)
+
+
+def test_launch_files_come_in_python_and_xml_pairs():
+    stems = {f.name.rsplit(".launch.", 1)[0] for f in _launch_files()}
+    assert {"robot", "replay"} <= stems
+    for stem in stems:
+        assert (ROOT / "launch" / f"{stem}.launch.py").exists(), stem
+        assert (ROOT / "launch" / f"{stem}.launch.xml").exists(), stem
 
 
 @pytest.mark.slow

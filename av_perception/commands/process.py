@@ -24,6 +24,14 @@ def register(sub):
     p.add_argument("--right-info", help="right camera_info topic")
     p.add_argument("--slop", type=float, default=0.02,
                    help="largest left/right stamp difference of a pair (s, default 0.02)")
+    p.add_argument("--output-bag", metavar="DIR",
+                   help="also write a rosbag2 with speakers (PointCloud2), speakers/markers "
+                        "(MarkerArray) and speakers/image (annotated left image), stamped "
+                        "with the image stamps")
+    p.add_argument("--output-format", choices=("sqlite3", "mcap"), default="sqlite3",
+                   help="storage of --output-bag (default sqlite3)")
+    p.add_argument("--no-images", action="store_true",
+                   help="leave speakers/image out of --output-bag (much smaller)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -34,14 +42,37 @@ def run(args) -> int:
 
     configs = load_offline_configs(args.config, PROCESS_STAGES)
     output = Path(args.output)
-    result = process_bag(
-        args.bag, output, configs, start=args.start, duration=args.duration,
-        audio_topic=args.audio_topic, left_topic=args.left_topic, right_topic=args.right_topic,
-        left_info=args.left_info, right_info=args.right_info, slop=args.slop,
-        progress=None if args.quiet else progress_printer())
+    bag_writer = None
+    on_frame = None
+    if args.output_bag:
+        from ..io.output_bag import OutputBagWriter
+
+        try:
+            bag_writer = OutputBagWriter(args.output_bag, storage=args.output_format,
+                                         images=not args.no_images)
+        except (FileExistsError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+        def on_frame(frame, out, header):
+            bag_writer.write(out, header.stamp.sec, header.stamp.nanosec, header.frame_id,
+                             frame.left, frame.calibration)
+    try:
+        result = process_bag(
+            args.bag, output, configs, start=args.start, duration=args.duration,
+            audio_topic=args.audio_topic, left_topic=args.left_topic,
+            right_topic=args.right_topic,
+            left_info=args.left_info, right_info=args.right_info, slop=args.slop,
+            on_frame=on_frame, progress=None if args.quiet else progress_printer())
+    finally:
+        if bag_writer is not None:
+            bag_writer.close()
     if not args.quiet:
         print(file=sys.stderr)
     print(summarize(result, output))
+    if bag_writer is not None:
+        counts = ", ".join(f"{n} {t}" for t, n in bag_writer.counts.items())
+        print(f"output bag {args.output_bag} ({args.output_format}): {counts}")
     for e in result.errors[:20]:
         print(f"warning: {e}", file=sys.stderr)
     if len(result.errors) > 20:

@@ -514,6 +514,7 @@ class BagStereoSource:
         self.frames_read = 0
         self.frames_skipped = 0
         self.frame_id = ""
+        self.header = None  # the left image's header of the latest frame (exact stamp)
         self.first_stamp = float("nan")
         self.last_stamp = float("nan")
 
@@ -607,6 +608,7 @@ class BagStereoSource:
             return None
         self.frames_read += 1
         self.frame_id = str(lmsg.header.frame_id)
+        self.header = lmsg.header
         if self.frames_read == 1:
             self.first_stamp = stamp
         self.last_stamp = stamp

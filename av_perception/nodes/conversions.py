@@ -9,6 +9,8 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import PointCloud2, PointField
 
+from ..viz import covariance_ellipsoid, speaking_rgba
+
 __all__ = [
     "sec_to_time",
     "time_to_sec",
@@ -227,35 +229,6 @@ def cloud_to_tracks(msg) -> dict:
         "existence": col["existence"],
         "variances": np.column_stack([col["var_x"], col["var_y"], col["var_z"]]).reshape(-1, 3),
     }
-
-
-def covariance_ellipsoid(covariance, floor: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
-    """The 1-sigma ellipsoid of a 3x3 covariance as an RViz SPHERE marker's
-    (scale (3,) = 2 sqrt(eigenvalues), orientation quaternion (x, y, z, w)).
-
-    The marker's local x, y, z axes are the eigenvectors (ascending eigenvalues), made a
-    right-handed rotation.
-    """
-    from scipy.spatial.transform import Rotation
-
-    c = np.asarray(covariance, dtype=np.float64).reshape(3, 3)
-    c = 0.5 * (c + c.T)
-    if not np.all(np.isfinite(c)):
-        raise ValueError("covariance contains NaN or infinite values")
-    vals, vecs = np.linalg.eigh(c)
-    if np.linalg.det(vecs) < 0:
-        vecs[:, 2] = -vecs[:, 2]
-    scale = 2.0 * np.sqrt(np.maximum(vals, floor))
-    quat = Rotation.from_matrix(vecs).as_quat()
-    return scale, quat
-
-
-def speaking_rgba(p: float, alpha: float = 1.0) -> tuple[float, float, float, float]:
-    """RGBA from grey (silent, p = 0) to red (speaking, p = 1); the RGB twin of
-    :func:`av_perception.viz.speaking_colour`."""
-    p = float(np.clip(p, 0.0, 1.0)) if np.isfinite(p) else 0.0
-    grey = 0.63 * (1.0 - p)
-    return (grey + p, grey, grey, float(alpha))
 
 
 def _rgba(cls, c):

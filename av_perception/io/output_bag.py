@@ -1,0 +1,230 @@
+"""Output rosbag2 of ``av-perception process --output-bag`` (DESIGN.md section 5 topics).
+
+Per processed image frame, stamped with the left image's header (stamp and frame_id):
+
+* ``speakers`` -- sensor_msgs/msg/PointCloud2, one point per confirmed track: x, y, z
+  (float32), id (uint32), speaking, existence, var_x, var_y, var_z (float32); an empty
+  cloud when there is no track (so every frame is present);
+* ``speakers/markers`` -- visualization_msgs/msg/MarkerArray: per track a SPHERE
+  covariance ellipsoid (namespace ``speakers/ellipsoid``) and a TEXT_VIEW_FACING label
+  (``speakers/label``), marker id = track id, coloured grey -> red by speaking
+  probability; DELETE markers for tracks that ended.  The same markers as
+  ``tracker_node`` publishes (:func:`av_perception.nodes.conversions.tracks_to_markers`),
+  built here as rosbags messages so that no ROS installation is needed;
+* ``speakers/image`` -- sensor_msgs/msg/Image bgr8, the left image annotated with
+  :func:`av_perception.viz.annotate_frame` (optional).
+
+The bag's receive time of every message is its header stamp.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..viz import annotate_frame, covariance_ellipsoid, speaking_rgba
+from .msgdefs import make_typestore
+
+__all__ = ["OUTPUT_TOPICS", "OutputBagWriter", "new_message", "SPEAKER_CLOUD_FIELDS"]
+
+#: topic -> message type of the output bag
+OUTPUT_TOPICS = {
+    "speakers": "sensor_msgs/msg/PointCloud2",
+    "speakers/markers": "visualization_msgs/msg/MarkerArray",
+    "speakers/image": "sensor_msgs/msg/Image",
+}
+#: fields of the ``speakers`` cloud (same layout as the nodes' ``speakers`` topic)
+SPEAKER_CLOUD_FIELDS = (("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("id", "<u4"),
+                        ("speaking", "<f4"), ("existence", "<f4"), ("var_x", "<f4"),
+                        ("var_y", "<f4"), ("var_z", "<f4"))
+_POINTFIELD_TYPE = {"<f4": 7, "<u4": 6}  # sensor_msgs/PointField FLOAT32, UINT32
+MARKER_NAMESPACES = ("speakers/ellipsoid", "speakers/label")
+_SPHERE, _TEXT_VIEW_FACING, _ADD, _DELETE = 2, 9, 0, 2
+
+
+def _default(store, node):
+    """Default value of a rosbags field type node."""
+    kind, spec = node
+    kind = int(kind)
+    if kind == 1:  # BASE
+        name = spec[0]
+        if name == "string":
+            return ""
+        if name == "bool":
+            return False
+        if name.startswith("float"):
+            return 0.0
+        return 0
+    if kind == 2:  # NAME
+        return new_message(store, spec)
+    sub, length = spec
+    if int(sub[0]) == 1:  # array or sequence of a primitive: numpy array
+        name = sub[1][0]
+        if name in ("string",):
+            return [""] * (length if kind == 3 else 0)
+        dtype = {"bool": np.bool_, "byte": np.uint8, "char": np.uint8}.get(name, name)
+        return np.zeros(length if kind == 3 else 0, dtype=dtype)
+    return [_default(store, sub) for _ in range(length if kind == 3 else 0)]
+
+
+def new_message(store, msgtype: str, **fields):
+    """A rosbags message object of ``msgtype`` with every field at its ROS default and
+    ``fields`` set (the typestore's classes have no defaults of their own)."""
+    _, defs = store.fielddefs[msgtype]
+    values = {name: fields[name] if name in fields else _default(store, node)
+              for name, node in defs}
+    unknown = set(fields) - set(values)
+    if unknown:
+        raise TypeError(f"{msgtype} has no field(s) {', '.join(sorted(unknown))}")
+    return store.types[msgtype](**values)
+
+
+class OutputBagWriter:
+    """Writes ``speakers``, ``speakers/markers`` and (unless ``images=False``)
+    ``speakers/image`` to a new rosbag2 directory ``path`` (sqlite3 or mcap).
+
+    Call :meth:`write` once per tracker output with the left image's header; use as a
+    context manager (or call :meth:`close`) so the bag's metadata is written.
+    """
+
+    def __init__(self, path, storage: str = "sqlite3", images: bool = True,
+                 speaking_threshold: float = 0.5, marker_lifetime: float = 2.0,
+                 text_height: float = 0.12):
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        plugins = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
+        if storage not in plugins:
+            raise ValueError(f"unknown bag storage {storage!r}: use sqlite3 or mcap")
+        self.path = Path(path)
+        if self.path.exists():
+            raise FileExistsError(f"{self.path} exists: the output bag must be a new directory")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.store = make_typestore()
+        self.images = bool(images)
+        self.speaking_threshold = float(speaking_threshold)
+        self.marker_lifetime = float(marker_lifetime)
+        self.text_height = float(text_height)
+        self.counts = {t: 0 for t in OUTPUT_TOPICS if images or t != "speakers/image"}
+        self.shown_ids: set = set()
+        self._writer = Writer(self.path, version=9, storage_plugin=plugins[storage])
+        self._writer.open()
+        self._conns = {t: self._writer.add_connection(t, OUTPUT_TOPICS[t], typestore=self.store)
+                       for t in self.counts}
+
+    # ------------------------------------------------------------ messages
+    def _msg(self, msgtype: str, **fields):
+        return new_message(self.store, msgtype, **fields)
+
+    def header(self, sec: int, nanosec: int, frame_id: str):
+        stamp = self._msg("builtin_interfaces/msg/Time", sec=int(sec), nanosec=int(nanosec))
+        return self._msg("std_msgs/msg/Header", stamp=stamp, frame_id=str(frame_id))
+
+    def speakers_cloud(self, header, output):
+        """TrackerOutput -> ``speakers`` PointCloud2 (rosbags message)."""
+        pos = np.asarray(output.position, dtype=np.float64).reshape(-1, 3)
+        var = np.diagonal(np.asarray(output.covariance, dtype=np.float64).reshape(-1, 3, 3),
+                          axis1=1, axis2=2)
+        n = len(pos)
+        rec = np.zeros(n, dtype=np.dtype(list(SPEAKER_CLOUD_FIELDS)))
+        rec["x"], rec["y"], rec["z"] = pos[:, 0], pos[:, 1], pos[:, 2]
+        rec["id"] = np.asarray(output.ids).astype(np.uint32)
+        rec["speaking"] = np.asarray(output.speaking, dtype=np.float64)
+        rec["existence"] = np.asarray(output.existence, dtype=np.float64)
+        rec["var_x"], rec["var_y"], rec["var_z"] = var[:, 0], var[:, 1], var[:, 2]
+        fields, offset = [], 0
+        for name, dt in SPEAKER_CLOUD_FIELDS:
+            fields.append(self._msg("sensor_msgs/msg/PointField", name=name, offset=offset,
+                                    datatype=_POINTFIELD_TYPE[dt], count=1))
+            offset += np.dtype(dt).itemsize
+        return self._msg(
+            "sensor_msgs/msg/PointCloud2", header=header, height=1, width=n, fields=fields,
+            is_bigendian=False, point_step=offset, row_step=offset * n,
+            data=np.frombuffer(rec.tobytes(), dtype=np.uint8), is_dense=True)
+
+    def _colour(self, rgba):
+        return self._msg("std_msgs/msg/ColorRGBA", r=float(rgba[0]), g=float(rgba[1]),
+                         b=float(rgba[2]), a=float(rgba[3]))
+
+    def _pose(self, xyz, quat=(0.0, 0.0, 0.0, 1.0)):
+        position = self._msg("geometry_msgs/msg/Point", x=float(xyz[0]), y=float(xyz[1]),
+                             z=float(xyz[2]))
+        orientation = self._msg("geometry_msgs/msg/Quaternion", x=float(quat[0]),
+                                y=float(quat[1]), z=float(quat[2]), w=float(quat[3]))
+        return self._msg("geometry_msgs/msg/Pose", position=position, orientation=orientation)
+
+    def markers(self, header, output):
+        """TrackerOutput -> ``speakers/markers`` MarkerArray (rosbags message); updates the
+        set of ids shown, so that tracks that disappear get DELETE markers."""
+        life_ns = int(round(self.marker_lifetime * 1e9))
+        life = self._msg("builtin_interfaces/msg/Duration", sec=life_ns // 1_000_000_000,
+                         nanosec=life_ns % 1_000_000_000)
+        markers = []
+        ids = [int(i) for i in np.asarray(output.ids)]
+        pos = np.asarray(output.position, dtype=np.float64).reshape(-1, 3)
+        cov = np.asarray(output.covariance, dtype=np.float64).reshape(-1, 3, 3)
+        for k, tid in enumerate(ids):
+            p = float(output.speaking[k])
+            scale, quat = covariance_ellipsoid(cov[k])
+            markers.append(self._msg(
+                "visualization_msgs/msg/Marker", header=header, ns=MARKER_NAMESPACES[0],
+                id=tid, type=_SPHERE, action=_ADD, pose=self._pose(pos[k], quat),
+                scale=self._msg("geometry_msgs/msg/Vector3", x=float(scale[0]),
+                                y=float(scale[1]), z=float(scale[2])),
+                color=self._colour(speaking_rgba(p, 0.55)), lifetime=life))
+            # y points down in the optical frame: the label floats above the ellipsoid
+            label_xyz = (pos[k, 0], pos[k, 1] - 0.5 * scale.max() - 0.6 * self.text_height,
+                         pos[k, 2])
+            markers.append(self._msg(
+                "visualization_msgs/msg/Marker", header=header, ns=MARKER_NAMESPACES[1],
+                id=tid, type=_TEXT_VIEW_FACING, action=_ADD, pose=self._pose(label_xyz),
+                scale=self._msg("geometry_msgs/msg/Vector3", z=float(self.text_height)),
+                color=self._colour(speaking_rgba(p, 1.0)), lifetime=life,
+                text=f"{tid} speaking" if p >= self.speaking_threshold else f"{tid}"))
+        shown = set(ids)
+        gone = (self.shown_ids | {int(i) for i in np.asarray(getattr(output, "ended", ()))}) \
+            - shown
+        for tid in sorted(gone):
+            for ns in MARKER_NAMESPACES:
+                markers.append(self._msg("visualization_msgs/msg/Marker", header=header, ns=ns,
+                                         id=tid, action=_DELETE))
+        self.shown_ids = shown
+        return self._msg("visualization_msgs/msg/MarkerArray", markers=markers)
+
+    def image(self, header, bgr: np.ndarray):
+        bgr = np.ascontiguousarray(bgr, dtype=np.uint8)
+        h, w = bgr.shape[:2]
+        return self._msg("sensor_msgs/msg/Image", header=header, height=h, width=w,
+                         encoding="bgr8", is_bigendian=0, step=3 * w,
+                         data=bgr.reshape(-1).view(np.uint8))
+
+    # --------------------------------------------------------------- writing
+    def _put(self, topic: str, msg, t_ns: int):
+        data = self.store.serialize_cdr(msg, OUTPUT_TOPICS[topic])
+        self._writer.write(self._conns[topic], t_ns, data)
+        self.counts[topic] += 1
+
+    def write(self, output, sec: int, nanosec: int, frame_id: str = "",
+              left_image: np.ndarray | None = None, calibration=None) -> None:
+        """Write the messages of one TrackerOutput, stamped (sec, nanosec) = the left
+        image's header stamp; ``left_image`` (BGR) + ``calibration`` for the annotated
+        image (skipped when images are off)."""
+        header = self.header(sec, nanosec, frame_id)
+        t_ns = int(sec) * 1_000_000_000 + int(nanosec)
+        self._put("speakers", self.speakers_cloud(header, output), t_ns)
+        markers = self.markers(header, output)
+        if len(markers.markers):
+            self._put("speakers/markers", markers, t_ns)
+        if self.images and left_image is not None and calibration is not None:
+            self._put("speakers/image", self.image(header, annotate_frame(
+                left_image, output, calibration)), t_ns)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,315 @@
+"""``av-perception replay BAG``: play a recording into ROS and run the pipeline live.
+
+One process, one command, so that RViz shows the tracks while the bag plays:
+
+* a ``replay`` node publishes the bag's stereo pair under the names the nodes subscribe
+  to by default -- ``stereo/{left,right}/image_raw`` (sensor_msgs/Image) or
+  ``stereo/{left,right}/image_raw/compressed`` (CompressedImage, when the bag has JPEG)
+  and ``stereo/{left,right}/camera_info`` -- with the bag's header stamps, paced by the
+  bag's recording times x 1/rate, plus ``/clock`` (rosgraph_msgs/Clock, the bag time,
+  every 10 ms of wall time) for nodes that run with ``use_sim_time``;
+* the bag's audio (audio_common AudioStamped / AudioDataStamped, which pip-installed ROS
+  cannot publish) goes through the binaural front-end -- the same
+  :class:`~av_perception.pipeline.AudioPipeline` as ``audio_features_node`` -- and its
+  frames are published on ``audio/features`` at the bag time their last sample was
+  recorded, exactly as audio_features_node would publish them live;
+* unless ``--no-pipeline``, a :class:`VisualFeaturesNode` and a :class:`TrackerNode` run
+  in the same executor (``use_sim_time`` on, ``--config`` params file applied, image
+  transport matched to the bag), so ``speakers``, ``speakers/markers``,
+  ``speakers/image``, ``visual/observations`` and ``/diagnostics`` appear while the bag
+  plays.  With ``--no-pipeline`` only the inputs (images, camera_info, audio/features,
+  /clock) are published and the nodes are started separately
+  (``launch/replay.launch.py``).
+
+Everything is under ``--namespace`` (except ``/clock`` and ``/diagnostics``).  With
+``--loop`` every pass adds the bag's length (plus one frame period) to all stamps, so
+time never goes backwards for the tracker or for the nodes' sim time.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core.config import AudioFrontEndConfig, MicArrayConfig
+from ..io.bag import BagReader
+from ..io.stereo_sources import detect_stereo_topics
+
+__all__ = ["ReplayOptions", "replay"]
+
+SIDES = ("left", "right")
+#: audio frames per ``audio/features`` message (about 64 ms at the default hop)
+FRAMES_PER_MESSAGE = 4
+CLOCK_PERIOD = 0.01  # s of wall time between /clock messages
+
+
+@dataclass
+class ReplayOptions:
+    bag: str
+    rate: float = 1.0
+    loop: bool = False
+    namespace: str = ""
+    config: str | None = None
+    pipeline: bool = True
+    delay: float = 1.0  # s before the first message (discovery)
+    linger: float = 2.0  # s after the last message before exiting (pipeline catches up)
+    frame_id: str = ""  # audio/features frame id (default: the left camera's)
+    audio_topic: str | None = None
+    left_topic: str | None = None
+    right_topic: str | None = None
+    left_info: str | None = None
+    right_info: str | None = None
+
+
+# --------------------------------------------------------------- conversions
+def _time(ns: int):
+    from builtin_interfaces.msg import Time
+
+    return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
+
+
+def _stamp_ns(header) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def _header(src, offset_ns: int):
+    from std_msgs.msg import Header
+
+    return Header(stamp=_time(_stamp_ns(src) + offset_ns), frame_id=str(src.frame_id))
+
+
+def to_ros_image(msg, offset_ns: int = 0):
+    """rosbags sensor_msgs/Image or CompressedImage -> rclpy message (stamp + offset)."""
+    from sensor_msgs.msg import CompressedImage, Image
+
+    data = np.asarray(msg.data, dtype=np.uint8).tobytes()
+    if hasattr(msg, "encoding"):
+        out = Image(height=int(msg.height), width=int(msg.width), encoding=str(msg.encoding),
+                    is_bigendian=int(msg.is_bigendian), step=int(msg.step))
+    else:
+        out = CompressedImage(format=str(msg.format))
+    out.header = _header(msg.header, offset_ns)
+    out.data = data
+    return out
+
+
+def to_ros_camera_info(msg, offset_ns: int = 0):
+    """rosbags sensor_msgs/CameraInfo -> rclpy message (stamp + offset)."""
+    from sensor_msgs.msg import CameraInfo, RegionOfInterest
+
+    roi = msg.roi
+    return CameraInfo(
+        header=_header(msg.header, offset_ns), height=int(msg.height), width=int(msg.width),
+        distortion_model=str(msg.distortion_model),
+        d=[float(v) for v in msg.d], k=[float(v) for v in msg.k],
+        r=[float(v) for v in msg.r], p=[float(v) for v in msg.p],
+        binning_x=int(msg.binning_x), binning_y=int(msg.binning_y),
+        roi=RegionOfInterest(x_offset=int(roi.x_offset), y_offset=int(roi.y_offset),
+                             height=int(roi.height), width=int(roi.width),
+                             do_rectify=bool(roi.do_rectify)))
+
+
+# ------------------------------------------------------------------- replay
+class _Pacer:
+    """Bag time <-> wall time at ``rate``; the bag time of 'now' for /clock."""
+
+    def __init__(self, rate: float):
+        self.rate = rate
+        self.bag0 = None
+        self.wall0 = None
+        self.lock = threading.Lock()
+
+    def start(self, bag_ns: int):
+        with self.lock:
+            self.bag0, self.wall0 = bag_ns, time.monotonic()
+
+    def wait_until(self, bag_ns: int, stop: threading.Event) -> bool:
+        target = self.wall0 + (bag_ns - self.bag0) * 1e-9 / self.rate
+        while True:
+            left = target - time.monotonic()
+            if left <= 0:
+                return True
+            if stop.wait(min(left, 0.05)):
+                return False
+
+    def now_ns(self) -> int | None:
+        with self.lock:
+            if self.bag0 is None:
+                return None
+            return self.bag0 + int((time.monotonic() - self.wall0) * self.rate * 1e9)
+
+
+def _feature_batches(feats, half_frame_s: float):
+    """(publish time ns, first, stop) per group of FRAMES_PER_MESSAGE frames: published when
+    the last sample of the group's last frame has been recorded."""
+    out = []
+    for a in range(0, len(feats), FRAMES_PER_MESSAGE):
+        b = min(a + FRAMES_PER_MESSAGE, len(feats))
+        out.append((int(round((feats.stamp[b - 1] + half_frame_s) * 1e9)), a, b))
+    return out
+
+
+def replay(opts: ReplayOptions, log=print) -> int:
+    """Run the replay (see the module docstring); returns the process exit code."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from rclpy.signals import SignalHandlerOptions
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+
+    from ..io.params import load_offline_configs
+    from ..offline import _audio_features, _slice
+    from .conversions import features_to_cloud
+
+    if not opts.rate > 0:
+        raise ValueError(f"--rate must be > 0, got {opts.rate}")
+    configs = load_offline_configs(opts.config, (AudioFrontEndConfig, MicArrayConfig))
+    with BagReader(opts.bag) as reader:
+        topics = detect_stereo_topics(reader.topics, opts.left_topic, opts.right_topic,
+                                      opts.left_info, opts.right_info)
+        types = reader.topics
+        bag_start, bag_end = reader.start_time, reader.end_time
+    compressed = types[topics.left_image].endswith("CompressedImage")
+    errors: list = []
+    log(f"replay: audio front-end over {opts.bag} ...")
+    feats = _audio_features(opts.bag, configs, opts.audio_topic, None, None, errors)
+    for e in errors:
+        log(f"warning: {e}")
+    audio_cfg = configs[AudioFrontEndConfig]
+    batches = _feature_batches(feats, 0.5 * audio_cfg.frame_length / audio_cfg.processing_rate)
+
+    # Ctrl-C raises KeyboardInterrupt here (not rclpy's handler, which would invalidate
+    # the context while the nodes' worker threads still publish); the finally block
+    # stops the threads, then the nodes, then rclpy
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    nodes = []
+    executor = None
+    threads: list = []
+    stop = threading.Event()
+    try:
+        ns = opts.namespace.strip("/")
+        node = Node("replay", namespace="/" + ns if ns else "")
+        nodes.append(node)
+        suffix = "/compressed" if compressed else ""
+        img_type = CompressedImage if compressed else Image
+        pub_img = {topics.left_image: node.create_publisher(
+                       img_type, "stereo/left/image_raw" + suffix, 10),
+                   topics.right_image: node.create_publisher(
+                       img_type, "stereo/right/image_raw" + suffix, 10)}
+        pub_info = {topics.left_info: node.create_publisher(CameraInfo,
+                                                            "stereo/left/camera_info", 10),
+                    topics.right_info: node.create_publisher(CameraInfo,
+                                                             "stereo/right/camera_info", 10)}
+        pub_feats = node.create_publisher(PointCloud2, "audio/features", 50)
+        pub_clock = node.create_publisher(Clock, "/clock", 10)
+        if opts.pipeline:
+            from .tracker_node import TrackerNode
+            from .visual_features_node import VisualFeaturesNode
+
+            cli = ["--ros-args", "--params-file", str(opts.config)] if opts.config else None
+            common = [Parameter("use_sim_time", value=True)]
+            kwargs = {"namespace": "/" + ns if ns else "", "cli_args": cli}
+            nodes.append(VisualFeaturesNode(parameter_overrides=common + [
+                Parameter("vision_input.compressed", value=compressed)], **kwargs))
+            nodes.append(TrackerNode(parameter_overrides=common + [
+                Parameter("tracker_input.compressed", value=compressed)], **kwargs))
+        executor = MultiThreadedExecutor(num_threads=4)
+        for n in nodes:
+            executor.add_node(n)
+        spinner = threading.Thread(target=executor.spin, name="replay_executor", daemon=True)
+        spinner.start()
+        threads.append(spinner)
+
+        pacer = _Pacer(opts.rate)
+
+        def clock_loop():
+            while not stop.wait(CLOCK_PERIOD):
+                t = pacer.now_ns()
+                if t is None:
+                    continue
+                try:
+                    pub_clock.publish(Clock(clock=_time(t)))
+                except Exception:  # noqa: BLE001 - context shut down (Ctrl-C): stop
+                    return
+
+        clock_thread = threading.Thread(target=clock_loop, name="replay_clock", daemon=True)
+        clock_thread.start()
+        threads.append(clock_thread)
+        log(f"replay: {'CompressedImage' if compressed else 'Image'} pair "
+            f"{topics.left_image} + {topics.right_image}, {len(feats)} audio frames, rate "
+            f"{opts.rate}x{', loop' if opts.loop else ''}"
+            f"{'' if opts.pipeline else ', no pipeline (start the nodes separately)'}")
+        if stop.wait(opts.delay):
+            return 0
+        frame_id = opts.frame_id
+        period = (bag_end - bag_start) + 1
+        wanted = [topics.left_image, topics.right_image, topics.left_info, topics.right_info]
+        offset = 0
+        frame_ns = None
+        passes = 0
+        pacer.start(bag_start)
+
+        def publish_features(a: int, b: int):
+            part = _slice(feats, a, b)
+            part.stamp = part.stamp + offset * 1e-9
+            pub_feats.publish(features_to_cloud(frame_id, part))
+
+        while True:
+            last_image_ns = None
+            k = 0  # next audio batch
+            with BagReader(opts.bag) as reader:
+                for m in reader.messages(wanted):
+                    t = m.log_time
+                    while k < len(batches) and batches[k][0] <= t:
+                        if not pacer.wait_until(batches[k][0] + offset, stop):
+                            return 0
+                        publish_features(*batches[k][1:])
+                        k += 1
+                    if not pacer.wait_until(t + offset, stop):
+                        return 0
+                    if m.topic in pub_img:
+                        if not frame_id:
+                            frame_id = str(m.msg.header.frame_id)
+                        pub_img[m.topic].publish(to_ros_image(m.msg, offset))
+                        s = _stamp_ns(m.msg.header)
+                        if m.topic == topics.left_image:
+                            if last_image_ns is not None and frame_ns is None:
+                                frame_ns = s - last_image_ns
+                            last_image_ns = s
+                    else:
+                        pub_info[m.topic].publish(to_ros_camera_info(m.msg, offset))
+                errors = reader.errors
+            for a_batch in batches[k:]:
+                if not pacer.wait_until(a_batch[0] + offset, stop):
+                    return 0
+                publish_features(*a_batch[1:])
+            for e in errors:
+                log(f"warning: {e}")
+            passes += 1
+            if not opts.loop:
+                break
+            offset += period + (frame_ns or 0)
+            log(f"replay: pass {passes} done, looping")
+        log(f"replay: {passes} pass(es) done; finishing ({opts.linger} s)")
+        stop.wait(opts.linger)
+        return 0
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return 0
+    finally:
+        stop.set()
+        if threads:
+            threads[-1].join(timeout=1.0)  # the /clock thread: no publishing after this
+        if executor is not None:
+            executor.shutdown(timeout_sec=2.0)
+        for t in threads[:1]:
+            t.join(timeout=2.0)
+        for n in nodes:
+            try:
+                n.destroy_node()
+            except Exception:  # noqa: BLE001 - shutting down anyway
+                pass
+        rclpy.try_shutdown()
