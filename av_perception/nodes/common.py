@@ -204,3 +204,60 @@ def run_node(factory, name: str, startup_errors=(), args=None) -> int:
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+class NewestPairsWorker:
+    """A worker thread that processes queued items in order, keeping only the newest.
+
+    When more than ``capacity()`` items wait (processing slower than the input), the oldest
+    are dropped; :meth:`put` returns how many.  ``lock`` is shared with the caller's own
+    state when given.  An exception in ``handle`` is passed to ``on_error`` and the thread
+    goes on.
+    """
+
+    def __init__(self, handle, on_error, capacity, name: str, lock=None):
+        import threading
+        from collections import deque
+
+        self._handle = handle
+        self._on_error = on_error
+        self._capacity = capacity
+        self._cond = threading.Condition(lock or threading.Lock())
+        self._items: deque = deque()
+        self.stopped = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def put(self, items) -> int:
+        """Queue items; returns the number of old items dropped to make room."""
+        dropped = 0
+        with self._cond:
+            for item in items:
+                if len(self._items) >= max(1, int(self._capacity())):
+                    self._items.popleft()
+                    dropped += 1
+                self._items.append(item)
+            self._cond.notify()
+        return dropped
+
+    def _run(self):
+        while True:
+            with self._cond:
+                while not self._items and not self.stopped:
+                    self._cond.wait()
+                if self.stopped:
+                    return
+                item = self._items.popleft()
+            try:
+                self._handle(item)
+            except Exception as exc:  # noqa: BLE001 - a bug must not kill the worker thread
+                self._on_error(exc)
+
+    def stop(self, timeout: float = 10.0):
+        import threading
+
+        with self._cond:
+            self.stopped = True
+            self._cond.notify_all()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=timeout)

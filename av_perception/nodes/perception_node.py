@@ -26,7 +26,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections import deque
 from functools import partial
 
 from rcl_interfaces.msg import SetParametersResult
@@ -49,7 +48,13 @@ from ..io.image_msgs import ImageConversionError, stereo_pair_to_numpy
 from ..io.stereo_sources import ApproximateTimeSync, CalibrationCache, VisionInputConfig
 from ..pipeline import TrackingConfig, TrackingPipeline, VisionPipeline
 from .audio_features_node import AudioFeaturesNode
-from .common import Diagnostics, RateMeter, run_node, validate_parameter_change
+from .common import (
+    Diagnostics,
+    NewestPairsWorker,
+    RateMeter,
+    run_node,
+    validate_parameter_change,
+)
 from .conversions import observations_to_cloud, time_to_sec
 from .tracker_node import AUDIO_IDLE, TrackingOutputs
 
@@ -64,12 +69,10 @@ _SUBSCRIPTION_FIELDS = ("compressed", "left_image_topic", "right_image_topic", "
 class PerceptionNode(AudioFeaturesNode):
     def __init__(self, **kwargs):
         self._lock = threading.Lock()  # vision/tracking configs, pipelines, counters
-        self._cond = threading.Condition(self._lock)
         self._process_lock = threading.Lock()  # one pair at a time through the stages
         self._next_vision = None
         self.outputs = None
-        self._pending: deque = deque()
-        self._stop = False
+        self._worker = None
         super().__init__("perception_node", STAGES, **kwargs)  # calls _apply
         self.diag.name = "av_perception: perception_node audio"
         self.pub_observations = self.create_publisher(PointCloud2, "visual/observations", 10)
@@ -89,9 +92,9 @@ class PerceptionNode(AudioFeaturesNode):
         self._input_subs: list = []
         self._subscribe()
         self.vision_pipeline.warm_up()
-        self._worker = threading.Thread(target=self._work, name="perception_vision",
-                                        daemon=True)
-        self._worker.start()
+        self._worker = NewestPairsWorker(
+            lambda pair: self.process_pair(*pair), self._internal_error,
+            lambda: self.input.max_pending_pairs, "perception_vision", self._lock)
         self.vision_timer = self.create_timer(self.input.diagnostics_period,
                                               self._publish_vision_diag)
         self.tracking_timer = self.create_timer(self.tracking.diagnostics_period,
@@ -196,29 +199,16 @@ class PerceptionNode(AudioFeaturesNode):
         pairs = self.sync.add(side, time_to_sec(msg.header.stamp), msg)
         if not pairs:
             return
-        with self._cond:
-            for _, left, right in pairs:
-                self.vrates["pairs"].add()
-                if len(self._pending) >= self.input.max_pending_pairs:
-                    self._pending.popleft()
-                    self.pairs_dropped_busy += 1
-                self._pending.append((left, right))
-            self._cond.notify()
+        self.vrates["pairs"].add(len(pairs))
+        dropped = self._worker.put([(left, right) for _, left, right in pairs])
+        if dropped:
+            with self._lock:
+                self.pairs_dropped_busy += dropped
 
-    def _work(self):
-        while True:
-            with self._cond:
-                while not self._pending and not self._stop:
-                    self._cond.wait()
-                if self._stop:
-                    return
-                left, right = self._pending.popleft()
-            try:
-                self.process_pair(left, right)
-            except Exception as exc:  # noqa: BLE001 - a bug must not kill the worker thread
-                self.get_logger().error(f"internal error while processing a pair: {exc!r}")
-                self._problem(self.vision_diag, 2, "internal error while processing an image "
-                              f"pair: {exc!r} (please report it with the input that caused it)")
+    def _internal_error(self, exc):
+        self.get_logger().error(f"internal error while processing a pair: {exc!r}")
+        self._problem(self.vision_diag, 2, "internal error while processing an image "
+                      f"pair: {exc!r} (please report it with the input that caused it)")
 
     def _problem(self, diag, level: int, message: str):
         with self._lock:
@@ -247,7 +237,7 @@ class PerceptionNode(AudioFeaturesNode):
         self.audio_waits += 1
         deadline = time.monotonic() + self.tracking.audio_wait
         while not pipeline.audio_ready(stamp):
-            if time.monotonic() >= deadline or self._stop:
+            if time.monotonic() >= deadline or (self._worker and self._worker.stopped):
                 self.audio_wait_timeouts += 1
                 return
             time.sleep(0.001)
@@ -352,11 +342,8 @@ class PerceptionNode(AudioFeaturesNode):
             self.tracking_diag.clear()
 
     def destroy_node(self):
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
-        if self._worker.is_alive() and self._worker is not threading.current_thread():
-            self._worker.join(timeout=10.0)
+        if self._worker is not None:
+            self._worker.stop()
         if self.outputs is not None:
             self.outputs.close()
         return super().destroy_node()

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections import deque
 from functools import partial
 
 from rcl_interfaces.msg import SetParametersResult
@@ -46,6 +45,7 @@ from ..io.stereo_sources import ApproximateTimeSync, CalibrationCache, VisionInp
 from ..pipeline import VisionPipeline
 from .common import (
     Diagnostics,
+    NewestPairsWorker,
     RateMeter,
     configs_from_node,
     declare_stage_parameters,
@@ -67,7 +67,6 @@ class VisualFeaturesNode(Node):
         declare_stage_parameters(self, STAGES)
         configs = configs_from_node(self, STAGES)  # ConfigError stops the node at start
         self._lock = threading.Lock()  # configs, pipeline swap, counters, diagnostics
-        self._cond = threading.Condition(self._lock)
         self._process_lock = threading.Lock()  # one pair at a time through the pipeline
         self._apply(configs, self._make_pipeline(configs))  # DetectorError stops the node too
         self.pub = self.create_publisher(PointCloud2, "visual/observations", 10)
@@ -81,14 +80,13 @@ class VisualFeaturesNode(Node):
         self.last_error = ""
         self._period = {"observations": 0, "frames": 0, "processing": 0.0, "dropped": 0,
                         "unpaired": (0, 0)}
-        self._pending: deque = deque()
-        self._stop = False
         self._input_subs = []
         self._subscribe()
         self.add_on_set_parameters_callback(self._on_parameters)
         self.pipeline.warm_up()
-        self._worker = threading.Thread(target=self._work, name="visual_features", daemon=True)
-        self._worker.start()
+        self._worker = NewestPairsWorker(
+            lambda pair: self.process_pair(*pair), self._internal_error,
+            lambda: self.input.max_pending_pairs, "visual_features", self._lock)
         self.diag_timer = self.create_timer(self.input.diagnostics_period, self._publish_diag)
         c = self.input
         kind = "CompressedImage" if c.compressed else "Image"
@@ -171,30 +169,17 @@ class VisualFeaturesNode(Node):
         pairs = self.sync.add(side, stamp, msg)
         if not pairs:
             return
-        with self._cond:
-            for _, left, right in pairs:
-                self.rates["pairs"].add()
-                if len(self._pending) >= self.input.max_pending_pairs:
-                    self._pending.popleft()
-                    self.pairs_dropped_busy += 1
-                    self._period["dropped"] += 1
-                self._pending.append((left, right))
-            self._cond.notify()
+        self.rates["pairs"].add(len(pairs))
+        dropped = self._worker.put([(left, right) for _, left, right in pairs])
+        if dropped:
+            with self._lock:
+                self.pairs_dropped_busy += dropped
+                self._period["dropped"] += dropped
 
-    def _work(self):
-        while True:
-            with self._cond:
-                while not self._pending and not self._stop:
-                    self._cond.wait()
-                if self._stop:
-                    return
-                left, right = self._pending.popleft()
-            try:
-                self.process_pair(left, right)
-            except Exception as exc:  # noqa: BLE001 - a bug must not kill the worker thread
-                self.get_logger().error(f"internal error while processing a pair: {exc!r}")
-                self._problem(2, f"internal error while processing an image pair: {exc!r} "
-                                 "(please report it with the input that caused it)")
+    def _internal_error(self, exc):
+        self.get_logger().error(f"internal error while processing a pair: {exc!r}")
+        self._problem(2, f"internal error while processing an image pair: {exc!r} "
+                         "(please report it with the input that caused it)")
 
     # ------------------------------------------------------------ processing
     def _problem(self, level: int, message: str):
@@ -330,11 +315,7 @@ class VisualFeaturesNode(Node):
             self.diag.clear()  # each message reports the problems of its own period
 
     def destroy_node(self):
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
-        if self._worker.is_alive() and self._worker is not threading.current_thread():
-            self._worker.join(timeout=10.0)
+        self._worker.stop()
         return super().destroy_node()
 
 
