@@ -35,7 +35,8 @@ Choices (beyond or against the paper), each measured
   ``"mean_field"`` is the paper's VB step, N(v_m; p_n, Phi_m/w_m) exp(-1/2
   tr((Phi_m/w_m)^-1 Gamma_pp)): the trace factor vanishes for uncertain tracks
   (after an occlusion; audio-only tracks entering the view), which then never take
-  an observation again.  IDF1 ``moving`` 0.99 vs 0.88, ``hard`` 0.95 vs 0.50.
+  an observation again.  IDF1 ``moving`` 0.99 vs 0.87, ``hard`` 0.95 vs 0.41
+  (scene seed 1).
   With "predictive", the iterations refine the audio linearisation only.
 * Gates: a visual observation beyond Mahalanobis^2 ``visual_gate`` (an ITD beyond
   ``audio_gate``) cannot belong to a track; without them a coasting track took a
@@ -45,16 +46,18 @@ Choices (beyond or against the paper), each measured
   factor (1 - b d).  An M-step estimates b online: MAP (Gaussian prior
   N(``itd_shrink_per_m``, ``itd_shrink_prior_sigma``^2)) least squares over the
   frames, weighted by beta w~, of tracks that have visual support and speak, with
-  ``itd_shrink_memory`` frames of memory.  Estimates: 0.000 anechoic, 0.11-0.12
-  where the streams use 0.12.  Speaking F1 ``default`` 0.90 -> 0.96, ``moving``
-  0.80 -> 0.95.  A short memory or no prior let frontal talkers (no information on
-  b) and misassigned frames drive b to a wrong self-consistent value.
+  ``itd_shrink_memory`` frames of memory.  Estimates: 0.000 anechoic, 0.10-0.11
+  where the streams use 0.12 (0.07 on ``hard``, whose radio contaminates it).
+  Speaking F1 without -> with: ``default`` 0.89 -> 0.95 and 0.93 -> 0.93, ``moving``
+  0.80 -> 0.93 and 0.59 -> 0.81 (scene seeds 1 and 0).  A short memory or no prior
+  let frontal talkers (no information on b) and misassigned frames drive b to a
+  wrong self-consistent value.
 * Only a talker emits ITDs: the weight of frame k in the E-S step of track n is
   E[B_kn chi_n] = beta_kn P(speaking_n).  And (``audio_moves_in_view`` false) the
   ITD term moves only tracks outside the camera view: in view, stereo is ~100x
   more precise laterally (the audio share of a visually supported update is
   ~0.1 %), and during occlusions the ITD term made a listener's track follow
-  another talker (``hard``, scene seed 4: MOTA/IDF1 0.83/0.75 -> 0.90/0.95).
+  another talker (``hard``, scene seed 4: MOTA/IDF1 0.86/0.75 -> 0.92/0.96).
 * Tracks without visual support for ``visual_timeout`` s (audio-only) are
   anchored: an ITD observes only the angle to the microphone axis, so after each
   update the position is put back at the reference range and direction around
@@ -69,9 +72,13 @@ Choices (beyond or against the paper), each measured
   information than it has and jumps onto a person who already has a track.
 * Optional M-step for the process noise (``estimate_process_noise``): the scale
   of Q maximising E[log N(s_t; D s_{t-1}, scale Q)] under the lag-one smoothed
-  joint posterior of (s_{t-1}, s_t), between image frames.  Unbiased, but one-step
-  statistics carry little information, so it moves slowly; off by default
-  (neutral on every preset).
+  joint posterior of (s_{t-1}, s_t), between image frames, averaged online.
+  ALGORITHMS.md's form with *filtered* moments counts measurement-driven
+  corrections as process noise (a still person's scale hit the 10x cap).  The
+  smoothed form is unbiased, but with 1 cm stereo noise at 15 Hz one transition
+  says little about q, so online EM moves ~1 % per frame (a target with 10x the
+  configured acceleration noise: scale 1.06 after 10 s).  Off by default;
+  neutral on every preset.
 
 Speaking status
 ---------------
@@ -96,8 +103,9 @@ assignment prior of the audio E-Z step favours tracks that speak
 
 Births, deaths, reporting
 -------------------------
-* Visual births: observations left to clutter (alpha_m0 >= ``birth_unassigned``)
-  are chained over image frames by a Kalman filter of the same model (gated
+* Visual births: observations left to clutter (alpha_m0 >= ``birth_unassigned``),
+  and not within half of ``merge_distance`` of a track (a second detection of a
+  tracked head), are chained over image frames by a Kalman filter of the same model (gated
   Hungarian assignment, ``birth_max_misses``).  A chain of ``birth_window``
   observations whose log marginal likelihood beats the clutter hypothesis by
   ``birth_llr_threshold`` becomes a track with the chain's state.
@@ -112,8 +120,10 @@ Births, deaths, reporting
   - ``existence_decay``/s of missed detections in view, - ``unseen_existence_decay``/s
   out of view, + ``audio_existence_gain`` x P(speaking) per audio frame fully
   assigned.  Death below ``death_existence``; identities are never reused.
-  Two tracks closer than ``merge_distance`` for ``merge_time`` s are merged (older
-  identity, more precise state).
+  Two tracks closer than ``merge_distance`` that share their observations (soft
+  assignments split between them; two people passing close by each claim their
+  own), or closer than half of it, for ``merge_time`` s are merged: older
+  identity, more precise state.
 * Reported tracks: existence has reached ``confirm_existence`` once, and (unless
   ``report_unseen_silent``) the track is in view, or had visual support within
   ``visual_timeout``, or speaks -- a silent person out of view has no observable
@@ -129,10 +139,11 @@ the audio frames received so far (any stamps) and an image pair's observations,
 applies the audio frames up to the image stamp in time order, then the image,
 keeps later audio frames for the next call, and returns the reported tracks.
 
-Cost (numpy, process CPU time, shared 2-core machine): ~0.8 ms per audio update,
-~1.6 ms per image update, flat from 1 to 8 tracks (Python/numpy call overhead,
-not arithmetic): ~7.6 % of one core at 62.5 + 15 Hz.  The VB core (E-Z/E-S) is
-~45 % of it, so a numba kernel would save at most ~3.5 % of a core; not done.
+Cost (numpy, process CPU time, shared 2-core machine): ~0.75 ms per audio update,
+~2.0 ms per image update (3 clutter points), flat from 1 to 8 tracks -- it is
+Python/numpy call overhead, not arithmetic: 7.4-8.3 % of one core at 62.5 + 15
+Hz.  The VB core (E-Z/E-S, ``_variational``) is 36 % of it, so a numba kernel of it
+would save at most ~3 % of a core; not done (no ``_tracker_kernels.py``).
 """
 from __future__ import annotations
 
@@ -164,6 +175,7 @@ _LOG2PI = math.log(2.0 * math.pi)
 # mass they leave to clutter (w~ x beta_0) exceeds _BIRTH_MIN_MASS
 _BIRTH_MIN_WEIGHT = 0.3
 _BIRTH_MIN_MASS = 0.05
+_AUDIO_BIRTH_SPEAKING = 0.9  # initial P(speaking) of an audio-only track (born from speech)
 
 
 class TrackerInputError(ValueError):
@@ -220,6 +232,13 @@ class TrackerConfig(StageConfig):
         1.0 / 88.0, "Density (1/m^3) of visual clutter = 1 / visible volume (default: the "
         "default camera's view between 0.4 and 6 m, 88 m^3; see frustum_volume).",
         low=1e-9, high=1e6)
+    unseen_detection_prob: float = param(
+        0.1, "Relative prior weight of a track whose predicted position is out of view in "
+        "the visual assignment (a person out of view is rarely detected).",
+        low=1e-6, high=1.0)
+    weighted_clutter_prior: bool = param(
+        True, "Read a visual weight as the detection's chance of being real: clutter prior "
+        "1 - w (1 - visual_clutter_prob) per observation (else visual_clutter_prob for all).")
     min_visual_weight: float = param(
         0.05, "Visual observations with a smaller weight are ignored.", low=0.0, high=1.0)
     visual_full_weight: float = param(
@@ -366,12 +385,11 @@ class TrackerConfig(StageConfig):
         "visual_timeout and not speaking (their position is a guess; they are kept alive, "
         "unreported, to keep the identity if the person comes back).")
     merge_distance: float = param(
-        0.2, "Two tracks closer than this (m) for merge_time are merged (two heads cannot "
-        "stay that close; 0 disables merging).", low=0.0, high=5.0)
+        0.2, "Two tracks closer than this (m) that share their observations for merge_time "
+        "are merged (duplicates of one person; 0 disables merging).", low=0.0, high=5.0)
     merge_time: float = param(
-        1.0, "Seconds two tracks must stay within merge_distance before they are merged "
-        "(people may pass close by; duplicates of one person stay together).",
-        low=0.0, high=60.0)
+        1.0, "Seconds two tracks must stay within merge_distance, sharing observations, "
+        "before they are merged.", low=0.0, high=60.0)
     # ---------------------------------------------------------------- speaking
     speaking_entry: float = param(
         0.01, "HMM transition probability silent -> speaking per audio frame.",
@@ -415,7 +433,9 @@ class TrackerConfig(StageConfig):
 # Small model functions (public: the tests and the baselines use them)
 # ---------------------------------------------------------------------------
 def constant_velocity_model(dt: float, damping, q_axes) -> tuple[np.ndarray, np.ndarray]:
-    """Transition and process-noise matrices of the (damped) constant-velocity model.
+    """Transition and process-noise matrices of the (damped) constant-velocity model:
+    dp = v dt, dv = -c v dt + sqrt(q) dW (an integrated Ornstein-Uhlenbeck velocity;
+    c = 0 is white-noise acceleration).
 
     Parameters
     ----------
@@ -431,7 +451,10 @@ def constant_velocity_model(dt: float, damping, q_axes) -> tuple[np.ndarray, np.
     D : array (K, 6, 6)
         p' = p + f v, v' = e v with e = exp(-c dt), f = (1 - e) / c (f = dt when c = 0).
     Q : array (K, 6, 6)
-        Covariance of the white-acceleration noise over dt (the undamped form).
+        Exact covariance of the accumulated noise over dt: with e = exp(-c dt),
+        Q_vv = q (1 - e^2) / (2c), Q_pv = q (1 - e)^2 / (2c^2),
+        Q_pp = q (dt - 2 (1 - e) / c + (1 - e^2) / (2c)) / c^2; for c -> 0 the
+        white-acceleration q dt, q dt^2 / 2, q dt^3 / 3 (used when c dt < 1e-3).
     """
     damping = np.asarray(damping, dtype=float)
     q_axes = np.asarray(q_axes, dtype=float)
@@ -443,12 +466,19 @@ def constant_velocity_model(dt: float, damping, q_axes) -> tuple[np.ndarray, np.
     D[:, :3, :3] = eye
     D[:, :3, 3:] = f[:, None, None] * eye
     D[:, 3:, 3:] = e[:, None, None] * eye
+    small = damping * dt < 1e-3
+    c = np.where(small, 1.0, damping)
+    one_e = -np.expm1(-c * dt)  # 1 - e
+    one_e2 = -np.expm1(-2.0 * c * dt)  # 1 - e^2
+    qvv = np.where(small, dt, one_e2 / (2.0 * c))
+    qpv = np.where(small, dt ** 2 / 2.0, one_e ** 2 / (2.0 * c * c))
+    qpp = np.where(small, dt ** 3 / 3.0, (dt - 2.0 * one_e / c + one_e2 / (2.0 * c)) / (c * c))
     Q = np.zeros((k, 6, 6))
     qa = q_axes[:, :, None] * eye  # (K, 3, 3) diagonal
-    Q[:, :3, :3] = qa * dt ** 3 / 3.0
-    Q[:, :3, 3:] = qa * dt ** 2 / 2.0
-    Q[:, 3:, :3] = qa * dt ** 2 / 2.0
-    Q[:, 3:, 3:] = qa * dt
+    Q[:, :3, :3] = qa * qpp[:, None, None]
+    Q[:, :3, 3:] = qa * qpv[:, None, None]
+    Q[:, 3:, :3] = qa * qpv[:, None, None]
+    Q[:, 3:, 3:] = qa * qvv[:, None, None]
     return D, Q
 
 
@@ -692,6 +722,7 @@ class Tracker:
         self._shrink_num = 0.0  # running sums of the shrink least squares
         self._shrink_den = 0.0
         self._last_image: float | None = None
+        self._visual_w = np.zeros(0)
         self._chains: list[_Chain] = []
         self._audio_buffer: deque = deque()
         self._pending = AudioFrames.empty()
@@ -813,10 +844,11 @@ class Tracker:
         dt_img = 1.0 / self.camera.fps if self._last_image is None else min(
             max(t - self._last_image, 0.0), 0.5)
         self._last_image = t
+        self._visual_w = w
         alpha, _ = self._variational(xyz, cov / w[:, None, None], None, None)
         self._visual_bookkeeping(t, dt_img, alpha, w)
         self._births(t, xyz, cov, w, alpha)
-        self._merge()
+        self._merge(alpha)
         self._deaths()
         return self.report(stamp)
 
@@ -968,6 +1000,7 @@ class Tracker:
             unseen = ~self._in_view(self._mu[:, :3])
             self._logodds = self._logodds - self.config.unseen_existence_decay * dt * unseen
         self.time = t
+        self._anchor()
 
     def _cap_covariance(self) -> None:
         """Clamp the position / velocity covariance eigenvalues by congruence (stays PSD)."""
@@ -1087,7 +1120,13 @@ class Tracker:
         k = len(self._ids)
         m = len(xyz)
         logr = np.empty((m, k + 1))
-        logr[:, 0] = math.log(c.visual_clutter_prob) + math.log(c.visual_clutter_density)
+        # clutter prior per observation: the weight (detector confidence) is the chance
+        # of a real detection when weighted_clutter_prior
+        p0 = np.full(m, c.visual_clutter_prob)
+        if c.weighted_clutter_prior:
+            p0 = 1.0 - np.clip(self._visual_w, 0.0, 1.0) * (1.0 - c.visual_clutter_prob)
+        p0 = np.clip(p0, 1e-6, 1.0 - 1e-6)
+        logr[:, 0] = np.log(p0) + math.log(c.visual_clutter_density)
         if m == 0:
             return np.zeros((0, k + 1))
         r = xyz[:, None, :] - mu[None, :, :3]
@@ -1102,7 +1141,13 @@ class Tracker:
         if c.association == "mean_field":
             ll = ll - 0.5 * np.einsum("mij,kji->mk", Rinv, P)
         ll = np.where(md <= c.visual_gate, ll, -np.inf)
-        logr[:, 1:] = math.log((1.0 - c.visual_clutter_prob) / k) + ll
+        # prior of "from track n": existence x detectability (mean in view, else
+        # unseen_detection_prob), normalised over the tracks
+        prior = 1.0 / (1.0 + np.exp(-self._logodds))
+        prior = prior * np.where(self._in_view(mu[:, :3]), 1.0, c.unseen_detection_prob)
+        prior = prior / max(prior.sum(), 1e-300)
+        logr[:, 1:] = (np.log(np.maximum(prior, 1e-300))[None, :] + np.log1p(-p0)[:, None]
+                       + ll)
         alpha = np.exp(logr - _logsumexp(logr, axis=1)[:, None])
         # precedence: what a visually supported track explains is not shared with tracks
         # without visual support (audio-only tracks have huge covariances, see module doc)
@@ -1158,6 +1203,8 @@ class Tracker:
 
     # ----------------------------------------------------------- bookkeeping
     def _visual_bookkeeping(self, t, dt_img, alpha, w) -> None:
+        """Existence, confirmation, visual support (and the process-noise M-step) after
+        the E-S step of an image frame."""
         c = self.config
         k = len(self._ids)
         if k == 0:
@@ -1292,18 +1339,31 @@ class Tracker:
             self.stats["deaths"] += int(dead.sum())
             self._remove(~dead)
 
-    def _merge(self) -> None:
+    def _merge(self, alpha) -> None:
+        """Merge duplicates: pairs closer than merge_distance that share their observations
+        (or have none), or are closer than half of it (two head centres cannot be), for
+        merge_time.  Two people passing close by each claim their own observation, which
+        restarts the pair's clock."""
         c = self.config
         k = len(self._ids)
         if k < 2 or c.merge_distance <= 0:
+            self._close_since = {}
             return
         p = self._mu[:, :3]
         d = np.linalg.norm(p[:, None] - p[None], axis=2)
         close = np.argwhere(np.triu(d < c.merge_distance, 1))
+        a = np.zeros((len(alpha), k))  # tracks born this frame have no assignments yet
+        a[:, :alpha.shape[1] - 1] = alpha[:, 1:]
         since = {}
         due = []
         for i, j in close:
             key = (int(self._ids[i]), int(self._ids[j]))
+            own_i, own_j = np.sum(a[:, i]), np.sum(a[:, j])
+            shared = float(np.sum(np.minimum(a[:, i], a[:, j])))
+            distinct = (d[i, j] >= 0.5 * c.merge_distance and min(own_i, own_j) >= 0.5
+                        and shared < 0.25 * min(own_i, own_j))
+            if distinct:
+                continue
             since[key] = self._close_since.get(key, self.time)
             if self.time - since[key] >= c.merge_time:
                 due.append((i, j))
@@ -1337,6 +1397,10 @@ class Tracker:
         c = self.config
         cand = (alpha[:, 0] >= c.birth_unassigned) & (w >= c.birth_min_weight) if len(w) \
             else np.zeros(0, dtype=bool)
+        if np.any(cand) and len(self._ids) and c.merge_distance > 0:
+            # a second detection of a tracked head (two head centres cannot be this close)
+            near = np.linalg.norm(xyz[:, None] - self._mu[None, :, :3], axis=2).min(axis=1)
+            cand &= near >= 0.5 * c.merge_distance
         idx = np.flatnonzero(cand)
         R = cov[idx] / w[idx, None, None]
         v = xyz[idx]
@@ -1384,6 +1448,9 @@ class Tracker:
                 if ch.misses > c.birth_max_misses:
                     continue
             if ch.n_obs >= c.birth_window and ch.llr >= c.birth_llr_threshold:
+                if len(self._ids) and np.min(np.linalg.norm(
+                        self._mu[:, :3] - ch.mu[:3], axis=1)) < 0.5 * c.merge_distance:
+                    continue  # same head as a track (possibly born this frame)
                 self._new_track(ch.mu.copy(), ch.cov.copy(), t, c.birth_existence, True,
                                 c.speaking_entry)
                 self.stats["births_visual"] += 1
@@ -1403,6 +1470,9 @@ class Tracker:
         self._chains = survivors
 
     def _audio_births(self, t, g, wn, beta0) -> None:
+        """Audio-only birth from the unexplained active frames of the last
+        audio_birth_window s (module docstring); the new track starts speaking (P = 0.9,
+        it was born from speech)."""
         c = self.config
         buf = self._audio_buffer
         for gi, wi, bi in zip(g, wn, beta0):
@@ -1444,11 +1514,11 @@ class Tracker:
         jn = float(np.linalg.norm(J))
         jhat = J / jn
         s2 = c.audio_birth_sigma ** 2
-        along = (c.itd_sigma / jn) ** 2 / max(mass, 1.0)
+        var_along = (c.itd_sigma / jn) ** 2 / max(mass, 1.0)  # ITD precision of the mass
         P = np.zeros((6, 6))
-        P[:3, :3] = s2 * np.eye(3) - (s2 - min(along, s2)) * np.outer(jhat, jhat)
+        P[:3, :3] = s2 * np.eye(3) - (s2 - min(var_along, s2)) * np.outer(jhat, jhat)
         P[3:, 3:] = c.birth_velocity_sigma ** 2 * np.eye(3)
         self._new_track(np.r_[point, 0.0, 0.0, 0.0], P, t, c.audio_birth_existence, False,
-                        0.9)
+                        _AUDIO_BIRTH_SPEAKING)
         self.stats["births_audio"] += 1
         self._audio_buffer = deque(row for row, keep in zip(buf, ~inl) if keep)

@@ -102,6 +102,23 @@ def load_configs(path, classes, node_name: str | None = None, allow_unknown: boo
     return configs_from_params(read_params_file(path, node_name), classes, allow_unknown)
 
 
+#: modules that define stage configs (imported so that every section is known)
+STAGE_MODULES = (
+    "av_perception.core.config", "av_perception.core.vision", "av_perception.core.detection",
+    "av_perception.core.wdem", "av_perception.core.av_clustering", "av_perception.core.tracker",
+    "av_perception.io.stereo_sources", "av_perception.pipeline",
+)
+
+
+def known_sections() -> dict:
+    """{section: config class} of every stage of the package."""
+    import importlib
+
+    for name in STAGE_MODULES:
+        importlib.import_module(name)
+    return dict(StageConfig.REGISTRY)
+
+
 def load_offline_configs(path, classes, node_name: str | None = None) -> dict:
     """Configs of ``classes`` for an offline command from a params file (or defaults).
 
@@ -112,7 +129,7 @@ def load_offline_configs(path, classes, node_name: str | None = None) -> dict:
     if path is None:
         return {cls: cls() for cls in classes}
     params = read_params_file(path, node_name)
-    known = set(StageConfig.REGISTRY)
+    known = set(known_sections())
     stray = sorted(k for k in params if k.split(".")[0] not in known and k != "use_sim_time")
     if stray:
         raise ConfigError(
