@@ -24,6 +24,7 @@ voiced segments with formant structure, broadband fricatives, a syllable-rate
 """
 from __future__ import annotations
 
+import abc
 import io
 import shutil
 import subprocess
@@ -318,12 +319,12 @@ def _fill(pieces, n: int, fs: int, level_db: float) -> np.ndarray:
     return x * (0.05 * 10 ** (level_db / 20) / rms) if rms > 0 else x
 
 
-class SpeechSource:
+class SpeechSource(abc.ABC):
     """Produces the dry waveform of each utterance (called in schedule order)."""
 
+    @abc.abstractmethod
     def render(self, person, n: int, fs: int, rng) -> np.ndarray:
         """Dry speech of ``person`` (a :class:`PersonSpec`), ``n`` samples at ``fs``."""
-        raise NotImplementedError
 
 
 class SyntheticSpeech(SpeechSource):
