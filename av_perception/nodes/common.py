@@ -261,3 +261,28 @@ class NewestPairsWorker:
             self._cond.notify_all()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=timeout)
+
+
+def subscribe_stereo(node, config, on_image, on_info):
+    """Subscribe to the left/right images (Image, or CompressedImage on
+    ``<topic>/compressed``) and camera infos named by a ``VisionInputConfig``.
+
+    ``on_image(side, msg)`` and ``on_info(side, msg)`` get side 0 (left) or 1 (right).
+    Returns (image subscriptions, info subscriptions).
+    """
+    from functools import partial
+
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+    rel = (ReliabilityPolicy.RELIABLE if config.reliability == "reliable"
+           else ReliabilityPolicy.BEST_EFFORT)
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=config.queue_size, reliability=rel,
+                     durability=DurabilityPolicy.VOLATILE)
+    img_type = CompressedImage if config.compressed else Image
+    suffix = "/compressed" if config.compressed else ""
+    images = [node.create_subscription(img_type, topic + suffix, partial(on_image, k), qos)
+              for k, topic in enumerate((config.left_image_topic, config.right_image_topic))]
+    infos = [node.create_subscription(CameraInfo, topic, partial(on_info, k), qos)
+             for k, topic in enumerate((config.left_info_topic, config.right_info_topic))]
+    return images, infos

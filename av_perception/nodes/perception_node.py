@@ -26,11 +26,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from functools import partial
 
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 
 from ..core.config import (
@@ -53,6 +51,7 @@ from .common import (
     NewestPairsWorker,
     RateMeter,
     run_node,
+    subscribe_stereo,
     validate_parameter_change,
 )
 from .conversions import observations_to_cloud, time_to_sec
@@ -166,19 +165,8 @@ class PerceptionNode(AudioFeaturesNode):
     def _subscribe(self):
         for sub in self._input_subs:
             self.destroy_subscription(sub)
-        c = self.input
-        rel = (ReliabilityPolicy.RELIABLE if c.reliability == "reliable"
-               else ReliabilityPolicy.BEST_EFFORT)
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=c.queue_size, reliability=rel,
-                         durability=DurabilityPolicy.VOLATILE)
-        img_type = CompressedImage if c.compressed else Image
-        suffix = "/compressed" if c.compressed else ""
-        self.sub_image = [
-            self.create_subscription(img_type, topic + suffix, partial(self._on_image, k), qos)
-            for k, topic in enumerate((c.left_image_topic, c.right_image_topic))]
-        self.sub_info = [
-            self.create_subscription(CameraInfo, topic, partial(self._on_info, k), qos)
-            for k, topic in enumerate((c.left_info_topic, c.right_info_topic))]
+        self.sub_image, self.sub_info = subscribe_stereo(self, self.input, self._on_image,
+                                                         self._on_info)
         self._input_subs = self.sub_image + self.sub_info
         self.infos = [None, None]
 

@@ -154,7 +154,7 @@ def _feature_batches(feats, half_frame_s: float):
 def replay(opts: ReplayOptions, log=print) -> int:
     """Run the replay (see the module docstring); returns the process exit code."""
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from rclpy.signals import SignalHandlerOptions
@@ -217,7 +217,7 @@ def replay(opts: ReplayOptions, log=print) -> int:
                 Parameter("vision_input.compressed", value=compressed)], **kwargs))
             nodes.append(TrackerNode(parameter_overrides=common + [
                 Parameter("tracker_input.compressed", value=compressed)], **kwargs))
-        executor = MultiThreadedExecutor(num_threads=4)
+        executor = SingleThreadedExecutor()
         for n in nodes:
             executor.add_node(n)
         spinner = threading.Thread(target=executor.spin, name="replay_executor", daemon=True)

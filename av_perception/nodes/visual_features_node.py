@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import sys
 import threading
-from functools import partial
 
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 
 from ..core.config import StereoCameraConfig
@@ -50,6 +48,7 @@ from .common import (
     configs_from_node,
     declare_stage_parameters,
     run_node,
+    subscribe_stereo,
     validate_parameter_change,
 )
 from .conversions import observations_to_cloud, time_to_sec
@@ -136,25 +135,11 @@ class VisualFeaturesNode(Node):
             self.diag_timer = self.create_timer(new.diagnostics_period, self._publish_diag)
         return result
 
-    def _qos(self) -> QoSProfile:
-        rel = (ReliabilityPolicy.RELIABLE if self.input.reliability == "reliable"
-               else ReliabilityPolicy.BEST_EFFORT)
-        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.input.queue_size,
-                          reliability=rel, durability=DurabilityPolicy.VOLATILE)
-
     def _subscribe(self):
         for sub in self._input_subs:
             self.destroy_subscription(sub)
-        c = self.input
-        qos = self._qos()
-        img_type = CompressedImage if c.compressed else Image
-        suffix = "/compressed" if c.compressed else ""
-        self.sub_image = [
-            self.create_subscription(img_type, topic + suffix, partial(self._on_image, k), qos)
-            for k, topic in enumerate((c.left_image_topic, c.right_image_topic))]
-        self.sub_info = [
-            self.create_subscription(CameraInfo, topic, partial(self._on_info, k), qos)
-            for k, topic in enumerate((c.left_info_topic, c.right_info_topic))]
+        self.sub_image, self.sub_info = subscribe_stereo(self, self.input, self._on_image,
+                                                         self._on_info)
         self._input_subs = self.sub_image + self.sub_info
         self.infos = [None, None]
 
