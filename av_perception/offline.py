@@ -44,13 +44,16 @@ class ProcessResult:
     wall_seconds: float = 0.0
     errors: list = field(default_factory=list)
     outputs: list = field(default_factory=list)  # TrackerOutput per frame when kept
+    features: BinauralFeatures | None = None  # the audio features of the processed span
 
     @property
     def realtime_factor(self) -> float:
         return self.bag_seconds / self.wall_seconds if self.wall_seconds > 0 else float("inf")
 
 
-def _audio_features(bag, configs, topic, start_abs, stop_abs, errors) -> BinauralFeatures:
+def bag_audio_features(bag, configs, topic, start_abs, stop_abs, errors) -> BinauralFeatures:
+    """Binaural features of the audio of a bag between two absolute stamps (s or None);
+    problems are appended to ``errors`` (no audio topic is not an error unless ``topic``)."""
     from .io.audio_msgs import BagAudioSource
     from .io.bag import BagError
 
@@ -103,9 +106,10 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
     stop_abs = bag_end if duration is None else min(bag_end, start_abs + duration)
     total = max(stop_abs - start_abs, 1e-9)
     # margin for the front-end's frames that straddle the window edges
-    feats = _audio_features(bag, configs, audio_topic, start_abs - 0.1, stop_abs + 0.1,
+    feats = bag_audio_features(bag, configs, audio_topic, start_abs - 0.1, stop_abs + 0.1,
                             result.errors)
     result.audio_frames = len(feats)
+    result.features = feats
     vision = VisionPipeline(configs[VisionConfig], configs[DetectionConfig])
     tracker = Tracker(configs[TrackerConfig], configs[MicArrayConfig],
                       configs[StereoCameraConfig])
@@ -118,7 +122,7 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                 stamp, left, right, calibration = frame
                 obs = vision.process_pair(left, right, stamp, calibration)
                 upto = int(np.searchsorted(feats.stamp, stamp, side="right"))
-                audio = _slice(feats, audio_done, upto)
+                audio = feats.slice(audio_done, upto) if upto > audio_done else None
                 audio_done = upto
                 out = tracker.step(stamp, visual=obs, audio=audio)
                 result.rows += writer.write(out)
@@ -138,15 +142,6 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
     result.bag_seconds = total
     result.wall_seconds = time.perf_counter() - t_wall
     return result
-
-
-def _slice(feats: BinauralFeatures, a: int, b: int) -> BinauralFeatures | None:
-    if b <= a:
-        return None
-    return BinauralFeatures(
-        feats.stamp[a:b], feats.itd[a:b], feats.azimuth[a:b], feats.reliability[a:b],
-        feats.ild[a:b], feats.ild_bands[a:b], feats.activity[a:b], feats.direct_path[a:b],
-        feats.snr_db[a:b], feats.n_bins[a:b], None, None, feats.band_edges)
 
 
 def progress_printer(stream=sys.stderr):

@@ -257,6 +257,16 @@ class VisionPipeline:
         return res
 
 
+def audio_frames_of(features):
+    """(stamp, itd, weight) of audio frames from :class:`BinauralFeatures` or a
+    ``cloud_to_features`` dict; weight = activity x reliability."""
+    if isinstance(features, BinauralFeatures):
+        return features.stamp, features.itd, features.weight
+    rel = features.get("reliability")
+    return (features["stamp"], features["itd"],
+            features["activity"] * (rel if rel is not None else 1.0))
+
+
 # ---------------------------------------------------------------------------
 # Fusion stage (audio-visual clustering over sliding windows)
 # ---------------------------------------------------------------------------
@@ -461,11 +471,7 @@ class FusionPipeline:
 
     def add_audio_features(self, features) -> int:
         """Buffer a :class:`BinauralFeatures` or a ``cloud_to_features`` dict."""
-        if isinstance(features, BinauralFeatures):
-            return self.add_audio(features.stamp, features.itd, features.weight)
-        rel = features.get("reliability")
-        w = features["activity"] * (rel if rel is not None else 1.0)
-        return self.add_audio(features["stamp"], features["itd"], w)
+        return self.add_audio(*audio_frames_of(features))
 
     def add_visual(self, stamp: float, xyz, weights, variances=None, frame_id: str = "") -> bool:
         """Buffer one frame of visual observations ((M, 3) m, (M,) weights, optional (M, 3)
@@ -739,11 +745,7 @@ class TrackingPipeline:
     def add_audio_features(self, features) -> int:
         """Buffer :class:`~av_perception.core.audio.BinauralFeatures` or a
         ``cloud_to_features`` dict."""
-        if isinstance(features, BinauralFeatures):
-            return self.add_audio(features.stamp, features.itd, features.weight)
-        return self.add_audio(features["stamp"], features["itd"],
-                              features["activity"] * features.get(
-                                  "reliability", np.ones_like(features["activity"])))
+        return self.add_audio(*audio_frames_of(features))
 
     @property
     def buffered_audio(self) -> int:

@@ -217,3 +217,12 @@ def test_pcm_conversion_and_framing():
     assert pcm_to_float(np.array([-(2 ** 31)], np.int32)).tolist() == [-1.0]
     frames = frame_signal(np.arange(20.0)[:, None].repeat(2, 1), 8, 4)
     assert frames.shape == (4, 2, 8) and frames[1, 0, 0] == 4
+
+
+def test_slice_and_concatenate_round_trip():
+    f = BinauralFrontEnd(keep_cross=True).process(binaural_noise(1e-4, FS, 1.0), FS, 0.0)
+    parts = [f.slice(0, 10), f.slice(10, 25), f.slice(25, len(f))]
+    g = type(f).concatenate(parts)
+    assert len(parts[1]) == 15 and parts[1].stamp[0] == f.stamp[10]
+    assert np.array_equal(g.stamp, f.stamp) and np.array_equal(g.cross, f.cross)
+    assert np.array_equal(g.itd, f.itd, equal_nan=True)

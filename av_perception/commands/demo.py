@@ -33,11 +33,8 @@ def register(sub):
 
 
 def run(args) -> int:
-    from ..core.audio import BinauralFrontEnd
-    from ..core.config import AudioFrontEndConfig, MicArrayConfig
     from ..eval.report import format_report, write_json
     from ..eval.runner import evaluate_files
-    from ..io.audio_sources import read_wav
     from ..io.feature_files import write_features_csv
     from ..io.params import load_offline_configs
     from ..offline import PROCESS_STAGES, process_bag, progress_printer, summarize
@@ -60,9 +57,7 @@ def run(args) -> int:
 
     print("3/4 scoring against the ground truth")
     t0 = time.perf_counter()
-    wav, rate = read_wav(scene_dir / "audio.wav")
-    fe = BinauralFrontEnd(configs[AudioFrontEndConfig], configs[MicArrayConfig])
-    feats = fe.process(wav, rate, scene.epoch)  # audio.wav starts at the scene's epoch
+    feats = result.features  # computed by the pipeline from the bag's audio
     write_features_csv(out / "features.csv", feats)
     metrics = evaluate_files(scene_dir, [tracks, out / "features.csv"],
                              plot=out / "tracks_vs_truth.png")

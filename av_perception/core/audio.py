@@ -200,6 +200,14 @@ class BinauralFeatures:
         return cls(z, z, z, z, z, np.zeros((0, n_bands)), z, z, z, z, None, None,
                    tuple(band_edges))
 
+    def slice(self, start: int, stop: int) -> BinauralFeatures:
+        """Frames ``start:stop`` (optional per-frame arrays included when present)."""
+        names = ["stamp", "itd", "azimuth", "reliability", "ild", "ild_bands", "activity",
+                 "direct_path", "snr_db", "n_bins", "ipd", "cross"]
+        kw = {n: (None if getattr(self, n) is None else getattr(self, n)[start:stop])
+              for n in names}
+        return BinauralFeatures(**kw, band_edges=self.band_edges)
+
     @classmethod
     def concatenate(cls, parts) -> BinauralFeatures:
         parts = [p for p in parts]

@@ -162,7 +162,7 @@ def replay(opts: ReplayOptions, log=print) -> int:
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
     from ..io.params import load_offline_configs
-    from ..offline import _audio_features, _slice
+    from ..offline import bag_audio_features
     from .conversions import features_to_cloud
 
     if not opts.rate > 0:
@@ -176,7 +176,7 @@ def replay(opts: ReplayOptions, log=print) -> int:
     compressed = types[topics.left_image].endswith("CompressedImage")
     errors: list = []
     log(f"replay: audio front-end over {opts.bag} ...")
-    feats = _audio_features(opts.bag, configs, opts.audio_topic, None, None, errors)
+    feats = bag_audio_features(opts.bag, configs, opts.audio_topic, None, None, errors)
     for e in errors:
         log(f"warning: {e}")
     audio_cfg = configs[AudioFrontEndConfig]
@@ -254,7 +254,7 @@ def replay(opts: ReplayOptions, log=print) -> int:
         pacer.start(bag_start)
 
         def publish_features(a: int, b: int):
-            part = _slice(feats, a, b)
+            part = feats.slice(a, b)
             part.stamp = part.stamp + offset * 1e-9
             pub_feats.publish(features_to_cloud(frame_id, part))
 
