@@ -20,18 +20,27 @@ from pathlib import Path
 import numpy as np
 
 from .core.audio import BinauralFeatures
+from .core.av_clustering import AVClusteringConfig
 from .core.config import AudioFrontEndConfig, MicArrayConfig, StereoCameraConfig
 from .core.detection import DetectionConfig
-from .core.tracker import Tracker, TrackerConfig
+from .core.tracker import EventObservations, Tracker, TrackerConfig
 from .core.vision import VisionConfig
+from .core.wdem import WdemConfig
 from .io.track_files import TrackFileWriter
-from .pipeline import AudioPipeline, VisionPipeline
+from .pipeline import (
+    AudioPipeline,
+    FusionInputConfig,
+    FusionPipeline,
+    TrackingConfig,
+    VisionPipeline,
+)
 
-__all__ = ["ProcessResult", "PROCESS_STAGES", "process_bag"]
+__all__ = ["ProcessResult", "PROCESS_STAGES", "process_bag", "fusion_events"]
 
 #: stage configs the offline pipeline reads from a params file
 PROCESS_STAGES = (AudioFrontEndConfig, MicArrayConfig, VisionConfig, DetectionConfig,
-                  TrackerConfig, StereoCameraConfig)
+                  TrackerConfig, StereoCameraConfig, TrackingConfig, AVClusteringConfig,
+                  WdemConfig, FusionInputConfig)
 
 
 @dataclass
@@ -45,6 +54,7 @@ class ProcessResult:
     errors: list = field(default_factory=list)
     outputs: list = field(default_factory=list)  # TrackerOutput per frame when kept
     features: BinauralFeatures | None = None  # the audio features of the processed span
+    fusion_windows: int = 0  # with tracking.use_av_events
 
     @property
     def realtime_factor(self) -> float:
@@ -68,6 +78,20 @@ def bag_audio_features(bag, configs, topic, start_abs, stop_abs, errors) -> Bina
     result = pipe.run(src)
     errors.extend(result.errors + src.errors)
     return result.features
+
+
+def fusion_events(fusion: FusionPipeline, stamp: float, obs, audio) -> EventObservations | None:
+    """Feed one image's observations (and the audio frames up to its stamp) to the
+    fusion; the events of the newest window it completed (stamped with its end), or None."""
+    if audio is not None and len(audio):
+        fusion.add_audio_features(audio)
+    fusion.add_visual(stamp, obs.xyz, obs.weight, obs.variances)
+    windows = fusion.process()
+    if not windows:
+        return None
+    events = EventObservations.from_events(windows[-1].events)
+    events.stamp = windows[-1].stamp
+    return events
 
 
 def process_bag(bag, output, configs: dict | None = None, *, start: float | None = None,
@@ -113,6 +137,10 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
     vision = VisionPipeline(configs[VisionConfig], configs[DetectionConfig])
     tracker = Tracker(configs[TrackerConfig], configs[MicArrayConfig],
                       configs[StereoCameraConfig])
+    fusion = None
+    if configs[TrackingConfig].use_av_events:  # births from the fusion's events too
+        fusion = FusionPipeline(configs[AVClusteringConfig], configs[WdemConfig],
+                                configs[MicArrayConfig], configs[FusionInputConfig])
     audio_done = 0
     with TrackFileWriter(output) as writer, BagStereoSource(
             bag, left_topic, right_topic, left_info, right_info, slop=slop, start=start,
@@ -124,7 +152,11 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                 upto = int(np.searchsorted(feats.stamp, stamp, side="right"))
                 audio = feats.slice(audio_done, upto) if upto > audio_done else None
                 audio_done = upto
-                out = tracker.step(stamp, visual=obs, audio=audio)
+                events = None
+                if fusion is not None:
+                    events = fusion_events(fusion, stamp, obs, audio)
+                    result.fusion_windows = fusion.windows
+                out = tracker.step(stamp, visual=obs, audio=audio, events=events)
                 result.rows += writer.write(out)
                 result.track_ids.update(int(i) for i in out.ids)
                 result.frames += 1

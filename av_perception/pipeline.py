@@ -641,6 +641,10 @@ class TrackingConfig(StageConfig):
     time_jump_reset: float = param(
         2.0, "Restart the tracker when an image stamp is this many seconds older than the "
         "previous one (a bag restarted, the clock jumped back).", low=0.1, high=3600.0)
+    use_av_events: bool = param(
+        False, "Also start tracks from the audio-visual events of the weighted-data EM "
+        "fusion (av_events: tracker_node subscribes to it, perception_node and `process` "
+        "run the fusion in-process) that no track explains (tracker.event_birth_*).")
     frame_id: str = param(
         "", "frame_id of the outputs; empty = the frame_id of the visual observations "
         "(the left camera optical frame).")
@@ -715,6 +719,8 @@ class TrackingPipeline:
         self.tracker = Tracker(*self._args)
         self._audio: list = []  # (stamps, itds, weights) arrays in arrival order
         self._audio_frames = 0
+        self._events = None  # (stamp, EventObservations) of the newest window not applied
+        self.events_received = 0
         self.audio_until = -math.inf  # newest audio stamp received
         self.last_stamp: float | None = None  # stamp of the last step
 
@@ -746,6 +752,19 @@ class TrackingPipeline:
         """Buffer :class:`~av_perception.core.audio.BinauralFeatures` or a
         ``cloud_to_features`` dict."""
         return self.add_audio(*audio_frames_of(features))
+
+    def add_events(self, stamp: float, events) -> None:
+        """Keep the newest fusion window's events (stamp = window end, s;
+        EventObservations or a list of AVEvent) for the next :meth:`step`; a newer
+        window replaces an unapplied older one (it covers the same data and more)."""
+        from .core.tracker import EventObservations
+
+        if not isinstance(events, EventObservations):
+            events = EventObservations.from_events(events)
+        with self.lock:
+            self.events_received += 1
+            if self._events is None or float(stamp) >= self._events[0]:
+                self._events = (float(stamp), events)
 
     @property
     def buffered_audio(self) -> int:
@@ -788,7 +807,12 @@ class TrackingPipeline:
             cov = np.asarray(covariance, dtype=float).reshape(-1, 3, 3)
             w = np.ones(len(xyz)) if weight is None else np.asarray(weight, dtype=float)
             visual = SimpleNamespace(xyz=xyz, covariance=cov, weight=w)
-            out = self.tracker.step(stamp, visual=visual, audio=frames)
+            events = None
+            if self._events is not None and self._events[0] <= stamp:
+                events = self._events[1]
+                events.stamp = self._events[0]
+                self._events = None
+            out = self.tracker.step(stamp, visual=visual, audio=frames, events=events)
             self.last_stamp = stamp
             self.steps += 1
             dt = time.perf_counter() - t0

@@ -28,6 +28,7 @@ def test_perception_node_tracks_the_rendered_heads_and_the_talker(ros_context, p
     from visualization_msgs.msg import MarkerArray
 
     from av_perception.nodes.conversions import (
+        cloud_to_events,
         cloud_to_features,
         cloud_to_observations,
         cloud_to_tracks,
@@ -43,7 +44,9 @@ def test_perception_node_tracks_the_rendered_heads_and_the_talker(ros_context, p
     node = PerceptionNode(parameter_overrides=[Parameter(k, value=v)
                                                for k, v in overrides.items()])
     io = ros_context.create_node("perception_test_io")
-    got = {k: [] for k in ("speakers", "features", "observations", "markers", "image", "diag")}
+    got = {k: [] for k in ("speakers", "features", "observations", "markers", "image", "diag",
+                           "events")}
+    io.create_subscription(PointCloud2, "av_events", got["events"].append, 100)
     io.create_subscription(PointCloud2, "speakers", got["speakers"].append, 100)
     io.create_subscription(PointCloud2, "audio/features", got["features"].append, 500)
     io.create_subscription(PointCloud2, "visual/observations", got["observations"].append, 100)
@@ -97,6 +100,14 @@ def test_perception_node_tracks_the_rendered_heads_and_the_talker(ros_context, p
         talk = np.array([t["speaking"][np.argsort(t["position"][:, 0])] for t in late])
         assert np.median(talk[:, 0]) > 0.5 and talk[:, 1].max() < 0.5, talk
         assert time_to_sec(got["image"][-1].header.stamp) == tracks[-1]["stamp"]
+        # the fusion stage: windows every fusion.hop_length of data, two people seen, the
+        # talker's cluster carries the audio
+        assert len(got["events"]) >= 8
+        stamp, ev = cloud_to_events(got["events"][-1])
+        assert len(ev) == 2 and not ev.out_of_view.any()
+        order = np.argsort(ev.position[:, 0])
+        assert np.abs(ev.position[order] - HEADS).max() < 0.05
+        assert ev.audio_mass[order][0] > 5 * ev.audio_mass[order][1]
         # one diagnostics status per stage, the tracking one with the latency
         names = {s.name for m in got["diag"] for s in m.status}
         assert {f"av_perception: perception_node {k}" for k in ("audio", "vision", "tracking")} \

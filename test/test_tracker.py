@@ -10,14 +10,17 @@
     (visual-only tracking; frame-by-frame assignment without temporal model).
 """
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from av_perception.core.av_clustering import AVClusterer, AVClusteringConfig
 from av_perception.core.config import ConfigError, StageConfig, StereoCameraConfig
 from av_perception.core.geometry import MicGeometry
 from av_perception.core.tracker import (
     AudioFrames,
+    EventObservations,
     Tracker,
     TrackerConfig,
     TrackerInputError,
@@ -446,6 +449,74 @@ def test_audio_only_birth_out_of_view_only(rng):
     for k in range(80):
         trk.update_audio(k * HOP, GEOM.itd(_point_at(60.0, 2.5))[0], 0.8)
     assert trk.num_tracks == 0
+
+
+def _events_of(points, rng, t0, seconds=1.0, itd_point=None):
+    """Run the weighted-data EM fusion over ``seconds`` of visual observations of
+    ``points`` (and talker ITDs of ``itd_point``); the events of the last window."""
+    av = AVClusterer(AVClusteringConfig(), GEOM)
+    for k in range(int(seconds * FPS) + 1):
+        t = t0 + k / FPS
+        xyz, cov, w = _frame(points, rng)
+        itd = wa = stamps = None
+        if itd_point is not None:
+            stamps = t + HOP * np.arange(4)
+            itd = GEOM.itd(itd_point)[0] + rng.normal(0, 20e-6, 4)
+            wa = np.full(4, 0.8)
+        av.update(t, xyz if len(xyz) else None, w if len(xyz) else None, itd, wa,
+                  itd_stamps=stamps, visual_covariances=cov if len(xyz) else None)
+    return EventObservations.from_events(av.last_result.events)
+
+
+def test_births_from_av_events(rng):
+    """Weighted-data EM events that no track explains start tracks (in view: a visual
+    track at the event; out of view with audio: an audio-only track), explained events
+    start none, and weak or stale events are ignored."""
+    a, b = _point_at(10.0, 2.0, y=-0.2), _point_at(-15.0, 2.5, y=-0.2)
+    ev = _events_of([a, b], rng, 0.0)
+    assert len(ev) == 2 and not ev.out_of_view.any() and np.all(ev.visual_mass > 5.0)
+    # visual chains cannot give births here (they would need 30 frames): only events can
+    cfg = TrackerConfig(birth_window=30)
+    trk = Tracker(cfg)
+    assert trk.update_events(1.0, ev) == 2
+    assert trk.stats["births_events"] == 2
+    out = trk.update_visual(1.0, *_frame([a, b], rng))
+    assert len(out) == 2  # confirmed at once (birth existence 0.8 >= confirm 0.7)
+    born = sorted(out.ids)
+    for p in (a, b):
+        assert np.min(np.linalg.norm(out.position - p, axis=1)) < 0.1
+    # the same events again, and the next window: explained by the tracks
+    assert trk.update_events(1.0, ev) == 0
+    assert trk.update_events(1.5, _events_of([a, b], rng, 0.5)) == 0
+    for k in range(1, 30):
+        out = trk.step(1.0 + k / FPS, visual=SimpleNamespace(
+            **dict(zip(("xyz", "covariance", "weight"), _frame([a, b], rng)))))
+    assert sorted(out.ids) == born
+
+    # weak visual support (one frame seen in a second) starts nothing
+    weak = EventObservations(ev.position[:1], ev.covariance[:1], [1.0], [0.0], [False])
+    assert Tracker(cfg).update_events(0.0, weak) == 0
+    # stale events are dropped and counted
+    trk = Tracker(cfg)
+    trk.update_visual(10.0, np.zeros((0, 3)), np.zeros((0, 3, 3)), np.zeros(0))
+    assert trk.update_events(10.0 - cfg.event_max_age - 0.1, ev) == 0
+    assert trk.stats["late_events"] == 1
+
+    # a talker out of view: the fusion makes an out-of-view event, the tracker an
+    # audio-only speaking track on its ITD cone
+    src = _point_at(60.0, 2.5, y=-0.3)
+    ev = _events_of([], rng, 0.0, itd_point=src)
+    assert len(ev) == 1 and ev.out_of_view[0] and ev.audio_mass[0] > 20
+    trk = Tracker(TrackerConfig(audio_births=True, audio_birth_mass=1e3))  # own: disabled
+    assert trk.update_events(1.0, ev) == 1
+    out = trk.report()
+    assert len(out) == 1 and out.audio_only[0] and out.speaking[0] > 0.5
+    assert abs(math.degrees(_azimuth(out.position[0])) - 60.0) < 5.0
+    assert Tracker(TrackerConfig(audio_births=False)).update_events(1.0, ev) == 0
+    with pytest.raises(TrackerInputError, match="masses"):
+        EventObservations(ev.position, ev.covariance, [-1.0], [0.0], [True])
+    with pytest.raises(TrackerInputError, match="EventObservations"):
+        Tracker().update_events(0.0, "nonsense")
 
 
 def test_step_orders_streams_and_keeps_later_audio(rng):

@@ -294,6 +294,75 @@ def test_node_tracks_two_people_and_publishes_every_output(ros_context):
         io.destroy_node()
 
 
+def test_births_from_av_events(ros_context):
+    """With tracking.use_av_events the node subscribes to av_events: an event no track
+    explains starts a track long before the visual birth chains would (here they need 30
+    frames); a malformed events cloud is rejected and counted; switching the parameter
+    off removes the subscription."""
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import PointCloud2
+    from std_msgs.msg import Header
+
+    from av_perception.core.av_clustering import AVEvent
+    from av_perception.nodes.conversions import (
+        cloud_to_tracks,
+        events_to_cloud,
+        make_pointcloud2,
+        sec_to_time,
+    )
+    from av_perception.nodes.tracker_node import TrackerNode
+
+    overrides = {"tracking.use_av_events": True, "tracker.birth_window": 30,
+                 "tracking.publish_image": False}
+    node = TrackerNode(parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+    io = ros_context.create_node("tracker_events_io")
+    got = []
+    io.create_subscription(PointCloud2, "speakers", got.append, 100)
+    pub_obs = io.create_publisher(PointCloud2, "visual/observations", 50)
+    pub_ev = io.create_publisher(PointCloud2, "av_events", 10)
+    ex = ros_context.executors.SingleThreadedExecutor()
+    ex.add_node(node)
+    ex.add_node(io)
+
+    def spin_until(cond, timeout=3.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and not cond():
+            ex.spin_once(timeout_sec=0.01)
+        return cond()
+
+    try:
+        assert spin_until(lambda: pub_obs.get_subscription_count()
+                          and pub_ev.get_subscription_count())
+        t0 = 100.0
+        person = PEOPLE[1]
+        event = AVEvent(person + 0.01, np.diag(VAR), np.diag(VAR), 12.0, 0.0, 0.0, 1e-5,
+                        False, 3, t0 + 1.0)
+        for k in range(24):
+            stamp = t0 + k / FPS
+            pub_obs.publish(obs_cloud(stamp, person[None]))
+            assert spin_until(lambda k=k: len(got) == k + 1)
+            if k == 16:  # the fusion window ending at t0 + 1 s arrives after that frame
+                pub_ev.publish(events_to_cloud(
+                    Header(stamp=sec_to_time(t0 + 1.0), frame_id="cam_left"), [event]))
+                assert spin_until(lambda: node.pipeline.events_received == 1)
+        counts = [len(cloud_to_tracks(m)["ids"]) for m in got]
+        assert counts[:17] == [0] * 17 and counts[17:] == [1] * 7  # born at the next image
+        pos = cloud_to_tracks(got[-1])["position"][0]
+        assert np.linalg.norm(pos - person) < 0.03
+        assert node.pipeline.tracker.stats["births_events"] == 1
+        bad = make_pointcloud2(Header(stamp=sec_to_time(t0 + 2.0)),
+                               {"x": np.zeros(1, np.float32)})
+        pub_ev.publish(bad)
+        assert spin_until(lambda: node.inputs_rejected == 1)
+        node.set_parameters([Parameter("tracking.use_av_events", value=False)])
+        assert node.sub_events is None
+        assert spin_until(lambda: pub_ev.get_subscription_count() == 0)
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        io.destroy_node()
+
+
 def test_late_observations_are_dropped_and_counted(ros_context):
     from rclpy.parameter import Parameter
 

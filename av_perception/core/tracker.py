@@ -357,6 +357,21 @@ class TrackerConfig(StageConfig):
         low=0.1, high=20.0)
     audio_birth_existence: float = param(
         0.7, "Existence probability of an audio-only birth.", low=0.01, high=0.99)
+    event_birth_visual_mass: float = param(
+        4.0, "Births from audio-visual events (weighted-data EM clusters, tracker_node with "
+        "tracking.use_av_events): visual mass (sum of weight x responsibility over the "
+        "window) an in-view event no track explains needs to start a track.",
+        low=0.1, high=1000.0)
+    event_birth_audio_mass: float = param(
+        8.0, "Audio mass an out-of-view event (audio, no visual support) no track explains "
+        "needs to start an audio-only track.", low=0.1, high=10000.0)
+    event_max_age: float = param(
+        2.0, "Events whose window ended more than this (s) before the tracker clock are "
+        "dropped (the fusion window lags the images by up to its length).",
+        low=0.0, high=60.0)
+    event_gate: float = param(
+        16.27, "Mahalanobis gate (squared, 3 dof) within which a track explains an event "
+        "(track and event position covariances added).", low=1.0, high=1000.0)
     # --------------------------------------------------------- existence/death
     existence_hit: float = param(
         1.0, "Existence log-odds gained per image frame with full visual support.",
@@ -598,6 +613,53 @@ class AudioFrames:
 
 
 @dataclass
+class EventObservations:
+    """Audio-visual events of one fusion window (weighted-data EM clusters), the input of
+    event births.
+
+    position : (E, 3) m, left camera optical frame.  covariance : (E, 3, 3) m^2, position
+    uncertainty.  visual_mass, audio_mass : (E,) >= 0.  out_of_view : (E,) bool, audio
+    without visual support (position on the ITD cone at the fusion's default depth).
+    stamp : s, end of the window (None: unknown, the time they are given at is used).
+    """
+
+    position: np.ndarray
+    covariance: np.ndarray
+    visual_mass: np.ndarray
+    audio_mass: np.ndarray
+    out_of_view: np.ndarray
+    stamp: float | None = None
+
+    def __post_init__(self):
+        self.position = np.asarray(self.position, dtype=float).reshape(-1, 3)
+        n = len(self.position)
+        self.covariance = np.asarray(self.covariance, dtype=float).reshape(n, 3, 3)
+        self.visual_mass = np.asarray(self.visual_mass, dtype=float).reshape(n)
+        self.audio_mass = np.asarray(self.audio_mass, dtype=float).reshape(n)
+        self.out_of_view = np.asarray(self.out_of_view, dtype=bool).reshape(n)
+        finite = (np.all(np.isfinite(self.position)) and np.all(np.isfinite(self.covariance))
+                  and np.all(np.isfinite(self.visual_mass))
+                  and np.all(np.isfinite(self.audio_mass)))
+        if not finite:
+            raise TrackerInputError("events must have finite positions, covariances and masses")
+        if np.any(self.visual_mass < 0) or np.any(self.audio_mass < 0):
+            raise TrackerInputError("event masses must be >= 0")
+        if n and np.any(np.linalg.eigvalsh(_symmetrise(self.covariance)) <= 0):
+            raise TrackerInputError("event covariances must be positive definite")
+
+    def __len__(self) -> int:
+        return len(self.position)
+
+    @classmethod
+    def from_events(cls, events) -> EventObservations:
+        """From a list of :class:`~av_perception.core.av_clustering.AVEvent`."""
+        return cls([e.position for e in events], [e.covariance for e in events],
+                   [e.visual_mass for e in events], [e.audio_mass for e in events],
+                   [e.out_of_view for e in events],
+                   max((e.stamp for e in events), default=None))
+
+
+@dataclass
 class TrackerOutput:
     """The reported tracks at one stamp (K of them), left camera optical frame.
 
@@ -729,7 +791,8 @@ class Tracker:
         self._ended: list[int] = []
         self.stats = {"audio_frames": 0, "visual_frames": 0, "late_audio": 0,
                       "late_visual": 0, "births_visual": 0, "births_audio": 0, "deaths": 0,
-                      "merges": 0, "vb_iterations": 0}
+                      "merges": 0, "vb_iterations": 0, "event_windows": 0, "late_events": 0,
+                      "births_events": 0, "births_events_audio": 0}
 
     @property
     def num_tracks(self) -> int:
@@ -763,9 +826,9 @@ class Tracker:
         return {int(i): float(s) for i, s in zip(self._ids, self._qscale)}
 
     # ------------------------------------------------------------------ public
-    def step(self, stamp: float, visual=None, audio=None) -> TrackerOutput:
+    def step(self, stamp: float, visual=None, audio=None, events=None) -> TrackerOutput:
         """Advance to ``stamp``: buffered and new audio frames up to ``stamp`` (time order),
-        then the image pair, then report.
+        then the audio-visual events (births only), then the image pair, then report.
 
         Parameters
         ----------
@@ -777,6 +840,8 @@ class Tracker:
         audio : BinauralFeatures or AudioFrames, optional
             Audio frames received since the previous call; frames later than ``stamp``
             are kept for the next call.
+        events : EventObservations or list of AVEvent, optional
+            Audio-visual events received since the previous call (:meth:`update_events`).
 
         Returns
         -------
@@ -807,6 +872,9 @@ class Tracker:
                 ends = np.r_[starts[1:], len(now)]
                 for a, b in zip(starts, ends):
                     self.update_audio(now.stamp[a], now.itd[a:b], now.weight[a:b])
+        if events is not None:
+            window_end = getattr(events, "stamp", None)
+            self.update_events(stamp if window_end is None else window_end, events)
         if visual is not None:
             if not all(hasattr(visual, a) for a in ("xyz", "covariance", "weight")):
                 raise TrackerInputError(
@@ -851,6 +919,76 @@ class Tracker:
         self._merge(alpha)
         self._deaths()
         return self.report(stamp)
+
+    def update_events(self, stamp: float, events) -> int:
+        """Births from the audio-visual events no track explains; returns the births.
+
+        An in-view event with ``event_birth_visual_mass`` of visual support starts a
+        track at its position; an out-of-view event with ``event_birth_audio_mass`` of
+        audio starts an audio-only track (outside the camera view only, like the
+        tracker's own audio births).  A track explains an event when their positions
+        are within ``event_gate`` (Mahalanobis, covariances added) or ``merge_distance``.
+        The events only start tracks: their observations already reach the tracker as
+        visual observations and audio frames, and counting them twice would make the
+        tracks overconfident.
+
+        Parameters
+        ----------
+        stamp : float
+            s, end of the events' window; the births happen at the tracker's current time
+            (events lag the images; they never advance the tracker's clock).
+        events : EventObservations or list of AVEvent
+        """
+        stamp = self._check_stamp(stamp)
+        if not isinstance(events, EventObservations):
+            try:
+                events = EventObservations.from_events(events)
+            except (AttributeError, TypeError) as exc:
+                raise TrackerInputError(
+                    "events must be EventObservations or a list of AVEvent, got "
+                    f"{type(events).__name__}") from exc
+        c = self.config
+        self.stats["event_windows"] += 1
+        if self.time is not None and stamp < self.time - c.event_max_age:
+            self.stats["late_events"] += 1
+            return 0
+        if self.time is None:
+            self._advance(stamp, "late_events")
+        t = self.time  # never advanced by events: the images they lag must stay on time
+        births = 0
+        for e in range(len(events)):
+            pos, cov = events.position[e], events.covariance[e]
+            if len(self._ids):
+                r = self._mu[:, :3] - pos
+                S = self._cov[:, :3, :3] + cov
+                md = np.einsum("ni,ni->n", r, np.linalg.solve(S, r[..., None])[..., 0])
+                if np.any(md <= c.event_gate) or np.min(
+                        np.linalg.norm(r, axis=1)) < max(c.merge_distance, 1e-9):
+                    continue
+            P = np.zeros((6, 6))
+            P[:3, :3] = _symmetrise(cov)
+            P[3:, 3:] = c.birth_velocity_sigma ** 2 * np.eye(3)
+            mu = np.r_[pos, 0.0, 0.0, 0.0]
+            if not events.out_of_view[e]:
+                if events.visual_mass[e] < c.event_birth_visual_mass:
+                    continue
+                if not self._in_view(pos[None])[0]:
+                    continue
+                speaking = (_AUDIO_BIRTH_SPEAKING if events.audio_mass[e]
+                            >= c.event_birth_audio_mass else c.speaking_entry)
+                self._new_track(mu, P, t, c.birth_existence, True, speaking)
+                self.stats["births_events"] += 1
+            else:
+                if not c.audio_births or events.audio_mass[e] < c.event_birth_audio_mass:
+                    continue
+                if c.audio_birth_outside_view_only and self._in_view(pos[None])[0]:
+                    continue
+                self._new_track(mu, P, t, c.audio_birth_existence, False,
+                                _AUDIO_BIRTH_SPEAKING)
+                self.stats["births_events_audio"] += 1
+            births += 1
+        self._cap_covariance()
+        return births
 
     def update_audio(self, stamp: float, itds, weights) -> None:
         """Update with one audio frame: one or more ITDs observed at ``stamp``.

@@ -51,32 +51,11 @@ from .common import (
 from .conversions import (
     cloud_to_features,
     cloud_to_observations,
-    make_pointcloud2,
+    events_to_cloud,
     sec_to_time,
 )
 
 STAGES = (FusionInputConfig, AVClusteringConfig, WdemConfig, MicArrayConfig)
-
-#: fields of the ``av_events`` cloud, one point per cluster (label uint32, others float32)
-AV_EVENT_FIELDS = ("x", "y", "z", "audio_mass", "visual_mass", "var_x", "var_y", "var_z",
-                   "out_of_view", "label")
-
-
-def events_to_cloud(header, events) -> PointCloud2:
-    """AVEvents -> ``av_events`` PointCloud2 (see module docstring)."""
-    f32 = np.float32
-    pos = np.array([e.position for e in events], dtype=np.float64).reshape(-1, 3)
-    var = np.array([np.diag(e.covariance) for e in events], dtype=np.float64).reshape(-1, 3)
-    return make_pointcloud2(header, {
-        "x": pos[:, 0].astype(f32), "y": pos[:, 1].astype(f32), "z": pos[:, 2].astype(f32),
-        "audio_mass": np.array([e.audio_mass for e in events], dtype=f32),
-        "visual_mass": np.array([e.visual_mass for e in events], dtype=f32),
-        "var_x": var[:, 0].astype(f32), "var_y": var[:, 1].astype(f32),
-        "var_z": var[:, 2].astype(f32),
-        "out_of_view": np.array([1.0 if e.out_of_view else 0.0 for e in events], dtype=f32),
-        "label": np.array([e.label for e in events], dtype=np.uint32),
-    })
-
 
 class AVFusionNode(Node):
     def __init__(self, **kwargs):

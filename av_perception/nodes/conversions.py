@@ -9,6 +9,7 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import PointCloud2, PointField
 
+from ..core.tracker import EventObservations, TrackerInputError
 from ..viz import covariance_ellipsoid, speaking_rgba
 
 __all__ = [
@@ -185,6 +186,53 @@ def cloud_to_observations(msg) -> dict:
         "box": np.column_stack([col["u"], col["v"], col["w"], col["h"]]).reshape(-1, 4),
         "variances": np.column_stack([col["var_x"], col["var_y"], col["var_z"]]).reshape(-1, 3),
     }
+
+
+#: fields of the ``av_events`` cloud, one point per cluster (label uint32, others float32)
+AV_EVENT_FIELDS = ("x", "y", "z", "audio_mass", "visual_mass", "var_x", "var_y", "var_z",
+                   "out_of_view", "label")
+
+
+def events_to_cloud(header, events) -> PointCloud2:
+    """AVEvents -> ``av_events`` PointCloud2 (see module docstring)."""
+    f32 = np.float32
+    pos = np.array([e.position for e in events], dtype=np.float64).reshape(-1, 3)
+    var = np.array([np.diag(e.covariance) for e in events], dtype=np.float64).reshape(-1, 3)
+    return make_pointcloud2(header, {
+        "x": pos[:, 0].astype(f32), "y": pos[:, 1].astype(f32), "z": pos[:, 2].astype(f32),
+        "audio_mass": np.array([e.audio_mass for e in events], dtype=f32),
+        "visual_mass": np.array([e.visual_mass for e in events], dtype=f32),
+        "var_x": var[:, 0].astype(f32), "var_y": var[:, 1].astype(f32),
+        "var_z": var[:, 2].astype(f32),
+        "out_of_view": np.array([1.0 if e.out_of_view else 0.0 for e in events], dtype=f32),
+        "label": np.array([e.label for e in events], dtype=np.uint32),
+    })
+
+
+__all__ += ["AV_EVENT_FIELDS", "events_to_cloud", "cloud_to_events"]
+
+
+def cloud_to_events(msg) -> tuple[float, EventObservations]:
+    """``av_events`` PointCloud2 -> (window end stamp s, EventObservations); the cloud
+    carries the diagonal of each position covariance."""
+    data = read_pointcloud2(msg)
+    missing = [f for f in AV_EVENT_FIELDS if f not in data]
+    if missing:
+        raise ValueError(f"av_events cloud lacks field(s) {', '.join(missing)}")
+    col = {k: v.astype(np.float64) for k, v in data.items()}
+    var = np.column_stack([col["var_x"], col["var_y"], col["var_z"]]).reshape(-1, 3)
+    if not np.all(np.isfinite(var)) or np.any(var <= 0):
+        raise ValueError("av_events cloud has non-positive or non-finite variances")
+    cov = np.zeros((len(var), 3, 3))
+    idx = np.arange(3)
+    cov[:, idx, idx] = var
+    try:
+        events = EventObservations(
+            np.column_stack([col["x"], col["y"], col["z"]]).reshape(-1, 3), cov,
+            col["visual_mass"], col["audio_mass"], col["out_of_view"] > 0.5)
+    except TrackerInputError as exc:
+        raise ValueError(f"av_events cloud rejected: {exc}") from exc
+    return time_to_sec(msg.header.stamp), events
 
 
 #: fields of the ``speakers`` cloud, one point per confirmed track

@@ -11,6 +11,9 @@ same output topics:
 
 * ``audio/features``, ``audio/direction`` (audio stage),
 * ``visual/observations`` (visual stage),
+* ``av_events`` (fusion stage: the weighted-data EM windows of av_fusion_node, run
+  after each image's outputs are published; their unexplained clusters start tracks
+  with ``tracking.use_av_events``),
 * ``speakers``, ``speakers/markers``, ``speakers/image`` and, with
   ``tracking.publish_voices``, ``/humans/voices/<id>/is_speaking`` (tracking stage),
 * ``/diagnostics``: one status per stage ("perception_node audio", "... vision",
@@ -27,10 +30,12 @@ import sys
 import threading
 import time
 
+import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 
+from ..core.av_clustering import AVClusteringConfig
 from ..core.config import (
     AudioCaptureConfig,
     AudioFrontEndConfig,
@@ -42,9 +47,17 @@ from ..core.detection import DetectionConfig, DetectorError
 from ..core.stereo import CalibrationError, StereoCalibration
 from ..core.tracker import TrackerConfig, TrackerInputError
 from ..core.vision import VisionConfig, VisionInputError
+from ..core.wdem import WdemConfig
 from ..io.image_msgs import ImageConversionError, stereo_pair_to_numpy
 from ..io.stereo_sources import ApproximateTimeSync, CalibrationCache, VisionInputConfig
-from ..pipeline import TrackingConfig, TrackingPipeline, VisionPipeline
+from ..pipeline import (
+    FusionInputConfig,
+    FusionInputError,
+    FusionPipeline,
+    TrackingConfig,
+    TrackingPipeline,
+    VisionPipeline,
+)
 from .audio_features_node import AudioFeaturesNode
 from .common import (
     Diagnostics,
@@ -54,12 +67,12 @@ from .common import (
     subscribe_stereo,
     validate_parameter_change,
 )
-from .conversions import observations_to_cloud, time_to_sec
+from .conversions import events_to_cloud, observations_to_cloud, sec_to_time, time_to_sec
 from .tracker_node import AUDIO_IDLE, TrackingOutputs
 
 STAGES = (AudioFrontEndConfig, MicArrayConfig, AudioCaptureConfig, AudioOutputConfig,
           VisionInputConfig, VisionConfig, DetectionConfig, StereoCameraConfig,
-          TrackerConfig, TrackingConfig)
+          TrackerConfig, TrackingConfig, AVClusteringConfig, WdemConfig)
 SIDES = ("left", "right")
 _SUBSCRIPTION_FIELDS = ("compressed", "left_image_topic", "right_image_topic", "left_info_topic",
                         "right_info_topic", "queue_size", "reliability")
@@ -68,6 +81,7 @@ _SUBSCRIPTION_FIELDS = ("compressed", "left_image_topic", "right_image_topic", "
 class PerceptionNode(AudioFeaturesNode):
     def __init__(self, **kwargs):
         self._lock = threading.Lock()  # vision/tracking configs, pipelines, counters
+        self._fusion_lock = threading.Lock()  # audio thread and vision worker feed it
         self._process_lock = threading.Lock()  # one pair at a time through the stages
         self._next_vision = None
         self.outputs = None
@@ -75,6 +89,7 @@ class PerceptionNode(AudioFeaturesNode):
         super().__init__("perception_node", STAGES, **kwargs)  # calls _apply
         self.diag.name = "av_perception: perception_node audio"
         self.pub_observations = self.create_publisher(PointCloud2, "visual/observations", 10)
+        self.pub_events = self.create_publisher(PointCloud2, "av_events", 10)
         self.outputs = TrackingOutputs(self, self.tracking)
         self.vision_diag = Diagnostics(self, "av_perception: perception_node vision")
         self.tracking_diag = Diagnostics(self, "av_perception: perception_node tracking")
@@ -91,6 +106,7 @@ class PerceptionNode(AudioFeaturesNode):
         self._input_subs: list = []
         self._subscribe()
         self.vision_pipeline.warm_up()
+        self.fusion_pipeline.warm_up()
         self._worker = NewestPairsWorker(
             lambda pair: self.process_pair(*pair), self._internal_error,
             lambda: self.input.max_pending_pairs, "perception_vision", self._lock)
@@ -114,6 +130,13 @@ class PerceptionNode(AudioFeaturesNode):
         super()._apply(configs)  # the audio stage
         vision = self._next_vision or self._make_vision(configs)  # DetectorError at start
         self._next_vision = None
+        fusion_args = (configs[AVClusteringConfig], configs[WdemConfig], configs[MicArrayConfig],
+                       FusionInputConfig(frame_id=configs[StereoCameraConfig].frame_id))
+        with self._fusion_lock:
+            if getattr(self, "fusion_pipeline", None) is None:
+                self.fusion_pipeline = FusionPipeline(*fusion_args)
+            else:
+                self.fusion_pipeline.configure(*fusion_args)
         with self._lock:
             old_input = getattr(self, "input", None)
             old_tracker = getattr(self, "tracker_args", None)
@@ -176,6 +199,11 @@ class PerceptionNode(AudioFeaturesNode):
         if feats is not None and len(feats):
             self.tracking_pipeline.add_audio_features(feats)
             self._last_audio_arrival = time.monotonic()
+            with self._fusion_lock:
+                try:
+                    self.fusion_pipeline.add_audio_features(feats)
+                except FusionInputError as exc:
+                    self._problem(self.diag, 1, f"audio frames not fused: {exc}")
         return feats
 
     # ----------------------------------------------------------- vision stage
@@ -266,7 +294,26 @@ class PerceptionNode(AudioFeaturesNode):
             self.outputs.publish(out, header)
             if self.tracking.publish_image:
                 self.outputs.publish_image(left, header, out, vision.calibration)
+            self._fuse(stamp, obs, header.frame_id, tracking)  # after publishing: no latency
             return out
+
+    def _fuse(self, stamp: float, obs, frame_id: str, tracking: TrackingPipeline):
+        """The fusion stage: cluster the windows completed by this image, publish them on
+        av_events and, with tracking.use_av_events, hand the newest to the tracker."""
+        with self._fusion_lock:
+            fusion = self.fusion_pipeline
+            try:
+                fusion.add_visual(stamp, obs.xyz, obs.weight, obs.variances, frame_id)
+                windows = fusion.process()
+            except (FusionInputError, ValueError, np.linalg.LinAlgError) as exc:
+                self._problem(self.tracking_diag, 1, f"fusion window at {stamp:.3f} s "
+                              f"failed: {exc}")
+                return
+        for w in windows:
+            self.pub_events.publish(events_to_cloud(
+                Header(stamp=sec_to_time(w.stamp), frame_id=w.frame_id), w.events))
+        if windows and self.tracking.use_av_events:
+            tracking.add_events(windows[-1].stamp, windows[-1].events)
 
     # ----------------------------------------------------------- diagnostics
     def _calibration_text(self) -> str:
@@ -325,6 +372,10 @@ class PerceptionNode(AudioFeaturesNode):
                 "tracker_resets": tp.resets,
                 "tracker_ms_per_step": 1000.0 * tp.last_processing_time,
                 "live_tracks": tp.tracker.num_tracks,
+                "fusion_windows": self.fusion_pipeline.windows,
+                "fusion_ms_per_window": 1000.0 * self.fusion_pipeline.processing_time
+                / max(self.fusion_pipeline.windows, 1),
+                "births_from_events": s["births_events"] + s["births_events_audio"],
             })
             self.tracking_diag.publish(values)
             self.tracking_diag.clear()

@@ -1,10 +1,11 @@
 """tracker_node: ``visual/observations`` + ``audio/features`` -> ``speakers``.
 
-Subscribes to the visual observations of the stereo front-end and the audio
-features of the binaural front-end, orders them by stamp (audio arrives faster
-and is buffered; the tracker steps at each observation cloud with the audio up to
-its stamp, as ``av-perception process`` does over a bag -- see
-:class:`~av_perception.pipeline.TrackingPipeline`) and publishes:
+Subscribes to the visual observations of the stereo front-end, the audio
+features of the binaural front-end and, with ``tracking.use_av_events``, the
+``av_events`` of av_fusion_node (their unexplained clusters start tracks),
+orders them by stamp (audio arrives faster and is buffered; the tracker steps at
+each observation cloud with the audio up to its stamp, as ``av-perception process``
+does over a bag -- see :class:`~av_perception.pipeline.TrackingPipeline`) and publishes:
 
 * ``speakers`` (sensor_msgs/PointCloud2, one point per confirmed track: x, y, z,
   speaking, existence, var_x, var_y, var_z float32 and id uint32; header = the
@@ -49,6 +50,7 @@ from .common import (
     validate_parameter_change,
 )
 from .conversions import (
+    cloud_to_events,
     cloud_to_features,
     cloud_to_observations,
     time_to_sec,
@@ -189,7 +191,7 @@ class TrackerNode(Node):
         self._apply(configs, first=True)
         self.outputs = TrackingOutputs(self, self.tracking)
         self.diag = Diagnostics(self, "av_perception: tracker_node")
-        self.rates = {k: RateMeter() for k in ("visual", "audio_frames", "images")}
+        self.rates = {k: RateMeter() for k in ("visual", "audio_frames", "images", "events")}
         self._pending: deque = deque()  # (arrival monotonic, observations dict, header)
         self._images: deque = deque()  # (stamp, msg) of the left image
         self._unannotated: deque = deque(maxlen=10)  # (output, header) waiting for an image
@@ -203,6 +205,8 @@ class TrackerNode(Node):
             PointCloud2, "visual/observations", self._on_observations, 50)
         self.sub_audio = self.create_subscription(
             PointCloud2, "audio/features", self._on_features, 200)
+        self.sub_events = None
+        self._subscribe_events()
         self._subscribe_image()
         self.add_on_set_parameters_callback(self._on_parameters)
         self.wait_timer = self.create_timer(0.005, self._drain)
@@ -240,11 +244,21 @@ class TrackerNode(Node):
         self.outputs.configure(self.tracking)
         if old[4] != self.input or old[3].publish_image != self.tracking.publish_image:
             self._subscribe_image()
+        if old[3].use_av_events != self.tracking.use_av_events:
+            self._subscribe_events()
         if old[3].diagnostics_period != self.tracking.diagnostics_period:
             self.destroy_timer(self.diag_timer)
             self.diag_timer = self.create_timer(self.tracking.diagnostics_period,
                                                 self._publish_diag)
         return result
+
+    def _subscribe_events(self):
+        if self.sub_events is not None:
+            self.destroy_subscription(self.sub_events)
+            self.sub_events = None
+        if self.tracking.use_av_events:
+            self.sub_events = self.create_subscription(
+                PointCloud2, "av_events", self._on_events, 10)
 
     def _subscribe_image(self):
         for sub in self._image_subs:
@@ -276,6 +290,16 @@ class TrackerNode(Node):
         self.rates["audio_frames"].add(n)
         self._last_audio_arrival = time.monotonic()
         self._drain()
+
+    def _on_events(self, msg):
+        try:
+            stamp, events = cloud_to_events(msg)
+        except ValueError as exc:
+            self.inputs_rejected += 1
+            self.diag.error(f"av_events message rejected: {exc}")
+            return
+        self.rates["events"].add()
+        self.pipeline.add_events(stamp, events)
 
     def _on_observations(self, msg):
         try:
@@ -392,6 +416,15 @@ class TrackerNode(Node):
             "tracker_ms_per_step": 1000.0 * self.pipeline.processing_time / steps,
             "live_tracks": self.pipeline.tracker.num_tracks,
         })
+        if self.tracking.use_av_events:
+            if self.rates["events"].count == 0:
+                self.diag.warn(f"tracking.use_av_events is on but no events arrive on "
+                               f"{self.sub_events.topic_name}: run av_fusion_node")
+            values.update({
+                "av_events_rate_hz": self.rates["events"].rate(),
+                "births_from_events": s["births_events"] + s["births_events_audio"],
+                "late_events_dropped": s["late_events"],
+            })
         if visual_count == 0:
             self.diag.warn(f"no visual observations received on {self.sub_obs.topic_name}: "
                            "run visual_features_node (or remap visual/observations)")
