@@ -136,6 +136,115 @@ class VisionRunResult:
         return (self.last_stamp - self.first_stamp) if self.frames > 1 else 0.0
 
 
+class AsyncDetection:
+    """A :class:`~av_perception.core.detection.DetectionPipeline` whose detectors run on
+    a worker thread (``detection.asynchronous``, live nodes).
+
+    On every frame the held boxes are tracked into it (template matching, a few ms);
+    a detection finished since the previous frame replaces them, carried from its own
+    frame into this one by tracking; a new detection starts on this frame when the
+    worker is idle and ``detection.every_k`` frames have passed since the last one (at
+    once while no box is held).  A keyframe therefore no longer delays its frame's
+    output; new faces appear one or two frames after the frame they were detected in.
+    Same interface as DetectionPipeline (``detect``, ``reset``, ``roi_pixels``,
+    ``stats``); an error of the detectors is raised by the next ``detect``.
+    """
+
+    def __init__(self, pipeline):
+        import threading
+
+        self.pipeline = pipeline
+        self._cv = threading.Condition()
+        self._job = None  # (generation, image, grey) waiting for the worker
+        self._done = None  # (generation, grey, detections, error) not yet applied
+        self._busy = False
+        self._stop = False
+        self._generation = 0
+        self._since = 0
+        self.detect_time = 0.0  # s, total on the worker
+        self.detections_run = 0
+        self._thread = threading.Thread(target=self._run, name="av_perception_detection",
+                                        daemon=True)
+        self._thread.start()
+
+    def __getattr__(self, name):  # roi_pixels, stats, config, tracker of the pipeline
+        return getattr(self.__dict__["pipeline"], name)
+
+    def _run(self):
+        while True:
+            with self._cv:
+                while self._job is None and not self._stop:
+                    self._cv.wait()
+                if self._stop:
+                    return
+                (gen, image, grey), self._job = self._job, None
+            t0 = time.perf_counter()
+            error = None
+            try:
+                dets = self.pipeline.detect_keyframe(image, grey)
+            except Exception as exc:  # handed to the frame thread, which reports it
+                dets, error = [], exc
+            with self._cv:
+                self.detect_time += time.perf_counter() - t0
+                self.detections_run += 1
+                self._busy = False
+                if gen == self._generation:
+                    self._done = (gen, grey, dets, error)
+                self._cv.notify_all()
+
+    def detect(self, image: np.ndarray) -> list:
+        """Boxes of this frame (see the class docstring)."""
+        import cv2
+
+        grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        with self._cv:
+            done, self._done = self._done, None
+        if done is not None:
+            _, key_grey, dets, error = done
+            if error is not None:
+                raise error
+            out = self.pipeline.restart(key_grey, dets, grey)
+        else:
+            out = self.pipeline.track(grey)
+        self._since += 1
+        with self._cv:
+            idle = not self._busy and self._job is None
+            if idle and (self._since >= self.pipeline.config.every_k
+                         or len(self.pipeline.tracker) == 0):
+                self._job = (self._generation, image, grey)
+                self._busy = True
+                self._since = 0
+                self._cv.notify_all()
+        return out
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Wait until the worker has finished its detection (tests, shutdown)."""
+        end = time.monotonic() + timeout
+        with self._cv:
+            while self._busy or self._job is not None:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cv.wait(left)
+        return True
+
+    def reset(self) -> None:
+        """Forget the held boxes and any detection in flight; the next frame starts one."""
+        with self._cv:
+            self._generation += 1
+            self._done = None
+            self._job = None
+        self.pipeline.reset()
+        self._since = 0
+
+    def close(self) -> None:
+        """Stop the worker thread."""
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+        self._thread.join(timeout=2.0)
+
+
 class VisionPipeline:
     """Visual stage: stereo pairs -> :class:`~av_perception.core.vision.VisualObservations`.
 
@@ -147,12 +256,19 @@ class VisionPipeline:
 
     Statistics: ``frames``, ``observations``, ``rejected_pairs``,
     ``processing_time`` (s, total), ``last_processing_time``, ``last_error``.
+
+    ``live=True`` (the nodes) runs the detectors on a worker thread when
+    ``detection.asynchronous`` (:class:`AsyncDetection`); offline runs detect in the
+    frame and are reproducible.
     """
 
     def __init__(self, vision: VisionConfig | None = None,
-                 detection: DetectionConfig | None = None, calibration=None):
+                 detection: DetectionConfig | None = None, calibration=None,
+                 live: bool = False):
         self.vision_config = vision or VisionConfig()
         self.detection_config = detection or DetectionConfig()
+        # live nodes detect on a worker thread when detection.asynchronous (AsyncDetection)
+        self.asynchronous_detection = live and self.detection_config.asynchronous
         self._calibration_source = calibration if calibration is not None \
             else StereoCameraConfig()
         self.front_end = self._build(self._calibration_source)
@@ -165,7 +281,15 @@ class VisionPipeline:
         self.calibration_changes = 0
 
     def _build(self, calibration) -> VisualFrontEnd:
-        return VisualFrontEnd(self.vision_config, calibration, self.detection_config)
+        front_end = VisualFrontEnd(self.vision_config, calibration, self.detection_config)
+        if self.asynchronous_detection:
+            front_end.detector = AsyncDetection(front_end.detector)
+        return front_end
+
+    def close(self) -> None:
+        """Stop the detection worker thread (asynchronous detection)."""
+        if isinstance(self.front_end.detector, AsyncDetection):
+            self.front_end.detector.close()
 
     @property
     def calibration(self):
@@ -184,6 +308,7 @@ class VisionPipeline:
                                       and calibration == src)
         if same:
             return False
+        self.close()
         self.front_end = self._build(calibration)
         self._calibration_source = calibration
         self.calibration_changes += 1

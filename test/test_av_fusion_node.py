@@ -168,7 +168,7 @@ def test_events_locate_people_and_the_speaker(harness):
     from sensor_msgs.msg import PointField
 
     assert list(fields) == ["x", "y", "z", "audio_mass", "visual_mass", "var_x", "var_y",
-                            "var_z", "out_of_view", "label"]
+                            "var_z", "out_of_view", "label", "spread_x", "spread_y", "spread_z"]
     assert fields["label"] == PointField.UINT32 and fields["x"] == PointField.FLOAT32
     for msg in h.events[-6:]:
         _, ev = _events(msg)
@@ -178,6 +178,8 @@ def test_events_locate_people_and_the_speaker(harness):
         d_sil = np.linalg.norm(pos - SILENT, axis=1)
         i, j = int(np.argmin(d_spk)), int(np.argmin(d_sil))
         assert i != j and d_spk[i] < 0.05 and d_sil[j] < 0.06
+        # static people: the visual spread is the observation noise, a few cm at most
+        assert np.all(ev["spread_x"] > 0) and np.all(ev["spread_x"] < 0.05 ** 2)
         assert ev["audio_mass"][i] > 10 * max(ev["audio_mass"][j], 1.0)
         assert ev["visual_mass"][i] > 8 and ev["visual_mass"][j] > 8
         assert np.all(ev["out_of_view"] == 0)

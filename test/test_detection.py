@@ -153,6 +153,55 @@ def test_tracking_drops_a_vanished_face(moving_face):
     assert p.detect(blank) == []
 
 
+def test_asynchronous_detection_tracks_every_frame_and_applies_late_detections(moving_face):
+    """AsyncDetection (live nodes): the detectors run on a worker thread; the frame that
+    starts a detection gets only the held boxes, the detection reaches a later frame
+    carried there by tracking, at the same place a synchronous keyframe would put it."""
+    from av_perception.pipeline import AsyncDetection
+
+    cfg = DetectionConfig(every_k=3, haar_min_neighbors=3)
+    sync = DetectionPipeline(cfg)
+    u0 = sync.detect(moving_face[0][0])[0].centre[0] - moving_face[0][1]
+    det = AsyncDetection(DetectionPipeline(cfg))
+    try:
+        assert det.detect(moving_face[0][0]) == []  # nothing held yet: a detection starts
+        assert det.wait_idle()
+        counts = []
+        for i, (img, u) in enumerate(moving_face[1:], start=1):
+            boxes = det.detect(img)
+            counts.append(len(boxes))
+            assert len(boxes) == 1, i
+            # carried from its detection frame into this one: the true position of frame i
+            assert boxes[0].centre[0] - u == pytest.approx(u0, abs=1.0), i
+            assert det.wait_idle()
+        assert det.detections_run == 3  # frames 0, 3 and 6 (every_k = 3)
+        assert det.stats["keyframes"] == 2 and det.stats["frames"] == 7
+        # a detector error surfaces at the next frame; reset drops a detection in flight
+        det.pipeline.detect_keyframe = lambda image, grey=None: 1 / 0
+        det.reset()
+        det.detect(moving_face[0][0])
+        assert det.wait_idle()
+        with pytest.raises(ZeroDivisionError):
+            det.detect(moving_face[1][0])
+    finally:
+        det.close()
+    assert not det._thread.is_alive()
+
+
+def test_vision_pipeline_detects_asynchronously_only_live():
+    from av_perception.pipeline import AsyncDetection, VisionPipeline
+
+    live = VisionPipeline(live=True)
+    try:
+        assert isinstance(live.front_end.detector, AsyncDetection)
+        assert live.front_end.detector.roi_pixels(640, 480) == (0, 0, 640, 480)
+    finally:
+        live.close()
+    assert not isinstance(VisionPipeline().front_end.detector, AsyncDetection)
+    off = VisionPipeline(detection=DetectionConfig(asynchronous=False), live=True)
+    assert not isinstance(off.front_end.detector, AsyncDetection)
+
+
 def test_yunet_errors(tmp_path):
     with pytest.raises(DetectorError, match="detection.yunet_model"):
         YuNetDetector("")

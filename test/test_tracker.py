@@ -493,6 +493,22 @@ def test_births_from_av_events(rng):
             **dict(zip(("xyz", "covariance", "weight"), _frame([a, b], rng)))))
     assert sorted(out.ids) == born
 
+    # a walker (0.6 m/s): the window average lags ~0.3 m behind the track, the cluster's
+    # spread covers it -- no duplicate
+    trk = Tracker(TrackerConfig())
+    av = AVClusterer(AVClusteringConfig(), GEOM)
+    for k in range(45):
+        t = k / FPS
+        p = _point_at(0.0, 2.0, y=-0.2) + np.array([0.6 * t, 0.0, 0.0])
+        xyz, cov, w = _frame([p], rng)
+        av.update(t, xyz, w, visual_covariances=cov)
+        trk.update_visual(t, xyz, cov, w)
+        if k >= 15 and k % 8 == 0:
+            walk = EventObservations.from_events(av.last_result.events)
+            assert np.linalg.norm(walk.position[0] - p) > 0.2
+            assert trk.update_events(t, walk) == 0
+    assert trk.stats["births_events"] == 0 and trk.num_tracks == 1
+
     # weak visual support (one frame seen in a second) starts nothing
     weak = EventObservations(ev.position[:1], ev.covariance[:1], [1.0], [0.0], [False])
     assert Tracker(cfg).update_events(0.0, weak) == 0

@@ -56,7 +56,9 @@ class Harness:
 
         from av_perception.nodes.visual_features_node import VisualFeaturesNode
 
-        overrides = {"vision_input.diagnostics_period": 0.2, **overrides}
+        # frame-exact checks: detect in the frame unless a test asks for the live default
+        overrides = {"vision_input.diagnostics_period": 0.2, "detection.asynchronous": False,
+                     **overrides}
         self.node = VisualFeaturesNode(
             parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
         self.io = rclpy.create_node("visual_test_io")
@@ -98,10 +100,14 @@ class Harness:
         self.pub_img[0].publish(lm)
         self.pub_img[1].publish(rm)
 
-    def send_and_wait(self, n, left, right, t0=T0, **kw):
-        """Publish n pairs one after the other, each once its predecessor is processed."""
+    def send_and_wait(self, n, left, right, t0=T0, real_time=False, **kw):
+        """Publish n pairs one after the other, each once its predecessor is processed
+        (and, with real_time, not before its time at 15 fps)."""
         start = len(self.clouds)
+        wall0 = time.monotonic()
         for k in range(n):
+            if real_time:
+                self.spin(wall0 + k / 15 - time.monotonic())
             self.publish(t0 + k / 15, left, right, **kw)
             want = start + k + 1
             self.spin_until(lambda want=want: len(self.clouds) >= want, 10.0)
@@ -158,12 +164,20 @@ def _check_heads(cloud, stamp, tol=0.03):
 
 
 def test_node_publishes_observations_of_rendered_heads(harness, pair):
-    h = harness({"vision_input.max_pending_pairs": 4})
-    clouds = h.send_and_wait(4, *pair)
-    assert len(clouds) == 4
+    from av_perception.nodes.conversions import cloud_to_observations
+
+    # the live default: detection on a worker thread, the heads are tracked in every frame
+    # once the first detection is back (frame 0 has nothing yet: no frame waits for it)
+    h = harness({"vision_input.max_pending_pairs": 4, "detection.asynchronous": True})
+    clouds = h.send_and_wait(6, *pair, real_time=True)
+    assert len(clouds) == 6
+    counts = [len(cloud_to_observations(c)["xyz"]) for c in clouds]
+    assert counts[0] == 0 and counts[-2:] == [2, 2], counts
     for k, cloud in enumerate(clouds):
-        _check_heads(cloud, T0 + k / 15)
-    assert h.spin_until(lambda: any(kv.key == "frames_published" and kv.value == "4"
+        if counts[k]:
+            _check_heads(cloud, T0 + k / 15)
+    assert h.node.pipeline.front_end.detector.detections_run >= 1
+    assert h.spin_until(lambda: any(kv.key == "frames_published" and kv.value == "6"
                                     for s in h.statuses() for kv in s.values), 10.0)
     ok = [s for s in h.statuses(0) if any(kv.key == "frames_published" and kv.value != "0"
                                           for kv in s.values)]
@@ -173,7 +187,7 @@ def test_node_publishes_observations_of_rendered_heads(harness, pair):
                 "processing_ms_per_frame", "observations_per_frame", "last_error"):
         assert key in values
     assert float(values["input_rate_left_hz"]) > 0 and float(values["processing_ms_per_frame"]) > 0
-    assert float(values["observations_per_frame"]) == 2.0
+    assert 1.0 <= float(values["observations_per_frame"]) <= 2.0
     assert values["sync_failures"] == "0" and values["last_error"] == "none"
     assert "640x480, fx 500.0 px, baseline 0.1200 m, rectified (camera_info)" in \
         values["calibration"]

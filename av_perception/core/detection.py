@@ -127,6 +127,12 @@ class DetectionConfig(StageConfig):
     track_min_score: float = param(
         0.6, "Tracked boxes whose template correlation drops below this are dropped.",
         low=0.0, high=1.0)
+    asynchronous: bool = param(
+        True, "Live nodes (visual_features_node, perception_node): run the detectors on a "
+        "worker thread and track the boxes on every frame meanwhile, so a keyframe does not "
+        "delay its frame's output (detections reach the tracked boxes one or two frames "
+        "later).  Offline commands (process, vision, demo) always detect in the frame, "
+        "which keeps them reproducible.")
 
     def validate(self):
         x0, y0, x1, y1 = self.roi
@@ -556,6 +562,35 @@ class DetectionPipeline:
         if c.every_k > 1:
             self.tracker.start(gray, dets)
         return dets
+
+    # The three steps of :meth:`detect`, for a caller that runs the detectors elsewhere
+    # (pipeline.AsyncDetection: on a worker thread, while the frames are tracked).
+    def detect_keyframe(self, image: np.ndarray, gray: np.ndarray | None = None
+                        ) -> list[Detection]:
+        """The detectors + NMS on one frame; no tracking state is touched (safe to call
+        from another thread than :meth:`track`)."""
+        c = self.config
+        dets = self.run_detectors(image, gray)
+        return non_max_suppression(dets, c.nms_iou, c.max_detections)
+
+    def track(self, image: np.ndarray) -> list[Detection]:
+        """Follow the held boxes into this frame (template tracking only)."""
+        self.frame_index += 1
+        self.stats["frames"] += 1
+        dets = self.tracker.update(_gray(image))
+        self.stats["tracked"] += len(dets)
+        return sorted(dets, key=lambda d: -d.confidence)
+
+    def restart(self, key_gray: np.ndarray, detections, image: np.ndarray | None = None
+                ) -> list[Detection]:
+        """Hold ``detections`` of an earlier frame (its grey image ``key_gray``) and,
+        when ``image`` (a later frame) is given, carry them into it by tracking."""
+        self.stats["keyframes"] += 1
+        self.stats["detections"] += len(detections)
+        self.tracker.start(key_gray, detections)
+        if image is None:
+            return list(detections)
+        return self.track(image)
 
     def run_detectors(self, image: np.ndarray, gray: np.ndarray | None = None) -> list[Detection]:
         """All configured detectors on the ROI at the configured scale (no NMS, no tracking)."""

@@ -621,6 +621,8 @@ class EventObservations:
     uncertainty.  visual_mass, audio_mass : (E,) >= 0.  out_of_view : (E,) bool, audio
     without visual support (position on the ITD cone at the fusion's default depth).
     stamp : s, end of the window (None: unknown, the time they are given at is used).
+    spread : (E, 3, 3) m^2, covariance of each cluster's visual observations over the
+    window (motion inflates it; default zero).
     """
 
     position: np.ndarray
@@ -629,15 +631,19 @@ class EventObservations:
     audio_mass: np.ndarray
     out_of_view: np.ndarray
     stamp: float | None = None
+    spread: np.ndarray | None = None
 
     def __post_init__(self):
         self.position = np.asarray(self.position, dtype=float).reshape(-1, 3)
         n = len(self.position)
         self.covariance = np.asarray(self.covariance, dtype=float).reshape(n, 3, 3)
+        self.spread = (np.zeros((n, 3, 3)) if self.spread is None
+                       else np.asarray(self.spread, dtype=float).reshape(n, 3, 3))
         self.visual_mass = np.asarray(self.visual_mass, dtype=float).reshape(n)
         self.audio_mass = np.asarray(self.audio_mass, dtype=float).reshape(n)
         self.out_of_view = np.asarray(self.out_of_view, dtype=bool).reshape(n)
         finite = (np.all(np.isfinite(self.position)) and np.all(np.isfinite(self.covariance))
+                  and np.all(np.isfinite(self.spread))
                   and np.all(np.isfinite(self.visual_mass))
                   and np.all(np.isfinite(self.audio_mass)))
         if not finite:
@@ -656,7 +662,8 @@ class EventObservations:
         return cls([e.position for e in events], [e.covariance for e in events],
                    [e.visual_mass for e in events], [e.audio_mass for e in events],
                    [e.out_of_view for e in events],
-                   max((e.stamp for e in events), default=None))
+                   max((e.stamp for e in events), default=None),
+                   [e.spread for e in events])
 
 
 @dataclass
@@ -927,7 +934,9 @@ class Tracker:
         track at its position; an out-of-view event with ``event_birth_audio_mass`` of
         audio starts an audio-only track (outside the camera view only, like the
         tracker's own audio births).  A track explains an event when their positions
-        are within ``event_gate`` (Mahalanobis, covariances added) or ``merge_distance``.
+        are within ``event_gate`` (Mahalanobis; the track's covariance plus the event's
+        covariance and spread, as a moving person's window-average lags behind) or
+        ``merge_distance``.
         The events only start tracks: their observations already reach the tracker as
         visual observations and audio frames, and counting them twice would make the
         tracks overconfident.
@@ -960,7 +969,7 @@ class Tracker:
             pos, cov = events.position[e], events.covariance[e]
             if len(self._ids):
                 r = self._mu[:, :3] - pos
-                S = self._cov[:, :3, :3] + cov
+                S = self._cov[:, :3, :3] + cov + _symmetrise(events.spread[e])
                 md = np.einsum("ni,ni->n", r, np.linalg.solve(S, r[..., None])[..., 0])
                 if np.any(md <= c.event_gate) or np.min(
                         np.linalg.norm(r, axis=1)) < max(c.merge_distance, 1e-9):

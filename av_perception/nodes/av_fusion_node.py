@@ -10,7 +10,8 @@ any rate gives the same windows.  Publishes
 
 * ``av_events`` (sensor_msgs/PointCloud2, one point per cluster of the window:
   float32 x, y, z, audio_mass, visual_mass, var_x, var_y, var_z, out_of_view
-  (0/1), uint32 label; header stamp = window end, frame_id = the visual
+  (0/1), uint32 label, float32 spread_x, spread_y, spread_z (diagonal of the
+  cluster's visual spread over the window, m^2); header stamp = window end, frame_id = the visual
   observations' frame_id (``fusion_input.frame_id`` until one is known); an empty
   cloud for a window without clusters),
 * ``/diagnostics`` (input rates, window processing time, events per window,

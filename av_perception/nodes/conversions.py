@@ -190,7 +190,7 @@ def cloud_to_observations(msg) -> dict:
 
 #: fields of the ``av_events`` cloud, one point per cluster (label uint32, others float32)
 AV_EVENT_FIELDS = ("x", "y", "z", "audio_mass", "visual_mass", "var_x", "var_y", "var_z",
-                   "out_of_view", "label")
+                   "out_of_view", "label", "spread_x", "spread_y", "spread_z")
 
 
 def events_to_cloud(header, events) -> PointCloud2:
@@ -198,6 +198,7 @@ def events_to_cloud(header, events) -> PointCloud2:
     f32 = np.float32
     pos = np.array([e.position for e in events], dtype=np.float64).reshape(-1, 3)
     var = np.array([np.diag(e.covariance) for e in events], dtype=np.float64).reshape(-1, 3)
+    spread = np.array([np.diag(e.spread) for e in events], dtype=np.float64).reshape(-1, 3)
     return make_pointcloud2(header, {
         "x": pos[:, 0].astype(f32), "y": pos[:, 1].astype(f32), "z": pos[:, 2].astype(f32),
         "audio_mass": np.array([e.audio_mass for e in events], dtype=f32),
@@ -206,6 +207,8 @@ def events_to_cloud(header, events) -> PointCloud2:
         "var_z": var[:, 2].astype(f32),
         "out_of_view": np.array([1.0 if e.out_of_view else 0.0 for e in events], dtype=f32),
         "label": np.array([e.label for e in events], dtype=np.uint32),
+        "spread_x": spread[:, 0].astype(f32), "spread_y": spread[:, 1].astype(f32),
+        "spread_z": spread[:, 2].astype(f32),
     })
 
 
@@ -223,13 +226,17 @@ def cloud_to_events(msg) -> tuple[float, EventObservations]:
     var = np.column_stack([col["var_x"], col["var_y"], col["var_z"]]).reshape(-1, 3)
     if not np.all(np.isfinite(var)) or np.any(var <= 0):
         raise ValueError("av_events cloud has non-positive or non-finite variances")
-    cov = np.zeros((len(var), 3, 3))
+    spread = np.column_stack([col["spread_x"], col["spread_y"], col["spread_z"]]).reshape(-1, 3)
     idx = np.arange(3)
+    cov = np.zeros((len(var), 3, 3))
     cov[:, idx, idx] = var
+    spread_cov = np.zeros((len(var), 3, 3))
+    spread_cov[:, idx, idx] = np.maximum(spread, 0.0)
     try:
         events = EventObservations(
             np.column_stack([col["x"], col["y"], col["z"]]).reshape(-1, 3), cov,
-            col["visual_mass"], col["audio_mass"], col["out_of_view"] > 0.5)
+            col["visual_mass"], col["audio_mass"], col["out_of_view"] > 0.5,
+            spread=spread_cov)
     except TrackerInputError as exc:
         raise ValueError(f"av_events cloud rejected: {exc}") from exc
     return time_to_sec(msg.header.stamp), events

@@ -124,7 +124,7 @@ class PerceptionNode(AudioFeaturesNode):
     @staticmethod
     def _make_vision(configs) -> VisionPipeline:
         return VisionPipeline(configs[VisionConfig], configs[DetectionConfig],
-                              configs[StereoCameraConfig])
+                              configs[StereoCameraConfig], live=True)
 
     def _apply(self, configs):
         super()._apply(configs)  # the audio stage
@@ -146,6 +146,8 @@ class PerceptionNode(AudioFeaturesNode):
             self.camera = configs[StereoCameraConfig]
             self.tracking = configs[TrackingConfig]
             self.tracker_args = (configs[TrackerConfig], configs[MicArrayConfig], self.camera)
+            if getattr(self, "vision_pipeline", None) is not None:
+                self.vision_pipeline.close()  # its detection worker
             self.vision_pipeline = vision
             self.camera_calibration = StereoCalibration.from_config(self.camera)
             if old_input is None or old_input.images_rectified != new.images_rectified:
@@ -383,6 +385,7 @@ class PerceptionNode(AudioFeaturesNode):
     def destroy_node(self):
         if self._worker is not None:
             self._worker.stop()
+        self.vision_pipeline.close()
         if self.outputs is not None:
             self.outputs.close()
         return super().destroy_node()

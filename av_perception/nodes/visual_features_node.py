@@ -98,7 +98,7 @@ class VisualFeaturesNode(Node):
     @staticmethod
     def _make_pipeline(configs) -> VisionPipeline:
         return VisionPipeline(configs[VisionConfig], configs[DetectionConfig],
-                              configs[StereoCameraConfig])
+                              configs[StereoCameraConfig], live=True)
 
     def _apply(self, configs, pipeline):
         with self._lock:
@@ -107,6 +107,8 @@ class VisualFeaturesNode(Node):
             self.vision = configs[VisionConfig]
             self.detection = configs[DetectionConfig]
             self.camera = configs[StereoCameraConfig]
+            if getattr(self, "pipeline", None) is not None:
+                self.pipeline.close()  # its detection worker; a pair in flight still finishes
             self.pipeline = pipeline
             self.camera_calibration = StereoCalibration.from_config(self.camera)
             if old is None or old.images_rectified != new.images_rectified:
@@ -301,6 +303,7 @@ class VisualFeaturesNode(Node):
 
     def destroy_node(self):
         self._worker.stop()
+        self.pipeline.close()
         return super().destroy_node()
 
 
