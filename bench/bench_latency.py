@@ -8,7 +8,9 @@ stamped with the current time, at 15 fps for ``--seconds`` s.  A subscriber in t
 same process records, for every ``speakers`` message, now - header stamp (the stamp
 is the image's, so this is image capture -> speakers publication: image transport,
 pairing, the visual front-end, the wait for the audio up to the stamp, the tracker
-and the publication).  Prints a markdown table.
+and the publication).  Runs twice: with the live default ``detection.asynchronous``
+(detectors on a worker thread) and detecting in the frame (the baseline).  Prints
+markdown tables.
 
 Run: ``.venv/bin/python bench/bench_latency.py [--seconds 10] [--fps 15]``
 """
@@ -25,35 +27,19 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--fps", type=float, default=15.0)
-    args = ap.parse_args(argv)
-
+def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, right):
+    """One run of perception_node; returns (latencies ms, stats, pairs sent, tracks)."""
     import rclpy
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-    from stereobag import HEADS, render
     from test_visual_node import image_msg, info_msgs
 
-    from av_perception.core.config import MicArrayConfig
-    from av_perception.core.geometry import MicGeometry
-    from av_perception.core.signals import binauralize, noise_bursts
-    from av_perception.io.audio_sources import write_wav
     from av_perception.nodes.conversions import cloud_to_tracks, time_to_sec
     from av_perception.nodes.perception_node import PerceptionNode
 
-    fs = 16000
-    itd = float(MicGeometry.from_config(MicArrayConfig()).itd(HEADS[:1])[0])
-    tmp = Path(tempfile.mkdtemp(prefix="bench_latency_"))
-    wav = tmp / "talker.wav"
-    write_wav(wav, binauralize(noise_bursts(fs, args.seconds + 5, on=1.0, off=0.2, seed=4),
-                               itd, fs), fs)
-    left, right = render(HEADS, seed=2)
-
-    rclpy.init()
-    node = PerceptionNode(parameter_overrides=[Parameter("capture.input_file", value=str(wav))])
+    node = PerceptionNode(parameter_overrides=[
+        Parameter("capture.input_file", value=str(wav)),
+        Parameter("detection.asynchronous", value=asynchronous)])
     io = rclpy.create_node("bench_latency_io")
     lat, tracks = [], []
 
@@ -75,7 +61,7 @@ def main(argv=None) -> int:
         while time.monotonic() < end and pub_img[1].get_subscription_count() == 0:
             ex.spin_once(timeout_sec=0.01)
         warm = time.monotonic() + 1.0  # first second: tracks being born, not measured
-        end = warm + args.seconds
+        end = warm + seconds
         next_pub = time.monotonic()
         while time.monotonic() < end:
             if time.monotonic() >= next_pub:
@@ -85,7 +71,7 @@ def main(argv=None) -> int:
                 pub_img[0].publish(image_msg(left, stamp, "cam_left"))
                 pub_img[1].publish(image_msg(right, stamp, "cam_right"))
                 sent += 1
-                next_pub += 1.0 / args.fps
+                next_pub += 1.0 / fps
                 if time.monotonic() < warm:
                     lat.clear()
                     tracks.clear()
@@ -98,6 +84,8 @@ def main(argv=None) -> int:
         stats = {
             "vision_ms": 1000 * vision.mean_processing_time,
             "tracker_ms": 1000 * tp.processing_time / max(tp.steps, 1),
+            "fusion_ms": 1000 * node.fusion_pipeline.processing_time
+            / max(node.fusion_pipeline.windows, 1),
             "dropped": node.pairs_dropped_busy,
             "waits": node.audio_waits,
             "timeouts": node.audio_wait_timeouts,
@@ -106,26 +94,65 @@ def main(argv=None) -> int:
         ex.shutdown()
         node.destroy_node()
         io.destroy_node()
+    return 1000 * np.asarray(lat), stats, sent, tracks
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--fps", type=float, default=15.0)
+    args = ap.parse_args(argv)
+
+    import rclpy
+    from stereobag import HEADS, render
+
+    from av_perception.core.config import MicArrayConfig
+    from av_perception.core.geometry import MicGeometry
+    from av_perception.core.signals import binauralize, noise_bursts
+    from av_perception.io.audio_sources import write_wav
+
+    fs = 16000
+    itd = float(MicGeometry.from_config(MicArrayConfig()).itd(HEADS[:1])[0])
+    tmp = Path(tempfile.mkdtemp(prefix="bench_latency_"))
+    wav = tmp / "talker.wav"
+    write_wav(wav, binauralize(noise_bursts(fs, args.seconds + 5, on=1.0, off=0.2, seed=4),
+                               itd, fs), fs)
+    left, right = render(HEADS, seed=2)
+    rclpy.init()
+    runs = {}
+    try:
+        for mode, asynchronous in (("asynchronous detection (default)", True),
+                                   ("detection in the frame (baseline)", False)):
+            runs[mode] = measure(args.seconds, args.fps, asynchronous, wav, left, right)
+    finally:
         rclpy.try_shutdown()
 
-    lat_ms = 1000 * np.asarray(lat)
-    if not len(lat_ms):
-        print("no speakers message received", file=sys.stderr)
-        return 1
-    print(f"perception_node, {args.seconds:g} s at {args.fps:g} fps (640x480 bgr8 Image pairs, "
-          f"WAV played in real time), {len(lat_ms)} speakers messages for {sent} pairs sent")
+    print(f"perception_node, {args.seconds:g} s at {args.fps:g} fps per mode (640x480 bgr8 "
+          "Image pairs, WAV played in real time)")
     print()
-    print("| latency (ms) | p50 | p90 | p99 | max | mean |")
-    print("|---|---|---|---|---|---|")
-    p = np.percentile(lat_ms, [50, 90, 99])
-    print(f"| image stamp -> speakers | {p[0]:.1f} | {p[1]:.1f} | {p[2]:.1f} | "
-          f"{lat_ms.max():.1f} | {lat_ms.mean():.1f} |")
+    print("| detection | speakers msgs / pairs | p50 (ms) | p90 | p99 | max | mean |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    p99 = {}
+    for mode, (lat_ms, _, sent, _) in runs.items():
+        if not len(lat_ms):
+            print(f"| {mode} | no speakers message received | | | | | |")
+            continue
+        p = np.percentile(lat_ms, [50, 90, 99])
+        p99[mode] = p[2]
+        print(f"| {mode} | {len(lat_ms)} / {sent} | {p[0]:.1f} | {p[1]:.1f} | {p[2]:.1f} | "
+              f"{lat_ms.max():.1f} | {lat_ms.mean():.1f} |")
+    if len(p99) == 2:
+        a, b = p99.values()
+        print(f"\np99 baseline / asynchronous: {b / a:.2f}x")
     print()
-    print("| visual front-end ms/pair | tracker ms/step | pairs dropped (busy) | "
-          "steps that waited for audio | waits timed out | tracks (median) |")
-    print("|---|---|---|---|---|---|")
-    print(f"| {stats['vision_ms']:.1f} | {stats['tracker_ms']:.2f} | {stats['dropped']} | "
-          f"{stats['waits']} | {stats['timeouts']} | {int(np.median(tracks))} |")
+    print("| detection | visual front-end ms/pair | tracker ms/step | fusion ms/window | "
+          "pairs dropped (busy) | steps that waited for audio | waits timed out | "
+          "tracks (median) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for mode, (_, stats, _, tracks) in runs.items():
+        print(f"| {mode} | {stats['vision_ms']:.1f} | {stats['tracker_ms']:.2f} | "
+              f"{stats['fusion_ms']:.2f} | {stats['dropped']} | {stats['waits']} | "
+              f"{stats['timeouts']} | {int(np.median(tracks)) if tracks else 0} |")
     return 0
 
 
