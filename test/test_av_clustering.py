@@ -6,6 +6,7 @@ from av_perception.core.av_clustering import (
     AVClusterer,
     AVClusteringConfig,
     cluster_window,
+    dense_cores,
 )
 from av_perception.core.config import ConfigError, StageConfig
 from av_perception.core.geometry import MicGeometry
@@ -72,14 +73,33 @@ def _match(events, truth):
     return [events[i] for i in idx], d[np.arange(len(truth)), idx]
 
 
+def test_dense_cores():
+    """Two heads and uniform clutter: one core per head at its weighted centre, densest
+    first; thresholds and the core limit are respected."""
+    rng = np.random.default_rng(0)
+    heads = np.array([[-0.5, 0.0, 2.0], [0.4, 0.0, 2.5]])
+    X = np.concatenate([heads[0] + 0.03 * rng.normal(size=(15, 3)),
+                        heads[1] + 0.03 * rng.normal(size=(8, 3)),
+                        rng.uniform([-2, -1, 1], [2, 1, 5], size=(20, 3))])
+    w = np.concatenate([np.full(15, 0.9), np.full(8, 0.9), np.full(20, 0.4)])
+    cores = dense_cores(X, w, 0.3, 3.0, 6)
+    assert cores.shape == (2, 3)
+    assert np.linalg.norm(cores - heads, axis=1).max() < 0.05
+    assert len(dense_cores(X, w, 0.3, 8.0, 6)) == 1  # the second head has 7.2
+    assert len(dense_cores(X, w, 0.3, 3.0, 1)) == 1
+    assert dense_cores(X[:0], w[:0], 0.3, 3.0, 6).shape == (0, 3)
+
+
 @pytest.mark.parametrize("variant", ["wd", "fwd"])
 @pytest.mark.parametrize("with_covariances", [True, False])
-def test_one_window_three_people(variant, with_covariances):
+@pytest.mark.parametrize("birth_search", ["cores", "mml"])
+def test_one_window_three_people(variant, with_covariances, birth_search):
     errors, depth_tol = [], 0.04 * PEOPLE[:, 2] ** 2 / np.sqrt(10)
+    cfg = AVClusteringConfig(birth_search=birth_search)
     for seed in range(3):
         rng = np.random.default_rng(seed)
         X, w, C, itd, wa = _window(rng, PEOPLE, PEOPLE[0])
-        res = cluster_window(X, w, itd, wa, GEO, wdem_config=WdemConfig(variant=variant),
+        res = cluster_window(X, w, itd, wa, GEO, cfg, wdem_config=WdemConfig(variant=variant),
                              visual_covariances=C if with_covariances else None)
         ev = res.events
         assert len(ev) == 3, [(e.position, e.visual_mass, e.audio_mass) for e in ev]
