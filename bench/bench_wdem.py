@@ -69,9 +69,8 @@ def _ours(X, K, use_numba, variant="fwd"):
     prob = wdem._prepare(X, np.ones(len(X)), variant, "full", None, 10, 0.0, 1e-6, use_numba)
     p = wdem._initial_params(prob, K, "kmeans++", None, None, np.random.default_rng(0))
 
-    def step():
-        _ll, _lr, resp, post_w = wdem._estep(prob, p)
-        wdem._mstep(prob, p, resp, post_w)
+    def step():  # what wdem.fit runs per iteration: E-step + M-step in one data pass
+        wdem._em_iteration(prob, p)
 
     return step
 

@@ -88,6 +88,49 @@ def test_kernels_match_numpy_reference(min_work, n, d, K, outlier):
             _close(got[0], ref[0])
 
 
+@pytest.mark.parametrize("min_work", [1, 10**12])
+@pytest.mark.parametrize("d,K", [(1, 2), (3, 10)])
+@pytest.mark.parametrize("outlier", [False, True])
+@pytest.mark.parametrize("wd", [False, True])
+def test_fused_em_pass_matches_reference(min_work, d, K, outlier, wd):
+    """em_pass (E-step + centred M-step statistics in one pass) against its numpy
+    reference, and against the separate kernels it replaces (log-likelihood, nk, means)."""
+    n = 2000
+    rng = np.random.default_rng(7 * d + K + 2 * outlier + wd)
+    X, w, means, U, log_det, log_pi, Kc = _random_problem(rng, n, d, K, outlier)
+    log_out = np.log(0.2) - 3.0
+    alpha, beta = wdem.gamma_prior(w, d)
+    a = alpha + 0.5 * d
+    oc = rng.normal(size=n)
+    for code in (WK.COV_FULL, WK.COV_DIAG, WK.COV_SPHERICAL):
+        outs = {}
+        lls = {}
+        for name, table in (("kernel", WK.KERNELS), ("reference", WK.REFERENCES)):
+            o = [np.full(Kc, np.nan), np.full(K, np.nan), np.full((K, d), np.nan),
+                 np.full((K, d, d), np.nan)]
+            o[3][:] = 0.0  # the kernel writes the whole array, the reference the used part
+            lls[name] = table["em_pass"](X, w, a, beta, wd, oc, means, U, log_det, log_pi,
+                                         log_out, Kc, code, *o, min_work)
+            outs[name] = o
+        assert lls["kernel"] == pytest.approx(lls["reference"], rel=1e-12)
+        for g, r in zip(outs["kernel"], outs["reference"]):
+            _close(g, r)
+    # the same statistics as the separate E-step and moments kernels
+    lr, resp, ll = np.empty((n, Kc)), np.empty((n, Kc)), np.empty(n)
+    if wd:
+        pw = np.empty((n, K))
+        WK.estep_wd(X, a, beta, oc, means, U, log_det, log_pi, log_out, lr, resp, pw, ll, 1)
+    else:
+        pw = np.ascontiguousarray(w[:, None])
+        WK.estep_fwd(X, w, oc, means, U, log_det, log_pi, log_out, lr, resp, ll, 1)
+    nk, sw, sx = np.empty(Kc), np.empty(K), np.empty((K, d))
+    WK.moments(X, resp, pw, nk, sw, sx, 1)
+    assert lls["kernel"] == pytest.approx(ll.sum(), rel=1e-12)
+    _close(outs["kernel"][0], nk)
+    _close(outs["kernel"][1], sw)
+    _close(outs["kernel"][2] + sw[:, None] * means, sx)  # centred on the current means
+
+
 @pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("variant", ["fwd", "wd"])
 @pytest.mark.parametrize("covariance", ["full", "diag", "spherical"])

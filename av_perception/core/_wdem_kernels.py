@@ -360,12 +360,147 @@ def scatter_reference(X, resp, pw, means, cov_code, out, min_work=0):
             out[k] = np.diag(v if cov_code == COV_DIAG else np.full(d, v.sum() / d))
 
 
+# ---------------------------------------------------------------------------
+# One EM iteration in one pass: E-step at the current parameters and the sufficient
+# statistics of the next M-step, without storing the (N, K) responsibilities
+# ---------------------------------------------------------------------------
+@njit(cache=True, fastmath={"nsz", "arcp", "contract", "reassoc"})
+def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi,
+                  log_out, Kc, cov_code, acc_n, acc_sw, acc_sx, acc_s, acc_ll):
+    d = X.shape[1]
+    K = means.shape[0]
+    v = np.empty(Kc)
+    pw = np.empty(K)
+    for i in range(lo, hi):
+        mx = -np.inf
+        for k in range(K):
+            delta = _mahalanobis(X, i, means, prec_chol, k)
+            if wd:
+                v[k] = (log_pi[k] - 0.5 * log_det[k] + obs_const[i]
+                        - a[i] * math.log1p(0.5 * delta / beta[i]))
+                pw[k] = a[i] / (beta[i] + 0.5 * delta)
+            else:
+                v[k] = log_pi[k] - 0.5 * log_det[k] + obs_const[i] - 0.5 * w[i] * delta
+                pw[k] = w[i]
+            if v[k] > mx:
+                mx = v[k]
+        if Kc > K:
+            v[K] = log_out
+            if log_out > mx:
+                mx = log_out
+        if mx == -np.inf:  # every component impossible: spread evenly, zero likelihood
+            for k in range(Kc):
+                v[k] = 1.0 / Kc
+            acc_ll[c] = -np.inf
+        else:
+            t = 0.0
+            for k in range(Kc):
+                v[k] = math.exp(v[k] - mx)
+                t += v[k]
+            inv = 1.0 / t
+            for k in range(Kc):
+                v[k] *= inv
+            acc_ll[c] += mx + math.log(t)
+        for k in range(Kc):
+            acc_n[c, k] += v[k]
+        for k in range(K):
+            u = v[k] * pw[k]
+            acc_sw[c, k] += u
+            for r in range(d):
+                dr = X[i, r] - means[k, r]
+                acc_sx[c, k, r] += u * dr
+                if cov_code == 0:
+                    ur = u * dr
+                    for q in range(r + 1):
+                        acc_s[c, k, r, q] += ur * (X[i, q] - means[k, q])
+                else:
+                    acc_s[c, k, r, r] += u * dr * dr
+
+
+@njit(cache=True, parallel=True)
+def em_pass(X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi, log_out, Kc,
+            cov_code, nk, sw, sx, s, min_work):
+    """E-step at (means, prec_chol, log_det, log_pi, log_out) fused with the M-step's
+    sufficient statistics; returns the total log-likelihood.
+
+    Outputs: nk (Kc,) = sum_i r_ik; sw (K,) = sum_i r_ik pw_ik; sx (K, d) = sum_i r_ik
+    pw_ik (x_i - m_k); s (K, d, d) = sum_i r_ik pw_ik (x_i - m_k)(x_i - m_k)^T (lower
+    triangle; the diagonal only unless cov_code is 0), all centred on the current means
+    m_k (pw = w for FWD, the posterior weight a / (beta + delta / 2) for WD).
+    """
+    n, d = X.shape
+    K = means.shape[0]
+    n_chunks = _n_chunks(n, Kc * (d * d + 2 * d + 4), min_work)
+    acc_n = np.empty((n_chunks, Kc))
+    acc_sw = np.empty((n_chunks, K))
+    acc_sx = np.empty((n_chunks, K, d))
+    acc_s = np.empty((n_chunks, K, d, d))
+    acc_ll = np.empty(n_chunks)
+    _fill_zero(acc_n.reshape(-1))
+    _fill_zero(acc_sw.reshape(-1))
+    _fill_zero(acc_sx.reshape(-1))
+    _fill_zero(acc_s.reshape(-1))
+    _fill_zero(acc_ll)
+    if n_chunks == 1:
+        _em_pass_rows(0, n, 0, X, w, a, beta, wd, obs_const, means, prec_chol, log_det,
+                      log_pi, log_out, Kc, cov_code, acc_n, acc_sw, acc_sx, acc_s, acc_ll)
+    else:
+        for c in prange(n_chunks):
+            _em_pass_rows(c * n // n_chunks, (c + 1) * n // n_chunks, c, X, w, a, beta, wd,
+                          obs_const, means, prec_chol, log_det, log_pi, log_out, Kc, cov_code,
+                          acc_n, acc_sw, acc_sx, acc_s, acc_ll)
+    _fill_zero(nk)
+    _fill_zero(sw)
+    _fill_zero(sx.reshape(-1))
+    _fill_zero(s.reshape(-1))
+    ll = 0.0
+    for c in range(n_chunks):
+        ll += acc_ll[c]
+        for k in range(Kc):
+            nk[k] += acc_n[c, k]
+        for k in range(K):
+            sw[k] += acc_sw[c, k]
+            for r in range(d):
+                sx[k, r] += acc_sx[c, k, r]
+                for q in range(d):
+                    s[k, r, q] += acc_s[c, k, r, q]
+    return ll
+
+
+def em_pass_reference(X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi,
+                      log_out, Kc, cov_code, nk, sw, sx, s, min_work=0):
+    """Plain-numpy reference of :func:`em_pass` (same arguments, same outputs)."""
+    n, d = X.shape
+    K = means.shape[0]
+    log_resp = np.empty((n, Kc))
+    resp = np.empty((n, Kc))
+    ll = np.empty(n)
+    if wd:
+        pw = np.empty((n, K))
+        estep_wd_reference(X, a, beta, obs_const, means, prec_chol, log_det, log_pi, log_out,
+                           log_resp, resp, pw, ll)
+    else:
+        estep_fwd_reference(X, w, obs_const, means, prec_chol, log_det, log_pi, log_out,
+                            log_resp, resp, ll)
+        pw = np.broadcast_to(w[:, None], (n, K))
+    u = resp[:, :K] * pw
+    nk[:] = resp.sum(axis=0)
+    sw[:] = u.sum(axis=0)
+    for k in range(K):
+        diff = X - means[k]
+        sx[k] = u[:, k] @ diff
+        full = (u[:, k, None] * diff).T @ diff
+        s[k] = np.tril(full) if cov_code == COV_FULL else np.diag(np.diag(full))
+    return float(ll.sum())
+
+
 KERNELS = {
     "estep_fwd": estep_fwd,
     "estep_wd": estep_wd,
     "normalise_rows": normalise_rows,
     "moments": moments,
     "scatter": scatter,
+    "em_pass": em_pass,
 }
 REFERENCES = {
     "estep_fwd": estep_fwd_reference,
@@ -373,4 +508,5 @@ REFERENCES = {
     "normalise_rows": normalise_rows_reference,
     "moments": moments_reference,
     "scatter": scatter_reference,
+    "em_pass": em_pass_reference,
 }
