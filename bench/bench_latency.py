@@ -27,7 +27,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 
 
-def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, right):
+def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, right,
+            audio_wait: float = 0.1):
     """One run of perception_node; returns (latencies ms, stats, pairs sent, tracks)."""
     import rclpy
     from rclpy.parameter import Parameter
@@ -39,7 +40,8 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
 
     node = PerceptionNode(parameter_overrides=[
         Parameter("capture.input_file", value=str(wav)),
-        Parameter("detection.asynchronous", value=asynchronous)])
+        Parameter("detection.asynchronous", value=asynchronous),
+        Parameter("tracking.audio_wait", value=audio_wait)])
     io = rclpy.create_node("bench_latency_io")
     lat, tracks = [], []
 
@@ -101,6 +103,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--fps", type=float, default=15.0)
+    ap.add_argument("--audio-wait", type=float, default=0.1,
+                    help="tracking.audio_wait (s) of both runs (default: the default, 0.1)")
     args = ap.parse_args(argv)
 
     import rclpy
@@ -123,12 +127,13 @@ def main(argv=None) -> int:
     try:
         for mode, asynchronous in (("asynchronous detection (default)", True),
                                    ("detection in the frame (baseline)", False)):
-            runs[mode] = measure(args.seconds, args.fps, asynchronous, wav, left, right)
+            runs[mode] = measure(args.seconds, args.fps, asynchronous, wav, left, right,
+                                 args.audio_wait)
     finally:
         rclpy.try_shutdown()
 
     print(f"perception_node, {args.seconds:g} s at {args.fps:g} fps per mode (640x480 bgr8 "
-          "Image pairs, WAV played in real time)")
+          f"Image pairs, WAV played in real time), tracking.audio_wait {args.audio_wait:g} s")
     print()
     print("| detection | speakers msgs / pairs | p50 (ms) | p90 | p99 | max | mean |")
     print("|---|---|---:|---:|---:|---:|---:|")

@@ -145,6 +145,9 @@ def bench_fusion():
         out[f"warm_nocov_{tag}"] = _timeit(functools.partial(run, previous=prev), min_time=1.0)
         out[f"cold_{tag}"] = _timeit(functools.partial(run, visual_covariances=C2),
                                      min_time=1.0)
+        out[f"cold_mml_{tag}"] = _timeit(functools.partial(
+            run, visual_covariances=C2, config=AVClusteringConfig(birth_search="mml")),
+            min_time=1.0)
     # streaming: every window of a 10 s stream (hop 0.25 s), numba path
     av = AVClusterer(AVClusteringConfig(window_length=1.0, hop_length=0.25), geo)
     times, iters = [], []
@@ -247,7 +250,8 @@ def main(argv=None):
     out("|---|---:|---:|")
     for key, label in (("warm", "warm start, per-point covariances"),
                        ("warm_nocov", "warm start, no covariances"),
-                       ("cold", "cold start (births via wdem.select)")):
+                       ("cold", "cold start (births: dense cores + one WD-EM, default)"),
+                       ("cold_mml", "cold start (births: wdem.select, MML search)")):
         out(f"| {label} | {f[key + '_numba'] * 1e3:.2f} | {f[key + '_numpy'] * 1e3:.2f} |")
     out()
     out(f"streaming AVClusterer.update (10 s, hop 0.25 s, {f['stream_windows']} windows after "

@@ -364,7 +364,7 @@ def scatter_reference(X, resp, pw, means, cov_code, out, min_work=0):
 # One EM iteration in one pass: E-step at the current parameters and the sufficient
 # statistics of the next M-step, without storing the (N, K) responsibilities
 # ---------------------------------------------------------------------------
-@njit(cache=True, fastmath={"nsz", "arcp", "contract", "reassoc"})
+@njit(cache=True, fastmath={"nsz", "arcp", "contract", "reassoc", "afn"})
 def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi,
                   log_out, Kc, cov_code, acc_n, acc_sw, acc_sx, acc_s, acc_ll):
     d = X.shape[1]
@@ -373,6 +373,7 @@ def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log
     pw = np.empty(K)
     for i in range(lo, hi):
         mx = -np.inf
+        top = 0
         for k in range(K):
             delta = _mahalanobis(X, i, means, prec_chol, k)
             if wd:
@@ -384,10 +385,12 @@ def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log
                 pw[k] = w[i]
             if v[k] > mx:
                 mx = v[k]
+                top = k
         if Kc > K:
             v[K] = log_out
             if log_out > mx:
                 mx = log_out
+                top = K
         if mx == -np.inf:  # every component impossible: spread evenly, zero likelihood
             for k in range(Kc):
                 v[k] = 1.0 / Kc
@@ -395,7 +398,7 @@ def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log
         else:
             t = 0.0
             for k in range(Kc):
-                v[k] = math.exp(v[k] - mx)
+                v[k] = 1.0 if k == top else math.exp(v[k] - mx)  # exp(0): skip it
                 t += v[k]
             inv = 1.0 / t
             for k in range(Kc):
