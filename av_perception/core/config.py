@@ -216,6 +216,32 @@ class MicArrayConfig(StageConfig):
         low=-5.0, high=5.0, length=3,
     )
     speed_of_sound: float = param(343.0, "Speed of sound in m/s.", low=300.0, high=380.0)
+    head_model: str = param(
+        "free_field",
+        "Binaural model predicting ITD/ILD from a direction: 'free_field' (two mics in "
+        "the air, exact near-field ITD), 'spherical_head' (rigid sphere: Woodworth ITD, "
+        "Brown-Duda ILD), or 'measured' (ITD/ILD table from HRIRs, see measured_table).",
+        choices=("free_field", "spherical_head", "measured"),
+    )
+    head_radius: float = param(
+        0.0875, "Radius (m) of the spherical head model.", low=0.02, high=0.5,
+    )
+    ear_azimuth: float = param(
+        90.0, "Ear azimuth (deg from the front, towards each side) on the spherical head; "
+        "90 = ears on the interaural axis through the head centre.", low=45.0, high=135.0,
+    )
+    ear_elevation: float = param(
+        0.0, "Ear elevation (deg, positive up) on the spherical head.", low=-45.0, high=45.0,
+    )
+    measured_table: str = param(
+        "kemar",
+        "Measured head table for head_model 'measured': 'kemar' (MIT KEMAR HRIRs shipped by "
+        "the slab package) or the path of a .npz table (av_perception.io.heads.save_table).",
+    )
+    itd_scale: float = param(
+        1.0, "Scale applied to the measured table's ITD (the calibration's correction for "
+        "a head larger or smaller than the measured one).", low=0.3, high=3.0,
+    )
 
     def validate(self):
         d = math.dist(self.left, self.right)
