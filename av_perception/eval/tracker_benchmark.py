@@ -10,7 +10,8 @@ Streams (:func:`synthetic_streams`, noise model :class:`StreamNoise`)
     points uniform in the image and in depth [0.8, 5] m, weight U(0.2, 0.7).  Each
     observation carries the covariance of that noise model.
     *Audio* (frames every 16 ms, the front-end's 256-sample hop at 16 kHz): while
-    someone speaks, the ITD of the talker's mouth (exact ``MicGeometry.itd``) shrunk
+    someone speaks, the ITD of the talker's mouth (under the scene's true binaural
+    model, :func:`~av_perception.eval.metrics.true_binaural_model`) shrunk
     towards 0 by ``itd_bias_per_m`` x distance (what reverberation does to the real
     GCC-PHAT front-end: measured 22-34 % at 2.3-2.7 m on the ``default`` preset) plus
     Gaussian noise ``itd_sigma``; activity U(``activity_low``, 1), reliability
@@ -43,10 +44,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from ..core.geometry import MicGeometry
 from ..core.tracker import AudioFrames, Tracker, TrackerConfig
 from ..core.vision import VisualObservations
-from .metrics import evaluate_tracks
+from .metrics import evaluate_tracks, true_binaural_model
 from .readers import TRACK_COLUMNS
 
 __all__ = [
@@ -150,7 +150,7 @@ def _visual_stream(scene, gt: pd.DataFrame, noise: StreamNoise, rng) -> list:
 
 
 def _audio_stream(scene, noise: StreamNoise, rng) -> AudioFrames:
-    geom = MicGeometry.from_config(scene.robot.mics)
+    geom = true_binaural_model(scene)
     max_itd = 1.1 * geom.max_itd
     t = np.arange(noise.audio_hop / 2, scene.duration, noise.audio_hop)
     n = len(t)
@@ -261,7 +261,7 @@ def frame_by_frame_baseline(streams: ObservationStreams, scene, min_weight: floa
                             gate: float = 0.5, audio_min_weight: float = 0.3,
                             azimuth_tolerance_deg: float = 15.0) -> pd.DataFrame:
     """Frame-by-frame assignment without a temporal model (module docstring)."""
-    geom = MicGeometry.from_config(scene.robot.mics)
+    geom = true_binaural_model(scene)
     audio = streams.audio
     prev_pos = np.zeros((0, 3))
     prev_ids = np.zeros(0, dtype=np.int64)
