@@ -22,16 +22,18 @@ import numpy as np
 from .core.audio import BinauralFeatures
 from .core.config import AudioFrontEndConfig, MicArrayConfig, StereoCameraConfig
 from .core.detection import DetectionConfig
-from .core.tracker import Tracker, TrackerConfig
+from .core.head_calibration import HeadCalibrationConfig, HeadCalibrator
+from .core.tracker import AudioFrames, Tracker, TrackerConfig
 from .core.vision import VisionConfig
+from .io.heads import load_head_model
 from .io.track_files import TrackFileWriter
-from .pipeline import AudioPipeline, VisionPipeline
+from .pipeline import AudioPipeline, VisionPipeline, calibrate_step
 
 __all__ = ["ProcessResult", "PROCESS_STAGES", "process_bag"]
 
 #: stage configs the offline pipeline reads from a params file
 PROCESS_STAGES = (AudioFrontEndConfig, MicArrayConfig, VisionConfig, DetectionConfig,
-                  TrackerConfig, StereoCameraConfig)
+                  TrackerConfig, StereoCameraConfig, HeadCalibrationConfig)
 
 
 @dataclass
@@ -45,6 +47,7 @@ class ProcessResult:
     errors: list = field(default_factory=list)
     outputs: list = field(default_factory=list)  # TrackerOutput per frame when kept
     features: BinauralFeatures | None = None  # the audio features of the processed span
+    calibrator: object = None  # the HeadCalibrator when head_calibration.enabled
 
     @property
     def realtime_factor(self) -> float:
@@ -111,8 +114,12 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
     result.audio_frames = len(feats)
     result.features = feats
     vision = VisionPipeline(configs[VisionConfig], configs[DetectionConfig])
-    tracker = Tracker(configs[TrackerConfig], configs[MicArrayConfig],
+    tracker = Tracker(configs[TrackerConfig],
+                      load_head_model(configs[MicArrayConfig], configs[AudioFrontEndConfig]),
                       configs[StereoCameraConfig])
+    calibrator = (HeadCalibrator(configs[HeadCalibrationConfig], tracker.geometry)
+                  if configs[HeadCalibrationConfig].enabled else None)
+    result.calibrator = calibrator
     audio_done = 0
     with TrackFileWriter(output) as writer, BagStereoSource(
             bag, left_topic, right_topic, left_info, right_info, slop=slop, start=start,
@@ -125,6 +132,10 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                 audio = feats.slice(audio_done, upto) if upto > audio_done else None
                 audio_done = upto
                 out = tracker.step(stamp, visual=obs, audio=audio)
+                if calibrator is not None:
+                    calibrate_step(calibrator, tracker, out,
+                                   None if audio is None else AudioFrames.from_features(audio),
+                                   configs[MicArrayConfig].calibration_file)
                 result.rows += writer.write(out)
                 result.track_ids.update(int(i) for i in out.ids)
                 result.frames += 1

@@ -242,6 +242,11 @@ class MicArrayConfig(StageConfig):
         1.0, "Scale applied to the measured table's ITD (the calibration's correction for "
         "a head larger or smaller than the measured one).", low=0.3, high=3.0,
     )
+    calibration_file: str = param(
+        "", "JSON file of the head self-calibration (head_calibration.enabled): read at "
+        "start when it exists (its fields replace head_model, head_radius, ear_azimuth, "
+        "ear_elevation, itd_scale), rewritten after each accepted fit.  Empty = none.",
+    )
 
     def validate(self):
         d = math.dist(self.left, self.right)
@@ -336,6 +341,19 @@ class AudioFrontEndConfig(StageConfig):
     ild_band_edges: tuple = param(
         (150.0, 500.0, 1000.0, 2000.0, 4000.0, 7500.0),
         "Edges (Hz) of the ILD bands, increasing.", low=0.0, high=48000.0,
+    )
+    direction_ild_sigma: float = param(
+        0.0, "Scale (dB) of the per-band ILD residual (Cauchy) in the joint ITD+ILD "
+        "azimuth of a head model with ILD (spherical_head, measured); 0 = azimuth from "
+        "the ITD alone.", low=0.0, high=40.0,
+    )
+    direction_itd_sigma: float = param(
+        4.0e-5, "Standard deviation (s) of the ITD residual in the joint ITD+ILD azimuth.",
+        low=1e-6, high=1e-3,
+    )
+    direction_ild_max_frequency: float = param(
+        4000.0, "Only ILD bands whose upper edge is at most this (Hz) enter the joint "
+        "azimuth.", low=100.0, high=48000.0,
     )
 
     def validate(self):

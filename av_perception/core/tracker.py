@@ -157,6 +157,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .config import ConfigError, MicArrayConfig, StageConfig, StereoCameraConfig, param
 from .geometry import MicGeometry
+from .head import make_head_model
 
 __all__ = [
     "AudioFrames",
@@ -690,7 +691,7 @@ class Tracker:
                  camera: StereoCameraConfig | None = None):
         self.config = config or TrackerConfig()
         mics = mics if mics is not None else MicArrayConfig()
-        self.geometry = mics if isinstance(mics, MicGeometry) else MicGeometry.from_config(mics)
+        self.geometry = mics if isinstance(mics, MicGeometry) else make_head_model(mics)
         self.camera = camera or StereoCameraConfig()
         c = self.config
         self._q_axes = np.array([c.process_noise, c.vertical_process_noise, c.process_noise])

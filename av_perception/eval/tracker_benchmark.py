@@ -228,15 +228,18 @@ def tracks_frame(rows) -> pd.DataFrame:
 
 
 def run_tracker(streams: ObservationStreams, scene, config: TrackerConfig | None = None,
-                audio=None, include_audio_only: bool = True) -> tuple[pd.DataFrame, Tracker]:
+                audio=None, include_audio_only: bool = True,
+                model=None) -> tuple[pd.DataFrame, Tracker]:
     """Run the tracker over the streams (``step`` per image frame with the audio frames
     received since the previous one); returns the track rows and the tracker.
 
     ``audio`` replaces ``streams.audio`` (e.g. the real front-end's features);
     ``include_audio_only`` false leaves out the rows of audio-only tracks.  The rows have
-    an extra boolean column ``audio_only``.
+    an extra boolean column ``audio_only``.  ``model`` is the tracker's binaural model
+    (default: the scene's true one, :func:`~av_perception.eval.metrics.true_binaural_model`).
     """
-    trk = Tracker(config, scene.robot.mics, scene.robot.camera)
+    trk = Tracker(config, model if model is not None else true_binaural_model(scene),
+                  scene.robot.camera)
     frames = streams.audio if audio is None else audio
     if not isinstance(frames, AudioFrames):
         frames = AudioFrames.from_features(frames)
@@ -306,10 +309,11 @@ def _summary(result: dict) -> dict:
 
 
 def benchmark_scene(scene, gt: pd.DataFrame, seed: int = 0, config: TrackerConfig | None = None,
-                    methods=METHODS, audio=None) -> dict:
+                    methods=METHODS, audio=None, model=None) -> dict:
     """Metrics per method on one scene: {method: {mota, idf1, switches, fp, misses,
     loc_error (mean matched 3D distance, m), speaking_f1, speaking_precision,
-    speaking_recall}}.  ``audio`` replaces the synthetic audio stream of every method."""
+    speaking_recall}}.  ``audio`` replaces the synthetic audio stream of every method;
+    ``model`` is the trackers' binaural model (default: the scene's true one)."""
     streams = synthetic_streams(scene, gt, seed)
     config = config or TrackerConfig()
     out = {}
@@ -317,10 +321,11 @@ def benchmark_scene(scene, gt: pd.DataFrame, seed: int = 0, config: TrackerConfi
     for method in methods:
         if method in ("tracker", "tracker_no_audio_only"):
             if full is None:
-                full, _ = run_tracker(streams, scene, config, audio)
+                full, _ = run_tracker(streams, scene, config, audio, model=model)
             df = full if method == "tracker" else full[~full["audio_only"]]
         elif method == "visual_only":
-            df, _ = run_tracker(streams, scene, config.replace(audio_enabled=False), audio)
+            df, _ = run_tracker(streams, scene, config.replace(audio_enabled=False), audio,
+                                model=model)
         elif method == "frame_by_frame":
             if audio is not None:
                 frames = audio if isinstance(audio, AudioFrames) else \

@@ -9,6 +9,7 @@ which its wheel bundles).
 from __future__ import annotations
 
 import functools
+import json
 import warnings
 from pathlib import Path
 
@@ -17,7 +18,11 @@ import numpy as np
 from ..core.config import AudioFrontEndConfig, MicArrayConfig
 from ..core.head import HeadTable, make_head_model, measured_table
 
-__all__ = ["kemar_hrirs", "kemar_table", "save_table", "load_table", "load_head_model"]
+__all__ = ["kemar_hrirs", "kemar_table", "save_table", "load_table", "load_head_model",
+           "save_calibration", "load_calibration", "apply_calibration"]
+
+#: MicArrayConfig fields a calibration file may set
+CALIBRATED_FIELDS = ("head_model", "head_radius", "ear_azimuth", "ear_elevation", "itd_scale")
 
 
 @functools.lru_cache(maxsize=1)
@@ -66,11 +71,41 @@ def load_table(path) -> HeadTable:
         return HeadTable(z["itd"], ild, tuple(z["band_edges"]) if ild is not None else ())
 
 
+def save_calibration(path, fit) -> None:
+    """Write a :class:`~av_perception.core.head_calibration.CalibrationFit` as JSON."""
+    data = {"mics": {k: v for k, v in fit.params.items() if k in CALIBRATED_FIELDS},
+            "samples": int(fit.samples), "robust_cost": float(fit.cost),
+            "previous_robust_cost": float(fit.previous_cost), "stamp": float(fit.stamp)}
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def load_calibration(path) -> dict:
+    """The MicArrayConfig fields of a calibration file (see :func:`save_calibration`)."""
+    data = json.loads(Path(path).read_text())
+    fields = data.get("mics", {})
+    unknown = sorted(set(fields) - set(CALIBRATED_FIELDS))
+    if unknown:
+        raise ValueError(f"calibration file {path}: unknown field(s) {', '.join(unknown)}")
+    return fields
+
+
+def apply_calibration(mics: MicArrayConfig) -> MicArrayConfig:
+    """``mics`` with the fields of its calibration file (unchanged without one)."""
+    if not mics.calibration_file or not Path(mics.calibration_file).is_file():
+        return mics
+    return mics.replace(**load_calibration(mics.calibration_file))
+
+
 def load_head_model(mics: MicArrayConfig, audio: AudioFrontEndConfig | None = None):
-    """The binaural model of ``mics`` (loading the measured table when needed).
+    """The binaural model of ``mics`` (its calibration file applied, the measured table
+    loaded when needed).
 
     The ILD bands and ITD frequency range are the front-end's (``audio``).
     """
+    mics = apply_calibration(mics)
     audio = audio or AudioFrontEndConfig()
     table = None
     if mics.head_model == "measured":
