@@ -146,3 +146,15 @@ def test_factory_picks_the_model():
     assert make_head_model(MicArrayConfig()).kind == "free_field"
     with pytest.raises(ValueError, match="measured table"):
         make_head_model(mics.replace(head_model="measured"))
+
+
+def test_profiles_pick_the_model():
+    from pathlib import Path
+
+    from av_perception.io.params import load_offline_configs
+    root = Path(__file__).resolve().parents[1] / "config"
+    bar = load_offline_configs(root / "profile_two_mic_bar.yaml", [MicArrayConfig])
+    head = load_offline_configs(root / "profile_dummy_head.yaml", [MicArrayConfig])
+    assert bar[MicArrayConfig].head_model == "free_field"
+    assert head[MicArrayConfig].head_model == "measured"
+    assert head[MicArrayConfig].measured_table == "kemar"

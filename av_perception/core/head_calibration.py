@@ -5,7 +5,8 @@ audio frame assigned to them), the pair (direction, measured ITD) is a labelled
 sample of the head's ITD for that direction.  :class:`HeadCalibrator` collects such
 pairs and fits the model's parameters:
 
-* ``spherical_head``: radius and ear azimuth;
+* ``spherical_head``: radius (3-30 cm) and ear azimuth (80-110 deg: ears on or
+  slightly behind the interaural diameter, as on human and dummy heads);
 * ``measured``: a scale of the table's ITD (a head larger or smaller than the
   measured one);
 * ``free_field``: a spherical head (radius from half the mic spacing, ears at 90
@@ -62,7 +63,7 @@ class HeadCalibrationConfig(StageConfig):
         60, "Of those, frames more than min_lateral_angle off the median plane.",
         low=0, high=100000)
     min_lateral_angle: float = param(
-        20.0, "Lateral angle (deg) beyond which a sample constrains the head size.",
+        10.0, "Lateral angle (deg) beyond which a sample constrains the head size.",
         low=0.0, high=80.0)
     min_speaking: float = param(
         0.5, "Speaking probability of the only speaking seen track.", low=0.0, high=1.0)
@@ -216,7 +217,9 @@ class HeadCalibrator:
 
     def fit(self, stamp: float = 0.0) -> CalibrationFit | None:
         """Fit the model to the samples (if there is enough evidence); the fit is
-        accepted (and becomes :attr:`model`) when it lowers the robust cost."""
+        accepted (and becomes :attr:`model`) when it lowers the robust cost.  A fitted
+        sphere carries no ILD table (the tracker uses the ITD only; the front-end builds
+        its own model, with ILD, from the calibration file at the next start)."""
         if not self.enough_evidence():
             return None
         c = self.config
@@ -240,11 +243,10 @@ class HeadCalibrator:
                 x0 = [0.5 * m.spacing, math.pi / 2]
             sol = scipy.optimize.least_squares(
                 self._residual_sphere, x0, args=(m,),
-                bounds=([0.03, math.radians(60.0)], [0.3, math.radians(120.0)]),
+                bounds=([0.03, math.radians(80.0)], [0.3, math.radians(110.0)]),
                 loss="cauchy", f_scale=c.loss_scale, x_scale=[0.01, 0.1])
             r, ear = float(sol.x[0]), float(sol.x[1])
-            new = SphericalHead(m.left, m.right, r, ear, 0.0, m.speed_of_sound,
-                                m.band_edges if m.has_ild else None)
+            new = SphericalHead(m.left, m.right, r, ear, 0.0, m.speed_of_sound)
             params = {"head_model": "spherical_head", "head_radius": r,
                       "ear_azimuth": math.degrees(ear), "ear_elevation": 0.0}
         after = self._cost_of(new)

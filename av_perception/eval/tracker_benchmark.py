@@ -229,7 +229,7 @@ def tracks_frame(rows) -> pd.DataFrame:
 
 def run_tracker(streams: ObservationStreams, scene, config: TrackerConfig | None = None,
                 audio=None, include_audio_only: bool = True,
-                model=None) -> tuple[pd.DataFrame, Tracker]:
+                model=None, calibration=None) -> tuple[pd.DataFrame, Tracker]:
     """Run the tracker over the streams (``step`` per image frame with the audio frames
     received since the previous one); returns the track rows and the tracker.
 
@@ -237,9 +237,16 @@ def run_tracker(streams: ObservationStreams, scene, config: TrackerConfig | None
     ``include_audio_only`` false leaves out the rows of audio-only tracks.  The rows have
     an extra boolean column ``audio_only``.  ``model`` is the tracker's binaural model
     (default: the scene's true one, :func:`~av_perception.eval.metrics.true_binaural_model`).
+    ``calibration`` (a HeadCalibrationConfig) runs the head self-calibration as the
+    pipeline does; its HeadCalibrator is then ``df.attrs['calibrator']``.
     """
+    from ..core.head_calibration import HeadCalibrator
+    from ..pipeline import calibrate_step
+
     trk = Tracker(config, model if model is not None else true_binaural_model(scene),
                   scene.robot.camera)
+    cal = (HeadCalibrator(calibration, trk.geometry)
+           if calibration is not None and calibration.enabled else None)
     frames = streams.audio if audio is None else audio
     if not isinstance(frames, AudioFrames):
         frames = AudioFrames.from_features(frames)
@@ -250,13 +257,18 @@ def run_tracker(streams: ObservationStreams, scene, config: TrackerConfig | None
     a = 0
     for vis in streams.visual:
         b = int(np.searchsorted(frames.stamp, vis.stamp, side="right"))
-        out = trk.step(vis.stamp, visual=vis, audio=frames.select(slice(a, b)))
+        step_frames = frames.select(slice(a, b))
+        out = trk.step(vis.stamp, visual=vis, audio=step_frames)
+        if cal is not None:
+            calibrate_step(cal, trk, out, step_frames)
         a = b
         keep = np.ones(len(out), dtype=bool) if include_audio_only else ~out.audio_only
         rows.extend(out.rows(include_audio_only))
         flags.extend(out.audio_only[keep].tolist())
     df = tracks_frame(rows)
     df["audio_only"] = np.asarray(flags, dtype=bool)
+    if cal is not None:
+        df.attrs["calibrator"] = cal
     return df, trk
 
 
