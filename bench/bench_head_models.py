@@ -4,7 +4,8 @@ free-field scenes against KEMAR dummy-head scenes, and the head self-calibration
     .venv/bin/python bench/bench_head_models.py [--presets two_static default]
         [--duration 30] [--seed 1] [--out bench/results/head_models.md]
 
-For each preset: the scene is rendered twice (``--head free_field``: 15 cm mic bar;
+For each preset (and ``lateral``: talkers at +-45 deg, seen by a wide-angle camera): the
+scene is rendered twice (``--head free_field``: 15 cm mic bar;
 ``--head kemar``: MIT KEMAR HRIRs, ears at the dummy-head profile's positions).  The
 binaural front-end runs with each model (free field, spherical head of the profile's
 radius, measured KEMAR table); the audio metrics are those of ``av-perception
@@ -38,8 +39,9 @@ from av_perception.eval.metrics import evaluate_audio, evaluate_tracks  # noqa: 
 from av_perception.eval.readers import read_ground_truth  # noqa: E402
 from av_perception.eval.tracker_benchmark import run_tracker, synthetic_streams  # noqa: E402
 from av_perception.io.heads import load_head_model  # noqa: E402
-from av_perception.sim import make_scene, simulate  # noqa: E402
+from av_perception.sim import PersonSpec, make_scene, simulate  # noqa: E402
 from av_perception.sim.scene import DUMMY_HEAD_EARS  # noqa: E402
+from av_perception.sim.trajectory import still  # noqa: E402
 
 EARS = dict(left=DUMMY_HEAD_EARS[0], right=DUMMY_HEAD_EARS[1])
 #: the front-end of each profile (config/profile_*.yaml)
@@ -62,8 +64,21 @@ CAL_STARTS = {"free_field": MicArrayConfig(**EARS),
                                              head_radius=0.7 * 0.095)}
 
 
+def lateral_scene(seed, duration, head):
+    """``two_static`` with the talkers at +46 and -42 deg (1.9-2.3 m) and a wide-angle
+    camera (fx 250 px: +-52 deg), so that they are seen where the head matters."""
+    scene = make_scene("two_static", seed=seed, duration=duration, head=head)
+    scene.robot.camera = scene.robot.camera.replace(fx=250.0, fy=250.0)
+    p1, p2 = scene.people
+    scene.people = [PersonSpec(1, still((-1.45, -0.38, 1.45)), p1.face, p1.voice, p1.shirt),
+                    PersonSpec(2, still((1.55, -0.3, 1.75)), p2.face, p2.voice, p2.shirt)]
+    scene.validate()
+    return scene
+
+
 def render(preset, head, seed, duration, workdir):
-    scene = make_scene(preset, seed=seed, duration=duration, head=head)
+    scene = (lateral_scene(seed, duration, head) if preset == "lateral" else
+             make_scene(preset, seed=seed, duration=duration, head=head))
     outdir = Path(workdir) / f"{preset}_{head}"
     simulate(scene, outdir, write_bag=False, overwrite=True)
     rate, samples = scipy.io.wavfile.read(outdir / "audio.wav")
@@ -92,7 +107,9 @@ def track_metrics(gt, df):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--presets", nargs="+", default=["two_static", "default"])
+    ap.add_argument("--presets", nargs="+",
+                    default=["two_static", "default", "moving", "hard", "lateral"],
+                    help="presets, and 'lateral' (see lateral_scene)")
     ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", type=Path)
@@ -110,9 +127,15 @@ def main(argv=None):
                 print(f"{preset} {head}: rendered in {time.perf_counter() - t0:.0f} s",
                       file=sys.stderr, flush=True)
                 streams = synthetic_streams(scene, gt, 0)
-                for name, mics in MODELS[head].items():
-                    model = load_head_model(mics, AUDIO[head])
-                    feats = features(samples, rate, scene, AUDIO[head], model)
+                runs = list(MODELS[head].items())
+                if head == "kemar":  # joint ITD+ILD azimuth (audio.direction_ild_sigma)
+                    runs.append(("measured+ILD", MODELS[head]["measured"]))
+                for name, mics in runs:
+                    cfg = AUDIO[head]
+                    if name.endswith("+ILD"):
+                        cfg = cfg.replace(direction_ild_sigma=3.0)
+                    model = load_head_model(mics, cfg)
+                    feats = features(samples, rate, scene, cfg, model)
                     a = audio_metrics(scene, feats)
                     df, _ = run_tracker(streams, scene, TRACKER[head], feats, model=model)
                     mota, idf1, f1 = track_metrics(gt, df)
@@ -149,9 +172,10 @@ def main(argv=None):
                     print(cal_lines[-1], file=sys.stderr, flush=True)
     text = "\n".join(lines) + "\n\n" + "\n".join(cal_lines) + "\n"
     print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    if args.out is not None:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 
