@@ -15,9 +15,11 @@ Model
   v_m | A_m = n ~ N(p_n, Phi_m / w_m); A_m = 0 is clutter, uniform with density
   ``visual_clutter_density`` (1 / visible volume), prior ``visual_clutter_prob``.
 * Audio observation k (ITD g_k in s, weight w_k, w~ = min(1, w / audio_full_weight)):
-  g_k | B_k = n ~ N((1 - b d(p_n)) G(p_n), itd_sigma^2 / w~_k); G the exact
-  near-field ITD of :class:`~av_perception.core.geometry.MicGeometry`, linearised
-  at the current estimate (iterated EKF); d the distance from the microphones;
+  g_k | B_k = n ~ N((1 - b d(p_n)) G(p_n), itd_sigma^2 / w~_k); G the ITD of the
+  binaural model (free field: the exact near-field ITD of
+  :class:`~av_perception.core.geometry.MicGeometry`; a head model of
+  :mod:`av_perception.core.head`), linearised at the current estimate (iterated
+  EKF); d the distance from the microphones (head centre);
   B_k = 0 is clutter, uniform with density ``audio_clutter_density``.
 * Speaking state chi_n: two-state HMM per track (below).
 
