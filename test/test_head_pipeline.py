@@ -127,3 +127,43 @@ def test_self_calibration_from_a_head_30_percent_too_small(kemar_conversation):
     assert 0.080 < r < 0.100  # KEMAR's ITD over +-30 deg: a 8.6 cm sphere
     # the tracker (vision-dominated here) is as good with and without it
     assert np.allclose(metrics_bad, metrics_ok, atol=0.02)
+
+
+def test_tracking_pipeline_calibrates_and_the_file_is_used_at_the_next_start(
+        kemar_conversation, tmp_path):
+    """The live path: TrackingPipeline (tracker_node / perception_node) fed frame by frame
+    writes the calibration file; the next start (any stage) loads the fitted head."""
+    from av_perception.core.audio import extract_features
+    from av_perception.core.config import AudioFrontEndConfig, MicArrayConfig
+    from av_perception.core.head_calibration import HeadCalibrationConfig
+    from av_perception.core.tracker import TrackerConfig
+    from av_perception.io.heads import load_calibration, load_head_model
+    from av_perception.pipeline import AudioPipeline, TrackingPipeline
+
+    scene, gt, samples, rate, streams = kemar_conversation
+    path = tmp_path / "head.json"
+    mics = MicArrayConfig(left=EARS[0], right=EARS[1], head_model="spherical_head",
+                          head_radius=0.7 * 0.095, calibration_file=str(path))
+    cfg = AudioFrontEndConfig(itd_margin=0.3, min_frequency=200.0)
+    feats = extract_features(samples, rate, cfg, load_head_model(mics, cfg),
+                             start_time=scene.epoch)
+    pipe = TrackingPipeline(TrackerConfig(itd_sigma=6e-5), mics, scene.robot.camera,
+                            calibration=HeadCalibrationConfig(enabled=True))
+    a = 0
+    for vis in streams.visual:
+        b = int(np.searchsorted(feats.stamp, vis.stamp, side="right"))
+        pipe.add_audio_features(feats.slice(a, b))
+        a = b
+        pipe.step(vis.stamp, vis.xyz, vis.covariance, vis.weight)
+    assert pipe.calibrator.fits and path.is_file()
+    fitted = load_calibration(path)
+    assert fitted["head_model"] == "spherical_head"
+    assert 0.080 < fitted["head_radius"] < 0.100
+    assert pipe.tracker.geometry is pipe.calibrator.model
+    # the next start: the audio stage and a new tracker hear with the fitted head
+    audio = AudioPipeline(cfg, mics)
+    assert audio.geometry.radius == pytest.approx(fitted["head_radius"])
+    assert audio.geometry.has_ild  # the front-end's own model keeps its ILD
+    again = TrackingPipeline(TrackerConfig(), mics, scene.robot.camera)
+    assert again.tracker.geometry.radius == pytest.approx(fitted["head_radius"])
+    assert again.calibrator is None  # calibration off by default
