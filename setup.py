@@ -52,7 +52,7 @@ setup(
             "ros-jazzy-diagnostic-msgs",
         ],
         "audio": ["sounddevice>=0.4.6"],
-        "sim": ["pyroomacoustics>=0.7", "scikit-image>=0.21"],
+        "sim": ["pyroomacoustics>=0.7", "scikit-image>=0.21", "slab>=1.8"],
         "eval": ["motmetrics>=1.4", "pandas"],
         "dev": [
             "pytest>=7", "ruff>=0.4", "scikit-learn>=1.3", "setuptools",

@@ -23,9 +23,11 @@ from .core.audio import BinauralFeatures
 from .core.av_clustering import AVClusteringConfig
 from .core.config import AudioFrontEndConfig, MicArrayConfig, StereoCameraConfig
 from .core.detection import DetectionConfig
-from .core.tracker import EventObservations, Tracker, TrackerConfig
+from .core.head_calibration import HeadCalibrationConfig, HeadCalibrator
+from .core.tracker import AudioFrames, EventObservations, Tracker, TrackerConfig
 from .core.vision import VisionConfig
 from .core.wdem import WdemConfig
+from .io.heads import load_head_model
 from .io.track_files import TrackFileWriter
 from .pipeline import (
     AudioPipeline,
@@ -33,6 +35,7 @@ from .pipeline import (
     FusionPipeline,
     TrackingConfig,
     VisionPipeline,
+    calibrate_step,
 )
 
 __all__ = ["ProcessResult", "PROCESS_STAGES", "process_bag", "fusion_events"]
@@ -40,7 +43,7 @@ __all__ = ["ProcessResult", "PROCESS_STAGES", "process_bag", "fusion_events"]
 #: stage configs the offline pipeline reads from a params file
 PROCESS_STAGES = (AudioFrontEndConfig, MicArrayConfig, VisionConfig, DetectionConfig,
                   TrackerConfig, StereoCameraConfig, TrackingConfig, AVClusteringConfig,
-                  WdemConfig, FusionInputConfig)
+                  WdemConfig, FusionInputConfig, HeadCalibrationConfig)
 
 
 @dataclass
@@ -55,6 +58,7 @@ class ProcessResult:
     outputs: list = field(default_factory=list)  # TrackerOutput per frame when kept
     features: BinauralFeatures | None = None  # the audio features of the processed span
     fusion_windows: int = 0  # with tracking.use_av_events
+    calibrator: object = None  # the HeadCalibrator when head_calibration.enabled
 
     @property
     def realtime_factor(self) -> float:
@@ -135,12 +139,16 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
     result.audio_frames = len(feats)
     result.features = feats
     vision = VisionPipeline(configs[VisionConfig], configs[DetectionConfig])
-    tracker = Tracker(configs[TrackerConfig], configs[MicArrayConfig],
+    tracker = Tracker(configs[TrackerConfig],
+                      load_head_model(configs[MicArrayConfig], configs[AudioFrontEndConfig]),
                       configs[StereoCameraConfig])
     fusion = None
     if configs[TrackingConfig].use_av_events:  # births from the fusion's events too
         fusion = FusionPipeline(configs[AVClusteringConfig], configs[WdemConfig],
                                 configs[MicArrayConfig], configs[FusionInputConfig])
+    calibrator = (HeadCalibrator(configs[HeadCalibrationConfig], tracker.geometry)
+                  if configs[HeadCalibrationConfig].enabled else None)
+    result.calibrator = calibrator
     audio_done = 0
     with TrackFileWriter(output) as writer, BagStereoSource(
             bag, left_topic, right_topic, left_info, right_info, slop=slop, start=start,
@@ -157,6 +165,10 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                     events = fusion_events(fusion, stamp, obs, audio)
                     result.fusion_windows = fusion.windows
                 out = tracker.step(stamp, visual=obs, audio=audio, events=events)
+                if calibrator is not None:
+                    calibrate_step(calibrator, tracker, out,
+                                   None if audio is None else AudioFrames.from_features(audio),
+                                   configs[MicArrayConfig].calibration_file)
                 result.rows += writer.write(out)
                 result.track_ids.update(int(i) for i in out.ids)
                 result.frames += 1

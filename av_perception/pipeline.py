@@ -27,9 +27,10 @@ from .core.config import (
     param,
 )
 from .core.detection import DetectionConfig
-from .core.geometry import MicGeometry
+from .core.head_calibration import CalibrationFit, HeadCalibrationConfig, HeadCalibrator
 from .core.vision import VisionConfig, VisionInputError, VisualFrontEnd
 from .core.wdem import WdemConfig
+from .io.heads import load_head_model, save_calibration
 
 __all__ = ["AudioPipeline", "AudioRunResult", "VisionPipeline", "VisionRunResult",
            "FusionInputConfig", "FusionInputError", "FusionPipeline", "FusionRunResult",
@@ -60,7 +61,7 @@ class AudioPipeline:
                  mics: MicArrayConfig | None = None, use_numba: bool = True):
         self.audio_config = audio or AudioFrontEndConfig()
         self.mics_config = mics or MicArrayConfig()
-        self.geometry = MicGeometry.from_config(self.mics_config)
+        self.geometry = load_head_model(self.mics_config, self.audio_config)
         self.front_end = BinauralFrontEnd(self.audio_config, self.geometry, use_numba=use_numba)
         self.processing_time = 0.0
         self.rejected_chunks = 0
@@ -503,7 +504,7 @@ class FusionPipeline:
         self.mics_config = mics or MicArrayConfig()
         self.input_config = inputs or FusionInputConfig()
         self.use_numba = use_numba
-        self.geometry = MicGeometry.from_config(self.mics_config)
+        self.geometry = load_head_model(self.mics_config)
         self.clusterer = AVClusterer(self.fusion_config, self.geometry, self.wdem_config,
                                      use_numba=use_numba)
         self.windows = 0
@@ -543,7 +544,7 @@ class FusionPipeline:
         self.fusion_config, self.wdem_config = fusion, wdem_config
         self.mics_config, self.input_config = mics, inputs
         if model_changed:
-            self.geometry = MicGeometry.from_config(mics)
+            self.geometry = load_head_model(mics)
             self.clusterer = AVClusterer(fusion, self.geometry, wdem_config,
                                          use_numba=self.use_numba)
             self._fed = -math.inf
@@ -806,6 +807,19 @@ class TrackingConfig(StageConfig):
                 "a letter and contain only letters, digits and '_'")
 
 
+def calibrate_step(calibrator: HeadCalibrator, tracker, output, frames,
+                   calibration_file: str = "") -> CalibrationFit | None:
+    """Feed one tracker step (its output and the audio frames up to its stamp) to the
+    head self-calibration; an accepted fit replaces the tracker's binaural model and is
+    written to ``calibration_file`` (when set)."""
+    if frames is not None:
+        frames = frames.select(frames.stamp <= output.stamp)
+    fit = calibrator.update(tracker, output, frames)
+    if fit is not None and calibration_file:
+        save_calibration(calibration_file, fit)
+    return fit
+
+
 class TrackingPipeline:
     """The tracker fed from asynchronous live streams, in time order.
 
@@ -824,11 +838,13 @@ class TrackingPipeline:
 
     def __init__(self, tracker_config=None, mics: MicArrayConfig | None = None,
                  camera: StereoCameraConfig | None = None,
-                 tracking: TrackingConfig | None = None):
+                 tracking: TrackingConfig | None = None,
+                 calibration: HeadCalibrationConfig | None = None):
         import threading
 
         self.tracking = tracking or TrackingConfig()
-        self._args = (tracker_config, mics, camera)
+        self.calibration_config = calibration or HeadCalibrationConfig()
+        self._args = (tracker_config, mics or MicArrayConfig(), camera)
         self.lock = threading.Lock()
         self.steps = 0
         self.late_visual = 0
@@ -841,7 +857,10 @@ class TrackingPipeline:
     def _new_tracker(self):
         from .core.tracker import Tracker
 
-        self.tracker = Tracker(*self._args)
+        config, mics, camera = self._args
+        self.tracker = Tracker(config, load_head_model(mics), camera)
+        self.calibrator = (HeadCalibrator(self.calibration_config, self.tracker.geometry)
+                           if self.calibration_config.enabled else None)
         self._audio: list = []  # (stamps, itds, weights) arrays in arrival order
         self._audio_frames = 0
         self._events = None  # (stamp, EventObservations) of the newest window not applied
@@ -938,6 +957,9 @@ class TrackingPipeline:
                 events.stamp = self._events[0]
                 self._events = None
             out = self.tracker.step(stamp, visual=visual, audio=frames, events=events)
+            if self.calibrator is not None:
+                calibrate_step(self.calibrator, self.tracker, out, frames,
+                               self._args[1].calibration_file)
             self.last_stamp = stamp
             self.steps += 1
             dt = time.perf_counter() - t0

@@ -42,6 +42,10 @@ def register(subparsers) -> None:
     p.add_argument("--fps", type=float, help="video frame rate (default 15)")
     p.add_argument("--snr", type=float, help="override the preset's SNR (dB)")
     p.add_argument("--rt60", type=float, help="override the preset's RT60 (s; 0 = anechoic)")
+    p.add_argument("--head", choices=("free_field", "kemar"), default=None,
+                   help="what hears: two free-field mics 15 cm apart (default) or the MIT KEMAR "
+                        "dummy head (HRIRs from the slab package; ears at the dummy-head "
+                        "profile's positions, reverberation binaural too)")
     p.add_argument("--no-bag", action="store_true",
                    help="skip the rosbag2 (only audio.wav, ground truth and scene.json)")
     p.add_argument("--overwrite", action="store_true",
@@ -79,7 +83,7 @@ def run(args) -> int:
         raise ValueError("OUTDIR is required (or use --list-presets)")
     if args.scene:
         scene = load_scene(args.scene)
-        overrides = [n for n in ("duration", "rate", "fps", "snr", "rt60")
+        overrides = [n for n in ("duration", "rate", "fps", "snr", "rt60", "head")
                      if getattr(args, n) is not None]
         if overrides or args.speech or args.speech_dir:
             raise ValueError(f"--scene renders the file as it is: drop "
@@ -87,7 +91,7 @@ def run(args) -> int:
     else:
         scene = make_scene(args.preset, seed=args.seed, duration=args.duration, rate=args.rate,
                            fps=args.fps, snr_db=args.snr, rt60=args.rt60,
-                           speech=_speech_spec(args))
+                           speech=_speech_spec(args), head=args.head or "free_field")
 
     def say(msg):
         if not args.quiet:
@@ -95,6 +99,7 @@ def run(args) -> int:
 
     t0 = time.perf_counter()
     say(f"simulating '{scene.name}' ({scene.duration:g} s, {len(scene.people)} people, "
+        f"head {scene.robot.head}, "
         f"{len(scene.utterances)} utterances, seed {scene.seed}, speech {scene.speech.source})")
     result = simulate(scene, args.outdir, storage=args.storage, compressed=args.compressed,
                       overwrite=args.overwrite, write_bag=not args.no_bag, progress=say)

@@ -36,6 +36,7 @@ import scipy.signal
 from . import _binaural_kernels as K
 from .config import AudioFrontEndConfig, MicArrayConfig
 from .geometry import MicGeometry
+from .head import make_head_model
 
 __all__ = [
     "AudioInputError",
@@ -160,7 +161,10 @@ class BinauralFeatures:
 
     stamp : s, time of each frame's centre sample.
     itd : s, positive when the sound reaches the left mic first (NaN if no usable bin).
-    azimuth : rad, far-field azimuth of the ITD (positive to the left).
+    azimuth : rad, front azimuth (positive to the left) under the binaural model: the
+        ITD inverted (free field: far-field arcsin; head models: their horizontal ITD
+        curve), or jointly from ITD and ILD (``audio.direction_ild_sigma``).  The
+        horizontal plane only: no model here resolves elevation or front/back.
     reliability : GCC-PHAT peak height in [0, 1].
     ild : dB, broadband level difference left/right over unmasked bins.
     ild_bands : (F, J) dB per configured band.
@@ -244,7 +248,8 @@ class BinauralFrontEnd:
                  use_numba: bool = True, keep_ipd: bool = False, keep_cross: bool = False):
         self.config = config or AudioFrontEndConfig()
         mics = mics if mics is not None else MicArrayConfig()
-        self.geometry = mics if isinstance(mics, MicGeometry) else MicGeometry.from_config(mics)
+        self.geometry = (mics if isinstance(mics, MicGeometry)
+                         else make_head_model(mics, self.config.ild_band_edges))
         self.keep_ipd = keep_ipd
         self.keep_cross = keep_cross
         self._kernel = K.binaural_kernel if use_numba else K.binaural_reference
@@ -265,6 +270,7 @@ class BinauralFrontEnd:
         self.band_of_bin = band.astype(np.int64)
         self.n_bands = len(edges) - 1
         self.tau_max = self.geometry.max_itd * (1.0 + c.itd_margin)
+        self._grid = False  # joint ITD+ILD azimuth grid, built on first use
         step = c.itd_scan_step / fs
         n_half = int(np.ceil(self.tau_max / step))
         self.scan_tau = np.clip(np.arange(-n_half, n_half + 1) * step, -self.tau_max, self.tau_max)
@@ -416,7 +422,7 @@ class BinauralFrontEnd:
         return BinauralFeatures(
             stamp=np.asarray(stamps, dtype=np.float64),
             itd=itd,
-            azimuth=self.geometry.azimuth_from_itd(itd),
+            azimuth=self.azimuth(itd, out[:, K.OUT_BANDS:]),
             reliability=out[:, K.OUT_RELIABILITY],
             ild=out[:, K.OUT_ILD],
             ild_bands=out[:, K.OUT_BANDS:],
@@ -428,6 +434,42 @@ class BinauralFrontEnd:
             cross=cross if self.keep_cross else None,
             band_edges=self.config.ild_band_edges,
         )
+
+    def _direction_grid(self):
+        """Azimuth grid, predicted ITD and ILD, and the ILD bands of the joint azimuth
+        (None when the azimuth comes from the ITD alone)."""
+        c = self.config
+        g = self.geometry
+        if (c.direction_ild_sigma <= 0 or not g.has_ild
+                or tuple(g.band_edges) != tuple(float(e) for e in c.ild_band_edges)):
+            return None
+        bands = np.flatnonzero(np.asarray(c.ild_band_edges[1:]) <= c.direction_ild_max_frequency)
+        if len(bands) == 0:
+            return None
+        az = np.radians(np.arange(-90.0, 90.0 + 1e-9, 0.25))
+        return az, g.itd_from_azimuth(az), g.ild_from_azimuth(az)[:, bands], bands
+
+    def azimuth(self, itd: np.ndarray, ild_bands: np.ndarray) -> np.ndarray:
+        """Front azimuth (rad) of frames from their ITD (s) and per-band ILD (dB).
+
+        ITD alone: the model's inversion (:meth:`MicGeometry.azimuth_from_itd`).  With a
+        head model that predicts ILD and ``direction_ild_sigma > 0``: the grid azimuth
+        (0.25 deg) minimising ``(itd - G(az))^2 / s_t^2 + sum_b log(1 + ((ild_b -
+        H_b(az)) / s_l)^2)`` over the bands up to ``direction_ild_max_frequency``
+        (Cauchy: one corrupted band cannot pull the azimuth far).  NaN where the ITD is NaN.
+        """
+        if self._grid is False:
+            self._grid = self._direction_grid()
+        if self._grid is None or len(itd) == 0:
+            return self.geometry.azimuth_from_itd(itd)
+        az, g_itd, g_ild, bands = self._grid
+        c = self.config
+        cost = ((itd[:, None] - g_itd[None, :]) / c.direction_itd_sigma) ** 2
+        ild = ild_bands[:, bands]
+        r = (ild[:, None, :] - g_ild[None, :, :]) / c.direction_ild_sigma
+        cost = cost + np.where(np.isfinite(r), np.log1p(r * r), 0.0).sum(axis=2)
+        out = az[np.argmin(np.where(np.isfinite(cost), cost, np.inf), axis=1)]
+        return np.where(np.isfinite(itd), out, np.nan)
 
     def pooled_itd(self, cross: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
         """ITD of several frames pooled (SRP-PHAT-like, with the direct-path weights).

@@ -26,10 +26,12 @@ y_j ~ N(S_k, Sigma_k / w_j), e_j ~ N(0, C_j / w_j)), sigma_k^2 the weighted resi
 Both spreads are clipped to configured ranges (``visual_std_min/max``,
 ``audio_std_min/max``): without an upper bound a silent cluster widens until it
 absorbs the ITDs of another speaker, or one cluster swallows two people.
-The gradient of G is the one of :meth:`MicGeometry.itd_jacobian`; the numba
-kernel of the window EM re-implements G and its gradient with the same
-formulas (the tests compare it with the numpy reference, which calls
-MicGeometry).
+G is the ITD of the binaural model (:mod:`av_perception.core.head`: free field
+= :class:`MicGeometry`, spherical head or measured table); the numba kernel of the
+window EM evaluates G and its gradient with
+:func:`~av_perception.core.head.model_itd_jac` (exact near-field formula in free
+field, the model's (lat, pol) table otherwise), the numpy reference calls the
+model's ``itd``/``itd_jacobian`` (same arithmetic; the tests compare the two).
 
 A cluster without visual support but with audio mass is a speaker out of view:
 it is kept as an ITD (its parameter is tau_k, not S_k) and reported on the ITD
@@ -58,6 +60,7 @@ from scipy.special import gammaln
 from . import wdem
 from .config import ConfigError, MicArrayConfig, StageConfig, param
 from .geometry import MicGeometry
+from .head import make_head_model, model_itd_jac
 
 __all__ = [
     "AVClusteringConfig",
@@ -543,13 +546,14 @@ class _Window:
         params[P_VMAX2] = cfg.visual_std_max ** 2
         wd = self.variant == "wd"
         zv, za = np.zeros(nv), np.zeros(na)
+        hframe, htab = self.geometry.kernel_arrays()
         n = _em_kernel(
             self.X, self.wv, self.C if self.C is not None else np.zeros((0, 3, 3)),
             self.C is not None, self.tau, self.wa, wd, self.v_const,
             self.v_a if wd else zv, self.v_beta if wd else zv, self.a_const,
             self.a_a if wd else za, self.a_beta if wd else za, cl.pos, cl.vcov, cl.itd, cl.avar,
             cl.audio_only, cl.pi_v, cl.pi_a, cl.info, self.geometry.left, self.geometry.right,
-            params, max_iter, eta_v, u_v, P, eta_a, u_a, hist)
+            hframe, htab, params, max_iter, eta_v, u_v, P, eta_a, u_a, hist)
         e = {}
         if nv:
             e["eta_v"] = eta_v
@@ -623,32 +627,14 @@ def _inv3(M, out):
 
 
 @njit(cache=True)
-def _itd_jac(S, ml, mr, speed, J):
-    """Exact near-field ITD of S (3,) and its gradient into J (3,) (as MicGeometry)."""
-    nl = 0.0
-    nr = 0.0
-    for a in range(3):
-        nl += (S[a] - ml[a]) ** 2
-        nr += (S[a] - mr[a]) ** 2
-    nl = math.sqrt(nl)
-    nr = math.sqrt(nr)
-    g = (nr - nl) / speed
-    nl = max(nl, 1e-9)
-    nr = max(nr, 1e-9)
-    for a in range(3):
-        J[a] = ((S[a] - mr[a]) / nr - (S[a] - ml[a]) / nl) / speed
-    return g
-
-
-@njit(cache=True)
-def _gn_objective(S, A, b, s_a, tbar, S0, inv_p2, ml, mr, speed, J):
+def _gn_objective(S, A, b, s_a, tbar, S0, inv_p2, ml, mr, hframe, htab, speed, J):
     q = 0.0
     for a in range(3):
         q -= 2.0 * S[a] * b[a]
         q += inv_p2 * (S[a] - S0[a]) ** 2
         for c in range(3):
             q += S[a] * A[a, c] * S[c]
-    g = _itd_jac(S, ml, mr, speed, J)
+    g = model_itd_jac(S, ml, mr, speed, hframe, htab, J)
     return q + s_a * (tbar - g) ** 2
 
 
@@ -745,7 +731,7 @@ def _floor_cov3(S, floor, ceil):
 
 @njit(cache=True)
 def _mstep_kernel(X, C, has_c, tau, pos, vcov, itd, avar, audio_only, pi_v, pi_a, info,
-                  start_pos, ml, mr, params, eta_v, u_v, P, eta_a, u_a):
+                  start_pos, ml, mr, hframe, htab, params, eta_v, u_v, P, eta_a, u_a):
     nv = X.shape[0]
     na = tau.shape[0]
     K = pos.shape[0]
@@ -818,14 +804,14 @@ def _mstep_kernel(X, C, has_c, tau, pos, vcov, itd, avar, audio_only, pi_v, pi_a
         s_a[k] = sw_a[k] / avar[k]
         if not audio_only[k]:
             f[k] = _gn_objective(pos[k], A[k], b[k], s_a[k], tbar[k], start_pos[k], inv_p2, ml,
-                                 mr, speed, J)
+                                 mr, hframe, htab, speed, J)
     if any_seen:
         for _step in range(int(params[P_GN_STEPS])):
             all_small = True
             for k in range(K):
                 if audio_only[k]:
                     continue
-                g = _itd_jac(pos[k], ml, mr, speed, J)
+                g = model_itd_jac(pos[k], ml, mr, speed, hframe, htab, J)
                 for a in range(3):
                     grad[a] = (b[k, a] + s_a[k] * J[a] * (tbar[k] - g)
                                + inv_p2 * (start_pos[k, a] - pos[k, a]))
@@ -841,7 +827,7 @@ def _mstep_kernel(X, C, has_c, tau, pos, vcov, itd, avar, audio_only, pi_v, pi_a
                     for a in range(3):
                         S_new[a] = pos[k, a] + t * step[a]
                     f_new = _gn_objective(S_new, A[k], b[k], s_a[k], tbar[k], start_pos[k],
-                                          inv_p2, ml, mr, speed, J2)
+                                          inv_p2, ml, mr, hframe, htab, speed, J2)
                     worse = f_new > f[k] + 1e-12 * abs(f[k])
                     if not worse:
                         break
@@ -858,7 +844,7 @@ def _mstep_kernel(X, C, has_c, tau, pos, vcov, itd, avar, audio_only, pi_v, pi_a
         for k in range(K):
             if audio_only[k]:
                 continue
-            itd[k] = _itd_jac(pos[k], ml, mr, speed, J)
+            itd[k] = model_itd_jac(pos[k], ml, mr, speed, hframe, htab, J)
             for a in range(3):
                 for c in range(3):
                     info[k, a, c] = A[k, a, c] + s_a[k] * J[a] * J[c]
@@ -915,7 +901,8 @@ def _mstep_kernel(X, C, has_c, tau, pos, vcov, itd, avar, audio_only, pi_v, pi_a
 
 @njit(cache=True)
 def _em_kernel(X, wv, C, has_c, tau, wa, wd, v_const, v_a, v_beta, a_const, a_a, a_beta, pos,
-               vcov, itd, avar, audio_only, pi_v, pi_a, info, ml, mr, params, max_iter, eta_v,
+               vcov, itd, avar, audio_only, pi_v, pi_a, info, ml, mr, hframe, htab, params,
+               max_iter, eta_v,
                u_v, P, eta_a, u_a, hist):
     """The whole EM of one window in place; returns the number of M-steps (hist[: n + 1])."""
     start_pos = pos.copy()
@@ -929,7 +916,7 @@ def _em_kernel(X, wv, C, has_c, tau, wa, wd, v_const, v_a, v_beta, a_const, a_a,
         if K == 0:
             break
         _mstep_kernel(X, C, has_c, tau, pos, vcov, itd, avar, audio_only, pi_v, pi_a, info,
-                      start_pos, ml, mr, params, eta_v, u_v, P, eta_a, u_a)
+                      start_pos, ml, mr, hframe, htab, params, eta_v, u_v, P, eta_a, u_a)
         n_iter += 1
         ll = _estep_kernel(X, wv, C, has_c, tau, wa, wd, v_const, v_a, v_beta, a_const, a_a,
                            a_beta, pos, vcov, itd, avar, audio_only, pi_v, pi_a, params, eta_v,
@@ -1308,7 +1295,7 @@ class AVClusterer:
         if geometry is None:
             geometry = MicArrayConfig()
         self.geometry = (geometry if isinstance(geometry, MicGeometry)
-                         else MicGeometry.from_config(geometry))
+                         else make_head_model(geometry))
         self.wdem_config = wdem_config or wdem.WdemConfig()
         self.reset()
 

@@ -216,6 +216,37 @@ class MicArrayConfig(StageConfig):
         low=-5.0, high=5.0, length=3,
     )
     speed_of_sound: float = param(343.0, "Speed of sound in m/s.", low=300.0, high=380.0)
+    head_model: str = param(
+        "free_field",
+        "Binaural model predicting ITD/ILD from a direction: 'free_field' (two mics in "
+        "the air, exact near-field ITD), 'spherical_head' (rigid sphere: Woodworth ITD, "
+        "Brown-Duda ILD), or 'measured' (ITD/ILD table from HRIRs, see measured_table).",
+        choices=("free_field", "spherical_head", "measured"),
+    )
+    head_radius: float = param(
+        0.0875, "Radius (m) of the spherical head model.", low=0.02, high=0.5,
+    )
+    ear_azimuth: float = param(
+        90.0, "Ear azimuth (deg from the front, towards each side) on the spherical head; "
+        "90 = ears on the interaural axis through the head centre.", low=45.0, high=135.0,
+    )
+    ear_elevation: float = param(
+        0.0, "Ear elevation (deg, positive up) on the spherical head.", low=-45.0, high=45.0,
+    )
+    measured_table: str = param(
+        "kemar",
+        "Measured head table for head_model 'measured': 'kemar' (MIT KEMAR HRIRs shipped by "
+        "the slab package) or the path of a .npz table (av_perception.io.heads.save_table).",
+    )
+    itd_scale: float = param(
+        1.0, "Scale applied to the measured table's ITD (the calibration's correction for "
+        "a head larger or smaller than the measured one).", low=0.3, high=3.0,
+    )
+    calibration_file: str = param(
+        "", "JSON file of the head self-calibration (head_calibration.enabled): read at "
+        "start when it exists (its fields replace head_model, head_radius, ear_azimuth, "
+        "ear_elevation, itd_scale), rewritten after each accepted fit.  Empty = none.",
+    )
 
     def validate(self):
         d = math.dist(self.left, self.right)
@@ -310,6 +341,19 @@ class AudioFrontEndConfig(StageConfig):
     ild_band_edges: tuple = param(
         (150.0, 500.0, 1000.0, 2000.0, 4000.0, 7500.0),
         "Edges (Hz) of the ILD bands, increasing.", low=0.0, high=48000.0,
+    )
+    direction_ild_sigma: float = param(
+        0.0, "Scale (dB) of the per-band ILD residual (Cauchy) in the joint ITD+ILD "
+        "azimuth of a head model with ILD (spherical_head, measured); 0 = azimuth from "
+        "the ITD alone.", low=0.0, high=40.0,
+    )
+    direction_itd_sigma: float = param(
+        4.0e-5, "Standard deviation (s) of the ITD residual in the joint ITD+ILD azimuth.",
+        low=1e-6, high=1e-3,
+    )
+    direction_ild_max_frequency: float = param(
+        4000.0, "Only ILD bands whose upper edge is at most this (Hz) enter the joint "
+        "azimuth.", low=100.0, high=48000.0,
     )
 
     def validate(self):

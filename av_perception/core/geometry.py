@@ -92,10 +92,28 @@ class MicGeometry:
     def from_config(cls, mics) -> MicGeometry:
         return cls(mics.left, mics.right, mics.speed_of_sound)
 
+    #: binaural model name (see :mod:`av_perception.core.head` for the head models)
+    kind = "free_field"
+    #: free field: no level difference between the mics
+    has_ild = False
+    band_edges: tuple = ()
+
     @property
     def max_itd(self) -> float:
         """Largest free-field ITD in seconds (source on the microphone axis)."""
         return self.spacing / self.speed_of_sound
+
+    def kernel_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(frame, table) for the numba ITD kernel: an empty table means free field."""
+        return np.zeros(12), np.zeros((0, 0))
+
+    def ild(self, points):
+        """Per-band ILD of points: None (two mics in free field have no ILD)."""
+        return None
+
+    def ild_from_azimuth(self, azimuth):
+        """Per-band ILD of horizontal directions: None in free field."""
+        return None
 
     def itd(self, points) -> np.ndarray:
         """Exact near-field ITD (s) of points (N, 3) in the camera frame."""

@@ -15,9 +15,11 @@ Model
   v_m | A_m = n ~ N(p_n, Phi_m / w_m); A_m = 0 is clutter, uniform with density
   ``visual_clutter_density`` (1 / visible volume), prior ``visual_clutter_prob``.
 * Audio observation k (ITD g_k in s, weight w_k, w~ = min(1, w / audio_full_weight)):
-  g_k | B_k = n ~ N((1 - b d(p_n)) G(p_n), itd_sigma^2 / w~_k); G the exact
-  near-field ITD of :class:`~av_perception.core.geometry.MicGeometry`, linearised
-  at the current estimate (iterated EKF); d the distance from the microphones;
+  g_k | B_k = n ~ N((1 - b d(p_n)) G(p_n), itd_sigma^2 / w~_k); G the ITD of the
+  binaural model (free field: the exact near-field ITD of
+  :class:`~av_perception.core.geometry.MicGeometry`; a head model of
+  :mod:`av_perception.core.head`), linearised at the current estimate (iterated
+  EKF); d the distance from the microphones (head centre);
   B_k = 0 is clutter, uniform with density ``audio_clutter_density``.
 * Speaking state chi_n: two-state HMM per track (below).
 
@@ -157,6 +159,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .config import ConfigError, MicArrayConfig, StageConfig, StereoCameraConfig, param
 from .geometry import MicGeometry
+from .head import make_head_model
 
 __all__ = [
     "AudioFrames",
@@ -759,7 +762,7 @@ class Tracker:
                  camera: StereoCameraConfig | None = None):
         self.config = config or TrackerConfig()
         mics = mics if mics is not None else MicArrayConfig()
-        self.geometry = mics if isinstance(mics, MicGeometry) else MicGeometry.from_config(mics)
+        self.geometry = mics if isinstance(mics, MicGeometry) else make_head_model(mics)
         self.camera = camera or StereoCameraConfig()
         c = self.config
         self._q_axes = np.array([c.process_noise, c.vertical_process_noise, c.process_noise])

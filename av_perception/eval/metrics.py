@@ -20,9 +20,10 @@ Speaking status
 Audio (ITD / DOA)
     For every audio frame during which exactly one person speaks (the same single
     talker ``margin`` s before and after the frame time) and whose activity is at
-    least ``activity_threshold``: the ITD error against the exact near-field ITD of
-    the talker's mouth (MicGeometry.itd), and the azimuth error against the
-    azimuth of the mouth seen from the array centre.
+    least ``activity_threshold``: the ITD error against the ITD of the talker's mouth
+    under the scene's true binaural model (free field: the exact near-field ITD of
+    MicGeometry; KEMAR scenes: the measured KEMAR table), and the azimuth error
+    against the azimuth of the mouth seen from the array (head) centre.
 """
 from __future__ import annotations
 
@@ -34,7 +35,16 @@ from scipy.optimize import linear_sum_assignment
 
 from ..core.geometry import MicGeometry
 
-__all__ = ["align_stamps", "evaluate_tracks", "evaluate_audio", "prf"]
+__all__ = ["align_stamps", "evaluate_tracks", "evaluate_audio", "prf", "true_binaural_model"]
+
+
+def true_binaural_model(scene) -> MicGeometry:
+    """The binaural model that really hears in ``scene`` (its ``robot.mics`` head model:
+    free field, or the measured KEMAR table for ``--head kemar`` scenes)."""
+    if scene.robot.mics.head_model == "free_field":
+        return MicGeometry.from_config(scene.robot.mics)
+    from ..io.heads import load_head_model
+    return load_head_model(scene.robot.mics)
 
 MOT_METRICS = [
     "num_frames", "mota", "motp", "idf1", "idp", "idr", "num_switches", "num_false_positives",
@@ -218,7 +228,7 @@ def evaluate_audio(scene, features: pd.DataFrame, activity_threshold: float = 0.
     t = features["t"].to_numpy(float)
     if len(t) and np.nanmax(t) > scene.epoch / 2:
         t = t - scene.epoch
-    geom = MicGeometry.from_config(scene.robot.mics)
+    geom = true_binaural_model(scene)
     counts = np.zeros(len(t), dtype=int)
     speaker = np.full(len(t), -1)
     stable = np.ones(len(t), dtype=bool)

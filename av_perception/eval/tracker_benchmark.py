@@ -10,7 +10,8 @@ Streams (:func:`synthetic_streams`, noise model :class:`StreamNoise`)
     points uniform in the image and in depth [0.8, 5] m, weight U(0.2, 0.7).  Each
     observation carries the covariance of that noise model.
     *Audio* (frames every 16 ms, the front-end's 256-sample hop at 16 kHz): while
-    someone speaks, the ITD of the talker's mouth (exact ``MicGeometry.itd``) shrunk
+    someone speaks, the ITD of the talker's mouth (under the scene's true binaural
+    model, :func:`~av_perception.eval.metrics.true_binaural_model`) shrunk
     towards 0 by ``itd_bias_per_m`` x distance (what reverberation does to the real
     GCC-PHAT front-end: measured 22-34 % at 2.3-2.7 m on the ``default`` preset) plus
     Gaussian noise ``itd_sigma``; activity U(``activity_low``, 1), reliability
@@ -43,10 +44,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from ..core.geometry import MicGeometry
 from ..core.tracker import AudioFrames, Tracker, TrackerConfig
 from ..core.vision import VisualObservations
-from .metrics import evaluate_tracks
+from .metrics import evaluate_tracks, true_binaural_model
 from .readers import TRACK_COLUMNS
 
 __all__ = [
@@ -150,7 +150,7 @@ def _visual_stream(scene, gt: pd.DataFrame, noise: StreamNoise, rng) -> list:
 
 
 def _audio_stream(scene, noise: StreamNoise, rng) -> AudioFrames:
-    geom = MicGeometry.from_config(scene.robot.mics)
+    geom = true_binaural_model(scene)
     max_itd = 1.1 * geom.max_itd
     t = np.arange(noise.audio_hop / 2, scene.duration, noise.audio_hop)
     n = len(t)
@@ -228,15 +228,25 @@ def tracks_frame(rows) -> pd.DataFrame:
 
 
 def run_tracker(streams: ObservationStreams, scene, config: TrackerConfig | None = None,
-                audio=None, include_audio_only: bool = True) -> tuple[pd.DataFrame, Tracker]:
+                audio=None, include_audio_only: bool = True,
+                model=None, calibration=None) -> tuple[pd.DataFrame, Tracker]:
     """Run the tracker over the streams (``step`` per image frame with the audio frames
     received since the previous one); returns the track rows and the tracker.
 
     ``audio`` replaces ``streams.audio`` (e.g. the real front-end's features);
     ``include_audio_only`` false leaves out the rows of audio-only tracks.  The rows have
-    an extra boolean column ``audio_only``.
+    an extra boolean column ``audio_only``.  ``model`` is the tracker's binaural model
+    (default: the scene's true one, :func:`~av_perception.eval.metrics.true_binaural_model`).
+    ``calibration`` (a HeadCalibrationConfig) runs the head self-calibration as the
+    pipeline does; its HeadCalibrator is then ``df.attrs['calibrator']``.
     """
-    trk = Tracker(config, scene.robot.mics, scene.robot.camera)
+    from ..core.head_calibration import HeadCalibrator
+    from ..pipeline import calibrate_step
+
+    trk = Tracker(config, model if model is not None else true_binaural_model(scene),
+                  scene.robot.camera)
+    cal = (HeadCalibrator(calibration, trk.geometry)
+           if calibration is not None and calibration.enabled else None)
     frames = streams.audio if audio is None else audio
     if not isinstance(frames, AudioFrames):
         frames = AudioFrames.from_features(frames)
@@ -247,13 +257,18 @@ def run_tracker(streams: ObservationStreams, scene, config: TrackerConfig | None
     a = 0
     for vis in streams.visual:
         b = int(np.searchsorted(frames.stamp, vis.stamp, side="right"))
-        out = trk.step(vis.stamp, visual=vis, audio=frames.select(slice(a, b)))
+        step_frames = frames.select(slice(a, b))
+        out = trk.step(vis.stamp, visual=vis, audio=step_frames)
+        if cal is not None:
+            calibrate_step(cal, trk, out, step_frames)
         a = b
         keep = np.ones(len(out), dtype=bool) if include_audio_only else ~out.audio_only
         rows.extend(out.rows(include_audio_only))
         flags.extend(out.audio_only[keep].tolist())
     df = tracks_frame(rows)
     df["audio_only"] = np.asarray(flags, dtype=bool)
+    if cal is not None:
+        df.attrs["calibrator"] = cal
     return df, trk
 
 
@@ -261,7 +276,7 @@ def frame_by_frame_baseline(streams: ObservationStreams, scene, min_weight: floa
                             gate: float = 0.5, audio_min_weight: float = 0.3,
                             azimuth_tolerance_deg: float = 15.0) -> pd.DataFrame:
     """Frame-by-frame assignment without a temporal model (module docstring)."""
-    geom = MicGeometry.from_config(scene.robot.mics)
+    geom = true_binaural_model(scene)
     audio = streams.audio
     prev_pos = np.zeros((0, 3))
     prev_ids = np.zeros(0, dtype=np.int64)
@@ -306,10 +321,11 @@ def _summary(result: dict) -> dict:
 
 
 def benchmark_scene(scene, gt: pd.DataFrame, seed: int = 0, config: TrackerConfig | None = None,
-                    methods=METHODS, audio=None) -> dict:
+                    methods=METHODS, audio=None, model=None) -> dict:
     """Metrics per method on one scene: {method: {mota, idf1, switches, fp, misses,
     loc_error (mean matched 3D distance, m), speaking_f1, speaking_precision,
-    speaking_recall}}.  ``audio`` replaces the synthetic audio stream of every method."""
+    speaking_recall}}.  ``audio`` replaces the synthetic audio stream of every method;
+    ``model`` is the trackers' binaural model (default: the scene's true one)."""
     streams = synthetic_streams(scene, gt, seed)
     config = config or TrackerConfig()
     out = {}
@@ -317,10 +333,11 @@ def benchmark_scene(scene, gt: pd.DataFrame, seed: int = 0, config: TrackerConfi
     for method in methods:
         if method in ("tracker", "tracker_no_audio_only"):
             if full is None:
-                full, _ = run_tracker(streams, scene, config, audio)
+                full, _ = run_tracker(streams, scene, config, audio, model=model)
             df = full if method == "tracker" else full[~full["audio_only"]]
         elif method == "visual_only":
-            df, _ = run_tracker(streams, scene, config.replace(audio_enabled=False), audio)
+            df, _ = run_tracker(streams, scene, config.replace(audio_enabled=False), audio,
+                                model=model)
         elif method == "frame_by_frame":
             if audio is not None:
                 frames = audio if isinstance(audio, AudioFrames) else \

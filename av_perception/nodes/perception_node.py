@@ -44,6 +44,7 @@ from ..core.config import (
     StereoCameraConfig,
 )
 from ..core.detection import DetectionConfig, DetectorError
+from ..core.head_calibration import HeadCalibrationConfig
 from ..core.stereo import CalibrationError, StereoCalibration
 from ..core.tracker import TrackerConfig, TrackerInputError
 from ..core.vision import VisionConfig, VisionInputError
@@ -72,7 +73,7 @@ from .tracker_node import AUDIO_IDLE, TrackingOutputs
 
 STAGES = (AudioFrontEndConfig, MicArrayConfig, AudioCaptureConfig, AudioOutputConfig,
           VisionInputConfig, VisionConfig, DetectionConfig, StereoCameraConfig,
-          TrackerConfig, TrackingConfig, AVClusteringConfig, WdemConfig)
+          TrackerConfig, TrackingConfig, AVClusteringConfig, WdemConfig, HeadCalibrationConfig)
 SIDES = ("left", "right")
 _SUBSCRIPTION_FIELDS = ("compressed", "left_image_topic", "right_image_topic", "left_info_topic",
                         "right_info_topic", "queue_size", "reliability")
@@ -139,7 +140,8 @@ class PerceptionNode(AudioFeaturesNode):
                 self.fusion_pipeline.configure(*fusion_args)
         with self._lock:
             old_input = getattr(self, "input", None)
-            old_tracker = getattr(self, "tracker_args", None)
+            old_tracker = (getattr(self, "tracker_args", None),
+                           getattr(self, "head_calibration", None))
             self.input = new = configs[VisionInputConfig]
             self.vision = configs[VisionConfig]
             self.detection = configs[DetectionConfig]
@@ -148,6 +150,7 @@ class PerceptionNode(AudioFeaturesNode):
             self.tracker_args = (configs[TrackerConfig], configs[MicArrayConfig], self.camera)
             if getattr(self, "vision_pipeline", None) is not None:
                 self.vision_pipeline.close()  # its detection worker
+            self.head_calibration = configs[HeadCalibrationConfig]
             self.vision_pipeline = vision
             self.camera_calibration = StereoCalibration.from_config(self.camera)
             if old_input is None or old_input.images_rectified != new.images_rectified:
@@ -155,8 +158,9 @@ class PerceptionNode(AudioFeaturesNode):
             if old_input is None or (old_input.slop, old_input.queue_size) != (
                     new.slop, new.queue_size):
                 self.sync = ApproximateTimeSync(new.slop, new.queue_size)
-            if old_tracker != self.tracker_args:  # a new tracker: tracks restart
-                self.tracking_pipeline = TrackingPipeline(*self.tracker_args, self.tracking)
+            if old_tracker != (self.tracker_args, self.head_calibration):  # new tracker
+                self.tracking_pipeline = TrackingPipeline(*self.tracker_args, self.tracking,
+                                                          self.head_calibration)
             else:
                 self.tracking_pipeline.tracking = self.tracking
             if self.outputs is not None:

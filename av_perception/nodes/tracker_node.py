@@ -37,6 +37,7 @@ from std_msgs.msg import Bool, Header
 from visualization_msgs.msg import MarkerArray
 
 from ..core.config import ConfigError, MicArrayConfig, StereoCameraConfig
+from ..core.head_calibration import HeadCalibrationConfig
 from ..core.stereo import StereoCalibration
 from ..core.tracker import TrackerConfig, TrackerInputError
 from ..io.image_msgs import ImageConversionError, fill_image_msg, message_to_bgr
@@ -58,7 +59,8 @@ from .conversions import (
     tracks_to_markers,
 )
 
-STAGES = (TrackerConfig, MicArrayConfig, StereoCameraConfig, TrackingConfig, TrackerInputConfig)
+STAGES = (TrackerConfig, MicArrayConfig, StereoCameraConfig, TrackingConfig, TrackerInputConfig,
+          HeadCalibrationConfig)
 #: audio counts as flowing when a features message came within this many seconds
 AUDIO_IDLE = 1.0
 
@@ -224,21 +226,24 @@ class TrackerNode(Node):
         self.camera = configs[StereoCameraConfig]
         self.tracking = configs[TrackingConfig]
         self.input = configs[TrackerInputConfig]
+        self.head_calibration = configs[HeadCalibrationConfig]
         self.camera_calibration = StereoCalibration.from_config(self.camera)
         if first:
             self.pipeline = TrackingPipeline(self.tracker_config, self.mics, self.camera,
-                                             self.tracking)
+                                             self.tracking, self.head_calibration)
 
     def _on_parameters(self, params):
         result, configs = validate_parameter_change(self, STAGES, params)
         if not result.successful:
             return result
-        old = (self.tracker_config, self.mics, self.camera, self.tracking, self.input)
+        old = (self.tracker_config, self.mics, self.camera, self.tracking, self.input,
+               self.head_calibration)
         self._apply(configs)
-        if old[:3] != (self.tracker_config, self.mics, self.camera):
+        if old[:3] + old[5:] != (self.tracker_config, self.mics, self.camera,
+                                 self.head_calibration):
             # a new tracker: the tracks restart (their identities too)
             self.pipeline = TrackingPipeline(self.tracker_config, self.mics, self.camera,
-                                             self.tracking)
+                                             self.tracking, self.head_calibration)
         else:
             self.pipeline.tracking = self.tracking
         self.outputs.configure(self.tracking)

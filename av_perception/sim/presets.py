@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .scene import (
+    DUMMY_HEAD_EARS,
     AudioSpec,
     DistractorSpec,
     NoiseSpec,
@@ -152,7 +153,8 @@ def describe_presets() -> str:
 
 def make_scene(preset: str = "default", seed: int = 0, duration: float | None = None, *,
                rate: int | None = None, fps: float | None = None, snr_db: float | None = None,
-               rt60: float | None = None, speech: SpeechSpec | None = None) -> Scene:
+               rt60: float | None = None, speech: SpeechSpec | None = None,
+               head: str = "free_field") -> Scene:
     """A preset scene.
 
     Parameters
@@ -167,6 +169,9 @@ def make_scene(preset: str = "default", seed: int = 0, duration: float | None = 
         Override the audio rate (Hz), video rate, noise SNR (dB) and RT60 (s).
     speech : SpeechSpec, optional
         Where the speech comes from (default: the built-in voice model).
+    head : str
+        'free_field' (the default 15 cm mic bar) or 'kemar' (the KEMAR dummy head, ears
+        at the dummy-head profile's positions, ``scene.DUMMY_HEAD_EARS``).
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
@@ -179,7 +184,11 @@ def make_scene(preset: str = "default", seed: int = 0, duration: float | None = 
     if snr_db is not None:
         parts["noise"].snr_db = float(snr_db)
         NoiseSpec.__post_init__(parts["noise"])
-    robot = RobotSpec()
+    robot = RobotSpec(head=head)
+    if head == "kemar":
+        # the scene's mics describe what really hears: the measured KEMAR table
+        robot.mics = robot.mics.replace(left=DUMMY_HEAD_EARS[0], right=DUMMY_HEAD_EARS[1],
+                                        head_model="measured", measured_table="kemar")
     if fps is not None:
         robot.camera = robot.camera.replace(fps=float(fps))
     audio = AudioSpec(rate=int(rate)) if rate is not None else AudioSpec()

@@ -95,16 +95,28 @@ class RoomSpec:
         return self.max_order == 0 or (self.absorption is None and self.rt60 == 0.0)
 
 
+HEADS = ("free_field", "kemar")
+#: ears of the dummy head in the camera frame (config/profile_dummy_head.yaml)
+DUMMY_HEAD_EARS = ((-0.09, 0.05, -0.03), (0.09, 0.05, -0.03))
+
+
 @dataclass
 class RobotSpec:
-    """The robot head: camera pose in the room, stereo camera and microphones."""
+    """The robot head: camera pose in the room, stereo camera and microphones.
+
+    head : 'free_field' (two mics in the air) or 'kemar' (the mics are the ears of the
+        MIT KEMAR dummy head, whose interaural axis is the mics' axis; see sim.audio).
+    """
 
     position: tuple = (0.8, 2.5, 1.25)
     yaw: float = 0.0
     camera: StereoCameraConfig = field(default_factory=StereoCameraConfig)
     mics: MicArrayConfig = field(default_factory=MicArrayConfig)
+    head: str = "free_field"
 
     def __post_init__(self):
+        if self.head not in HEADS:
+            raise ValueError(f"robot.head must be one of {', '.join(HEADS)}, got {self.head!r}")
         self.position = _vec(self.position, 3, "robot.position")
         if isinstance(self.camera, dict):
             self.camera = StereoCameraConfig.from_dict(self.camera)
@@ -436,7 +448,7 @@ class Scene:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if f.name == "robot":
-                d["robot"] = {"position": list(v.position), "yaw": v.yaw,
+                d["robot"] = {"position": list(v.position), "yaw": v.yaw, "head": v.head,
                               "camera": v.camera.to_dict(),
                               "mics": {k: list(x) if isinstance(x, tuple) else x
                                        for k, x in v.mics.to_dict().items()}}
