@@ -537,13 +537,15 @@ def test_births_from_av_events(rng):
 
 def test_step_orders_streams_and_keeps_later_audio(rng):
     """step() == update_audio for the frames up to the image stamp, in time order, then
-    update_visual; frames after the image wait for the next call."""
+    update_visual; frames after the image wait for the next call (audio_batch_span 0: one
+    update per frame, exactly; the default span merges them, nearly the same)."""
     p = np.array([-0.6, -0.3, 2.2])
     frames = [_frame([p], rng) for _ in range(20)]
     stamps = np.arange(0.0, 20 / FPS + 0.2, HOP)
     itds = GEOM.itd(p)[0] + rng.normal(0, 20e-6, len(stamps))
     weights = rng.uniform(0.3, 1.0, len(stamps))
-    manual, stepped = Tracker(), Tracker()
+    manual, stepped = Tracker(), Tracker(TrackerConfig(audio_batch_span=0.0))
+    batched = Tracker()
     order = rng.permutation(len(stamps))  # any arrival order within a call
     given = 0
     for k, (xyz, cov, w) in enumerate(frames):
@@ -562,7 +564,13 @@ def test_step_orders_streams_and_keeps_later_audio(rng):
         np.testing.assert_array_equal(got.ids, ref.ids)
         np.testing.assert_allclose(got.position, ref.position, atol=1e-12)
         np.testing.assert_allclose(got.speaking, ref.speaking, atol=1e-12)
+        near = batched.step(t, visual=obs, audio=AudioFrames(stamps[sel], itds[sel],
+                                                                weights[sel]))
+        np.testing.assert_array_equal(near.ids, ref.ids)
+        np.testing.assert_allclose(near.position, ref.position, atol=1e-3)
+        np.testing.assert_allclose(near.speaking, ref.speaking, atol=0.02)
     assert stepped.stats["audio_frames"] == manual.stats["audio_frames"]
+    assert batched.stats["audio_frames"] == manual.stats["audio_frames"]
     assert len(stepped._pending) > 0
     # report(t) predicts without changing the state
     out = stepped.report(stepped.time + 0.5)

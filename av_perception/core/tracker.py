@@ -312,6 +312,11 @@ class TrackerConfig(StageConfig):
     vb_tolerance: float = param(
         1e-4, "Stop iterating when no track position moves more than this (m).",
         low=0.0, high=1.0)
+    audio_batch_span: float = param(
+        0.1, "Tracker.step applies the audio frames that lie within this many seconds of "
+        "each other in one variational update (the speaking HMM still steps per frame); "
+        "0 = one update per frame.  Cuts the tracker's cost per image roughly by the number "
+        "of frames merged.", low=0.0, high=1.0)
     max_lateness: float = param(
         0.25, "Input older than the tracker clock by more than this (s) is dropped; less "
         "late input is applied at the current time.", low=0.0, high=10.0)
@@ -880,8 +885,21 @@ class Tracker:
             if len(now):
                 starts = np.flatnonzero(np.r_[True, np.diff(now.stamp) > 0])
                 ends = np.r_[starts[1:], len(now)]
-                for a, b in zip(starts, ends):
-                    self.update_audio(now.stamp[a], now.itd[a:b], now.weight[a:b])
+                span = self.config.audio_batch_span
+                a = 0
+                while a < len(starts):
+                    if span <= 0:
+                        b = a + 1
+                    else:  # frames within audio_batch_span of the first: one update
+                        b = int(np.searchsorted(now.stamp[starts], now.stamp[starts[a]] + span,
+                                                side="right"))
+                        b = max(b, a + 1)
+                    lo, hi = starts[a], ends[b - 1]
+                    if b - a == 1:
+                        self.update_audio(now.stamp[lo], now.itd[lo:hi], now.weight[lo:hi])
+                    else:
+                        self._update_audio_batch(now.select(slice(lo, hi)))
+                    a = b
         if events is not None:
             window_end = getattr(events, "stamp", None)
             self.update_events(stamp if window_end is None else window_end, events)
@@ -1030,6 +1048,12 @@ class Tracker:
         if t is None:
             return
         self.stats["audio_frames"] += 1
+        self._audio_update(np.full(len(g), t), g, w)
+
+    def _audio_update(self, stamps, g, w) -> None:
+        """One variational update with the ITDs of one or more audio frames (``stamps``
+        (F,), non-decreasing, the tracker already predicted to the last); the speaking
+        HMM, existence, shrink M-step and audio births still step frame by frame."""
         c = self.config
         ok = np.isfinite(g)
         wn = np.where(ok, np.minimum(w / c.audio_full_weight, 1.0), 0.0)
@@ -1040,20 +1064,50 @@ class Tracker:
         if np.any(use):
             _, beta = self._variational(None, None, g[use], wn[use])
             beta_full[use] = beta
-        if len(self._ids):
-            tb = beta_full[:, 1:]
-            llr = speaking_evidence(tb, wn, c.speaking_threshold, c.speaking_gain,
-                                    c.speaking_idle)
-            self._speak = speaking_hmm_step(self._speak, llr, c.speaking_entry, c.speaking_exit)
-            self._logodds = np.minimum(
-                self._logodds + c.audio_existence_gain * self._speak
-                * np.sum(wn[:, None] * tb, axis=0), self._logit_max)
-            self._confirmed |= self._logodds >= self._logit_confirm
-            if c.estimate_itd_shrink:
-                self._m_step_shrink(g, wn, tb)
-        if c.audio_births:
-            self._audio_births(t, g, wn, beta_full[:, 0])
+        starts = np.flatnonzero(np.r_[True, np.diff(stamps) > 0])
+        ends = np.r_[starts[1:], len(stamps)]
+        k0 = len(self._ids)
+        for a, b in zip(starts, ends):
+            gf, wf, bf = g[a:b], wn[a:b], beta_full[a:b]
+            if len(self._ids):
+                tb = bf[:, 1:]
+                if len(self._ids) > k0:  # born from an earlier frame of this batch
+                    tb = np.hstack([tb, np.zeros((len(tb), len(self._ids) - k0))])
+                llr = speaking_evidence(tb, wf, c.speaking_threshold, c.speaking_gain,
+                                        c.speaking_idle)
+                self._speak = speaking_hmm_step(self._speak, llr, c.speaking_entry,
+                                                c.speaking_exit)
+                self._logodds = np.minimum(
+                    self._logodds + c.audio_existence_gain * self._speak
+                    * np.sum(wf[:, None] * tb, axis=0), self._logit_max)
+                self._confirmed |= self._logodds >= self._logit_confirm
+                if c.estimate_itd_shrink:
+                    self._m_step_shrink(gf, wf, tb)
+            if c.audio_births:
+                self._audio_births(float(stamps[a]), gf, wf, bf[:, 0])
         self._deaths()
+
+    def _update_audio_batch(self, frames: AudioFrames) -> None:
+        """The frames (time order) in one variational update at the last one's stamp
+        (``audio_batch_span``); frames too late are dropped as in update_audio."""
+        if not self.config.audio_enabled or not len(frames):
+            return
+        if not np.all(np.isfinite(frames.weight)) or np.any(np.isinf(frames.itd)):
+            raise TrackerInputError("audio frames must have finite weights and no infinite ITD")
+        late = (frames.stamp < self.time - self.config.max_lateness) if self.time is not None \
+            else np.zeros(len(frames), bool)
+        if np.any(late):
+            n_late = len(np.unique(frames.stamp[late]))
+            self.stats["late_audio"] += n_late
+            frames = frames.select(~late)
+            if not len(frames):
+                return
+        t = self._advance(float(frames.stamp[-1]), "late_audio")
+        if t is None:
+            return
+        self.stats["audio_frames"] += len(np.unique(frames.stamp))
+        stamps = np.maximum(frames.stamp, frames.stamp[0])  # sorted by the caller
+        self._audio_update(stamps, frames.itd, frames.weight)
 
     def report(self, stamp: float | None = None) -> TrackerOutput:
         """The confirmed tracks, predicted to ``stamp`` (default: the tracker clock) without
