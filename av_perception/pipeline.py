@@ -137,6 +137,10 @@ class VisionRunResult:
         return (self.last_stamp - self.first_stamp) if self.frames > 1 else 0.0
 
 
+#: nice value of the detection worker thread (Linux: per thread), above the frame thread's
+DETECTION_NICENESS = 10
+
+
 class AsyncDetection:
     """A :class:`~av_perception.core.detection.DetectionPipeline` whose detectors run on
     a worker thread (``detection.asynchronous``, live nodes).
@@ -172,6 +176,13 @@ class AsyncDetection:
         return getattr(self.__dict__["pipeline"], name)
 
     def _run(self):
+        import os
+        import threading
+
+        try:  # below the frame thread: a detection may wait, a frame should not
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DETECTION_NICENESS)
+        except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
+            pass
         while True:
             with self._cv:
                 while self._job is None and not self._stop:
