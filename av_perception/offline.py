@@ -4,7 +4,9 @@ Audio features, visual observations and the tracker run in time order: the
 audio of the bag is turned into per-frame features first (the front-end is
 streaming and ~500x real time, so this costs little), then every stereo pair
 is processed and the tracker is advanced to its stamp with exactly the audio
-frames recorded up to that stamp.  The result is the same as feeding the
+frames recorded up to that stamp (through the nodes' own
+:class:`~av_perception.pipeline.TrackingPipeline`, with the fusion's events and the head
+calibration when they are enabled).  The result is the same as feeding the
 nodes in real time, without waiting for the clock.  One track-file row is
 written per confirmed track per image frame, as the frames are processed, so
 an error part-way keeps everything computed before it.
@@ -23,19 +25,18 @@ from .core.audio import BinauralFeatures
 from .core.av_clustering import AVClusteringConfig
 from .core.config import AudioFrontEndConfig, MicArrayConfig, StereoCameraConfig
 from .core.detection import DetectionConfig
-from .core.head_calibration import HeadCalibrationConfig, HeadCalibrator
-from .core.tracker import AudioFrames, EventObservations, Tracker, TrackerConfig
+from .core.head_calibration import HeadCalibrationConfig
+from .core.tracker import EventObservations, TrackerConfig
 from .core.vision import VisionConfig
 from .core.wdem import WdemConfig
-from .io.heads import load_head_model
 from .io.track_files import TrackFileWriter
 from .pipeline import (
     AudioPipeline,
     FusionInputConfig,
     FusionPipeline,
     TrackingConfig,
+    TrackingPipeline,
     VisionPipeline,
-    calibrate_step,
 )
 
 __all__ = ["ProcessResult", "PROCESS_STAGES", "process_bag", "fusion_events"]
@@ -139,16 +140,15 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
     result.audio_frames = len(feats)
     result.features = feats
     vision = VisionPipeline(configs[VisionConfig], configs[DetectionConfig])
-    tracker = Tracker(configs[TrackerConfig],
-                      load_head_model(configs[MicArrayConfig], configs[AudioFrontEndConfig]),
-                      configs[StereoCameraConfig])
+    # the live nodes' tracking stage: audio up to each image, events, head calibration
+    tracking = TrackingPipeline(configs[TrackerConfig], configs[MicArrayConfig],
+                                configs[StereoCameraConfig], configs[TrackingConfig],
+                                configs[HeadCalibrationConfig], configs[AudioFrontEndConfig])
+    result.calibrator = tracking.calibrator
     fusion = None
     if configs[TrackingConfig].use_av_events:  # births from the fusion's events too
         fusion = FusionPipeline(configs[AVClusteringConfig], configs[WdemConfig],
                                 configs[MicArrayConfig], configs[FusionInputConfig])
-    calibrator = (HeadCalibrator(configs[HeadCalibrationConfig], tracker.geometry)
-                  if configs[HeadCalibrationConfig].enabled else None)
-    result.calibrator = calibrator
     audio_done = 0
     with TrackFileWriter(output) as writer, BagStereoSource(
             bag, left_topic, right_topic, left_info, right_info, slop=slop, start=start,
@@ -160,15 +160,18 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                 upto = int(np.searchsorted(feats.stamp, stamp, side="right"))
                 audio = feats.slice(audio_done, upto) if upto > audio_done else None
                 audio_done = upto
-                events = None
+                if audio is not None:
+                    tracking.add_audio_features(audio)
                 if fusion is not None:
                     events = fusion_events(fusion, stamp, obs, audio)
+                    if events is not None:
+                        tracking.add_events(events.stamp, events)
                     result.fusion_windows = fusion.windows
-                out = tracker.step(stamp, visual=obs, audio=audio, events=events)
-                if calibrator is not None:
-                    calibrate_step(calibrator, tracker, out,
-                                   None if audio is None else AudioFrames.from_features(audio),
-                                   configs[MicArrayConfig].calibration_file)
+                out = tracking.step(stamp, obs.xyz, obs.covariance, obs.weight)
+                if out is None:  # not after the previous frame: dropped
+                    result.errors.append(f"frame at {stamp:.3f} s is not after the previous "
+                                         "one: dropped")
+                    continue
                 result.rows += writer.write(out)
                 result.track_ids.update(int(i) for i in out.ids)
                 result.frames += 1
@@ -188,8 +191,10 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
     return result
 
 
-def progress_printer(stream=sys.stderr):
-    """A progress callback printing done/total seconds, rows and the real-time factor."""
+def progress_printer(stream=None):
+    """A progress callback printing done/total seconds, rows and the real-time factor
+    (to ``stream``, default the sys.stderr of the time of the call)."""
+    stream = stream if stream is not None else sys.stderr
     t0 = time.perf_counter()
     last = [0.0]
 

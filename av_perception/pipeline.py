@@ -26,7 +26,7 @@ from .core.config import (
     StereoCameraConfig,
     param,
 )
-from .core.detection import DetectionConfig
+from .core.detection import DetectionConfig, gray_image
 from .core.head_calibration import CalibrationFit, HeadCalibrationConfig, HeadCalibrator
 from .core.vision import VisionConfig, VisionInputError, VisualFrontEnd
 from .core.wdem import WdemConfig
@@ -206,9 +206,7 @@ class AsyncDetection:
 
     def detect(self, image: np.ndarray) -> list:
         """Boxes of this frame (see the class docstring)."""
-        import cv2
-
-        grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        grey = gray_image(image)
         with self._cv:
             done, self._done = self._done, None
         if done is not None:
@@ -850,11 +848,13 @@ class TrackingPipeline:
     def __init__(self, tracker_config=None, mics: MicArrayConfig | None = None,
                  camera: StereoCameraConfig | None = None,
                  tracking: TrackingConfig | None = None,
-                 calibration: HeadCalibrationConfig | None = None):
+                 calibration: HeadCalibrationConfig | None = None,
+                 audio: AudioFrontEndConfig | None = None):
         import threading
 
         self.tracking = tracking or TrackingConfig()
         self.calibration_config = calibration or HeadCalibrationConfig()
+        self.audio_config = audio  # the front-end's bands, for a measured head table
         self._args = (tracker_config, mics or MicArrayConfig(), camera)
         self.lock = threading.Lock()
         self.steps = 0
@@ -869,12 +869,12 @@ class TrackingPipeline:
         from .core.tracker import Tracker
 
         config, mics, camera = self._args
-        self.tracker = Tracker(config, load_head_model(mics), camera)
+        self.tracker = Tracker(config, load_head_model(mics, self.audio_config), camera)
         self.calibrator = (HeadCalibrator(self.calibration_config, self.tracker.geometry)
                            if self.calibration_config.enabled else None)
         self._audio: list = []  # (stamps, itds, weights) arrays in arrival order
         self._audio_frames = 0
-        self._events = None  # (stamp, EventObservations) of the newest window not applied
+        self._events = None  # EventObservations of the newest window not yet applied
         self.events_received = 0
         self.audio_until = -math.inf  # newest audio stamp received
         self.last_stamp: float | None = None  # stamp of the last step
@@ -916,10 +916,11 @@ class TrackingPipeline:
 
         if not isinstance(events, EventObservations):
             events = EventObservations.from_events(events)
+        events.stamp = float(stamp)
         with self.lock:
             self.events_received += 1
-            if self._events is None or float(stamp) >= self._events[0]:
-                self._events = (float(stamp), events)
+            if self._events is None or events.stamp >= self._events.stamp:
+                self._events = events
 
     @property
     def buffered_audio(self) -> int:
@@ -963,10 +964,8 @@ class TrackingPipeline:
             w = np.ones(len(xyz)) if weight is None else np.asarray(weight, dtype=float)
             visual = SimpleNamespace(xyz=xyz, covariance=cov, weight=w)
             events = None
-            if self._events is not None and self._events[0] <= stamp:
-                events = self._events[1]
-                events.stamp = self._events[0]
-                self._events = None
+            if self._events is not None and self._events.stamp <= stamp:
+                events, self._events = self._events, None
             out = self.tracker.step(stamp, visual=visual, audio=frames, events=events)
             if self.calibrator is not None:
                 calibrate_step(self.calibrator, self.tracker, out, frames,

@@ -1071,7 +1071,7 @@ def _visual_births(win: _Window, cl: _Clusters, e, wcfg: wdem.WdemConfig, next_l
     free = win.wv * e["eta_v"][:, -1] if "eta_v" in e else win.wv
     cand = np.flatnonzero(e["eta_v"][:, -1] > 0.5) if "eta_v" in e else np.arange(nv)
     seen = ~cl.audio_only
-    if cfg.birth_search == "cores" and np.any(seen):
+    if np.any(seen):
         # points beyond every seen cluster's gate are unexplained too, whatever their
         # clutter responsibility: the heavy tails of the weighted-data marginal would
         # otherwise let the first cluster of a window absorb people seen later

@@ -269,7 +269,9 @@ def _load_cascade(name: str) -> cv2.CascadeClassifier:
     return cascade
 
 
-def _gray(image) -> np.ndarray:
+def gray_image(image) -> np.ndarray:
+    """uint8 grey image of a grey, BGR or BGRA (uint8 or uint16) image; DetectorError
+    otherwise."""
     img = np.asarray(image)
     if img.ndim == 2:
         g = img
@@ -321,7 +323,7 @@ class HaarDetector:
 
     def detect(self, gray: np.ndarray, min_size: int = 0, max_size: int = 0) -> list[Detection]:
         """Detections in a uint8 grey image (boxes in its pixels)."""
-        gray = _gray(gray)
+        gray = gray_image(gray)
         out = []
         passes = [(gray, False)]
         if self.mirrored:
@@ -428,7 +430,7 @@ class BoxTracker:
 
     def start(self, gray: np.ndarray, detections) -> None:
         """Start tracking ``detections`` from this (keyframe) grey image."""
-        gray = _gray(gray)
+        gray = gray_image(gray)
         height, width = gray.shape
         self._tracks = []
         for d in detections:
@@ -440,7 +442,7 @@ class BoxTracker:
 
     def update(self, gray: np.ndarray) -> list[Detection]:
         """Track every box into this grey image; returns the boxes still held."""
-        gray = _gray(gray)
+        gray = gray_image(gray)
         height, width = gray.shape
         kept = []
         out = []
@@ -547,7 +549,7 @@ class DetectionPipeline:
             most confident first.
         """
         c = self.config
-        gray = _gray(image)
+        gray = gray_image(image)
         keyframe = self.frame_index % c.every_k == 0
         self.frame_index += 1
         self.stats["frames"] += 1
@@ -577,7 +579,7 @@ class DetectionPipeline:
         """Follow the held boxes into this frame (template tracking only)."""
         self.frame_index += 1
         self.stats["frames"] += 1
-        dets = self.tracker.update(_gray(image))
+        dets = self.tracker.update(gray_image(image))
         self.stats["tracked"] += len(dets)
         return sorted(dets, key=lambda d: -d.confidence)
 
@@ -595,7 +597,7 @@ class DetectionPipeline:
     def run_detectors(self, image: np.ndarray, gray: np.ndarray | None = None) -> list[Detection]:
         """All configured detectors on the ROI at the configured scale (no NMS, no tracking)."""
         c = self.config
-        gray = _gray(image) if gray is None else gray
+        gray = gray_image(image) if gray is None else gray
         height, width = gray.shape
         x0, y0, x1, y1 = self.roi_pixels(width, height)
         s = c.scale

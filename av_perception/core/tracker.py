@@ -887,18 +887,10 @@ class Tracker:
                 ends = np.r_[starts[1:], len(now)]
                 span = self.config.audio_batch_span
                 a = 0
-                while a < len(starts):
-                    if span <= 0:
-                        b = a + 1
-                    else:  # frames within audio_batch_span of the first: one update
-                        b = int(np.searchsorted(now.stamp[starts], now.stamp[starts[a]] + span,
-                                                side="right"))
-                        b = max(b, a + 1)
-                    lo, hi = starts[a], ends[b - 1]
-                    if b - a == 1:
-                        self.update_audio(now.stamp[lo], now.itd[lo:hi], now.weight[lo:hi])
-                    else:
-                        self._update_audio_batch(now.select(slice(lo, hi)))
+                while a < len(starts):  # frames within audio_batch_span of a: one update
+                    b = max(a + 1, int(np.searchsorted(
+                        now.stamp[starts], now.stamp[starts[a]] + span, side="right")))
+                    self._update_audio_batch(now.select(slice(starts[a], ends[b - 1])))
                     a = b
         if events is not None:
             window_end = getattr(events, "stamp", None)
@@ -1088,26 +1080,23 @@ class Tracker:
         self._deaths()
 
     def _update_audio_batch(self, frames: AudioFrames) -> None:
-        """The frames (time order) in one variational update at the last one's stamp
-        (``audio_batch_span``); frames too late are dropped as in update_audio."""
+        """Audio frames in time order (one or more stamps) in one variational update at
+        the last one's stamp (``audio_batch_span``); frames too late are dropped and
+        counted, slightly late ones happen at the tracker's time, as in update_audio."""
+        if np.any(np.isinf(frames.itd)):
+            raise TrackerInputError("ITDs must be finite (NaN marks a frame without ITD)")
         if not self.config.audio_enabled or not len(frames):
             return
-        if not np.all(np.isfinite(frames.weight)) or np.any(np.isinf(frames.itd)):
-            raise TrackerInputError("audio frames must have finite weights and no infinite ITD")
-        late = (frames.stamp < self.time - self.config.max_lateness) if self.time is not None \
-            else np.zeros(len(frames), bool)
+        before = -np.inf if self.time is None else self.time
+        late = frames.stamp < before - self.config.max_lateness
         if np.any(late):
-            n_late = len(np.unique(frames.stamp[late]))
-            self.stats["late_audio"] += n_late
+            self.stats["late_audio"] += len(np.unique(frames.stamp[late]))
             frames = frames.select(~late)
             if not len(frames):
                 return
-        t = self._advance(float(frames.stamp[-1]), "late_audio")
-        if t is None:
-            return
+        self._advance(float(frames.stamp[-1]), "late_audio")
         self.stats["audio_frames"] += len(np.unique(frames.stamp))
-        stamps = np.maximum(frames.stamp, frames.stamp[0])  # sorted by the caller
-        self._audio_update(stamps, frames.itd, frames.weight)
+        self._audio_update(np.maximum(frames.stamp, before), frames.itd, frames.weight)
 
     def report(self, stamp: float | None = None) -> TrackerOutput:
         """The confirmed tracks, predicted to ``stamp`` (default: the tracker clock) without

@@ -160,7 +160,8 @@ class PerceptionNode(AudioFeaturesNode):
                 self.sync = ApproximateTimeSync(new.slop, new.queue_size)
             if old_tracker != (self.tracker_args, self.head_calibration):  # new tracker
                 self.tracking_pipeline = TrackingPipeline(*self.tracker_args, self.tracking,
-                                                          self.head_calibration)
+                                                          self.head_calibration,
+                                                          configs[AudioFrontEndConfig])
             else:
                 self.tracking_pipeline.tracking = self.tracking
             if self.outputs is not None:
