@@ -766,10 +766,11 @@ class TrackingConfig(StageConfig):
     SECTION: ClassVar[str] = "tracking"
 
     audio_wait: float = param(
-        0.1, "Longest time (s) an image's observations wait for the audio frames up to their "
+        0.0, "Longest time (s) an image's observations wait for the audio frames up to their "
         "stamp before the tracker steps without them (late audio is then applied at the "
-        "tracker's current time, or dropped beyond tracker.max_lateness).  Not applied while "
-        "no audio arrives.", low=0.0, high=2.0)
+        "tracker's current time, or dropped beyond tracker.max_lateness).  0 (default): no "
+        "wait, the lowest latency; ~0.05 makes the tracker see audio and images strictly in "
+        "time order.  Not applied while no audio arrives.", low=0.0, high=2.0)
     max_audio_buffer: float = param(
         5.0, "Audio frames buffered while no image arrives are kept for this many seconds "
         "(older ones are dropped and counted).", low=0.1, high=120.0)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 
 
 def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, right,
-            audio_wait: float = 0.1):
+            audio_wait: float = 0.0):
     """One run of perception_node; returns (latencies ms, stats, pairs sent, tracks)."""
     import rclpy
     from rclpy.parameter import Parameter
@@ -103,8 +103,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--fps", type=float, default=15.0)
-    ap.add_argument("--audio-wait", type=float, default=0.1,
-                    help="tracking.audio_wait (s) of both runs (default: the default, 0.1)")
+    ap.add_argument("--audio-wait", type=float, default=0.0,
+                    help="tracking.audio_wait (s) of both runs (default: the default, 0)")
     args = ap.parse_args(argv)
 
     import rclpy

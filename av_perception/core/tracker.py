@@ -156,6 +156,7 @@ from typing import ClassVar
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from scipy.special import ndtr
 
 from .config import ConfigError, MicArrayConfig, StageConfig, StereoCameraConfig, param
 from .geometry import MicGeometry
@@ -300,6 +301,11 @@ class TrackerConfig(StageConfig):
         16.27, "Squared Mahalanobis distance (3 dof; 16.27 = 99.9 %) beyond which a visual "
         "observation cannot belong to a track (otherwise a coasting track takes clutter "
         "points in its Gaussian tail).", low=1.0, high=1e6)
+    itd_reflection_prob: float = param(
+        0.4, "Share of a talker's ITDs that come from reflections rather than the direct "
+        "path: uniform between 0 and the talker's ITD (floor, ceiling, front and back "
+        "walls see the talker at a smaller angle to the microphone axis); 0: Gaussian "
+        "around the direct-path ITD only.", low=0.0, high=0.95)
     audio_gate: float = param(
         10.83, "Squared normalised ITD residual (1 dof; 10.83 = 99.9 %) beyond which an "
         "audio frame cannot belong to a track.", low=1.0, high=1e6)
@@ -421,7 +427,7 @@ class TrackerConfig(StageConfig):
         0.01, "HMM transition probability speaking -> silent per audio frame.",
         low=1e-6, high=0.5)
     speaking_threshold: float = param(
-        0.4, "Audio responsibility at which a fully active frame is neutral evidence.",
+        0.35, "Audio responsibility at which a fully active frame is neutral evidence.",
         low=0.0, high=1.0)
     speaking_gain: float = param(
         5.0, "Log-likelihood ratio (speaking/silent) per unit of responsibility above "
@@ -1368,6 +1374,16 @@ class Tracker:
             var = var_obs[:, None]
             ll = -0.5 * (r * r / var + np.log(var) + _LOG2PI) - 0.5 * jpj[None, :] / var
         ll = np.where(r * r / var <= c.audio_gate, ll, -np.inf)
+        rho = c.itd_reflection_prob
+        if rho > 0.0:
+            # mixture: direct path N(G, var) and reflections uniform between 0 and G (the
+            # uniform convolved with the same noise)
+            lo = np.minimum(G, 0.0)[None, :]
+            width = np.maximum(np.abs(G), 1e-7)[None, :]
+            s = np.sqrt(var)
+            u = (ndtr((g[:, None] - lo) / s) - ndtr((g[:, None] - lo - width) / s)) / width
+            with np.errstate(divide="ignore"):
+                ll = np.logaddexp(math.log1p(-rho) + ll, math.log(rho) + np.log(u))
         prior = (1.0 - c.audio_speaking_prior) + c.audio_speaking_prior * self._speak
         prior = (1.0 - c.audio_clutter_prob) * prior / prior.sum()
         logr = np.empty((len(g), k + 1))
