@@ -38,7 +38,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir as llvm_ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 COV_FULL = 0
 COV_DIAG = 1
@@ -72,7 +74,7 @@ def _n_chunks(n, work_per_row, min_work):
 # ---------------------------------------------------------------------------
 # E-steps
 # ---------------------------------------------------------------------------
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _mahalanobis(X, i, means, prec_chol, k):
     d = X.shape[1]
     delta = 0.0
@@ -84,7 +86,7 @@ def _mahalanobis(X, i, means, prec_chol, k):
     return delta
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _normalise_row(i, K, Kc, log_out, log_resp, resp, ll):
     if Kc > K:
         log_resp[i, K] = log_out
@@ -361,63 +363,331 @@ def scatter_reference(X, resp, pw, means, cov_code, out, min_work=0):
 
 
 # ---------------------------------------------------------------------------
+# exp and log that LLVM can vectorise (numba has no SVML here: math.exp / math.log are
+# scalar libm calls, which kept the fused pass at one call per observation and component)
+# ---------------------------------------------------------------------------
+@intrinsic
+def _f64_bits(typingctx, x):
+    """The bits of a float64 as an int64 (a register bitcast, vectorisable)."""
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], llvm_ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _bits_f64(typingctx, x):
+    """The float64 whose bits are an int64 (inverse of :func:`_f64_bits`)."""
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], llvm_ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+_LOG2E = 1.4426950408889634
+_LN2 = 0.6931471805599453
+_LN2_HI = 6.93147180369123816490e-01  # fdlibm's split of ln 2: n * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+_ROUND = 6755399441055744.0  # 1.5 * 2**52: its bits plus n are the bits of _ROUND + n
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _exp_neg(x):
+    """exp(x) for x <= 0 (and -inf), relative error < 1e-14 (0 below -708, where exp is
+    subnormal, < 3.3e-308): x = n ln 2 + r (Cody-Waite), |r| <= ln 2 / 2, degree-13
+    Taylor polynomial of exp(r) times 2**n built in the exponent bits; branch-free, so
+    loops over it vectorise.  No step relies on a rounding (n is rounded by floor, and is an integer
+    before it is added to _ROUND), so it stays exact under the callers' fastmath flags."""
+    xc = max(x, -708.0)
+    n = math.floor(xc * _LOG2E + 0.5)
+    r = (xc - n * _LN2_HI) - n * _LN2_LO
+    p = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (
+        1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (
+            1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (
+                1.0 / 479001600 + r * (1.0 / 6227020800)))))))))))))
+    # n is an integer in [-1022, 0]: the low bits of _ROUND + n hold it exactly
+    y = p * _bits_f64((_f64_bits(n + _ROUND) + 1023) << 52)
+    return 0.0 if x < -708.0 else y
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _log_pos(x):
+    """log(x) for a positive normal float64, absolute error < 3e-16 max(1, |log x|):
+    x = 2**e m with m in [sqrt(1/2), sqrt(2)], log m = 2 atanh(s), s = (m - 1) / (m + 1),
+    series to s**19; branch-free."""
+    b = _f64_bits(x)
+    m = _bits_f64((b & 0xFFFFFFFFFFFFF) | 0x3FF0000000000000)
+    e = _bits_f64((b >> 52) | 0x4330000000000000) - 4503599627371519.0  # - (2**52 + 1023)
+    big = m > 1.4142135623730951
+    m = 0.5 * m if big else m
+    e = e + 1.0 if big else e
+    s = (m - 1.0) / (m + 1.0)
+    z = s * s
+    q = 2.0 + z * (2.0 / 3 + z * (2.0 / 5 + z * (2.0 / 7 + z * (2.0 / 9 + z * (
+        2.0 / 11 + z * (2.0 / 13 + z * (2.0 / 15 + z * (2.0 / 17 + z * (2.0 / 19)))))))))
+    return e * _LN2 + s * q
+
+
+@njit(cache=True, error_model="numpy")
+def exp_neg(x, out):
+    """out[i] = exp(x[i]) for x <= 0 with :func:`_exp_neg` (test and reference entry)."""
+    for i in range(x.shape[0]):
+        out[i] = _exp_neg(x[i])
+
+
+@njit(cache=True, error_model="numpy")
+def log_pos(x, out):
+    """out[i] = log(x[i]) for positive x with :func:`_log_pos` (test and reference entry)."""
+    for i in range(x.shape[0]):
+        out[i] = _log_pos(x[i])
+
+
+def exp_neg_reference(x, out):
+    """Plain-numpy reference of :func:`exp_neg`."""
+    out[:] = np.exp(x)
+
+
+def log_pos_reference(x, out):
+    """Plain-numpy reference of :func:`log_pos`."""
+    out[:] = np.log(x)
+
+
+# ---------------------------------------------------------------------------
 # One EM iteration in one pass: E-step at the current parameters and the sufficient
 # statistics of the next M-step, without storing the (N, K) responsibilities
 # ---------------------------------------------------------------------------
-@njit(cache=True, fastmath={"nsz", "arcp", "contract", "reassoc", "afn"})
+BLOCK = 128  # rows per block of the fused pass (its scratch stays in L1)
+# no "nnan" / "ninf": -inf log-probabilities are meaningful here
+_FASTMATH = {"nsz", "arcp", "contract", "reassoc", "afn"}
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy", inline="always")
+def _block_mahalanobis(xb, nb, means, prec_chol, k, dx, y, dl):
+    """dl[j] = |L_k^-1 (x_j - m_k)|^2 for the nb rows of the block xb (d, B); one fused
+    loop over the rows for d <= 3, one loop per matrix entry beyond."""
+    d = xb.shape[0]
+    if d == 1:
+        m0 = means[k, 0]
+        p00 = prec_chol[k, 0, 0]
+        for j in range(nb):
+            y0 = p00 * (xb[0, j] - m0)
+            dl[j] = y0 * y0
+    elif d == 2:
+        m0, m1 = means[k, 0], means[k, 1]
+        p00, p10, p11 = prec_chol[k, 0, 0], prec_chol[k, 1, 0], prec_chol[k, 1, 1]
+        for j in range(nb):
+            e0 = xb[0, j] - m0
+            e1 = xb[1, j] - m1
+            y0 = p00 * e0
+            y1 = p10 * e0 + p11 * e1
+            dl[j] = y0 * y0 + y1 * y1
+    elif d == 3:
+        m0, m1, m2 = means[k, 0], means[k, 1], means[k, 2]
+        p00, p10, p11 = prec_chol[k, 0, 0], prec_chol[k, 1, 0], prec_chol[k, 1, 1]
+        p20, p21, p22 = prec_chol[k, 2, 0], prec_chol[k, 2, 1], prec_chol[k, 2, 2]
+        for j in range(nb):
+            e0 = xb[0, j] - m0
+            e1 = xb[1, j] - m1
+            e2 = xb[2, j] - m2
+            y0 = p00 * e0
+            y1 = p10 * e0 + p11 * e1
+            y2 = p20 * e0 + p21 * e1 + p22 * e2
+            dl[j] = y0 * y0 + y1 * y1 + y2 * y2
+    else:
+        for r in range(d):
+            m = means[k, r]
+            for j in range(nb):
+                dx[r, j] = xb[r, j] - m
+        for j in range(nb):
+            dl[j] = 0.0
+        for r in range(d):
+            p0 = prec_chol[k, r, 0]
+            for j in range(nb):
+                y[j] = p0 * dx[0, j]
+            for q in range(1, r + 1):
+                pq = prec_chol[k, r, q]
+                for j in range(nb):
+                    y[j] += pq * dx[q, j]
+            for j in range(nb):
+                dl[j] += y[j] * y[j]
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy", inline="always")
+def _block_stats(xb, nb, means, k, rk, pwk, full, dx, y, c, acc_sw, acc_sx, acc_s):
+    """Adds the block's sum_j u_j, sum_j u_j e_j and sum_j u_j e_j e_j^T (lower triangle,
+    or its diagonal unless ``full``) to chunk c's accumulators of component k, with
+    u_j = rk[j] pwk[j] and e_j = x_j - m_k; fused loops for d <= 3."""
+    d = xb.shape[0]
+    sw = 0.0
+    if d == 1:
+        m0 = means[k, 0]
+        sx0 = s00 = 0.0
+        for j in range(nb):
+            u = rk[j] * pwk[j]
+            e0 = xb[0, j] - m0
+            a0 = u * e0
+            sw += u
+            sx0 += a0
+            s00 += a0 * e0
+        acc_sx[c, k, 0] += sx0
+        acc_s[c, k, 0, 0] += s00
+    elif d == 2:
+        m0, m1 = means[k, 0], means[k, 1]
+        sx0 = sx1 = s00 = s10 = s11 = 0.0
+        for j in range(nb):
+            u = rk[j] * pwk[j]
+            e0 = xb[0, j] - m0
+            e1 = xb[1, j] - m1
+            a0 = u * e0
+            a1 = u * e1
+            sw += u
+            sx0 += a0
+            sx1 += a1
+            s00 += a0 * e0
+            s10 += a1 * e0
+            s11 += a1 * e1
+        acc_sx[c, k, 0] += sx0
+        acc_sx[c, k, 1] += sx1
+        acc_s[c, k, 0, 0] += s00
+        acc_s[c, k, 1, 1] += s11
+        if full:
+            acc_s[c, k, 1, 0] += s10
+    elif d == 3:
+        m0, m1, m2 = means[k, 0], means[k, 1], means[k, 2]
+        sx0 = sx1 = sx2 = s00 = s10 = s11 = s20 = s21 = s22 = 0.0
+        for j in range(nb):
+            u = rk[j] * pwk[j]
+            e0 = xb[0, j] - m0
+            e1 = xb[1, j] - m1
+            e2 = xb[2, j] - m2
+            a0 = u * e0
+            a1 = u * e1
+            a2 = u * e2
+            sw += u
+            sx0 += a0
+            sx1 += a1
+            sx2 += a2
+            s00 += a0 * e0
+            s10 += a1 * e0
+            s11 += a1 * e1
+            s20 += a2 * e0
+            s21 += a2 * e1
+            s22 += a2 * e2
+        acc_sx[c, k, 0] += sx0
+        acc_sx[c, k, 1] += sx1
+        acc_sx[c, k, 2] += sx2
+        acc_s[c, k, 0, 0] += s00
+        acc_s[c, k, 1, 1] += s11
+        acc_s[c, k, 2, 2] += s22
+        if full:
+            acc_s[c, k, 1, 0] += s10
+            acc_s[c, k, 2, 0] += s20
+            acc_s[c, k, 2, 1] += s21
+    else:
+        for j in range(nb):
+            u = rk[j] * pwk[j]
+            y[j] = u
+            sw += u
+        for r in range(d):
+            m = means[k, r]
+            for j in range(nb):
+                dx[r, j] = xb[r, j] - m
+        for r in range(d):
+            t = 0.0
+            for j in range(nb):
+                t += y[j] * dx[r, j]
+            acc_sx[c, k, r] += t
+            for q in range(r + 1 if full else 0):
+                t = 0.0
+                for j in range(nb):
+                    t += y[j] * dx[r, j] * dx[q, j]
+                acc_s[c, k, r, q] += t
+            if not full:
+                t = 0.0
+                for j in range(nb):
+                    t += y[j] * dx[r, j] * dx[r, j]
+                acc_s[c, k, r, r] += t
+    acc_sw[c, k] += sw
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi,
                   log_out, Kc, cov_code, acc_n, acc_sw, acc_sx, acc_s, acc_ll):
+    """Rows lo..hi of :func:`em_pass`, in blocks of BLOCK rows: component outer, row
+    inner, on contiguous per-block scratch arrays, so that the Mahalanobis distances,
+    the exp / log and the weighted sums vectorise; the chunk's accumulators are updated
+    once per block."""
     d = X.shape[1]
     K = means.shape[0]
-    v = np.empty(Kc)
-    pw = np.empty(K)
-    for i in range(lo, hi):
-        mx = -np.inf
-        top = 0
-        for k in range(K):
-            delta = _mahalanobis(X, i, means, prec_chol, k)
-            if wd:
-                v[k] = (log_pi[k] - 0.5 * log_det[k] + obs_const[i]
-                        - a[i] * math.log1p(0.5 * delta / beta[i]))
-                pw[k] = a[i] / (beta[i] + 0.5 * delta)
-            else:
-                v[k] = log_pi[k] - 0.5 * log_det[k] + obs_const[i] - 0.5 * w[i] * delta
-                pw[k] = w[i]
-            if v[k] > mx:
-                mx = v[k]
-                top = k
-        if Kc > K:
-            v[K] = log_out
-            if log_out > mx:
-                mx = log_out
-                top = K
-        if mx == -np.inf:  # every component impossible: spread evenly, zero likelihood
-            for k in range(Kc):
-                v[k] = 1.0 / Kc
-            acc_ll[c] = -np.inf
-        else:
-            t = 0.0
-            for k in range(Kc):
-                v[k] = 1.0 if k == top else math.exp(v[k] - mx)  # exp(0): skip it
-                t += v[k]
-            inv = 1.0 / t
-            for k in range(Kc):
-                v[k] *= inv
-            acc_ll[c] += mx + math.log(t)
-        for k in range(Kc):
-            acc_n[c, k] += v[k]
-        for k in range(K):
-            u = v[k] * pw[k]
-            acc_sw[c, k] += u
+    B = BLOCK
+    full = cov_code == 0
+    xb = np.empty((d, B))  # the block's observations, transposed
+    dx = np.empty((d, B))  # scratch of the d > 3 loops
+    y = np.empty(B)
+    dl = np.empty(B)  # Mahalanobis distances to one component
+    lp = np.empty((Kc, B))  # log-probabilities, then responsibilities
+    pwb = np.empty((K, B))  # posterior weights (WD)
+    wb = np.empty(B)  # fixed weights (FWD)
+    mx = np.empty(B)
+    sh = np.empty(B)
+    tot = np.empty(B)
+    ll = 0.0
+    for b0 in range(lo, hi, B):
+        nb = min(B, hi - b0)
+        for j in range(nb):
+            wb[j] = w[b0 + j]
             for r in range(d):
-                dr = X[i, r] - means[k, r]
-                acc_sx[c, k, r] += u * dr
-                if cov_code == 0:
-                    ur = u * dr
-                    for q in range(r + 1):
-                        acc_s[c, k, r, q] += ur * (X[i, q] - means[k, q])
-                else:
-                    acc_s[c, k, r, r] += u * dr * dr
+                xb[r, j] = X[b0 + j, r]
+        for k in range(K):
+            ck = log_pi[k] - 0.5 * log_det[k]
+            _block_mahalanobis(xb, nb, means, prec_chol, k, dx, y, dl)
+            if wd:
+                for j in range(nb):
+                    i = b0 + j
+                    hd = 0.5 * dl[j]
+                    # log1p(t) as log(1 + t): absolute error ~1e-16, a[i] <= 2
+                    lp[k, j] = ck + obs_const[i] - a[i] * _log_pos(1.0 + hd / beta[i])
+                    pwb[k, j] = a[i] / (beta[i] + hd)
+            else:
+                for j in range(nb):
+                    lp[k, j] = ck + obs_const[b0 + j] - 0.5 * wb[j] * dl[j]
+        if Kc > K:
+            for j in range(nb):
+                lp[K, j] = log_out
+        for j in range(nb):
+            mx[j] = lp[0, j]
+        for k in range(1, Kc):
+            for j in range(nb):
+                mx[j] = lp[k, j] if lp[k, j] > mx[j] else mx[j]
+        for j in range(nb):  # a row where every component is impossible: shift by 0
+            sh[j] = 0.0 if mx[j] == -np.inf else mx[j]
+            tot[j] = 0.0
+        for k in range(Kc):
+            for j in range(nb):
+                e = _exp_neg(lp[k, j] - sh[j])
+                lp[k, j] = e
+                tot[j] += e
+        n_bad = 0
+        for j in range(nb):
+            n_bad += 1 if tot[j] == 0.0 else 0
+        if n_bad:  # spread such rows evenly, zero likelihood (mx = -inf)
+            for j in range(nb):
+                if tot[j] == 0.0:
+                    for k in range(Kc):
+                        lp[k, j] = 1.0
+                    tot[j] = Kc
+        for j in range(nb):
+            ll += mx[j] + _log_pos(tot[j])
+            tot[j] = 1.0 / tot[j]
+        for k in range(Kc):
+            t = 0.0
+            for j in range(nb):
+                e = lp[k, j] * tot[j]
+                lp[k, j] = e
+                t += e
+            acc_n[c, k] += t
+        for k in range(K):
+            _block_stats(xb, nb, means, k, lp[k], pwb[k] if wd else wb, full, dx, y, c,
+                         acc_sw, acc_sx, acc_s)
+    acc_ll[c] += ll
 
 
 @njit(cache=True, parallel=True)
@@ -504,6 +774,8 @@ KERNELS = {
     "moments": moments,
     "scatter": scatter,
     "em_pass": em_pass,
+    "exp_neg": exp_neg,
+    "log_pos": log_pos,
 }
 REFERENCES = {
     "estep_fwd": estep_fwd_reference,
@@ -512,4 +784,6 @@ REFERENCES = {
     "moments": moments_reference,
     "scatter": scatter_reference,
     "em_pass": em_pass_reference,
+    "exp_neg": exp_neg_reference,
+    "log_pos": log_pos_reference,
 }
