@@ -394,15 +394,22 @@ def _exp_neg(x):
     """exp(x) for x <= 0 (and -inf), relative error < 1e-14 (0 below -708, where exp is
     subnormal, < 3.3e-308): x = n ln 2 + r (Cody-Waite), |r| <= ln 2 / 2, degree-13
     Taylor polynomial of exp(r) times 2**n built in the exponent bits; branch-free, so
-    loops over it vectorise.  No step relies on a rounding (n is rounded by floor, and is an integer
-    before it is added to _ROUND), so it stays exact under the callers' fastmath flags."""
+    loops over it vectorise.  No step relies on a rounding (n is rounded by floor and is an
+    integer before it is added to _ROUND), so it stays exact under the callers' fastmath
+    flags (which reach it: numba applies them to inlined callees too)."""
     xc = max(x, -708.0)
-    n = math.floor(xc * _LOG2E + 0.5)
+    # np.floor keeps n a float: math.floor returns an int64, whose conversions have no
+    # AVX2 vector form
+    n = np.floor(xc * _LOG2E + 0.5)
     r = (xc - n * _LN2_HI) - n * _LN2_LO
-    p = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (
-        1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (
-            1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (
-                1.0 / 479001600 + r * (1.0 / 6227020800)))))))))))))
+    # Estrin's scheme (shorter dependency chain than Horner's)
+    r2 = r * r
+    r4 = r2 * r2
+    q0 = (1.0 + r) + r2 * (1.0 / 2 + r * (1.0 / 6))
+    q1 = (1.0 / 24 + r * (1.0 / 120)) + r2 * (1.0 / 720 + r * (1.0 / 5040))
+    q2 = (1.0 / 40320 + r * (1.0 / 362880)) + r2 * (1.0 / 3628800 + r * (1.0 / 39916800))
+    q3 = 1.0 / 479001600 + r * (1.0 / 6227020800)
+    p = (q0 + r4 * q1) + (r4 * r4) * (q2 + r4 * q3)
     # n is an integer in [-1022, 0]: the low bits of _ROUND + n hold it exactly
     y = p * _bits_f64((_f64_bits(n + _ROUND) + 1023) << 52)
     return 0.0 if x < -708.0 else y
