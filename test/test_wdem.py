@@ -232,10 +232,13 @@ def test_em_loop_matches_reference(variant, outlier):
     for code in (WK.COV_FULL, WK.COV_DIAG, WK.COV_SPHERICAL):
         for data, reg, max_iter, tol in ((X, 1e-6, 12, 0.0), (X, 1e-6, 500, 1e-6),
                                          (X_line, 0.0, 10, 0.0)):
-            runs = [table["em_loop"](data, w, a, beta, wd, oc, means, covs, mixing,
-                                     0.2 if outlier else 0.0, np.log(1.0 / 400.0), outlier,
-                                     code, reg, max_iter, tol, 10**12)
-                    for table in (WK.KERNELS, WK.REFERENCES)]
+            runs, outs = [], []
+            for table in (WK.KERNELS, WK.REFERENCES):
+                o = [np.full((len(X), K + outlier), np.nan), np.full((len(X), K), np.nan)]
+                runs.append(table["em_loop"](data, w, a, beta, wd, oc, means, covs, mixing,
+                                             0.2 if outlier else 0.0, np.log(1.0 / 400.0),
+                                             outlier, code, reg, max_iter, tol, *o, 10**12))
+                outs.append(o)
             got, ref = runs
             assert got[5] == ref[5] and got[6] == ref[6], (code, reg, tol)  # n_iter, converged
             assert len(got[4]) == got[5] + 1
@@ -253,6 +256,13 @@ def test_em_loop_matches_reference(variant, outlier):
                 continue
             for g, r in zip(got[:5], ref[:5]):
                 _close(np.asarray(g), np.asarray(r), 1e-9)
+            # the E-step at the returned parameters: responsibilities, posterior weights
+            _close(outs[0][0], outs[1][0])
+            np.testing.assert_allclose(outs[0][0].sum(axis=1), 1.0, atol=1e-12)
+            if wd:
+                _close(outs[0][1], outs[1][1])
+            else:
+                assert np.all(np.isnan(outs[0][1]))  # FWD: post_w untouched
             np.testing.assert_array_equal(got[0][3], means[3])  # the empty component
     # the inputs are left alone
     assert means[3, 0] == 1e6 and np.all(covs == np.eye(d))

@@ -617,11 +617,13 @@ def _block_stats(xb, nb, means, k, rk, pwk, full, dx, y, c, acc_sw, acc_sx, acc_
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi,
-                  log_out, Kc, cov_code, acc_n, acc_sw, acc_sx, acc_s, acc_ll):
+                  log_out, Kc, cov_code, acc_n, acc_sw, acc_sx, acc_s, acc_ll, store, resp,
+                  post_w):
     """Rows lo..hi of :func:`em_pass`, in blocks of BLOCK rows: component outer, row
     inner, on contiguous per-block scratch arrays, so that the Mahalanobis distances,
     the exp / log and the weighted sums vectorise; the chunk's accumulators are updated
-    once per block."""
+    once per block.  With ``store`` the responsibilities (and, WD, the posterior
+    weights) are also written to resp (N, Kc) and post_w (N, K)."""
     d = X.shape[1]
     K = means.shape[0]
     B = BLOCK
@@ -681,8 +683,15 @@ def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log
                     for k in range(Kc):
                         lp[k, j] = 1.0
                     tot[j] = Kc
+        # log-likelihood: sum of mx + log(tot) with one log per 32 rows (tot is in
+        # [1, Kc], so a product of 32 of them stays finite for Kc < 4e9)
+        for g0 in range(0, nb, 32):
+            prod = 1.0
+            for j in range(g0, min(g0 + 32, nb)):
+                ll += mx[j]
+                prod *= tot[j]
+            ll += math.log(prod)
         for j in range(nb):
-            ll += mx[j] + _log_pos(tot[j])
             tot[j] = 1.0 / tot[j]
         for k in range(Kc):
             t = 0.0
@@ -691,13 +700,21 @@ def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log
                 lp[k, j] = e
                 t += e
             acc_n[c, k] += t
+        if store:
+            for j in range(nb):
+                for k in range(Kc):
+                    resp[b0 + j, k] = lp[k, j]
+            if wd:
+                for j in range(nb):
+                    for k in range(K):
+                        post_w[b0 + j, k] = pwb[k, j]
         for k in range(K):
             _block_stats(xb, nb, means, k, lp[k], pwb[k] if wd else wb, full, dx, y, c,
                          acc_sw, acc_sx, acc_s)
     acc_ll[c] += ll
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def em_pass(X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi, log_out, Kc,
             cov_code, nk, sw, sx, s, min_work):
     """E-step at (means, prec_chol, log_det, log_pi, log_out) fused with the M-step's
@@ -708,6 +725,16 @@ def em_pass(X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi, log
     triangle; the diagonal only unless cov_code is 0), all centred on the current means
     m_k (pw = w for FWD, the posterior weight a / (beta + delta / 2) for WD).
     """
+    none = np.empty((0, 0))
+    return _em_pass(X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi, log_out,
+                    Kc, cov_code, nk, sw, sx, s, False, none, none, min_work)
+
+
+@njit(cache=True, parallel=True)
+def _em_pass(X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi, log_out, Kc,
+             cov_code, nk, sw, sx, s, store, resp, post_w, min_work):
+    """:func:`em_pass`, and with ``store`` the responsibilities resp (N, Kc) and (WD) the
+    posterior weights post_w (N, K) of the E-step."""
     n, d = X.shape
     K = means.shape[0]
     n_chunks = _n_chunks(n, Kc * (d * d + 2 * d + 4), min_work)
@@ -723,12 +750,13 @@ def em_pass(X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi, log
     _fill_zero(acc_ll)
     if n_chunks == 1:
         _em_pass_rows(0, n, 0, X, w, a, beta, wd, obs_const, means, prec_chol, log_det,
-                      log_pi, log_out, Kc, cov_code, acc_n, acc_sw, acc_sx, acc_s, acc_ll)
+                      log_pi, log_out, Kc, cov_code, acc_n, acc_sw, acc_sx, acc_s, acc_ll,
+                      store, resp, post_w)
     else:
         for c in prange(n_chunks):
             _em_pass_rows(c * n // n_chunks, (c + 1) * n // n_chunks, c, X, w, a, beta, wd,
                           obs_const, means, prec_chol, log_det, log_pi, log_out, Kc, cov_code,
-                          acc_n, acc_sw, acc_sx, acc_s, acc_ll)
+                          acc_n, acc_sw, acc_sx, acc_s, acc_ll, store, resp, post_w)
     _fill_zero(nk)
     _fill_zero(sw)
     _fill_zero(sx.reshape(-1))
@@ -948,7 +976,7 @@ def em_update_reference(means, covs, nk, sw, sx, s, cov_code, reg_covar, n, new_
 
 @njit(cache=True)
 def em_loop(X, w, a, beta, wd, obs_const, means, covs, mixing, outlier, log_vol, has_outlier,
-            cov_code, reg_covar, max_iter, tol, min_work):
+            cov_code, reg_covar, max_iter, tol, resp, post_w, min_work):
     """EM from (means, covs, mixing, outlier) until the relative change of the
     log-likelihood is at most ``tol`` or after ``max_iter`` M-steps: per iteration
     :func:`prec_chol`, :func:`em_pass` and :func:`em_update`.
@@ -956,7 +984,9 @@ def em_loop(X, w, a, beta, wd, obs_const, means, covs, mixing, outlier, log_vol,
     outlier : pi_0 of the uniform component (used when has_outlier); log_vol : -log V.
     Returns (means, covs, mixing, outlier, history, n_iter, converged): the parameters
     whose log-likelihood ends ``history`` (one entry per E-step, n_iter + 1 of them), the
-    number of M-steps and whether the tolerance was reached.  The inputs are not modified.
+    number of M-steps and whether the tolerance was reached; writes the E-step at the
+    returned parameters (one more pass) to resp (N, Kc) and, WD, post_w (N, K) (FWD:
+    post_w is not touched and may be empty).  The inputs are not modified.
     """
     K, d = means.shape
     Kc = K + 1 if has_outlier else K
@@ -972,8 +1002,8 @@ def em_loop(X, w, a, beta, wd, obs_const, means, covs, mixing, outlier, log_vol,
         for k in range(K):
             log_pi[k] = math.log(pi[k]) if pi[k] > 0 else -np.inf
         log_out = (math.log(pi0) if pi0 > 0 else -np.inf) + log_vol
-        ll = em_pass(X, w, a, beta, wd, obs_const, m, U, log_det, log_pi, log_out, Kc,
-                     cov_code, nk, sw, sx, s, min_work)
+        ll = _em_pass(X, w, a, beta, wd, obs_const, m, U, log_det, log_pi, log_out, Kc,
+                      cov_code, nk, sw, sx, s, False, resp, post_w, min_work)
         history[it] = ll
         if it > 0 and abs(ll - history[it - 1]) <= tol * abs(history[it - 1]):
             converged = True
@@ -985,13 +1015,21 @@ def em_loop(X, w, a, beta, wd, obs_const, means, covs, mixing, outlier, log_vol,
         c, c2 = c2, c
         pi, pi2 = pi2, pi
         n_iter += 1
+    # the E-step of the returned parameters (the pass that ended the history, stored)
+    prec_chol(c, U, log_det)
+    for k in range(K):
+        log_pi[k] = math.log(pi[k]) if pi[k] > 0 else -np.inf
+    log_out = (math.log(pi0) if pi0 > 0 else -np.inf) + log_vol
+    _em_pass(X, w, a, beta, wd, obs_const, m, U, log_det, log_pi, log_out, Kc, cov_code, nk,
+             sw, sx, s, True, resp, post_w, min_work)
     return m, c, pi, pi0, history[:n_iter + 1].copy(), n_iter, converged
 
 
 def em_loop_reference(X, w, a, beta, wd, obs_const, means, covs, mixing, outlier, log_vol,
-                      has_outlier, cov_code, reg_covar, max_iter, tol, min_work=0):
+                      has_outlier, cov_code, reg_covar, max_iter, tol, resp, post_w,
+                      min_work=0):
     """Plain-numpy reference of :func:`em_loop`: the same iterations in a Python loop over
-    the numpy references of prec_chol, em_pass and em_update."""
+    the numpy references of prec_chol, em_pass and em_update, then the E-step."""
     K, d = means.shape
     Kc = K + 1 if has_outlier else K
     m, c, pi, pi0 = means.copy(), covs.copy(), mixing.copy(), float(outlier)
@@ -1018,6 +1056,19 @@ def em_loop_reference(X, w, a, beta, wd, obs_const, means, covs, mixing, outlier
                                   c2, pi2)
         m, c, pi = m2, c2, pi2
         n_iter += 1
+    U, log_det = np.empty((K, d, d)), np.empty(K)
+    prec_chol_reference(c, U, log_det)
+    with np.errstate(divide="ignore"):
+        log_pi = np.log(pi)
+        log_out = (math.log(pi0) if pi0 > 0 else -np.inf) + log_vol
+    n = X.shape[0]
+    log_resp, ll = np.empty((n, Kc)), np.empty(n)
+    if wd:
+        estep_wd_reference(X, a, beta, obs_const, m, U, log_det, log_pi, log_out, log_resp,
+                           resp, post_w, ll)
+    else:
+        estep_fwd_reference(X, w, obs_const, m, U, log_det, log_pi, log_out, log_resp, resp,
+                            ll)
     return m, c, pi, pi0, np.asarray(history), n_iter, converged
 
 

@@ -544,21 +544,25 @@ def _spread_init(prob: _Problem, K, rng) -> _Params:
 
 def _run_em(prob: _Problem, p: _Params, max_iter, tol):
     """EM from ``p`` in one kernel call (``em_loop``: per iteration the precision factors,
-    one fused E-step + M-step statistics pass and the M-step update), stopping when the
-    relative change of the log-likelihood is at most ``tol`` or after ``max_iter``
-    M-steps; the parameters returned are those whose log-likelihood ended the history,
-    with their E-step (responsibilities and posterior weights)."""
+    one fused E-step + M-step statistics pass and the M-step update, then one more pass
+    that stores the E-step), stopping when the relative change of the log-likelihood is
+    at most ``tol`` or after ``max_iter`` M-steps; the parameters returned are those whose
+    log-likelihood ended the history, with their responsibilities and posterior weights
+    (None for FWD)."""
     wd = prob.variant == "wd"
+    K = p.means.shape[0]
+    resp = np.empty((prob.n, K + (1 if prob.has_outlier else 0)))
+    post_w = np.empty((prob.n, K) if wd else (0, K))
     means, covs, mixing, outlier, history, n_iter, converged = prob.k_em_loop(
         prob.X, prob.w, prob.a if wd else prob.w, prob.beta if wd else prob.w, wd,
         prob.obs_const, np.ascontiguousarray(p.means, dtype=np.float64),
         np.ascontiguousarray(p.covs, dtype=np.float64),
         np.ascontiguousarray(p.mixing, dtype=np.float64), float(p.outlier),
         float(prob.log_vol) if prob.has_outlier else 0.0, prob.has_outlier, prob.cov_code,
-        prob.reg_covar, int(max_iter), float(tol), WK.PARALLEL_MIN_WORK)
+        prob.reg_covar, int(max_iter), float(tol), resp, post_w, WK.PARALLEL_MIN_WORK)
     p = _Params(means, covs, mixing, float(outlier))
-    _, _, resp, post_w = _estep(prob, p)
-    return p, resp, post_w, np.asarray(history), int(n_iter), bool(converged)
+    return (p, resp, post_w if wd else None, np.asarray(history), int(n_iter),
+            bool(converged))
 
 
 def _result(prob: _Problem, p: _Params, resp, post_w, history, n_iter, converged,
