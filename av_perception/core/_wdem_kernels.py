@@ -634,7 +634,7 @@ def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log
     dl = np.empty(B)  # Mahalanobis distances to one component
     lp = np.empty((Kc, B))  # log-probabilities, then responsibilities
     pwb = np.empty((K, B))  # posterior weights (WD)
-    wb = np.empty(B)  # fixed weights (FWD)
+    wb = np.empty(B)  # fixed weights (FWD), 1 / beta (WD)
     mx = np.empty(B)
     sh = np.empty(B)
     tot = np.empty(B)
@@ -642,19 +642,24 @@ def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log
     for b0 in range(lo, hi, B):
         nb = min(B, hi - b0)
         for j in range(nb):
-            wb[j] = w[b0 + j]
             for r in range(d):
                 xb[r, j] = X[b0 + j, r]
+        if wd:
+            for j in range(nb):
+                wb[j] = 1.0 / beta[b0 + j]
+        else:
+            for j in range(nb):
+                wb[j] = w[b0 + j]
         for k in range(K):
             ck = log_pi[k] - 0.5 * log_det[k]
             _block_mahalanobis(xb, nb, means, prec_chol, k, dx, y, dl)
             if wd:
                 for j in range(nb):
                     i = b0 + j
-                    hd = 0.5 * dl[j]
-                    # log1p(t) as log(1 + t): absolute error ~1e-16, a[i] <= 2
-                    lp[k, j] = ck + obs_const[i] - a[i] * _log_pos(1.0 + hd / beta[i])
-                    pwb[k, j] = a[i] / (beta[i] + hd)
+                    t = 1.0 + 0.5 * dl[j] * wb[j]  # 1 + delta / (2 beta)
+                    # log1p(delta / (2 beta)) as log(t): absolute error ~1e-16, a[i] <= 2
+                    lp[k, j] = ck + obs_const[i] - a[i] * _log_pos(t)
+                    pwb[k, j] = a[i] * wb[j] / t  # a / (beta + delta / 2)
             else:
                 for j in range(nb):
                     lp[k, j] = ck + obs_const[b0 + j] - 0.5 * wb[j] * dl[j]
