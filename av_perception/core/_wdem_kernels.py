@@ -9,6 +9,18 @@ observations (sufficient statistics: each chunk accumulates privately and the
 chunks are summed in a fixed order, so results do not depend on the number of
 threads).
 
+A fit runs one kernel call, :func:`em_loop`: per iteration :func:`prec_chol`
+(Cholesky factors of the K covariances), :func:`em_pass` (E-step fused with the
+M-step's sufficient statistics) and :func:`em_update` (the M-step), with the
+log-likelihood history and the convergence test, then one storing pass for the
+responsibilities; no Python between iterations.  The fused pass works on blocks
+of BLOCK rows, component outer and row inner, on contiguous scratch arrays, with
+a branch-free exp (:func:`_exp_neg`) and log (:func:`_log_pos`) so that LLVM
+vectorises the per-(observation, component) work (numba's SVML is not available
+here; math.exp / math.log are scalar libm calls).  Its reference
+(:func:`em_loop_reference`) is the same algorithm in a Python loop over the
+vectorised numpy references.
+
 Arguments (N observations, d dimensions, K Gaussian components, Kc = K or K + 1
 when a uniform outlier component is appended as the last column):
 
@@ -52,8 +64,10 @@ N_CHUNKS = 32  # fixed chunking of parallel loops (results do not depend on the 
 # every kernel as ``min_work`` and read at call time, so it can be changed without recompiling.
 # Measured on the 2-core development machine shared with other processes (load ~4): 2 threads
 # were slower than 1 at every size tried (N = 1e5, K = 10, d = 3: 47 ms vs 68 ms per EM
-# iteration), because the second thread is often scheduled only a time slice later.  The
-# default therefore keeps problems up to N ~ 1e6 serial; lower it on a machine with idle cores.
+# iteration with the scalar kernel of 2026-11-24), because the second thread is often
+# scheduled only a time slice later.  The default therefore keeps problems up to N ~ 1e6
+# serial (not re-tuned for the blocked pass of 2026-11-30: the machine was shared again);
+# lower it on a machine with idle cores.
 PARALLEL_MIN_WORK = 20_000_000
 
 
