@@ -88,17 +88,37 @@ def test_kernels_match_numpy_reference(min_work, n, d, K, outlier):
             _close(got[0], ref[0])
 
 
+def test_vectorisable_exp_and_log_match_numpy():
+    """exp_neg / log_pos (the branch-free exp and log of the fused pass) against numpy."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([-rng.exponential(5.0, 20000), -rng.uniform(0, 745, 20000),
+                        [0.0, -0.0, -1e-300, -np.inf, -708.0, -708.5, -707.9, -0.34657359]])
+    got, ref = np.empty_like(x), np.empty_like(x)
+    WK.KERNELS["exp_neg"](x, got)
+    WK.REFERENCES["exp_neg"](x, ref)
+    # relative error 1e-14; 0 instead of the subnormal exp(x) below x = -708
+    np.testing.assert_allclose(got, ref, rtol=1e-14, atol=3.4e-308)
+    assert got[x == -np.inf][0] == 0.0 and got[x == 0.0][0] == 1.0
+    y = np.concatenate([1.0 + rng.exponential(3.0, 20000), np.exp(rng.uniform(-700, 700, 20000)),
+                        [1.0, 2.0, 0.5, 1.0 + 1e-15, np.sqrt(2.0), 3.0]])
+    got, ref = np.empty_like(y), np.empty_like(y)
+    WK.KERNELS["log_pos"](y, got)
+    WK.REFERENCES["log_pos"](y, ref)
+    np.testing.assert_allclose(got, ref, rtol=1e-14, atol=1e-15)
+
+
 @pytest.mark.parametrize("min_work", [1, 10**12])
-@pytest.mark.parametrize("d,K", [(1, 2), (3, 10)])
+@pytest.mark.parametrize("d,K", [(1, 2), (2, 3), (3, 10), (4, 3)])
 @pytest.mark.parametrize("outlier", [False, True])
 @pytest.mark.parametrize("wd", [False, True])
 def test_fused_em_pass_matches_reference(min_work, d, K, outlier, wd):
     """em_pass (E-step + centred M-step statistics in one pass) against its numpy
     reference, and against the separate kernels it replaces (log-likelihood, nk, means)."""
-    n = 2000
+    n = 2000 + 37  # not a multiple of the block length
     rng = np.random.default_rng(7 * d + K + 2 * outlier + wd)
     X, w, means, U, log_det, log_pi, Kc = _random_problem(rng, n, d, K, outlier)
     log_out = np.log(0.2) - 3.0
+    X[:3] = 1e4  # rows where every Gaussian component underflows (-inf without the outlier)
     alpha, beta = wdem.gamma_prior(w, d)
     a = alpha + 0.5 * d
     oc = rng.normal(size=n)
@@ -131,6 +151,123 @@ def test_fused_em_pass_matches_reference(min_work, d, K, outlier, wd):
     _close(outs["kernel"][2] + sw[:, None] * means, sx)  # centred on the current means
 
 
+@pytest.mark.parametrize("d", [1, 2, 3, 4])
+def test_prec_chol_matches_reference(d):
+    """Precision factors and log-determinants, also through the eigenvalue floor of a
+    singular covariance (which every matrix then goes through, as in the reference)."""
+    rng = np.random.default_rng(d)
+    K = 4
+    A = rng.normal(size=(K, d, d))
+    covs = A @ np.swapaxes(A, 1, 2) + 0.1 * np.eye(d)
+    singular = covs.copy()
+    v = rng.normal(size=d)
+    singular[2] = np.outer(v, v)  # rank 1
+    if d == 1:
+        singular[2] = 0.0
+    for c in (covs + np.triu(rng.normal(size=(K, d, d)), 1), singular):  # upper unread
+        outs = {}
+        for name, table in (("kernel", WK.KERNELS), ("reference", WK.REFERENCES)):
+            U, ld = np.full((K, d, d), np.nan), np.full(K, np.nan)
+            table["prec_chol"](c, U, ld)
+            assert np.all(np.triu(U, 1) == 0.0)
+            outs[name] = (U, ld)
+        if c is not singular:
+            _close(outs["kernel"][0], outs["reference"][0])
+            _close(outs["kernel"][1], outs["reference"][1])
+        else:
+            # floored to condition number 1e12, the factors differ by the rounding of the
+            # two LAPACK eigen-solvers amplified 1e6 times: compare the matrices they
+            # represent, L L^T, and the log-determinants to 1e-4
+            L = {k: np.linalg.inv(v[0]) for k, v in outs.items()}
+            LLt = {k: v @ np.swapaxes(v, 1, 2) for k, v in L.items()}
+            _close(LLt["kernel"], LLt["reference"])
+            np.testing.assert_allclose(outs["kernel"][1], outs["reference"][1], atol=1e-4)
+
+
+@pytest.mark.parametrize("d,K", [(1, 2), (3, 4)])
+@pytest.mark.parametrize("outlier", [False, True])
+def test_em_update_matches_reference(d, K, outlier):
+    """The M-step update from centred statistics, with one empty component."""
+    rng = np.random.default_rng(d + K + outlier)
+    X, w, means, U, log_det, log_pi, Kc = _random_problem(rng, 500, d, K, outlier)
+    A = rng.normal(size=(K, d, d))
+    covs = A @ np.swapaxes(A, 1, 2) + 0.5 * np.eye(d)
+    means[1] = 1e6  # component 1 gets no observation: keeps its mean and covariance
+    for code in (WK.COV_FULL, WK.COV_DIAG, WK.COV_SPHERICAL):
+        stats = [np.zeros(Kc), np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d))]
+        WK.em_pass(X, w, w, w, False, np.zeros(len(X)), means, U, log_det, log_pi,
+                   np.log(0.1) - 5.0, Kc, code, *stats, 1)
+        assert stats[0][1] == 0.0
+        outs = {}
+        for name, table in (("kernel", WK.KERNELS), ("reference", WK.REFERENCES)):
+            o = [np.full((K, d), np.nan), np.full((K, d, d), np.nan), np.full(K, np.nan)]
+            pi0 = table["em_update"](means, covs, *stats, code, 1e-6, len(X), *o)
+            outs[name] = (*o, np.array([pi0]))
+        for g, r in zip(outs["kernel"], outs["reference"]):
+            _close(g, r)
+        np.testing.assert_array_equal(outs["kernel"][0][1], means[1])
+        np.testing.assert_array_equal(outs["kernel"][1][1], covs[1])
+        assert (outs["kernel"][3][0] > 0) == outlier
+
+
+@pytest.mark.parametrize("variant", ["fwd", "wd"])
+@pytest.mark.parametrize("outlier", [False, True])
+def test_em_loop_matches_reference(variant, outlier):
+    """The whole EM loop in one kernel call against the Python loop over the references:
+    full / diag / spherical, an empty component, a converging run (tol > 0) and collinear
+    data with reg_covar = 0 (singular full covariances: the eigenvalue floor)."""
+    rng = np.random.default_rng(5 + outlier + 2 * (variant == "wd"))
+    n, d, K = 700, 2, 4
+    X = np.concatenate([rng.normal(c, 0.6, (n // 3, d)) for c in ([0, 0], [3, 1], [0, 4])])
+    X = np.concatenate([X, rng.uniform(-6, 8, (n - len(X), d))])
+    w = rng.uniform(0.1, 1.0, len(X))
+    means = np.array([[0.5, 0.2], [2.5, 1.0], [0.2, 3.5], [1e6, 1e6]])  # the last: empty
+    covs = np.repeat(np.eye(d)[None], K, axis=0)
+    mixing = np.full(K, (0.8 if outlier else 1.0) / K)
+    alpha, beta = wdem.gamma_prior(w, d)
+    a = alpha + 0.5 * d
+    oc = rng.normal(size=len(X))
+    wd = variant == "wd"
+    X_line = np.column_stack([X[:, 0], 2.0 * X[:, 0]])  # every covariance singular
+    for code in (WK.COV_FULL, WK.COV_DIAG, WK.COV_SPHERICAL):
+        for data, reg, max_iter, tol in ((X, 1e-6, 12, 0.0), (X, 1e-6, 500, 1e-6),
+                                         (X_line, 0.0, 10, 0.0)):
+            runs, outs = [], []
+            for table in (WK.KERNELS, WK.REFERENCES):
+                o = [np.full((len(X), K + outlier), np.nan), np.full((len(X), K), np.nan)]
+                runs.append(table["em_loop"](data, w, a, beta, wd, oc, means, covs, mixing,
+                                             0.2 if outlier else 0.0, np.log(1.0 / 400.0),
+                                             outlier, code, reg, max_iter, tol, *o, 10**12))
+                outs.append(o)
+            got, ref = runs
+            assert got[5] == ref[5] and got[6] == ref[6], (code, reg, tol)  # n_iter, converged
+            assert len(got[4]) == got[5] + 1
+            if tol > 0:
+                assert got[6] and got[5] < max_iter
+            else:
+                assert got[5] == max_iter and not got[6]
+            if reg == 0.0 and code == WK.COV_FULL:
+                # singular full covariances, floored to condition number 1e12: the two
+                # LAPACK eigen-solvers' rounding is amplified 1e6 times in the precision
+                # factors (test_prec_chol_matches_reference) and EM drifts apart (up to
+                # 1e-2 after 10 iterations, as with the separate kernels before em_loop)
+                assert all(np.all(np.isfinite(g)) for g in got[:4])
+                _close(got[4][:2], ref[4][:2], 1e-4)
+                continue
+            for g, r in zip(got[:5], ref[:5]):
+                _close(np.asarray(g), np.asarray(r), 1e-9)
+            # the E-step at the returned parameters: responsibilities, posterior weights
+            _close(outs[0][0], outs[1][0])
+            np.testing.assert_allclose(outs[0][0].sum(axis=1), 1.0, atol=1e-12)
+            if wd:
+                _close(outs[0][1], outs[1][1])
+            else:
+                assert np.all(np.isnan(outs[0][1]))  # FWD: post_w untouched
+            np.testing.assert_array_equal(got[0][3], means[3])  # the empty component
+    # the inputs are left alone
+    assert means[3, 0] == 1e6 and np.all(covs == np.eye(d))
+
+
 @pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("variant", ["fwd", "wd"])
 @pytest.mark.parametrize("covariance", ["full", "diag", "spherical"])
@@ -147,6 +284,33 @@ def test_fit_numba_equals_reference(variant, covariance, parallel, monkeypatch):
     for name in ("means", "covariances", "mixing", "responsibilities", "posterior_weights",
                  "log_likelihood"):
         _close(getattr(a, name), getattr(b, name), 1e-8)
+
+
+@pytest.mark.parametrize("variant", ["fwd", "wd"])
+@pytest.mark.parametrize("outlier", [None, "auto"])
+def test_fit_numba_equals_reference_zero_weights_empty_component(variant, outlier):
+    """fit through em_loop vs the reference loop: zero-weight rows (left out of the fit)
+    and a warm start with a component far from every observation (it stays empty)."""
+    rng = np.random.default_rng(4)
+    X = np.concatenate([rng.normal(c, 0.5, (120, 2)) for c in ([0, 0], [3, 1], [0, 4])])
+    w = rng.uniform(0.2, 1.0, len(X))
+    w[::17] = 0.0
+    warm = wdem.WdemResult(
+        means=np.array([[0.3, 0.1], [2.5, 1.2], [0.1, 3.6], [1e9, -1e9]]),
+        covariances=np.repeat(np.eye(2)[None], 4, axis=0), mixing=np.full(4, 0.25),
+        outlier_mixing=0.1 if outlier else None, responsibilities=None,
+        posterior_weights=None, log_likelihood=None, n_iter=0, converged=False)
+    for covariance in ("full", "diag", "spherical"):
+        runs = [wdem.fit(X, w, 4, variant=variant, covariance=covariance,
+                         outlier_volume=outlier, init="warm", warm_start=warm, max_iter=10,
+                         tol=0.0, use_numba=u) for u in (True, False)]
+        a, b = runs
+        assert a.n_iter == b.n_iter == 10
+        np.testing.assert_array_equal(a.means[3], [1e9, -1e9])
+        assert np.all(a.posterior_weights[::17] == 0.0)
+        for name in ("means", "covariances", "mixing", "responsibilities",
+                     "posterior_weights", "log_likelihood"):
+            _close(getattr(a, name), getattr(b, name), 1e-9)
 
 
 def _sklearn_equivalent(covariance):

@@ -9,6 +9,18 @@ observations (sufficient statistics: each chunk accumulates privately and the
 chunks are summed in a fixed order, so results do not depend on the number of
 threads).
 
+A fit runs one kernel call, :func:`em_loop`: per iteration :func:`prec_chol`
+(Cholesky factors of the K covariances), :func:`em_pass` (E-step fused with the
+M-step's sufficient statistics) and :func:`em_update` (the M-step), with the
+log-likelihood history and the convergence test, then one storing pass for the
+responsibilities; no Python between iterations.  The fused pass works on blocks
+of BLOCK rows, component outer and row inner, on contiguous scratch arrays, with
+a branch-free exp (:func:`_exp_neg`) and log (:func:`_log_pos`) so that LLVM
+vectorises the per-(observation, component) work (numba's SVML is not available
+here; math.exp / math.log are scalar libm calls).  Its reference
+(:func:`em_loop_reference`) is the same algorithm in a Python loop over the
+vectorised numpy references.
+
 Arguments (N observations, d dimensions, K Gaussian components, Kc = K or K + 1
 when a uniform outlier component is appended as the last column):
 
@@ -38,7 +50,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir as llvm_ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 COV_FULL = 0
 COV_DIAG = 1
@@ -50,8 +64,10 @@ N_CHUNKS = 32  # fixed chunking of parallel loops (results do not depend on the 
 # every kernel as ``min_work`` and read at call time, so it can be changed without recompiling.
 # Measured on the 2-core development machine shared with other processes (load ~4): 2 threads
 # were slower than 1 at every size tried (N = 1e5, K = 10, d = 3: 47 ms vs 68 ms per EM
-# iteration), because the second thread is often scheduled only a time slice later.  The
-# default therefore keeps problems up to N ~ 1e6 serial; lower it on a machine with idle cores.
+# iteration with the scalar kernel of 2026-11-24), because the second thread is often
+# scheduled only a time slice later.  The default therefore keeps problems up to N ~ 1e6
+# serial (not re-tuned for the blocked pass of 2026-11-30: the machine was shared again);
+# lower it on a machine with idle cores.
 PARALLEL_MIN_WORK = 20_000_000
 
 
@@ -72,7 +88,7 @@ def _n_chunks(n, work_per_row, min_work):
 # ---------------------------------------------------------------------------
 # E-steps
 # ---------------------------------------------------------------------------
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _mahalanobis(X, i, means, prec_chol, k):
     d = X.shape[1]
     delta = 0.0
@@ -84,7 +100,7 @@ def _mahalanobis(X, i, means, prec_chol, k):
     return delta
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _normalise_row(i, K, Kc, log_out, log_resp, resp, ll):
     if Kc > K:
         log_resp[i, K] = log_out
@@ -361,66 +377,363 @@ def scatter_reference(X, resp, pw, means, cov_code, out, min_work=0):
 
 
 # ---------------------------------------------------------------------------
+# exp and log that LLVM can vectorise (numba has no SVML here: math.exp / math.log are
+# scalar libm calls, which kept the fused pass at one call per observation and component)
+# ---------------------------------------------------------------------------
+@intrinsic
+def _f64_bits(typingctx, x):
+    """The bits of a float64 as an int64 (a register bitcast, vectorisable)."""
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], llvm_ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _bits_f64(typingctx, x):
+    """The float64 whose bits are an int64 (inverse of :func:`_f64_bits`)."""
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], llvm_ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+_LOG2E = 1.4426950408889634
+_LN2 = 0.6931471805599453
+_LN2_HI = 6.93147180369123816490e-01  # fdlibm's split of ln 2: n * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+_ROUND = 6755399441055744.0  # 1.5 * 2**52: its bits plus n are the bits of _ROUND + n
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _exp_neg(x):
+    """exp(x) for x <= 0 (and -inf), relative error < 1e-14 (0 below -708, where exp is
+    subnormal, < 3.3e-308): x = n ln 2 + r (Cody-Waite), |r| <= ln 2 / 2, degree-13
+    Taylor polynomial of exp(r) times 2**n built in the exponent bits; branch-free, so
+    loops over it vectorise.  No step relies on a rounding (n is rounded by floor and is an
+    integer before it is added to _ROUND), so it stays exact under the callers' fastmath
+    flags (which reach it: numba applies them to inlined callees too)."""
+    xc = max(x, -708.0)
+    # np.floor keeps n a float: math.floor returns an int64, whose conversions have no
+    # AVX2 vector form
+    n = np.floor(xc * _LOG2E + 0.5)
+    r = (xc - n * _LN2_HI) - n * _LN2_LO
+    # Estrin's scheme (shorter dependency chain than Horner's)
+    r2 = r * r
+    r4 = r2 * r2
+    q0 = (1.0 + r) + r2 * (1.0 / 2 + r * (1.0 / 6))
+    q1 = (1.0 / 24 + r * (1.0 / 120)) + r2 * (1.0 / 720 + r * (1.0 / 5040))
+    q2 = (1.0 / 40320 + r * (1.0 / 362880)) + r2 * (1.0 / 3628800 + r * (1.0 / 39916800))
+    q3 = 1.0 / 479001600 + r * (1.0 / 6227020800)
+    p = (q0 + r4 * q1) + (r4 * r4) * (q2 + r4 * q3)
+    # n is an integer in [-1022, 0]: the low bits of _ROUND + n hold it exactly
+    y = p * _bits_f64((_f64_bits(n + _ROUND) + 1023) << 52)
+    return 0.0 if x < -708.0 else y
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _log_pos(x):
+    """log(x) for a positive normal float64, absolute error < 3e-16 max(1, |log x|):
+    x = 2**e m with m in [sqrt(1/2), sqrt(2)], log m = 2 atanh(s), s = (m - 1) / (m + 1),
+    series to s**19; branch-free."""
+    b = _f64_bits(x)
+    m = _bits_f64((b & 0xFFFFFFFFFFFFF) | 0x3FF0000000000000)
+    e = _bits_f64((b >> 52) | 0x4330000000000000) - 4503599627371519.0  # - (2**52 + 1023)
+    big = m > 1.4142135623730951
+    m = 0.5 * m if big else m
+    e = e + 1.0 if big else e
+    s = (m - 1.0) / (m + 1.0)
+    z = s * s
+    q = 2.0 + z * (2.0 / 3 + z * (2.0 / 5 + z * (2.0 / 7 + z * (2.0 / 9 + z * (
+        2.0 / 11 + z * (2.0 / 13 + z * (2.0 / 15 + z * (2.0 / 17 + z * (2.0 / 19)))))))))
+    return e * _LN2 + s * q
+
+
+@njit(cache=True, error_model="numpy")
+def exp_neg(x, out):
+    """out[i] = exp(x[i]) for x <= 0 with :func:`_exp_neg` (test and reference entry)."""
+    for i in range(x.shape[0]):
+        out[i] = _exp_neg(x[i])
+
+
+@njit(cache=True, error_model="numpy")
+def log_pos(x, out):
+    """out[i] = log(x[i]) for positive x with :func:`_log_pos` (test and reference entry)."""
+    for i in range(x.shape[0]):
+        out[i] = _log_pos(x[i])
+
+
+def exp_neg_reference(x, out):
+    """Plain-numpy reference of :func:`exp_neg`."""
+    out[:] = np.exp(x)
+
+
+def log_pos_reference(x, out):
+    """Plain-numpy reference of :func:`log_pos`."""
+    out[:] = np.log(x)
+
+
+# ---------------------------------------------------------------------------
 # One EM iteration in one pass: E-step at the current parameters and the sufficient
 # statistics of the next M-step, without storing the (N, K) responsibilities
 # ---------------------------------------------------------------------------
-@njit(cache=True, fastmath={"nsz", "arcp", "contract", "reassoc", "afn"})
+BLOCK = 128  # rows per block of the fused pass (its scratch stays in L1)
+# no "nnan" / "ninf": -inf log-probabilities are meaningful here
+_FASTMATH = {"nsz", "arcp", "contract", "reassoc", "afn"}
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy", inline="always")
+def _block_mahalanobis(xb, nb, means, prec_chol, k, dx, y, dl):
+    """dl[j] = |L_k^-1 (x_j - m_k)|^2 for the nb rows of the block xb (d, B); one fused
+    loop over the rows for d <= 3, one loop per matrix entry beyond."""
+    d = xb.shape[0]
+    if d == 1:
+        m0 = means[k, 0]
+        p00 = prec_chol[k, 0, 0]
+        for j in range(nb):
+            y0 = p00 * (xb[0, j] - m0)
+            dl[j] = y0 * y0
+    elif d == 2:
+        m0, m1 = means[k, 0], means[k, 1]
+        p00, p10, p11 = prec_chol[k, 0, 0], prec_chol[k, 1, 0], prec_chol[k, 1, 1]
+        for j in range(nb):
+            e0 = xb[0, j] - m0
+            e1 = xb[1, j] - m1
+            y0 = p00 * e0
+            y1 = p10 * e0 + p11 * e1
+            dl[j] = y0 * y0 + y1 * y1
+    elif d == 3:
+        m0, m1, m2 = means[k, 0], means[k, 1], means[k, 2]
+        p00, p10, p11 = prec_chol[k, 0, 0], prec_chol[k, 1, 0], prec_chol[k, 1, 1]
+        p20, p21, p22 = prec_chol[k, 2, 0], prec_chol[k, 2, 1], prec_chol[k, 2, 2]
+        for j in range(nb):
+            e0 = xb[0, j] - m0
+            e1 = xb[1, j] - m1
+            e2 = xb[2, j] - m2
+            y0 = p00 * e0
+            y1 = p10 * e0 + p11 * e1
+            y2 = p20 * e0 + p21 * e1 + p22 * e2
+            dl[j] = y0 * y0 + y1 * y1 + y2 * y2
+    else:
+        for r in range(d):
+            m = means[k, r]
+            for j in range(nb):
+                dx[r, j] = xb[r, j] - m
+        for j in range(nb):
+            dl[j] = 0.0
+        for r in range(d):
+            p0 = prec_chol[k, r, 0]
+            for j in range(nb):
+                y[j] = p0 * dx[0, j]
+            for q in range(1, r + 1):
+                pq = prec_chol[k, r, q]
+                for j in range(nb):
+                    y[j] += pq * dx[q, j]
+            for j in range(nb):
+                dl[j] += y[j] * y[j]
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy", inline="always")
+def _block_stats(xb, nb, means, k, rk, pwk, full, dx, y, c, acc_sw, acc_sx, acc_s):
+    """Adds the block's sum_j u_j, sum_j u_j e_j and sum_j u_j e_j e_j^T (lower triangle,
+    or its diagonal unless ``full``) to chunk c's accumulators of component k, with
+    u_j = rk[j] pwk[j] and e_j = x_j - m_k; fused loops for d <= 3."""
+    d = xb.shape[0]
+    sw = 0.0
+    if d == 1:
+        m0 = means[k, 0]
+        sx0 = s00 = 0.0
+        for j in range(nb):
+            u = rk[j] * pwk[j]
+            e0 = xb[0, j] - m0
+            a0 = u * e0
+            sw += u
+            sx0 += a0
+            s00 += a0 * e0
+        acc_sx[c, k, 0] += sx0
+        acc_s[c, k, 0, 0] += s00
+    elif d == 2:
+        m0, m1 = means[k, 0], means[k, 1]
+        sx0 = sx1 = s00 = s10 = s11 = 0.0
+        for j in range(nb):
+            u = rk[j] * pwk[j]
+            e0 = xb[0, j] - m0
+            e1 = xb[1, j] - m1
+            a0 = u * e0
+            a1 = u * e1
+            sw += u
+            sx0 += a0
+            sx1 += a1
+            s00 += a0 * e0
+            s10 += a1 * e0
+            s11 += a1 * e1
+        acc_sx[c, k, 0] += sx0
+        acc_sx[c, k, 1] += sx1
+        acc_s[c, k, 0, 0] += s00
+        acc_s[c, k, 1, 1] += s11
+        if full:
+            acc_s[c, k, 1, 0] += s10
+    elif d == 3:
+        m0, m1, m2 = means[k, 0], means[k, 1], means[k, 2]
+        sx0 = sx1 = sx2 = s00 = s10 = s11 = s20 = s21 = s22 = 0.0
+        for j in range(nb):
+            u = rk[j] * pwk[j]
+            e0 = xb[0, j] - m0
+            e1 = xb[1, j] - m1
+            e2 = xb[2, j] - m2
+            a0 = u * e0
+            a1 = u * e1
+            a2 = u * e2
+            sw += u
+            sx0 += a0
+            sx1 += a1
+            sx2 += a2
+            s00 += a0 * e0
+            s10 += a1 * e0
+            s11 += a1 * e1
+            s20 += a2 * e0
+            s21 += a2 * e1
+            s22 += a2 * e2
+        acc_sx[c, k, 0] += sx0
+        acc_sx[c, k, 1] += sx1
+        acc_sx[c, k, 2] += sx2
+        acc_s[c, k, 0, 0] += s00
+        acc_s[c, k, 1, 1] += s11
+        acc_s[c, k, 2, 2] += s22
+        if full:
+            acc_s[c, k, 1, 0] += s10
+            acc_s[c, k, 2, 0] += s20
+            acc_s[c, k, 2, 1] += s21
+    else:
+        for j in range(nb):
+            u = rk[j] * pwk[j]
+            y[j] = u
+            sw += u
+        for r in range(d):
+            m = means[k, r]
+            for j in range(nb):
+                dx[r, j] = xb[r, j] - m
+        for r in range(d):
+            t = 0.0
+            for j in range(nb):
+                t += y[j] * dx[r, j]
+            acc_sx[c, k, r] += t
+            for q in range(r + 1 if full else 0):
+                t = 0.0
+                for j in range(nb):
+                    t += y[j] * dx[r, j] * dx[q, j]
+                acc_s[c, k, r, q] += t
+            if not full:
+                t = 0.0
+                for j in range(nb):
+                    t += y[j] * dx[r, j] * dx[r, j]
+                acc_s[c, k, r, r] += t
+    acc_sw[c, k] += sw
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi,
-                  log_out, Kc, cov_code, acc_n, acc_sw, acc_sx, acc_s, acc_ll):
+                  log_out, Kc, cov_code, acc_n, acc_sw, acc_sx, acc_s, acc_ll, store, resp,
+                  post_w):
+    """Rows lo..hi of :func:`em_pass`, in blocks of BLOCK rows: component outer, row
+    inner, on contiguous per-block scratch arrays, so that the Mahalanobis distances,
+    the exp / log and the weighted sums vectorise; the chunk's accumulators are updated
+    once per block.  With ``store`` the responsibilities (and, WD, the posterior
+    weights) are also written to resp (N, Kc) and post_w (N, K)."""
     d = X.shape[1]
     K = means.shape[0]
-    v = np.empty(Kc)
-    pw = np.empty(K)
-    for i in range(lo, hi):
-        mx = -np.inf
-        top = 0
-        for k in range(K):
-            delta = _mahalanobis(X, i, means, prec_chol, k)
-            if wd:
-                v[k] = (log_pi[k] - 0.5 * log_det[k] + obs_const[i]
-                        - a[i] * math.log1p(0.5 * delta / beta[i]))
-                pw[k] = a[i] / (beta[i] + 0.5 * delta)
-            else:
-                v[k] = log_pi[k] - 0.5 * log_det[k] + obs_const[i] - 0.5 * w[i] * delta
-                pw[k] = w[i]
-            if v[k] > mx:
-                mx = v[k]
-                top = k
-        if Kc > K:
-            v[K] = log_out
-            if log_out > mx:
-                mx = log_out
-                top = K
-        if mx == -np.inf:  # every component impossible: spread evenly, zero likelihood
-            for k in range(Kc):
-                v[k] = 1.0 / Kc
-            acc_ll[c] = -np.inf
-        else:
-            t = 0.0
-            for k in range(Kc):
-                v[k] = 1.0 if k == top else math.exp(v[k] - mx)  # exp(0): skip it
-                t += v[k]
-            inv = 1.0 / t
-            for k in range(Kc):
-                v[k] *= inv
-            acc_ll[c] += mx + math.log(t)
-        for k in range(Kc):
-            acc_n[c, k] += v[k]
-        for k in range(K):
-            u = v[k] * pw[k]
-            acc_sw[c, k] += u
+    B = BLOCK
+    full = cov_code == 0
+    xb = np.empty((d, B))  # the block's observations, transposed
+    dx = np.empty((d, B))  # scratch of the d > 3 loops
+    y = np.empty(B)
+    dl = np.empty(B)  # Mahalanobis distances to one component
+    lp = np.empty((Kc, B))  # log-probabilities, then responsibilities
+    pwb = np.empty((K, B))  # posterior weights (WD)
+    wb = np.empty(B)  # fixed weights (FWD), 1 / beta (WD)
+    mx = np.empty(B)
+    sh = np.empty(B)
+    tot = np.empty(B)
+    ll = 0.0
+    for b0 in range(lo, hi, B):
+        nb = min(B, hi - b0)
+        for j in range(nb):
             for r in range(d):
-                dr = X[i, r] - means[k, r]
-                acc_sx[c, k, r] += u * dr
-                if cov_code == 0:
-                    ur = u * dr
-                    for q in range(r + 1):
-                        acc_s[c, k, r, q] += ur * (X[i, q] - means[k, q])
-                else:
-                    acc_s[c, k, r, r] += u * dr * dr
+                xb[r, j] = X[b0 + j, r]
+        if wd:
+            for j in range(nb):
+                wb[j] = 1.0 / beta[b0 + j]
+        else:
+            for j in range(nb):
+                wb[j] = w[b0 + j]
+        for k in range(K):
+            ck = log_pi[k] - 0.5 * log_det[k]
+            _block_mahalanobis(xb, nb, means, prec_chol, k, dx, y, dl)
+            if wd:
+                for j in range(nb):
+                    i = b0 + j
+                    t = 1.0 + 0.5 * dl[j] * wb[j]  # 1 + delta / (2 beta)
+                    # log1p(delta / (2 beta)) as log(t): absolute error ~1e-16, a[i] <= 2
+                    lp[k, j] = ck + obs_const[i] - a[i] * _log_pos(t)
+                    pwb[k, j] = a[i] * wb[j] / t  # a / (beta + delta / 2)
+            else:
+                for j in range(nb):
+                    lp[k, j] = ck + obs_const[b0 + j] - 0.5 * wb[j] * dl[j]
+        if Kc > K:
+            for j in range(nb):
+                lp[K, j] = log_out
+        for j in range(nb):
+            mx[j] = lp[0, j]
+        for k in range(1, Kc):
+            for j in range(nb):
+                mx[j] = lp[k, j] if lp[k, j] > mx[j] else mx[j]
+        for j in range(nb):  # a row where every component is impossible: shift by 0
+            sh[j] = 0.0 if mx[j] == -np.inf else mx[j]
+            tot[j] = 0.0
+        for k in range(Kc):
+            for j in range(nb):
+                e = _exp_neg(lp[k, j] - sh[j])
+                lp[k, j] = e
+                tot[j] += e
+        n_bad = 0
+        for j in range(nb):
+            n_bad += 1 if tot[j] == 0.0 else 0
+        if n_bad:  # spread such rows evenly, zero likelihood (mx = -inf)
+            for j in range(nb):
+                if tot[j] == 0.0:
+                    for k in range(Kc):
+                        lp[k, j] = 1.0
+                    tot[j] = Kc
+        # log-likelihood: sum of mx + log(tot) with one log per 32 rows (tot is in
+        # [1, Kc], so a product of 32 of them stays finite for Kc < 4e9)
+        for g0 in range(0, nb, 32):
+            prod = 1.0
+            for j in range(g0, min(g0 + 32, nb)):
+                ll += mx[j]
+                prod *= tot[j]
+            ll += math.log(prod)
+        for j in range(nb):
+            tot[j] = 1.0 / tot[j]
+        for k in range(Kc):
+            t = 0.0
+            for j in range(nb):
+                e = lp[k, j] * tot[j]
+                lp[k, j] = e
+                t += e
+            acc_n[c, k] += t
+        if store:
+            for j in range(nb):
+                for k in range(Kc):
+                    resp[b0 + j, k] = lp[k, j]
+            if wd:
+                for j in range(nb):
+                    for k in range(K):
+                        post_w[b0 + j, k] = pwb[k, j]
+        for k in range(K):
+            _block_stats(xb, nb, means, k, lp[k], pwb[k] if wd else wb, full, dx, y, c,
+                         acc_sw, acc_sx, acc_s)
+    acc_ll[c] += ll
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def em_pass(X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi, log_out, Kc,
             cov_code, nk, sw, sx, s, min_work):
     """E-step at (means, prec_chol, log_det, log_pi, log_out) fused with the M-step's
@@ -431,6 +744,16 @@ def em_pass(X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi, log
     triangle; the diagonal only unless cov_code is 0), all centred on the current means
     m_k (pw = w for FWD, the posterior weight a / (beta + delta / 2) for WD).
     """
+    none = np.empty((0, 0))
+    return _em_pass(X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi, log_out,
+                    Kc, cov_code, nk, sw, sx, s, False, none, none, min_work)
+
+
+@njit(cache=True, parallel=True)
+def _em_pass(X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi, log_out, Kc,
+             cov_code, nk, sw, sx, s, store, resp, post_w, min_work):
+    """:func:`em_pass`, and with ``store`` the responsibilities resp (N, Kc) and (WD) the
+    posterior weights post_w (N, K) of the E-step."""
     n, d = X.shape
     K = means.shape[0]
     n_chunks = _n_chunks(n, Kc * (d * d + 2 * d + 4), min_work)
@@ -446,12 +769,13 @@ def em_pass(X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi, log
     _fill_zero(acc_ll)
     if n_chunks == 1:
         _em_pass_rows(0, n, 0, X, w, a, beta, wd, obs_const, means, prec_chol, log_det,
-                      log_pi, log_out, Kc, cov_code, acc_n, acc_sw, acc_sx, acc_s, acc_ll)
+                      log_pi, log_out, Kc, cov_code, acc_n, acc_sw, acc_sx, acc_s, acc_ll,
+                      store, resp, post_w)
     else:
         for c in prange(n_chunks):
             _em_pass_rows(c * n // n_chunks, (c + 1) * n // n_chunks, c, X, w, a, beta, wd,
                           obs_const, means, prec_chol, log_det, log_pi, log_out, Kc, cov_code,
-                          acc_n, acc_sw, acc_sx, acc_s, acc_ll)
+                          acc_n, acc_sw, acc_sx, acc_s, acc_ll, store, resp, post_w)
     _fill_zero(nk)
     _fill_zero(sw)
     _fill_zero(sx.reshape(-1))
@@ -497,6 +821,276 @@ def em_pass_reference(X, w, a, beta, wd, obs_const, means, prec_chol, log_det, l
     return float(ll.sum())
 
 
+# ---------------------------------------------------------------------------
+# The whole EM loop of one fit in one call: per iteration the precision factors of the
+# covariances, the fused pass, the M-step update, the log-likelihood history and the
+# convergence test, without returning to Python
+# ---------------------------------------------------------------------------
+EPS = 10.0 * np.finfo(np.float64).eps  # guards the M-step divisions (as wdem._EPS)
+
+
+@njit(cache=True)
+def _cholesky_lower(C, L):
+    """L (d, d) lower-triangular with C = L L^T from the lower triangle of C; False when C
+    is not positive definite (a pivot <= 0 or NaN, as LAPACK's potrf)."""
+    d = C.shape[0]
+    for j in range(d):
+        t = C[j, j]
+        for q in range(j):
+            t -= L[j, q] * L[j, q]
+        if not t > 0.0:
+            return False
+        ljj = math.sqrt(t)
+        L[j, j] = ljj
+        for i in range(j):
+            L[i, j] = 0.0
+        for i in range(j + 1, d):
+            t = C[i, j]
+            for q in range(j):
+                t -= L[i, q] * L[j, q]
+            L[i, j] = t / ljj
+    return True
+
+
+@njit(cache=True)
+def prec_chol(covs, U, log_det):
+    """U[k] = L_k^-1 (lower-triangular, zeros above) and log_det[k] = log |Sigma_k| with
+    Sigma_k = L_k L_k^T for covariances (K, d, d), lower triangles read.  When a matrix is
+    not positive definite (degenerate data with reg_covar = 0) every matrix is rebuilt from
+    its eigen-decomposition with the eigenvalues floored at 1e-12 times the largest."""
+    K, d = covs.shape[0], covs.shape[1]
+    L = np.zeros((K, d, d))
+    ok = True
+    for k in range(K):
+        if not _cholesky_lower(covs[k], L[k]):
+            ok = False
+            break
+    if not ok:
+        C = np.empty((d, d))
+        R = np.empty((d, d))
+        for k in range(K):
+            for i in range(d):
+                for j in range(d):
+                    C[i, j] = covs[k, max(i, j), min(i, j)]
+            vals, vecs = np.linalg.eigh(C)
+            floor = 1e-12 * max(vals.max(), 1e-300)
+            for j in range(d):
+                vals[j] = max(vals[j], floor)
+            for i in range(d):
+                for q in range(d):
+                    t = 0.0
+                    for j in range(d):
+                        t += vecs[i, j] * vals[j] * vecs[q, j]
+                    R[i, q] = t
+            if not _cholesky_lower(R, L[k]):
+                raise ValueError("covariance matrix is not positive definite")
+    for k in range(K):
+        ld = 0.0
+        for j in range(d):
+            ld += math.log(L[k, j, j])
+            U[k, j, j] = 1.0 / L[k, j, j]
+            for i in range(j):
+                U[k, i, j] = 0.0
+            for i in range(j + 1, d):
+                t = 0.0
+                for q in range(j, i):
+                    t -= L[k, i, q] * U[k, q, j]
+                U[k, i, j] = t / L[k, i, i]
+        log_det[k] = 2.0 * ld
+
+
+def prec_chol_reference(covs, U, log_det):
+    """Plain-numpy reference of :func:`prec_chol`."""
+    d = covs.shape[-1]
+    try:
+        L = np.linalg.cholesky(covs)
+    except np.linalg.LinAlgError:
+        # not positive definite (degenerate data and reg_covar = 0): lift the spectrum
+        vals, vecs = np.linalg.eigh(covs)
+        floor = 1e-12 * np.maximum(vals.max(axis=-1, keepdims=True), 1e-300)
+        vals = np.maximum(vals, floor)
+        L = np.linalg.cholesky(np.einsum("kij,kj,klj->kil", vecs, vals, vecs))
+    U[:] = np.tril(np.linalg.solve(L, np.broadcast_to(np.eye(d), L.shape)))
+    log_det[:] = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+
+
+@njit(cache=True)
+def em_update(means, covs, nk, sw, sx, s, cov_code, reg_covar, n, new_means, new_covs,
+              new_mix):
+    """M-step from the statistics of :func:`em_pass` over n observations (centred on
+    ``means``): new means (K, d), covariances (K, d, d) (+ reg_covar I) and mixing
+    proportions (K,); returns the outlier proportion pi_0 (0 when nk has K entries).  A
+    component whose responsibility sum is below 1e-10 n keeps its mean and covariance;
+    pi = (nk + EPS) / (n + EPS Kc)."""
+    K, d = means.shape
+    Kc = nk.shape[0]
+    delta = np.empty(d)
+    v = np.empty(d)
+    for k in range(K):
+        if nk[k] < 1e-10 * max(n, 1.0):  # a component that lost every observation
+            for r in range(d):
+                new_means[k, r] = means[k, r]
+                for q in range(d):
+                    new_covs[k, r, q] = covs[k, r, q]
+            continue
+        den = sw[k] + EPS
+        for r in range(d):
+            new_means[k, r] = (sx[k, r] + sw[k] * means[k, r]) / den
+            delta[r] = new_means[k, r] - means[k, r]
+        nrm = nk[k] + EPS
+        if cov_code == 0:
+            for r in range(d):
+                for q in range(r + 1):
+                    t = (s[k, r, q] - delta[r] * sx[k, q] - sx[k, r] * delta[q]
+                         + sw[k] * delta[r] * delta[q]) / nrm
+                    new_covs[k, r, q] = t
+                    new_covs[k, q, r] = t
+        else:
+            for r in range(d):
+                v[r] = s[k, r, r] - 2.0 * delta[r] * sx[k, r] + sw[k] * delta[r] * delta[r]
+            if cov_code == 2:
+                t = 0.0
+                for r in range(d):
+                    t += v[r]
+                for r in range(d):
+                    v[r] = t / d
+            for r in range(d):
+                for q in range(d):
+                    new_covs[k, r, q] = 0.0
+                new_covs[k, r, r] = v[r] / nrm
+        for r in range(d):
+            new_covs[k, r, r] += reg_covar
+    for k in range(K):
+        new_mix[k] = (nk[k] + EPS) / (n + EPS * Kc)
+    return (nk[K] + EPS) / (n + EPS * Kc) if Kc > K else 0.0
+
+
+def em_update_reference(means, covs, nk, sw, sx, s, cov_code, reg_covar, n, new_means,
+                        new_covs, new_mix):
+    """Plain-numpy reference of :func:`em_update`."""
+    K, d = means.shape
+    m = (sx + sw[:, None] * means) / (sw + EPS)[:, None]
+    delta = m - means
+    if cov_code == COV_FULL:
+        s_c = np.tril(s) + np.swapaxes(np.tril(s, -1), 1, 2)
+        S = (s_c - delta[:, :, None] * sx[:, None, :] - sx[:, :, None] * delta[:, None, :]
+             + sw[:, None, None] * delta[:, :, None] * delta[:, None, :])
+    else:
+        v = np.diagonal(s, axis1=1, axis2=2) - 2 * delta * sx + sw[:, None] * delta ** 2
+        if cov_code == COV_SPHERICAL:
+            v = np.repeat(v.mean(axis=1, keepdims=True), d, axis=1)
+        S = np.zeros((K, d, d))
+        S[:, np.arange(d), np.arange(d)] = v
+    c = S / (nk[:K] + EPS)[:, None, None]
+    c[:, np.arange(d), np.arange(d)] += reg_covar
+    empty = nk[:K] < 1e-10 * max(n, 1)  # a component that lost every observation
+    m[empty] = means[empty]
+    c[empty] = covs[empty]
+    pis = (nk + EPS) / (n + EPS * len(nk))
+    new_means[:] = m
+    new_covs[:] = c
+    new_mix[:] = pis[:K]
+    return float(pis[K]) if len(nk) > K else 0.0
+
+
+@njit(cache=True)
+def em_loop(X, w, a, beta, wd, obs_const, means, covs, mixing, outlier, log_vol, has_outlier,
+            cov_code, reg_covar, max_iter, tol, resp, post_w, min_work):
+    """EM from (means, covs, mixing, outlier) until the relative change of the
+    log-likelihood is at most ``tol`` or after ``max_iter`` M-steps: per iteration
+    :func:`prec_chol`, :func:`em_pass` and :func:`em_update`.
+
+    outlier : pi_0 of the uniform component (used when has_outlier); log_vol : -log V.
+    Returns (means, covs, mixing, outlier, history, n_iter, converged): the parameters
+    whose log-likelihood ends ``history`` (one entry per E-step, n_iter + 1 of them), the
+    number of M-steps and whether the tolerance was reached; writes the E-step at the
+    returned parameters (one more pass) to resp (N, Kc) and, WD, post_w (N, K) (FWD:
+    post_w is not touched and may be empty).  The inputs are not modified.
+    """
+    K, d = means.shape
+    Kc = K + 1 if has_outlier else K
+    m, c, pi, pi0 = means.copy(), covs.copy(), mixing.copy(), outlier
+    m2, c2, pi2 = np.empty((K, d)), np.empty((K, d, d)), np.empty(K)
+    U, log_det, log_pi = np.empty((K, d, d)), np.empty(K), np.empty(K)
+    nk, sw, sx, s = np.empty(Kc), np.empty(K), np.empty((K, d)), np.empty((K, d, d))
+    history = np.empty(max_iter + 1)
+    n_iter = 0
+    converged = False
+    for it in range(max_iter + 1):
+        prec_chol(c, U, log_det)
+        for k in range(K):
+            log_pi[k] = math.log(pi[k]) if pi[k] > 0 else -np.inf
+        log_out = (math.log(pi0) if pi0 > 0 else -np.inf) + log_vol
+        ll = _em_pass(X, w, a, beta, wd, obs_const, m, U, log_det, log_pi, log_out, Kc,
+                      cov_code, nk, sw, sx, s, False, resp, post_w, min_work)
+        history[it] = ll
+        if it > 0 and abs(ll - history[it - 1]) <= tol * abs(history[it - 1]):
+            converged = True
+            break
+        if it == max_iter:
+            break
+        pi0 = em_update(m, c, nk, sw, sx, s, cov_code, reg_covar, X.shape[0], m2, c2, pi2)
+        m, m2 = m2, m
+        c, c2 = c2, c
+        pi, pi2 = pi2, pi
+        n_iter += 1
+    # the E-step of the returned parameters (the pass that ended the history, stored)
+    prec_chol(c, U, log_det)
+    for k in range(K):
+        log_pi[k] = math.log(pi[k]) if pi[k] > 0 else -np.inf
+    log_out = (math.log(pi0) if pi0 > 0 else -np.inf) + log_vol
+    _em_pass(X, w, a, beta, wd, obs_const, m, U, log_det, log_pi, log_out, Kc, cov_code, nk,
+             sw, sx, s, True, resp, post_w, min_work)
+    return m, c, pi, pi0, history[:n_iter + 1].copy(), n_iter, converged
+
+
+def em_loop_reference(X, w, a, beta, wd, obs_const, means, covs, mixing, outlier, log_vol,
+                      has_outlier, cov_code, reg_covar, max_iter, tol, resp, post_w,
+                      min_work=0):
+    """Plain-numpy reference of :func:`em_loop`: the same iterations in a Python loop over
+    the numpy references of prec_chol, em_pass and em_update, then the E-step."""
+    K, d = means.shape
+    Kc = K + 1 if has_outlier else K
+    m, c, pi, pi0 = means.copy(), covs.copy(), mixing.copy(), float(outlier)
+    history = []
+    n_iter = 0
+    converged = False
+    for it in range(max_iter + 1):
+        U, log_det = np.empty((K, d, d)), np.empty(K)
+        prec_chol_reference(c, U, log_det)
+        with np.errstate(divide="ignore"):
+            log_pi = np.log(pi)
+            log_out = (math.log(pi0) if pi0 > 0 else -np.inf) + log_vol
+        nk, sw, sx, s = np.empty(Kc), np.empty(K), np.empty((K, d)), np.empty((K, d, d))
+        ll = em_pass_reference(X, w, a, beta, wd, obs_const, m, U, log_det, log_pi, log_out,
+                               Kc, cov_code, nk, sw, sx, s)
+        history.append(ll)
+        if it and abs(ll - history[-2]) <= tol * abs(history[-2]):
+            converged = True
+            break
+        if it == max_iter:
+            break
+        m2, c2, pi2 = np.empty((K, d)), np.empty((K, d, d)), np.empty(K)
+        pi0 = em_update_reference(m, c, nk, sw, sx, s, cov_code, reg_covar, X.shape[0], m2,
+                                  c2, pi2)
+        m, c, pi = m2, c2, pi2
+        n_iter += 1
+    U, log_det = np.empty((K, d, d)), np.empty(K)
+    prec_chol_reference(c, U, log_det)
+    with np.errstate(divide="ignore"):
+        log_pi = np.log(pi)
+        log_out = (math.log(pi0) if pi0 > 0 else -np.inf) + log_vol
+    n = X.shape[0]
+    log_resp, ll = np.empty((n, Kc)), np.empty(n)
+    if wd:
+        estep_wd_reference(X, a, beta, obs_const, m, U, log_det, log_pi, log_out, log_resp,
+                           resp, post_w, ll)
+    else:
+        estep_fwd_reference(X, w, obs_const, m, U, log_det, log_pi, log_out, log_resp, resp,
+                            ll)
+    return m, c, pi, pi0, np.asarray(history), n_iter, converged
+
+
 KERNELS = {
     "estep_fwd": estep_fwd,
     "estep_wd": estep_wd,
@@ -504,6 +1098,11 @@ KERNELS = {
     "moments": moments,
     "scatter": scatter,
     "em_pass": em_pass,
+    "exp_neg": exp_neg,
+    "log_pos": log_pos,
+    "prec_chol": prec_chol,
+    "em_update": em_update,
+    "em_loop": em_loop,
 }
 REFERENCES = {
     "estep_fwd": estep_fwd_reference,
@@ -512,4 +1111,9 @@ REFERENCES = {
     "moments": moments_reference,
     "scatter": scatter_reference,
     "em_pass": em_pass_reference,
+    "exp_neg": exp_neg_reference,
+    "log_pos": log_pos_reference,
+    "prec_chol": prec_chol_reference,
+    "em_update": em_update_reference,
+    "em_loop": em_loop_reference,
 }

@@ -81,7 +81,7 @@ COVARIANCES = ("full", "diag", "spherical")
 INITS = ("kmeans++", "means", "warm")
 CRITERIA = ("mml", "bic")
 _LOG_2PI = math.log(2.0 * math.pi)
-_EPS = 10.0 * np.finfo(np.float64).eps
+_EPS = WK.EPS
 
 
 # ---------------------------------------------------------------------------
@@ -334,7 +334,7 @@ class _Problem:
         self.k_norm = kern["normalise_rows"]
         self.k_moments = kern["moments"]
         self.k_scatter = kern["scatter"]
-        self.k_em_pass = kern["em_pass"]
+        self.k_em_loop = kern["em_loop"]
         d = self.d
         if variant == "fwd":
             self.obs_const = 0.5 * d * (np.log(self.w) - _LOG_2PI)
@@ -366,18 +366,10 @@ class _Params:
 
 def _prec_chol(covs):
     """Lower-triangular L^-1 (K, d, d) and log|Sigma| (K,) of covariances (K, d, d)."""
-    d = covs.shape[-1]
-    try:
-        L = np.linalg.cholesky(covs)
-    except np.linalg.LinAlgError:
-        # not positive definite (degenerate data and reg_covar = 0): lift the spectrum
-        vals, vecs = np.linalg.eigh(covs)
-        floor = 1e-12 * np.maximum(vals.max(axis=-1, keepdims=True), 1e-300)
-        vals = np.maximum(vals, floor)
-        L = np.linalg.cholesky(np.einsum("kij,kj,klj->kil", vecs, vals, vecs))
-    U = np.tril(np.linalg.solve(L, np.broadcast_to(np.eye(d), L.shape)))
-    log_det = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
-    return np.ascontiguousarray(U), log_det
+    K, d = covs.shape[0], covs.shape[-1]
+    U, log_det = np.empty((K, d, d)), np.empty(K)
+    WK.prec_chol_reference(covs, U, log_det)
+    return U, log_det
 
 
 def _estep(prob: _Problem, p: _Params):
@@ -417,59 +409,6 @@ def _component_stats(prob: _Problem, resp, pw, K):
     covs = S / (nk[:K] + _EPS)[:, None, None]
     covs[:, np.arange(prob.d), np.arange(prob.d)] += prob.reg_covar
     return means, covs, nk
-
-
-def _mstep(prob: _Problem, p: _Params, resp, post_w) -> _Params:
-    K = p.means.shape[0]
-    pw = prob.pw_fixed if post_w is None else post_w
-    means, covs, nk = _component_stats(prob, resp, pw, K)
-    return _new_params(prob, p, means, covs, nk)
-
-
-def _em_iteration(prob: _Problem, p: _Params) -> tuple[float, _Params]:
-    """One EM iteration in one pass over the data (kernel ``em_pass``): the
-    log-likelihood at ``p`` and the parameters after the M-step (as _estep + _mstep)."""
-    K, d = p.means.shape
-    Kc = K + (1 if prob.has_outlier else 0)
-    U, log_det = _prec_chol(p.covs)
-    with np.errstate(divide="ignore"):
-        log_pi = np.log(p.mixing)
-        log_out = (math.log(p.outlier) if p.outlier > 0 else -np.inf) + (prob.log_vol or 0.0)
-    nk, sw = np.empty(Kc), np.empty(K)
-    sx_c, s_c = np.empty((K, d)), np.empty((K, d, d))
-    m = np.ascontiguousarray(p.means)
-    wd = prob.variant == "wd"
-    ll = prob.k_em_pass(prob.X, prob.w, prob.a if wd else prob.w,
-                        prob.beta if wd else prob.w, wd, prob.obs_const, m, U, log_det, log_pi,
-                        log_out, Kc, prob.cov_code, nk, sw, sx_c, s_c, WK.PARALLEL_MIN_WORK)
-    # statistics centred on the current means m -> mean and scatter of the new means
-    means = (sx_c + sw[:, None] * m) / (sw + _EPS)[:, None]
-    delta = means - m
-    if prob.cov_code == WK.COV_FULL:
-        s_c = np.tril(s_c) + np.swapaxes(np.tril(s_c, -1), 1, 2)
-        S = (s_c - delta[:, :, None] * sx_c[:, None, :] - sx_c[:, :, None] * delta[:, None, :]
-             + sw[:, None, None] * delta[:, :, None] * delta[:, None, :])
-    else:
-        v = np.diagonal(s_c, axis1=1, axis2=2) - 2 * delta * sx_c + sw[:, None] * delta ** 2
-        if prob.cov_code == WK.COV_SPHERICAL:
-            v = np.repeat(v.mean(axis=1, keepdims=True), d, axis=1)
-        S = np.zeros((K, d, d))
-        S[:, np.arange(d), np.arange(d)] = v
-    covs = S / (nk[:K] + _EPS)[:, None, None]
-    covs[:, np.arange(d), np.arange(d)] += prob.reg_covar
-    return float(ll), _new_params(prob, p, means, covs, nk)
-
-
-def _new_params(prob: _Problem, p: _Params, means, covs, nk) -> _Params:
-    """M-step result from the new means, covariances and responsibility sums."""
-    K = p.means.shape[0]
-    empty = nk[:K] < 1e-10 * max(prob.n, 1)  # a component that lost every observation
-    if np.any(empty):
-        means[empty] = p.means[empty]
-        covs[empty] = p.covs[empty]
-    pis = (nk + _EPS) / (prob.n + _EPS * len(nk))
-    outlier = float(pis[K]) if prob.has_outlier else 0.0
-    return _Params(means, covs, pis[:K].copy(), outlier)
 
 
 def _global_cov(prob: _Problem):
@@ -604,24 +543,26 @@ def _spread_init(prob: _Problem, K, rng) -> _Params:
 
 
 def _run_em(prob: _Problem, p: _Params, max_iter, tol):
-    """EM from ``p``: one fused pass per iteration (:func:`_em_iteration`), stopping when
-    the relative change of the log-likelihood is at most ``tol`` or after ``max_iter``
-    M-steps; the parameters returned are those whose log-likelihood ended the history."""
-    history = []
-    converged = False
-    n_iter = 0
-    for it in range(max_iter + 1):
-        ll, nxt = _em_iteration(prob, p)
-        history.append(ll)
-        if it and abs(ll - history[-2]) <= tol * abs(history[-2]):
-            converged = True
-            break
-        if it == max_iter:
-            break
-        p = nxt
-        n_iter += 1
-    _, _, resp, post_w = _estep(prob, p)
-    return p, resp, post_w, np.asarray(history), n_iter, converged
+    """EM from ``p`` in one kernel call (``em_loop``: per iteration the precision factors,
+    one fused E-step + M-step statistics pass and the M-step update, then one more pass
+    that stores the E-step), stopping when the relative change of the log-likelihood is
+    at most ``tol`` or after ``max_iter`` M-steps; the parameters returned are those whose
+    log-likelihood ended the history, with their responsibilities and posterior weights
+    (None for FWD)."""
+    wd = prob.variant == "wd"
+    K = p.means.shape[0]
+    resp = np.empty((prob.n, K + (1 if prob.has_outlier else 0)))
+    post_w = np.empty((prob.n, K) if wd else (0, K))
+    means, covs, mixing, outlier, history, n_iter, converged = prob.k_em_loop(
+        prob.X, prob.w, prob.a if wd else prob.w, prob.beta if wd else prob.w, wd,
+        prob.obs_const, np.ascontiguousarray(p.means, dtype=np.float64),
+        np.ascontiguousarray(p.covs, dtype=np.float64),
+        np.ascontiguousarray(p.mixing, dtype=np.float64), float(p.outlier),
+        float(prob.log_vol) if prob.has_outlier else 0.0, prob.has_outlier, prob.cov_code,
+        prob.reg_covar, int(max_iter), float(tol), resp, post_w, WK.PARALLEL_MIN_WORK)
+    p = _Params(means, covs, mixing, float(outlier))
+    return (p, resp, post_w if wd else None, np.asarray(history), int(n_iter),
+            bool(converged))
 
 
 def _result(prob: _Problem, p: _Params, resp, post_w, history, n_iter, converged,
