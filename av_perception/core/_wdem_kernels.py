@@ -62,13 +62,15 @@ COV_CODES = {"full": COV_FULL, "diag": COV_DIAG, "spherical": COV_SPHERICAL}
 N_CHUNKS = 32  # fixed chunking of parallel loops (results do not depend on the thread count)
 # Work (rows x per-row operations) from which the kernels run their prange loops; passed to
 # every kernel as ``min_work`` and read at call time, so it can be changed without recompiling.
-# Measured on the 2-core development machine shared with other processes (load ~4): 2 threads
-# were slower than 1 at every size tried (N = 1e5, K = 10, d = 3: 47 ms vs 68 ms per EM
-# iteration with the scalar kernel of 2026-11-24), because the second thread is often
-# scheduled only a time slice later.  The default therefore keeps problems up to N ~ 1e6
-# serial (not re-tuned for the blocked pass of 2026-11-30: the machine was shared again);
-# lower it on a machine with idle cores.
-PARALLEL_MIN_WORK = 20_000_000
+# Measured on the 2-core development machine, quiet, with the blocked pass of 2026-11-30
+# (serial / 2 threads per EM iteration of a fit): work 2.3e6 (N = 3e4, K = 10, d = 1) FWD
+# 1.63x, WD 1.04x; 4.2e6 (N = 1e5, K = 5, d = 1) 1.14x / 1.08x; 7.7e6 1.70x / 1.45x;
+# 2.1e7 (N = 1e5, K = 10, d = 3) 1.81x / 1.21x; below ~1e6 the thread start-up loses, and
+# in the full benchmark with a 2e6 threshold N = 1e5, K = 2, d = 1 (work 2.1e6) lost 2x
+# (memory-bound), hence 5e6.  On a machine whose cores are busy (2026-11-24, load ~4) 2 threads lost everywhere: set
+# NUMBA_NUM_THREADS=1 there.  The fusion windows of the nodes (~150 observations, work
+# ~2e4) are always serial.
+PARALLEL_MIN_WORK = 5_000_000
 
 
 @njit(cache=True)
