@@ -6,11 +6,12 @@ ITD) and a stereo image stream published like a camera driver: 640x480 bgr8
 ``sensor_msgs/Image`` pairs of two rendered faces (test/stereobag.py) plus CameraInfo,
 stamped with the current time, at 15 fps for ``--seconds`` s.  A subscriber in the
 same process records, for every ``speakers`` message, now - header stamp (the stamp
-is the image's, so this is image capture -> speakers publication: image transport,
-pairing, the visual front-end, the wait for the audio up to the stamp, the tracker
-and the publication).  Runs twice: with the live default ``detection.asynchronous``
-(detectors on a worker thread) and detecting in the frame (the baseline).  Prints
-markdown tables.
+is the image's, so this is image capture -> speakers received: image transport,
+pairing, the visual front-end, the wait for the audio up to the stamp, the tracker,
+the publication and the delivery); the node's own stamp -> publication latency (what
+tracker_node reports on /diagnostics) is tabled too.  Runs twice: with the live default
+``detection.asynchronous`` (detectors on a worker thread) and detecting in the frame (the
+baseline).  Prints markdown tables.
 
 Run: ``.venv/bin/python bench/bench_latency.py [--seconds 10] [--fps 15]``
 """
@@ -43,7 +44,15 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
         Parameter("detection.asynchronous", value=asynchronous),
         Parameter("tracking.audio_wait", value=audio_wait)])
     io = rclpy.create_node("bench_latency_io")
-    lat, tracks = [], []
+    lat, tracks, pub_lat = [], [], []
+    publish = node.outputs.publish
+
+    def publish_timed(output, header):  # the node's own stamp -> publication latency
+        latency = publish(output, header)
+        pub_lat.append(latency)
+        return latency
+
+    node.outputs.publish = publish_timed
 
     def on_speakers(msg):
         now = io.get_clock().now().nanoseconds * 1e-9
@@ -77,6 +86,7 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
                 if time.monotonic() < warm:
                     lat.clear()
                     tracks.clear()
+                    pub_lat.clear()
             ex.spin_once(timeout_sec=0.002)
         end = time.monotonic() + 1.0
         while time.monotonic() < end:
@@ -91,6 +101,7 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
             "dropped": node.pairs_dropped_busy,
             "waits": node.audio_waits,
             "timeouts": node.audio_wait_timeouts,
+            "publication_ms": 1000 * np.asarray(pub_lat),
         }
     finally:
         ex.shutdown()
@@ -149,6 +160,20 @@ def main(argv=None) -> int:
     if len(p99) == 2:
         a, b = p99.values()
         print(f"\np99 baseline / asynchronous: {b / a:.2f}x")
+    print()
+    print("Publication latency (image stamp -> the node's publish call of `speakers`, "
+          "measured in the node; the table above adds the delivery to a subscriber on the "
+          "same executor as the camera publisher):")
+    print()
+    print("| detection | messages | p50 (ms) | p90 | p99 | max | mean |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for mode, (_, stats, _, _) in runs.items():
+        pub = stats["publication_ms"]
+        if not len(pub):
+            continue
+        p = np.percentile(pub, [50, 90, 99])
+        print(f"| {mode} | {len(pub)} | {p[0]:.1f} | {p[1]:.1f} | {p[2]:.1f} | "
+              f"{pub.max():.1f} | {pub.mean():.1f} |")
     print()
     print("| detection | visual front-end ms/pair | tracker ms/step | fusion ms/window | "
           "pairs dropped (busy) | steps that waited for audio | waits timed out | "

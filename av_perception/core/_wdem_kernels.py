@@ -67,9 +67,9 @@ N_CHUNKS = 32  # fixed chunking of parallel loops (results do not depend on the 
 # 1.63x, WD 1.04x; 4.2e6 (N = 1e5, K = 5, d = 1) 1.14x / 1.08x; 7.7e6 1.70x / 1.45x;
 # 2.1e7 (N = 1e5, K = 10, d = 3) 1.81x / 1.21x; below ~1e6 the thread start-up loses, and
 # in the full benchmark with a 2e6 threshold N = 1e5, K = 2, d = 1 (work 2.1e6) lost 2x
-# (memory-bound), hence 5e6.  On a machine whose cores are busy (2026-11-24, load ~4) 2 threads lost everywhere: set
-# NUMBA_NUM_THREADS=1 there.  The fusion windows of the nodes (~150 observations, work
-# ~2e4) are always serial.
+# (memory-bound), hence 5e6.  On a machine whose cores are busy (2026-11-24, load ~4) 2
+# threads lost everywhere: set NUMBA_NUM_THREADS=1 there.  The fusion windows of the nodes
+# (~150 observations, work ~2e4) are always serial.
 PARALLEL_MIN_WORK = 5_000_000
 
 
