@@ -105,10 +105,11 @@ utterance do not switch the state off).  Transitions per audio frame:
 ``speaking_entry`` (silent -> speaking), ``speaking_exit``.  The defaults were
 chosen on explicit behaviour (test_tracker.py) and then on the real front-end's
 features: one isolated frame of full evidence leaves a silent track below 0.5
-(0.30); two consecutive active frames switch it on; one inactive or
-assigned-elsewhere frame inside speech does not switch it off; frames
-alternating between two talkers (overlap) keep both on (minimum 0.68); 6
-inactive frames (~100 ms) or 2-3 frames of another talker switch it off.  The
+(0.36 with speaking_threshold 0.35; 0.30 with the former 0.4); two consecutive
+active frames switch it on; one inactive or assigned-elsewhere frame inside speech
+does not switch it off; frames alternating between two talkers (overlap) keep both
+on (minimum 0.89; 0.68 with 0.4); 6-7 inactive frames (~100 ms) or 2-3 frames of
+another talker switch it off.  The
 assignment prior of the audio E-Z step favours tracks that speak
 (``audio_speaking_prior``).
 
