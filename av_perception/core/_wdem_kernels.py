@@ -829,8 +829,11 @@ def _em_pass_rows_d1(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, 
                     mx[j] = _fmax(mx[j], v)
         for j in range(nb):  # a row where every component is impossible: shift by 0
             sh[j] = 0.0 if mx[j] == -np.inf else mx[j]
-            tot[j] = 0.0
-        for k in range(K):
+        for j in range(nb):
+            e = _exp_neg(lp[0, j] - sh[j])
+            lp[0, j] = e
+            tot[j] = e
+        for k in range(1, K):
             for j in range(nb):
                 e = _exp_neg(lp[k, j] - sh[j])
                 lp[k, j] = e
@@ -849,15 +852,9 @@ def _em_pass_rows_d1(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, 
                     for k in range(Kc):
                         lp[k, j] = 1.0
                     tot[j] = Kc
-        # log-likelihood: sum of mx + log(tot) with one log per 32 rows (tot is in
-        # [1, Kc], so a product of 32 of them stays finite for Kc < 4e9)
-        for g0 in range(0, nb, 32):
-            prod = 1.0
-            for j in range(g0, min(g0 + 32, nb)):
-                ll += mx[j]
-                prod *= tot[j]
-            ll += math.log(prod)
+        # log-likelihood: sum of mx + log(tot) (the branch-free log vectorises)
         for j in range(nb):
+            ll += mx[j] + _log_pos(tot[j])
             tot[j] = 1.0 / tot[j]
         for k in range(K):
             m0 = mk[k]
