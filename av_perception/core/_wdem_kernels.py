@@ -17,7 +17,8 @@ responsibilities; no Python between iterations.  The fused pass works on blocks
 of BLOCK rows, component outer and row inner, on contiguous scratch arrays, with
 a branch-free exp (:func:`_exp_neg`) and log (:func:`_log_pos`) so that LLVM
 vectorises the per-(observation, component) work (numba's SVML is not available
-here; math.exp / math.log are scalar libm calls).  Its reference
+here; math.exp / math.log are scalar libm calls); d = 1 has its own pass
+(:func:`_em_pass_rows_d1`, three passes over each block instead of six).  Its reference
 (:func:`em_loop_reference`) is the same algorithm in a Python loop over the
 vectorised numpy references.
 
