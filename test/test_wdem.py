@@ -286,6 +286,26 @@ def test_fit_numba_equals_reference(variant, covariance, parallel, monkeypatch):
         _close(getattr(a, name), getattr(b, name), 1e-8)
 
 
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("variant", ["fwd", "wd"])
+def test_fit_numba_equals_reference_1d(variant, parallel, monkeypatch):
+    """d = 1 (its own fused pass): whole fits, with the outlier component, the stored
+    responsibilities and posterior weights, serial and chunked."""
+    if parallel:
+        monkeypatch.setattr(WK, "PARALLEL_MIN_WORK", 1)
+    rng = np.random.default_rng(5)
+    X = np.concatenate([rng.normal(c, s, 400) for c, s in ((-3, 0.5), (0, 1.0), (4, 0.3))])
+    X = np.concatenate([X, rng.uniform(-20, 20, 30)])[:, None]
+    w = rng.uniform(0.2, 1.0, len(X))
+    runs = [wdem.fit(X, w, 3, variant=variant, covariance="full", outlier_volume="auto",
+                     seed=2, max_iter=30, tol=0.0, use_numba=u) for u in (True, False)]
+    a, b = runs
+    assert a.n_iter == b.n_iter
+    for name in ("means", "covariances", "mixing", "responsibilities", "posterior_weights",
+                 "log_likelihood"):
+        _close(getattr(a, name), getattr(b, name), 1e-8)
+
+
 @pytest.mark.parametrize("variant", ["fwd", "wd"])
 @pytest.mark.parametrize("outlier", [None, "auto"])
 def test_fit_numba_equals_reference_zero_weights_empty_component(variant, outlier):

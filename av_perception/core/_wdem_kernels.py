@@ -17,7 +17,8 @@ responsibilities; no Python between iterations.  The fused pass works on blocks
 of BLOCK rows, component outer and row inner, on contiguous scratch arrays, with
 a branch-free exp (:func:`_exp_neg`) and log (:func:`_log_pos`) so that LLVM
 vectorises the per-(observation, component) work (numba's SVML is not available
-here; math.exp / math.log are scalar libm calls).  Its reference
+here; math.exp / math.log are scalar libm calls); d = 1 has its own pass
+(:func:`_em_pass_rows_d1`, three passes over each block instead of six).  Its reference
 (:func:`em_loop_reference`) is the same algorithm in a Python loop over the
 vectorised numpy references.
 
@@ -398,6 +399,18 @@ def _bits_f64(typingctx, x):
     return types.float64(types.int64), codegen
 
 
+@intrinsic
+def _fmax(typingctx, x, y):
+    """max(x, y) of float64s as llvm.maxnum (vmaxpd): ``m[j] = v if v > m[j] else m[j]``
+    in a loop becomes a masked store (vmaskmovpd), very slow on AMD cores."""
+    def codegen(context, builder, sig, args):
+        dbl = llvm_ir.DoubleType()
+        fn = builder.module.declare_intrinsic("llvm.maxnum", [dbl],
+                                              llvm_ir.FunctionType(dbl, [dbl, dbl]))
+        return builder.call(fn, args)
+    return types.float64(types.float64, types.float64), codegen
+
+
 _LOG2E = 1.4426950408889634
 _LN2 = 0.6931471805599453
 _LN2_HI = 6.93147180369123816490e-01  # fdlibm's split of ln 2: n * _LN2_HI is exact
@@ -435,17 +448,38 @@ def _exp_neg(x):
 def _log_pos(x):
     """log(x) for a positive normal float64, absolute error < 3e-16 max(1, |log x|):
     x = 2**e m with m in [sqrt(1/2), sqrt(2)], log m = 2 atanh(s), s = (m - 1) / (m + 1),
-    series to s**19; branch-free."""
+    a minimax polynomial in s**2 (:func:`_log_tail`); branch-free."""
     b = _f64_bits(x)
     m = _bits_f64((b & 0xFFFFFFFFFFFFF) | 0x3FF0000000000000)
     e = _bits_f64((b >> 52) | 0x4330000000000000) - 4503599627371519.0  # - (2**52 + 1023)
     big = m > 1.4142135623730951
     m = 0.5 * m if big else m
     e = e + 1.0 if big else e
-    s = (m - 1.0) / (m + 1.0)
+    return _log_tail(e, (m - 1.0) / (m + 1.0))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _log_split(x):
+    """(e, m) with x = 2**e m, m in [sqrt(1/2), sqrt(2)] (x positive and normal); e a float."""
+    b = _f64_bits(x)
+    m = _bits_f64((b & 0xFFFFFFFFFFFFF) | 0x3FF0000000000000)
+    e = _bits_f64((b >> 52) | 0x4330000000000000) - 4503599627371519.0  # - (2**52 + 1023)
+    big = m > 1.4142135623730951
+    return (e + 1.0 if big else e), (0.5 * m if big else m)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _log_tail(e, s):
+    """e ln 2 + log m from s = (m - 1) / (m + 1): log m = 2 atanh(s) = s (2 + R(s**2)),
+    R fdlibm's minimax polynomial Lg1..Lg7 (error < 2**-58.45 for |s| <= 0.1716)."""
     z = s * s
-    q = 2.0 + z * (2.0 / 3 + z * (2.0 / 5 + z * (2.0 / 7 + z * (2.0 / 9 + z * (
-        2.0 / 11 + z * (2.0 / 13 + z * (2.0 / 15 + z * (2.0 / 17 + z * (2.0 / 19)))))))))
+    z2 = z * z
+    # Estrin's scheme
+    q0 = 2.0 + z * 6.666666666666735130e-01
+    q1 = 3.999999999940941908e-01 + z * 2.857142874366239149e-01
+    q2 = 2.222219843214978396e-01 + z * 1.818357216161805012e-01
+    q3 = 1.531383769920937332e-01 + z * 1.479819860511658591e-01
+    q = q0 + z2 * ((q1 + z2 * q2) + (z2 * z2) * q3)
     return e * _LN2 + s * q
 
 
@@ -735,6 +769,147 @@ def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log
     acc_ll[c] += ll
 
 
+BLOCK_D1 = 256  # rows per block of the d = 1 pass
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _em_pass_rows_d1(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log_det,
+                     log_pi, log_out, Kc, acc_n, acc_sw, acc_sx, acc_s, acc_ll, store, resp,
+                     post_w):
+    """:func:`_em_pass_rows` for d = 1, with the per-block work in three passes over the
+    (Kc, B) scratch instead of six: log-probabilities with the running row maximum
+    (x_j - m_k and the Mahalanobis distance computed on the fly), then exp and the row
+    sums, then normalisation fused with the weighted sums of the M-step."""
+    K = means.shape[0]
+    B = BLOCK_D1
+    xb = np.empty(B)
+    ocb = np.empty(B)  # obs_const
+    hb = np.empty(B)  # w / 2 (FWD), 1 / (2 beta) (WD)
+    ab = np.empty(B)  # a (WD)
+    ab2 = np.empty(B)  # a / beta (WD)
+    lp = np.empty((Kc, B))  # log-probabilities, then exp(lp - shift)
+    pwb = np.empty((K, B))  # posterior weights (WD)
+    mx = np.empty(B)
+    sh = np.empty(B)
+    tot = np.empty(B)
+    mk = np.empty(K)
+    pk = np.empty(K)
+    ck = np.empty(K)
+    for k in range(K):
+        mk[k] = means[k, 0]
+        pk[k] = prec_chol[k, 0, 0]
+        ck[k] = log_pi[k] - 0.5 * log_det[k]
+    m_init = log_out if Kc > K else -np.inf
+    ll = 0.0
+    for b0 in range(lo, hi, B):
+        nb = min(B, hi - b0)
+        for j in range(nb):
+            xb[j] = X[b0 + j, 0]
+            ocb[j] = obs_const[b0 + j]
+            mx[j] = m_init
+        if wd:
+            for j in range(nb):
+                hb[j] = 0.5 / beta[b0 + j]
+                ab[j] = a[b0 + j]
+                ab2[j] = 2.0 * ab[j] * hb[j]  # a / beta
+            for k in range(K):
+                m0, p0, c0 = mk[k], pk[k], ck[k]
+                for j in range(nb):
+                    y0 = p0 * (xb[j] - m0)
+                    t = 1.0 + hb[j] * (y0 * y0)  # 1 + delta / (2 beta)
+                    # log(t) as _log_pos and 1 / t from one division: q = 1 / (t (m + 1))
+                    e, m = _log_split(t)
+                    q = 1.0 / (t * (m + 1.0))
+                    v = c0 + ocb[j] - ab[j] * _log_tail(e, (m - 1.0) * (t * q))
+                    lp[k, j] = v
+                    mx[j] = _fmax(mx[j], v)
+                    pwb[k, j] = ab2[j] * ((m + 1.0) * q)  # a / (beta + delta / 2)
+        else:
+            for j in range(nb):
+                hb[j] = 0.5 * w[b0 + j]
+            for k in range(K):
+                m0, p0, c0 = mk[k], pk[k], ck[k]
+                for j in range(nb):
+                    y0 = p0 * (xb[j] - m0)
+                    v = c0 + ocb[j] - hb[j] * (y0 * y0)
+                    lp[k, j] = v
+                    mx[j] = _fmax(mx[j], v)
+        for j in range(nb):  # a row where every component is impossible: shift by 0
+            sh[j] = 0.0 if mx[j] == -np.inf else mx[j]
+        for j in range(nb):
+            e = _exp_neg(lp[0, j] - sh[j])
+            lp[0, j] = e
+            tot[j] = e
+        for k in range(1, K):
+            for j in range(nb):
+                e = _exp_neg(lp[k, j] - sh[j])
+                lp[k, j] = e
+                tot[j] += e
+        if Kc > K:
+            for j in range(nb):
+                e = _exp_neg(log_out - sh[j])
+                lp[K, j] = e
+                tot[j] += e
+        n_bad = 0
+        for j in range(nb):
+            n_bad += 1 if tot[j] == 0.0 else 0
+        if n_bad:  # spread such rows evenly, zero likelihood (mx = -inf)
+            for j in range(nb):
+                if tot[j] == 0.0:
+                    for k in range(Kc):
+                        lp[k, j] = 1.0
+                    tot[j] = Kc
+        # log-likelihood: sum of mx + log(tot) (the branch-free log vectorises)
+        for j in range(nb):
+            ll += mx[j] + _log_pos(tot[j])
+            tot[j] = 1.0 / tot[j]
+        for k in range(K):
+            m0 = mk[k]
+            sn = sw = sx0 = s00 = 0.0
+            if wd:
+                for j in range(nb):
+                    r = lp[k, j] * tot[j]
+                    lp[k, j] = r
+                    u = r * pwb[k, j]
+                    e0 = xb[j] - m0
+                    a0 = u * e0
+                    sn += r
+                    sw += u
+                    sx0 += a0
+                    s00 += a0 * e0
+            else:
+                for j in range(nb):
+                    r = lp[k, j] * tot[j]
+                    lp[k, j] = r
+                    u = r * (2.0 * hb[j])
+                    e0 = xb[j] - m0
+                    a0 = u * e0
+                    sn += r
+                    sw += u
+                    sx0 += a0
+                    s00 += a0 * e0
+            acc_n[c, k] += sn
+            acc_sw[c, k] += sw
+            acc_sx[c, k, 0] += sx0
+            acc_s[c, k, 0, 0] += s00
+        if Kc > K:
+            sn = 0.0
+            for j in range(nb):
+                r = lp[K, j] * tot[j]
+                lp[K, j] = r
+                sn += r
+            acc_n[c, K] += sn
+        if store:
+            for j in range(nb):
+                for k in range(Kc):
+                    resp[b0 + j, k] = lp[k, j]
+            if wd:
+                for j in range(nb):
+                    for k in range(K):
+                        post_w[b0 + j, k] = pwb[k, j]
+    acc_ll[c] += ll
+
+
 @njit(cache=True)
 def em_pass(X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi, log_out, Kc,
             cov_code, nk, sw, sx, s, min_work):
@@ -769,7 +944,16 @@ def _em_pass(X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi, lo
     _fill_zero(acc_sx.reshape(-1))
     _fill_zero(acc_s.reshape(-1))
     _fill_zero(acc_ll)
-    if n_chunks == 1:
+    if d == 1 and n_chunks == 1:
+        _em_pass_rows_d1(0, n, 0, X, w, a, beta, wd, obs_const, means, prec_chol, log_det,
+                         log_pi, log_out, Kc, acc_n, acc_sw, acc_sx, acc_s, acc_ll, store,
+                         resp, post_w)
+    elif d == 1:
+        for c in prange(n_chunks):
+            _em_pass_rows_d1(c * n // n_chunks, (c + 1) * n // n_chunks, c, X, w, a, beta, wd,
+                             obs_const, means, prec_chol, log_det, log_pi, log_out, Kc, acc_n,
+                             acc_sw, acc_sx, acc_s, acc_ll, store, resp, post_w)
+    elif n_chunks == 1:
         _em_pass_rows(0, n, 0, X, w, a, beta, wd, obs_const, means, prec_chol, log_det,
                       log_pi, log_out, Kc, cov_code, acc_n, acc_sw, acc_sx, acc_s, acc_ll,
                       store, resp, post_w)
