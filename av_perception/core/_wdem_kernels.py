@@ -665,6 +665,19 @@ def _block_stats(xb, nb, means, k, rk, pwk, full, dx, y, c, acc_sw, acc_sx, acc_
     acc_sw[c, k] += sw
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _store_block(b0, nb, K, Kc, wd, lp, pwb, resp, post_w):
+    """Rows b0..b0+nb of resp (N, Kc) and, WD, post_w (N, K) from a block's (Kc, B)
+    responsibilities and (K, B) posterior weights."""
+    for j in range(nb):
+        for k in range(Kc):
+            resp[b0 + j, k] = lp[k, j]
+    if wd:
+        for j in range(nb):
+            for k in range(K):
+                post_w[b0 + j, k] = pwb[k, j]
+
+
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi,
                   log_out, Kc, cov_code, acc_n, acc_sw, acc_sx, acc_s, acc_ll, store, resp,
@@ -756,13 +769,7 @@ def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log
                 t += e
             acc_n[c, k] += t
         if store:
-            for j in range(nb):
-                for k in range(Kc):
-                    resp[b0 + j, k] = lp[k, j]
-            if wd:
-                for j in range(nb):
-                    for k in range(K):
-                        post_w[b0 + j, k] = pwb[k, j]
+            _store_block(b0, nb, K, Kc, wd, lp, pwb, resp, post_w)
         for k in range(K):
             _block_stats(xb, nb, means, k, lp[k], pwb[k] if wd else wb, full, dx, y, c,
                          acc_sw, acc_sx, acc_s)
@@ -900,13 +907,7 @@ def _em_pass_rows_d1(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, 
                 sn += r
             acc_n[c, K] += sn
         if store:
-            for j in range(nb):
-                for k in range(Kc):
-                    resp[b0 + j, k] = lp[k, j]
-            if wd:
-                for j in range(nb):
-                    for k in range(K):
-                        post_w[b0 + j, k] = pwb[k, j]
+            _store_block(b0, nb, K, Kc, wd, lp, pwb, resp, post_w)
     acc_ll[c] += ll
 
 
