@@ -666,6 +666,21 @@ def _block_stats(xb, nb, means, k, rk, pwk, full, dx, y, c, acc_sw, acc_sx, acc_
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _spread_impossible_rows(nb, Kc, lp, tot):
+    """Rows of a block where every component is impossible (tot 0, row maximum -inf):
+    spread them evenly over the Kc components (their likelihood stays zero)."""
+    n_bad = 0
+    for j in range(nb):
+        n_bad += 1 if tot[j] == 0.0 else 0
+    if n_bad:
+        for j in range(nb):
+            if tot[j] == 0.0:
+                for k in range(Kc):
+                    lp[k, j] = 1.0
+                tot[j] = Kc
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _store_block(b0, nb, K, Kc, wd, lp, pwb, resp, post_w):
     """Rows b0..b0+nb of resp (N, Kc) and, WD, post_w (N, K) from a block's (Kc, B)
     responsibilities and (K, B) posterior weights."""
@@ -742,15 +757,7 @@ def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log
                 e = _exp_neg(lp[k, j] - sh[j])
                 lp[k, j] = e
                 tot[j] += e
-        n_bad = 0
-        for j in range(nb):
-            n_bad += 1 if tot[j] == 0.0 else 0
-        if n_bad:  # spread such rows evenly, zero likelihood (mx = -inf)
-            for j in range(nb):
-                if tot[j] == 0.0:
-                    for k in range(Kc):
-                        lp[k, j] = 1.0
-                    tot[j] = Kc
+        _spread_impossible_rows(nb, Kc, lp, tot)
         # log-likelihood: sum of mx + log(tot) with one log per 32 rows (tot is in
         # [1, Kc], so a product of 32 of them stays finite for Kc < 4e9)
         for g0 in range(0, nb, 32):
@@ -857,15 +864,7 @@ def _em_pass_rows_d1(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, 
                 e = _exp_neg(log_out - sh[j])
                 lp[K, j] = e
                 tot[j] += e
-        n_bad = 0
-        for j in range(nb):
-            n_bad += 1 if tot[j] == 0.0 else 0
-        if n_bad:  # spread such rows evenly, zero likelihood (mx = -inf)
-            for j in range(nb):
-                if tot[j] == 0.0:
-                    for k in range(Kc):
-                        lp[k, j] = 1.0
-                    tot[j] = Kc
+        _spread_impossible_rows(nb, Kc, lp, tot)
         # log-likelihood: sum of mx + log(tot) (the branch-free log vectorises)
         for j in range(nb):
             ll += mx[j] + _log_pos(tot[j])
