@@ -151,6 +151,54 @@ def test_fused_em_pass_matches_reference(min_work, d, K, outlier, wd):
     _close(outs["kernel"][2] + sw[:, None] * means, sx)  # centred on the current means
 
 
+@pytest.mark.parametrize("case", ["prior", "other_a", "mixed_a", "far", "impossible"])
+@pytest.mark.parametrize("outlier", [False, True])
+def test_d1_wd_pass_paths_match_reference(case, outlier):
+    """The d = 1 WD pass has a path without logs for blocks whose a_i are all 1 (the
+    prior's value at d = 1) and the log-domain path otherwise, or when a row's component
+    probabilities would be subnormal (observations 1e130 away): both against the numpy
+    reference, the stored responsibilities and posterior weights too."""
+    n, K = 1500, 4
+    rng = np.random.default_rng(11 + 2 * outlier)
+    X, w, means, U, log_det, log_pi, Kc = _random_problem(rng, n, 1, K, outlier)
+    alpha, beta = wdem.gamma_prior(w, 1)
+    a = alpha + 0.5
+    assert np.all(a == 1.0)
+    if case == "other_a":
+        a = rng.uniform(0.6, 2.0, n)
+    elif case == "mixed_a":
+        a[700:760] = 1.5  # one block of 256 rows takes the log path, the others not
+    elif case == "far":
+        X[300:303] = 1e130  # 1 / t ~ 1e-260 for every component
+        X[900] = -1e130
+    elif case == "impossible":
+        log_pi[1] = -np.inf
+        X[:3] = 1e4
+    oc = rng.normal(size=n)
+    log_out = np.log(0.2) - 3.0
+    stats = {}
+    for name, table in (("kernel", WK.KERNELS), ("reference", WK.REFERENCES)):
+        o = [np.full(Kc, np.nan), np.full(K, np.nan), np.full((K, 1), np.nan),
+             np.zeros((K, 1, 1))]
+        ll = table["em_pass"](X, w, a, beta, True, oc, means, U, log_det, log_pi, log_out, Kc,
+                              WK.COV_FULL, *o, 10**12)
+        stats[name] = (ll, o)
+    assert np.isfinite(stats["reference"][0])
+    assert stats["kernel"][0] == pytest.approx(stats["reference"][0], rel=1e-12)
+    for g, r in zip(stats["kernel"][1], stats["reference"][1]):
+        _close(g, r)
+    resp, post_w = np.full((n, Kc), np.nan), np.full((n, K), np.nan)
+    WK._em_pass(X, w, a, beta, True, oc, means, U, log_det, log_pi, log_out, Kc, WK.COV_FULL,
+                *[np.empty_like(v) for v in stats["reference"][1]], True, resp, post_w, 10**12)
+    lr, r_ref, pw_ref, ll = np.empty((n, Kc)), np.empty((n, Kc)), np.empty((n, K)), np.empty(n)
+    WK.estep_wd_reference(X, a, beta, oc, means, U, log_det, log_pi, log_out, lr, r_ref,
+                          pw_ref, ll)
+    _close(resp, r_ref)
+    _close(post_w, pw_ref)
+    if case == "impossible":
+        assert np.all(resp[:, 1] == 0.0)
+
+
 @pytest.mark.parametrize("d", [1, 2, 3, 4])
 def test_prec_chol_matches_reference(d):
     """Precision factors and log-determinants, also through the eigenvalue floor of a

@@ -483,6 +483,16 @@ def _log_tail(e, s):
     return e * _LN2 + s * q
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _log_and_inverse(t):
+    """(log t, 1 / t) for a positive normal t, with one division: log t as
+    :func:`_log_pos` (s = (m - 1) / (m + 1)) and q = 1 / (t (m + 1)) gives both
+    s = (m - 1) t q and 1 / t = (m + 1) q."""
+    e, m = _log_split(t)
+    q = 1.0 / (t * (m + 1.0))
+    return _log_tail(e, (m - 1.0) * (t * q)), (m + 1.0) * q
+
+
 @njit(cache=True, error_model="numpy")
 def exp_neg(x, out):
     """out[i] = exp(x[i]) for x <= 0 with :func:`_exp_neg` (test and reference entry)."""
@@ -665,6 +675,26 @@ def _block_stats(xb, nb, means, k, rk, pwk, full, dx, y, c, acc_sw, acc_sx, acc_
     acc_sw[c, k] += sw
 
 
+SCRATCH_PAD = 8  # float64s after each row of a pass's scratch (rows do not start 1 KiB apart)
+
+
+@njit(cache=True, inline="always")
+def _page_aligned(n):
+    """n float64s starting on a 4096-byte boundary: the fused passes lay their scratch out
+    in one such buffer, so that where its rows fall relative to each other modulo 4 KiB
+    (a load at the offset of a pending store to another row waits for it: "4K aliasing")
+    does not depend on what the heap gave."""
+    buf = np.empty(n + 511)
+    o = ((-buf.ctypes.data) % 4096) // 8
+    return buf[o:o + n]
+
+
+@njit(cache=True, inline="always")
+def _take_rows(buf, o, n_rows, S):
+    """(rows (n_rows, S) of buf from offset o, the offset after them)."""
+    return buf[o:o + n_rows * S].reshape((n_rows, S)), o + n_rows * S
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def _spread_impossible_rows(nb, Kc, lp, tot):
     """Rows of a block where every component is impossible (tot 0, row maximum -inf):
@@ -706,25 +736,34 @@ def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log
     K = means.shape[0]
     B = BLOCK
     full = cov_code == 0
-    xb = np.empty((d, B))  # the block's observations, transposed
-    dx = np.empty((d, B))  # scratch of the d > 3 loops
-    y = np.empty(B)
-    dl = np.empty(B)  # Mahalanobis distances to one component
-    lp = np.empty((Kc, B))  # log-probabilities, then responsibilities
-    pwb = np.empty((K, B))  # posterior weights (WD)
-    wb = np.empty(B)  # fixed weights (FWD), 1 / beta (WD)
-    mx = np.empty(B)
-    sh = np.empty(B)
-    tot = np.empty(B)
+    S = B + SCRATCH_PAD
+    buf = _page_aligned((2 * d + Kc + K + 9) * S)
+    xb, o = _take_rows(buf, 0, d, S)  # the block's observations, transposed
+    dx, o = _take_rows(buf, o, d, S)  # scratch of the d > 3 loops
+    lp, o = _take_rows(buf, o, Kc, S)  # log-probabilities, then responsibilities
+    pwb, o = _take_rows(buf, o, K, S)  # posterior weights (WD)
+    rows, o = _take_rows(buf, o, 9, S)
+    y = rows[0]
+    dl = rows[1]  # Mahalanobis distances to one component
+    wb = rows[2]  # fixed weights (FWD), 1 / (2 beta) (WD)
+    ocb = rows[3]  # obs_const
+    ab = rows[4]  # a (WD)
+    ab2 = rows[5]  # a / beta (WD)
+    mx = rows[6]
+    sh = rows[7]
+    tot = rows[8]
     ll = 0.0
     for b0 in range(lo, hi, B):
         nb = min(B, hi - b0)
         for j in range(nb):
             for r in range(d):
                 xb[r, j] = X[b0 + j, r]
+            ocb[j] = obs_const[b0 + j]
         if wd:
             for j in range(nb):
-                wb[j] = 1.0 / beta[b0 + j]
+                wb[j] = 0.5 / beta[b0 + j]
+                ab[j] = a[b0 + j]
+                ab2[j] = 2.0 * ab[j] * wb[j]  # a / beta
         else:
             for j in range(nb):
                 wb[j] = w[b0 + j]
@@ -733,14 +772,13 @@ def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log
             _block_mahalanobis(xb, nb, means, prec_chol, k, dx, y, dl)
             if wd:
                 for j in range(nb):
-                    i = b0 + j
-                    t = 1.0 + 0.5 * dl[j] * wb[j]  # 1 + delta / (2 beta)
-                    # log1p(delta / (2 beta)) as log(t): absolute error ~1e-16, a[i] <= 2
-                    lp[k, j] = ck + obs_const[i] - a[i] * _log_pos(t)
-                    pwb[k, j] = a[i] * wb[j] / t  # a / (beta + delta / 2)
+                    # t = 1 + delta / (2 beta); log1p(delta / (2 beta)) as log(t)
+                    lg, inv = _log_and_inverse(1.0 + wb[j] * dl[j])
+                    lp[k, j] = ck + ocb[j] - ab[j] * lg
+                    pwb[k, j] = ab2[j] * inv  # a / (beta + delta / 2)
             else:
                 for j in range(nb):
-                    lp[k, j] = ck + obs_const[b0 + j] - 0.5 * wb[j] * dl[j]
+                    lp[k, j] = ck + ocb[j] - 0.5 * wb[j] * dl[j]
         if Kc > K:
             for j in range(nb):
                 lp[K, j] = log_out
@@ -748,7 +786,7 @@ def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log
             mx[j] = lp[0, j]
         for k in range(1, Kc):
             for j in range(nb):
-                mx[j] = lp[k, j] if lp[k, j] > mx[j] else mx[j]
+                mx[j] = _fmax(mx[j], lp[k, j])
         for j in range(nb):  # a row where every component is impossible: shift by 0
             sh[j] = 0.0 if mx[j] == -np.inf else mx[j]
             tot[j] = 0.0
@@ -783,6 +821,56 @@ def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log
     acc_ll[c] += ll
 
 
+A1_MIN_ROW_SUM = 1e-250  # below, a row of _wd_block_a1 loses precision: the block goes to logs
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy", inline="always")
+def _wd_block_a1(nb, K, Kc, xb, ocb, hb, ab2, mk, pk, cw, c_max, log_out, lp, pwb, mx, tot,
+                 gb):
+    """The d = 1 WD E-step of a block whose a_i are all 1 (what the Gamma prior of
+    :func:`wdem.gamma_prior` gives at d = 1: a = nu / 2 + d / 2 with nu = 1), without a
+    log or exp per (observation, component): exp(c_k + obs_const_j - a log t_jk - shift_j)
+    = exp(c_k - c_max) exp(c_max + obs_const_j - shift_j) / t_jk.  Leaves what the
+    log-domain pass leaves before normalisation: lp (Kc, B) the shifted probabilities
+    (outlier row included), tot their row sums, mx the shifts (the row maxima of the
+    log-probabilities are not needed: the shift is max(c_max + obs_const_j, log_out), so
+    every shifted term is at most 1), pwb the posterior weights.  Returns False (nothing
+    usable written) when a row sum of the components falls below A1_MIN_ROW_SUM (the
+    row's probabilities would be subnormal); then the caller takes the log path."""
+    for j in range(nb):
+        tot[j] = 0.0
+    for k in range(K):
+        m0, p0, w0 = mk[k], pk[k], cw[k]
+        for j in range(nb):
+            y0 = p0 * (xb[j] - m0)
+            inv = 1.0 / (1.0 + hb[j] * (y0 * y0))  # 1 / t
+            e = w0 * inv
+            lp[k, j] = e
+            tot[j] += e
+            pwb[k, j] = ab2[j] * inv  # a / (beta + delta / 2)
+    n_small = 0
+    for j in range(nb):
+        n_small += 1 if tot[j] < A1_MIN_ROW_SUM else 0
+    if n_small:
+        return False
+    if Kc > K:
+        for j in range(nb):
+            base = c_max + ocb[j]
+            sh = _fmax(base, log_out)
+            mx[j] = sh
+            gb[j] = _exp_neg(base - sh)
+            e = _exp_neg(log_out - sh)
+            lp[K, j] = e
+            tot[j] = gb[j] * tot[j] + e
+        for k in range(K):
+            for j in range(nb):
+                lp[k, j] *= gb[j]
+    else:
+        for j in range(nb):
+            mx[j] = c_max + ocb[j]
+    return True
+
+
 BLOCK_D1 = 256  # rows per block of the d = 1 pass
 
 
@@ -796,23 +884,33 @@ def _em_pass_rows_d1(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, 
     sums, then normalisation fused with the weighted sums of the M-step."""
     K = means.shape[0]
     B = BLOCK_D1
-    xb = np.empty(B)
-    ocb = np.empty(B)  # obs_const
-    hb = np.empty(B)  # w / 2 (FWD), 1 / (2 beta) (WD)
-    ab = np.empty(B)  # a (WD)
-    ab2 = np.empty(B)  # a / beta (WD)
-    lp = np.empty((Kc, B))  # log-probabilities, then exp(lp - shift)
-    pwb = np.empty((K, B))  # posterior weights (WD)
-    mx = np.empty(B)
-    sh = np.empty(B)
-    tot = np.empty(B)
+    S = B + SCRATCH_PAD
+    buf = _page_aligned((Kc + K + 9) * S)
+    lp, o = _take_rows(buf, 0, Kc, S)  # log-probabilities, then exp(lp - shift)
+    pwb, o = _take_rows(buf, o, K, S)  # posterior weights (WD)
+    rows, o = _take_rows(buf, o, 9, S)
+    xb = rows[0]
+    ocb = rows[1]  # obs_const
+    hb = rows[2]  # w / 2 (FWD), 1 / (2 beta) (WD)
+    ab = rows[3]  # a (WD)
+    ab2 = rows[4]  # a / beta (WD)
+    mx = rows[5]
+    sh = rows[6]
+    tot = rows[7]
+    gb = rows[8]  # exp(max_k c_k + obs_const - shift) (WD with a = 1)
     mk = np.empty(K)
     pk = np.empty(K)
     ck = np.empty(K)
+    cw = np.empty(K)  # exp(c_k - max_k c_k) (WD with a = 1)
     for k in range(K):
         mk[k] = means[k, 0]
         pk[k] = prec_chol[k, 0, 0]
         ck[k] = log_pi[k] - 0.5 * log_det[k]
+    c_max = -np.inf
+    for k in range(K):
+        c_max = max(c_max, ck[k])
+    for k in range(K):
+        cw[k] = math.exp(ck[k] - c_max) if c_max > -np.inf else 0.0
     m_init = log_out if Kc > K else -np.inf
     ll = 0.0
     for b0 in range(lo, hi, B):
@@ -821,24 +919,28 @@ def _em_pass_rows_d1(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, 
             xb[j] = X[b0 + j, 0]
             ocb[j] = obs_const[b0 + j]
             mx[j] = m_init
+        linear = False
         if wd:
+            n_other = 0
             for j in range(nb):
                 hb[j] = 0.5 / beta[b0 + j]
                 ab[j] = a[b0 + j]
                 ab2[j] = 2.0 * ab[j] * hb[j]  # a / beta
+                n_other += 0 if ab[j] == 1.0 else 1
+            if n_other == 0 and c_max > -np.inf:
+                linear = _wd_block_a1(nb, K, Kc, xb, ocb, hb, ab2, mk, pk, cw, c_max, log_out,
+                                      lp, pwb, mx, tot, gb)
+        if wd and not linear:
             for k in range(K):
                 m0, p0, c0 = mk[k], pk[k], ck[k]
                 for j in range(nb):
                     y0 = p0 * (xb[j] - m0)
-                    t = 1.0 + hb[j] * (y0 * y0)  # 1 + delta / (2 beta)
-                    # log(t) as _log_pos and 1 / t from one division: q = 1 / (t (m + 1))
-                    e, m = _log_split(t)
-                    q = 1.0 / (t * (m + 1.0))
-                    v = c0 + ocb[j] - ab[j] * _log_tail(e, (m - 1.0) * (t * q))
+                    lg, inv = _log_and_inverse(1.0 + hb[j] * (y0 * y0))  # t = 1 + delta / (2 beta)
+                    v = c0 + ocb[j] - ab[j] * lg
                     lp[k, j] = v
                     mx[j] = _fmax(mx[j], v)
-                    pwb[k, j] = ab2[j] * ((m + 1.0) * q)  # a / (beta + delta / 2)
-        else:
+                    pwb[k, j] = ab2[j] * inv  # a / (beta + delta / 2)
+        elif not wd:
             for j in range(nb):
                 hb[j] = 0.5 * w[b0 + j]
             for k in range(K):
@@ -848,22 +950,23 @@ def _em_pass_rows_d1(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, 
                     v = c0 + ocb[j] - hb[j] * (y0 * y0)
                     lp[k, j] = v
                     mx[j] = _fmax(mx[j], v)
-        for j in range(nb):  # a row where every component is impossible: shift by 0
-            sh[j] = 0.0 if mx[j] == -np.inf else mx[j]
-        for j in range(nb):
-            e = _exp_neg(lp[0, j] - sh[j])
-            lp[0, j] = e
-            tot[j] = e
-        for k in range(1, K):
+        if not linear:
+            for j in range(nb):  # a row where every component is impossible: shift by 0
+                sh[j] = 0.0 if mx[j] == -np.inf else mx[j]
             for j in range(nb):
-                e = _exp_neg(lp[k, j] - sh[j])
-                lp[k, j] = e
-                tot[j] += e
-        if Kc > K:
-            for j in range(nb):
-                e = _exp_neg(log_out - sh[j])
-                lp[K, j] = e
-                tot[j] += e
+                e = _exp_neg(lp[0, j] - sh[j])
+                lp[0, j] = e
+                tot[j] = e
+            for k in range(1, K):
+                for j in range(nb):
+                    e = _exp_neg(lp[k, j] - sh[j])
+                    lp[k, j] = e
+                    tot[j] += e
+            if Kc > K:
+                for j in range(nb):
+                    e = _exp_neg(log_out - sh[j])
+                    lp[K, j] = e
+                    tot[j] += e
         _spread_impossible_rows(nb, Kc, lp, tot)
         # log-likelihood: sum of mx + log(tot) (the branch-free log vectorises)
         for j in range(nb):
