@@ -153,21 +153,23 @@ def test_fused_em_pass_matches_reference(min_work, d, K, outlier, wd):
 
 @pytest.mark.parametrize("case", ["prior", "other_a", "mixed_a", "far", "impossible"])
 @pytest.mark.parametrize("outlier", [False, True])
-def test_d1_wd_pass_paths_match_reference(case, outlier):
-    """The d = 1 WD pass has a path without logs for blocks whose a_i are all 1 (the
-    prior's value at d = 1) and the log-domain path otherwise, or when a row's component
-    probabilities would be subnormal (observations 1e130 away): both against the numpy
-    reference, the stored responsibilities and posterior weights too."""
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_wd_pass_paths_match_reference(case, outlier, d):
+    """The WD pass takes t^-a as a power, without logs, in blocks whose a_i are all 1,
+    3/2 or 2 (the prior's (1 + d) / 2 at d = 1, 2, 3), and works in the log domain
+    otherwise, or when a row's component probabilities would be subnormal (observations
+    1e130 away): both against the numpy reference, the stored responsibilities and
+    posterior weights too."""
     n, K = 1500, 4
-    rng = np.random.default_rng(11 + 2 * outlier)
-    X, w, means, U, log_det, log_pi, Kc = _random_problem(rng, n, 1, K, outlier)
-    alpha, beta = wdem.gamma_prior(w, 1)
-    a = alpha + 0.5
-    assert np.all(a == 1.0)
+    rng = np.random.default_rng(11 + 2 * outlier + 5 * d)
+    X, w, means, U, log_det, log_pi, Kc = _random_problem(rng, n, d, K, outlier)
+    alpha, beta = wdem.gamma_prior(w, d)
+    a = alpha + 0.5 * d
+    assert np.all(a == (1 + d) / 2)
     if case == "other_a":
         a = rng.uniform(0.6, 2.0, n)
     elif case == "mixed_a":
-        a[700:760] = 1.5  # one block of 256 rows takes the log path, the others not
+        a[700:760] = 1.25  # one or two blocks take the log path, the others not
     elif case == "far":
         X[300:303] = 1e130  # 1 / t ~ 1e-260 for every component
         X[900] = -1e130
@@ -178,8 +180,8 @@ def test_d1_wd_pass_paths_match_reference(case, outlier):
     log_out = np.log(0.2) - 3.0
     stats = {}
     for name, table in (("kernel", WK.KERNELS), ("reference", WK.REFERENCES)):
-        o = [np.full(Kc, np.nan), np.full(K, np.nan), np.full((K, 1), np.nan),
-             np.zeros((K, 1, 1))]
+        o = [np.full(Kc, np.nan), np.full(K, np.nan), np.full((K, d), np.nan),
+             np.zeros((K, d, d))]
         ll = table["em_pass"](X, w, a, beta, True, oc, means, U, log_det, log_pi, log_out, Kc,
                               WK.COV_FULL, *o, 10**12)
         stats[name] = (ll, o)

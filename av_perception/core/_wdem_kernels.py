@@ -723,105 +723,7 @@ def _store_block(b0, nb, K, Kc, wd, lp, pwb, resp, post_w):
                 post_w[b0 + j, k] = pwb[k, j]
 
 
-@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi,
-                  log_out, Kc, cov_code, acc_n, acc_sw, acc_sx, acc_s, acc_ll, store, resp,
-                  post_w):
-    """Rows lo..hi of :func:`em_pass`, in blocks of BLOCK rows: component outer, row
-    inner, on contiguous per-block scratch arrays, so that the Mahalanobis distances,
-    the exp / log and the weighted sums vectorise; the chunk's accumulators are updated
-    once per block.  With ``store`` the responsibilities (and, WD, the posterior
-    weights) are also written to resp (N, Kc) and post_w (N, K)."""
-    d = X.shape[1]
-    K = means.shape[0]
-    B = BLOCK
-    full = cov_code == 0
-    S = B + SCRATCH_PAD
-    buf = _page_aligned((2 * d + Kc + K + 9) * S)
-    xb, o = _take_rows(buf, 0, d, S)  # the block's observations, transposed
-    dx, o = _take_rows(buf, o, d, S)  # scratch of the d > 3 loops
-    lp, o = _take_rows(buf, o, Kc, S)  # log-probabilities, then responsibilities
-    pwb, o = _take_rows(buf, o, K, S)  # posterior weights (WD)
-    rows, o = _take_rows(buf, o, 9, S)
-    y = rows[0]
-    dl = rows[1]  # Mahalanobis distances to one component
-    wb = rows[2]  # fixed weights (FWD), 1 / (2 beta) (WD)
-    ocb = rows[3]  # obs_const
-    ab = rows[4]  # a (WD)
-    ab2 = rows[5]  # a / beta (WD)
-    mx = rows[6]
-    sh = rows[7]
-    tot = rows[8]
-    ll = 0.0
-    for b0 in range(lo, hi, B):
-        nb = min(B, hi - b0)
-        for j in range(nb):
-            for r in range(d):
-                xb[r, j] = X[b0 + j, r]
-            ocb[j] = obs_const[b0 + j]
-        if wd:
-            for j in range(nb):
-                wb[j] = 0.5 / beta[b0 + j]
-                ab[j] = a[b0 + j]
-                ab2[j] = 2.0 * ab[j] * wb[j]  # a / beta
-        else:
-            for j in range(nb):
-                wb[j] = w[b0 + j]
-        for k in range(K):
-            ck = log_pi[k] - 0.5 * log_det[k]
-            _block_mahalanobis(xb, nb, means, prec_chol, k, dx, y, dl)
-            if wd:
-                for j in range(nb):
-                    # t = 1 + delta / (2 beta); log1p(delta / (2 beta)) as log(t)
-                    lg, inv = _log_and_inverse(1.0 + wb[j] * dl[j])
-                    lp[k, j] = ck + ocb[j] - ab[j] * lg
-                    pwb[k, j] = ab2[j] * inv  # a / (beta + delta / 2)
-            else:
-                for j in range(nb):
-                    lp[k, j] = ck + ocb[j] - 0.5 * wb[j] * dl[j]
-        if Kc > K:
-            for j in range(nb):
-                lp[K, j] = log_out
-        for j in range(nb):
-            mx[j] = lp[0, j]
-        for k in range(1, Kc):
-            for j in range(nb):
-                mx[j] = _fmax(mx[j], lp[k, j])
-        for j in range(nb):  # a row where every component is impossible: shift by 0
-            sh[j] = 0.0 if mx[j] == -np.inf else mx[j]
-            tot[j] = 0.0
-        for k in range(Kc):
-            for j in range(nb):
-                e = _exp_neg(lp[k, j] - sh[j])
-                lp[k, j] = e
-                tot[j] += e
-        _spread_impossible_rows(nb, Kc, lp, tot)
-        # log-likelihood: sum of mx + log(tot) with one log per 32 rows (tot is in
-        # [1, Kc], so a product of 32 of them stays finite for Kc < 4e9)
-        for g0 in range(0, nb, 32):
-            prod = 1.0
-            for j in range(g0, min(g0 + 32, nb)):
-                ll += mx[j]
-                prod *= tot[j]
-            ll += math.log(prod)
-        for j in range(nb):
-            tot[j] = 1.0 / tot[j]
-        for k in range(Kc):
-            t = 0.0
-            for j in range(nb):
-                e = lp[k, j] * tot[j]
-                lp[k, j] = e
-                t += e
-            acc_n[c, k] += t
-        if store:
-            _store_block(b0, nb, K, Kc, wd, lp, pwb, resp, post_w)
-        for k in range(K):
-            _block_stats(xb, nb, means, k, lp[k], pwb[k] if wd else wb, full, dx, y, c,
-                         acc_sw, acc_sx, acc_s)
-    acc_ll[c] += ll
-
-
-A1_MIN_ROW_SUM = 1e-250  # below, a row of _wd_block_a1 loses precision: the block goes to logs
+POWER_MIN_ROW_SUM = 1e-250  # below, a row of a power block loses precision: it goes to logs
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy", inline="always")
@@ -835,7 +737,7 @@ def _wd_block_a1(nb, K, Kc, xb, ocb, hb, ab2, mk, pk, cw, c_max, log_out, lp, pw
     (outlier row included), tot their row sums, mx the shifts (the row maxima of the
     log-probabilities are not needed: the shift is max(c_max + obs_const_j, log_out), so
     every shifted term is at most 1), pwb the posterior weights.  Returns False (nothing
-    usable written) when a row sum of the components falls below A1_MIN_ROW_SUM (the
+    usable written) when a row sum of the components falls below POWER_MIN_ROW_SUM (the
     row's probabilities would be subnormal); then the caller takes the log path."""
     for j in range(nb):
         tot[j] = 0.0
@@ -848,9 +750,20 @@ def _wd_block_a1(nb, K, Kc, xb, ocb, hb, ab2, mk, pk, cw, c_max, log_out, lp, pw
             lp[k, j] = e
             tot[j] += e
             pwb[k, j] = ab2[j] * inv  # a / (beta + delta / 2)
+    return _finish_power_block(nb, K, Kc, ocb, c_max, log_out, lp, mx, tot, gb)
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy", inline="always")
+def _finish_power_block(nb, K, Kc, ocb, c_max, log_out, lp, mx, tot, gb):
+    """End of a WD block computed as powers (:func:`_wd_block_a1`, the ``power`` blocks of
+    :func:`_em_pass_rows`): lp[:K] hold exp(c_k - c_max) t^-a and tot their row sums.
+    Returns False when a row sum is below POWER_MIN_ROW_SUM (its probabilities would be
+    subnormal; the caller redoes the block in the log domain); else shifts the rows by
+    shift_j = max(c_max + obs_const_j, log_out) (every term is then at most 1), adds the
+    outlier row and leaves the shifts in mx, as the log-domain path leaves its row maxima."""
     n_small = 0
     for j in range(nb):
-        n_small += 1 if tot[j] < A1_MIN_ROW_SUM else 0
+        n_small += 1 if tot[j] < POWER_MIN_ROW_SUM else 0
     if n_small:
         return False
     if Kc > K:
@@ -869,6 +782,144 @@ def _wd_block_a1(nb, K, Kc, xb, ocb, hb, ab2, mk, pk, cw, c_max, log_out, lp, pw
         for j in range(nb):
             mx[j] = c_max + ocb[j]
     return True
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi,
+                  log_out, Kc, cov_code, acc_n, acc_sw, acc_sx, acc_s, acc_ll, store, resp,
+                  post_w):
+    """Rows lo..hi of :func:`em_pass`, in blocks of BLOCK rows: component outer, row
+    inner, on contiguous per-block scratch arrays, so that the Mahalanobis distances,
+    the exp / log and the weighted sums vectorise; the chunk's accumulators are updated
+    once per block.  With ``store`` the responsibilities (and, WD, the posterior
+    weights) are also written to resp (N, Kc) and post_w (N, K)."""
+    d = X.shape[1]
+    K = means.shape[0]
+    B = BLOCK
+    full = cov_code == 0
+    S = B + SCRATCH_PAD
+    buf = _page_aligned((2 * d + Kc + K + 10) * S)
+    xb, o = _take_rows(buf, 0, d, S)  # the block's observations, transposed
+    dx, o = _take_rows(buf, o, d, S)  # scratch of the d > 3 loops
+    lp, o = _take_rows(buf, o, Kc, S)  # log-probabilities, then responsibilities
+    pwb, o = _take_rows(buf, o, K, S)  # posterior weights (WD)
+    rows, o = _take_rows(buf, o, 10, S)
+    gb = rows[9]  # exp(c_max + obs_const - shift) (power blocks)
+    y = rows[0]
+    dl = rows[1]  # Mahalanobis distances to one component
+    wb = rows[2]  # fixed weights (FWD), 1 / (2 beta) (WD)
+    ocb = rows[3]  # obs_const
+    ab = rows[4]  # a (WD)
+    ab2 = rows[5]  # a / beta (WD)
+    mx = rows[6]
+    sh = rows[7]
+    tot = rows[8]
+    cw = np.empty(K)  # exp(c_k - c_max) (power blocks)
+    c_max = -np.inf
+    for k in range(K):
+        c_max = max(c_max, log_pi[k] - 0.5 * log_det[k])
+    for k in range(K):
+        cw[k] = math.exp(log_pi[k] - 0.5 * log_det[k] - c_max) if c_max > -np.inf else 0.0
+    ll = 0.0
+    for b0 in range(lo, hi, B):
+        nb = min(B, hi - b0)
+        for j in range(nb):
+            for r in range(d):
+                xb[r, j] = X[b0 + j, r]
+            ocb[j] = obs_const[b0 + j]
+        # WD blocks whose a_i are all 1, 3/2 or 2 (the prior's a = (1 + d) / 2 at d = 1, 2,
+        # 3) take t^-a as a power, without a log or exp per (observation, component)
+        a_code = 0
+        if wd:
+            n_other = 0
+            for j in range(nb):
+                wb[j] = 0.5 / beta[b0 + j]
+                ab[j] = a[b0 + j]
+                ab2[j] = 2.0 * ab[j] * wb[j]  # a / beta
+                n_other += 0 if ab[j] == ab[0] else 1
+            if n_other == 0 and c_max > -np.inf and (ab[0] == 1.0 or ab[0] == 1.5
+                                                     or ab[0] == 2.0):
+                a_code = int(2.0 * ab[0])
+        else:
+            for j in range(nb):
+                wb[j] = w[b0 + j]
+        for attempt in range(2):  # a power block whose rows underflow is redone with logs
+            power = a_code > 0 and attempt == 0
+            if power:
+                for j in range(nb):
+                    tot[j] = 0.0
+            for k in range(K):
+                ck = log_pi[k] - 0.5 * log_det[k]
+                w0 = cw[k]
+                _block_mahalanobis(xb, nb, means, prec_chol, k, dx, y, dl)
+                if power and a_code == 4:
+                    for j in range(nb):
+                        inv = 1.0 / (1.0 + wb[j] * dl[j])  # 1 / t, t = 1 + delta / (2 beta)
+                        e = w0 * (inv * inv)
+                        lp[k, j] = e
+                        tot[j] += e
+                        pwb[k, j] = ab2[j] * inv  # a / (beta + delta / 2)
+                elif power and a_code == 3:
+                    for j in range(nb):
+                        inv = 1.0 / (1.0 + wb[j] * dl[j])
+                        e = w0 * (inv * math.sqrt(inv))
+                        lp[k, j] = e
+                        tot[j] += e
+                        pwb[k, j] = ab2[j] * inv
+                elif power:
+                    for j in range(nb):
+                        inv = 1.0 / (1.0 + wb[j] * dl[j])
+                        e = w0 * inv
+                        lp[k, j] = e
+                        tot[j] += e
+                        pwb[k, j] = ab2[j] * inv
+                elif wd:
+                    for j in range(nb):
+                        # log1p(delta / (2 beta)) as log(t)
+                        lg, inv = _log_and_inverse(1.0 + wb[j] * dl[j])
+                        lp[k, j] = ck + ocb[j] - ab[j] * lg
+                        pwb[k, j] = ab2[j] * inv
+                else:
+                    for j in range(nb):
+                        lp[k, j] = ck + ocb[j] - 0.5 * wb[j] * dl[j]
+            if not power or _finish_power_block(nb, K, Kc, ocb, c_max, log_out, lp, mx, tot,
+                                                gb):
+                break
+        if not power:
+            if Kc > K:
+                for j in range(nb):
+                    lp[K, j] = log_out
+            for j in range(nb):
+                mx[j] = lp[0, j]
+            for k in range(1, Kc):
+                for j in range(nb):
+                    mx[j] = _fmax(mx[j], lp[k, j])
+            for j in range(nb):  # a row where every component is impossible: shift by 0
+                sh[j] = 0.0 if mx[j] == -np.inf else mx[j]
+                tot[j] = 0.0
+            for k in range(Kc):
+                for j in range(nb):
+                    e = _exp_neg(lp[k, j] - sh[j])
+                    lp[k, j] = e
+                    tot[j] += e
+        _spread_impossible_rows(nb, Kc, lp, tot)
+        # log-likelihood: sum of the shifts and the logs of the row sums
+        for j in range(nb):
+            ll += mx[j] + _log_pos(tot[j])
+            tot[j] = 1.0 / tot[j]
+        for k in range(Kc):
+            t = 0.0
+            for j in range(nb):
+                e = lp[k, j] * tot[j]
+                lp[k, j] = e
+                t += e
+            acc_n[c, k] += t
+        if store:
+            _store_block(b0, nb, K, Kc, wd, lp, pwb, resp, post_w)
+        for k in range(K):
+            _block_stats(xb, nb, means, k, lp[k], pwb[k] if wd else wb, full, dx, y, c,
+                         acc_sw, acc_sx, acc_s)
+    acc_ll[c] += ll
 
 
 BLOCK_D1 = 256  # rows per block of the d = 1 pass
