@@ -18,7 +18,12 @@ of BLOCK rows, component outer and row inner, on contiguous scratch arrays, with
 a branch-free exp (:func:`_exp_neg`) and log (:func:`_log_pos`) so that LLVM
 vectorises the per-(observation, component) work (numba's SVML is not available
 here; math.exp / math.log are scalar libm calls); d = 1 has its own pass
-(:func:`_em_pass_rows_d1`, three passes over each block instead of six).  Its reference
+(:func:`_em_pass_rows_d1`, three passes over each block instead of six).  WD-EM blocks
+whose a_i are all 1, 3/2 or 2 (the Gamma prior's a = (1 + d) / 2 at d = 1, 2, 3) take
+the Student-t factor t^-a as a power, shifted by an upper bound of the row's
+log-probabilities, without a log or exp per (observation, component)
+(:func:`_finish_power_block`); other a_i, and rows that would underflow, go through the
+log domain.  Its reference
 (:func:`em_loop_reference`) is the same algorithm in a Python loop over the
 vectorised numpy references.
 
@@ -932,7 +937,8 @@ def _em_pass_rows_d1(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, 
     """:func:`_em_pass_rows` for d = 1, with the per-block work in three passes over the
     (Kc, B) scratch instead of six: log-probabilities with the running row maximum
     (x_j - m_k and the Mahalanobis distance computed on the fly), then exp and the row
-    sums, then normalisation fused with the weighted sums of the M-step."""
+    sums, then normalisation fused with the weighted sums of the M-step (WD blocks whose
+    a_i are all 1: the first two in one, :func:`_wd_block_a1`)."""
     K = means.shape[0]
     B = BLOCK_D1
     S = B + SCRATCH_PAD
