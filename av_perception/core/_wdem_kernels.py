@@ -68,15 +68,17 @@ COV_CODES = {"full": COV_FULL, "diag": COV_DIAG, "spherical": COV_SPHERICAL}
 N_CHUNKS = 32  # fixed chunking of parallel loops (results do not depend on the thread count)
 # Work (rows x per-row operations) from which the kernels run their prange loops; passed to
 # every kernel as ``min_work`` and read at call time, so it can be changed without recompiling.
-# Measured on the 2-core development machine, quiet, with the blocked pass of 2026-11-30
-# (serial / 2 threads per EM iteration of a fit): work 2.3e6 (N = 3e4, K = 10, d = 1) FWD
-# 1.63x, WD 1.04x; 4.2e6 (N = 1e5, K = 5, d = 1) 1.14x / 1.08x; 7.7e6 1.70x / 1.45x;
-# 2.1e7 (N = 1e5, K = 10, d = 3) 1.81x / 1.21x; below ~1e6 the thread start-up loses, and
-# in the full benchmark with a 2e6 threshold N = 1e5, K = 2, d = 1 (work 2.1e6) lost 2x
-# (memory-bound), hence 5e6.  On a machine whose cores are busy (2026-11-24, load ~4) 2
-# threads lost everywhere: set NUMBA_NUM_THREADS=1 there.  The fusion windows of the nodes
-# (~150 observations, work ~2e4) are always serial.
-PARALLEL_MIN_WORK = 5_000_000
+# Measured on the 2-core development machine, quiet, 2026-12-01, EM of a fit (10 M-steps),
+# serial and 2 threads timed in alternating blocks (bench_wdem._paired), FWD / WD speed-up:
+# work 7e4 (N = 1e3, K = 10, d = 1) 0.56 / 0.40; 1.9e5 (N = 1e3, K = 10, d = 3) 0.77 / 0.61;
+# 2.1e5 (N = 3e3, K = 10, d = 1) 1.05 / 0.78; 2.9e5 (N = 3e3, K = 5, d = 3) 1.05 / 1.01;
+# 3.5e5 (N = 1e4, K = 5, d = 1) 1.52 / 1.02; 3.8e5 (N = 1e4, K = 2, d = 3) 1.37 / 1.01;
+# 6e5 (N = 1e4, K = 5, d = 2) 1.48 / 1.52; 7e5 (N = 1e4, K = 10, d = 1) 1.55 / 1.40;
+# 1.4e6 (N = 1e5, K = 2, d = 1) 1.67 / 1.77.  (The former 5e6 came from medians timed one
+# after the other, which this machine's drift of up to 2x within a second distorted.)  On
+# a machine whose cores are busy 2 threads lose: set NUMBA_NUM_THREADS=1 there.  The fusion
+# windows of the nodes (~150 observations, work ~2e4) are always serial.
+PARALLEL_MIN_WORK = 300_000
 
 
 @njit(cache=True)
