@@ -318,6 +318,17 @@ def test_em_loop_matches_reference(variant, outlier):
     assert means[3, 0] == 1e6 and np.all(covs == np.eye(d))
 
 
+def _assert_numba_fit_equals_reference(X, w, **kwargs):
+    """wdem.fit with 3 components and the outlier class, numba and numpy reference: the
+    same number of iterations and every result array within 1e-8."""
+    a, b = [wdem.fit(X, w, 3, outlier_volume="auto", tol=0.0, use_numba=u, **kwargs)
+            for u in (True, False)]
+    assert a.n_iter == b.n_iter
+    for name in ("means", "covariances", "mixing", "responsibilities", "posterior_weights",
+                 "log_likelihood"):
+        _close(getattr(a, name), getattr(b, name), 1e-8)
+
+
 @pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("variant", ["fwd", "wd"])
 @pytest.mark.parametrize("covariance", ["full", "diag", "spherical"])
@@ -327,13 +338,8 @@ def test_fit_numba_equals_reference(variant, covariance, parallel, monkeypatch):
     rng = np.random.default_rng(3)
     X = np.concatenate([rng.normal(c, 0.5, (150, 2)) for c in ([0, 0], [3, 1], [0, 4])])
     w = rng.uniform(0.2, 1.0, len(X))
-    runs = [wdem.fit(X, w, 3, variant=variant, covariance=covariance, outlier_volume="auto",
-                     seed=1, max_iter=40, tol=0.0, use_numba=u) for u in (True, False)]
-    a, b = runs
-    assert a.n_iter == b.n_iter
-    for name in ("means", "covariances", "mixing", "responsibilities", "posterior_weights",
-                 "log_likelihood"):
-        _close(getattr(a, name), getattr(b, name), 1e-8)
+    _assert_numba_fit_equals_reference(X, w, variant=variant, covariance=covariance,
+                                       seed=1, max_iter=40)
 
 
 @pytest.mark.parametrize("parallel", [False, True])
@@ -347,13 +353,8 @@ def test_fit_numba_equals_reference_1d(variant, parallel, monkeypatch):
     X = np.concatenate([rng.normal(c, s, 400) for c, s in ((-3, 0.5), (0, 1.0), (4, 0.3))])
     X = np.concatenate([X, rng.uniform(-20, 20, 30)])[:, None]
     w = rng.uniform(0.2, 1.0, len(X))
-    runs = [wdem.fit(X, w, 3, variant=variant, covariance="full", outlier_volume="auto",
-                     seed=2, max_iter=30, tol=0.0, use_numba=u) for u in (True, False)]
-    a, b = runs
-    assert a.n_iter == b.n_iter
-    for name in ("means", "covariances", "mixing", "responsibilities", "posterior_weights",
-                 "log_likelihood"):
-        _close(getattr(a, name), getattr(b, name), 1e-8)
+    _assert_numba_fit_equals_reference(X, w, variant=variant, covariance="full", seed=2,
+                                       max_iter=30)
 
 
 @pytest.mark.parametrize("variant", ["fwd", "wd"])

@@ -456,12 +456,7 @@ def _log_pos(x):
     """log(x) for a positive normal float64, absolute error < 3e-16 max(1, |log x|):
     x = 2**e m with m in [sqrt(1/2), sqrt(2)], log m = 2 atanh(s), s = (m - 1) / (m + 1),
     a minimax polynomial in s**2 (:func:`_log_tail`); branch-free."""
-    b = _f64_bits(x)
-    m = _bits_f64((b & 0xFFFFFFFFFFFFF) | 0x3FF0000000000000)
-    e = _bits_f64((b >> 52) | 0x4330000000000000) - 4503599627371519.0  # - (2**52 + 1023)
-    big = m > 1.4142135623730951
-    m = 0.5 * m if big else m
-    e = e + 1.0 if big else e
+    e, m = _log_split(x)
     return _log_tail(e, (m - 1.0) / (m + 1.0))
 
 
@@ -687,10 +682,11 @@ SCRATCH_PAD = 8  # float64s after each row of a pass's scratch (rows do not star
 
 @njit(cache=True, inline="always")
 def _page_aligned(n):
-    """n float64s starting on a 4096-byte boundary: the fused passes lay their scratch out
-    in one such buffer, so that where its rows fall relative to each other modulo 4 KiB
-    (a load at the offset of a pending store to another row waits for it: "4K aliasing")
-    does not depend on what the heap gave."""
+    """n float64s starting on a 4096-byte boundary.  The fused passes lay their scratch
+    out in one such buffer (rows of B + SCRATCH_PAD): one allocation per pass, a layout
+    that does not depend on the heap, rows on cache-line boundaries.  (Against the same
+    buffer unaligned no difference was resolved: in this machine's A/B, identical code
+    differs by up to 10 %.)"""
     buf = np.empty(n + 511)
     o = ((-buf.ctypes.data) % 4096) // 8
     return buf[o:o + n]
@@ -700,6 +696,32 @@ def _page_aligned(n):
 def _take_rows(buf, o, n_rows, S):
     """(rows (n_rows, S) of buf from offset o, the offset after them)."""
     return buf[o:o + n_rows * S].reshape((n_rows, S)), o + n_rows * S
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy", inline="always")
+def _exp_shifted_by_row_max(nb, Kc, lp, mx, sh, tot):
+    """Log domain: lp (Kc, B) log-probabilities (outlier row included), mx their row
+    maxima -> lp = exp(lp - shift), tot the row sums (shift = mx, 0 for a row where every
+    component is impossible)."""
+    for j in range(nb):
+        sh[j] = 0.0 if mx[j] == -np.inf else mx[j]
+        tot[j] = 0.0
+    for k in range(Kc):
+        for j in range(nb):
+            e = _exp_neg(lp[k, j] - sh[j])
+            lp[k, j] = e
+            tot[j] += e
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy", inline="always")
+def _row_log_likelihood(nb, mx, tot):
+    """sum_j mx_j + log tot_j (shift plus log of the shifted row sum: the rows'
+    log-likelihood, with a vectorised log), and tot_j <- 1 / tot_j for the normalisation."""
+    ll = 0.0
+    for j in range(nb):
+        ll += mx[j] + _log_pos(tot[j])
+        tot[j] = 1.0 / tot[j]
+    return ll
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -901,19 +923,9 @@ def _em_pass_rows(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, log
             for k in range(1, Kc):
                 for j in range(nb):
                     mx[j] = _fmax(mx[j], lp[k, j])
-            for j in range(nb):  # a row where every component is impossible: shift by 0
-                sh[j] = 0.0 if mx[j] == -np.inf else mx[j]
-                tot[j] = 0.0
-            for k in range(Kc):
-                for j in range(nb):
-                    e = _exp_neg(lp[k, j] - sh[j])
-                    lp[k, j] = e
-                    tot[j] += e
+            _exp_shifted_by_row_max(nb, Kc, lp, mx, sh, tot)
         _spread_impossible_rows(nb, Kc, lp, tot)
-        # log-likelihood: sum of the shifts and the logs of the row sums
-        for j in range(nb):
-            ll += mx[j] + _log_pos(tot[j])
-            tot[j] = 1.0 / tot[j]
+        ll += _row_log_likelihood(nb, mx, tot)
         for k in range(Kc):
             t = 0.0
             for j in range(nb):
@@ -978,7 +990,7 @@ def _em_pass_rows_d1(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, 
             xb[j] = X[b0 + j, 0]
             ocb[j] = obs_const[b0 + j]
             mx[j] = m_init
-        linear = False
+        power = False
         if wd:
             n_other = 0
             for j in range(nb):
@@ -987,9 +999,9 @@ def _em_pass_rows_d1(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, 
                 ab2[j] = 2.0 * ab[j] * hb[j]  # a / beta
                 n_other += 0 if ab[j] == 1.0 else 1
             if n_other == 0 and c_max > -np.inf:
-                linear = _wd_block_a1(nb, K, Kc, xb, ocb, hb, ab2, mk, pk, cw, c_max, log_out,
-                                      lp, pwb, mx, tot, gb)
-        if wd and not linear:
+                power = _wd_block_a1(nb, K, Kc, xb, ocb, hb, ab2, mk, pk, cw, c_max, log_out,
+                                     lp, pwb, mx, tot, gb)
+        if wd and not power:
             for k in range(K):
                 m0, p0, c0 = mk[k], pk[k], ck[k]
                 for j in range(nb):
@@ -1009,28 +1021,13 @@ def _em_pass_rows_d1(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, 
                     v = c0 + ocb[j] - hb[j] * (y0 * y0)
                     lp[k, j] = v
                     mx[j] = _fmax(mx[j], v)
-        if not linear:
-            for j in range(nb):  # a row where every component is impossible: shift by 0
-                sh[j] = 0.0 if mx[j] == -np.inf else mx[j]
-            for j in range(nb):
-                e = _exp_neg(lp[0, j] - sh[j])
-                lp[0, j] = e
-                tot[j] = e
-            for k in range(1, K):
+        if not power:
+            if Kc > K:  # (mx started at log_out)
                 for j in range(nb):
-                    e = _exp_neg(lp[k, j] - sh[j])
-                    lp[k, j] = e
-                    tot[j] += e
-            if Kc > K:
-                for j in range(nb):
-                    e = _exp_neg(log_out - sh[j])
-                    lp[K, j] = e
-                    tot[j] += e
+                    lp[K, j] = log_out
+            _exp_shifted_by_row_max(nb, Kc, lp, mx, sh, tot)
         _spread_impossible_rows(nb, Kc, lp, tot)
-        # log-likelihood: sum of mx + log(tot) (the branch-free log vectorises)
-        for j in range(nb):
-            ll += mx[j] + _log_pos(tot[j])
-            tot[j] = 1.0 / tot[j]
+        ll += _row_log_likelihood(nb, mx, tot)
         for k in range(K):
             m0 = mk[k]
             sn = sw = sx0 = s00 = 0.0
