@@ -55,7 +55,7 @@ setup(
         "sim": ["pyroomacoustics>=0.7", "scikit-image>=0.21", "slab>=1.8"],
         "eval": ["motmetrics>=1.4", "pandas"],
         "dev": [
-            "pytest>=7", "ruff>=0.4", "scikit-learn>=1.3", "setuptools",
+            "pytest>=7", "pytest-timeout>=2.1", "ruff>=0.4", "scikit-learn>=1.3", "setuptools",
             "colcon-common-extensions",
         ],
     },
