@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from .compile_lock import serialized_compilation
 from .core.audio import AudioInputError, BinauralFeatures, BinauralFrontEnd
 from .core.av_clustering import AVClusterer, AVClusteringConfig
 from .core.av_clustering import warm_up as av_warm_up
@@ -69,7 +70,8 @@ class AudioPipeline:
 
     def warm_up(self):
         """Compile the numba kernels now, so the first real chunk is not slow."""
-        self.front_end.warm_up()
+        with serialized_compilation():
+            self.front_end.warm_up()
 
     def process_audio(self, samples, sample_rate: int, stamp: float | None) -> BinauralFeatures:
         """Process one chunk (n, 2); raises AudioInputError for unusable input."""
@@ -308,7 +310,8 @@ class VisionPipeline:
 
     def warm_up(self):
         """Compile the numba matching kernel now, so the first real pair is not slow."""
-        self.front_end.warm_up()
+        with serialized_compilation():
+            self.front_end.warm_up()
 
     def set_calibration(self, calibration) -> bool:
         """Use ``calibration`` (StereoCalibration or StereoCameraConfig) from now on;
@@ -538,7 +541,8 @@ class FusionPipeline:
 
     def warm_up(self):
         """Compile (or load from cache) the clustering kernels now."""
-        av_warm_up()
+        with serialized_compilation():
+            av_warm_up()
 
     def reset(self):
         """Forget buffered input and clusters (the statistics are kept)."""

@@ -37,3 +37,14 @@ def ros_context():
     rclpy.init()
     yield rclpy
     rclpy.try_shutdown()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def warm_kernel_cache():
+    """Compile every pipeline kernel once, in this process and under the machine-wide
+    compile lock, before any test starts node or command subprocesses: they then load
+    the numba cache instead of writing it at the same time (concurrent writers can
+    corrupt it; av_perception.compile_lock)."""
+    from av_perception.compile_lock import warm_up_all_kernels
+
+    warm_up_all_kernels()
