@@ -1,4 +1,4 @@
-"""Variational Bayesian multi-speaker tracker (av_perception.core.tracker).
+"""Variational Bayesian multi-speaker tracker (av_perception.core.tracking).
 
 (1) Unit tests on synthetic observation streams with exact truth: constant-velocity
     targets with clutter and missed detections, a crossing with occlusion, deaths,
@@ -18,7 +18,7 @@ import pytest
 from av_perception.core.av_clustering import AVClusterer, AVClusteringConfig
 from av_perception.core.config import ConfigError, StageConfig, StereoCameraConfig
 from av_perception.core.geometry import MicGeometry
-from av_perception.core.tracker import (
+from av_perception.core.tracking import (
     AudioFrames,
     EventObservations,
     Tracker,

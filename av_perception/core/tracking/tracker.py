@@ -168,9 +168,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.special import ndtr
 
-from .config import ConfigError, MicArrayConfig, StageConfig, StereoCameraConfig, param
-from .geometry import MicGeometry
-from .head import make_head_model
+from ..config import ConfigError, MicArrayConfig, StageConfig, StereoCameraConfig, param
+from ..geometry import MicGeometry
+from ..head import make_head_model
 
 __all__ = [
     "AudioFrames",
