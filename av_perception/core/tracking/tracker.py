@@ -361,7 +361,11 @@ class Tracker:
 
     def report(self, stamp: float | None = None) -> TrackerOutput:
         """The confirmed tracks, predicted to ``stamp`` (default: the tracker clock) without
-        changing the state; also returns (and forgets) the identities that ended."""
+        changing the state; also returns (and forgets) the identities that ended.
+
+        Unless ``report_unseen_silent``, a track out of view, without visual support for
+        ``visual_timeout`` and silent is left out (its position is a guess); it coasts
+        unreported, to keep the identity if the person comes back."""
         t = self.time if stamp is None else float(stamp)
         tr = self._tracks
         sel = tr.confirmed.copy()
