@@ -24,6 +24,7 @@ from av_perception.core.tracking import (
     Tracker,
     TrackerConfig,
     TrackerInputError,
+    TrackState,
     constant_velocity_model,
     frustum_volume,
     speaking_evidence,
@@ -176,6 +177,32 @@ def test_es_equals_information_form(rng):
     mu, cov = es_update(mu0, cov0, H, np.zeros((k, d, d)), np.zeros((k, d)))
     np.testing.assert_allclose(mu, mu0)
     np.testing.assert_allclose(cov, cov0)
+
+
+def test_track_state_keeps_the_rows_of_a_track_together():
+    """Adding, selecting and removing tracks keeps every per-track array in step: after
+    removing the middle one of three tracks, each array's rows are those of the other two."""
+    tracks = TrackState.empty()
+    for n in range(3):
+        mean = np.arange(6.0) + 10 * n
+        cov = (n + 1.0) * np.eye(6)
+        row = tracks.add(mean, cov, track_id=n + 1, logodds=0.5 * n, speaking=0.1 * n,
+                         confirmed=n == 2, last_visual=float(n), visual_time=np.nan)
+        assert row == n
+    tracks.remove(np.array([False, True, False]))
+    assert len(tracks) == 2 and tracks.ids.tolist() == [1, 3]
+    np.testing.assert_array_equal(tracks.mean[:, 0], [0.0, 20.0])
+    np.testing.assert_array_equal(tracks.cov[:, 0, 0], [1.0, 3.0])
+    np.testing.assert_array_equal(tracks.visual_mean, tracks.mean)
+    np.testing.assert_array_equal(tracks.visual_cov, tracks.cov)
+    np.testing.assert_array_equal(tracks.logodds, [0.0, 1.0])
+    np.testing.assert_array_equal(tracks.speaking, [0.0, 0.2])
+    np.testing.assert_array_equal(tracks.confirmed, [False, True])
+    np.testing.assert_array_equal(tracks.last_visual, [0.0, 2.0])
+    np.testing.assert_array_equal(tracks.noise_scale, [1.0, 1.0])
+    assert tracks.ids.dtype == np.int64 and tracks.confirmed.dtype == bool
+    last = tracks.select(np.array([False, True]))
+    assert last.ids.tolist() == [3] and last.mean[0, 0] == 20.0 and len(tracks) == 2
 
 
 # ---------------------------------------------------------------------------
