@@ -26,7 +26,7 @@ from .core.av_clustering import AVClusteringConfig
 from .core.config import AudioFrontEndConfig, MicArrayConfig, StereoCameraConfig
 from .core.detection import DetectionConfig
 from .core.head_calibration import HeadCalibrationConfig
-from .core.tracker import EventObservations, TrackerConfig
+from .core.tracking import EventObservations, TrackerConfig
 from .core.vision import VisionConfig
 from .core.wdem import WdemConfig
 from .io.track_files import TrackFileWriter

@@ -871,7 +871,7 @@ class TrackingPipeline:
         self._new_tracker()
 
     def _new_tracker(self):
-        from .core.tracker import Tracker
+        from .core.tracking import Tracker
 
         config, mics, camera = self._args
         self.tracker = Tracker(config, load_head_model(mics, self.audio_config), camera)
@@ -917,7 +917,7 @@ class TrackingPipeline:
         """Keep the newest fusion window's events (stamp = window end, s;
         EventObservations or a list of AVEvent) for the next :meth:`step`; a newer
         window replaces an unapplied older one (it covers the same data and more)."""
-        from .core.tracker import EventObservations
+        from .core.tracking import EventObservations
 
         if not isinstance(events, EventObservations):
             events = EventObservations.from_events(events)
@@ -944,7 +944,7 @@ class TrackingPipeline:
         """
         from types import SimpleNamespace
 
-        from .core.tracker import AudioFrames
+        from .core.tracking import AudioFrames
 
         stamp = float(stamp)
         t0 = time.perf_counter()

@@ -34,7 +34,7 @@ import scipy.io.wavfile  # noqa: E402
 from av_perception.core.audio import BinauralFeatures, BinauralFrontEnd  # noqa: E402
 from av_perception.core.config import AudioFrontEndConfig, MicArrayConfig  # noqa: E402
 from av_perception.core.head_calibration import HeadCalibrationConfig  # noqa: E402
-from av_perception.core.tracker import TrackerConfig  # noqa: E402
+from av_perception.core.tracking import TrackerConfig  # noqa: E402
 from av_perception.eval.metrics import evaluate_audio, evaluate_tracks  # noqa: E402
 from av_perception.eval.readers import read_ground_truth  # noqa: E402
 from av_perception.eval.tracker_benchmark import run_tracker, synthetic_streams  # noqa: E402

@@ -80,7 +80,7 @@ def _run(conv, mics, calibrate):
     from av_perception.core.audio import extract_features
     from av_perception.core.config import AudioFrontEndConfig
     from av_perception.core.head_calibration import HeadCalibrationConfig
-    from av_perception.core.tracker import TrackerConfig
+    from av_perception.core.tracking import TrackerConfig
     from av_perception.eval.metrics import evaluate_audio, evaluate_tracks
     from av_perception.eval.tracker_benchmark import run_tracker
     from av_perception.io.heads import load_head_model
@@ -136,7 +136,7 @@ def test_tracking_pipeline_calibrates_and_the_file_is_used_at_the_next_start(
     from av_perception.core.audio import extract_features
     from av_perception.core.config import AudioFrontEndConfig, MicArrayConfig
     from av_perception.core.head_calibration import HeadCalibrationConfig
-    from av_perception.core.tracker import TrackerConfig
+    from av_perception.core.tracking import TrackerConfig
     from av_perception.io.heads import load_calibration, load_head_model
     from av_perception.pipeline import AudioPipeline, TrackingPipeline
 

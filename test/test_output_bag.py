@@ -130,7 +130,7 @@ def test_output_bag_refuses_an_existing_directory(scene_dir, tmp_path, capsys):
 
 
 def test_marker_deletes_for_ended_tracks(tmp_path):
-    from av_perception.core.tracker import TrackerOutput
+    from av_perception.core.tracking import TrackerOutput
     from av_perception.io.output_bag import OutputBagWriter
 
     def output(ids, ended=()):

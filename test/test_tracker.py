@@ -1,4 +1,4 @@
-"""Variational Bayesian multi-speaker tracker (av_perception.core.tracker).
+"""Variational Bayesian multi-speaker tracker (av_perception.core.tracking).
 
 (1) Unit tests on synthetic observation streams with exact truth: constant-velocity
     targets with clutter and missed detections, a crossing with occlusion, deaths,
@@ -18,17 +18,19 @@ import pytest
 from av_perception.core.av_clustering import AVClusterer, AVClusteringConfig
 from av_perception.core.config import ConfigError, StageConfig, StereoCameraConfig
 from av_perception.core.geometry import MicGeometry
-from av_perception.core.tracker import (
+from av_perception.core.tracking import (
     AudioFrames,
     EventObservations,
     Tracker,
     TrackerConfig,
     TrackerInputError,
+    TrackState,
     constant_velocity_model,
     frustum_volume,
     speaking_evidence,
     speaking_hmm_step,
 )
+from av_perception.core.tracking.inference import es_update
 
 FPS = 15.0
 HOP = 0.016  # audio frame period of the front-end (256 samples at 16 kHz)
@@ -154,7 +156,8 @@ def test_constant_velocity_model():
 
 
 def test_es_equals_information_form(rng):
-    """E-S as written (no inverse of Omega) equals ALGORITHMS.md's information form."""
+    """E-S as written (no inverse of Omega) equals the information form
+    (Gamma^-1 + H^T Omega H)^-1."""
     k, d = 3, 4
     A = rng.normal(size=(k, 6, 6))
     cov0 = A @ np.swapaxes(A, 1, 2) + 0.1 * np.eye(6)
@@ -163,7 +166,7 @@ def test_es_equals_information_form(rng):
     B = rng.normal(size=(k, d, d))
     Om = B @ np.swapaxes(B, 1, 2) + 0.5 * np.eye(d)
     b = rng.normal(size=(k, d))
-    mu, cov = Tracker._es(mu0, cov0, H, Om, b)
+    mu, cov = es_update(mu0, cov0, H, Om, b)
     for n in range(k):
         info = np.linalg.inv(cov0[n]) + H[n].T @ Om[n] @ H[n]
         ref_cov = np.linalg.inv(info)
@@ -171,9 +174,35 @@ def test_es_equals_information_form(rng):
         np.testing.assert_allclose(cov[n], ref_cov, rtol=1e-7, atol=1e-9)
         np.testing.assert_allclose(mu[n], ref_mu, rtol=1e-7, atol=1e-9)
     # no assigned mass: unchanged
-    mu, cov = Tracker._es(mu0, cov0, H, np.zeros((k, d, d)), np.zeros((k, d)))
+    mu, cov = es_update(mu0, cov0, H, np.zeros((k, d, d)), np.zeros((k, d)))
     np.testing.assert_allclose(mu, mu0)
     np.testing.assert_allclose(cov, cov0)
+
+
+def test_track_state_keeps_the_rows_of_a_track_together():
+    """Adding, selecting and removing tracks keeps every per-track array in step: after
+    removing the middle one of three tracks, each array's rows are those of the other two."""
+    tracks = TrackState.empty()
+    for n in range(3):
+        mean = np.arange(6.0) + 10 * n
+        cov = (n + 1.0) * np.eye(6)
+        row = tracks.add(mean, cov, track_id=n + 1, logodds=0.5 * n, speaking=0.1 * n,
+                         confirmed=n == 2, last_visual=float(n), visual_time=np.nan)
+        assert row == n
+    tracks.remove(np.array([False, True, False]))
+    assert len(tracks) == 2 and tracks.ids.tolist() == [1, 3]
+    np.testing.assert_array_equal(tracks.mean[:, 0], [0.0, 20.0])
+    np.testing.assert_array_equal(tracks.cov[:, 0, 0], [1.0, 3.0])
+    np.testing.assert_array_equal(tracks.visual_mean, tracks.mean)
+    np.testing.assert_array_equal(tracks.visual_cov, tracks.cov)
+    np.testing.assert_array_equal(tracks.logodds, [0.0, 1.0])
+    np.testing.assert_array_equal(tracks.speaking, [0.0, 0.2])
+    np.testing.assert_array_equal(tracks.confirmed, [False, True])
+    np.testing.assert_array_equal(tracks.last_visual, [0.0, 2.0])
+    np.testing.assert_array_equal(tracks.noise_scale, [1.0, 1.0])
+    assert tracks.ids.dtype == np.int64 and tracks.confirmed.dtype == bool
+    last = tracks.select(np.array([False, True]))
+    assert last.ids.tolist() == [3] and last.mean[0, 0] == 20.0 and len(tracks) == 2
 
 
 # ---------------------------------------------------------------------------
@@ -676,8 +705,7 @@ def test_process_noise_m_step(rng):
 
 def test_outputs_and_duplicate_detections(rng):
     """TrackerOutput rows follow the track-file contract; a head detected twice per frame
-    (two detectors, 6 cm apart) keeps one identity -- a duplicate track sharing the
-    observations is merged into the older one after merge_time."""
+    (two detectors, 6 cm apart) keeps one identity."""
     trk = Tracker()
     p = np.array([0.1, -0.3, 2.0])
     reported = set()
@@ -691,19 +719,33 @@ def test_outputs_and_duplicate_detections(rng):
                             for i, q, sp in zip(out.ids, out.position, out.speaking)]
             assert out.variances.shape == (len(out), 3)
     assert len(out) == 1 and len(reported) == 1
-    # a planted duplicate on the same head merges after merge_time, into the older id
-    trk._new_track(trk._mu[0] + [0.03, 0, 0, 0, 0, 0], trk._cov[0].copy(), trk.time, 0.99,
-                   True, 0.0)
-    older, newer = trk._ids.tolist()
-    t0 = trk.time
+
+
+def test_duplicate_track_merges_into_the_older_identity(rng):
+    """A second detector's box 15 cm off the head (more than half of merge_distance: a
+    track of its own) is a duplicate once it stops claiming observations of its own: it
+    merges into the older identity merge_time later, before it could die of missed
+    detections, and the surviving track stays on the head."""
+    trk = Tracker()
+    p = np.array([0.1, -0.3, 2.0])
+    for k in range(30):
+        xyz, cov, w = _frame([p, p + [0.15, 0.0, 0.0]], rng)
+        out = trk.update_visual(k / FPS, xyz, cov, w)
+    assert len(out) == 2
+    older, newer = sorted(out.ids.tolist())
+    assert np.linalg.norm(out.position[out.ids == older][0] - p) < 0.03
+    t_stop = 30 / FPS  # from here on only the head itself is detected
     merged_at = None
-    for k in range(60, 100):
+    for k in range(30, 90):
         xyz, cov, w = _frame([p], rng)
         out = trk.update_visual(k / FPS, xyz, cov, w)
         if merged_at is None and newer in out.ended:
             merged_at = trk.time
-    assert merged_at is not None and merged_at - t0 >= TrackerConfig().merge_time - 0.07
-    assert trk.report().ids.tolist() == [older]
+    assert merged_at is not None
+    assert TrackerConfig().merge_time - 0.07 <= merged_at - t_stop <= 1.5
+    assert trk.stats["merges"] == 1 and trk.stats["deaths"] == 0
+    assert out.ids.tolist() == [older]
+    assert np.linalg.norm(out.position[0] - p) < 0.03
 
 
 def test_people_passing_close_are_not_merged(rng):

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from av_perception.core.tracker import TrackerOutput
+from av_perception.core.tracking import TrackerOutput
 
 #: two people (m, left optical frame): the first speaks, the second is silent
 PEOPLE = np.array([[-0.45, -0.1, 1.8], [0.4, 0.05, 2.4]])

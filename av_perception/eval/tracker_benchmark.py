@@ -23,7 +23,7 @@ Streams (:func:`synthetic_streams`, noise model :class:`StreamNoise`)
     give 40 % of the silent frames their ITD at activity U(0.2, 0.5).
 
 Methods
-    ``tracker`` -- :class:`~av_perception.core.tracker.Tracker` with audio and video.
+    ``tracker`` -- :class:`~av_perception.core.tracking.Tracker` with audio and video.
     ``tracker_no_audio_only`` -- the same run, without the rows of audio-only tracks
     (talkers out of view, whose depth one ITD cannot give: they count as false
     positives when farther than the 0.5 m gate from the person).
@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from ..core.tracker import AudioFrames, Tracker, TrackerConfig
+from ..core.tracking import AudioFrames, Tracker, TrackerConfig
 from ..core.vision import VisualObservations
 from .metrics import evaluate_tracks, true_binaural_model
 from .readers import TRACK_COLUMNS

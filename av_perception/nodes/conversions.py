@@ -9,7 +9,7 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import PointCloud2, PointField
 
-from ..core.tracker import EventObservations, TrackerInputError
+from ..core.tracking import EventObservations, TrackerInputError
 from ..viz import covariance_ellipsoid, speaking_rgba
 
 __all__ = [

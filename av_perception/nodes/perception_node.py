@@ -46,7 +46,7 @@ from ..core.config import (
 from ..core.detection import DetectionConfig, DetectorError
 from ..core.head_calibration import HeadCalibrationConfig
 from ..core.stereo import CalibrationError, StereoCalibration
-from ..core.tracker import TrackerConfig, TrackerInputError
+from ..core.tracking import TrackerConfig, TrackerInputError
 from ..core.vision import VisionConfig, VisionInputError
 from ..core.wdem import WdemConfig
 from ..io.image_msgs import ImageConversionError, stereo_pair_to_numpy

@@ -39,7 +39,7 @@ from visualization_msgs.msg import MarkerArray
 from ..core.config import ConfigError, MicArrayConfig, StereoCameraConfig
 from ..core.head_calibration import HeadCalibrationConfig
 from ..core.stereo import StereoCalibration
-from ..core.tracker import TrackerConfig, TrackerInputError
+from ..core.tracking import TrackerConfig, TrackerInputError
 from ..io.image_msgs import ImageConversionError, fill_image_msg, message_to_bgr
 from ..pipeline import TrackerInputConfig, TrackingConfig, TrackingPipeline
 from .common import (

@@ -1,0 +1,348 @@
+"""Variational inference of the multi-speaker tracker: the E-Z steps (visual and audio
+responsibilities), the E-S step (track posteriors), their iteration, and the M-steps
+(process-noise scale, ITD shrink)."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from .models import constant_velocity_model, itd_loglik, logsumexp, symmetrise, visual_loglik
+
+__all__ = [
+    "ItdShrinkEstimator",
+    "audio_responsibilities",
+    "es_update",
+    "process_noise_m_step",
+    "variational_update",
+    "visual_responsibilities",
+]
+
+
+def visual_responsibilities(xyz, R, Rinv, mean, cov, weight, logodds, unsupported,
+                            in_view: Callable, config) -> np.ndarray:
+    """E-Z visual: responsibilities of clutter and of each track for the observations.
+
+    Parameters
+    ----------
+    xyz : array (M, 3)
+        Observations, m, left camera optical frame.
+    R, Rinv : array (M, 3, 3)
+        Weighted covariances Phi / w (m^2) and their inverses.
+    mean, cov : array (K, 6), (K, 6, 6)
+        Track posteriors the likelihood is evaluated at.
+    weight : array (M,)
+        Observation weights in [0, 1] (the clutter prior with ``weighted_clutter_prior``).
+    logodds : array (K,)
+        Existence log-odds (the prior of "from track n", with detectability).
+    unsupported : array (K,) bool
+        Tracks without visual support for ``visual_timeout``: they do not share an
+        observation that a supported track explains (alpha >= 0.5).
+    in_view : callable
+        Points (N, 3) -> bool (N,).
+    config : TrackerConfig
+
+    Returns
+    -------
+    alpha : array (M, K + 1)
+        Column 0 = clutter.
+    """
+    c = config
+    k = len(mean)
+    m = len(xyz)
+    logr = np.empty((m, k + 1))
+    p0 = np.full(m, c.visual_clutter_prob)
+    if c.weighted_clutter_prior:
+        p0 = 1.0 - np.clip(weight, 0.0, 1.0) * (1.0 - c.visual_clutter_prob)
+    p0 = np.clip(p0, 1e-6, 1.0 - 1e-6)
+    logr[:, 0] = np.log(p0) + math.log(c.visual_clutter_density)
+    if m == 0:
+        return np.zeros((0, k + 1))
+    ll = visual_loglik(xyz, R, Rinv, mean[:, :3], cov[:, :3, :3], c.association,
+                       c.visual_gate)
+    # prior of "from track n": existence x detectability (mean in view, else
+    # unseen_detection_prob), normalised over the tracks
+    prior = 1.0 / (1.0 + np.exp(-logodds))
+    prior = prior * np.where(in_view(mean[:, :3]), 1.0, c.unseen_detection_prob)
+    prior = prior / max(prior.sum(), 1e-300)
+    logr[:, 1:] = (np.log(np.maximum(prior, 1e-300))[None, :] + np.log1p(-p0)[:, None]
+                   + ll)
+    alpha = np.exp(logr - logsumexp(logr, axis=1)[:, None])
+    uns = unsupported
+    if np.any(uns) and not np.all(uns):
+        claimed = np.max(alpha[:, 1:][:, ~uns], axis=1) >= 0.5
+        if np.any(claimed):
+            a = alpha[claimed]
+            a[:, 1:][:, uns] = 0.0
+            alpha[claimed] = a / a.sum(axis=1, keepdims=True)
+    return alpha
+
+
+def audio_responsibilities(g, wn, G, J, cov, speaking, config) -> np.ndarray:
+    """E-Z audio: responsibilities of clutter and of each track for the ITDs.
+
+    Parameters
+    ----------
+    g, wn : array (F,)
+        ITDs (s) and normalised weights w~ in (0, 1].
+    G, J : array (K,), (K, 3)
+        Expected ITD (s) of each track and its gradient (s/m).
+    cov : array (K, 6, 6)
+        Track covariances.
+    speaking : array (K,)
+        P(speaking): the assignment prior favours talkers (``audio_speaking_prior``).
+    config : TrackerConfig
+
+    Returns
+    -------
+    beta : array (F, K + 1)
+        Column 0 = clutter.
+    """
+    c = config
+    k = len(G)
+    ll = itd_loglik(g, wn, G, J, cov[:, :3, :3], c.itd_sigma, c.association, c.audio_gate,
+                    c.itd_reflection_prob)
+    prior = (1.0 - c.audio_speaking_prior) + c.audio_speaking_prior * speaking
+    prior = (1.0 - c.audio_clutter_prob) * prior / prior.sum()
+    logr = np.empty((len(g), k + 1))
+    logr[:, 0] = math.log(c.audio_clutter_prob) + math.log(c.audio_clutter_density)
+    logr[:, 1:] = np.log(prior)[None, :] + ll
+    return np.exp(logr - logsumexp(logr, axis=1)[:, None])
+
+
+def es_update(mu0, cov0, H, Om, b) -> tuple[np.ndarray, np.ndarray]:
+    """E-S: Kalman-like update of every track from its aggregated pseudo-observation.
+
+    With A = H Gamma H^T, G = (Omega A + I)^-1:
+    mu = mu0 + Gamma H^T G (b - Omega H mu0),  Gamma' = Gamma - Gamma H^T G Omega H Gamma.
+    Equal to the information form (Gamma^-1 + H^T Omega H)^-1; needs no inverse of Omega,
+    so a track with no assigned mass is left unchanged.
+
+    Parameters
+    ----------
+    mu0, cov0 : array (K, 6), (K, 6, 6)
+        Predicted posteriors.
+    H : array (K, d, 6)
+        Observation matrices (rows: visual position, linearised ITD).
+    Om : array (K, d, d)
+        Precision of the aggregated pseudo-observation (responsibility-weighted).
+    b : array (K, d)
+        Information vector of the pseudo-observation (Omega y).
+
+    Returns
+    -------
+    mu, cov : array (K, 6), (K, 6, 6)
+    """
+    d = H.shape[1]
+    PHt = cov0 @ np.swapaxes(H, 1, 2)  # (K, 6, d)
+    A = H @ PHt  # (K, d, d)
+    Gm = np.linalg.inv(Om @ A + np.eye(d))
+    innov = b - np.einsum("kij,kj->ki", Om, np.einsum("kij,kj->ki", H, mu0))
+    gain = PHt @ Gm  # (K, 6, d)
+    mu = mu0 + np.einsum("kij,kj->ki", gain, innov)
+    cov = cov0 - gain @ Om @ np.swapaxes(PHt, 1, 2)
+    return mu, symmetrise(cov)
+
+
+def variational_update(mean, cov, xyz, R, g, wn, *, speaking, logodds, visual_weight,
+                       unsupported, in_view: Callable, itd_model: Callable, config):
+    """VB iterations (E-Z visual, E-Z audio, E-S) at one time, until no position moves
+    more than ``vb_tolerance`` or ``vb_iterations`` are done.
+
+    Parameters
+    ----------
+    mean, cov : array (K, 6), (K, 6, 6)
+        Predicted track posteriors (not modified).
+    xyz, R : array (M, 3), (M, 3, 3) or None
+        Visual observations (m) and their weighted covariances Phi / w (m^2).
+    g, wn : array (F,), (F,) or None
+        ITDs (s) and normalised weights.
+    speaking, logodds, visual_weight, unsupported :
+        See :func:`visual_responsibilities` and :func:`audio_responsibilities`.
+    in_view : callable
+        Points (N, 3) -> bool (N,).
+    itd_model : callable
+        Points (N, 3) -> expected ITD (N,) s and gradient (N, 3) s/m.
+    config : TrackerConfig
+
+    Returns
+    -------
+    mean, cov : array (K, 6), (K, 6, 6)
+        Updated posteriors (the input ones when K = 0).
+    alpha : array (M, K + 1) or None
+    beta : array (F, K + 1) or None
+        Responsibilities, column 0 = clutter.
+    iterations : int
+    """
+    c = config
+    k = len(mean)
+    alpha = beta = None
+    if k == 0:
+        if xyz is not None:
+            alpha = np.zeros((len(xyz), 1))
+            alpha[:, 0] = 1.0
+        if g is not None:
+            beta = np.zeros((len(g), 1))
+            beta[:, 0] = 1.0
+        return mean, cov, alpha, beta, 0
+    mu0, cov0 = mean.copy(), cov.copy()
+    mu, cov = mu0, cov0
+    Rinv = Rinv_v = None
+    if xyz is not None and len(xyz):
+        Rinv = np.linalg.inv(R)
+        Rinv_v = np.einsum("mij,mj->mi", Rinv, xyz)
+    sig2 = c.itd_sigma ** 2
+    iterations = 0
+    for _ in range(c.vb_iterations):
+        iterations += 1
+        assoc_mu, assoc_cov = (mu0, cov0) if c.association == "predictive" else (mu, cov)
+        H_parts, O_parts, b_parts = [], [], []
+        if xyz is not None:
+            alpha = visual_responsibilities(xyz, R, Rinv, assoc_mu, assoc_cov, visual_weight,
+                                            logodds, unsupported, in_view, c)
+            if len(xyz):
+                a = np.where(alpha[:, 1:] >= c.min_responsibility, alpha[:, 1:], 0.0)
+                Om = np.einsum("mk,mij->kij", a, Rinv)
+                bv = np.einsum("mk,mi->ki", a, Rinv_v)
+                H = np.zeros((k, 3, 6))
+                H[:, :, :3] = np.eye(3)
+                H_parts.append(H)
+                O_parts.append(Om)
+                b_parts.append(bv)
+        if g is not None:
+            G_lin, J_lin = itd_model(mu[:, :3])
+            if assoc_mu is mu:
+                G_assoc, J_assoc = G_lin, J_lin
+            else:
+                G_assoc, J_assoc = itd_model(assoc_mu[:, :3])
+            beta = audio_responsibilities(g, wn, G_assoc, J_assoc, assoc_cov, speaking, c)
+            # E[B_kn chi_n] = beta_kn P(speaking_n): only a talker emits ITDs
+            bk = np.where(beta[:, 1:] >= c.min_responsibility, beta[:, 1:], 0.0)
+            bk = bk * (wn[:, None] / sig2) * speaking[None, :]  # (F, K)
+            if not c.audio_moves_in_view:
+                bk = bk * ~in_view(mu0[:, :3])[None, :]
+            om = bk.sum(axis=0)  # (K,)
+            y = g[:, None] - G_lin[None, :] + np.sum(J_lin * mu[:, :3], axis=1)[None, :]
+            ba = np.sum(bk * y, axis=0)
+            H = np.zeros((k, 1, 6))
+            H[:, 0, :3] = J_lin
+            H_parts.append(H)
+            O_parts.append(om[:, None, None])
+            b_parts.append(ba[:, None])
+        if not H_parts:
+            break
+        H = np.concatenate(H_parts, axis=1)
+        d = H.shape[1]
+        Om = np.zeros((k, d, d))
+        row = 0
+        for O in O_parts:
+            n = O.shape[1]
+            Om[:, row:row + n, row:row + n] = O
+            row += n
+        b = np.concatenate(b_parts, axis=1)
+        new_mu, new_cov = es_update(mu0, cov0, H, Om, b)
+        moved = float(np.max(np.abs(new_mu[:, :3] - mu[:, :3])))
+        mu, cov = new_mu, new_cov
+        if moved <= c.vb_tolerance:
+            break
+    return mu, cov, alpha, beta, iterations
+
+
+def process_noise_m_step(tracks, t: float, seen, q_axes, config) -> None:
+    """Process-noise scale per track from the expected squared transition residual, in
+    place (``tracks.noise_scale``).
+
+    Over the interval since the track's previous supported image frame (dt), with the
+    joint posterior of (s_prev, s_now) given the data up to now (lag-one RTS smoothing):
+    J = Gamma_prev D^T (Gamma^-)^-1, s_prev ~ N(m_s, P_s) with
+    m_s = mu_prev + J (mu - D mu_prev), P_s = Gamma_prev + J (Gamma - Gamma^-) J^T,
+    Cov(s_now, s_prev) = C = Gamma J^T, and
+    E = Gamma - C D^T - D C^T + D P_s D^T + (mu - D m_s)(mu - D m_s)^T.
+    The scale maximising E[log N(s_now; D s_prev, scale Q1)] is tr(Q1^-1 E) / 6; it is
+    averaged with forgetting ``process_noise_forgetting``.  The intermediate audio updates
+    are ignored (they hardly move a visually supported track).
+
+    Parameters
+    ----------
+    tracks : TrackState
+        After the E-S step of the image frame at ``t`` (s).
+    seen : array (K,) bool
+        Tracks with visual support in this frame.
+    q_axes : array (3,)
+        Configured white-acceleration spectral density per axis (m^2/s^3).
+    config : TrackerConfig
+    """
+    c = config
+    lo, hi = c.process_noise_scale_range
+    for k in np.flatnonzero(seen & np.isfinite(tracks.visual_time)):
+        dt = t - tracks.visual_time[k]
+        if not 1e-3 < dt <= 1.0:
+            continue
+        D, Q1 = constant_velocity_model(dt, np.zeros(1), q_axes[None, :])
+        D, Q1 = D[0], Q1[0]
+        mp, Pp = tracks.visual_mean[k], tracks.visual_cov[k]
+        Pm = D @ Pp @ D.T + tracks.noise_scale[k] * Q1
+        J = np.linalg.solve(Pm, D @ Pp).T  # Pp D^T Pm^-1 (Pm, Pp symmetric)
+        m_s = mp + J @ (tracks.mean[k] - D @ mp)
+        P_s = Pp + J @ (tracks.cov[k] - Pm) @ J.T
+        C = tracks.cov[k] @ J.T
+        e = tracks.mean[k] - D @ m_s
+        E = tracks.cov[k] - C @ D.T - D @ C.T + D @ P_s @ D.T + np.outer(e, e)
+        est = float(np.trace(np.linalg.solve(Q1, E))) / 6.0
+        rho = c.process_noise_forgetting
+        tracks.noise_scale[k] = float(np.clip(rho * tracks.noise_scale[k] + (1 - rho) * est,
+                                              lo, hi))
+
+
+class ItdShrinkEstimator:
+    """Audio-model M-step: MAP reverberation shrink b of g ~ N((1 - b d) G(p),
+    itd_sigma^2 / w~), from running least-squares sums with exponential memory
+    (``itd_shrink_memory`` frames) and the prior N(itd_shrink_per_m,
+    itd_shrink_prior_sigma^2).
+
+    Parameters
+    ----------
+    config : TrackerConfig
+    geometry : MicGeometry or head model
+        Gives the direct-path ITD G(p) and the microphone centre.
+    """
+
+    def __init__(self, config, geometry):
+        self.config = config
+        self.geometry = geometry
+        self.value = config.itd_shrink_per_m  # 1/m
+        self._num = 0.0
+        self._den = 0.0
+
+    def update(self, g, wn, beta, positions, talking) -> None:
+        """One audio frame.
+
+        Parameters
+        ----------
+        g, wn : array (F,)
+            ITDs (s) and normalised weights.
+        beta : array (F, K)
+            Track responsibilities of the ITDs.
+        positions : array (K, 3)
+            m, track positions.
+        talking : array (K,) bool
+            Tracks that count: visually supported and speaking (P >= 0.5; keeps out
+            directional noise such as a radio assigned to a silent person).
+        """
+        c = self.config
+        sel = (beta > 0.0) & (wn[:, None] > 0.0) & talking[None, :]
+        decay = math.exp(-1.0 / c.itd_shrink_memory)
+        self._num *= decay
+        self._den *= decay
+        if np.any(sel):
+            f, k = np.nonzero(sel)
+            p = positions[k]
+            G = self.geometry.itd(p)
+            dG = np.linalg.norm(p - self.geometry.centre, axis=1) * G
+            wt = beta[f, k] * wn[f] / c.itd_sigma ** 2
+            self._num += float(np.sum(wt * (G - g[f]) * dG))
+            self._den += float(np.sum(wt * dG * dG))
+        prior = 1.0 / c.itd_shrink_prior_sigma ** 2
+        b = (self._num + prior * c.itd_shrink_per_m) / (self._den + prior)
+        self.value = float(np.clip(b, 0.0, 0.3))

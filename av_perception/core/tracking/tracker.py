@@ -1,0 +1,543 @@
+"""The variational Bayesian audio-visual multi-speaker tracker: one object that takes
+audio frames, visual observations and audio-visual events in time order and reports the
+tracks (position, velocity, existence, speaking status) in the left camera optical frame.
+
+The models are in :mod:`.models`, the variational updates in :mod:`.inference`, births in
+:mod:`.births`, duplicate merging in :mod:`.merging`; this module keeps the clock, the
+track state and the order of the steps.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import MicArrayConfig, StereoCameraConfig
+from ..geometry import MicGeometry
+from ..head import make_head_model
+from .births import AudioBirths, Birth, VisualBirths, event_birth, near_a_track
+from .config import TrackerConfig
+from .inference import ItdShrinkEstimator, process_noise_m_step, variational_update
+from .inputs import AudioFrames, EventObservations, TrackerInputError, check_stamp, check_visual
+from .merging import due_merges, merge_duplicates
+from .models import (
+    anchor_reference,
+    anchored_position,
+    cap_covariance,
+    constant_velocity_model,
+    in_view,
+    itd_model,
+    logit,
+    speaking_evidence,
+    speaking_hmm_step,
+    symmetrise,
+)
+from .outputs import TrackerOutput
+from .state import TrackState
+
+__all__ = ["Tracker"]
+
+
+class Tracker:
+    """Variational Bayesian audio-visual multi-person tracker.
+
+    Per update: predict, then at most ``vb_iterations`` of E-Z visual, E-Z audio and E-S
+    until no position moves more than ``vb_tolerance``; then the M-steps, existence,
+    births, merges and deaths.  One clock, :attr:`time`: ``update_audio`` /
+    ``update_visual`` predict to their stamp and must come in time order; input older
+    than ``max_lateness`` is dropped (``stats['late_audio']``, ``stats['late_visual']``),
+    less late input is applied at the current time.
+
+    Parameters
+    ----------
+    config : TrackerConfig
+    mics : MicArrayConfig or MicGeometry
+        The binaural pair (default: :class:`MicArrayConfig` defaults).
+    camera : StereoCameraConfig
+        Intrinsics of the left camera, for the in-view test (default: defaults).
+
+    Typical use, once per image pair (``features``: the BinauralFeatures received
+    since the previous image, ``obs``: that pair's VisualObservations)::
+
+        tracker = Tracker(TrackerConfig(), mics_config, camera_config)
+        out = tracker.step(obs.stamp, visual=obs, audio=features)
+        out.ids, out.position, out.speaking, out.audio_only, out.ended
+    """
+
+    def __init__(self, config: TrackerConfig | None = None,
+                 mics: MicArrayConfig | MicGeometry | None = None,
+                 camera: StereoCameraConfig | None = None):
+        self.config = config or TrackerConfig()
+        mics = mics if mics is not None else MicArrayConfig()
+        self.geometry = mics if isinstance(mics, MicGeometry) else make_head_model(mics)
+        self.camera = camera or StereoCameraConfig()
+        c = self.config
+        self._q_axes = np.array([c.process_noise, c.vertical_process_noise, c.process_noise])
+        self._logit_max = logit(c.max_existence)
+        self._logit_death = logit(c.death_existence)
+        self._logit_confirm = logit(c.confirm_existence)
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Forget every track, chain and buffered input; identities restart at 1."""
+        self.time: float | None = None
+        self._next_id = 1
+        self._tracks = TrackState.empty()
+        self._close_since: dict = {}
+        self._shrink = ItdShrinkEstimator(self.config, self.geometry)
+        self._last_image: float | None = None
+        self._visual_births = VisualBirths(self.config, self._q_axes)
+        self._audio_births = AudioBirths(self.config, self.geometry)
+        self._pending = AudioFrames.empty()
+        self._ended: list[int] = []
+        self.stats = {"audio_frames": 0, "visual_frames": 0, "late_audio": 0,
+                      "late_visual": 0, "births_visual": 0, "births_audio": 0, "deaths": 0,
+                      "merges": 0, "vb_iterations": 0, "event_windows": 0, "late_events": 0,
+                      "births_events": 0, "births_events_audio": 0}
+
+    @property
+    def num_tracks(self) -> int:
+        """Live tracks, confirmed or not."""
+        return len(self._tracks)
+
+    @property
+    def itd_shrink(self) -> float:
+        """Current ITD shrink per metre b (estimated or fixed)."""
+        return self._shrink.value
+
+    def itd_model(self, points) -> tuple[np.ndarray, np.ndarray]:
+        """Expected ITD (s) of points (N, 3) under the audio model, and its gradient (N, 3).
+
+        (1 - b d) G(p) with the current shrink b, d = |p - mic centre| (m).
+        """
+        return itd_model(self.geometry, self._shrink.value, points)
+
+    @property
+    def process_noise_scale(self) -> dict:
+        """{track id: M-step process-noise scale} (1 without the M-step)."""
+        return {int(i): float(s) for i, s in zip(self._tracks.ids, self._tracks.noise_scale)}
+
+    # ------------------------------------------------------------------ public
+    def step(self, stamp: float, visual=None, audio=None, events=None) -> TrackerOutput:
+        """Advance to ``stamp``: buffered and new audio frames up to ``stamp`` (time order),
+        then the audio-visual events (births only), then the image pair, then report.
+
+        Parameters
+        ----------
+        stamp : float
+            s, the image header stamp (or any time to report at when ``visual`` is None).
+        visual : VisualObservations, optional
+            Observations of the image pair at ``stamp`` (its ``xyz``, ``covariance``,
+            ``weight`` are used).
+        audio : BinauralFeatures or AudioFrames, optional
+            Audio frames received since the previous call; frames later than ``stamp``
+            are kept for the next call.
+        events : EventObservations or list of AVEvent, optional
+            Audio-visual events received since the previous call (:meth:`update_events`).
+
+        Returns
+        -------
+        TrackerOutput at ``stamp``.
+        """
+        stamp = check_stamp(stamp)
+        if audio is not None:
+            if not isinstance(audio, AudioFrames):
+                if not all(hasattr(audio, a) for a in ("stamp", "itd", "weight")):
+                    raise TrackerInputError(
+                        "audio must be AudioFrames or BinauralFeatures, got "
+                        f"{type(audio).__name__}")
+                audio = AudioFrames.from_features(audio)
+            frames = audio
+            if len(frames):
+                self._pending = AudioFrames(
+                    np.concatenate([self._pending.stamp, frames.stamp]),
+                    np.concatenate([self._pending.itd, frames.itd]),
+                    np.concatenate([self._pending.weight, frames.weight]))
+        if len(self._pending):
+            order = np.argsort(self._pending.stamp, kind="stable")
+            pend = self._pending.select(order)
+            due = pend.stamp <= stamp
+            now = pend.select(due)
+            self._pending = pend.select(~due)
+            if len(now):
+                starts = np.flatnonzero(np.r_[True, np.diff(now.stamp) > 0])
+                ends = np.r_[starts[1:], len(now)]
+                span = self.config.audio_batch_span
+                a = 0
+                while a < len(starts):  # frames within audio_batch_span of a: one update
+                    b = max(a + 1, int(np.searchsorted(
+                        now.stamp[starts], now.stamp[starts[a]] + span, side="right")))
+                    self._update_audio_batch(now.select(slice(starts[a], ends[b - 1])))
+                    a = b
+        if events is not None:
+            window_end = getattr(events, "stamp", None)
+            self.update_events(stamp if window_end is None else window_end, events)
+        if visual is not None:
+            if not all(hasattr(visual, a) for a in ("xyz", "covariance", "weight")):
+                raise TrackerInputError(
+                    "visual must have xyz, covariance and weight (e.g. VisualObservations), "
+                    f"got {type(visual).__name__}")
+            return self.update_visual(stamp, visual.xyz, visual.covariance, visual.weight)
+        return self.report(stamp)
+
+    def update_visual(self, stamp: float, xyz, covariance, weight=None) -> TrackerOutput:
+        """Update with the visual observations of one image pair and report.
+
+        Parameters
+        ----------
+        stamp : float
+            s, image header stamp.
+        xyz : array (M, 3)
+            m, left camera optical frame.
+        covariance : array (M, 3, 3)
+            m^2, symmetric positive definite.
+        weight : array (M,), optional
+            In [0, 1] (default 1).
+
+        Returns
+        -------
+        TrackerOutput at ``stamp``.
+        """
+        stamp = check_stamp(stamp)
+        xyz, cov, w = check_visual(xyz, covariance, weight)
+        t = self._advance(stamp, "late_visual")
+        if t is None:
+            return self.report(stamp)
+        self.stats["visual_frames"] += 1
+        keep = w >= max(self.config.min_visual_weight, 1e-6)
+        xyz, cov, w = xyz[keep], cov[keep], w[keep]
+        dt_img = 1.0 / self.camera.fps if self._last_image is None else min(
+            max(t - self._last_image, 0.0), 0.5)
+        self._last_image = t
+        alpha, _ = self._variational(xyz, cov / w[:, None, None], None, None, w)
+        self._visual_bookkeeping(t, dt_img, alpha, w)
+        self._births(t, xyz, cov, w, alpha)
+        self._merge(alpha)
+        self._deaths()
+        return self.report(stamp)
+
+    def update_events(self, stamp: float, events) -> int:
+        """Births from the audio-visual events no track explains; returns the births.
+
+        An in-view event with ``event_birth_visual_mass`` of visual support starts a
+        track at its position; an out-of-view event with ``event_birth_audio_mass`` of
+        audio starts an audio-only track (outside the camera view only, like the
+        tracker's own audio births).  A track explains an event when their positions
+        are within ``event_gate`` (Mahalanobis; the track's covariance plus the event's
+        covariance and spread, as a moving person's window-average lags behind) or
+        ``merge_distance``.
+        The events only start tracks: their observations already reach the tracker as
+        visual observations and audio frames, and counting them twice would make the
+        tracks overconfident.
+
+        Parameters
+        ----------
+        stamp : float
+            s, end of the events' window; the births happen at the tracker's current time
+            (events lag the images; they never advance the tracker's clock).
+        events : EventObservations or list of AVEvent
+        """
+        stamp = check_stamp(stamp)
+        if not isinstance(events, EventObservations):
+            try:
+                events = EventObservations.from_events(events)
+            except (AttributeError, TypeError) as exc:
+                raise TrackerInputError(
+                    "events must be EventObservations or a list of AVEvent, got "
+                    f"{type(events).__name__}") from exc
+        c = self.config
+        self.stats["event_windows"] += 1
+        if self.time is not None and stamp < self.time - c.event_max_age:
+            self.stats["late_events"] += 1
+            return 0
+        if self.time is None:
+            self._advance(stamp, "late_events")
+        t = self.time  # never advanced by events: the images they lag must stay on time
+        births = 0
+        for e in range(len(events)):
+            birth = event_birth(events.position[e], events.covariance[e], events.spread[e],
+                                events.visual_mass[e], events.audio_mass[e],
+                                events.out_of_view[e], self._tracks.mean, self._tracks.cov,
+                                self._in_view, c)
+            if birth is None:
+                continue
+            self._start(birth, t)
+            births += 1
+        self._cap_covariance()
+        return births
+
+    def update_audio(self, stamp: float, itds, weights) -> None:
+        """Update with one audio frame: one or more ITDs observed at ``stamp``.
+
+        Parameters
+        ----------
+        stamp : float
+            s, time of the frame's centre sample.
+        itds : array (F,) or float
+            s, positive when the sound reaches the left mic first; NaN = no ITD.
+        weights : array (F,) or float
+            Activity x reliability in [0, 1]; NaN ITDs count as weight 0.
+        """
+        stamp = check_stamp(stamp)
+        g = np.atleast_1d(np.asarray(itds, dtype=float))
+        w = np.atleast_1d(np.asarray(weights, dtype=float))
+        if g.ndim != 1 or w.shape != g.shape:
+            raise TrackerInputError(
+                f"itds and weights must have one shape (F,), got {g.shape} and {w.shape}")
+        if not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise TrackerInputError("audio weights must be finite and >= 0")
+        if np.any(np.isinf(g)):
+            raise TrackerInputError("ITDs must be finite (NaN marks a frame without ITD)")
+        if not self.config.audio_enabled:
+            return
+        t = self._advance(stamp, "late_audio")
+        if t is None:
+            return
+        self.stats["audio_frames"] += 1
+        self._audio_update(np.full(len(g), t), g, w)
+
+    def _audio_update(self, stamps, g, w) -> None:
+        """One variational update with the ITDs of one or more audio frames (``stamps``
+        (F,), non-decreasing, the tracker already predicted to the last); the speaking
+        HMM, existence, shrink M-step and audio births still step frame by frame."""
+        c = self.config
+        ok = np.isfinite(g)
+        wn = np.where(ok, np.minimum(w / c.audio_full_weight, 1.0), 0.0)
+        g = np.where(ok, g, 0.0)
+        use = wn > 1e-6
+        tr = self._tracks
+        beta_full = np.zeros((len(g), len(tr) + 1))
+        beta_full[:, 0] = 1.0
+        if np.any(use):
+            _, beta = self._variational(None, None, g[use], wn[use])
+            beta_full[use] = beta
+        starts = np.flatnonzero(np.r_[True, np.diff(stamps) > 0])
+        ends = np.r_[starts[1:], len(stamps)]
+        k0 = len(tr)
+        for a, b in zip(starts, ends):
+            gf, wf, bf = g[a:b], wn[a:b], beta_full[a:b]
+            tr = self._tracks
+            if len(tr):
+                tb = bf[:, 1:]
+                if len(tr) > k0:  # born from an earlier frame of this batch
+                    tb = np.hstack([tb, np.zeros((len(tb), len(tr) - k0))])
+                llr = speaking_evidence(tb, wf, c.speaking_threshold, c.speaking_gain,
+                                        c.speaking_idle)
+                tr.speaking = speaking_hmm_step(tr.speaking, llr, c.speaking_entry,
+                                                c.speaking_exit)
+                tr.logodds = np.minimum(
+                    tr.logodds + c.audio_existence_gain * tr.speaking
+                    * np.sum(wf[:, None] * tb, axis=0), self._logit_max)
+                tr.confirmed |= tr.logodds >= self._logit_confirm
+                if c.estimate_itd_shrink:
+                    talking = (((self.time - tr.last_visual) <= c.visual_timeout)
+                               & (tr.speaking >= 0.5))
+                    self._shrink.update(gf, wf, tb, tr.mean[:, :3], talking)
+            if c.audio_births:
+                birth = self._audio_births.update(float(stamps[a]), gf, wf, bf[:, 0],
+                                                  self._shrink.value, self._in_view,
+                                                  self.itd_model)
+                if birth is not None:
+                    self._start(birth, float(stamps[a]))
+        self._deaths()
+
+    def _update_audio_batch(self, frames: AudioFrames) -> None:
+        """Audio frames in time order (one or more stamps) in one variational update at
+        the last one's stamp (``audio_batch_span``); frames too late are dropped and
+        counted, slightly late ones happen at the tracker's time, as in update_audio."""
+        if np.any(np.isinf(frames.itd)):
+            raise TrackerInputError("ITDs must be finite (NaN marks a frame without ITD)")
+        if not self.config.audio_enabled or not len(frames):
+            return
+        before = -np.inf if self.time is None else self.time
+        late = frames.stamp < before - self.config.max_lateness
+        if np.any(late):
+            self.stats["late_audio"] += len(np.unique(frames.stamp[late]))
+            frames = frames.select(~late)
+            if not len(frames):
+                return
+        self._advance(float(frames.stamp[-1]), "late_audio")
+        self.stats["audio_frames"] += len(np.unique(frames.stamp))
+        self._audio_update(np.maximum(frames.stamp, before), frames.itd, frames.weight)
+
+    def report(self, stamp: float | None = None) -> TrackerOutput:
+        """The confirmed tracks, predicted to ``stamp`` (default: the tracker clock) without
+        changing the state; also returns (and forgets) the identities that ended.
+
+        Unless ``report_unseen_silent``, a track out of view, without visual support for
+        ``visual_timeout`` and silent is left out (its position is a guess); it coasts
+        unreported, to keep the identity if the person comes back."""
+        t = self.time if stamp is None else float(stamp)
+        tr = self._tracks
+        sel = tr.confirmed.copy()
+        if not self.config.report_unseen_silent and t is not None and len(sel):
+            hidden = ((t - tr.last_visual > self.config.visual_timeout)
+                      & (tr.speaking < 0.5) & ~self._in_view(tr.mean[:, :3]))
+            sel &= ~hidden
+        shown = tr.select(sel)
+        mu, cov = shown.mean, shown.cov
+        if t is not None and self.time is not None and t > self.time and np.any(sel):
+            D, Q = self._model(t - self.time, shown)
+            mu = np.einsum("kij,kj->ki", D, mu)
+            cov = D @ cov @ np.swapaxes(D, 1, 2) + Q
+        ended = np.asarray(self._ended, dtype=np.int64)
+        self._ended = []
+        audio_only = (t - shown.last_visual > self.config.visual_timeout
+                      if t is not None else np.zeros(int(sel.sum()), dtype=bool))
+        return TrackerOutput(
+            stamp=float("nan") if t is None else float(t), ids=shown.ids,
+            position=mu[:, :3].copy(), covariance=cov[:, :3, :3].copy(),
+            velocity=mu[:, 3:].copy(), existence=1.0 / (1.0 + np.exp(-shown.logodds)),
+            speaking=shown.speaking, audio_only=np.asarray(audio_only, dtype=bool),
+            ended=ended)
+
+    # --------------------------------------------------------------- steps
+    def _advance(self, stamp: float, late_key: str) -> float | None:
+        """Predict to ``stamp``; None (and count) when the input is too late."""
+        if self.time is None:
+            self.time = stamp
+            return stamp
+        if stamp < self.time - self.config.max_lateness:
+            self.stats[late_key] += 1
+            return None
+        if stamp > self.time:
+            self._predict(stamp)
+        return self.time
+
+    def _model(self, dt: float, tracks: TrackState):
+        """Transition and process noise of ``tracks`` over ``dt`` s (damped when the track
+        has had no visual support for ``visual_timeout``)."""
+        c = self.config
+        supported = (self.time - tracks.last_visual) <= c.visual_timeout
+        damping = np.where(supported, c.velocity_damping, c.unsupported_velocity_damping)
+        return constant_velocity_model(
+            dt, damping, tracks.noise_scale[:, None] * self._q_axes[None, :])
+
+    def _predict(self, t: float) -> None:
+        dt = t - self.time
+        tr = self._tracks
+        if len(tr):
+            D, Q = self._model(dt, tr)
+            tr.mean = np.einsum("kij,kj->ki", D, tr.mean)
+            tr.cov = symmetrise(D @ tr.cov @ np.swapaxes(D, 1, 2) + Q)
+            self._cap_covariance()
+            unseen = ~self._in_view(tr.mean[:, :3])
+            tr.logodds = tr.logodds - self.config.unseen_existence_decay * dt * unseen
+        self.time = t
+        self._anchor()
+
+    def _cap_covariance(self) -> None:
+        cap_covariance(self._tracks.cov, self.config.max_position_std,
+                       self.config.max_speed_std)
+
+    def _in_view(self, p: np.ndarray) -> np.ndarray:
+        """Boolean (N,): points (N, 3) inside the camera view and depth range."""
+        return in_view(p, self.camera, self.config.min_depth, self.config.max_depth)
+
+    def _unsupported(self) -> np.ndarray:
+        """Boolean (K,): tracks without visual support for ``visual_timeout``."""
+        return (self.time - self._tracks.last_visual) > self.config.visual_timeout
+
+    def _variational(self, xyz, R, g, wn, visual_weight=None):
+        """VB iterations at the current time (:func:`.inference.variational_update`);
+        updates the track posteriors and returns the responsibilities alpha, beta."""
+        tr = self._tracks
+        mu, cov, alpha, beta, iterations = variational_update(
+            tr.mean, tr.cov, xyz, R, g, wn, speaking=tr.speaking, logodds=tr.logodds,
+            visual_weight=visual_weight, unsupported=self._unsupported(),
+            in_view=self._in_view, itd_model=self.itd_model, config=self.config)
+        if not len(tr):
+            return alpha, beta
+        self.stats["vb_iterations"] += iterations
+        tr.mean, tr.cov = mu, cov
+        self._cap_covariance()
+        self._anchor()
+        return alpha, beta
+
+    def _visual_bookkeeping(self, t, dt_img, alpha, w) -> None:
+        """Existence, confirmation, visual support (and the process-noise M-step) after
+        the E-S step of an image frame."""
+        c = self.config
+        tr = self._tracks
+        k = len(tr)
+        if k == 0:
+            return
+        wn = np.minimum(w / c.visual_full_weight, 1.0)
+        support = np.minimum(np.sum(alpha[:, 1:] * wn[:, None], axis=0), 1.0) if len(w) \
+            else np.zeros(k)
+        in_view_now = self._in_view(tr.mean[:, :3])
+        delta = np.where(in_view_now, support * c.existence_hit
+                         - (1.0 - support) * c.existence_decay * dt_img,
+                         support * c.existence_hit)
+        tr.logodds = np.minimum(tr.logodds + delta, self._logit_max)
+        tr.confirmed |= tr.logodds >= self._logit_confirm
+        seen = support >= 0.5
+        if c.estimate_process_noise:
+            process_noise_m_step(tr, t, seen, self._q_axes, c)
+        tr.last_visual = np.where(seen, t, tr.last_visual)
+        tr.visual_mean = np.where(seen[:, None], tr.mean, tr.visual_mean)
+        tr.visual_cov = np.where(seen[:, None, None], tr.cov, tr.visual_cov)
+        tr.visual_time = np.where(seen, t, tr.visual_time)
+        self._set_reference(np.flatnonzero(seen))
+
+    # ----------------------------------------------------------- track life
+    def _new_track(self, mu, cov, t, existence, visual: bool, speaking: float) -> None:
+        lo = min(logit(existence), self._logit_max)
+        k = self._tracks.add(mu, cov, self._next_id, lo, speaking, lo >= self._logit_confirm,
+                             t if visual else -np.inf, t if visual else np.nan)
+        self._next_id += 1
+        self._set_reference(np.array([k]))
+
+    def _start(self, birth: Birth, t: float) -> None:
+        self._new_track(birth.mean, birth.cov, t, birth.existence, birth.visual,
+                        birth.speaking)
+        self.stats[birth.kind] += 1
+
+    def _set_reference(self, idx) -> None:
+        """Remember range and around-axis direction of tracks ``idx`` (for anchoring)."""
+        tr = self._tracks
+        for k in idx:
+            tr.ref_range[k], tr.ref_direction[k] = anchor_reference(tr.mean[k, :3],
+                                                                    self.geometry)
+
+    def _anchor(self) -> None:
+        """Put tracks without visual support back on their reference range and direction
+        around the microphone axis, keeping their angle to the axis (the ITD cone): an ITD
+        observes only that angle, range and elevation would random-walk."""
+        tr = self._tracks
+        if not len(tr):
+            return
+        for k in np.flatnonzero(self._unsupported()):
+            tr.mean[k, :3] = anchored_position(tr.mean[k, :3], tr.ref_range[k],
+                                               tr.ref_direction[k], self.geometry)
+
+    def _deaths(self) -> None:
+        tr = self._tracks
+        dead = tr.logodds < self._logit_death
+        if np.any(dead):
+            self._ended.extend(int(i) for i in tr.ids[dead & tr.confirmed])
+            self.stats["deaths"] += int(dead.sum())
+            tr.remove(dead)
+
+    def _merge(self, alpha) -> None:
+        due, self._close_since = due_merges(self._tracks, alpha, self._close_since,
+                                            self.time, self.config)
+        if not due:
+            return
+        merged, ended = merge_duplicates(self._tracks, due)
+        self._ended.extend(ended)
+        self.stats["merges"] += int(merged.sum())
+        self._tracks.remove(merged)
+
+    def _births(self, t, xyz, cov, w, alpha) -> None:
+        c = self.config
+        complete, single = self._visual_births.update(t, xyz, cov, w, alpha,
+                                                      self._tracks.mean[:, :3])
+        for chain in complete:
+            if near_a_track(chain.mu[:3], self._tracks.mean[:, :3], c.merge_distance):
+                continue  # same head as a track (possibly born this frame)
+            self._new_track(chain.mu.copy(), chain.cov.copy(), t, c.birth_existence, True,
+                            c.speaking_entry)
+            self.stats["births_visual"] += 1
+        for mu, P in single:
+            self._new_track(mu, P, t, c.birth_existence, True, c.speaking_entry)
+            self.stats["births_visual"] += 1
