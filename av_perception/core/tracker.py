@@ -1,4 +1,4 @@
-"""Variational Bayesian multi-speaker tracker in 3D (ALGORITHMS.md section 3).
+"""Variational Bayesian multi-speaker tracker in 3D (docs/algorithms.md).
 
 Ban, Alameda-Pineda, Girin, Horaud (TPAMI 2019), adapted from the image plane to
 the left camera optical frame (x right, y down, z forward, metres) with stereo
@@ -84,7 +84,7 @@ Choices (beyond or against the paper), each measured
 * Optional M-step for the process noise (``estimate_process_noise``): the scale
   of Q maximising E[log N(s_t; D s_{t-1}, scale Q)] under the lag-one smoothed
   joint posterior of (s_{t-1}, s_t), between image frames, averaged online.
-  ALGORITHMS.md's form with *filtered* moments counts measurement-driven
+  The usual form with *filtered* moments counts measurement-driven
   corrections as process noise (a still person's scale hit the 10x cap).  The
   smoothed form is unbiased, but with 1 cm stereo noise at 15 Hz one transition
   says little about q, so online EM moves ~1 % per frame (a target with 10x the
@@ -204,7 +204,7 @@ def frustum_volume(camera: StereoCameraConfig, min_depth: float, max_depth: floa
 
 @dataclass(frozen=True)
 class TrackerConfig(StageConfig):
-    """Variational Bayesian multi-speaker tracker (ALGORITHMS.md section 3)."""
+    """Variational Bayesian multi-speaker tracker (docs/algorithms.md)."""
 
     SECTION: ClassVar[str] = "tracker"
 
@@ -735,7 +735,7 @@ class TrackerOutput:
         return np.diagonal(self.covariance, axis1=1, axis2=2).copy()
 
     def rows(self, include_audio_only: bool = True) -> list[tuple]:
-        """Track-file rows ``(stamp, track_id, x, y, z, speaking)`` (DESIGN.md section 5),
+        """Track-file rows ``(stamp, track_id, x, y, z, speaking)`` (docs/architecture.md, "Files"),
         optionally without the audio-only tracks."""
         return [(self.stamp, int(i), float(p[0]), float(p[1]), float(p[2]), float(s))
                 for i, p, s, a in zip(self.ids, self.position, self.speaking, self.audio_only)
@@ -1407,7 +1407,7 @@ class Tracker:
 
         With A = H Gamma H^T, G = (Omega A + I)^-1:
         mu = mu0 + Gamma H^T G (b - Omega H mu0),  Gamma' = Gamma - Gamma H^T G Omega H Gamma.
-        (Equal to the information form of ALGORITHMS.md section 3; needs no inverse of
+        (Equal to the information form in docs/algorithms.md; needs no inverse of
         Omega, so a track with no assigned mass is left unchanged.)
         """
         d = H.shape[1]
