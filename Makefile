@@ -1,12 +1,13 @@
-# av_perception: `make demo` runs the embedded default, `make test` runs the tests.
-# Both create the virtual environment in .venv when it is missing.
+# av_perception: `make demo` runs the embedded default, `make test` runs the tests,
+# `make docs` builds the documentation site into site/.
+# Each creates the virtual environment in .venv when it is missing.
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-av_perception
-EXTRAS := ros,audio,sim,eval,dev
+EXTRAS := ros,audio,sim,eval,dev,docs
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench docs clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,5 +29,8 @@ test: $(STAMP) lint
 bench: $(STAMP)
 	$(PY) bench/run_all.py
 
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf build install log demo_output .pytest_cache
+	rm -rf build install log demo_output site .pytest_cache

@@ -58,6 +58,7 @@ setup(
             "pytest>=7", "pytest-timeout>=2.1", "ruff>=0.4", "scikit-learn>=1.3", "setuptools",
             "colcon-common-extensions",
         ],
+        "docs": ["mkdocs>=1.5", "pymdown-extensions>=10"],
     },
     zip_safe=True,
     maintainer="av_perception maintainers",

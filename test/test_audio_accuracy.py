@@ -1,8 +1,8 @@
 """Direction accuracy on simulated rooms with a known talker direction.
 
 pyroomacoustics image-source rooms (6x5x3 m), one synthetic talker 1-3 m away, RT60 0-0.6 s,
-SNR 0-20 dB.  The numbers asserted here are the measured ones (README "Audio front-end: method
-and measured accuracy"; the full grid is bench/bench_audio.py) with a margin.
+SNR 0-20 dB.  The numbers asserted here are the measured ones (BENCHMARKS.md, "Audio
+front-end"; the full grid is bench/bench_audio.py) with a margin.
 """
 import functools
 import sys

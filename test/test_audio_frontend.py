@@ -20,7 +20,7 @@ FS = 16000
 
 @pytest.mark.parametrize("delay_samples", [0.0, 0.25, 1.5, 3.7, -2.2, -6.4])
 def test_fractional_delay_itd_is_exact(delay_samples):
-    """Sub-sample precision of the continuous GCC-PHAT + Newton (stated in the README)."""
+    """Sub-sample precision of the continuous GCC-PHAT + Newton (stated in docs/algorithms.md)."""
     x = binaural_noise(delay_samples / FS, FS, 2.0, seed=3)
     f = extract_features(x, FS)
     # the first frame only initialises the noise floor (every bin masked -> NaN)

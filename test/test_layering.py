@@ -1,4 +1,4 @@
-"""The layers of DESIGN.md §2: core is pure, optional libraries load lazily."""
+"""The layers of docs/architecture.md: core is pure, optional libraries load lazily."""
 import subprocess
 import sys
 from pathlib import Path

@@ -156,8 +156,7 @@ def test_constant_velocity_model():
 
 
 def test_es_equals_information_form(rng):
-    """E-S as written (no inverse of Omega) equals the information form
-    (Gamma^-1 + H^T Omega H)^-1."""
+    """E-S as written (no inverse of Omega) equals the information form of docs/algorithms.md."""
     k, d = 3, 4
     A = rng.normal(size=(k, 6, 6))
     cov0 = A @ np.swapaxes(A, 1, 2) + 0.1 * np.eye(6)

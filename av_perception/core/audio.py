@@ -5,7 +5,7 @@ The front-end is streaming: :meth:`BinauralFrontEnd.process` takes chunks of a
 returns the features of every frame completed by that chunk, each stamped
 with the time of its centre sample.
 
-ITD method (ALGORITHMS.md section 1): GCC-PHAT evaluated as the *continuous*
+ITD method (docs/algorithms.md, "Audio front-end"): GCC-PHAT evaluated as the *continuous*
 band-limited cross-correlation r(tau) = sum_f w_f Re(C_f exp(-i omega_f tau)),
 C_f = L_f R_f^* / |L_f R_f^*|, over the physically possible lags only
 (|tau| <= mic spacing / c, plus a margin).  A coarse scan on a half-sample grid

@@ -1,6 +1,6 @@
 """Audio-visual clustering in 3D: a conjugate weighted-data mixture over sliding windows.
 
-ALGORITHMS.md section 2, last paragraph.  Cluster k is a 3D position S_k (left
+docs/algorithms.md, "Audio-visual clustering".  Cluster k is a 3D position S_k (left
 camera optical frame, metres) seen by two modalities:
 
 * visual observations x_j (3D points, weight w_j, optional 3x3 covariance C_j):

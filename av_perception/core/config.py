@@ -269,7 +269,7 @@ class MicArrayConfig(StageConfig):
 
 @dataclass(frozen=True)
 class AudioFrontEndConfig(StageConfig):
-    """Binaural feature extraction (ALGORITHMS.md section 1)."""
+    """Binaural feature extraction (docs/algorithms.md, "Audio front-end")."""
 
     SECTION: ClassVar[str] = "audio"
 

@@ -1,7 +1,7 @@
 """Stereo geometry of the camera pair: calibration, rectification, triangulation and
 the disparity of an image region.
 
-Frames and conventions (DESIGN.md section 3):
+Frames and conventions (docs/architecture.md, "Frames and units"):
 
 * 3D points are metres in the **left camera optical frame** (x right, y down,
   z forward).  When the pair needs rectification (or its CameraInfo carries a

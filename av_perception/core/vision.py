@@ -21,7 +21,7 @@ Per image pair (:meth:`VisualFrontEnd.process`):
    same way) for scenes where no face is visible, with a lower weight.
 
 All 3D outputs are metres in the left camera optical frame (x right, y down,
-z forward), see DESIGN.md section 3.
+z forward), see docs/architecture.md.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Weighted-data EM (Gebru et al., TPAMI 2016) and the choice of the number of clusters.
 
-Model (ALGORITHMS.md section 2): x_i | z_i = k, w_i ~ N(mu_k, Sigma_k / w_i),
+Model (docs/algorithms.md, "Weighted-data EM"): x_i | z_i = k, w_i ~ N(mu_k, Sigma_k / w_i),
 p(z_i = k) = pi_k, optionally plus a uniform outlier component of density 1/V.
 
 * ``variant="fwd"`` (FWD-EM): the weights w_i are fixed, the input weights.
@@ -89,7 +89,7 @@ _EPS = WK.EPS
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class WdemConfig(StageConfig):
-    """Weighted-data EM clustering (ALGORITHMS.md section 2)."""
+    """Weighted-data EM clustering (docs/algorithms.md)."""
 
     SECTION: ClassVar[str] = "wdem"
 

@@ -1,4 +1,4 @@
-"""Evaluation against the simulator's ground truth (DESIGN.md section 8).
+"""Evaluation against the simulator's ground truth (docs/simulation.md).
 
 * :mod:`.readers` -- ground truth (``ground_truth.jsonl``), track files
   (``stamp,track_id,x,y,z,speaking``), audio feature files (``t,itd,azimuth,ild,activity``);

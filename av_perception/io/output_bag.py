@@ -1,4 +1,4 @@
-"""Output rosbag2 of ``av-perception process --output-bag`` (DESIGN.md section 5 topics).
+"""Output rosbag2 of ``av-perception process --output-bag`` (topics of docs/architecture.md).
 
 Per processed image frame, stamped with the left image's header (stamp and frame_id):
 

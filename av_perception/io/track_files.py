@@ -1,4 +1,4 @@
-"""Track files: CSV ``stamp,track_id,x,y,z,speaking`` (DESIGN.md section 5).
+"""Track files: CSV ``stamp,track_id,x,y,z,speaking`` (docs/architecture.md, "Files").
 
 One row per confirmed track per image frame; stamp = the image header stamp (s), x, y, z in
 metres in the left camera optical frame, speaking = probability in [0, 1].  The evaluation

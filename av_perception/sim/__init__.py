@@ -1,5 +1,5 @@
 """Audio-visual scene simulator: people talking and moving in a room, seen and heard
-by the robot head, written as a rosbag2 with ground truth (DESIGN.md section 8).
+by the robot head, written as a rosbag2 with ground truth (docs/simulation.md).
 
 Typical use::
 

@@ -1,6 +1,6 @@
 """rosbag2 output of the simulator (written with the ``rosbags`` library).
 
-Topics (DESIGN.md section 4):
+Topics (docs/simulation.md, "Outputs"):
 
 * ``/stereo/left/image_raw``, ``/stereo/right/image_raw`` -- ``sensor_msgs/msg/Image``
   (bgr8), or ``.../image_raw/compressed`` -- ``sensor_msgs/msg/CompressedImage``
