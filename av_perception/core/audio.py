@@ -12,8 +12,7 @@ C_f = L_f R_f^* / |L_f R_f^*|, over the physically possible lags only
 finds the main peak; Newton steps on the analytic derivatives of r(tau) then
 locate it to machine precision of the continuous function.  This equals
 zero-padding the inverse FFT by an infinite factor, at the cost of a few bin
-sums.  Measured error (tests/test_audio_accuracy.py): below 1 microsecond
-(0.016 samples at 16 kHz) on broadband fractional-delay signals.
+sums (accuracy: test/test_audio_accuracy.py and docs/algorithms.md).
 
 Bins are weighted by w_f = mask_f * direct-path dominance: the mask drops bins
 less than ``bin_snr_threshold_db`` above an adaptive noise floor (minimum

@@ -10,27 +10,11 @@ p(z_i = k) = pi_k, optionally plus a uniform outlier component of density 1/V.
   posterior weight E[w_ik] and hardly moves the estimates.
 
 Gamma prior (*choice*, see :func:`gamma_prior`): alpha_i = nu / 2 and
-beta_i = nu / (2 w_i) with nu = :data:`WD_DEGREES_OF_FREEDOM` = 1.  The prior
-mean of the random weight is the input weight, E[w_i] = w_i, and the marginal
-of an observation is a Student-t with nu degrees of freedom and scale
-Sigma_k / w_i: WD-EM is the FWD model with Cauchy-like tails (it tends to FWD
-as nu -> infinity), and the posterior weight is
-E[w_ik] = w_i (1 + d) / (1 + w_i delta_ik).  The authors' rule
-(alpha_i = w_i, beta_i = sqrt(w_i)) makes the tail heaviness depend on the
-weight (nu_i = 2 w_i, scale Sigma_k / sqrt(w_i), prior mean sqrt(w_i)).
-Measured on the heavy-outlier scene of ``test/test_wdem.py`` (300 inliers in 3
-clusters, 400 uniform outliers, same initial means, 20 seeds, largest error of
-the 3 means): ours 0.24 without / 0.21 with the outlier component; the
-authors' 9.6 / 0.21 (one seed lost without the outlier component); nu = 4:
-2.7 / 0.20; nu = 2: 2.6 / 0.21.  The price of the heavy tails: on data whose
-noise really is Gaussian (the FWD model), K selection with ``variant="wd"``
-over-splits clusters into core + halo (true K = 4 in 2-D: MML chose 7-8);
-choose K with ``variant="fwd"`` when the noise is Gaussian.  Measured
-K-selection rates (10 data sets drawn from the variant's own model, K = 4,
-range 1-7): FWD + BIC 10/10 in 1-3 D; FWD + MML 8/10 (1-D full, 2-D
-spherical), 5-6/10 (2-D full, 3-D full and spherical: a small extra component
-is cheap under the MML length); WD + MML 8-9/10 in 2-3 D, 6/10 in 1-D;
-WD + BIC 6/10 (2-D full).
+beta_i = nu / (2 w_i) with nu = :data:`WD_DEGREES_OF_FREEDOM` = 1: the prior mean of
+the random weight is the input weight and the marginal of an observation is a
+Student-t with scale Sigma_k / w_i (docs/algorithms.md compares it with the authors'
+rule, and gives the measured K-selection rates: choose K with ``variant="fwd"`` when
+the noise is Gaussian).
 
 Initialisation: ``init="kmeans++"`` is weighted greedy k-means++ plus weighted
 Lloyd iterations; like every k-means start it fails when uniform clutter

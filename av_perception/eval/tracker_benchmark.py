@@ -13,7 +13,7 @@ Streams (:func:`synthetic_streams`, noise model :class:`StreamNoise`)
     someone speaks, the ITD of the talker's mouth (under the scene's true binaural
     model, :func:`~av_perception.eval.metrics.true_binaural_model`) shrunk
     towards 0 by ``itd_bias_per_m`` x distance (what reverberation does to the real
-    GCC-PHAT front-end: measured 22-34 % at 2.3-2.7 m on the ``default`` preset) plus
+    GCC-PHAT front-end, docs/algorithms.md) plus
     Gaussian noise ``itd_sigma``; activity U(``activity_low``, 1), reliability
     U(0.6, 0.9); during overlaps the talkers alternate frame by frame; a fraction
     ``gap_prob`` of speech frames are gaps (activity U(0.05, 0.35), ITD of the talker
