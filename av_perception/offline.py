@@ -29,6 +29,7 @@ from .core.head_calibration import HeadCalibrationConfig
 from .core.tracker import EventObservations, TrackerConfig
 from .core.vision import VisionConfig
 from .core.wdem import WdemConfig
+from .interrupt import deferred
 from .io.track_files import TrackFileWriter
 from .pipeline import (
     AudioPipeline,
@@ -172,13 +173,14 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                     result.errors.append(f"frame at {stamp:.3f} s is not after the previous "
                                          "one: dropped")
                     continue
-                result.rows += writer.write(out)
-                result.track_ids.update(int(i) for i in out.ids)
-                result.frames += 1
-                if keep_outputs:
-                    result.outputs.append(out)
-                if on_frame is not None:
-                    on_frame(frame, out, frames.header)
+                with deferred():  # a signal stops the run between frames, not inside one
+                    result.rows += writer.write(out)
+                    result.track_ids.update(int(i) for i in out.ids)
+                    result.frames += 1
+                    if keep_outputs:
+                        result.outputs.append(out)
+                    if on_frame is not None:
+                        on_frame(frame, out, frames.header)
                 if progress is not None:
                     progress(stamp - start_abs, total, result.rows)
         finally:

@@ -11,7 +11,12 @@ def register(sub):
         description="Audio features, visual observations and the multi-speaker tracker over a "
                     "rosbag2 (sqlite3 or mcap), in time order, as fast as possible.  Writes "
                     "the track file stamp,track_id,x,y,z,speaking (one row per confirmed "
-                    "track per image frame).")
+                    "track per image frame)."
+                    "  Rows are flushed frame by frame to OUTPUT.partial and renamed to OUTPUT at "
+                    "the end, also after an error or SIGINT/SIGTERM/SIGHUP (exit code 128 + "
+                    "signal number): what was computed is kept; a run that computed nothing "
+                    "leaves an existing OUTPUT as it was.  --output-bag is closed "
+                    "properly too (metadata written, readable by replay).")
     p.add_argument("bag", help="rosbag2 directory")
     p.add_argument("--output", "-o", required=True, help="track file (CSV) to write")
     p.add_argument("--config", help="ROS-params YAML (any node's sections are used)")
@@ -37,6 +42,7 @@ def register(sub):
 
 
 def run(args) -> int:
+    from ..interrupt import Interrupted
     from ..io.params import load_offline_configs
     from ..offline import PROCESS_STAGES, process_bag, progress_printer, summarize
 
@@ -64,6 +70,12 @@ def run(args) -> int:
             right_topic=args.right_topic,
             left_info=args.left_info, right_info=args.right_info, slop=args.slop,
             on_frame=on_frame, progress=None if args.quiet else progress_printer())
+    except Interrupted as exc:
+        if bag_writer is not None:
+            bag_writer.close()
+            counts = ", ".join(f"{n} {t}" for t, n in bag_writer.counts.items())
+            exc.kept.append(f"output bag {args.output_bag} ({counts})")
+        raise
     finally:
         if bag_writer is not None:
             bag_writer.close()

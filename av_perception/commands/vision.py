@@ -14,7 +14,11 @@ def register(sub):
         description="Run the visual front-end over the stereo image pairs of a rosbag2 "
                     "(Image or CompressedImage + CameraInfo, topics detected) and write one "
                     "CSV row per observation: stamp,x,y,z,weight,u,v,w,h (s, m in the left "
-                    "camera optical frame, 0-1, rectified left-image pixels).")
+                    "camera optical frame, 0-1, rectified left-image pixels)."
+                    "  Rows are flushed frame by frame to OUTPUT.partial and renamed to OUTPUT at "
+                    "the end, also after an error or SIGINT/SIGTERM/SIGHUP (exit code 128 + "
+                    "signal number): what was computed is kept; a run that computed nothing "
+                    "leaves an existing OUTPUT as it was.")
     p.add_argument("bag", help="rosbag2 directory (or its .db3/.mcap file)")
     p.add_argument("--output", "-o", required=True, help="observation CSV to write")
     p.add_argument("--config", help="ROS-params YAML (sections 'vision', 'detection', "
