@@ -252,3 +252,134 @@ def test_c_node_names_a_wrong_type_in_its_params_file(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "mics.left" in proc.stderr and "a list of 3 numbers" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------- D: smaller faults
+def _noise_wav(path, seconds=3.0, gain=1.0, rate=16000, dtype="int16"):
+    from av_perception.core.signals import binauralize, noise_bursts
+    from av_perception.io.audio_sources import write_wav
+
+    x = binauralize(noise_bursts(rate, seconds), 3e-4, rate) * gain
+    write_wav(path, x, rate, dtype=dtype)
+    return path
+
+
+def test_d_a_failed_run_leaves_an_existing_output_alone(scene_dir, tmp_path, capsys):
+    tracks = tmp_path / "tracks.csv"
+    tracks.write_text("precious,old,result\n")
+    rc = main(["process", str(scene_dir / "bag"), "--output", str(tracks), "--left-topic",
+               "/no/such/image", "-q"])
+    assert rc == 2
+    assert tracks.read_text() == "precious,old,result\n"
+    assert not tracks.with_name("tracks.csv.partial").exists()
+    feats = tmp_path / "f.csv"
+    feats.write_text("old\n")
+    assert main(["audio", str(_noise_wav(tmp_path / "a.wav")), "-o", str(feats), "--left", "0",
+                 "--right", "0"]) == 2
+    assert feats.read_text() == "old\n"
+    capsys.readouterr()
+
+
+def test_d_rows_computed_before_an_error_end_up_in_the_output(tmp_path, monkeypatch, capsys):
+    from av_perception.io.feature_files import FeatureCsvWriter, read_features_csv
+
+    feats = tmp_path / "f.csv"
+    feats.write_text("old\n")
+    calls = [0]
+    original = FeatureCsvWriter.write
+
+    def failing(self, f):
+        calls[0] += 1
+        if calls[0] == 4:
+            raise OSError(5, "input/output error")
+        return original(self, f)
+
+    monkeypatch.setattr(FeatureCsvWriter, "write", failing)
+    assert main(["audio", str(_noise_wav(tmp_path / "a.wav")), "-o", str(feats)]) == 2
+    f = read_features_csv(feats)
+    assert len(f["t"]) > 0  # the three chunks before the error
+    assert not feats.with_name("f.csv.partial").exists()
+    capsys.readouterr()
+
+
+def test_d_clipped_audio_is_reported_with_its_fraction(tmp_path, capsys):
+    out = tmp_path / "f.csv"
+    assert main(["audio", str(_noise_wav(tmp_path / "ok.wav")), "-o", str(out)]) == 0
+    assert "clipped" not in capsys.readouterr().err
+    assert main(["audio", str(_noise_wav(tmp_path / "loud.wav", gain=50.0)), "-o",
+                 str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "clipped" in err and "% of the samples" in err and "gain" in err, err
+
+
+def test_d_the_same_channel_twice_is_refused(tmp_path, capsys):
+    rc = main(["audio", str(_noise_wav(tmp_path / "a.wav")), "-o", str(tmp_path / "f.csv"),
+               "--left", "0", "--right", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "both 0" in err and "--left/--right" in err
+    assert not (tmp_path / "f.csv").exists()
+
+
+def test_d_a_wav_cut_mid_sample_is_read_up_to_the_cut(tmp_path, capsys):
+    from av_perception.io.feature_files import read_features_csv
+
+    whole = _noise_wav(tmp_path / "whole.wav", seconds=4.0)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[:44 + (len(data) - 44) // 2 + 3])  # mid-sample, mid-frame
+    assert main(["audio", str(whole), "-o", str(tmp_path / "w.csv")]) == 0
+    capsys.readouterr()
+    assert main(["audio", str(cut), "-o", str(tmp_path / "c.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "truncated" in err and "present" in err, err
+    n_whole = len(read_features_csv(tmp_path / "w.csv")["t"])
+    n_cut = len(read_features_csv(tmp_path / "c.csv")["t"])
+    assert abs(n_cut - n_whole / 2) <= 3
+
+
+def test_d_empty_or_all_nan_audio_is_an_error(tmp_path, capsys):
+    from av_perception.io.audio_sources import write_wav
+
+    empty = tmp_path / "empty.wav"
+    write_wav(empty, np.zeros((0, 2)), 16000)
+    assert main(["audio", str(empty), "-o", str(tmp_path / "e.csv")]) == 1
+    assert "no feature frame" in capsys.readouterr().err
+    nan = tmp_path / "nan.wav"
+    write_wav(nan, np.full((16000, 2), np.nan), 16000, dtype="float32")
+    assert main(["audio", str(nan), "-o", str(tmp_path / "n.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "no feature frame" in err and "rejected" in err
+
+
+def test_d_all_nan_audio_in_a_bag_is_reported_by_process(tmp_path):
+    from bagutil import write_audio_common4_bag
+
+    from av_perception.core.config import AudioFrontEndConfig, MicArrayConfig
+    from av_perception.offline import bag_audio_features
+
+    bag = tmp_path / "nan_bag"
+    write_audio_common4_bag(bag, np.full((16000, 2), np.nan), 16000)
+    errors = []
+    feats = bag_audio_features(bag, {AudioFrontEndConfig: AudioFrontEndConfig(),
+                                      MicArrayConfig: MicArrayConfig()}, None, None, None,
+                               errors)
+    assert len(feats) == 0
+    assert errors and "no audio features" in errors[0] and "rejected" in errors[0]
+
+
+def test_d_start_past_the_end_says_the_bags_time_range(scene_dir, tmp_path, capsys):
+    for cmd in ("process", "vision"):
+        rc = main([cmd, str(scene_dir / "bag"), "-o", str(tmp_path / "t.csv"), "--start",
+                   "100"])
+        err = capsys.readouterr().err
+        assert rc == 2, err
+        assert "past the end" in err and "holds 4.0" in err, err
+
+
+def test_d_a_full_device_is_named(tmp_path, capsys):
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    rc = main(["audio", str(_noise_wav(tmp_path / "a.wav")), "-o", "/dev/full"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "/dev/full" in err and "No space left on device" in err, err

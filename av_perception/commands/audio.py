@@ -14,7 +14,10 @@ def register(sub):
         "audio", help="binaural features (ITD, azimuth, ILD, activity) of a WAV file or a bag",
         description="Run the binaural front-end over a 2-channel WAV file or the audio topic "
                     "of a rosbag2 and write one CSV row per frame: t,itd,azimuth,ild,activity "
-                    "(s, s, rad, dB, 0-1)."
+                    "(s, s, rad, dB, 0-1).  Warns about clipped audio (with the fraction of "
+                    "samples at full scale) and reads a WAV cut short up to its last whole "
+                    "sample; exits 1 when no frame could be computed (empty or all-NaN "
+                    "input)."
                     "  Rows are flushed frame by frame to OUTPUT.partial and renamed to OUTPUT at "
                     "the end, also after an error or SIGINT/SIGTERM/SIGHUP (exit code 128 + "
                     "signal number): what was computed is kept; a run that computed nothing "
@@ -58,6 +61,7 @@ def run(args) -> int:
     import time
 
     from ..core.audio import AudioInputError, BinauralFeatures
+    from ..io.audio_sources import ClippingMonitor
     from ..io.feature_files import FeatureCsvWriter
     from ..io.params import load_offline_configs
     from ..pipeline import AudioPipeline
@@ -65,7 +69,7 @@ def run(args) -> int:
     cfg = load_offline_configs(args.config, [AudioFrontEndConfig, MicArrayConfig])
     pipeline = AudioPipeline(cfg[AudioFrontEndConfig], cfg[MicArrayConfig],
                              use_numba=not args.numpy)
-    source = open_audio_source(args)
+    source = ClippingMonitor(open_audio_source(args))
     errors, parts = [], []
     audio_s = 0.0
     t0 = time.perf_counter()
@@ -82,10 +86,12 @@ def run(args) -> int:
             parts.append(feats)
     wall = time.perf_counter() - t0
     errors += list(getattr(source, "errors", []))
+    if source.warning():
+        errors.insert(0, source.warning())
     f = (BinauralFeatures.concatenate(parts) if parts else BinauralFeatures.empty(
         pipeline.front_end.n_bands, pipeline.audio_config.ild_band_edges))
     n = out.rows
-    if args.plot:
+    if args.plot and n:
         from ..viz import plot_audio_features
 
         plot_audio_features(args.plot, f, title=str(args.input))
@@ -100,4 +106,12 @@ def run(args) -> int:
     if getattr(source, "truncated", False):
         print("warning: the bag is truncated or corrupt; features up to the damage were written",
               file=sys.stderr)
-    return 0 if n > 0 or not errors else 1
+    if n == 0:
+        why = ("the input holds no audio" if audio_s == 0 else
+               f"{audio_s:.3f} s of audio is shorter than one frame" if not errors else
+               "every chunk was rejected (see the warnings above)")
+        print(f"error: no feature frame could be computed: {why}", file=sys.stderr)
+        if out.kept_existing:
+            print(f"note: {args.output} was left as it was", file=sys.stderr)
+        return 1
+    return 0

@@ -85,8 +85,9 @@ def run(args) -> int:
     if bag_writer is not None:
         counts = ", ".join(f"{n} {t}" for t, n in bag_writer.counts.items())
         print(f"output bag {args.output_bag} ({args.output_format}): {counts}")
-    for e in result.errors[:20]:
+    errors = list(dict.fromkeys(result.errors))  # the audio and image readers' alike
+    for e in errors[:20]:
         print(f"warning: {e}", file=sys.stderr)
-    if len(result.errors) > 20:
-        print(f"warning: {len(result.errors) - 20} more", file=sys.stderr)
+    if len(errors) > 20:
+        print(f"warning: {len(errors) - 20} more", file=sys.stderr)
     return 0 if result.frames else 1

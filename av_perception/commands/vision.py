@@ -38,6 +38,7 @@ def register(sub):
 
 
 def run(args) -> int:
+    from ..io.bag import BagReader, check_time_window
     from ..io.observation_files import ObservationCsvWriter
     from ..io.params import load_offline_configs
     from ..io.stereo_sources import BagStereoSource, VisionInputConfig
@@ -48,6 +49,9 @@ def run(args) -> int:
     inp = cfg[VisionInputConfig]
     slop = inp.slop if args.slop is None else args.slop
     calibration = None if inp.use_camera_info else cfg[StereoCameraConfig]
+    if args.start is not None or args.duration is not None:
+        with BagReader(args.bag) as reader:
+            check_time_window(reader, args.start, args.duration)
     source = BagStereoSource(
         args.bag, args.left_topic, args.right_topic, args.left_info, args.right_info, slop,
         start=args.start, duration=args.duration, calibration=calibration,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .msgdefs import make_typestore
 
-__all__ = ["BagError", "BagMessage", "BagReader", "choose_topic"]
+__all__ = ["BagError", "BagMessage", "BagReader", "choose_topic", "check_time_window"]
 
 
 class BagError(RuntimeError):
@@ -149,3 +149,20 @@ def choose_topic(topics: dict[str, str], msgtypes: Iterable[str], wanted: str | 
     raise BagError(
         f"several {what} topics in the bag ({', '.join(sorted(candidates))}): choose one "
         "with the topic option")
+
+
+def check_time_window(reader: BagReader, start: float | None, duration: float | None) -> None:
+    """Refuse a ``--start`` / ``--duration`` that selects nothing of the bag, saying the
+    bag's time range (a run would otherwise just report 0 frames)."""
+    t0, t1 = reader.start_time * 1e-9, reader.end_time * 1e-9
+    length = t1 - t0
+    where = f"the bag {reader.path} holds {length:.3f} s (stamps {t0:.3f} to {t1:.3f})"
+    if start is not None and start < 0:
+        raise BagError(f"--start {start:g} s is negative: it counts seconds from the bag's "
+                       f"start; {where}")
+    if start is not None and start > length:
+        raise BagError(f"--start {start:g} s is past the end: {where}; give a --start "
+                       f"between 0 and {length:.3f}")
+    if duration is not None and duration <= 0:
+        raise BagError(f"--duration {duration:g} s selects nothing: give a positive duration; "
+                       f"{where}")
