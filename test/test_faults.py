@@ -383,3 +383,91 @@ def test_d_a_full_device_is_named(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2
     assert "/dev/full" in err and "No space left on device" in err, err
+
+
+# ------------------------------------------------------------------ B: damaged bags
+@pytest.fixture(scope="module")
+def sqlite_scene_dir(tmp_path_factory):
+    from av_perception.sim import make_scene, simulate
+
+    out = tmp_path_factory.mktemp("faults_scene_sqlite")
+    simulate(make_scene("two_static", seed=3, duration=4.0), out, storage="sqlite3",
+             compressed=True)
+    return out
+
+
+def _cut_bag(src: Path, dst: Path, fraction: float, keep_metadata: bool) -> Path:
+    """A copy of a bag whose storage file is cut at ``fraction`` of its size, as a power
+    loss leaves it (with or without metadata.yaml)."""
+    dst.mkdir()
+    if keep_metadata:
+        (dst / "metadata.yaml").write_bytes((src / "metadata.yaml").read_bytes())
+    f = next(p for p in src.iterdir() if p.suffix in (".mcap", ".db3"))
+    data = f.read_bytes()
+    (dst / f.name).write_bytes(data[:int(len(data) * fraction)])
+    return dst
+
+
+def _messages(bag):
+    from av_perception.io.bag import BagReader
+
+    with BagReader(bag) as r:
+        got = [(m.topic, m.log_time) for m in r.messages()]
+        return got, r.start_time, r.end_time, list(r.errors), r.truncated
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_b_a_bag_cut_short_is_read_up_to_the_cut(scene_dir, sqlite_scene_dir, tmp_path,
+                                                  storage):
+    src = (scene_dir if storage == "mcap" else sqlite_scene_dir) / "bag"
+    intact, t0, t1, errors, truncated = _messages(src)
+    assert not errors and not truncated
+    for fraction in (0.3, 0.6, 0.9):
+        for keep_metadata in (True, False):
+            cut = _cut_bag(src, tmp_path / f"cut_{fraction}_{keep_metadata}", fraction,
+                           keep_metadata)
+            got, _, _, errors, truncated = _messages(cut)
+            assert truncated and errors
+            assert "ros2 bag reindex" in errors[0] and "lost" in errors[0], errors[0]
+            last = max(t for _, t in got)
+            # the recovered span reaches nearly the cut (the file holds data in time order)
+            assert last - t0 >= (fraction - 0.1) * (t1 - t0), (fraction, keep_metadata)
+            before = [m for m in intact if m[1] <= last]
+            assert len(got) >= 0.95 * len(before), (fraction, keep_metadata, len(got),
+                                                    len(before))
+            assert set(got) <= set(intact)
+            assert [t for _, t in got] == sorted(t for _, t in got)
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_b_process_and_audio_compute_a_result_from_a_damaged_bag(
+        scene_dir, sqlite_scene_dir, tmp_path, capsys, storage):
+    from av_perception.io.feature_files import read_features_csv
+
+    src = (scene_dir if storage == "mcap" else sqlite_scene_dir) / "bag"
+    cut = _cut_bag(src, tmp_path / "cut", 0.6, keep_metadata=storage == "sqlite3")
+    tracks = tmp_path / "tracks.csv"
+    assert main(["process", str(cut), "-o", str(tracks), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "could not be opened normally" in err and "ros2 bag reindex" in err
+    assert "truncated or corrupt" in err
+    assert err.count("could not be opened normally") == 1  # said once
+    assert len(_csv_rows(tracks)) > 0
+    feats = tmp_path / "f.csv"
+    assert main(["audio", str(cut), "-o", str(feats)]) == 0
+    err = capsys.readouterr().err
+    assert "ros2 bag reindex" in err
+    assert len(read_features_csv(feats)["t"]) > 0
+
+
+def test_b_nothing_readable_is_still_a_clear_error(tmp_path):
+    from av_perception.io.bag import BagError, BagReader
+
+    bag = tmp_path / "bag"
+    bag.mkdir()
+    (bag / "bag.mcap").write_bytes(b"\x89MCAP0\r\n\x01\x00")
+    with pytest.raises(BagError, match="cannot open bag.*record by record"):
+        BagReader(bag)
+    (bag / "bag.mcap").write_bytes(b"garbage")
+    with pytest.raises(BagError, match="mcap magic"):
+        BagReader(bag)

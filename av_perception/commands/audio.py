@@ -22,7 +22,10 @@ def register(sub):
                     "the end, also after an error or SIGINT/SIGTERM/SIGHUP (exit code 128 + "
                     "signal number): what was computed is kept; a run that computed nothing "
                     "leaves an existing OUTPUT as it was.")
-    p.add_argument("input", help="2-channel WAV file, or rosbag2 directory")
+    p.add_argument("input", help="2-channel WAV file, or rosbag2 directory"
+                        "; a damaged bag (storage cut short by a crash, no metadata.yaml) "
+                        "is read up to the damage with a warning (repair it for other tools "
+                        "with 'ros2 bag reindex')")
     p.add_argument("--output", "-o", required=True, help="feature CSV to write")
     p.add_argument("--config", help="ROS-params YAML (sections 'audio' and 'mics' are used)")
     p.add_argument("--topic", help="audio topic in the bag (detected when there is only one)")

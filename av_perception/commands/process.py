@@ -17,7 +17,10 @@ def register(sub):
                     "signal number): what was computed is kept; a run that computed nothing "
                     "leaves an existing OUTPUT as it was.  --output-bag is closed "
                     "properly too (metadata written, readable by replay).")
-    p.add_argument("bag", help="rosbag2 directory")
+    p.add_argument("bag", help="rosbag2 directory"
+                        "; a damaged bag (storage cut short by a crash, no metadata.yaml) "
+                        "is read up to the damage with a warning (repair it for other tools "
+                        "with 'ros2 bag reindex')")
     p.add_argument("--output", "-o", required=True, help="track file (CSV) to write")
     p.add_argument("--config", help="ROS-params YAML (any node's sections are used)")
     p.add_argument("--start", type=float, help="seconds from the bag's start")

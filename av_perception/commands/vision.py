@@ -19,7 +19,10 @@ def register(sub):
                     "the end, also after an error or SIGINT/SIGTERM/SIGHUP (exit code 128 + "
                     "signal number): what was computed is kept; a run that computed nothing "
                     "leaves an existing OUTPUT as it was.")
-    p.add_argument("bag", help="rosbag2 directory (or its .db3/.mcap file)")
+    p.add_argument("bag", help="rosbag2 directory (or its .db3/.mcap file)"
+                        "; a damaged bag (storage cut short by a crash, no metadata.yaml) "
+                        "is read up to the damage with a warning (repair it for other tools "
+                        "with 'ros2 bag reindex')")
     p.add_argument("--output", "-o", required=True, help="observation CSV to write")
     p.add_argument("--config", help="ROS-params YAML (sections 'vision', 'detection', "
                                      "'vision_input' and 'camera' are used)")

@@ -43,20 +43,48 @@ class BagReader:
         from rosbags.highlevel import AnyReader
 
         self.path = Path(path)
+        self.truncated = False
+        self.recovered = False  # read by the tolerant reader (damaged bag)
+        self.errors: list[str] = []
         if not self.path.exists():
             raise BagError(f"bag {self.path} does not exist")
         bag_dir = self.path if self.path.is_dir() else self.path.parent
         if not (bag_dir / "metadata.yaml").exists():
-            raise BagError(
-                f"{self.path} is not a rosbag2 (no metadata.yaml in {bag_dir}); give the bag "
-                "directory written by 'ros2 bag record'")
+            from .bag_recovery import storage_files
+
+            target = self.path if self.path.is_file() else bag_dir
+            if self.path.suffix not in (".mcap", ".db3") and not storage_files(target):
+                raise BagError(
+                    f"{self.path} is not a rosbag2 (no metadata.yaml in {bag_dir}); give the "
+                    "bag directory written by 'ros2 bag record'")
+            # a recording stopped by a crash has no metadata.yaml: read the storage directly
+            self._recover(target, audio_flavour, f"no metadata.yaml in {bag_dir}")
+            return
         try:
             self._reader = AnyReader([bag_dir], default_typestore=make_typestore(audio_flavour))
             self._reader.open()
         except Exception as exc:  # rosbags raises several types for broken bags
-            raise BagError(f"cannot open bag {bag_dir}: {exc}") from exc
-        self.truncated = False
-        self.errors: list[str] = []
+            self._recover(bag_dir, audio_flavour, str(exc))
+
+    def _recover(self, target: Path, audio_flavour: str, reason: str) -> None:
+        """Open a bag the storage library refuses with the tolerant sequential reader."""
+        from .bag_recovery import DamagedBagError, open_damaged
+
+        try:
+            self._reader = open_damaged(target, make_typestore(audio_flavour))
+        except (DamagedBagError, OSError) as exc:
+            raise BagError(f"cannot open bag {target}: {reason}; reading it record by record "
+                           f"found nothing either ({exc})") from exc
+        r = self._reader
+        self.recovered = True
+        self.truncated = bool(r.notes)
+        what = "; ".join(r.notes) if r.notes else "its storage file is intact"
+        self.errors.append(
+            f"bag {target} could not be opened normally ({reason}); read what could be read: "
+            f"{r.message_count} messages from {r.start_time * 1e-9:.3f} to "
+            f"{r.end_time * 1e-9:.3f} s ({what}); anything after the damage is lost.  To "
+            f"repair the bag for other tools: 'ros2 bag reindex {target}' (rebuilds "
+            "metadata.yaml; a cut .mcap can also be rewritten by 'mcap recover')")
 
     def __enter__(self):
         return self
