@@ -471,3 +471,48 @@ def test_b_nothing_readable_is_still_a_clear_error(tmp_path):
     (bag / "bag.mcap").write_bytes(b"garbage")
     with pytest.raises(BagError, match="mcap magic"):
         BagReader(bag)
+
+
+def _bit_flipped_copy(src: Path, dst: Path, rate: float, every: int = 1, seed: int = 0):
+    """A copy of a bag whose compressed images (every ``every``-th) have random bits
+    flipped in their JPEG data at ``rate`` per byte (headers left intact)."""
+    from rosbags.highlevel import AnyReader
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from av_perception.io.msgdefs import make_typestore
+
+    rng = np.random.default_rng(seed)
+    store = make_typestore()
+    with AnyReader([src], default_typestore=store) as reader, \
+            Writer(dst, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        conns = {c.id: writer.add_connection(c.topic, c.msgtype, typestore=reader.typestore)
+                 for c in reader.connections}
+        n = 0
+        for conn, t, raw in reader.messages():
+            if conn.msgtype == "sensor_msgs/msg/CompressedImage":
+                n += 1
+                if n % every == 0:
+                    msg = reader.deserialize(raw, conn.msgtype)
+                    data = np.array(msg.data, dtype=np.uint8)
+                    k = max(1, rng.binomial(len(data) - 700, rate))
+                    idx = rng.integers(700, len(data) - 2, k)
+                    data[idx] ^= (1 << rng.integers(0, 8, k)).astype(np.uint8)
+                    msg.data = data
+                    raw = reader.typestore.serialize_cdr(msg, conn.msgtype)
+            writer.write(conns[conn.id], t, raw)
+    return dst
+
+
+def test_d_bit_flipped_jpegs_are_counted_in_a_warning(scene_dir, tmp_path, capsys):
+    good = tmp_path / "good.csv"
+    assert main(["vision", str(scene_dir / "bag"), "-o", str(good)]) == 0
+    assert "damaged" not in capsys.readouterr().err  # no false alarm on intact images
+    flipped = _bit_flipped_copy(scene_dir / "bag", tmp_path / "flipped", 1e-3, every=2)
+    out = tmp_path / "obs.csv"
+    main(["vision", str(flipped), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert "compressed image(s) were damaged" in err, err
+    n = int(err.split(" compressed image(s) were damaged")[0].rsplit("warning: ", 1)[1])
+    assert n >= 0.8 * 60  # half of the 120 images were flipped
+    assert main(["process", str(flipped), "-o", str(tmp_path / "t.csv"), "-q"]) in (0, 1)
+    assert "compressed image(s) were damaged" in capsys.readouterr().err

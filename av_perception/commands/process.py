@@ -46,6 +46,7 @@ def register(sub):
 
 def run(args) -> int:
     from ..interrupt import Interrupted
+    from ..io.image_msgs import counting_corrupt_images, damaged_frames_warning
     from ..io.params import load_offline_configs
     from ..offline import PROCESS_STAGES, process_bag, progress_printer, summarize
 
@@ -66,13 +67,15 @@ def run(args) -> int:
         def on_frame(frame, out, header):
             bag_writer.write(out, header.stamp.sec, header.stamp.nanosec, header.frame_id,
                              frame.left, frame.calibration)
+    corrupt = counting_corrupt_images()
     try:
-        result = process_bag(
-            args.bag, output, configs, start=args.start, duration=args.duration,
-            audio_topic=args.audio_topic, left_topic=args.left_topic,
-            right_topic=args.right_topic,
-            left_info=args.left_info, right_info=args.right_info, slop=args.slop,
-            on_frame=on_frame, progress=None if args.quiet else progress_printer())
+        with corrupt:
+            result = process_bag(
+                args.bag, output, configs, start=args.start, duration=args.duration,
+                audio_topic=args.audio_topic, left_topic=args.left_topic,
+                right_topic=args.right_topic,
+                left_info=args.left_info, right_info=args.right_info, slop=args.slop,
+                on_frame=on_frame, progress=None if args.quiet else progress_printer())
     except Interrupted as exc:
         if bag_writer is not None:
             bag_writer.close()
@@ -89,6 +92,9 @@ def run(args) -> int:
         counts = ", ".join(f"{n} {t}" for t, n in bag_writer.counts.items())
         print(f"output bag {args.output_bag} ({args.output_format}): {counts}")
     errors = list(dict.fromkeys(result.errors))  # the audio and image readers' alike
+    bad = damaged_frames_warning(corrupt.count, errors, result.frames)
+    if bad:
+        errors.insert(0, bad)
     for e in errors[:20]:
         print(f"warning: {e}", file=sys.stderr)
     if len(errors) > 20:
