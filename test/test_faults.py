@@ -133,6 +133,27 @@ def test_a_sigterm_keeps_the_audio_features_written(tmp_path, monkeypatch, capsy
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
 
 
+def test_a_a_signal_before_any_frame_leaves_an_existing_output_alone(tmp_path, monkeypatch,
+                                                                      capsys):
+    from av_perception.pipeline import AudioPipeline
+
+    out = tmp_path / "f.csv"
+    out.write_text("old\n")
+    os.utime(out, (time.time() - 3600, time.time() - 3600))
+    wav = tmp_path / "a.wav"
+    from av_perception.core.signals import binauralize, noise_bursts
+    from av_perception.io.audio_sources import write_wav
+
+    write_wav(wav, binauralize(noise_bursts(16000, 2.0), 3e-4, 16000), 16000)
+    monkeypatch.setattr(AudioPipeline, "process_audio",
+                        _send_after(1)(AudioPipeline.process_audio))
+    rc = main(["audio", str(wav), "--output", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 128 + signal.SIGTERM
+    assert out.read_text() == "old\n"
+    assert "left as it was" in err, err
+
+
 def test_a_sigterm_keeps_the_visual_observations_written(scene_dir, tmp_path, monkeypatch,
                                                           capsys):
     from av_perception.io.observation_files import ObservationCsvWriter, read_observations_csv
