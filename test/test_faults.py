@@ -537,3 +537,14 @@ def test_d_bit_flipped_jpegs_are_counted_in_a_warning(scene_dir, tmp_path, capsy
     assert n >= 0.8 * 60  # half of the 120 images were flipped
     assert main(["process", str(flipped), "-o", str(tmp_path / "t.csv"), "-q"]) in (0, 1)
     assert "compressed image(s) were damaged" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_b_an_intact_bag_without_metadata_is_read_whole(scene_dir, sqlite_scene_dir,
+                                                        tmp_path, storage):
+    src = (scene_dir if storage == "mcap" else sqlite_scene_dir) / "bag"
+    intact, *_ = _messages(src)
+    bag = _cut_bag(src, tmp_path / "no_meta", 1.0, keep_metadata=False)
+    got, _, _, errors, truncated = _messages(bag)
+    assert got == intact and not truncated
+    assert "intact" in errors[0] and "ros2 bag reindex" in errors[0]

@@ -78,13 +78,17 @@ class BagReader:
         r = self._reader
         self.recovered = True
         self.truncated = bool(r.notes)
-        what = "; ".join(r.notes) if r.notes else "its storage file is intact"
+        span = (f"{r.message_count} messages from {r.start_time * 1e-9:.3f} to "
+                f"{r.end_time * 1e-9:.3f} s")
+        if r.notes:
+            what = (f"read what could be read: {span} ({'; '.join(r.notes)}); anything after "
+                    "the damage is lost")
+        else:
+            what = f"its storage file is intact and was read directly: {span}"
         self.errors.append(
-            f"bag {target} could not be opened normally ({reason}); read what could be read: "
-            f"{r.message_count} messages from {r.start_time * 1e-9:.3f} to "
-            f"{r.end_time * 1e-9:.3f} s ({what}); anything after the damage is lost.  To "
-            f"repair the bag for other tools: 'ros2 bag reindex {target}' (rebuilds "
-            "metadata.yaml; a cut .mcap can also be rewritten by 'mcap recover')")
+            f"bag {target} could not be opened normally ({reason}); {what}.  To repair the "
+            f"bag for other tools: 'ros2 bag reindex {target}' (rebuilds metadata.yaml; a "
+            "cut .mcap can also be rewritten by 'mcap recover')")
 
     def __enter__(self):
         return self
