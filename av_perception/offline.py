@@ -29,6 +29,7 @@ from .core.head_calibration import HeadCalibrationConfig
 from .core.tracking import EventObservations, TrackerConfig
 from .core.vision import VisionConfig
 from .core.wdem import WdemConfig
+from .interrupt import deferred
 from .io.track_files import TrackFileWriter
 from .pipeline import (
     AudioPipeline,
@@ -70,6 +71,7 @@ def bag_audio_features(bag, configs, topic, start_abs, stop_abs, errors) -> Bina
     """Binaural features of the audio of a bag between two absolute stamps (s or None);
     problems are appended to ``errors`` (no audio topic is not an error unless ``topic``)."""
     from .io.audio_msgs import BagAudioSource
+    from .io.audio_sources import ClippingMonitor
     from .io.bag import BagError
 
     pipe = AudioPipeline(configs[AudioFrontEndConfig], configs[MicArrayConfig])
@@ -80,7 +82,13 @@ def bag_audio_features(bag, configs, topic, start_abs, stop_abs, errors) -> Bina
             raise
         errors.append(f"no audio used: {exc}")
         return BinauralFeatures.empty(pipe.front_end.n_bands)
-    result = pipe.run(src)
+    monitor = ClippingMonitor(src)
+    result = pipe.run(monitor)
+    if monitor.samples and not len(result.features):
+        errors.append(f"no audio features: all {len(result.errors)} audio chunk(s) of {src.topic} "
+                      "were rejected (see below); tracking uses the images alone")
+    if monitor.warning():
+        errors.append(monitor.warning())
     errors.extend(result.errors + src.errors)
     return result.features
 
@@ -120,7 +128,7 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
         -- how ``--output-bag`` writes its messages while the bag is processed
     progress : called as progress(done_s, total_s, rows) after each frame
     """
-    from .io.bag import BagReader
+    from .io.bag import BagReader, check_time_window
     from .io.stereo_sources import BagStereoSource
 
     configs = dict(configs or {})
@@ -129,6 +137,7 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
     result = ProcessResult()
     t_wall = time.perf_counter()
     with BagReader(bag) as reader:
+        check_time_window(reader, start, duration)
         bag_start = reader.start_time * 1e-9
         bag_end = reader.end_time * 1e-9
     start_abs = bag_start + (start or 0.0)
@@ -172,13 +181,14 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                     result.errors.append(f"frame at {stamp:.3f} s is not after the previous "
                                          "one: dropped")
                     continue
-                result.rows += writer.write(out)
-                result.track_ids.update(int(i) for i in out.ids)
-                result.frames += 1
-                if keep_outputs:
-                    result.outputs.append(out)
-                if on_frame is not None:
-                    on_frame(frame, out, frames.header)
+                with deferred():  # a signal stops the run between frames, not inside one
+                    result.rows += writer.write(out)
+                    result.track_ids.update(int(i) for i in out.ids)
+                    result.frames += 1
+                    if keep_outputs:
+                        result.outputs.append(out)
+                    if on_frame is not None:
+                        on_frame(frame, out, frames.header)
                 if progress is not None:
                     progress(stamp - start_abs, total, result.rows)
         finally:

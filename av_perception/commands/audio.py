@@ -14,8 +14,18 @@ def register(sub):
         "audio", help="binaural features (ITD, azimuth, ILD, activity) of a WAV file or a bag",
         description="Run the binaural front-end over a 2-channel WAV file or the audio topic "
                     "of a rosbag2 and write one CSV row per frame: t,itd,azimuth,ild,activity "
-                    "(s, s, rad, dB, 0-1).")
-    p.add_argument("input", help="2-channel WAV file, or rosbag2 directory")
+                    "(s, s, rad, dB, 0-1).  Warns about clipped audio (with the fraction of "
+                    "samples at full scale) and reads a WAV cut short up to its last whole "
+                    "sample; exits 1 when no frame could be computed (empty or all-NaN "
+                    "input)."
+                    "  Rows are flushed frame by frame to OUTPUT.partial and renamed to OUTPUT at "
+                    "the end, also after an error or SIGINT/SIGTERM/SIGHUP (exit code 128 + "
+                    "signal number): what was computed is kept; a run that computed nothing "
+                    "leaves an existing OUTPUT as it was.")
+    p.add_argument("input", help="2-channel WAV file, or rosbag2 directory"
+                        "; a damaged bag (storage cut short by a crash, no metadata.yaml) "
+                        "is read up to the damage with a warning (repair it for other tools "
+                        "with 'ros2 bag reindex')")
     p.add_argument("--output", "-o", required=True, help="feature CSV to write")
     p.add_argument("--config", help="ROS-params YAML (sections 'audio' and 'mics' are used)")
     p.add_argument("--topic", help="audio topic in the bag (detected when there is only one)")
@@ -51,25 +61,47 @@ def open_audio_source(args):
 
 
 def run(args) -> int:
-    from ..io.feature_files import write_features_csv
+    import time
+
+    from ..core.audio import AudioInputError, BinauralFeatures
+    from ..io.audio_sources import ClippingMonitor
+    from ..io.feature_files import FeatureCsvWriter
     from ..io.params import load_offline_configs
     from ..pipeline import AudioPipeline
 
     cfg = load_offline_configs(args.config, [AudioFrontEndConfig, MicArrayConfig])
     pipeline = AudioPipeline(cfg[AudioFrontEndConfig], cfg[MicArrayConfig],
                              use_numba=not args.numpy)
-    source = open_audio_source(args)
-    result = pipeline.run(source)
-    errors = result.errors + list(getattr(source, "errors", []))
-    n = write_features_csv(args.output, result.features, extra_columns=args.extra_columns)
-    if args.plot:
+    source = ClippingMonitor(open_audio_source(args))
+    errors, parts = [], []
+    audio_s = 0.0
+    t0 = time.perf_counter()
+    # features are written chunk by chunk: an error or a signal keeps those computed
+    with FeatureCsvWriter(args.output, extra_columns=args.extra_columns) as out:
+        for chunk in source:
+            audio_s += len(chunk.samples) / chunk.sample_rate
+            try:
+                feats = pipeline.process_audio(chunk.samples, chunk.sample_rate, chunk.stamp)
+            except AudioInputError as exc:
+                errors.append(f"chunk at {chunk.stamp:.3f} s: {exc}")
+                continue
+            out.write(feats)
+            parts.append(feats)
+    wall = time.perf_counter() - t0
+    errors += list(getattr(source, "errors", []))
+    if source.warning():
+        errors.insert(0, source.warning())
+    f = (BinauralFeatures.concatenate(parts) if parts else BinauralFeatures.empty(
+        pipeline.front_end.n_bands, pipeline.audio_config.ild_band_edges))
+    n = out.rows
+    if args.plot and n:
         from ..viz import plot_audio_features
 
-        plot_audio_features(args.plot, result.features, title=str(args.input))
-    f = result.features
+        plot_audio_features(args.plot, f, title=str(args.input))
     active = (f.activity >= 0.5) & np.isfinite(f.itd)
-    print(f"{n} frames ({result.audio_seconds:.1f} s of audio) -> {args.output}; "
-          f"{int(active.sum())} active; {result.realtime_factor:.0f}x real time")
+    rtf = audio_s / wall if wall > 0 else float("inf")
+    print(f"{n} frames ({audio_s:.1f} s of audio) -> {args.output}; "
+          f"{int(active.sum())} active; {rtf:.0f}x real time")
     for e in errors[:20]:
         print(f"warning: {e}", file=sys.stderr)
     if len(errors) > 20:
@@ -77,4 +109,12 @@ def run(args) -> int:
     if getattr(source, "truncated", False):
         print("warning: the bag is truncated or corrupt; features up to the damage were written",
               file=sys.stderr)
-    return 0 if n > 0 or not errors else 1
+    if n == 0:
+        why = ("the input holds no audio" if audio_s == 0 else
+               f"{audio_s:.3f} s of audio is shorter than one frame" if not errors else
+               "every chunk was rejected (see the warnings above)")
+        print(f"error: no feature frame could be computed: {why}", file=sys.stderr)
+        if out.kept_existing:
+            print(f"note: {args.output} was left as it was", file=sys.stderr)
+        return 1
+    return 0

@@ -11,8 +11,16 @@ def register(sub):
         description="Audio features, visual observations and the multi-speaker tracker over a "
                     "rosbag2 (sqlite3 or mcap), in time order, as fast as possible.  Writes "
                     "the track file stamp,track_id,x,y,z,speaking (one row per confirmed "
-                    "track per image frame).")
-    p.add_argument("bag", help="rosbag2 directory")
+                    "track per image frame)."
+                    "  Rows are flushed frame by frame to OUTPUT.partial and renamed to OUTPUT at "
+                    "the end, also after an error or SIGINT/SIGTERM/SIGHUP (exit code 128 + "
+                    "signal number): what was computed is kept; a run that computed nothing "
+                    "leaves an existing OUTPUT as it was.  --output-bag is closed "
+                    "properly too (metadata written, readable by replay).")
+    p.add_argument("bag", help="rosbag2 directory"
+                        "; a damaged bag (storage cut short by a crash, no metadata.yaml) "
+                        "is read up to the damage with a warning (repair it for other tools "
+                        "with 'ros2 bag reindex')")
     p.add_argument("--output", "-o", required=True, help="track file (CSV) to write")
     p.add_argument("--config", help="ROS-params YAML (any node's sections are used)")
     p.add_argument("--start", type=float, help="seconds from the bag's start")
@@ -37,6 +45,8 @@ def register(sub):
 
 
 def run(args) -> int:
+    from ..interrupt import Interrupted
+    from ..io.image_msgs import counting_corrupt_images, damaged_frames_warning
     from ..io.params import load_offline_configs
     from ..offline import PROCESS_STAGES, process_bag, progress_printer, summarize
 
@@ -57,13 +67,21 @@ def run(args) -> int:
         def on_frame(frame, out, header):
             bag_writer.write(out, header.stamp.sec, header.stamp.nanosec, header.frame_id,
                              frame.left, frame.calibration)
+    corrupt = counting_corrupt_images()
     try:
-        result = process_bag(
-            args.bag, output, configs, start=args.start, duration=args.duration,
-            audio_topic=args.audio_topic, left_topic=args.left_topic,
-            right_topic=args.right_topic,
-            left_info=args.left_info, right_info=args.right_info, slop=args.slop,
-            on_frame=on_frame, progress=None if args.quiet else progress_printer())
+        with corrupt:
+            result = process_bag(
+                args.bag, output, configs, start=args.start, duration=args.duration,
+                audio_topic=args.audio_topic, left_topic=args.left_topic,
+                right_topic=args.right_topic,
+                left_info=args.left_info, right_info=args.right_info, slop=args.slop,
+                on_frame=on_frame, progress=None if args.quiet else progress_printer())
+    except Interrupted as exc:
+        if bag_writer is not None:
+            bag_writer.close()
+            counts = ", ".join(f"{n} {t}" for t, n in bag_writer.counts.items())
+            exc.kept.append(f"output bag {args.output_bag} ({counts})")
+        raise
     finally:
         if bag_writer is not None:
             bag_writer.close()
@@ -73,8 +91,12 @@ def run(args) -> int:
     if bag_writer is not None:
         counts = ", ".join(f"{n} {t}" for t, n in bag_writer.counts.items())
         print(f"output bag {args.output_bag} ({args.output_format}): {counts}")
-    for e in result.errors[:20]:
+    errors = list(dict.fromkeys(result.errors))  # the audio and image readers' alike
+    bad = damaged_frames_warning(corrupt.count, errors, result.frames)
+    if bad:
+        errors.insert(0, bad)
+    for e in errors[:20]:
         print(f"warning: {e}", file=sys.stderr)
-    if len(result.errors) > 20:
-        print(f"warning: {len(result.errors) - 20} more", file=sys.stderr)
+    if len(errors) > 20:
+        print(f"warning: {len(errors) - 20} more", file=sys.stderr)
     return 0 if result.frames else 1

@@ -14,8 +14,16 @@ def register(sub):
         description="Run the visual front-end over the stereo image pairs of a rosbag2 "
                     "(Image or CompressedImage + CameraInfo, topics detected) and write one "
                     "CSV row per observation: stamp,x,y,z,weight,u,v,w,h (s, m in the left "
-                    "camera optical frame, 0-1, rectified left-image pixels).")
-    p.add_argument("bag", help="rosbag2 directory (or its .db3/.mcap file)")
+                    "camera optical frame, 0-1, rectified left-image pixels).  Warns with the "
+                    "count of compressed images that failed to decode or looked corrupt."
+                    "  Rows are flushed frame by frame to OUTPUT.partial and renamed to OUTPUT at "
+                    "the end, also after an error or SIGINT/SIGTERM/SIGHUP (exit code 128 + "
+                    "signal number): what was computed is kept; a run that computed nothing "
+                    "leaves an existing OUTPUT as it was.")
+    p.add_argument("bag", help="rosbag2 directory (or its .db3/.mcap file)"
+                        "; a damaged bag (storage cut short by a crash, no metadata.yaml) "
+                        "is read up to the damage with a warning (repair it for other tools "
+                        "with 'ros2 bag reindex')")
     p.add_argument("--output", "-o", required=True, help="observation CSV to write")
     p.add_argument("--config", help="ROS-params YAML (sections 'vision', 'detection', "
                                      "'vision_input' and 'camera' are used)")
@@ -34,6 +42,8 @@ def register(sub):
 
 
 def run(args) -> int:
+    from ..io.bag import BagReader, check_time_window
+    from ..io.image_msgs import counting_corrupt_images, damaged_frames_warning
     from ..io.observation_files import ObservationCsvWriter
     from ..io.params import load_offline_configs
     from ..io.stereo_sources import BagStereoSource, VisionInputConfig
@@ -44,16 +54,23 @@ def run(args) -> int:
     inp = cfg[VisionInputConfig]
     slop = inp.slop if args.slop is None else args.slop
     calibration = None if inp.use_camera_info else cfg[StereoCameraConfig]
+    if args.start is not None or args.duration is not None:
+        with BagReader(args.bag) as reader:
+            check_time_window(reader, args.start, args.duration)
     source = BagStereoSource(
         args.bag, args.left_topic, args.right_topic, args.left_info, args.right_info, slop,
         start=args.start, duration=args.duration, calibration=calibration,
         images_rectified=inp.rectified_flag, queue_size=inp.queue_size)
     pipeline = VisionPipeline(cfg[VisionConfig], cfg[DetectionConfig])
     pipeline.warm_up()
-    with source, ObservationCsvWriter(args.output, args.extra_columns) as out:
+    with source, ObservationCsvWriter(args.output, args.extra_columns) as out, \
+            counting_corrupt_images() as corrupt:
         print(f"{args.bag}: {source.topics}")
         result = pipeline.run(source, callback=out.write)
     errors = source.errors + result.errors
+    bad = damaged_frames_warning(corrupt.count, errors, result.frames)
+    if bad:
+        errors.insert(0, bad)
     per = result.observations / result.frames if result.frames else 0.0
     video = f" ({result.video_seconds:.1f} s of video)" if result.frames > 1 else ""
     print(f"{result.frames} frames{video} -> {args.output}; {result.observations} observations "

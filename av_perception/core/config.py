@@ -81,6 +81,23 @@ def _range_text(meta) -> str:
     return "any value of the default's type"
 
 
+def _type_name(value) -> str:
+    """How a params file would call the type of a value."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    return type(value).__name__
+
+
 class StageConfig:
     """Mixin for the frozen stage dataclasses (validation and conversions)."""
 
@@ -111,15 +128,19 @@ class StageConfig:
         default = f.default
         if isinstance(default, bool):
             if not isinstance(value, bool):
-                self._fail(f.name, value, "a boolean (true/false)")
+                self._fail(f.name, value, f"a boolean (true/false) (got {_type_name(value)})")
             return
         if isinstance(default, str):
             if not isinstance(value, str):
-                self._fail(f.name, value, "a string")
+                self._fail(f.name, value, f"a string (got {_type_name(value)})")
             if meta.get("choices") and value not in meta["choices"]:
                 self._fail(f.name, value, _range_text(meta))
             return
         if isinstance(default, tuple):
+            if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
+                n = f"{meta['length']} " if meta.get("length") is not None else ""
+                self._fail(f.name, value, f"a list of {n}numbers, e.g. {list(default)} "
+                                          f"(got {_type_name(value)})")
             if not isinstance(value, tuple):
                 object.__setattr__(self, f.name, tuple(value))
                 value = getattr(self, f.name)
@@ -137,12 +158,14 @@ class StageConfig:
                     object.__setattr__(self, f.name, int(value))
                     value = int(value)
                 else:
-                    self._fail(f.name, value, "an integer " + _range_text(meta))
+                    self._fail(f.name, value, "an integer " + _range_text(meta)
+                               + f" (got {_type_name(value)})")
             self._check_number(f, value, value)
             return
         if isinstance(default, float):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                self._fail(f.name, value, "a number " + _range_text(meta))
+                self._fail(f.name, value, "a number " + _range_text(meta)
+                           + f" (got {_type_name(value)})")
             value = float(value)
             object.__setattr__(self, f.name, value)
             if not math.isfinite(value):

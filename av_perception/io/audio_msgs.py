@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..core.audio import pcm_to_float
-from .audio_sources import AudioChunk, AudioSourceError, select_channels
+from .audio_sources import AudioChunk, AudioSourceError, check_channels, select_channels
 from .bag import BagError, BagReader, choose_topic
 from .msgdefs import PORTAUDIO_FORMATS
 
@@ -148,6 +148,7 @@ class BagAudioSource:
     def __init__(self, path, topic: str | None = None, channel_left: int = 0,
                  channel_right: int = 1, audio_format: AudioFormat | None = None,
                  start: float | None = None, stop: float | None = None):
+        check_channels(channel_left, channel_right)
         self.path = path
         self.channel_left = channel_left
         self.channel_right = channel_right

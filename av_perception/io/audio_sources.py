@@ -8,6 +8,7 @@ is opened, so everything else works without PortAudio.
 from __future__ import annotations
 
 import queue
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +28,8 @@ __all__ = [
     "read_wav",
     "write_wav",
     "select_channels",
+    "check_channels",
+    "ClippingMonitor",
 ]
 
 
@@ -45,8 +48,60 @@ class AudioChunk:
         return len(self.samples) / self.sample_rate
 
 
+def check_channels(left: int, right: int) -> None:
+    """Refuse ear channel choices that cannot be binaural (the same channel twice, negative)."""
+    if int(left) < 0 or int(right) < 0:
+        raise AudioSourceError(
+            f"channel indices must be >= 0 (left {left}, right {right}): pick the ear "
+            "channels with --left/--right or capture.channel_left / capture.channel_right")
+    if int(left) == int(right):
+        raise AudioSourceError(
+            f"the left and right ear channels are both {left}: one channel twice has no "
+            "time or level difference (every ITD would be 0); pick two different channels "
+            "with --left/--right or capture.channel_left / capture.channel_right")
+
+
+#: |sample| at or above this counts as clipped (full scale of 16-bit PCM is 32767/32768)
+CLIP_LEVEL = 0.999
+#: warn when more than this fraction of the samples are clipped
+CLIP_WARN_FRACTION = 0.001
+
+
+class ClippingMonitor:
+    """Passes the chunks of an audio source through, counting clipped samples (at full
+    scale): a gain set too high destroys the ITD and the activity silently."""
+
+    def __init__(self, source):
+        self.source = source
+        self.samples = 0
+        self.clipped = 0
+
+    def __iter__(self):
+        for chunk in self.source:
+            x = np.asarray(chunk.samples)
+            self.samples += x.size
+            self.clipped += int(np.count_nonzero(np.abs(x) >= CLIP_LEVEL))
+            yield chunk
+
+    @property
+    def fraction(self) -> float:
+        return self.clipped / self.samples if self.samples else 0.0
+
+    def warning(self) -> str | None:
+        """A warning with the clipped fraction, or None when the audio is not clipped."""
+        if self.fraction <= CLIP_WARN_FRACTION:
+            return None
+        return (f"the audio is clipped: {100 * self.fraction:.1f} % of the samples are at "
+                "full scale; ITD, ILD and activity are unreliable in clipped frames -- lower "
+                "the microphone or recording gain")
+
+    def __getattr__(self, name):  # errors, truncated, sample_rate... of the source
+        return getattr(self.source, name)
+
+
 def select_channels(x: np.ndarray, left: int, right: int) -> np.ndarray:
     """Pick the ear channels (n, C) -> (n, 2), with a clear error when they do not exist."""
+    check_channels(left, right)
     if x.ndim != 2:
         raise AudioSourceError(f"expected (samples, channels) audio, got shape {x.shape}")
     n_ch = x.shape[1]
@@ -59,20 +114,86 @@ def select_channels(x: np.ndarray, left: int, right: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- WAV
-def read_wav(path) -> tuple[np.ndarray, int]:
-    """Read a WAV file (PCM 8/16/24/32-bit or float) -> (samples (n, C) float64, rate)."""
+def read_wav(path, warnings_out: list | None = None) -> tuple[np.ndarray, int]:
+    """Read a WAV file (PCM 8/16/24/32-bit or float) -> (samples (n, C) float64, rate).
+
+    A file cut short (a recording that was killed, a copy that did not finish) is read up
+    to its last whole sample frame, with a warning in ``warnings_out`` saying how much of
+    what its header announces is missing."""
+    import warnings
+
     import scipy.io.wavfile
 
     path = Path(path)
     if not path.exists():
         raise AudioSourceError(f"WAV file {path} does not exist")
-    try:
-        rate, data = scipy.io.wavfile.read(path, mmap=False)
-    except (ValueError, EOFError) as exc:
-        raise AudioSourceError(f"cannot read {path} as a WAV file: {exc}") from exc
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            rate, data = scipy.io.wavfile.read(path, mmap=False)
+        except (ValueError, EOFError) as exc:
+            try:
+                rate, data, note = _read_truncated_wav(path)
+            except (ValueError, EOFError, struct.error, OSError):
+                raise AudioSourceError(f"cannot read {path} as a WAV file: {exc}") from exc
+            caught = []
+            if warnings_out is not None:
+                warnings_out.append(note)
+    for w in caught:
+        if warnings_out is not None:
+            warnings_out.append(f"{path}: {w.message} (the file is truncated: "
+                                "the samples present were read)")
     if data.ndim == 1:
         data = data[:, None]
     return pcm_to_float(data), int(rate)
+
+
+def _read_truncated_wav(path: Path):
+    """(rate, data (n, C), note) of a RIFF/WAVE file whose data chunk is cut short,
+    up to its last whole sample frame (PCM 8/16/24/32-bit, float 32/64-bit)."""
+    raw = path.read_bytes()
+    if raw[:4] not in (b"RIFF", b"RIFX") or raw[8:12] != b"WAVE":
+        raise ValueError("not a RIFF/WAVE file")
+    endian = "<" if raw[:4] == b"RIFF" else ">"
+    pos, fmt = 12, None
+    while pos + 8 <= len(raw):
+        cid, size = raw[pos:pos + 4], struct.unpack(endian + "I", raw[pos + 4:pos + 8])[0]
+        body = pos + 8
+        if cid == b"fmt ":
+            tag, channels, rate, _, block, bits = struct.unpack(endian + "HHIIHH",
+                                                                raw[body:body + 16])
+            if tag == 0xFFFE and size >= 26:  # WAVE_FORMAT_EXTENSIBLE: the subformat
+                tag = struct.unpack(endian + "H", raw[body + 24:body + 26])[0]
+            fmt = (tag, channels, rate, block, bits)
+        elif cid == b"data":
+            if fmt is None:
+                raise ValueError("data chunk before the fmt chunk")
+            tag, channels, rate, block, bits = fmt
+            present = raw[body:body + size]
+            n = len(present) // block
+            width = block // channels
+            buf = present[:n * block]
+            if tag == 3:
+                data = np.frombuffer(buf, dtype=f"{endian}f{width}")
+            elif tag == 1 and width == 1:
+                data = np.frombuffer(buf, dtype=np.uint8)
+            elif tag == 1 and width in (2, 4):
+                data = np.frombuffer(buf, dtype=f"{endian}i{width}")
+            elif tag == 1 and width == 3:
+                b = np.frombuffer(buf, dtype=np.uint8).reshape(-1, 3)
+                if endian == ">":
+                    b = b[:, ::-1]
+                data = (b[:, 0].astype(np.int32) << 8 | b[:, 1].astype(np.int32) << 16
+                        | b[:, 2].astype(np.int32) << 24)
+            else:
+                raise ValueError(f"unsupported WAV format {tag} with {bits} bits")
+            data = data.reshape(n, channels)
+            note = (f"WAV file {path} is truncated: its header announces {size // block} "
+                    f"sample frames, {n} are present ({len(present) - n * block} bytes of a "
+                    "cut frame dropped); the samples present were read")
+            return rate, data, note
+        pos = body + size + (size & 1)
+    raise ValueError("no data chunk")
 
 
 def write_wav(path, samples: np.ndarray, rate: int, dtype: str = "int16") -> None:
@@ -109,7 +230,9 @@ class WavAudioSource:
 
     def __init__(self, path, chunk_size: int = 1024, channel_left: int = 0, channel_right: int = 1,
                  start_time: float = 0.0, realtime: bool = False, loop: bool = False):
-        data, self.sample_rate = read_wav(path)
+        check_channels(channel_left, channel_right)
+        self.errors: list[str] = []  # warnings about the file (truncated)
+        data, self.sample_rate = read_wav(path, self.errors)
         self.path = Path(path)
         self.samples = select_channels(data, channel_left, channel_right)
         self.chunk_size = int(chunk_size)

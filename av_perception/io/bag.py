@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .msgdefs import make_typestore
 
-__all__ = ["BagError", "BagMessage", "BagReader", "choose_topic"]
+__all__ = ["BagError", "BagMessage", "BagReader", "choose_topic", "check_time_window"]
 
 
 class BagError(RuntimeError):
@@ -43,20 +43,52 @@ class BagReader:
         from rosbags.highlevel import AnyReader
 
         self.path = Path(path)
+        self.truncated = False
+        self.recovered = False  # read by the tolerant reader (damaged bag)
+        self.errors: list[str] = []
         if not self.path.exists():
             raise BagError(f"bag {self.path} does not exist")
         bag_dir = self.path if self.path.is_dir() else self.path.parent
         if not (bag_dir / "metadata.yaml").exists():
-            raise BagError(
-                f"{self.path} is not a rosbag2 (no metadata.yaml in {bag_dir}); give the bag "
-                "directory written by 'ros2 bag record'")
+            from .bag_recovery import storage_files
+
+            target = self.path if self.path.is_file() else bag_dir
+            if self.path.suffix not in (".mcap", ".db3") and not storage_files(target):
+                raise BagError(
+                    f"{self.path} is not a rosbag2 (no metadata.yaml in {bag_dir}); give the "
+                    "bag directory written by 'ros2 bag record'")
+            # a recording stopped by a crash has no metadata.yaml: read the storage directly
+            self._recover(target, audio_flavour, f"no metadata.yaml in {bag_dir}")
+            return
         try:
             self._reader = AnyReader([bag_dir], default_typestore=make_typestore(audio_flavour))
             self._reader.open()
         except Exception as exc:  # rosbags raises several types for broken bags
-            raise BagError(f"cannot open bag {bag_dir}: {exc}") from exc
-        self.truncated = False
-        self.errors: list[str] = []
+            self._recover(bag_dir, audio_flavour, str(exc))
+
+    def _recover(self, target: Path, audio_flavour: str, reason: str) -> None:
+        """Open a bag the storage library refuses with the tolerant sequential reader."""
+        from .bag_recovery import DamagedBagError, open_damaged
+
+        try:
+            self._reader = open_damaged(target, make_typestore(audio_flavour))
+        except (DamagedBagError, OSError) as exc:
+            raise BagError(f"cannot open bag {target}: {reason}; reading it record by record "
+                           f"found nothing either ({exc})") from exc
+        r = self._reader
+        self.recovered = True
+        self.truncated = bool(r.notes)
+        span = (f"{r.message_count} messages from {r.start_time * 1e-9:.3f} to "
+                f"{r.end_time * 1e-9:.3f} s")
+        if r.notes:
+            what = (f"read what could be read: {span} ({'; '.join(r.notes)}); anything after "
+                    "the damage is lost")
+        else:
+            what = f"its storage file is intact and was read directly: {span}"
+        self.errors.append(
+            f"bag {target} could not be opened normally ({reason}); {what}.  To repair the "
+            f"bag for other tools: 'ros2 bag reindex {target}' (rebuilds metadata.yaml; a "
+            "cut .mcap can also be rewritten by 'mcap recover')")
 
     def __enter__(self):
         return self
@@ -149,3 +181,20 @@ def choose_topic(topics: dict[str, str], msgtypes: Iterable[str], wanted: str | 
     raise BagError(
         f"several {what} topics in the bag ({', '.join(sorted(candidates))}): choose one "
         "with the topic option")
+
+
+def check_time_window(reader: BagReader, start: float | None, duration: float | None) -> None:
+    """Refuse a ``--start`` / ``--duration`` that selects nothing of the bag, saying the
+    bag's time range (a run would otherwise just report 0 frames)."""
+    t0, t1 = reader.start_time * 1e-9, reader.end_time * 1e-9
+    length = t1 - t0
+    where = f"the bag {reader.path} holds {length:.3f} s (stamps {t0:.3f} to {t1:.3f})"
+    if start is not None and start < 0:
+        raise BagError(f"--start {start:g} s is negative: it counts seconds from the bag's "
+                       f"start; {where}")
+    if start is not None and start > length:
+        raise BagError(f"--start {start:g} s is past the end: {where}; give a --start "
+                       f"between 0 and {length:.3f}")
+    if duration is not None and duration <= 0:
+        raise BagError(f"--duration {duration:g} s selects nothing: give a positive duration; "
+                       f"{where}")

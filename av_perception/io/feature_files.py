@@ -8,13 +8,42 @@ Frames without a usable ITD have ``nan`` itd and azimuth.
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FEATURE_COLUMNS", "write_features_csv", "read_features_csv"]
+from .csv_output import CsvOutput
+
+__all__ = ["FEATURE_COLUMNS", "FeatureCsvWriter", "write_features_csv", "read_features_csv"]
 
 FEATURE_COLUMNS = ("t", "itd", "azimuth", "ild", "activity")
+
+
+_FORMATS = ("{:.6f}", "{:.9e}", "{:.6f}", "{:.4f}", "{:.4f}", "{:.4f}", "{:.4f}", "{:.3f}")
+
+
+class FeatureCsvWriter(CsvOutput):
+    """Streams BinauralFeatures to a feature CSV, chunk by chunk (each chunk flushed to
+    ``<name>.partial``, renamed over the target when closed, also after an error or a
+    signal: :class:`~av_perception.io.csv_output.CsvOutput`)."""
+
+    def __init__(self, path, extra_columns: bool = False):
+        self.extra_columns = extra_columns
+        cols = list(FEATURE_COLUMNS)
+        if extra_columns:
+            cols += ["reliability", "direct_path", "snr_db"]
+        super().__init__(path, cols)
+
+    def write(self, features) -> int:
+        """Append the frames of one chunk of features; returns how many."""
+        data = [features.stamp, features.itd, features.azimuth, features.ild,
+                features.activity]
+        if self.extra_columns:
+            data += [features.reliability, features.direct_path, features.snr_db]
+        rows = [[_FORMATS[i].format(float(v)) if np.isfinite(v) else "nan"
+                 for i, v in enumerate(row)] for row in zip(*data)]
+        if not rows:
+            return 0
+        return self.write_frame(rows)
 
 
 def write_features_csv(path, features, extra_columns: bool = False) -> int:
@@ -23,20 +52,8 @@ def write_features_csv(path, features, extra_columns: bool = False) -> int:
     ``extra_columns`` appends reliability, direct_path and snr_db after the
     five contract columns.
     """
-    cols = list(FEATURE_COLUMNS)
-    data = [features.stamp, features.itd, features.azimuth, features.ild, features.activity]
-    if extra_columns:
-        cols += ["reliability", "direct_path", "snr_db"]
-        data += [features.reliability, features.direct_path, features.snr_db]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(cols)
-        fmts = ["{:.6f}", "{:.9e}", "{:.6f}", "{:.4f}", "{:.4f}", "{:.4f}", "{:.4f}", "{:.3f}"]
-        for row in zip(*data):
-            w.writerow([fmts[i].format(float(v)) if np.isfinite(v) else "nan"
-                        for i, v in enumerate(row)])
+    with FeatureCsvWriter(path, extra_columns) as out:
+        out.write(features)
     return len(features.stamp)
 
 

@@ -40,11 +40,109 @@ __all__ = [
     "stereo_calibration_from_camera_info",
     "read_stereo_calibration_yaml",
     "read_camera_info_yaml",
+    "CorruptImageWarning",
+    "flat_block_fraction",
+    "jpeg_damage",
+    "counting_corrupt_images",
+    "damaged_frames_warning",
 ]
 
 
 class ImageConversionError(ValueError):
     """A message cannot be converted (encoding, size, corrupt data)."""
+
+
+class CorruptImageWarning(UserWarning):
+    """A compressed image decoded, but looks damaged (bit errors in its JPEG data)."""
+
+
+#: a decoded JPEG with more than this fraction of perfectly flat mid-level 8x8 blocks
+#: looks corrupt: libjpeg fills what follows a lost Huffman sync with constant blocks,
+#: while a camera image has sensor noise in every block (saturated 0/255 blocks excepted)
+CORRUPT_FLAT_FRACTION = 0.02
+
+
+def _blocks(img: np.ndarray):
+    g = img[..., 1] if img.ndim == 3 else img
+    h, w = (g.shape[0] // 8) * 8, (g.shape[1] // 8) * 8
+    b = g[:h, :w].reshape(h // 8, 8, w // 8, 8)
+    return b.min(axis=(1, 3)), b.max(axis=(1, 3))
+
+
+def flat_block_fraction(img: np.ndarray) -> float:
+    """Fraction of the 8x8 blocks of an 8-bit image that are exactly constant (in the
+    green or grey channel) at a level that is not saturated (3..252)."""
+    if img.shape[0] < 8 or img.shape[1] < 8:
+        return 0.0
+    lo, hi = _blocks(img)
+    return float(((lo == hi) & (lo > 2) & (lo < 253)).mean())
+
+
+def jpeg_damage(img: np.ndarray) -> str | None:
+    """Why a decoded JPEG looks corrupt, or None.
+
+    Two signatures of lost Huffman sync: many constant blocks at a mid level, or the image
+    ending in a run of identical constant blocks (libjpeg's fill after a premature end)
+    that starts inside a block row -- a saturated band along the bottom (letterbox, lens
+    edge) starts at a row boundary and is not counted."""
+    if img.shape[0] < 16 or img.shape[1] < 16:
+        return None
+    flat = flat_block_fraction(img)
+    if flat > CORRUPT_FLAT_FRACTION:
+        return f"{100 * flat:.0f} % of its 8x8 blocks are constant"
+    lo, hi = _blocks(img)
+    per_row = lo.shape[1]
+    lo, hi = lo.ravel(), hi.ravel()
+    same = (lo == hi) & (lo == lo[-1])
+    if not same[-1]:
+        return None
+    other = np.flatnonzero(~same)
+    start = int(other[-1]) + 1 if len(other) else 0
+    run = len(same) - start
+    if run >= per_row and (2 < lo[-1] < 253 or start % per_row):
+        return f"its last {100 * run / len(same):.0f} % is one constant colour"
+    return None
+
+
+def damaged_frames_warning(corrupt: int, errors, frames: int) -> str | None:
+    """A summary warning for an offline run: how many images failed to decode (counted in
+    ``errors``) or decoded but looked corrupt (``corrupt`` CorruptImageWarnings)."""
+    failed = sum("cannot be decoded" in str(e) for e in errors)
+    if not corrupt and not failed:
+        return None
+    return (f"{failed + corrupt} compressed image(s) were damaged: {failed} failed to decode "
+            f"and {corrupt} decoded but looked corrupt (constant 8x8 blocks, as bit errors "
+            f"leave them); {frames} frame(s) were processed -- detections in damaged images "
+            "are missing or wrong: check the recording or the transport")
+
+
+class counting_corrupt_images:  # noqa: N801 - used as a context manager
+    """Counts the CorruptImageWarnings raised in its block (other warnings pass on)::
+
+        with counting_corrupt_images() as corrupt:
+            ...
+        corrupt.count
+    """
+
+    def __enter__(self):
+        import warnings
+
+        self.count = 0
+        self._cm = warnings.catch_warnings(record=True)
+        self._caught = self._cm.__enter__()
+        warnings.simplefilter("always", CorruptImageWarning)
+        return self
+
+    def __exit__(self, *exc):
+        import warnings
+
+        self._cm.__exit__(*exc)
+        for w in self._caught:
+            if issubclass(w.category, CorruptImageWarning):
+                self.count += 1
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return False
 
 
 # encoding -> (dtype, channels)
@@ -227,6 +325,16 @@ def compressed_image_to_numpy(msg, mode: str = "bgr") -> np.ndarray:
             "transport)")
     if mode == "bgr" and img.dtype != np.uint8:
         img = (img >> 8).astype(np.uint8)
+    is_jpeg = "jpeg" in fmt or "jpg" in fmt or buf[:2].tobytes() == b"\xff\xd8"
+    if is_jpeg and img.dtype == np.uint8:
+        damage = jpeg_damage(img)
+        if damage:
+            import warnings
+
+            warnings.warn(CorruptImageWarning(
+                f"compressed JPEG ({buf.size} bytes) decoded, but {damage}: its data is "
+                "probably corrupt (bit errors in the recording or the transport)"),
+                stacklevel=2)
     return img
 
 

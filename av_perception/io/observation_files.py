@@ -10,9 +10,10 @@ that stops early leaves everything computed before it in the file.
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import numpy as np
+
+from .csv_output import CsvOutput
 
 __all__ = ["OBSERVATION_COLUMNS", "EXTRA_OBSERVATION_COLUMNS", "ObservationCsvWriter",
            "read_observations_csv"]
@@ -25,40 +26,26 @@ def _num(v: float, fmt: str) -> str:
     return fmt.format(float(v)) if np.isfinite(v) else "nan"
 
 
-class ObservationCsvWriter:
+class ObservationCsvWriter(CsvOutput):
     """Streams :class:`~av_perception.core.vision.VisualObservations` to a CSV file.
 
-    Use as a context manager; :meth:`write` appends one frame's rows and flushes.
+    Use as a context manager; :meth:`write` appends one frame's rows and flushes (to
+    ``<name>.partial``, renamed over the target when closed, also after an error or a
+    signal: :class:`~av_perception.io.csv_output.CsvOutput`).
     """
 
     def __init__(self, path, extra_columns: bool = False):
-        self.path = Path(path)
         self.extra_columns = extra_columns
-        self.rows = 0
-        self.frames = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "w", newline="")
-        self._csv = csv.writer(self._fh)
         cols = list(OBSERVATION_COLUMNS)
         if extra_columns:
             cols += EXTRA_OBSERVATION_COLUMNS
-        self._csv.writerow(cols)
-        self._fh.flush()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self):
-        if not self._fh.closed:
-            self._fh.close()
+        super().__init__(path, cols)
 
     def write(self, obs) -> int:
         """Append the rows of one frame; returns how many were written."""
         stamp = f"{float(obs.stamp):.6f}"
         var = obs.variances if len(obs) else np.zeros((0, 3))
+        rows = []
         for i in range(len(obs)):
             x, y, z = obs.xyz[i]
             u, v, w, h = obs.box[i]
@@ -68,11 +55,8 @@ class ObservationCsvWriter:
             if self.extra_columns:
                 row += [str(obs.kind[i]), *(_num(var[i, k], "{:.4e}") for k in range(3)),
                         _num(obs.quality[i], "{:.4f}"), _num(obs.disparity[i], "{:.3f}")]
-            self._csv.writerow(row)
-        self._fh.flush()
-        self.rows += len(obs)
-        self.frames += 1
-        return len(obs)
+            rows.append(row)
+        return self.write_frame(rows)
 
 
 def read_observations_csv(path) -> dict[str, np.ndarray]:

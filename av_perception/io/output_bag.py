@@ -199,8 +199,15 @@ class OutputBagWriter:
 
     # --------------------------------------------------------------- writing
     def _put(self, topic: str, msg, t_ns: int):
+        import sqlite3
+
         data = self.store.serialize_cdr(msg, OUTPUT_TOPICS[topic])
-        self._writer.write(self._conns[topic], t_ns, data)
+        try:
+            self._writer.write(self._conns[topic], t_ns, data)
+        except (OSError, sqlite3.Error) as exc:  # a full disk names the bag, not just errno
+            raise OSError(getattr(exc, "errno", None),
+                          f"cannot write the output bag {self.path}: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from exc
         self.counts[topic] += 1
 
     def write(self, output, sec: int, nanosec: int, frame_id: str = "",

@@ -48,12 +48,66 @@ def _ros_default(value):
     return list(value) if isinstance(value, tuple) else value
 
 
+def _expected_type(spec: ParameterSpec) -> str:
+    d = spec.default
+    if isinstance(d, bool):
+        return "a boolean (true/false)"
+    if isinstance(d, str):
+        return "a string"
+    if isinstance(d, int):
+        return "an integer"
+    if isinstance(d, float):
+        return "a number (e.g. 1.0)"
+    n = f"{spec.length} " if spec.length else ""
+    return f"a list of {n}numbers (e.g. {list(d)})"
+
+
+def coerce_parameter(spec: ParameterSpec, parameter):
+    """An integer given for a float parameter (``process_noise: 1``, ``-p x:=1``, the most
+    common ROS params mistake) as the float it means; an integer list for a float list
+    likewise.  Other parameters are returned unchanged."""
+    from rclpy.parameter import Parameter
+
+    d, t = spec.default, parameter.type_
+    if isinstance(d, float) and t == Parameter.Type.INTEGER:
+        return Parameter(parameter.name, Parameter.Type.DOUBLE, float(parameter.value))
+    if isinstance(d, tuple) and t == Parameter.Type.INTEGER_ARRAY:
+        return Parameter(parameter.name, Parameter.Type.DOUBLE_ARRAY,
+                         [float(v) for v in parameter.value])
+    return parameter
+
+
 def declare_stage_parameters(node: Node, classes) -> None:
     """Declare ``<section>.<field>`` parameters (with descriptions and ranges) for each
-    stage config class, defaults from the dataclass."""
+    stage config class, defaults from the dataclass.
+
+    Integers are accepted for float parameters, from the command line and params files
+    (the overrides) and from later ``ros2 param set`` alike (:func:`coerce_parameter`);
+    any other wrong type raises ConfigError naming the parameter and the expected type.
+    """
+    from rclpy.exceptions import InvalidParameterTypeException
+
+    specs = {}
+    overrides = getattr(node, "_parameter_overrides", None)  # --ros-args -p / --params-file
     for cls in classes:
         for spec in cls.parameter_specs():
-            node.declare_parameter(spec.name, _ros_default(spec.default), _descriptor(spec))
+            specs[spec.name] = spec
+            if isinstance(overrides, dict) and spec.name in overrides:
+                overrides[spec.name] = coerce_parameter(spec, overrides[spec.name])
+            try:
+                node.declare_parameter(spec.name, _ros_default(spec.default), _descriptor(spec))
+            except InvalidParameterTypeException as exc:
+                given = overrides[spec.name].value if isinstance(overrides, dict) \
+                    and spec.name in overrides else "?"
+                raise ConfigError(
+                    f"parameter '{spec.name}' = {given!r} has the wrong type: expected "
+                    f"{_expected_type(spec)} ({spec.description})") from exc
+
+    def coerce(params):
+        return [coerce_parameter(specs[p.name], p) if p.name in specs else p for p in params]
+
+    if hasattr(node, "add_pre_set_parameters_callback"):  # rclpy >= Jazzy
+        node.add_pre_set_parameters_callback(coerce)
 
 
 def _value(cls, name: str, value):
@@ -187,12 +241,13 @@ def run_node(factory, name: str, startup_errors=(), args=None) -> int:
     import sys
 
     import rclpy
-    from rclpy.exceptions import InvalidParameterValueException
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
     rclpy.init(args=args)
     try:
         node = factory()
-    except (ConfigError, InvalidParameterValueException, *startup_errors) as exc:
+    except (ConfigError, InvalidParameterValueException, InvalidParameterTypeException,
+            *startup_errors) as exc:
         print(f"{name}: invalid parameter: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
