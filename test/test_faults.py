@@ -178,7 +178,7 @@ def _params_file(path, body: str):
 
 def test_c_offline_config_accepts_an_int_for_a_float_and_names_type_mistakes(tmp_path):
     from av_perception.core.config import ConfigError, MicArrayConfig
-    from av_perception.core.tracker import TrackerConfig
+    from av_perception.core.tracking import TrackerConfig
     from av_perception.io.params import load_offline_configs
 
     ok = _params_file(tmp_path / "ok.yaml", "tracker:\n  process_noise: 1\n"
