@@ -53,7 +53,10 @@ range), and the offline commands read the same names from a ROS-params YAML file
 (`--config FILE`, format `node_name: ros__parameters: section: field: value`, or `/**`
 for every node).  A value outside its range, or not among its choices, is refused with a
 message naming the parameter and what is allowed: at start-up the node exits with code 2,
-at run time the change is refused and the old value stays.
+at run time the change is refused and the old value stays.  An integer is accepted
+wherever a float is meant (`process_noise: 1`, `-p tracker.process_noise:=1`), on the
+nodes and offline alike; any other wrong type (a scalar for a list, a string for a
+number) is refused with the parameter's name and the expected type.
 
 The files in `config/` list every parameter of each node with its default; the hardware
 profiles (`config/profile_*.yaml`) override a few of them (see
