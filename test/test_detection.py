@@ -15,7 +15,7 @@ from av_perception.core.detection import (
     non_max_suppression,
 )
 from av_perception.core.stereo import StereoCalibration
-from av_perception.core.vision import render_stereo_heads
+from av_perception.sim.stereo_heads import render_stereo_heads
 
 ASTRONAUT_FACE = (177, 66, 95, 95)  # Haar frontal box of skimage's astronaut photo
 
