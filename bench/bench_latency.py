@@ -123,8 +123,8 @@ def main(argv=None) -> int:
 
     from av_perception.core.config import MicArrayConfig
     from av_perception.core.geometry import MicGeometry
-    from av_perception.core.signals import binauralize, noise_bursts
     from av_perception.io.audio_sources import write_wav
+    from av_perception.sim.signals import binauralize, noise_bursts
 
     fs = 16000
     itd = float(MicGeometry.from_config(MicArrayConfig()).itd(HEADS[:1])[0])

@@ -25,11 +25,8 @@ import numpy as np  # noqa: E402
 from av_perception.core.config import StereoCameraConfig  # noqa: E402
 from av_perception.core.detection import DetectionConfig  # noqa: E402
 from av_perception.core.stereo import StereoCalibration  # noqa: E402
-from av_perception.core.vision import (  # noqa: E402
-    VisionConfig,
-    VisualFrontEnd,
-    render_stereo_heads,
-)
+from av_perception.core.vision import VisionConfig, VisualFrontEnd  # noqa: E402
+from av_perception.sim.stereo_heads import render_stereo_heads  # noqa: E402
 
 FPS = 15.0
 

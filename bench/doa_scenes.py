@@ -6,8 +6,8 @@ import itertools
 import numpy as np
 
 from av_perception.core.config import MicArrayConfig
-from av_perception.core.signals import synthetic_voice
-from av_perception.roomsim import RoomSetup, render_sources, source_at
+from av_perception.sim.roomsim import RoomSetup, render_sources, source_at
+from av_perception.sim.signals import synthetic_voice
 
 FS = 16000
 

@@ -8,8 +8,8 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 
 from av_perception.core.config import StereoCameraConfig
 from av_perception.core.stereo import StereoCalibration
-from av_perception.core.vision import render_stereo_heads
 from av_perception.io.msgdefs import make_typestore
+from av_perception.sim.stereo_heads import render_stereo_heads
 
 CAMERA = StereoCameraConfig()  # 640x480, fx 500, B 0.12 m
 CAL = StereoCalibration.from_config(CAMERA)

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from conftest import require
 
-from av_perception.core.signals import binauralize, noise_bursts
 from av_perception.io.audio_sources import write_wav
+from av_perception.sim.signals import binauralize, noise_bursts
 
 pytestmark = [pytest.mark.ros, pytest.mark.device]
 FS = 16000

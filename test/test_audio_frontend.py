@@ -13,7 +13,7 @@ from av_perception.core.audio import (
     pcm_to_float,
 )
 from av_perception.core.config import AudioFrontEndConfig, MicArrayConfig
-from av_perception.core.signals import binaural_noise, binauralize, noise_bursts
+from av_perception.sim.signals import binaural_noise, binauralize, noise_bursts
 
 FS = 16000
 

@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from av_perception.core.signals import binauralize, noise_bursts
 from av_perception.io.audio_sources import AudioChunk, write_wav
+from av_perception.sim.signals import binauralize, noise_bursts
 
 pytestmark = pytest.mark.ros
 FS = 16000

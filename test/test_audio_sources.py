@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from bagutil import write_audio_common4_bag, write_drivers_bag
 
-from av_perception.core.signals import binaural_noise
 from av_perception.io.audio_msgs import AudioFormat, BagAudioSource, decode_audio_bytes
 from av_perception.io.audio_sources import (
     AudioSourceError,
@@ -17,6 +16,7 @@ from av_perception.io.audio_sources import (
 )
 from av_perception.io.bag import BagError, BagReader
 from av_perception.pipeline import AudioPipeline
+from av_perception.sim.signals import binaural_noise
 
 FS = 16000
 ITD = 1.8e-4

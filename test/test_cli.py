@@ -8,9 +8,9 @@ import pytest
 from bagutil import write_audio_common4_bag
 
 from av_perception.cli import main
-from av_perception.core.signals import binauralize, noise_bursts
 from av_perception.io.audio_sources import write_wav
 from av_perception.io.feature_files import FEATURE_COLUMNS, read_features_csv
+from av_perception.sim.signals import binauralize, noise_bursts
 
 FS = 16000
 ITD = -1.2e-4

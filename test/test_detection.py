@@ -15,7 +15,7 @@ from av_perception.core.detection import (
     non_max_suppression,
 )
 from av_perception.core.stereo import StereoCalibration
-from av_perception.core.vision import render_stereo_heads
+from av_perception.sim.stereo_heads import render_stereo_heads
 
 # Hand-labelled on skimage's astronaut photo (pixels, x right, y down), independently of
 # any detector: the eye centres, the mouth centre, and the face from brow to chin and

@@ -114,7 +114,7 @@ def _send_after(n_calls: int, sig=signal.SIGTERM):
 
 
 def test_a_sigterm_keeps_the_audio_features_written(tmp_path, monkeypatch, capsys):
-    from av_perception.core.signals import binauralize, noise_bursts
+    from av_perception.sim.signals import binauralize, noise_bursts
     from av_perception.io.audio_sources import write_wav
     from av_perception.io.feature_files import FeatureCsvWriter, read_features_csv
 
@@ -141,7 +141,7 @@ def test_a_a_signal_before_any_frame_leaves_an_existing_output_alone(tmp_path, m
     out.write_text("old\n")
     os.utime(out, (time.time() - 3600, time.time() - 3600))
     wav = tmp_path / "a.wav"
-    from av_perception.core.signals import binauralize, noise_bursts
+    from av_perception.sim.signals import binauralize, noise_bursts
     from av_perception.io.audio_sources import write_wav
 
     write_wav(wav, binauralize(noise_bursts(16000, 2.0), 3e-4, 16000), 16000)
@@ -277,7 +277,7 @@ def test_c_node_names_a_wrong_type_in_its_params_file(tmp_path):
 
 # ------------------------------------------------------------- D: smaller faults
 def _noise_wav(path, seconds=3.0, gain=1.0, rate=16000, dtype="int16"):
-    from av_perception.core.signals import binauralize, noise_bursts
+    from av_perception.sim.signals import binauralize, noise_bursts
     from av_perception.io.audio_sources import write_wav
 
     x = binauralize(noise_bursts(rate, seconds), 3e-4, rate) * gain

@@ -8,8 +8,8 @@ from stereobag import HEADS, render
 
 from av_perception.core.config import MicArrayConfig
 from av_perception.core.geometry import MicGeometry
-from av_perception.core.signals import binauralize, noise_bursts
 from av_perception.io.audio_sources import write_wav
+from av_perception.sim.signals import binauralize, noise_bursts
 
 pytestmark = pytest.mark.ros
 FS = 16000

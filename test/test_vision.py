@@ -17,8 +17,8 @@ from av_perception.core.vision import (
     VisionInputError,
     VisualFrontEnd,
     VisualObservations,
-    render_stereo_heads,
 )
+from av_perception.sim.stereo_heads import render_stereo_heads
 
 CAL = StereoCalibration.from_config(StereoCameraConfig())
 

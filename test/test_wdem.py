@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from av_perception.core import _wdem_kernels as WK
+from av_perception.core import _wdem as WK
 from av_perception.core import wdem
 from av_perception.core.config import ConfigError, StageConfig
 

@@ -44,7 +44,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.special import gammaln
 
-from . import _wdem_kernels as WK
+from . import _wdem as WK
 from .config import ConfigError, StageConfig, param
 
 __all__ = [

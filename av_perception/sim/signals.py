@@ -1,4 +1,4 @@
-"""Analytic test signals with exactly known properties (tests, benchmarks, the demo)."""
+"""Analytic test signals with exactly known properties (tests and benchmarks)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,16 +1,15 @@
 """Binaural rendering of point sources in a shoebox room (pyroomacoustics).
 
-A small, shared helper for the demo, the accuracy tests and the benchmarks:
-the robot head stands in the room facing +y (room frame), its camera frame is
-x right, y down, z forward, and the microphones sit where ``MicArrayConfig``
-puts them.  The scene simulator (``av_perception.sim``) builds on the same idea
-for whole conversations.
+A small helper for the accuracy tests and the benchmarks: the robot head stands
+in the room facing +y (room frame), its camera frame is x right, y down, z forward,
+and the microphones sit where ``MicArrayConfig`` puts them.  The scene simulator
+builds on the same idea for whole conversations.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .core.config import MicArrayConfig
+from ..core.config import MicArrayConfig
 
 __all__ = ["RoomSetup", "camera_to_room", "render_sources", "source_at"]
 
