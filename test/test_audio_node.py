@@ -49,6 +49,13 @@ class Harness:
         while time.monotonic() < end:
             self.executor.spin_once(timeout_sec=0.01)
 
+    def spin_until(self, condition, timeout=30.0):
+        """Spin until ``condition()`` holds (a deadline, not a duration)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and not condition():
+            self.executor.spin_once(timeout_sec=0.01)
+        return condition()
+
     def statuses(self):
         return [s for m in self.diags for s in m.status if "audio_features_node" in s.name]
 
@@ -121,6 +128,38 @@ def test_bad_input_is_reported_and_the_node_keeps_running(harness, tmp_path):
     n0 = len(h.directions)
     h.spin(2.0)
     assert len(h.directions) > n0 + 20
+
+
+@pytest.mark.parametrize("case", ["no_device", "missing_file", "mono_file", "not_wav"])
+def test_input_that_cannot_open_stays_an_error_until_it_opens(harness, tmp_path, case):
+    """Issue 16: the device is retried every capture.reconnect_interval; every status in
+    between must stay ERROR with device_open=False (it alternated with OK)."""
+    overrides = {"output.diagnostics_period": 0.2, "capture.reconnect_interval": 2.0}
+    if case == "no_device":
+        overrides["capture.device"] = "no such sound card 0815"
+    elif case == "missing_file":
+        overrides["capture.input_file"] = str(tmp_path / "missing.wav")
+    elif case == "mono_file":
+        write_wav(tmp_path / "mono.wav", np.zeros((FS, 1)), FS)
+        overrides["capture.input_file"] = str(tmp_path / "mono.wav")
+    else:
+        (tmp_path / "text.wav").write_text("not a RIFF file")
+        overrides["capture.input_file"] = str(tmp_path / "text.wav")
+    h = harness(overrides)
+    assert h.spin_until(lambda: len(h.statuses()) >= 12)  # spans several reconnect attempts
+    st = h.statuses()
+    assert [s.level for s in st] == [b"\x02"] * len(st), [(s.level, s.message) for s in st]
+    assert all({kv.key: kv.value for kv in s.values}["device_open"] == "False" for s in st)
+    assert all("audio input unavailable" in s.message for s in st)
+    if case == "mono_file":
+        # resolved when a good file is opened: the next statuses are OK again
+        from rclpy.parameter import Parameter
+
+        good = _wav(tmp_path, 1e-4)
+        assert h.node.set_parameters([Parameter("capture.input_file", value=str(good))])[0] \
+            .successful
+        n = len(h.statuses())
+        assert h.spin_until(lambda: any(s.level == b"\x00" for s in h.statuses()[n:]))
 
 
 def test_parameters_are_declared_with_ranges_and_validated(harness, tmp_path):

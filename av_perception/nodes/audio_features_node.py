@@ -164,10 +164,10 @@ class AudioFeaturesNode(Node):
                 src = SoundDeviceAudioSource(self.capture, clock=self._now_sec)
             src.open()
         except (AudioSourceError, OSError) as exc:
-            self.diag.error(f"audio input unavailable: {exc}")
+            self.diag.condition("input", 2, f"audio input unavailable: {exc}")
             return
         self.source = src
-        self.diag.clear()
+        self.diag.resolve("input")
         self.diag.hardware_id = src.device_name
         self.get_logger().info(f"capturing from {src.device_name} at {src.sample_rate} Hz")
 
@@ -175,6 +175,7 @@ class AudioFeaturesNode(Node):
         if self.source is not None:
             self.source.close()
             self.source = None
+        self._next_open = 0.0  # reopen at once (a failed device waits reconnect_interval)
         self.pipeline.front_end.reset()
 
     # ------------------------------------------------------------ processing
@@ -186,7 +187,7 @@ class AudioFeaturesNode(Node):
         try:
             chunks = self.source.read(0.0)
         except AudioSourceError as exc:
-            self.diag.error(str(exc))
+            self.diag.condition("input", 2, str(exc))
             self._close_source()
             return
         for chunk in chunks:
@@ -246,8 +247,7 @@ class AudioFeaturesNode(Node):
         }
         if isinstance(src, WavPlayback) and src.finished:
             self.diag.warn(f"input file {self.capture.input_file} finished")
-        self.diag.publish(values)
-        self.diag.clear()  # each message reports the problems of its own period
+        self.diag.publish(values)  # events per period; "input" until the device opens
 
     def destroy_node(self):
         self._close_source()

@@ -260,7 +260,6 @@ class AVFusionNode(Node):
         }
         self.diag.hardware_id = self.sub_visual.topic_name
         self.diag.publish(values)
-        self.diag.clear()  # each message reports the problems of its own period
         self._period = self._new_period()
         self._period.update(late=(pipe.late_audio_frames, pipe.late_visual_frames),
                             overflow=pipe.overflow_dropped, invalid_points=pipe.invalid_points,

@@ -361,7 +361,6 @@ class PerceptionNode(AudioFeaturesNode):
                     "names (vision_input.*_image_topic or remapping) and vision_input.compressed")
             self.vision_diag.hardware_id = self.sub_image[0].topic_name
             self.vision_diag.publish(values)
-            self.vision_diag.clear()
 
     def _publish_tracking_diag(self):
         with self._lock:
@@ -385,7 +384,6 @@ class PerceptionNode(AudioFeaturesNode):
                 "births_from_events": s["births_events"] + s["births_events_audio"],
             })
             self.tracking_diag.publish(values)
-            self.tracking_diag.clear()
 
     def destroy_node(self):
         if self._worker is not None:

@@ -440,7 +440,6 @@ class TrackerNode(Node):
                 "tracker.max_lateness")
         self._period_late = 0
         self.diag.publish(values)
-        self.diag.clear()
 
     def destroy_node(self):
         self.outputs.close()

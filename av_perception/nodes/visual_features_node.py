@@ -299,7 +299,6 @@ class VisualFeaturesNode(Node):
                             "unpaired": tuple(self.sync.unpaired)}
             self.diag.hardware_id = self.sub_image[0].topic_name
             self.diag.publish(values)
-            self.diag.clear()  # each message reports the problems of its own period
 
     def destroy_node(self):
         self._worker.stop()
