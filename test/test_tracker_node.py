@@ -365,6 +365,73 @@ def test_births_from_av_events(ros_context):
         io.destroy_node()
 
 
+def test_audio_with_a_non_finite_stamp_is_rejected_and_tracking_goes_on(ros_context):
+    """Issue 16: one audio/features message with a NaN or inf t_offset silenced the node
+    for good (every later step failed, blaming the observations); now that message is
+    rejected naming the audio input, counted on /diagnostics, and every later
+    observation cloud gives speakers."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import PointCloud2
+
+    from av_perception.nodes.conversions import make_pointcloud2, read_pointcloud2
+    from av_perception.nodes.tracker_node import TrackerNode
+
+    overrides = {"tracking.publish_image": False, "tracking.diagnostics_period": 0.2}
+    node = TrackerNode(parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+    io = ros_context.create_node("tracker_nan_io")
+    got, diags = [], []
+    io.create_subscription(PointCloud2, "speakers", got.append, 100)
+    io.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 100)
+    ex = ros_context.executors.SingleThreadedExecutor()
+    ex.add_node(node)
+    ex.add_node(io)
+
+    def spin_until(cond, timeout=30.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and not cond():
+            ex.spin_once(timeout_sec=0.01)
+        return cond()
+
+    itd = speaker_itd()
+    t0 = 200.0
+    try:
+        for bad in (np.nan, np.inf):
+            for k in range(30):
+                stamp = t0 + k / FPS
+                audio = audio_cloud(stamp - 4 * HOP + HOP * np.arange(4), itd)
+                if k == 10:  # one broken message among good ones
+                    fields = read_pointcloud2(audio)
+                    fields["t_offset"][2] = bad
+                    audio = make_pointcloud2(audio.header, fields)
+                node._on_features(audio)
+                node._on_observations(obs_cloud(stamp, PEOPLE))
+            t0 += 30 / FPS
+        assert spin_until(lambda: len(got) == 60)
+        assert node.inputs_rejected == 2
+        assert node.pipeline.tracker.num_tracks >= 1
+        assert spin_until(lambda: any(s.level == b"\x02" for m in diags for s in m.status
+                                      if "tracker_node" in s.name))
+        st = [s for m in diags for s in m.status if "tracker_node" in s.name]
+        err = [s for s in st if s.level == b"\x02"][-1]
+        assert "audio/features message rejected" in err.message
+        assert "non-finite stamps" in err.message
+        values = {kv.key: kv.value for kv in st[-1].values}
+        assert values["rejected_audio_features_messages"] == "2"
+        assert values["inputs_rejected"] == "2"
+        # the error was this period's: the next periods are not ERROR (a WARN that no
+        # observations come any more)
+        n = len(st)
+        assert spin_until(lambda: len([1 for m in diags for s in m.status
+                                       if "tracker_node" in s.name]) > n + 1)
+        st = [s for m in diags for s in m.status if "tracker_node" in s.name]
+        assert st[-1].level != b"\x02"
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        io.destroy_node()
+
+
 def test_late_observations_are_dropped_and_counted(ros_context):
     from rclpy.parameter import Parameter
 

@@ -55,6 +55,7 @@ from ..pipeline import (
     FusionInputConfig,
     FusionInputError,
     FusionPipeline,
+    InputError,
     TrackingConfig,
     TrackingPipeline,
     VisionPipeline,
@@ -204,7 +205,10 @@ class PerceptionNode(AudioFeaturesNode):
     def process_chunk(self, chunk):
         feats = super().process_chunk(chunk)
         if feats is not None and len(feats):
-            self.tracking_pipeline.add_audio_features(feats)
+            try:
+                self.tracking_pipeline.add_audio_features(feats)
+            except InputError as exc:
+                self._problem(self.tracking_diag, 2, f"audio frames not tracked: {exc}")
             self._last_audio_arrival = time.monotonic()
             with self._fusion_lock:
                 try:

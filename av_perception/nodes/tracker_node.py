@@ -284,34 +284,35 @@ class TrackerNode(Node):
             self.create_subscription(CameraInfo, c.info_topic, self._on_info, qos)]
 
     # ------------------------------------------------------------- callbacks
+    def _reject(self, topic: str, exc: Exception) -> None:
+        """An unusable input message: counted, reported on /diagnostics, dropped."""
+        self.inputs_rejected += 1
+        self.diag.count(f"rejected_{topic.replace('/', '_')}_messages")
+        self.diag.error(f"{topic} message rejected: {exc}")
+
     def _on_features(self, msg):
         try:
-            feats = cloud_to_features(msg)
-        except ValueError as exc:
-            self.inputs_rejected += 1
-            self.diag.error(f"audio/features message rejected: {exc}")
+            n = self.pipeline.add_audio_features(cloud_to_features(msg))
+        except ValueError as exc:  # malformed cloud, or InputError (bad stamps)
+            self._reject("audio/features", exc)
             return
-        n = self.pipeline.add_audio_features(feats)
         self.rates["audio_frames"].add(n)
         self._last_audio_arrival = time.monotonic()
         self._drain()
 
     def _on_events(self, msg):
         try:
-            stamp, events = cloud_to_events(msg)
+            self.pipeline.add_events(*cloud_to_events(msg))
         except ValueError as exc:
-            self.inputs_rejected += 1
-            self.diag.error(f"av_events message rejected: {exc}")
+            self._reject("av_events", exc)
             return
         self.rates["events"].add()
-        self.pipeline.add_events(stamp, events)
 
     def _on_observations(self, msg):
         try:
             obs = cloud_to_observations(msg)
         except ValueError as exc:
-            self.inputs_rejected += 1
-            self.diag.error(f"visual/observations message rejected: {exc}")
+            self._reject("visual/observations", exc)
             return
         self.rates["visual"].add()
         self._pending.append((time.monotonic(), obs, msg.header))
