@@ -1,9 +1,9 @@
 """perception_node: every stage in one process (lowest latency).
 
 Audio capture (sounddevice, or ``capture.input_file`` played in real time) and the
-binaural front-end exactly as :mod:`~av_perception.nodes.audio_features_node` (this
-node extends it), the stereo images + CameraInfo, paired by stamp and processed by the
-visual front-end on a worker thread as in
+binaural front-end exactly as :mod:`~av_perception.nodes.audio_features_node` (the same
+:class:`~.audio_stage.AudioStage`), the stereo images + CameraInfo, paired by stamp
+and processed by the visual front-end on a worker thread as in
 :mod:`~av_perception.nodes.visual_features_node`, and the tracker fed in time order
 as in :mod:`~av_perception.nodes.tracker_node`, without any message between the
 stages.  Same parameters as the three nodes (the union of their sections) and the
@@ -32,6 +32,7 @@ import time
 
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.node import Node
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 
@@ -60,11 +61,13 @@ from ..pipeline import (
     TrackingPipeline,
     VisionPipeline,
 )
-from .audio_features_node import AudioFeaturesNode
+from .audio_stage import AudioStage
 from .common import (
     Diagnostics,
     NewestPairsWorker,
     RateMeter,
+    configs_from_node,
+    declare_stage_parameters,
     run_node,
     subscribe_stereo,
     validate_parameter_change,
@@ -80,7 +83,7 @@ _SUBSCRIPTION_FIELDS = ("compressed", "left_image_topic", "right_image_topic", "
                         "right_info_topic", "queue_size", "reliability")
 
 
-class PerceptionNode(AudioFeaturesNode):
+class PerceptionNode(Node):
     def __init__(self, **kwargs):
         self._lock = threading.Lock()  # vision/tracking configs, pipelines, counters
         self._fusion_lock = threading.Lock()  # audio thread and vision worker feed it
@@ -88,8 +91,13 @@ class PerceptionNode(AudioFeaturesNode):
         self._next_vision = None
         self.outputs = None
         self._worker = None
-        super().__init__("perception_node", STAGES, **kwargs)  # calls _apply
-        self.diag.name = "av_perception: perception_node audio"
+        super().__init__("perception_node", **kwargs)
+        declare_stage_parameters(self, STAGES)
+        configs = configs_from_node(self, STAGES)  # ConfigError stops the node at start
+        self._apply(configs)
+        self.audio_stage = AudioStage(self, configs, "av_perception: perception_node audio",
+                                      on_features=self._on_audio_features)
+        self.add_on_set_parameters_callback(self._on_parameters)
         self.pub_observations = self.create_publisher(PointCloud2, "visual/observations", 10)
         self.pub_events = self.create_publisher(PointCloud2, "av_events", 10)
         self.outputs = TrackingOutputs(self, self.tracking)
@@ -117,7 +125,8 @@ class PerceptionNode(AudioFeaturesNode):
         self.tracking_timer = self.create_timer(self.tracking.diagnostics_period,
                                                 self._publish_tracking_diag)
         self.get_logger().info(
-            f"perception ready: audio from {self.capture.input_file or 'the sound card'}, "
+            f"perception ready: audio from "
+            f"{self.audio_stage.capture.input_file or 'the sound card'}, "
             f"{'CompressedImage' if self.input.compressed else 'Image'} on "
             f"{self.sub_image[0].topic_name} + {self.sub_image[1].topic_name}, detector "
             f"{self.detection.detector}")
@@ -129,7 +138,7 @@ class PerceptionNode(AudioFeaturesNode):
                               configs[StereoCameraConfig], live=True)
 
     def _apply(self, configs):
-        super()._apply(configs)  # the audio stage
+        """The vision, fusion and tracking stages' configs (the audio stage has its own)."""
         vision = self._next_vision or self._make_vision(configs)  # DetectorError at start
         self._next_vision = None
         fusion_args = (configs[AVClusteringConfig], configs[WdemConfig], configs[MicArrayConfig],
@@ -169,7 +178,7 @@ class PerceptionNode(AudioFeaturesNode):
                 self.outputs.configure(self.tracking)
 
     def _on_parameters(self, params):
-        result, configs = validate_parameter_change(self, self._stages, params)
+        result, configs = validate_parameter_change(self, STAGES, params)
         if not result.successful:
             return result
         try:
@@ -179,7 +188,8 @@ class PerceptionNode(AudioFeaturesNode):
             return SetParametersResult(successful=False, reason=str(exc))
         old_input, old_tracking = self.input, self.tracking
         self._next_vision = vision
-        result = super()._on_parameters(params)  # audio stage + _apply
+        self.audio_stage.configure(configs)
+        self._apply(configs)
         new = self.input
         if any(getattr(old_input, f) != getattr(new, f) for f in _SUBSCRIPTION_FIELDS):
             self._subscribe()
@@ -202,20 +212,23 @@ class PerceptionNode(AudioFeaturesNode):
         self.infos = [None, None]
 
     # ------------------------------------------------------------ audio stage
-    def process_chunk(self, chunk):
-        feats = super().process_chunk(chunk)
-        if feats is not None and len(feats):
+    def _on_audio_features(self, feats):
+        """The audio stage's features, to the tracking and fusion stages."""
+        if not len(feats):
+            return
+        try:
+            self.tracking_pipeline.add_audio_features(feats)
+        except InputError as exc:
+            self._problem(self.tracking_diag, 2, f"audio frames not tracked: {exc}")
+        self._last_audio_arrival = time.monotonic()
+        with self._fusion_lock:
             try:
-                self.tracking_pipeline.add_audio_features(feats)
-            except InputError as exc:
-                self._problem(self.tracking_diag, 2, f"audio frames not tracked: {exc}")
-            self._last_audio_arrival = time.monotonic()
-            with self._fusion_lock:
-                try:
-                    self.fusion_pipeline.add_audio_features(feats)
-                except FusionInputError as exc:
-                    self._problem(self.diag, 1, f"audio frames not fused: {exc}")
-        return feats
+                self.fusion_pipeline.add_audio_features(feats)
+            except FusionInputError as exc:
+                self._problem(self.audio_stage.diag, 1, f"audio frames not fused: {exc}")
+
+    def process_chunk(self, chunk):
+        return self.audio_stage.process_chunk(chunk)
 
     # ----------------------------------------------------------- vision stage
     def _on_info(self, side: int, msg):
@@ -390,6 +403,7 @@ class PerceptionNode(AudioFeaturesNode):
             self.tracking_diag.publish(values)
 
     def destroy_node(self):
+        self.audio_stage.close()
         if self._worker is not None:
             self._worker.stop()
         self.vision_pipeline.close()
