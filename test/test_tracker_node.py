@@ -473,7 +473,8 @@ def test_rviz_config_parses_and_shows_the_published_topics():
             ("rviz_default_plugins/PointCloud2", "visual/observations")} <= shown
     # every topic shown is one the nodes publish (node sources create these publishers)
     sources = "".join((root / "av_perception" / "nodes" / f).read_text() for f in (
-        "tracker_node.py", "perception_node.py", "visual_features_node.py"))
+        "tracker_node.py", "perception_node.py", "visual_features_node.py",
+        "tracking_stage.py", "vision_stage.py"))
     for _, topic in shown:
         assert f'"{topic}"' in sources, topic
     from av_perception.nodes.conversions import MARKER_NAMESPACES

@@ -46,7 +46,7 @@ from ..core.config import (
 )
 from ..core.detection import DetectionConfig, DetectorError
 from ..core.head_calibration import HeadCalibrationConfig
-from ..core.tracker import TrackerConfig, TrackerInputError
+from ..core.tracker import TrackerConfig
 from ..core.vision import VisionConfig
 from ..core.wdem import WdemConfig
 from ..io.stereo_sources import VisionInputConfig
@@ -54,20 +54,19 @@ from ..pipeline import (
     FusionInputConfig,
     FusionInputError,
     FusionPipeline,
-    InputError,
     TrackingConfig,
     TrackingPipeline,
 )
 from .audio_stage import AudioStage
 from .common import (
-    Diagnostics,
     configs_from_node,
     declare_stage_parameters,
     run_node,
     validate_parameter_change,
 )
 from .conversions import events_to_cloud, sec_to_time, time_to_sec
-from .tracker_node import AUDIO_IDLE, TrackingOutputs
+from .tracker_node import AUDIO_IDLE
+from .tracking_stage import TrackingStage
 from .vision_stage import VisionStage
 
 STAGES = (AudioFrontEndConfig, MicArrayConfig, AudioCaptureConfig, AudioOutputConfig,
@@ -79,18 +78,18 @@ class PerceptionNode(Node):
     """The audio stage, the vision stage and, in-process, fusion and tracking."""
 
     def __init__(self, **kwargs):
-        self._lock = threading.Lock()  # tracking configs, pipelines, counters
+        self._lock = threading.Lock()  # counters, last error
         self._fusion_lock = threading.Lock()  # audio thread and vision worker feed it
-        self.outputs = None
         self.vision_stage = None
         super().__init__("perception_node", **kwargs)
         declare_stage_parameters(self, STAGES)
         configs = configs_from_node(self, STAGES)  # ConfigError stops the node at start
         self._apply(configs)
         self.pub_events = self.create_publisher(PointCloud2, "av_events", 10)
-        self.outputs = TrackingOutputs(self, self.tracking)
-        self.tracking_diag = Diagnostics(self, "av_perception: perception_node tracking")
-        self.tracker_rejected = 0
+        self.tracking_stage = TrackingStage(self, configs,
+                                            "av_perception: perception_node tracking",
+                                            extra_values=self._tracking_values)
+        self.tracking_diag = self.tracking_stage.diag
         self._last_error = ""
         self.audio_waits = 0  # steps that waited for audio ...
         self.audio_wait_timeouts = 0  # ... and those that gave up
@@ -102,13 +101,23 @@ class PerceptionNode(Node):
             self, configs, "av_perception: perception_node vision",
             on_observations=self._track, thread_name="perception_vision")
         self.add_on_set_parameters_callback(self._on_parameters)
-        self.tracking_timer = self.create_timer(self.tracking.diagnostics_period,
-                                                self._publish_tracking_diag)
         self.get_logger().info(
             f"perception ready: audio from "
             f"{self.audio_stage.capture.input_file or 'the sound card'}, vision on "
             f"{self.vision_stage.sub_image[0].topic_name} + "
             f"{self.vision_stage.sub_image[1].topic_name}")
+
+    @property
+    def tracking(self) -> TrackingConfig:
+        return self.tracking_stage.tracking
+
+    @property
+    def tracking_pipeline(self) -> TrackingPipeline:
+        return self.tracking_stage.pipeline
+
+    @property
+    def outputs(self):
+        return self.tracking_stage.outputs
 
     @property
     def last_error(self) -> str:
@@ -117,30 +126,14 @@ class PerceptionNode(Node):
 
     # ---------------------------------------------------------------- config
     def _apply(self, configs):
-        """The fusion and tracking stages' configs (audio and vision have their own)."""
-        camera = configs[StereoCameraConfig]
+        """The fusion stage's configs (the other stages have their own)."""
         fusion_args = (configs[AVClusteringConfig], configs[WdemConfig], configs[MicArrayConfig],
-                       FusionInputConfig(frame_id=camera.frame_id))
+                       FusionInputConfig(frame_id=configs[StereoCameraConfig].frame_id))
         with self._fusion_lock:
             if getattr(self, "fusion_pipeline", None) is None:
                 self.fusion_pipeline = FusionPipeline(*fusion_args)
             else:
                 self.fusion_pipeline.configure(*fusion_args)
-        with self._lock:
-            old_tracker = (getattr(self, "tracker_args", None),
-                           getattr(self, "head_calibration", None))
-            self.camera = camera
-            self.tracking = configs[TrackingConfig]
-            self.tracker_args = (configs[TrackerConfig], configs[MicArrayConfig], camera)
-            self.head_calibration = configs[HeadCalibrationConfig]
-            if old_tracker != (self.tracker_args, self.head_calibration):  # new tracker
-                self.tracking_pipeline = TrackingPipeline(*self.tracker_args, self.tracking,
-                                                          self.head_calibration,
-                                                          configs[AudioFrontEndConfig])
-            else:
-                self.tracking_pipeline.tracking = self.tracking
-            if self.outputs is not None:
-                self.outputs.configure(self.tracking)
 
     def _on_parameters(self, params):
         result, configs = validate_parameter_change(self, STAGES, params)
@@ -151,14 +144,10 @@ class PerceptionNode(Node):
             vision.warm_up()
         except DetectorError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
-        old_tracking = self.tracking
         self.audio_stage.configure(configs)
         self.vision_stage.configure(configs, vision)
+        self.tracking_stage.configure(configs)
         self._apply(configs)
-        if old_tracking.diagnostics_period != self.tracking.diagnostics_period:
-            self.destroy_timer(self.tracking_timer)
-            self.tracking_timer = self.create_timer(self.tracking.diagnostics_period,
-                                                    self._publish_tracking_diag)
         return result
 
     # ------------------------------------------------------------ audio stage
@@ -166,10 +155,7 @@ class PerceptionNode(Node):
         """The audio stage's features, to the tracking and fusion stages."""
         if not len(feats):
             return
-        try:
-            self.tracking_pipeline.add_audio_features(feats)
-        except InputError as exc:
-            self._problem(self.tracking_diag, 2, f"audio frames not tracked: {exc}")
+        self.tracking_stage.add_audio_features(feats, "audio frames")
         self._last_audio_arrival = time.monotonic()
         with self._fusion_lock:
             try:
@@ -212,26 +198,17 @@ class PerceptionNode(Node):
         """The vision stage's observations (on its worker thread): step the tracker,
         publish, then run the fusion; returns the TrackerOutput (None when dropped)."""
         stamp = time_to_sec(header.stamp)
-        with self._lock:
-            tracking = self.tracking_pipeline
-        self._wait_for_audio(stamp, tracking)
-        try:
-            out = tracking.step(stamp, obs.xyz, obs.covariance, obs.weight)
-        except TrackerInputError as exc:
-            with self._lock:
-                self.tracker_rejected += 1
-            self._problem(self.tracking_diag, 2,
-                          f"observations at {stamp:.3f} s not tracked: {exc}")
-            return None
+        stage = self.tracking_stage
+        self._wait_for_audio(stamp, stage.pipeline)
+        out = stage.step(stamp, obs.xyz, obs.covariance, obs.weight, header)
         if out is None:
             return None
-        self.outputs.publish(out, header)
-        if self.tracking.publish_image:
-            self.outputs.publish_image(left_image, header, out, calibration)
-        self._fuse(stamp, obs, header.frame_id, tracking)  # after publishing: no latency
+        if stage.tracking.publish_image:
+            stage.outputs.publish_image(left_image, header, out, calibration)
+        self._fuse(stamp, obs, header.frame_id)  # after publishing: no latency
         return out
 
-    def _fuse(self, stamp: float, obs, frame_id: str, tracking: TrackingPipeline):
+    def _fuse(self, stamp: float, obs, frame_id: str):
         """The fusion stage: cluster the windows completed by this image, publish them on
         av_events and, with tracking.use_av_events, hand the newest to the tracker."""
         with self._fusion_lock:
@@ -247,39 +224,26 @@ class PerceptionNode(Node):
             self.pub_events.publish(events_to_cloud(
                 Header(stamp=sec_to_time(w.stamp), frame_id=w.frame_id), w.events))
         if windows and self.tracking.use_av_events:
-            tracking.add_events(windows[-1].stamp, windows[-1].events)
+            self.tracking_stage.add_events(windows[-1].stamp, windows[-1].events,
+                                           "fusion window")
 
     # ----------------------------------------------------------- diagnostics
     # ----------------------------------------------------------- diagnostics
-    def _publish_tracking_diag(self):
-        with self._lock:
-            tp = self.tracking_pipeline
-            s = tp.tracker.stats
-            values = self.outputs.period_values()
-            values.update({
-                "late_visual_dropped": tp.late_visual + s["late_visual"],
-                "late_audio_dropped": s["late_audio"],
-                "audio_overflow": tp.audio_overflow,
-                "audio_buffered": tp.buffered_audio,
-                "audio_waits": self.audio_waits,
-                "audio_wait_timeouts": self.audio_wait_timeouts,
-                "tracker_rejected": self.tracker_rejected,
-                "tracker_resets": tp.resets,
-                "tracker_ms_per_step": 1000.0 * tp.last_processing_time,
-                "live_tracks": tp.tracker.num_tracks,
-                "fusion_windows": self.fusion_pipeline.windows,
-                "fusion_ms_per_window": 1000.0 * self.fusion_pipeline.processing_time
-                / max(self.fusion_pipeline.windows, 1),
-                "births_from_events": s["births_events"] + s["births_events_audio"],
-            })
-            self.tracking_diag.publish(values)
+    def _tracking_values(self) -> dict:
+        """This node's values for the tracking status (audio waits, the fusion)."""
+        fp = self.fusion_pipeline
+        return {
+            "audio_waits": self.audio_waits,
+            "audio_wait_timeouts": self.audio_wait_timeouts,
+            "fusion_windows": fp.windows,
+            "fusion_ms_per_window": 1000.0 * fp.processing_time / max(fp.windows, 1),
+        }
 
     def destroy_node(self):
         self.audio_stage.close()
         if self.vision_stage is not None:
             self.vision_stage.close()
-        if self.outputs is not None:
-            self.outputs.close()
+        self.tracking_stage.close()
         return super().destroy_node()
 
 
