@@ -16,7 +16,7 @@ same output topics:
   with ``tracking.use_av_events``),
 * ``speakers``, ``speakers/markers``, ``speakers/image`` and, with
   ``tracking.publish_voices``, ``/humans/voices/<id>/is_speaking`` (tracking stage),
-* ``/diagnostics``: one status per stage ("perception_node audio", "... vision",
+* ``/diagnostics``: one status per stage ("perception_node audio", "... vision", "... fusion",
   "... tracking"), each on its own period.
 
 After an image pair is processed the worker waits (at most ``tracking.audio_wait`` s,
@@ -30,11 +30,8 @@ import sys
 import threading
 import time
 
-import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from sensor_msgs.msg import PointCloud2
-from std_msgs.msg import Header
 
 from ..core.av_clustering import AVClusteringConfig
 from ..core.config import (
@@ -52,7 +49,6 @@ from ..core.wdem import WdemConfig
 from ..io.stereo_sources import VisionInputConfig
 from ..pipeline import (
     FusionInputConfig,
-    FusionInputError,
     FusionPipeline,
     TrackingConfig,
     TrackingPipeline,
@@ -64,7 +60,8 @@ from .common import (
     run_node,
     validate_parameter_change,
 )
-from .conversions import events_to_cloud, sec_to_time, time_to_sec
+from .conversions import time_to_sec
+from .fusion_stage import FusionStage
 from .tracker_node import AUDIO_IDLE
 from .tracking_stage import TrackingStage
 from .vision_stage import VisionStage
@@ -79,13 +76,10 @@ class PerceptionNode(Node):
 
     def __init__(self, **kwargs):
         self._lock = threading.Lock()  # counters, last error
-        self._fusion_lock = threading.Lock()  # audio thread and vision worker feed it
         self.vision_stage = None
         super().__init__("perception_node", **kwargs)
         declare_stage_parameters(self, STAGES)
         configs = configs_from_node(self, STAGES)  # ConfigError stops the node at start
-        self._apply(configs)
-        self.pub_events = self.create_publisher(PointCloud2, "av_events", 10)
         self.tracking_stage = TrackingStage(self, configs,
                                             "av_perception: perception_node tracking",
                                             extra_values=self._tracking_values)
@@ -94,7 +88,9 @@ class PerceptionNode(Node):
         self.audio_waits = 0  # steps that waited for audio ...
         self.audio_wait_timeouts = 0  # ... and those that gave up
         self._last_audio_arrival = -1e9
-        self.fusion_pipeline.warm_up()
+        self.fusion_stage = FusionStage(self, self._fusion_configs(configs),
+                                        "av_perception: perception_node fusion",
+                                        subscribe=False, on_windows=self._on_windows)
         self.audio_stage = AudioStage(self, configs, "av_perception: perception_node audio",
                                       on_features=self._on_audio_features)
         self.vision_stage = VisionStage(  # DetectorError stops the node
@@ -106,6 +102,10 @@ class PerceptionNode(Node):
             f"{self.audio_stage.capture.input_file or 'the sound card'}, vision on "
             f"{self.vision_stage.sub_image[0].topic_name} + "
             f"{self.vision_stage.sub_image[1].topic_name}")
+
+    @property
+    def fusion_pipeline(self) -> FusionPipeline:
+        return self.fusion_stage.pipeline
 
     @property
     def tracking(self) -> TrackingConfig:
@@ -125,15 +125,13 @@ class PerceptionNode(Node):
         return self._last_error or (self.vision_stage.last_error if self.vision_stage else "")
 
     # ---------------------------------------------------------------- config
-    def _apply(self, configs):
-        """The fusion stage's configs (the other stages have their own)."""
-        fusion_args = (configs[AVClusteringConfig], configs[WdemConfig], configs[MicArrayConfig],
-                       FusionInputConfig(frame_id=configs[StereoCameraConfig].frame_id))
-        with self._fusion_lock:
-            if getattr(self, "fusion_pipeline", None) is None:
-                self.fusion_pipeline = FusionPipeline(*fusion_args)
-            else:
-                self.fusion_pipeline.configure(*fusion_args)
+    @staticmethod
+    def _fusion_configs(configs) -> dict:
+        """The fusion stage's configs: no fusion_input.* parameters here, the frame of the
+        camera."""
+        out = {cls: configs[cls] for cls in FusionStage.CONFIGS if cls in configs}
+        out[FusionInputConfig] = FusionInputConfig(frame_id=configs[StereoCameraConfig].frame_id)
+        return out
 
     def _on_parameters(self, params):
         result, configs = validate_parameter_change(self, STAGES, params)
@@ -147,7 +145,7 @@ class PerceptionNode(Node):
         self.audio_stage.configure(configs)
         self.vision_stage.configure(configs, vision)
         self.tracking_stage.configure(configs)
-        self._apply(configs)
+        self.fusion_stage.configure(self._fusion_configs(configs))
         return result
 
     # ------------------------------------------------------------ audio stage
@@ -157,11 +155,7 @@ class PerceptionNode(Node):
             return
         self.tracking_stage.add_audio_features(feats, "audio frames")
         self._last_audio_arrival = time.monotonic()
-        with self._fusion_lock:
-            try:
-                self.fusion_pipeline.add_audio_features(feats)
-            except FusionInputError as exc:
-                self._problem(self.audio_stage.diag, 1, f"audio frames not fused: {exc}")
+        self.fusion_stage.add_audio_features(feats)
 
     def process_chunk(self, chunk):
         return self.audio_stage.process_chunk(chunk)
@@ -209,21 +203,13 @@ class PerceptionNode(Node):
         return out
 
     def _fuse(self, stamp: float, obs, frame_id: str):
-        """The fusion stage: cluster the windows completed by this image, publish them on
-        av_events and, with tracking.use_av_events, hand the newest to the tracker."""
-        with self._fusion_lock:
-            fusion = self.fusion_pipeline
-            try:
-                fusion.add_visual(stamp, obs.xyz, obs.weight, obs.variances, frame_id)
-                windows = fusion.process()
-            except (FusionInputError, ValueError, np.linalg.LinAlgError) as exc:
-                self._problem(self.tracking_diag, 1, f"fusion window at {stamp:.3f} s "
-                              f"failed: {exc}")
-                return
-        for w in windows:
-            self.pub_events.publish(events_to_cloud(
-                Header(stamp=sec_to_time(w.stamp), frame_id=w.frame_id), w.events))
-        if windows and self.tracking.use_av_events:
+        """The fusion stage: cluster (and publish) the windows completed by this image."""
+        if self.fusion_stage.add_visual(stamp, obs.xyz, obs.weight, obs.variances, frame_id):
+            self.fusion_stage.process()
+
+    def _on_windows(self, windows):
+        """With tracking.use_av_events the newest window's events go to the tracker."""
+        if self.tracking.use_av_events:
             self.tracking_stage.add_events(windows[-1].stamp, windows[-1].events,
                                            "fusion window")
 
@@ -231,7 +217,7 @@ class PerceptionNode(Node):
     # ----------------------------------------------------------- diagnostics
     def _tracking_values(self) -> dict:
         """This node's values for the tracking status (audio waits, the fusion)."""
-        fp = self.fusion_pipeline
+        fp = self.fusion_stage.pipeline
         return {
             "audio_waits": self.audio_waits,
             "audio_wait_timeouts": self.audio_wait_timeouts,
