@@ -38,7 +38,6 @@ from std_msgs.msg import Header
 from ..core.config import ConfigError, StereoCameraConfig
 from ..core.stereo import StereoCalibration
 from ..io.image_msgs import ImageConversionError, message_to_bgr
-from ..pipeline import TrackerInputConfig
 from .common import (
     RateMeter,
     configs_from_node,
@@ -52,6 +51,7 @@ from .conversions import (
     cloud_to_observations,
     time_to_sec,
 )
+from .settings import TrackerInputConfig
 from .tracking_stage import TrackingOutputs, TrackingStage, percentile_ms
 
 __all__ = ["AUDIO_IDLE", "STAGES", "TrackerInputConfig", "TrackerNode", "TrackingOutputs",

@@ -16,7 +16,7 @@ from .fusion import (
     FusionRunResult,
     FusionWindow,
 )
-from .tracking import TrackerInputConfig, TrackingConfig, TrackingPipeline, calibrate_step
+from .tracking import TrackingConfig, TrackingPipeline, calibrate_step
 from .vision import DETECTION_NICENESS, AsyncDetection, VisionPipeline, VisionRunResult
 
 __all__ = ["AsyncDetection", "AudioPipeline", "AudioRunResult", "DETECTION_NICENESS",
@@ -24,3 +24,11 @@ __all__ = ["AsyncDetection", "AudioPipeline", "AudioRunResult", "DETECTION_NICEN
            "FusionWindow", "InputError", "TimeOrderedBuffer", "TrackerInputConfig",
            "TrackingConfig", "TrackingPipeline", "VisionPipeline", "VisionRunResult",
            "audio_frames_of", "calibrate_step"]
+
+
+def __getattr__(name):  # moved to the nodes (ROS-only settings); still importable here
+    if name == "TrackerInputConfig":
+        from ..nodes.settings import TrackerInputConfig
+
+        return TrackerInputConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
