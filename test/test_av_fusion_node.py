@@ -226,6 +226,7 @@ def test_bad_input_is_reported_and_the_node_keeps_running(harness):
     values = {kv.key: kv.value for kv in h.statuses()[-1].values}
     assert "lacks field(s) y, z" in values["last_visual_input_error"]
     assert "non-finite stamps" in values["last_audio_input_error"]
+    assert values["rejected_audio_messages"] == values["malformed_audio_messages"] == "1"
     assert values["invalid_points_dropped"] == "1"
     assert values["late_visual_frames_dropped"] == "1"
     # processing goes on
