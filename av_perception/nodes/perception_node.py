@@ -27,7 +27,6 @@ the tracker: the tracker sees the same input in the same order as
 from __future__ import annotations
 
 import sys
-import threading
 import time
 
 from rcl_interfaces.msg import SetParametersResult
@@ -75,7 +74,6 @@ class PerceptionNode(Node):
     """The audio stage, the vision stage and, in-process, fusion and tracking."""
 
     def __init__(self, **kwargs):
-        self._lock = threading.Lock()  # counters, last error
         self.vision_stage = None
         super().__init__("perception_node", **kwargs)
         declare_stage_parameters(self, STAGES)
@@ -83,8 +81,6 @@ class PerceptionNode(Node):
         self.tracking_stage = TrackingStage(self, configs,
                                             "av_perception: perception_node tracking",
                                             extra_values=self._tracking_values)
-        self.tracking_diag = self.tracking_stage.diag
-        self._last_error = ""
         self.audio_waits = 0  # steps that waited for audio ...
         self.audio_wait_timeouts = 0  # ... and those that gave up
         self._last_audio_arrival = -1e9
@@ -121,8 +117,8 @@ class PerceptionNode(Node):
 
     @property
     def last_error(self) -> str:
-        """The newest problem of the vision or tracking stage."""
-        return self._last_error or (self.vision_stage.last_error if self.vision_stage else "")
+        """The newest problem of the vision or fusion stage (tests, tools)."""
+        return self.vision_stage.last_error or self.fusion_stage.last_error
 
     # ---------------------------------------------------------------- config
     @staticmethod
@@ -165,14 +161,6 @@ class PerceptionNode(Node):
         """One synchronised image pair through vision, tracking and fusion (the
         observations, None when the pair was dropped)."""
         return self.vision_stage.process_pair(left_msg, right_msg)
-
-    def _problem(self, diag, level: int, message: str):
-        with self._lock:
-            if level >= 2:
-                diag.error(message)
-            else:
-                diag.warn(message)
-            self._last_error = message
 
     # --------------------------------------------------------- tracking stage
     def _wait_for_audio(self, stamp: float, pipeline: TrackingPipeline):
