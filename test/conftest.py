@@ -2,6 +2,7 @@
 instead of skipping when the component is missing."""
 import os
 import random
+import time
 
 import numpy as np
 import pytest
@@ -48,3 +49,67 @@ def warm_kernel_cache():
     from av_perception.compile_lock import warm_up_all_kernels
 
     warm_up_all_kernels()
+
+
+class NodeHarness:
+    """A node under test and a peer node (publishers, listeners) on one executor.
+
+    Tests wait on conditions with generous deadlines (:meth:`spin_until`), never for
+    fixed durations.  Every /diagnostics message is collected in ``diags``.
+    """
+
+    def __init__(self, rclpy, node, peer_name: str):
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.rclpy = rclpy
+        self.node = node
+        self.peer = rclpy.create_node(peer_name)
+        self.executor = rclpy.executors.SingleThreadedExecutor()
+        self.executor.add_node(node)
+        self.executor.add_node(self.peer)
+        self.diags = self.listen(DiagnosticArray, "/diagnostics")
+
+    def listen(self, msg_type, topic: str, depth: int = 100) -> list:
+        """A list that receives every message on ``topic``."""
+        got: list = []
+        self.peer.create_subscription(msg_type, topic, got.append, depth)
+        return got
+
+    def publisher(self, msg_type, topic: str, depth: int = 50):
+        return self.peer.create_publisher(msg_type, topic, depth)
+
+    def spin_until(self, condition, timeout: float = 30.0) -> bool:
+        """Spin until ``condition()`` holds or ``timeout`` s pass; returns condition()."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and not condition():
+            self.executor.spin_once(timeout_sec=0.01)
+        return bool(condition())
+
+    def wait_for_subscribers(self, *publishers, timeout: float = 30.0) -> bool:
+        return self.spin_until(lambda: all(p.get_subscription_count() for p in publishers),
+                               timeout)
+
+    def statuses(self, name_part: str = "") -> list:
+        """DiagnosticStatus messages received whose name contains ``name_part``."""
+        name_part = name_part or self.node.get_name()
+        return [s for m in self.diags for s in m.status if name_part in s.name]
+
+    def close(self):
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.peer.destroy_node()
+
+
+@pytest.fixture
+def node_harness(ros_context):
+    """``make(node, peer_name)`` -> NodeHarness; every harness is closed after the test."""
+    made = []
+
+    def make(node, peer_name: str = "test_peer"):
+        h = NodeHarness(ros_context, node, peer_name)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.close()

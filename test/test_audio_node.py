@@ -20,56 +20,25 @@ def _wav(tmp_path, itd, name="in.wav", seconds=3.0):
     return p
 
 
-class Harness:
-    """The node under test plus a listener node on one executor."""
+@pytest.fixture
+def harness(node_harness):
+    """``make(overrides)``: the node with those parameters, and listeners of its topics."""
 
-    def __init__(self, rclpy, overrides):
-        from diagnostic_msgs.msg import DiagnosticArray
+    def make(overrides):
         from geometry_msgs.msg import Vector3Stamped
         from rclpy.parameter import Parameter
         from sensor_msgs.msg import PointCloud2
 
         from av_perception.nodes.audio_features_node import AudioFeaturesNode
 
-        self.rclpy = rclpy
-        self.node = AudioFeaturesNode(
+        node = AudioFeaturesNode(
             parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
-        self.listener = rclpy.create_node("test_listener")
-        self.directions, self.clouds, self.diags = [], [], []
-        self.listener.create_subscription(Vector3Stamped, "audio/direction",
-                                          self.directions.append, 50)
-        self.listener.create_subscription(PointCloud2, "audio/features", self.clouds.append, 50)
-        self.listener.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 50)
-        self.executor = rclpy.executors.SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self.executor.add_node(self.listener)
-
-    def spin(self, seconds):
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.executor.spin_once(timeout_sec=0.01)
-
-    def statuses(self):
-        return [s for m in self.diags for s in m.status if "audio_features_node" in s.name]
-
-    def close(self):
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self.listener.destroy_node()
-
-
-@pytest.fixture
-def harness(ros_context):
-    made = []
-
-    def make(overrides):
-        h = Harness(ros_context, overrides)
-        made.append(h)
+        h = node_harness(node, "test_listener")
+        h.directions = h.listen(Vector3Stamped, "audio/direction", 50)
+        h.clouds = h.listen(PointCloud2, "audio/features", 50)
         return h
 
-    yield make
-    for h in made:
-        h.close()
+    return make
 
 
 def test_node_publishes_direction_and_features_from_a_file(harness, tmp_path):
@@ -77,8 +46,8 @@ def test_node_publishes_direction_and_features_from_a_file(harness, tmp_path):
 
     itd = -2.2e-4  # sound from the right
     h = harness({"capture.input_file": str(_wav(tmp_path, itd))})
-    h.spin(3.5)
-    assert len(h.directions) > 50
+    assert h.spin_until(lambda: len(h.directions) > 50
+                        and any(s.level == b"\x00" for s in h.statuses()))
     x = np.median([m.vector.x for m in h.directions])
     expected = itd * 343.0 / 0.15  # x = -sin(az) = -c*itd/d ... right is +x
     assert x == pytest.approx(-expected, abs=0.01)
@@ -100,9 +69,8 @@ def test_bad_input_is_reported_and_the_node_keeps_running(harness, tmp_path):
     mono = tmp_path / "mono.wav"
     write_wav(mono, np.zeros((FS, 1)), FS)
     h = harness({"capture.input_file": str(mono), "capture.reconnect_interval": 0.2})
-    h.spin(1.2)
-    errors = [s for s in h.statuses() if s.level == b"\x02"]
-    assert errors and "1 channel" in errors[-1].message
+    assert h.spin_until(lambda: any(s.level == b"\x02" and "1 channel" in s.message
+                                    for s in h.statuses()))
     # a NaN chunk is refused with a diagnostic; processing goes on afterwards
     node = h.node
     bad = np.zeros((512, 2))
@@ -119,8 +87,39 @@ def test_bad_input_is_reported_and_the_node_keeps_running(harness, tmp_path):
     res = node.set_parameters([Parameter("capture.input_file", value=str(_wav(tmp_path, 1e-4)))])
     assert res[0].successful
     n0 = len(h.directions)
-    h.spin(2.0)
-    assert len(h.directions) > n0 + 20
+    assert h.spin_until(lambda: len(h.directions) > n0 + 20)
+
+
+@pytest.mark.parametrize("case", ["no_device", "missing_file", "mono_file", "not_wav"])
+def test_input_that_cannot_open_stays_an_error_until_it_opens(harness, tmp_path, case):
+    """Issue 16: the device is retried every capture.reconnect_interval; every status in
+    between must stay ERROR with device_open=False (it alternated with OK)."""
+    overrides = {"output.diagnostics_period": 0.2, "capture.reconnect_interval": 2.0}
+    if case == "no_device":
+        overrides["capture.device"] = "no such sound card 0815"
+    elif case == "missing_file":
+        overrides["capture.input_file"] = str(tmp_path / "missing.wav")
+    elif case == "mono_file":
+        write_wav(tmp_path / "mono.wav", np.zeros((FS, 1)), FS)
+        overrides["capture.input_file"] = str(tmp_path / "mono.wav")
+    else:
+        (tmp_path / "text.wav").write_text("not a RIFF file")
+        overrides["capture.input_file"] = str(tmp_path / "text.wav")
+    h = harness(overrides)
+    assert h.spin_until(lambda: len(h.statuses()) >= 12)  # spans several reconnect attempts
+    st = h.statuses()
+    assert [s.level for s in st] == [b"\x02"] * len(st), [(s.level, s.message) for s in st]
+    assert all({kv.key: kv.value for kv in s.values}["device_open"] == "False" for s in st)
+    assert all("audio input unavailable" in s.message for s in st)
+    if case == "mono_file":
+        # resolved when a good file is opened: the next statuses are OK again
+        from rclpy.parameter import Parameter
+
+        good = _wav(tmp_path, 1e-4)
+        assert h.node.set_parameters([Parameter("capture.input_file", value=str(good))])[0] \
+            .successful
+        n = len(h.statuses())
+        assert h.spin_until(lambda: any(s.level == b"\x00" for s in h.statuses()[n:]))
 
 
 def test_parameters_are_declared_with_ranges_and_validated(harness, tmp_path):

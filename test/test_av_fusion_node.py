@@ -82,68 +82,43 @@ class Stream:
         return out
 
 
-class Harness:
-    """The node under test plus a publisher/listener node on one executor."""
+@pytest.fixture
+def harness(node_harness):
+    """``make(overrides)``: the node, publishers of its inputs and a listener of av_events;
+    ``h.publish(messages)`` returns once the node has taken them and every window it
+    published has arrived."""
 
-    def __init__(self, rclpy, overrides):
-        from diagnostic_msgs.msg import DiagnosticArray
+    def make(overrides=None):
         from rclpy.parameter import Parameter
         from sensor_msgs.msg import PointCloud2
 
         from av_perception.nodes.av_fusion_node import AVFusionNode
 
-        self.node = AVFusionNode(
-            parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
-        self.peer = rclpy.create_node("fusion_test_peer")
-        self.pubs = {t: self.peer.create_publisher(PointCloud2, t, 50)
-                     for t in ("audio/features", "visual/observations")}
-        self.events, self.diags = [], []
-        self.peer.create_subscription(PointCloud2, "av_events", self.events.append, 100)
-        self.peer.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 50)
-        self.executor = rclpy.executors.SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self.executor.add_node(self.peer)
-        self.received = 0
+        node = AVFusionNode(parameter_overrides=[Parameter(k, value=v)
+                                                 for k, v in (overrides or {}).items()])
+        h = node_harness(node, "fusion_test_peer")
+        h.pubs = {t: h.publisher(PointCloud2, t) for t in ("audio/features",
+                                                              "visual/observations")}
+        h.events = h.listen(PointCloud2, "av_events")
 
-    def spin(self, seconds):
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.executor.spin_once(timeout_sec=0.01)
+        def taken():
+            return node.rates["audio_msgs"].total + node.rates["visual"].total
 
-    def publish(self, messages, timeout=10.0):
-        """Publish and spin until the node has taken every message."""
-        node = self.node
-        start = node.rates["audio_msgs"].total + node.rates["visual"].total
-        for topic, msg in messages:
-            self.pubs[topic].publish(msg)
-            self.executor.spin_once(timeout_sec=0.0)
-        end = time.monotonic() + timeout
-        while (node.rates["audio_msgs"].total + node.rates["visual"].total - start
-               < len(messages) and time.monotonic() < end):
-            self.executor.spin_once(timeout_sec=0.01)
-        self.spin(0.1)
+        def publish(messages, timeout=30.0):
+            for topic, msg in messages:  # one at a time: none lost from the queue
+                n = taken() + 1
+                h.pubs[topic].publish(msg)
+                assert h.spin_until(lambda n=n: taken() >= n, timeout)
+            assert h.spin_until(lambda: len(h.events) == node.windows_published, timeout)
 
-    def statuses(self):
-        return [s for m in self.diags for s in m.status if "av_fusion_node" in s.name]
-
-    def close(self):
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self.peer.destroy_node()
-
-
-@pytest.fixture
-def harness(ros_context):
-    made = []
-
-    def make(overrides=None):
-        h = Harness(ros_context, overrides or {})
-        made.append(h)
+        h.publish = publish
         return h
 
-    yield make
-    for h in made:
-        h.close()
+    return make
+
+
+def _values(status) -> dict:
+    return {kv.key: kv.value for kv in status.values}
 
 
 def _events(msg):
@@ -157,7 +132,10 @@ def test_events_locate_people_and_the_speaker(harness):
     stream = Stream()
     for k in range(1, 13):  # 4 s of data in 1/3 s batches
         h.publish(stream.until(T0 + k / 3))
-    h.spin(0.6)
+    # a status published after the last window
+    assert h.spin_until(lambda: h.statuses() and int(_values(h.statuses()[-1])[
+        "windows_published"]) == len(h.events) and any(s.level == b"\x00"
+                                                       for s in h.statuses()))
     assert len(h.events) >= 12
     stamps = np.array([_events(m)[0] for m in h.events])
     assert np.all(np.diff(stamps) > 0)
@@ -241,12 +219,14 @@ def test_bad_input_is_reported_and_the_node_keeps_running(harness):
     assert node.malformed_visual == 1 and node.malformed_audio == 1
     assert node.pipeline.invalid_points == 1
     assert node.pipeline.late_visual_frames == 1
-    h.spin(0.4)
+    assert h.spin_until(lambda: any(s.level == b"\x02" for s in h.statuses())
+                        and _values(h.statuses()[-1])["late_visual_frames_dropped"] == "1")
     errors = [s for s in h.statuses() if s.level == b"\x02"]
     assert errors and "malformed" in errors[-1].message
     values = {kv.key: kv.value for kv in h.statuses()[-1].values}
     assert "lacks field(s) y, z" in values["last_visual_input_error"]
     assert "non-finite stamps" in values["last_audio_input_error"]
+    assert values["rejected_audio_messages"] == values["malformed_audio_messages"] == "1"
     assert values["invalid_points_dropped"] == "1"
     assert values["late_visual_frames_dropped"] == "1"
     # processing goes on

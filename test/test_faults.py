@@ -114,9 +114,9 @@ def _send_after(n_calls: int, sig=signal.SIGTERM):
 
 
 def test_a_sigterm_keeps_the_audio_features_written(tmp_path, monkeypatch, capsys):
-    from av_perception.sim.signals import binauralize, noise_bursts
     from av_perception.io.audio_sources import write_wav
     from av_perception.io.feature_files import FeatureCsvWriter, read_features_csv
+    from av_perception.sim.signals import binauralize, noise_bursts
 
     rate = 16000
     x = binauralize(noise_bursts(rate, 10.0), 3e-4, rate)
@@ -141,8 +141,8 @@ def test_a_a_signal_before_any_frame_leaves_an_existing_output_alone(tmp_path, m
     out.write_text("old\n")
     os.utime(out, (time.time() - 3600, time.time() - 3600))
     wav = tmp_path / "a.wav"
-    from av_perception.sim.signals import binauralize, noise_bursts
     from av_perception.io.audio_sources import write_wav
+    from av_perception.sim.signals import binauralize, noise_bursts
 
     write_wav(wav, binauralize(noise_bursts(16000, 2.0), 3e-4, 16000), 16000)
     monkeypatch.setattr(AudioPipeline, "process_audio",
@@ -277,8 +277,8 @@ def test_c_node_names_a_wrong_type_in_its_params_file(tmp_path):
 
 # ------------------------------------------------------------- D: smaller faults
 def _noise_wav(path, seconds=3.0, gain=1.0, rate=16000, dtype="int16"):
-    from av_perception.sim.signals import binauralize, noise_bursts
     from av_perception.io.audio_sources import write_wav
+    from av_perception.sim.signals import binauralize, noise_bursts
 
     x = binauralize(noise_bursts(rate, seconds), 3e-4, rate) * gain
     write_wav(path, x, rate, dtype=dtype)

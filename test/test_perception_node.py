@@ -20,8 +20,7 @@ def pair():
     return render(HEADS, seed=2)
 
 
-def test_perception_node_tracks_the_rendered_heads_and_the_talker(ros_context, pair, tmp_path):
-    from diagnostic_msgs.msg import DiagnosticArray
+def test_perception_node_tracks_the_rendered_heads_and_the_talker(node_harness, pair, tmp_path):
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
     from test_visual_node import image_msg, info_msgs
@@ -44,95 +43,83 @@ def test_perception_node_tracks_the_rendered_heads_and_the_talker(ros_context, p
                  "vision_input.diagnostics_period": 0.5}
     node = PerceptionNode(parameter_overrides=[Parameter(k, value=v)
                                                for k, v in overrides.items()])
-    io = ros_context.create_node("perception_test_io")
-    got = {k: [] for k in ("speakers", "features", "observations", "markers", "image", "diag",
-                           "events")}
-    io.create_subscription(PointCloud2, "av_events", got["events"].append, 100)
-    io.create_subscription(PointCloud2, "speakers", got["speakers"].append, 100)
-    io.create_subscription(PointCloud2, "audio/features", got["features"].append, 500)
-    io.create_subscription(PointCloud2, "visual/observations", got["observations"].append, 100)
-    io.create_subscription(MarkerArray, "speakers/markers", got["markers"].append, 100)
-    io.create_subscription(Image, "speakers/image", got["image"].append, 100)
-    io.create_subscription(DiagnosticArray, "/diagnostics", got["diag"].append, 100)
-    pub_img = [io.create_publisher(Image, f"stereo/{s}/image_raw", 10) for s in ("left", "right")]
-    pub_info = [io.create_publisher(CameraInfo, f"stereo/{s}/camera_info", 10)
+    h = node_harness(node, "perception_test_io")
+    got = {k: h.listen(PointCloud2, t, 500 if k == "features" else 100) for k, t in (
+        ("events", "av_events"), ("speakers", "speakers"), ("features", "audio/features"),
+        ("observations", "visual/observations"))}
+    got["markers"] = h.listen(MarkerArray, "speakers/markers")
+    got["image"] = h.listen(Image, "speakers/image")
+    got["diag"] = h.diags
+    pub_img = [h.publisher(Image, f"stereo/{s}/image_raw", 10) for s in ("left", "right")]
+    pub_info = [h.publisher(CameraInfo, f"stereo/{s}/camera_info", 10)
                 for s in ("left", "right")]
-    ex = ros_context.executors.SingleThreadedExecutor()
-    ex.add_node(node)
-    ex.add_node(io)
+    ex = h.executor
     left, right = pair
-    try:
-        end = time.monotonic() + 5
-        while time.monotonic() < end and pub_img[1].get_subscription_count() == 0:
-            ex.spin_once(timeout_sec=0.01)
-        # publish pairs at 15 fps, stamped now like a camera driver, until every stage has
-        # published enough (a deadline, not a duration: a loaded machine just takes longer)
-        def enough():  # 5 s of observed pairs (tracks are confirmed after ~1 s)
-            obs = got["observations"]
-            return (len(got["features"]) > 50 and len(got["events"]) >= 8 and len(obs) >= 30
-                    and time_to_sec(obs[-1].header.stamp) - time_to_sec(obs[0].header.stamp)
-                    >= 5.0)
+    assert h.wait_for_subscribers(pub_img[1])
+    # publish pairs at 15 fps, stamped now like a camera driver, until every stage has
+    # published enough (a deadline, not a duration: a loaded machine just takes longer)
+    def enough():  # 5 s of observed pairs (tracks are confirmed after ~1 s)
+        obs = got["observations"]
+        return (len(got["features"]) > 50 and len(got["events"]) >= 8 and len(obs) >= 30
+                and time_to_sec(obs[-1].header.stamp) - time_to_sec(obs[0].header.stamp)
+                >= 5.0)
 
-        end = time.monotonic() + 120.0
-        next_pub = 0.0
-        sent = 0
-        while time.monotonic() < end and not enough():
-            if time.monotonic() >= next_pub:
-                stamp = node.get_clock().now().nanoseconds * 1e-9
-                for pub, info in zip(pub_info, info_msgs(stamp)):
-                    pub.publish(info)
-                pub_img[0].publish(image_msg(left, stamp, "cam_left"))
-                pub_img[1].publish(image_msg(right, stamp, "cam_right"))
-                sent += 1
-                next_pub = time.monotonic() + 1 / 15
-            ex.spin_once(timeout_sec=0.005)
-        # then until every observation cloud has its speakers and image
-        end = time.monotonic() + 30.0
-        while time.monotonic() < end and not (
-                len(got["speakers"]) == len(got["observations"]) == len(got["image"])):
-            ex.spin_once(timeout_sec=0.01)
-        ex.spin_once(timeout_sec=0.2)
-        # every stage published
-        assert len(got["features"]) > 50
-        itds = np.concatenate([cloud_to_features(c)["itd"] for c in got["features"]])
-        act = np.concatenate([cloud_to_features(c)["activity"] for c in got["features"]])
-        assert np.nanmedian(itds[act > 0.5]) == pytest.approx(itd, abs=5e-6)
-        assert len(got["observations"]) >= 20, (sent, node.last_error)
-        assert len(cloud_to_observations(got["observations"][-1])["xyz"]) == 2
-        assert len(got["speakers"]) == len(got["observations"])
-        assert len(got["image"]) == len(got["speakers"]) and got["markers"]
-        # the speakers are at the heads, the left one talks
-        tracks = [cloud_to_tracks(m) for m in got["speakers"]]
-        late = [t for t in tracks if t["stamp"] >= tracks[-1]["stamp"] - 2.0]
-        assert all(len(t["ids"]) == 2 for t in late), [t["ids"] for t in late]
-        assert all(t["frame_id"] == "cam_left" for t in late)
-        for t in late:
-            order = np.argsort(t["position"][:, 0])
-            assert np.abs(t["position"][order] - HEADS).max() < 0.05, t["position"]
-        talk = np.array([t["speaking"][np.argsort(t["position"][:, 0])] for t in late])
-        assert np.median(talk[:, 0]) > 0.5 and talk[:, 1].max() < 0.5, talk
-        assert time_to_sec(got["image"][-1].header.stamp) == tracks[-1]["stamp"]
-        # the fusion stage: windows every fusion.hop_length of data, two people seen, the
-        # talker's cluster carries the audio
-        assert len(got["events"]) >= 8
-        stamp, ev = cloud_to_events(got["events"][-1])
-        assert len(ev) == 2 and not ev.out_of_view.any()
-        order = np.argsort(ev.position[:, 0])
-        assert np.abs(ev.position[order] - HEADS).max() < 0.05
-        assert ev.audio_mass[order][0] > 5 * ev.audio_mass[order][1]
-        # one diagnostics status per stage, the tracking one with the latency
-        names = {s.name for m in got["diag"] for s in m.status}
-        assert {f"av_perception: perception_node {k}" for k in ("audio", "vision", "tracking")} \
-            <= names
-        vals = [{kv.key: kv.value for kv in s.values} for m in got["diag"] for s in m.status
-                if s.name.endswith("tracking")]
-        busy = [v for v in vals if int(v["outputs_in_period"]) > 0]
-        # latency is reported (its size is a benchmark's business: bench/bench_latency.py)
-        assert busy and 0 < float(busy[-1]["latency_p50_ms"]) < np.inf
-    finally:
-        ex.shutdown()
-        node.destroy_node()
-        io.destroy_node()
+    end = time.monotonic() + 120.0
+    next_pub = 0.0
+    sent = 0
+    while time.monotonic() < end and not enough():
+        if time.monotonic() >= next_pub:
+            stamp = node.get_clock().now().nanoseconds * 1e-9
+            for pub, info in zip(pub_info, info_msgs(stamp)):
+                pub.publish(info)
+            pub_img[0].publish(image_msg(left, stamp, "cam_left"))
+            pub_img[1].publish(image_msg(right, stamp, "cam_right"))
+            sent += 1
+            next_pub = time.monotonic() + 1 / 15
+        ex.spin_once(timeout_sec=0.005)
+    # then until every observation cloud has its speakers and image
+    end = time.monotonic() + 30.0
+    while time.monotonic() < end and not (
+            len(got["speakers"]) == len(got["observations"]) == len(got["image"])):
+        ex.spin_once(timeout_sec=0.01)
+    ex.spin_once(timeout_sec=0.2)
+    # every stage published
+    assert len(got["features"]) > 50
+    itds = np.concatenate([cloud_to_features(c)["itd"] for c in got["features"]])
+    act = np.concatenate([cloud_to_features(c)["activity"] for c in got["features"]])
+    assert np.nanmedian(itds[act > 0.5]) == pytest.approx(itd, abs=5e-6)
+    assert len(got["observations"]) >= 20, (sent, node.last_error)
+    assert len(cloud_to_observations(got["observations"][-1])["xyz"]) == 2
+    assert len(got["speakers"]) == len(got["observations"])
+    assert len(got["image"]) == len(got["speakers"]) and got["markers"]
+    # the speakers are at the heads, the left one talks
+    tracks = [cloud_to_tracks(m) for m in got["speakers"]]
+    late = [t for t in tracks if t["stamp"] >= tracks[-1]["stamp"] - 2.0]
+    assert all(len(t["ids"]) == 2 for t in late), [t["ids"] for t in late]
+    assert all(t["frame_id"] == "cam_left" for t in late)
+    for t in late:
+        order = np.argsort(t["position"][:, 0])
+        assert np.abs(t["position"][order] - HEADS).max() < 0.05, t["position"]
+    talk = np.array([t["speaking"][np.argsort(t["position"][:, 0])] for t in late])
+    assert np.median(talk[:, 0]) > 0.5 and talk[:, 1].max() < 0.5, talk
+    assert time_to_sec(got["image"][-1].header.stamp) == tracks[-1]["stamp"]
+    # the fusion stage: windows every fusion.hop_length of data, two people seen, the
+    # talker's cluster carries the audio
+    assert len(got["events"]) >= 8
+    stamp, ev = cloud_to_events(got["events"][-1])
+    assert len(ev) == 2 and not ev.out_of_view.any()
+    order = np.argsort(ev.position[:, 0])
+    assert np.abs(ev.position[order] - HEADS).max() < 0.05
+    assert ev.audio_mass[order][0] > 5 * ev.audio_mass[order][1]
+    # one diagnostics status per stage, the tracking one with the latency
+    names = {s.name for m in got["diag"] for s in m.status}
+    assert {f"av_perception: perception_node {k}" for k in ("audio", "vision", "tracking")} \
+        <= names
+    vals = [{kv.key: kv.value for kv in s.values} for m in got["diag"] for s in m.status
+            if s.name.endswith("tracking")]
+    busy = [v for v in vals if int(v["outputs_in_period"]) > 0]
+    # latency is reported (its size is a benchmark's business: bench/bench_latency.py)
+    assert busy and 0 < float(busy[-1]["latency_p50_ms"]) < np.inf
 
 
 def test_parameters_are_the_union_of_the_stages():

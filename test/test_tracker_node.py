@@ -296,7 +296,7 @@ def test_node_tracks_two_people_and_publishes_every_output(ros_context):
         io.destroy_node()
 
 
-def test_births_from_av_events(ros_context):
+def test_births_from_av_events(node_harness):
     """With tracking.use_av_events the node subscribes to av_events: an event no track
     explains starts a track long before the visual birth chains would (here they need 30
     frames); a malformed events cloud is rejected and counted; switching the parameter
@@ -317,52 +317,82 @@ def test_births_from_av_events(ros_context):
     overrides = {"tracking.use_av_events": True, "tracker.birth_window": 30,
                  "tracking.publish_image": False}
     node = TrackerNode(parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
-    io = ros_context.create_node("tracker_events_io")
-    got = []
-    io.create_subscription(PointCloud2, "speakers", got.append, 100)
-    pub_obs = io.create_publisher(PointCloud2, "visual/observations", 50)
-    pub_ev = io.create_publisher(PointCloud2, "av_events", 10)
-    ex = ros_context.executors.SingleThreadedExecutor()
-    ex.add_node(node)
-    ex.add_node(io)
+    h = node_harness(node, "tracker_events_io")
+    spin_until = h.spin_until
+    got = h.listen(PointCloud2, "speakers")
+    pub_obs = h.publisher(PointCloud2, "visual/observations")
+    pub_ev = h.publisher(PointCloud2, "av_events", 10)
+    assert h.wait_for_subscribers(pub_obs, pub_ev)
+    t0 = 100.0
+    person = PEOPLE[1]
+    event = AVEvent(person + 0.01, np.diag(VAR), np.diag(VAR), 12.0, 0.0, 0.0, 1e-5,
+                    False, 3, t0 + 1.0)
+    for k in range(24):
+        stamp = t0 + k / FPS
+        pub_obs.publish(obs_cloud(stamp, person[None]))
+        assert spin_until(lambda k=k: len(got) == k + 1)
+        if k == 16:  # the fusion window ending at t0 + 1 s arrives after that frame
+            pub_ev.publish(events_to_cloud(
+                Header(stamp=sec_to_time(t0 + 1.0), frame_id="cam_left"), [event]))
+            assert spin_until(lambda: node.pipeline.events_received == 1)
+    counts = [len(cloud_to_tracks(m)["ids"]) for m in got]
+    assert counts[:17] == [0] * 17 and counts[17:] == [1] * 7  # born at the next image
+    pos = cloud_to_tracks(got[-1])["position"][0]
+    assert np.linalg.norm(pos - person) < 0.03
+    assert node.pipeline.tracker.stats["births_events"] == 1
+    bad = make_pointcloud2(Header(stamp=sec_to_time(t0 + 2.0)),
+                           {"x": np.zeros(1, np.float32)})
+    pub_ev.publish(bad)
+    assert spin_until(lambda: node.inputs_rejected == 1)
+    node.set_parameters([Parameter("tracking.use_av_events", value=False)])
+    assert node.sub_events is None
+    assert spin_until(lambda: pub_ev.get_subscription_count() == 0)
 
-    def spin_until(cond, timeout=3.0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end and not cond():
-            ex.spin_once(timeout_sec=0.01)
-        return cond()
 
-    try:
-        assert spin_until(lambda: pub_obs.get_subscription_count()
-                          and pub_ev.get_subscription_count())
-        t0 = 100.0
-        person = PEOPLE[1]
-        event = AVEvent(person + 0.01, np.diag(VAR), np.diag(VAR), 12.0, 0.0, 0.0, 1e-5,
-                        False, 3, t0 + 1.0)
-        for k in range(24):
+def test_audio_with_a_non_finite_stamp_is_rejected_and_tracking_goes_on(node_harness):
+    """Issue 16: one audio/features message with a NaN or inf t_offset silenced the node
+    for good (every later step failed, blaming the observations); now that message is
+    rejected naming the audio input, counted on /diagnostics, and every later
+    observation cloud gives speakers."""
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import PointCloud2
+
+    from av_perception.nodes.conversions import make_pointcloud2, read_pointcloud2
+    from av_perception.nodes.tracker_node import TrackerNode
+
+    overrides = {"tracking.publish_image": False, "tracking.diagnostics_period": 0.2}
+    node = TrackerNode(parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+    h = node_harness(node, "tracker_nan_io")
+    got = h.listen(PointCloud2, "speakers")
+    itd = speaker_itd()
+    t0 = 200.0
+    for bad in (np.nan, np.inf):
+        for k in range(30):
             stamp = t0 + k / FPS
-            pub_obs.publish(obs_cloud(stamp, person[None]))
-            assert spin_until(lambda k=k: len(got) == k + 1)
-            if k == 16:  # the fusion window ending at t0 + 1 s arrives after that frame
-                pub_ev.publish(events_to_cloud(
-                    Header(stamp=sec_to_time(t0 + 1.0), frame_id="cam_left"), [event]))
-                assert spin_until(lambda: node.pipeline.events_received == 1)
-        counts = [len(cloud_to_tracks(m)["ids"]) for m in got]
-        assert counts[:17] == [0] * 17 and counts[17:] == [1] * 7  # born at the next image
-        pos = cloud_to_tracks(got[-1])["position"][0]
-        assert np.linalg.norm(pos - person) < 0.03
-        assert node.pipeline.tracker.stats["births_events"] == 1
-        bad = make_pointcloud2(Header(stamp=sec_to_time(t0 + 2.0)),
-                               {"x": np.zeros(1, np.float32)})
-        pub_ev.publish(bad)
-        assert spin_until(lambda: node.inputs_rejected == 1)
-        node.set_parameters([Parameter("tracking.use_av_events", value=False)])
-        assert node.sub_events is None
-        assert spin_until(lambda: pub_ev.get_subscription_count() == 0)
-    finally:
-        ex.shutdown()
-        node.destroy_node()
-        io.destroy_node()
+            audio = audio_cloud(stamp - 4 * HOP + HOP * np.arange(4), itd)
+            if k == 10:  # one broken message among good ones
+                fields = read_pointcloud2(audio)
+                fields["t_offset"][2] = bad
+                audio = make_pointcloud2(audio.header, fields)
+            node._on_features(audio)
+            node._on_observations(obs_cloud(stamp, PEOPLE))
+        t0 += 30 / FPS
+    assert h.spin_until(lambda: len(got) == 60)
+    assert node.inputs_rejected == 2
+    assert node.pipeline.tracker.num_tracks >= 1
+    assert h.spin_until(lambda: any(s.level == b"\x02" for s in h.statuses()))
+    st = h.statuses()
+    err = [s for s in st if s.level == b"\x02"][-1]
+    assert "audio/features message rejected" in err.message
+    assert "non-finite stamps" in err.message
+    values = {kv.key: kv.value for kv in st[-1].values}
+    assert values["rejected_audio_features_messages"] == "2"
+    assert values["inputs_rejected"] == "2"
+    # the error was this period's: the next periods are not ERROR (a WARN that no
+    # observations come any more)
+    n = len(st)
+    assert h.spin_until(lambda: len(h.statuses()) > n + 1)
+    assert h.statuses()[-1].level != b"\x02"
 
 
 def test_late_observations_are_dropped_and_counted(ros_context):
@@ -443,7 +473,8 @@ def test_rviz_config_parses_and_shows_the_published_topics():
             ("rviz_default_plugins/PointCloud2", "visual/observations")} <= shown
     # every topic shown is one the nodes publish (node sources create these publishers)
     sources = "".join((root / "av_perception" / "nodes" / f).read_text() for f in (
-        "tracker_node.py", "perception_node.py", "visual_features_node.py"))
+        "tracker_node.py", "perception_node.py", "visual_features_node.py",
+        "tracking_stage.py", "vision_stage.py"))
     for _, topic in shown:
         assert f'"{topic}"' in sources, topic
     from av_perception.nodes.conversions import MARKER_NAMESPACES

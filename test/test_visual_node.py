@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import NodeHarness
 from stereobag import CAL, HEADS, render
 
 from av_perception.io.image_msgs import (
@@ -46,11 +47,10 @@ def info_msgs(stamp, cal=CAL, swap=False):
     return msgs[::-1] if swap else msgs
 
 
-class Harness:
-    """The node under test plus an I/O node (publishers and listeners) on one executor."""
+class Harness(NodeHarness):
+    """The node under test, publishers of stereo pairs and a listener of its clouds."""
 
-    def __init__(self, rclpy, overrides, namespace=""):
-        from diagnostic_msgs.msg import DiagnosticArray
+    def __init__(self, rclpy, overrides):
         from rclpy.parameter import Parameter
         from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
@@ -59,35 +59,25 @@ class Harness:
         # frame-exact checks: detect in the frame unless a test asks for the live default
         overrides = {"vision_input.diagnostics_period": 0.2, "detection.asynchronous": False,
                      **overrides}
-        self.node = VisualFeaturesNode(
-            parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
-        self.io = rclpy.create_node("visual_test_io")
+        super().__init__(rclpy, VisualFeaturesNode(
+            parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()]),
+            "visual_test_io")
         self.compressed = bool(overrides.get("vision_input.compressed", False))
         img_type = CompressedImage if self.compressed else Image
         suffix = "/compressed" if self.compressed else ""
-        self.pub_img = [self.io.create_publisher(img_type, f"stereo/{s}/image_raw{suffix}", 10)
+        self.pub_img = [self.publisher(img_type, f"stereo/{s}/image_raw{suffix}", 10)
                         for s in ("left", "right")]
-        self.pub_info = [self.io.create_publisher(CameraInfo, f"stereo/{s}/camera_info", 10)
+        self.pub_info = [self.publisher(CameraInfo, f"stereo/{s}/camera_info", 10)
                          for s in ("left", "right")]
-        self.clouds, self.diags = [], []
-        self.io.create_subscription(PointCloud2, "visual/observations", self.clouds.append, 50)
-        self.io.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 50)
-        self.executor = rclpy.executors.SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self.executor.add_node(self.io)
-        self.spin_until(lambda: self.pub_img[0].get_subscription_count() > 0
-                        and self.pub_info[1].get_subscription_count() > 0, 5.0)
+        self.clouds = self.listen(PointCloud2, "visual/observations", 50)
+        self.wait_for_subscribers(self.pub_img[0], self.pub_info[1])
 
-    def spin(self, seconds):
+    def pace(self, seconds):
+        """Spin for ``seconds`` (pacing publication in real time, never a wait for a
+        result)."""
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             self.executor.spin_once(timeout_sec=0.01)
-
-    def spin_until(self, condition, timeout):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end and not condition():
-            self.executor.spin_once(timeout_sec=0.01)
-        return condition()
 
     def publish(self, stamp, left, right, infos=True, right_stamp=None, swap_infos=False,
                 left_msg=None, right_msg=None):
@@ -107,20 +97,15 @@ class Harness:
         wall0 = time.monotonic()
         for k in range(n):
             if real_time:
-                self.spin(wall0 + k / 15 - time.monotonic())
+                self.pace(wall0 + k / 15 - time.monotonic())
             self.publish(t0 + k / 15, left, right, **kw)
             want = start + k + 1
             self.spin_until(lambda want=want: len(self.clouds) >= want, 10.0)
         return self.clouds[start:]
 
     def statuses(self, level=None):
-        out = [s for m in self.diags for s in m.status if "visual_features_node" in s.name]
+        out = super().statuses("visual_features_node")
         return [s for s in out if level is None or s.level == bytes([level])]
-
-    def close(self):
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self.io.destroy_node()
 
 
 @pytest.fixture
@@ -280,9 +265,8 @@ def test_bad_input_is_reported_and_the_node_keeps_running(harness, pair):
     clouds = h.send_and_wait(1, left, right, t0=T0 + 3, infos=False)
     assert len(clouds) == 1
     _check_heads(clouds[0], T0 + 3)
-    h.spin(0.3)
-    values = {kv.key: kv.value for kv in h.statuses()[-1].values}
-    assert "camera.* parameters" in values["calibration"]
+    assert h.spin_until(lambda: "camera.* parameters" in {
+        kv.key: kv.value for kv in h.statuses()[-1].values}["calibration"])
 
 
 def test_parameters_are_declared_with_ranges_and_validated(harness):

@@ -19,6 +19,7 @@ from ..core.audio import pcm_to_float
 from .audio_sources import AudioChunk, AudioSourceError, check_channels, select_channels
 from .bag import BagError, BagReader, choose_topic
 from .msgdefs import PORTAUDIO_FORMATS
+from .stamps import stamp_to_seconds
 
 __all__ = [
     "AUDIO_TYPES",
@@ -44,9 +45,8 @@ _GST_FORMATS = {
 }
 
 
-def stamp_to_sec(stamp) -> float:
-    """builtin_interfaces/Time -> float seconds."""
-    return float(stamp.sec) + 1e-9 * float(stamp.nanosec)
+#: builtin_interfaces/Time -> float seconds
+stamp_to_sec = stamp_to_seconds
 
 
 class AudioFormat:

@@ -11,7 +11,6 @@ unless the function says otherwise; grey arrays are ``(H, W)``.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import cv2
 import numpy as np
 
 from ..core.stereo import CalibrationError, StereoCalibration
+from .stamps import seconds_to_stamp, stamp_to_seconds
 
 __all__ = [
     "ImageConversionError",
@@ -168,27 +168,6 @@ _BAYER = {
 }
 _YUV = {"yuv422": cv2.COLOR_YUV2BGR_UYVY, "uyvy": cv2.COLOR_YUV2BGR_UYVY,
         "yuv422_yuy2": cv2.COLOR_YUV2BGR_YUYV, "yuyv": cv2.COLOR_YUV2BGR_YUYV}
-
-
-# ---------------------------------------------------------------------------
-# Time
-# ---------------------------------------------------------------------------
-def stamp_to_seconds(stamp) -> float:
-    """``builtin_interfaces/Time`` (``sec``, ``nanosec``) or a header -> float seconds."""
-    if hasattr(stamp, "stamp"):
-        stamp = stamp.stamp
-    return float(stamp.sec) + 1e-9 * float(stamp.nanosec)
-
-
-def seconds_to_stamp(seconds: float) -> tuple[int, int]:
-    """Float seconds -> (sec, nanosec) with 0 <= nanosec < 1e9."""
-    if not math.isfinite(seconds):
-        raise ValueError(f"time {seconds} is not finite")
-    sec = math.floor(seconds)
-    ns = int(round((seconds - sec) * 1e9))  # split first: float64 cannot hold epoch ns
-    if ns >= 1_000_000_000:
-        sec, ns = sec + 1, ns - 1_000_000_000
-    return int(sec), ns
 
 
 # ---------------------------------------------------------------------------

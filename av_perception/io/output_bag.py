@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from ..viz import annotate_frame, covariance_ellipsoid, speaking_rgba
+from .cloud_layout import MARKER_NAMESPACES, SPEAKER_CLOUD_FIELDS, pack_points, speaker_columns
 from .msgdefs import make_typestore
+from .stamps import NS_PER_S, seconds_to_stamp
 
 __all__ = ["OUTPUT_TOPICS", "OutputBagWriter", "new_message", "SPEAKER_CLOUD_FIELDS"]
 
@@ -33,12 +35,6 @@ OUTPUT_TOPICS = {
     "speakers/markers": "visualization_msgs/msg/MarkerArray",
     "speakers/image": "sensor_msgs/msg/Image",
 }
-#: fields of the ``speakers`` cloud (same layout as the nodes' ``speakers`` topic)
-SPEAKER_CLOUD_FIELDS = (("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("id", "<u4"),
-                        ("speaking", "<f4"), ("existence", "<f4"), ("var_x", "<f4"),
-                        ("var_y", "<f4"), ("var_z", "<f4"))
-_POINTFIELD_TYPE = {"<f4": 7, "<u4": 6}  # sensor_msgs/PointField FLOAT32, UINT32
-MARKER_NAMESPACES = ("speakers/ellipsoid", "speakers/label")
 _SPHERE, _TEXT_VIEW_FACING, _ADD, _DELETE = 2, 9, 0, 2
 
 
@@ -121,25 +117,13 @@ class OutputBagWriter:
 
     def speakers_cloud(self, header, output):
         """TrackerOutput -> ``speakers`` PointCloud2 (rosbags message)."""
-        pos = np.asarray(output.position, dtype=np.float64).reshape(-1, 3)
-        var = np.diagonal(np.asarray(output.covariance, dtype=np.float64).reshape(-1, 3, 3),
-                          axis1=1, axis2=2)
-        n = len(pos)
-        rec = np.zeros(n, dtype=np.dtype(list(SPEAKER_CLOUD_FIELDS)))
-        rec["x"], rec["y"], rec["z"] = pos[:, 0], pos[:, 1], pos[:, 2]
-        rec["id"] = np.asarray(output.ids).astype(np.uint32)
-        rec["speaking"] = np.asarray(output.speaking, dtype=np.float64)
-        rec["existence"] = np.asarray(output.existence, dtype=np.float64)
-        rec["var_x"], rec["var_y"], rec["var_z"] = var[:, 0], var[:, 1], var[:, 2]
-        fields, offset = [], 0
-        for name, dt in SPEAKER_CLOUD_FIELDS:
-            fields.append(self._msg("sensor_msgs/msg/PointField", name=name, offset=offset,
-                                    datatype=_POINTFIELD_TYPE[dt], count=1))
-            offset += np.dtype(dt).itemsize
+        layout, step, n, data = pack_points(speaker_columns(output))
+        fields = [self._msg("sensor_msgs/msg/PointField", name=name, offset=off, datatype=dt,
+                            count=1) for name, off, dt in layout]
         return self._msg(
             "sensor_msgs/msg/PointCloud2", header=header, height=1, width=n, fields=fields,
-            is_bigendian=False, point_step=offset, row_step=offset * n,
-            data=np.frombuffer(rec.tobytes(), dtype=np.uint8), is_dense=True)
+            is_bigendian=False, point_step=step, row_step=step * n,
+            data=np.frombuffer(data, dtype=np.uint8), is_dense=True)
 
     def _colour(self, rgba):
         return self._msg("std_msgs/msg/ColorRGBA", r=float(rgba[0]), g=float(rgba[1]),
@@ -155,9 +139,8 @@ class OutputBagWriter:
     def markers(self, header, output):
         """TrackerOutput -> ``speakers/markers`` MarkerArray (rosbags message); updates the
         set of ids shown, so that tracks that disappear get DELETE markers."""
-        life_ns = int(round(self.marker_lifetime * 1e9))
-        life = self._msg("builtin_interfaces/msg/Duration", sec=life_ns // 1_000_000_000,
-                         nanosec=life_ns % 1_000_000_000)
+        sec, nanosec = seconds_to_stamp(self.marker_lifetime)
+        life = self._msg("builtin_interfaces/msg/Duration", sec=sec, nanosec=nanosec)
         markers = []
         ids = [int(i) for i in np.asarray(output.ids)]
         pos = np.asarray(output.position, dtype=np.float64).reshape(-1, 3)
@@ -216,7 +199,7 @@ class OutputBagWriter:
         image's header stamp; ``left_image`` (BGR) + ``calibration`` for the annotated
         image (skipped when images are off)."""
         header = self.header(sec, nanosec, frame_id)
-        t_ns = int(sec) * 1_000_000_000 + int(nanosec)
+        t_ns = int(sec) * NS_PER_S + int(nanosec)
         self._put("speakers", self.speakers_cloud(header, output), t_ns)
         markers = self.markers(header, output)
         if len(markers.markers):

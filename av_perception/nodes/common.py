@@ -168,11 +168,17 @@ class RateMeter:
 
 
 class Diagnostics:
-    """Publishes one DiagnosticStatus per stage on /diagnostics.
+    """One DiagnosticStatus per stage on /diagnostics: the one helper of every node.
 
-    Call :meth:`error` / :meth:`warn` as problems happen (they are logged once
-    per distinct message and kept until :meth:`clear`), and :meth:`publish` with
-    the current key/values periodically.
+    Two kinds of problems set the level of a status:
+
+    * events (:meth:`warn`, :meth:`error`): something happened; reported in the next
+      :meth:`publish` only (each message covers its own period);
+    * conditions (:meth:`condition`): a state such as "device not open", reported in
+      every message until :meth:`resolve` is called for it.
+
+    :meth:`count` keeps totals of named problems (e.g. rejected messages), published
+    with the values.  Each distinct message is logged once when it first appears.
     """
 
     def __init__(self, node: Node, name: str, hardware_id: str = ""):
@@ -182,35 +188,67 @@ class Diagnostics:
         self.name = name
         self.hardware_id = hardware_id
         self.publisher = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.level = 0
-        self.message = "OK"
+        self._event = (0, "OK")  # the most severe event of this period
+        self.conditions: dict = {}  # key -> (level, message), until resolved
+        self.counters: dict = {}  # name -> total
         self._last_logged = ""
 
-    def _set(self, level: int, message: str) -> bool:
-        """Record a problem; True when it should be logged (not the last one logged)."""
-        if level >= self.level:
-            self.level = level
-            self.message = message
-        if message == self._last_logged:
-            return False
-        self._last_logged = message
-        return True
+    @property
+    def level(self) -> int:
+        return max([self._event[0]] + [c[0] for c in self.conditions.values()])
 
-    # rclpy refuses a second severity from one call site ("Logger severity cannot be
-    # changed between calls"), so each severity is logged from its own line.
-    def warn(self, message: str):
-        if self._set(1, message):
+    @property
+    def message(self) -> str:
+        # the most severe problem; a condition before an event of the same level
+        problems = [c for c in self.conditions.values() if c[0] > 0]
+        problems.append(self._event)
+        return max(problems, key=lambda p: p[0])[1] if self.level > 0 else "OK"
+
+    def _log(self, level: int, message: str) -> None:
+        if message == self._last_logged:
+            return
+        self._last_logged = message
+        # rclpy refuses a second severity from one call site ("Logger severity cannot be
+        # changed between calls"), so each severity is logged from its own line.
+        if level >= 2:
+            self.node.get_logger().error(message)
+        else:
             self.node.get_logger().warn(message)
 
+    def _event_at(self, level: int, message: str):
+        if level >= self._event[0]:
+            self._event = (level, message)
+        self._log(level, message)
+
+    def warn(self, message: str):
+        """A problem of this period (WARN)."""
+        self._event_at(1, message)
+
     def error(self, message: str):
-        if self._set(2, message):
-            self.node.get_logger().error(message)
+        """A problem of this period (ERROR)."""
+        self._event_at(2, message)
+
+    def condition(self, key: str, level: int, message: str):
+        """A lasting problem (level 1 WARN, 2 ERROR) reported until :meth:`resolve`."""
+        self.conditions[key] = (int(level), message)
+        self._log(level, message)
+
+    def resolve(self, key: str) -> bool:
+        """End a condition; True when it was set."""
+        return self.conditions.pop(key, None) is not None
+
+    def count(self, name: str, n: int = 1) -> int:
+        """Add to the total ``name`` (published with the values); returns the total."""
+        self.counters[name] = self.counters.get(name, 0) + n
+        return self.counters[name]
 
     def clear(self):
-        self.level = 0
-        self.message = "OK"
+        """Forget the events of this period (conditions stay until resolved)."""
+        self._event = (0, "OK")
 
     def publish(self, values: dict, level: int | None = None, message: str | None = None):
+        """Publish the status with ``values`` (and the counters), then start a new
+        period."""
         from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
         status = DiagnosticStatus()
@@ -218,11 +256,13 @@ class Diagnostics:
         status.name = self.name
         status.message = self.message if message is None else message
         status.hardware_id = self.hardware_id
+        values = {**self.counters, **values}
         status.values = [KeyValue(key=str(k), value=_fmt(v)) for k, v in values.items()]
         arr = DiagnosticArray()
         arr.header.stamp = self.node.get_clock().now().to_msg()
         arr.status = [status]
         self.publisher.publish(arr)
+        self.clear()
         return status
 
 

@@ -10,6 +10,14 @@ from builtin_interfaces.msg import Time
 from sensor_msgs.msg import PointCloud2, PointField
 
 from ..core.tracking import EventObservations, TrackerInputError
+from ..io.cloud_layout import (
+    MARKER_NAMESPACES,
+    SPEAKER_FIELDS,
+    pack_points,
+    speaker_columns,
+    unpack_points,
+)
+from ..io.stamps import seconds_to_stamp, stamp_to_seconds
 from ..viz import covariance_ellipsoid, speaking_rgba
 
 __all__ = [
@@ -22,27 +30,18 @@ __all__ = [
     "cloud_to_features",
 ]
 
-_NP_TO_PF = {
-    np.dtype("<f4"): PointField.FLOAT32,
-    np.dtype("<f8"): PointField.FLOAT64,
-    np.dtype("<u4"): PointField.UINT32,
-    np.dtype("<i4"): PointField.INT32,
-    np.dtype("<u2"): PointField.UINT16,
-    np.dtype("<i2"): PointField.INT16,
-    np.dtype("u1"): PointField.UINT8,
-    np.dtype("i1"): PointField.INT8,
-}
-_PF_TO_NP = {v: k for k, v in _NP_TO_PF.items()}
 
 
 def sec_to_time(t: float) -> Time:
     """float seconds -> builtin_interfaces/Time (rounded to the nanosecond)."""
-    ns = int(round(t * 1e9))
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+    sec, nanosec = seconds_to_stamp(t)
+    return Time(sec=sec, nanosec=nanosec)
 
 
-def time_to_sec(stamp) -> float:
-    return float(stamp.sec) + 1e-9 * float(stamp.nanosec)
+#: builtin_interfaces/Time or a header -> float seconds
+time_to_sec = stamp_to_seconds
+#: PointCloud2 -> {field name: 1-D array} (any field order/offsets, little-endian)
+read_pointcloud2 = unpack_points
 
 
 def make_pointcloud2(header, fields: dict) -> PointCloud2:
@@ -50,60 +49,19 @@ def make_pointcloud2(header, fields: dict) -> PointCloud2:
 
     All arrays must have the same length (the number of points).
     """
-    names = list(fields)
-    arrays = [np.asarray(fields[n]) for n in names]
-    n = len(arrays[0]) if arrays else 0
-    if any(a.ndim != 1 or len(a) != n for a in arrays):
-        raise ValueError("every PointCloud2 field must be a 1-D array of the same length")
-    dtypes = []
-    for name, a in zip(names, arrays):
-        dt = a.dtype.newbyteorder("<") if a.dtype.itemsize > 1 else a.dtype
-        if dt not in _NP_TO_PF:
-            raise ValueError(f"field {name}: unsupported dtype {a.dtype}")
-        dtypes.append((name, dt))
-    rec = np.zeros(n, dtype=np.dtype(dtypes))
-    for name, a in zip(names, arrays):
-        rec[name] = a
+    layout, step, n, data = pack_points(fields)
     msg = PointCloud2()
     msg.header = header
     msg.height = 1
     msg.width = n
-    offset = 0
-    pfs = []
-    for name, dt in dtypes:
-        pfs.append(PointField(name=name, offset=offset, datatype=_NP_TO_PF[dt], count=1))
-        offset += dt.itemsize
-    msg.fields = pfs
+    msg.fields = [PointField(name=name, offset=off, datatype=dt, count=1)
+                  for name, off, dt in layout]
     msg.is_bigendian = False
-    msg.point_step = offset
-    msg.row_step = offset * n
+    msg.point_step = step
+    msg.row_step = step * n
     msg.is_dense = True
-    msg.data = rec.tobytes()
+    msg.data = data
     return msg
-
-
-def read_pointcloud2(msg) -> dict:
-    """PointCloud2 -> {field name: 1-D array} (any field order/offsets, little-endian)."""
-    if msg.is_bigendian:
-        raise ValueError("big-endian PointCloud2 is not supported")
-    formats, offsets, names = [], [], []
-    for f in msg.fields:
-        if f.datatype not in _PF_TO_NP:
-            raise ValueError(f"field {f.name}: unsupported PointField datatype {f.datatype}")
-        if f.count != 1:
-            raise ValueError(f"field {f.name}: count {f.count} is not supported (must be 1)")
-        names.append(f.name)
-        formats.append(_PF_TO_NP[f.datatype])
-        offsets.append(f.offset)
-    dt = np.dtype({"names": names, "formats": formats, "offsets": offsets,
-                   "itemsize": msg.point_step})
-    n = msg.width * msg.height
-    buf = bytes(msg.data) if not isinstance(msg.data, (bytes, bytearray)) else msg.data
-    if len(buf) < n * msg.point_step:
-        raise ValueError(
-            f"PointCloud2 data has {len(buf)} bytes, expected {n * msg.point_step}")
-    rec = np.frombuffer(buf, dtype=dt, count=n)
-    return {name: np.array(rec[name]) for name in names}
 
 
 #: fields of the ``audio/features`` cloud, one point per audio frame
@@ -242,10 +200,6 @@ def cloud_to_events(msg) -> tuple[float, EventObservations]:
     return time_to_sec(msg.header.stamp), events
 
 
-#: fields of the ``speakers`` cloud, one point per confirmed track
-SPEAKER_FIELDS = ("x", "y", "z", "id", "speaking", "existence", "var_x", "var_y", "var_z")
-#: marker namespaces of ``speakers/markers`` (marker id = track id in each)
-MARKER_NAMESPACES = ("speakers/ellipsoid", "speakers/label")
 __all__ += ["SPEAKER_FIELDS", "MARKER_NAMESPACES", "tracks_to_cloud", "cloud_to_tracks",
             "covariance_ellipsoid", "speaking_rgba", "tracks_to_markers"]
 
@@ -253,18 +207,7 @@ __all__ += ["SPEAKER_FIELDS", "MARKER_NAMESPACES", "tracks_to_cloud", "cloud_to_
 def tracks_to_cloud(header, output) -> PointCloud2:
     """TrackerOutput -> ``speakers`` PointCloud2 (x, y, z, speaking, existence, var_*
     float32; id uint32) with ``header``; an empty cloud when there is no track."""
-    f32 = np.float32
-    pos = np.asarray(output.position, dtype=np.float64).reshape(-1, 3)
-    var = np.diagonal(np.asarray(output.covariance, dtype=np.float64).reshape(-1, 3, 3),
-                      axis1=1, axis2=2)
-    return make_pointcloud2(header, {
-        "x": pos[:, 0].astype(f32), "y": pos[:, 1].astype(f32), "z": pos[:, 2].astype(f32),
-        "id": np.asarray(output.ids).astype(np.uint32),
-        "speaking": np.asarray(output.speaking).astype(f32),
-        "existence": np.asarray(output.existence).astype(f32),
-        "var_x": var[:, 0].astype(f32), "var_y": var[:, 1].astype(f32),
-        "var_z": var[:, 2].astype(f32),
-    })
+    return make_pointcloud2(header, speaker_columns(output))
 
 
 def cloud_to_tracks(msg) -> dict:
@@ -304,8 +247,8 @@ def tracks_to_markers(header, output, previous_ids=(), speaking_threshold: float
     from std_msgs.msg import ColorRGBA
     from visualization_msgs.msg import Marker, MarkerArray
 
-    life_ns = int(round(lifetime * 1e9))
-    life = Duration(sec=life_ns // 1_000_000_000, nanosec=life_ns % 1_000_000_000)
+    sec, nanosec = seconds_to_stamp(lifetime)
+    life = Duration(sec=sec, nanosec=nanosec)
     arr = MarkerArray()
     ids = [int(i) for i in np.asarray(output.ids)]
     shown = set(ids)

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..core.config import AudioFrontEndConfig, MicArrayConfig
 from ..io.bag import BagReader
+from ..io.stamps import ns_to_stamp, stamp_to_ns
 from ..io.stereo_sources import detect_stereo_topics
 
 __all__ = ["ReplayOptions", "replay"]
@@ -67,17 +68,14 @@ class ReplayOptions:
 def _time(ns: int):
     from builtin_interfaces.msg import Time
 
-    return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
-
-
-def _stamp_ns(header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+    sec, nanosec = ns_to_stamp(ns)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 def _header(src, offset_ns: int):
     from std_msgs.msg import Header
 
-    return Header(stamp=_time(_stamp_ns(src) + offset_ns), frame_id=str(src.frame_id))
+    return Header(stamp=_time(stamp_to_ns(src) + offset_ns), frame_id=str(src.frame_id))
 
 
 def to_ros_image(msg, offset_ns: int = 0):
@@ -275,7 +273,7 @@ def replay(opts: ReplayOptions, log=print) -> int:
                         if not frame_id:
                             frame_id = str(m.msg.header.frame_id)
                         pub_img[m.topic].publish(to_ros_image(m.msg, offset))
-                        s = _stamp_ns(m.msg.header)
+                        s = stamp_to_ns(m.msg.header)
                         if m.topic == topics.left_image:
                             if last_image_ns is not None and frame_ns is None:
                                 frame_ns = s - last_image_ns

@@ -27,283 +27,51 @@ fix) and logged; the pair is dropped and the node keeps running.
 from __future__ import annotations
 
 import sys
-import threading
 
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from sensor_msgs.msg import PointCloud2
-from std_msgs.msg import Header
 
-from ..core.config import StereoCameraConfig
-from ..core.detection import DetectionConfig, DetectorError
-from ..core.stereo import CalibrationError, StereoCalibration
-from ..core.vision import VisionConfig, VisionInputError
-from ..io.image_msgs import ImageConversionError, stereo_pair_to_numpy
-from ..io.stereo_sources import ApproximateTimeSync, CalibrationCache, VisionInputConfig
-from ..pipeline import VisionPipeline
-from .common import (
-    Diagnostics,
-    NewestPairsWorker,
-    RateMeter,
-    configs_from_node,
-    declare_stage_parameters,
-    run_node,
-    subscribe_stereo,
-    validate_parameter_change,
-)
-from .conversions import observations_to_cloud, time_to_sec
+from ..core.detection import DetectorError
+from .common import configs_from_node, declare_stage_parameters, run_node, validate_parameter_change
+from .vision_stage import STAGES, VisionStage
 
-STAGES = (VisionInputConfig, VisionConfig, DetectionConfig, StereoCameraConfig)
-SIDES = ("left", "right")
-# fields of vision_input whose change needs new subscriptions / a new synchroniser
-_SUBSCRIPTION_FIELDS = ("compressed", "left_image_topic", "right_image_topic", "left_info_topic",
-                        "right_info_topic", "queue_size", "reliability")
+__all__ = ["STAGES", "VisualFeaturesNode"]
 
 
 class VisualFeaturesNode(Node):
+    """A node made of the vision stage (:class:`~.vision_stage.VisionStage`)."""
+
     def __init__(self, **kwargs):
         super().__init__("visual_features_node", **kwargs)
         declare_stage_parameters(self, STAGES)
         configs = configs_from_node(self, STAGES)  # ConfigError stops the node at start
-        self._lock = threading.Lock()  # configs, pipeline swap, counters, diagnostics
-        self._process_lock = threading.Lock()  # one pair at a time through the pipeline
-        self._apply(configs, self._make_pipeline(configs))  # DetectorError stops the node too
-        self.pub = self.create_publisher(PointCloud2, "visual/observations", 10)
-        self.diag = Diagnostics(self, "av_perception: visual_features_node")
-        self.rates = {k: RateMeter() for k in ("left", "right", "pairs", "frames")}
-        self.infos: list = [None, None]
-        self.infos_received = [0, 0]
-        self.frames_published = 0
-        self.frames_rejected = 0
-        self.pairs_dropped_busy = 0
-        self.last_error = ""
-        self._period = {"observations": 0, "frames": 0, "processing": 0.0, "dropped": 0,
-                        "unpaired": (0, 0)}
-        self._input_subs = []
-        self._subscribe()
+        # DetectorError stops the node too
+        self.stage = VisionStage(self, configs, "av_perception: visual_features_node")
         self.add_on_set_parameters_callback(self._on_parameters)
-        self.pipeline.warm_up()
-        self._worker = NewestPairsWorker(
-            lambda pair: self.process_pair(*pair), self._internal_error,
-            lambda: self.input.max_pending_pairs, "visual_features", self._lock)
-        self.diag_timer = self.create_timer(self.input.diagnostics_period, self._publish_diag)
-        c = self.input
-        kind = "CompressedImage" if c.compressed else "Image"
-        self.get_logger().info(
-            f"visual front-end ready: {kind} on {self.sub_image[0].topic_name} + "
-            f"{self.sub_image[1].topic_name}, slop {c.slop} s, detector "
-            f"{self.detection.detector}, depth {self.vision.min_depth}-{self.vision.max_depth} m")
-
-    # ---------------------------------------------------------------- config
-    @staticmethod
-    def _make_pipeline(configs) -> VisionPipeline:
-        return VisionPipeline(configs[VisionConfig], configs[DetectionConfig],
-                              configs[StereoCameraConfig], live=True)
-
-    def _apply(self, configs, pipeline):
-        with self._lock:
-            old = getattr(self, "input", None)
-            self.input = new = configs[VisionInputConfig]
-            self.vision = configs[VisionConfig]
-            self.detection = configs[DetectionConfig]
-            self.camera = configs[StereoCameraConfig]
-            if getattr(self, "pipeline", None) is not None:
-                self.pipeline.close()  # its detection worker; a pair in flight still finishes
-            self.pipeline = pipeline
-            self.camera_calibration = StereoCalibration.from_config(self.camera)
-            if old is None or old.images_rectified != new.images_rectified:
-                self.calibration_cache = CalibrationCache(new.rectified_flag)
-            if old is None or (old.slop, old.queue_size) != (new.slop, new.queue_size):
-                self.sync = ApproximateTimeSync(new.slop, new.queue_size)
-                if old is not None:
-                    self._period["unpaired"] = (0, 0)
 
     def _on_parameters(self, params):
         result, configs = validate_parameter_change(self, STAGES, params)
         if not result.successful:
             return result
         try:
-            pipeline = self._make_pipeline(configs)
+            pipeline = VisionStage.make_pipeline(configs)
             pipeline.warm_up()
         except DetectorError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
-        old = self.input
-        self._apply(configs, pipeline)
-        new = self.input
-        if any(getattr(old, f) != getattr(new, f) for f in _SUBSCRIPTION_FIELDS):
-            self._subscribe()
-        if old.diagnostics_period != new.diagnostics_period:
-            self.destroy_timer(self.diag_timer)
-            self.diag_timer = self.create_timer(new.diagnostics_period, self._publish_diag)
+        self.stage.configure(configs, pipeline)
         return result
 
-    def _subscribe(self):
-        for sub in self._input_subs:
-            self.destroy_subscription(sub)
-        self.sub_image, self.sub_info = subscribe_stereo(self, self.input, self._on_image,
-                                                         self._on_info)
-        self._input_subs = self.sub_image + self.sub_info
-        self.infos = [None, None]
-
-    # ------------------------------------------------------------- callbacks
-    def _on_info(self, side: int, msg):
-        self.infos[side] = msg
-        self.infos_received[side] += 1
-
-    def _on_image(self, side: int, msg):
-        self.rates[SIDES[side]].add()
-        stamp = time_to_sec(msg.header.stamp)
-        pairs = self.sync.add(side, stamp, msg)
-        if not pairs:
-            return
-        self.rates["pairs"].add(len(pairs))
-        dropped = self._worker.put([(left, right) for _, left, right in pairs])
-        if dropped:
-            with self._lock:
-                self.pairs_dropped_busy += dropped
-                self._period["dropped"] += dropped
-
-    def _internal_error(self, exc):
-        self.get_logger().error(f"internal error while processing a pair: {exc!r}")
-        self._problem(2, f"internal error while processing an image pair: {exc!r} "
-                         "(please report it with the input that caused it)")
-
-    # ------------------------------------------------------------ processing
-    def _problem(self, level: int, message: str):
-        with self._lock:
-            if level >= 2:
-                self.diag.error(message)
-            else:
-                self.diag.warn(message)
-            self.last_error = message
-
-    def _calibration(self, image_size):
-        """The calibration for this pair (camera_info or camera.*); raises CalibrationError."""
-        if not self.input.use_camera_info:
-            return self.camera_calibration
-        left, right = self.infos
-        for k, info in enumerate((left, right)):
-            if info is None:
-                topic = self.sub_info[k].topic_name
-                raise CalibrationError(
-                    f"no camera_info received on {topic} (the {SIDES[k]} camera): publish the "
-                    "stereo pair's CameraInfo there (set vision_input."
-                    f"{SIDES[k]}_info_topic or remap it if your driver uses another name), or "
-                    "set vision_input.use_camera_info to false to use the camera.* parameters")
-        return self.calibration_cache.get(left, right, image_size)
+    def __getattr__(self, name):  # the stage's state as the node's (pipeline, sync, ...)
+        stage = self.__dict__.get("stage")
+        if stage is None:
+            raise AttributeError(name)
+        return getattr(stage, name)
 
     def process_pair(self, left_msg, right_msg):
-        """Process one synchronised pair of Image/CompressedImage messages and publish its
-        observations; returns the VisualObservations, or None when the pair was dropped."""
-        stamp = time_to_sec(left_msg.header.stamp)
-        with self._process_lock:
-            pipeline = self.pipeline
-            try:
-                left, right = stereo_pair_to_numpy(left_msg, right_msg)
-                cal = self._calibration((left.shape[1], left.shape[0]))
-                obs = pipeline.process_pair(left, right, stamp, cal)
-            except (ImageConversionError, CalibrationError, VisionInputError) as exc:
-                with self._lock:
-                    self.frames_rejected += 1
-                self._problem(2, f"image pair at {stamp:.3f} s dropped: {exc}")
-                return None
-        header = Header(stamp=left_msg.header.stamp,
-                        frame_id=left_msg.header.frame_id or self.camera.frame_id)
-        self.pub.publish(observations_to_cloud(header, obs))
-        with self._lock:
-            self.frames_published += 1
-            self.rates["frames"].add()
-            p = self._period
-            p["frames"] += 1
-            p["observations"] += len(obs)
-            p["processing"] += pipeline.last_processing_time
-        return obs
-
-    # ----------------------------------------------------------- diagnostics
-    def _input_problems(self, counts, pair_rate):
-        """WARN for missing images, unsynchronised stamps, overload and a too large slop."""
-        c = self.input
-        topics = [s.topic_name for s in self.sub_image]
-        hint = ("check the camera driver, the topic names (vision_input.*_image_topic or "
-                "remapping) and vision_input.compressed")
-        if counts[0] == 0 and counts[1] == 0:
-            self.diag.warn(f"no images received on {topics[0]} and {topics[1]}: {hint}")
-        elif counts[0] == 0 or counts[1] == 0:
-            k = 0 if counts[0] == 0 else 1
-            self.diag.warn(f"no images received on {topics[k]} while {topics[1 - k]} delivers "
-                           f"{counts[1 - k]}: the {SIDES[k]} camera is silent ({hint})")
-        unpaired = (self.sync.unpaired[0] - self._period["unpaired"][0],
-                    self.sync.unpaired[1] - self._period["unpaired"][1])
-        if (unpaired[0] or unpaired[1]) and counts[0] and counts[1]:
-            off = self.sync.last_unpaired_offset
-            seen = f" (nearest stamps {off:.3f} s apart)" if off == off else ""
-            self.diag.warn(
-                f"{unpaired[0]} left and {unpaired[1]} right images had no partner within "
-                f"vision_input.slop = {c.slop} s{seen}: synchronise the cameras (common trigger "
-                "or driver time stamps) or raise vision_input.slop below half the frame period")
-        if self._period["dropped"]:
-            per = self._period["processing"] / max(self._period["frames"], 1)
-            self.diag.warn(
-                f"{self._period['dropped']} image pairs dropped: processing ({1000 * per:.0f} ms "
-                f"per pair) is slower than the input ({pair_rate:.1f} pairs/s); lower the camera "
-                "rate, raise detection.every_k or lower detection.scale")
-        if pair_rate > 0 and c.slop > 0 and c.slop >= 0.5 / pair_rate:
-            self.diag.warn(
-                f"vision_input.slop = {c.slop} s is not below half the frame period "
-                f"({0.5 / pair_rate:.3f} s at {pair_rate:.1f} Hz): a left image may be paired "
-                "with the wrong right image; lower vision_input.slop")
-
-    def _calibration_text(self) -> str:
-        if not self.input.use_camera_info:
-            cal = self.camera_calibration
-            src = "camera.* parameters"
-        else:
-            cal = self.calibration_cache.calibration
-            missing = [SIDES[k] for k in (0, 1) if self.infos[k] is None]
-            if missing:
-                return f"missing ({' and '.join(missing)} camera_info not received)"
-            if cal is None:
-                return "camera_info received, not usable (see last_error)"
-            src = "camera_info"
-        mode = "raw, rectified by the node" if cal.needs_rectification else "rectified"
-        return (f"{cal.width}x{cal.height}, fx {cal.fx:.1f} px, baseline {cal.baseline:.4f} m, "
-                f"{mode} ({src})")
-
-    def _publish_diag(self):
-        with self._lock:
-            counts = (self.rates["left"].count, self.rates["right"].count)
-            rate_l, rate_r = self.rates["left"].rate(), self.rates["right"].rate()
-            pair_rate = self.rates["pairs"].rate()
-            p = self._period
-            frames = p["frames"]
-            self._input_problems(counts, pair_rate)
-            values = {
-                "input_rate_left_hz": rate_l,
-                "input_rate_right_hz": rate_r,
-                "pair_rate_hz": pair_rate,
-                "processed_rate_hz": self.rates["frames"].rate(),
-                "sync_failures": self.sync.failures,
-                "unpaired_left": self.sync.unpaired[0],
-                "unpaired_right": self.sync.unpaired[1],
-                "pair_stamp_offset_s": self.sync.last_pair_offset,
-                "pairs_dropped_busy": self.pairs_dropped_busy,
-                "frames_published": self.frames_published,
-                "frames_rejected": self.frames_rejected,
-                "processing_ms_per_frame": 1000.0 * p["processing"] / frames if frames else 0.0,
-                "observations_per_frame": p["observations"] / frames if frames else 0.0,
-                "camera_info_received": f"{self.infos_received[0]}/{self.infos_received[1]}",
-                "calibration": self._calibration_text(),
-                "last_error": self.last_error or "none",
-            }
-            self._period = {"observations": 0, "frames": 0, "processing": 0.0, "dropped": 0,
-                            "unpaired": tuple(self.sync.unpaired)}
-            self.diag.hardware_id = self.sub_image[0].topic_name
-            self.diag.publish(values)
-            self.diag.clear()  # each message reports the problems of its own period
+        return self.stage.process_pair(left_msg, right_msg)
 
     def destroy_node(self):
-        self._worker.stop()
-        self.pipeline.close()
+        self.stage.close()
         return super().destroy_node()
 
 

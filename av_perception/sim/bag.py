@@ -23,6 +23,7 @@ import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from ..io.msgdefs import make_typestore
+from ..io.stamps import ns_to_stamp
 
 __all__ = ["SimBagWriter", "TOPICS", "right_frame_id", "camera_info_matrices"]
 
@@ -51,8 +52,8 @@ def camera_info_matrices(cam, right: bool) -> dict:
 
 
 def _stamp(types, ns: int):
-    return types["builtin_interfaces/msg/Time"](sec=int(ns // 1_000_000_000),
-                                                 nanosec=int(ns % 1_000_000_000))
+    sec, nanosec = ns_to_stamp(ns)
+    return types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
 
 
 class SimBagWriter:

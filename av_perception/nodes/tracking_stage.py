@@ -1,0 +1,260 @@
+"""The tracking stage on a node (tracker_node, perception_node): the tracker fed in time
+order (:class:`~av_perception.pipeline.TrackingPipeline`), its outputs (``speakers``,
+``speakers/markers``, ``speakers/image``, the per-track voices) and one diagnostics
+status."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image, PointCloud2
+from std_msgs.msg import Bool, Header
+from visualization_msgs.msg import MarkerArray
+
+from ..core.config import AudioFrontEndConfig, MicArrayConfig, StereoCameraConfig
+from ..core.head_calibration import HeadCalibrationConfig
+from ..core.stereo import StereoCalibration
+from ..core.tracking import TrackerConfig, TrackerInputError
+from ..io.image_msgs import fill_image_msg
+from ..pipeline import TrackingConfig, TrackingPipeline
+from .common import Diagnostics
+from .conversions import time_to_sec, tracks_to_cloud, tracks_to_markers
+
+__all__ = ["TrackingOutputs", "TrackingStage", "percentile_ms"]
+
+
+def percentile_ms(values, q: float) -> float:
+    return 1000.0 * float(np.percentile(values, q)) if len(values) else float("nan")
+
+
+class TrackingOutputs:
+    """The publishers of the tracking stage (shared by tracker_node and perception_node):
+    ``speakers``, ``speakers/markers``, ``speakers/image``, the per-track voices, and the
+    latency statistics of the current diagnostics period.  Thread safe for one publishing
+    thread at a time."""
+
+    def __init__(self, node: Node, config: TrackingConfig):
+        self.node = node
+        self.config = config
+        self.pub_speakers = node.create_publisher(PointCloud2, "speakers", 10)
+        self.pub_markers = node.create_publisher(MarkerArray, "speakers/markers", 10)
+        self.pub_image = node.create_publisher(Image, "speakers/image", 5)
+        self.voices: dict = {}  # track id -> Bool publisher
+        self.shown_ids: set = set()
+        self.latencies: list = []  # s, this period
+        self.published = 0
+        self.images_published = 0
+        self.last_tracks = 0
+        self.last_speaking = 0
+
+    def configure(self, config: TrackingConfig):
+        old = self.config
+        self.config = config
+        if (not config.publish_voices or config.voices_namespace != old.voices_namespace
+                or config.voice_id_prefix != old.voice_id_prefix):
+            self._drop_voices(set(self.voices))
+        if not config.publish_markers and old.publish_markers and self.shown_ids:
+            from visualization_msgs.msg import Marker
+
+            arr = MarkerArray(markers=[Marker(action=Marker.DELETEALL)])
+            self.pub_markers.publish(arr)
+            self.shown_ids = set()
+
+    def voice_topic(self, track_id: int) -> str:
+        c = self.config
+        return f"{c.voices_namespace}/{c.voice_id_prefix}{int(track_id)}/is_speaking"
+
+    def _drop_voices(self, ids):
+        for tid in ids:
+            pub = self.voices.pop(tid, None)
+            if pub is not None:
+                self.node.destroy_publisher(pub)
+
+    def _now(self) -> float:
+        return self.node.get_clock().now().nanoseconds * 1e-9
+
+    def publish(self, output, header: Header) -> float:
+        """Publish one TrackerOutput (header: the input's stamp and frame_id); returns the
+        latency (s) from the input stamp to the publication of ``speakers``."""
+        c = self.config
+        hdr = Header(stamp=header.stamp, frame_id=c.frame_id or header.frame_id)
+        self.pub_speakers.publish(tracks_to_cloud(hdr, output))
+        latency = self._now() - time_to_sec(header.stamp)
+        self.latencies.append(latency)
+        self.published += 1
+        self.last_tracks = len(output)
+        self.last_speaking = int(np.sum(np.asarray(output.speaking) >= c.speaking_threshold))
+        if c.publish_markers:
+            markers, self.shown_ids = tracks_to_markers(
+                hdr, output, self.shown_ids, c.speaking_threshold, c.marker_lifetime)
+            if markers.markers:
+                self.pub_markers.publish(markers)
+        if c.publish_voices:
+            ids = [int(i) for i in output.ids]
+            self._drop_voices(set(self.voices) - set(ids))
+            qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                             reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            for tid, p in zip(ids, output.speaking):
+                pub = self.voices.get(tid)
+                if pub is None:
+                    pub = self.voices[tid] = self.node.create_publisher(
+                        Bool, self.voice_topic(tid), qos)
+                pub.publish(Bool(data=bool(p >= c.speaking_threshold)))
+        return latency
+
+    def publish_image(self, image_bgr, header: Header, output, calibration) -> None:
+        """Publish the image annotated with ``output`` (bgr8, ``header``)."""
+        from ..viz import annotate_frame
+
+        img = annotate_frame(image_bgr, output, calibration)
+        msg = fill_image_msg(Image(), img, "bgr8")
+        msg.header = header
+        self.pub_image.publish(msg)
+        self.images_published += 1
+
+    def period_values(self) -> dict:
+        """Latency and track statistics of the period (then starts a new period)."""
+        lat = self.latencies
+        self.latencies = []
+        return {
+            "latency_p50_ms": percentile_ms(lat, 50),
+            "latency_p99_ms": percentile_ms(lat, 99),
+            "latency_max_ms": 1000.0 * max(lat) if lat else float("nan"),
+            "outputs_in_period": len(lat),
+            "outputs_published": self.published,
+            "images_published": self.images_published,
+            "tracks": self.last_tracks,
+            "speaking_tracks": self.last_speaking,
+            "voices": len(self.voices),
+        }
+
+    def close(self):
+        self._drop_voices(set(self.voices))
+
+
+class TrackingStage:
+    """The tracking pipeline, its outputs and one /diagnostics status named ``diag_name``
+    on ``node``.
+
+    The node feeds it (:meth:`add_audio_features`, :meth:`add_events`, :meth:`step`);
+    unusable input is rejected, counted and reported, and the stage goes on with the
+    next.  ``extra_values()`` (optional) returns the node's own diagnostic values (and
+    may warn on ``stage.diag``) before each status is published.
+    """
+
+    CONFIGS = (TrackerConfig, MicArrayConfig, StereoCameraConfig, TrackingConfig,
+               HeadCalibrationConfig)
+
+    def __init__(self, node, configs: dict, diag_name: str, extra_values=None):
+        self.node = node
+        self.extra_values = extra_values
+        self.lock = threading.Lock()  # the pipeline swap
+        self.pipeline = None
+        self.tracking = None
+        self.diag_timer = None
+        self.diag = Diagnostics(node, diag_name)
+        self.inputs_rejected = 0
+        self.period_late = 0
+        self.configure(configs)
+        self.outputs = TrackingOutputs(node, self.tracking)
+
+    def configure(self, configs: dict) -> None:
+        """New stage configs (validated): a new tracker (tracks restart) when the model
+        changed, otherwise the same tracks with the new tracking.* settings."""
+        old_tracking = self.tracking
+        self.tracking = configs[TrackingConfig]
+        self.camera = configs[StereoCameraConfig]
+        self.camera_calibration = StereoCalibration.from_config(self.camera)
+        model = (configs[TrackerConfig], configs[MicArrayConfig], self.camera,
+                 configs[HeadCalibrationConfig], configs.get(AudioFrontEndConfig))
+        with self.lock:
+            if self.pipeline is None or model != self._model:
+                self._model = model
+                self.pipeline = TrackingPipeline(*model[:3], self.tracking, *model[3:])
+            else:
+                self.pipeline.tracking = self.tracking
+        if old_tracking is not None:
+            self.outputs.configure(self.tracking)
+        if old_tracking is None or (old_tracking.diagnostics_period
+                                    != self.tracking.diagnostics_period):
+            if self.diag_timer is not None:
+                self.node.destroy_timer(self.diag_timer)
+            self.diag_timer = self.node.create_timer(self.tracking.diagnostics_period,
+                                                     self.publish_diagnostics)
+
+    # ------------------------------------------------------------------ input
+    def reject(self, what: str, exc: Exception) -> None:
+        """An unusable input message: counted, reported on /diagnostics, dropped."""
+        self.inputs_rejected += 1
+        self.diag.count(f"rejected_{what.replace('/', '_')}_messages")
+        self.diag.error(f"{what} message rejected: {exc}")
+
+    def add_audio_features(self, features, what: str = "audio/features") -> int:
+        """Buffer audio features (0 when rejected: non-finite stamps...)."""
+        try:
+            return self.pipeline.add_audio_features(features)
+        except ValueError as exc:  # InputError
+            self.reject(what, exc)
+            return 0
+
+    def add_events(self, stamp, events, what: str = "av_events") -> bool:
+        try:
+            self.pipeline.add_events(stamp, events)
+        except ValueError as exc:
+            self.reject(what, exc)
+            return False
+        return True
+
+    def _late_count(self, pipeline) -> int:
+        s = pipeline.tracker.stats
+        return pipeline.late_visual + s["late_visual"] + s["late_audio"]
+
+    def step(self, stamp: float, xyz, covariance, weight, header: Header):
+        """Step the tracker with one frame of observations and publish its outputs
+        (header: the observations'); returns the TrackerOutput, None when dropped."""
+        pipeline = self.pipeline
+        late_before = self._late_count(pipeline)
+        try:
+            out = pipeline.step(stamp, xyz, covariance, weight)
+        except TrackerInputError as exc:
+            self.inputs_rejected += 1
+            self.diag.count("rejected_observations")
+            self.diag.error(f"visual observations at {stamp:.3f} s rejected: {exc}")
+            return None
+        self.period_late += self._late_count(pipeline) - late_before
+        if out is not None:
+            self.outputs.publish(out, header)
+        return out
+
+    # ------------------------------------------------------------ diagnostics
+    def publish_diagnostics(self):
+        p = self.pipeline
+        s = p.tracker.stats
+        values = self.outputs.period_values()
+        values.update({
+            "late_visual_dropped": p.late_visual + s["late_visual"],
+            "late_audio_dropped": s["late_audio"],
+            "late_in_period": self.period_late,
+            "audio_overflow": p.audio_overflow,
+            "audio_buffered": p.buffered_audio,
+            "inputs_rejected": self.inputs_rejected,
+            "tracker_resets": p.resets,
+            "tracker_ms_per_step": 1000.0 * p.processing_time / max(p.steps, 1),
+            "live_tracks": p.tracker.num_tracks,
+            "births_from_events": s["births_events"] + s["births_events_audio"],
+        })
+        if self.extra_values is not None:
+            values.update(self.extra_values())
+        if self.period_late:
+            self.diag.warn(
+                f"{self.period_late} late inputs dropped or applied late: the audio or the "
+                "observations arrive out of order; raise tracking.audio_wait or "
+                "tracker.max_lateness")
+        self.period_late = 0
+        self.diag.publish(values)
+
+    def close(self):
+        self.outputs.close()

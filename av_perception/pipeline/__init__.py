@@ -1,0 +1,34 @@
+"""The processing pipeline shared by the ROS nodes and the offline commands, one module
+per stage: a node and an offline command run the same code on the same inputs.
+
+* :mod:`.audio` -- binaural audio -> features (:class:`AudioPipeline`),
+* :mod:`.vision` -- stereo pairs -> visual observations (:class:`VisionPipeline`),
+* :mod:`.fusion` -- audio-visual clustering over windows (:class:`FusionPipeline`),
+* :mod:`.tracking` -- the tracker fed in time order (:class:`TrackingPipeline`),
+* :mod:`.buffer` -- the time-ordered input buffer of fusion and tracking.
+"""
+from .audio import AudioPipeline, AudioRunResult, audio_frames_of
+from .buffer import InputError, TimeOrderedBuffer
+from .fusion import (
+    FusionInputConfig,
+    FusionInputError,
+    FusionPipeline,
+    FusionRunResult,
+    FusionWindow,
+)
+from .tracking import TrackingConfig, TrackingPipeline, calibrate_step
+from .vision import DETECTION_NICENESS, AsyncDetection, VisionPipeline, VisionRunResult
+
+__all__ = ["AsyncDetection", "AudioPipeline", "AudioRunResult", "DETECTION_NICENESS",
+           "FusionInputConfig", "FusionInputError", "FusionPipeline", "FusionRunResult",
+           "FusionWindow", "InputError", "TimeOrderedBuffer", "TrackerInputConfig",
+           "TrackingConfig", "TrackingPipeline", "VisionPipeline", "VisionRunResult",
+           "audio_frames_of", "calibrate_step"]
+
+
+def __getattr__(name):  # moved to the nodes (ROS-only settings); still importable here
+    if name == "TrackerInputConfig":
+        from ..nodes.settings import TrackerInputConfig
+
+        return TrackerInputConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,102 @@
+"""Audio stage: chunks of binaural audio -> per-frame features."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..compile_lock import serialized_compilation
+from ..core.audio import AudioInputError, BinauralFeatures, BinauralFrontEnd
+from ..core.config import AudioFrontEndConfig, MicArrayConfig
+from ..io.heads import load_head_model
+
+__all__ = ["AudioPipeline", "AudioRunResult", "audio_frames_of"]
+
+
+@dataclass
+class AudioRunResult:
+    features: BinauralFeatures
+    errors: list[str] = field(default_factory=list)
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    @property
+    def realtime_factor(self) -> float:
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else float("inf")
+
+
+class AudioPipeline:
+    """Audio stage: chunks of binaural audio -> per-frame features.
+
+    Bad chunks (wrong channel count, NaN, a sample-rate change) are refused
+    with :class:`AudioInputError`; a rate change restarts the stream so that
+    processing continues at the new rate.
+    """
+
+    def __init__(self, audio: AudioFrontEndConfig | None = None,
+                 mics: MicArrayConfig | None = None, use_numba: bool = True):
+        self.audio_config = audio or AudioFrontEndConfig()
+        self.mics_config = mics or MicArrayConfig()
+        self.geometry = load_head_model(self.mics_config, self.audio_config)
+        self.front_end = BinauralFrontEnd(self.audio_config, self.geometry, use_numba=use_numba)
+        self.processing_time = 0.0
+        self.rejected_chunks = 0
+        self.last_error = ""
+
+    def warm_up(self):
+        """Compile the numba kernels now, so the first real chunk is not slow."""
+        with serialized_compilation():
+            self.front_end.warm_up()
+
+    def process_audio(self, samples, sample_rate: int, stamp: float | None) -> BinauralFeatures:
+        """Process one chunk (n, 2); raises AudioInputError for unusable input."""
+        fe = self.front_end
+        if fe.input_rate is not None and int(sample_rate) != fe.input_rate:
+            self.last_error = (f"sample rate changed from {fe.input_rate} Hz to "
+                               f"{int(sample_rate)} Hz: stream restarted")
+            fe.reset()
+        t0 = time.perf_counter()
+        try:
+            return fe.process(samples, sample_rate, stamp)
+        except AudioInputError as exc:
+            self.rejected_chunks += 1
+            self.last_error = str(exc)
+            raise
+        finally:
+            self.processing_time += time.perf_counter() - t0
+
+    def run(self, chunks: Iterable) -> AudioRunResult:
+        """Process a whole source (iterable of AudioChunk), keeping going past bad chunks."""
+        parts, errors = [], []
+        audio_s = 0.0
+        t0 = time.perf_counter()
+        for chunk in chunks:
+            audio_s += len(chunk.samples) / chunk.sample_rate
+            try:
+                parts.append(self.process_audio(chunk.samples, chunk.sample_rate, chunk.stamp))
+            except AudioInputError as exc:
+                errors.append(f"chunk at {chunk.stamp:.3f} s: {exc}")
+        feats = (BinauralFeatures.concatenate(parts) if parts else BinauralFeatures.empty(
+            self.front_end.n_bands, self.audio_config.ild_band_edges))
+        return AudioRunResult(feats, errors, audio_s, time.perf_counter() - t0)
+
+    def active_directions(self, features: BinauralFeatures, min_activity: float,
+                          min_reliability: float):
+        """(mask (F,), unit vectors (M, 3)) of frames with an active, reliable ITD."""
+        mask = (np.isfinite(features.itd) & (features.activity >= min_activity)
+                & (features.reliability >= min_reliability))
+        return mask, self.geometry.direction_from_itd(features.itd[mask])
+
+
+
+def audio_frames_of(features):
+    """(stamp, itd, weight) of audio frames from :class:`BinauralFeatures` or a
+    ``cloud_to_features`` dict; weight = activity x reliability."""
+    if isinstance(features, BinauralFeatures):
+        return features.stamp, features.itd, features.weight
+    rel = features.get("reliability")
+    return (features["stamp"], features["itd"],
+            features["activity"] * (rel if rel is not None else 1.0))
+

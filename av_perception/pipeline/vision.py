@@ -1,0 +1,296 @@
+"""Visual stage: stereo pairs -> visual observations (detection on a worker thread in
+the live nodes)."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..compile_lock import serialized_compilation
+from ..core.config import StereoCameraConfig
+from ..core.detection import DetectionConfig, gray_image
+from ..core.vision import VisionConfig, VisionInputError, VisualFrontEnd
+
+__all__ = ["AsyncDetection", "DETECTION_NICENESS", "VisionPipeline", "VisionRunResult"]
+
+
+@dataclass
+class VisionRunResult:
+    """What :meth:`VisionPipeline.run` did over a whole source."""
+
+    frames: int = 0
+    observations: int = 0
+    #: the per-frame observations (empty when a callback consumed them)
+    results: list = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    first_stamp: float = float("nan")
+    last_stamp: float = float("nan")
+    wall_seconds: float = 0.0
+
+    @property
+    def fps(self) -> float:
+        """Frames processed per second of wall time (processing and reading)."""
+        return self.frames / self.wall_seconds if self.wall_seconds > 0 else float("inf")
+
+    @property
+    def video_seconds(self) -> float:
+        return (self.last_stamp - self.first_stamp) if self.frames > 1 else 0.0
+
+
+#: nice value of the detection worker thread (Linux: per thread), above the frame thread's
+DETECTION_NICENESS = 10
+
+
+class AsyncDetection:
+    """A :class:`~av_perception.core.detection.DetectionPipeline` whose detectors run on
+    a worker thread (``detection.asynchronous``, live nodes).
+
+    On every frame the held boxes are tracked into it (template matching, a few ms);
+    a detection finished since the previous frame replaces them, carried from its own
+    frame into this one by tracking; a new detection starts on this frame when the
+    worker is idle and ``detection.every_k`` frames have passed since the last one (at
+    once while no box is held).  A keyframe therefore no longer delays its frame's
+    output; new faces appear one or two frames after the frame they were detected in.
+    Same interface as DetectionPipeline (``detect``, ``reset``, ``roi_pixels``,
+    ``stats``); an error of the detectors is raised by the next ``detect``.
+    """
+
+    def __init__(self, pipeline):
+        import threading
+
+        self.pipeline = pipeline
+        self._cv = threading.Condition()
+        self._job = None  # (generation, image, grey) waiting for the worker
+        self._done = None  # (generation, grey, detections, error) not yet applied
+        self._busy = False
+        self._stop = False
+        self._generation = 0
+        self._since = 0
+        self.detect_time = 0.0  # s, total on the worker
+        self.detections_run = 0
+        self._thread = threading.Thread(target=self._run, name="av_perception_detection",
+                                        daemon=True)
+        self._thread.start()
+
+    def __getattr__(self, name):  # roi_pixels, stats, config, tracker of the pipeline
+        return getattr(self.__dict__["pipeline"], name)
+
+    def _run(self):
+        import os
+        import threading
+
+        try:  # below the frame thread: a detection may wait, a frame should not
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DETECTION_NICENESS)
+        except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
+            pass
+        while True:
+            with self._cv:
+                while self._job is None and not self._stop:
+                    self._cv.wait()
+                if self._stop:
+                    return
+                (gen, image, grey), self._job = self._job, None
+            t0 = time.perf_counter()
+            error = None
+            try:
+                dets = self.pipeline.detect_keyframe(image, grey)
+            except Exception as exc:  # handed to the frame thread, which reports it
+                dets, error = [], exc
+            with self._cv:
+                self.detect_time += time.perf_counter() - t0
+                self.detections_run += 1
+                self._busy = False
+                if gen == self._generation:
+                    self._done = (gen, grey, dets, error)
+                self._cv.notify_all()
+
+    def detect(self, image: np.ndarray) -> list:
+        """Boxes of this frame (see the class docstring)."""
+        grey = gray_image(image)
+        with self._cv:
+            done, self._done = self._done, None
+        if done is not None:
+            _, key_grey, dets, error = done
+            if error is not None:
+                raise error
+            out = self.pipeline.restart(key_grey, dets, grey)
+        else:
+            out = self.pipeline.track(grey)
+        self._since += 1
+        with self._cv:
+            idle = not self._busy and self._job is None
+            if idle and (self._since >= self.pipeline.config.every_k
+                         or len(self.pipeline.tracker) == 0):
+                self._job = (self._generation, image, grey)
+                self._busy = True
+                self._since = 0
+                self._cv.notify_all()
+        return out
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Wait until the worker has finished its detection (tests, shutdown)."""
+        end = time.monotonic() + timeout
+        with self._cv:
+            while self._busy or self._job is not None:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cv.wait(left)
+        return True
+
+    def reset(self) -> None:
+        """Forget the held boxes and any detection in flight; the next frame starts one."""
+        with self._cv:
+            self._generation += 1
+            self._done = None
+            self._job = None
+        self.pipeline.reset()
+        self._since = 0
+
+    def close(self) -> None:
+        """Stop the worker thread."""
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+        self._thread.join(timeout=2.0)
+
+
+class VisionPipeline:
+    """Visual stage: stereo pairs -> :class:`~av_perception.core.vision.VisualObservations`.
+
+    Wraps :class:`~av_perception.core.vision.VisualFrontEnd`.  The calibration
+    can change from frame to frame (e.g. new CameraInfo): the front-end is
+    rebuilt when a different calibration object is passed, so callers should
+    pass the same object while it does not change (see
+    :class:`~av_perception.io.stereo_sources.CalibrationCache`).
+
+    Statistics: ``frames``, ``observations``, ``rejected_pairs``,
+    ``processing_time`` (s, total), ``last_processing_time``, ``last_error``.
+
+    ``live=True`` (the nodes) runs the detectors on a worker thread when
+    ``detection.asynchronous`` (:class:`AsyncDetection`); offline runs detect in the
+    frame and are reproducible.
+    """
+
+    def __init__(self, vision: VisionConfig | None = None,
+                 detection: DetectionConfig | None = None, calibration=None,
+                 live: bool = False):
+        self.vision_config = vision or VisionConfig()
+        self.detection_config = detection or DetectionConfig()
+        # live nodes detect on a worker thread when detection.asynchronous (AsyncDetection)
+        self.asynchronous_detection = live and self.detection_config.asynchronous
+        self._calibration_source = calibration if calibration is not None \
+            else StereoCameraConfig()
+        self.front_end = self._build(self._calibration_source)
+        self.frames = 0
+        self.observations = 0
+        self.rejected_pairs = 0
+        self.processing_time = 0.0
+        self.last_processing_time = 0.0
+        self.last_error = ""
+        self.calibration_changes = 0
+
+    def _build(self, calibration) -> VisualFrontEnd:
+        front_end = VisualFrontEnd(self.vision_config, calibration, self.detection_config)
+        if self.asynchronous_detection:
+            front_end.detector = AsyncDetection(front_end.detector)
+        return front_end
+
+    def close(self) -> None:
+        """Stop the detection worker thread (asynchronous detection)."""
+        if isinstance(self.front_end.detector, AsyncDetection):
+            self.front_end.detector.close()
+
+    @property
+    def calibration(self):
+        """The :class:`~av_perception.core.stereo.StereoCalibration` in use."""
+        return self.front_end.calibration
+
+    def warm_up(self):
+        """Compile the numba matching kernel now, so the first real pair is not slow."""
+        with serialized_compilation():
+            self.front_end.warm_up()
+
+    def set_calibration(self, calibration) -> bool:
+        """Use ``calibration`` (StereoCalibration or StereoCameraConfig) from now on;
+        returns True when the front-end had to be rebuilt."""
+        src = self._calibration_source
+        same = calibration is src or (isinstance(calibration, StereoCameraConfig)
+                                      and calibration == src)
+        if same:
+            return False
+        self.close()
+        self.front_end = self._build(calibration)
+        self._calibration_source = calibration
+        self.calibration_changes += 1
+        return True
+
+    @property
+    def mean_processing_time(self) -> float:
+        """Seconds per processed pair."""
+        return self.processing_time / self.frames if self.frames else 0.0
+
+    def process_pair(self, left, right, stamp: float, calibration=None):
+        """Observations of one stereo pair.
+
+        Parameters
+        ----------
+        left, right : arrays (H, W, 3) BGR or (H, W) grey, uint8
+        stamp : float
+            Seconds (left image header stamp).
+        calibration : StereoCalibration or StereoCameraConfig, optional
+            The pair's calibration (default: keep the current one).
+
+        Raises
+        ------
+        VisionInputError
+            Unusable pair (shape, dtype, size mismatch with each other or with the
+            calibration, non-finite stamp); counted in ``rejected_pairs``.
+        """
+        if calibration is not None:
+            self.set_calibration(calibration)
+        t0 = time.perf_counter()
+        try:
+            obs = self.front_end.process(left, right, stamp)
+        except VisionInputError as exc:
+            self.rejected_pairs += 1
+            self.last_error = str(exc)
+            raise
+        finally:
+            dt = time.perf_counter() - t0
+            self.processing_time += dt
+            self.last_processing_time = dt
+        self.frames += 1
+        self.observations += len(obs)
+        return obs
+
+    def run(self, frames: Iterable, callback=None) -> VisionRunResult:
+        """Process a whole source (iterable of ``(stamp, left, right, calibration)``),
+        keeping going past unusable pairs.
+
+        ``callback(observations)`` receives each frame's result as it is computed
+        (e.g. to write it at once); without it the results are kept in
+        ``VisionRunResult.results``.
+        """
+        res = VisionRunResult()
+        t0 = time.perf_counter()
+        for stamp, left, right, calibration in frames:
+            try:
+                obs = self.process_pair(left, right, stamp, calibration)
+            except VisionInputError as exc:
+                res.errors.append(f"frame at {float(stamp):.3f} s: {exc}")
+                continue
+            res.frames += 1
+            res.observations += len(obs)
+            if res.frames == 1:
+                res.first_stamp = float(stamp)
+            res.last_stamp = float(stamp)
+            if callback is not None:
+                callback(obs)
+            else:
+                res.results.append(obs)
+        res.wall_seconds = time.perf_counter() - t0
+        return res
+
