@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-av_perception
 EXTRAS := ros,audio,sim,eval,dev,docs
 
-.PHONY: venv demo test lint bench docs clean
+.PHONY: venv demo test test-fast lint bench docs clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,13 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check av_perception test bench tools launch
 
+# everything CI runs (slow, ROS and device tests included)
 test: $(STAMP) lint
 	$(PY) -m pytest -q -ra test
+
+# while developing: without the tests marked slow (whole scenes, separate processes, devices)
+test-fast: $(STAMP) lint
+	$(PY) -m pytest -q -ra -m "not slow" test
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py

@@ -20,7 +20,7 @@ from conftest import require
 from av_perception.io.audio_sources import write_wav
 from av_perception.sim.signals import binauralize, noise_bursts
 
-pytestmark = [pytest.mark.ros, pytest.mark.device]
+pytestmark = [pytest.mark.ros, pytest.mark.device, pytest.mark.slow]
 FS = 16000
 
 

@@ -150,6 +150,7 @@ def test_invalid_start_parameter_exits_with_a_message(tmp_path):
     assert "audio.hop_length" in out.stderr
 
 
+@pytest.mark.slow
 def test_node_in_a_separate_process_over_dds(ros_context, tmp_path):
     from geometry_msgs.msg import Vector3Stamped
 

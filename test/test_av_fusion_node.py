@@ -274,6 +274,7 @@ def test_invalid_start_parameter_exits_with_a_message():
     assert "fusion.hop_length" in out.stderr
 
 
+@pytest.mark.slow
 def test_node_in_a_separate_process_over_dds(ros_context):
     from sensor_msgs.msg import PointCloud2
 

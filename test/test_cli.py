@@ -73,6 +73,7 @@ def test_console_script_help_lists_commands():
     assert "audio" in out.stdout and "demo" in out.stdout
 
 
+@pytest.mark.slow
 def test_demo_runs_the_whole_pipeline_and_scores_it(tmp_path):
     assert main(["demo", "--output", str(tmp_path), "--duration", "4"]) == 0
     for name in ("tracks.csv", "metrics.json", "tracks_vs_truth.png", "contact_sheet.png",

@@ -2,11 +2,11 @@
 8 s, JPEG images in an mcap bag) -> ``av-perception process`` (track file + output bag)
 -> ``av-perception evaluate``.
 
-Measured on the development machine (seed 1, 8 s, 120 frames): MOTA 0.983, IDF1 0.992,
-no ID switch, median localisation error 7 mm, speaking F1 0.82 (precision 0.81, recall
-0.82).  Tracking is asserted (MOTA >= 0.9, IDF1 >= 0.9, at most one ID switch); speaking
-F1 is not asserted at 0.85 (it does not reach it yet) -- only that it is clearly better
-than chance (>= 0.6)."""
+Scene seed 21 (the defaults were tuned on seeds 1, 2 and 4), 8 s, 120 frames, measured:
+MOTA 0.983, IDF1 0.992, no ID switch, median localisation error 6 mm, speaking F1 0.878;
+the bounds sit just below.  (Seeds 22 and 23: MOTA 0.983 / 0.975, speaking F1 0.710 /
+0.751 -- turn onsets in overlaps; the several-seed evaluation is test_tracker's scene
+benchmark and BENCHMARKS.md.)"""
 import json
 
 import pytest
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def test_simulate_process_evaluate(tmp_path, capsys):
     scene = tmp_path / "scene"
-    assert main(["simulate", str(scene), "--preset", "default", "--seed", "1", "--duration",
+    assert main(["simulate", str(scene), "--preset", "default", "--seed", "21", "--duration",
                  "8", "--compressed", "--format", "mcap"]) == 0
     tracks = tmp_path / "tracks.csv"
     assert main(["process", str(scene / "bag"), "--output", str(tracks), "--output-bag",
@@ -30,9 +30,9 @@ def test_simulate_process_evaluate(tmp_path, capsys):
     m = json.loads(metrics.read_text())
     t = m["tracking"]
     assert t["num_frames"] == 120
-    assert t["mota"] >= 0.9, t
-    assert t["idf1"] >= 0.9, t
-    assert t["num_switches"] <= 1, t
-    assert m["localisation"]["median"] < 0.05, m["localisation"]
-    assert m["speaking"]["f1"] >= 0.6, m["speaking"]
+    assert t["mota"] >= 0.96, t
+    assert t["idf1"] >= 0.97, t
+    assert t["num_switches"] == 0, t
+    assert m["localisation"]["median"] < 0.012, m["localisation"]
+    assert m["speaking"]["f1"] >= 0.84, m["speaking"]
     assert (tmp_path / "out" / "metadata.yaml").exists()

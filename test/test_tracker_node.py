@@ -420,6 +420,7 @@ def test_late_observations_are_dropped_and_counted(ros_context):
         node.destroy_node()
 
 
+@pytest.mark.slow
 def test_node_in_a_separate_process_over_dds(ros_context):
     from sensor_msgs.msg import PointCloud2
 

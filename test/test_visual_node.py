@@ -311,6 +311,7 @@ def test_invalid_start_parameter_exits_with_a_message():
     assert "vision_input.slop" in out.stderr
 
 
+@pytest.mark.slow
 def test_node_in_a_separate_process_over_dds(ros_context, pair):
     from sensor_msgs.msg import CameraInfo, CompressedImage, PointCloud2
 

@@ -632,3 +632,55 @@ def test_select_errors_and_config():
     Xc, w, _ = _model_data(2, "fwd", seed=3, K=2)
     r = cfg.select(Xc, w)
     assert r.n_components == 2 and r.criterion == "bic"
+
+
+CACHE_CHECK = """
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from av_perception.core import _wdem as WK, wdem
+from test_wdem import _random_problem
+
+worst = 0.0
+for d, K, wd in ((1, 2, True), (3, 10, False), (2, 3, True)):
+    n = 2037
+    rng = np.random.default_rng(7 * d + K + wd)
+    X, w, means, U, log_det, log_pi, Kc = _random_problem(rng, n, d, K, False)
+    alpha, beta = wdem.gamma_prior(w, d)
+    a, oc = alpha + 0.5 * d, rng.normal(size=n)
+    lls = []
+    for table in (WK.KERNELS, WK.REFERENCES):
+        o = [np.zeros(Kc), np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d))]
+        lls.append(table["em_pass"](X, w, a, beta, wd, oc, means, U, log_det, log_pi,
+                                    np.log(0.05), Kc, WK.COV_FULL, *o, 1))  # prange path
+    worst = max(worst, abs(lls[0] - lls[1]) / abs(lls[1]))
+    covs = np.repeat(np.eye(d)[None], K, axis=0)
+    hist = []
+    for table in (WK.KERNELS, WK.REFERENCES):
+        o = [np.empty((n, K)), np.empty((n, K))]
+        hist.append(table["em_loop"](X, w, a, beta, wd, oc, means, covs, np.full(K, 1.0 / K),
+                                     0.0, 0.0, False, WK.COV_FULL, 1e-6, 5, 0.0, *o, 1)[4])
+    worst = max(worst, float(np.max(np.abs(np.subtract(*hist)) / np.abs(hist[1]))))
+print(worst)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_kernels_loaded_from_the_cache_match_the_reference(tmp_path):
+    """The parallel passes and the EM loop agree with the reference both in the process
+    that compiles them and in a later one that loads the kernels from numba's on-disk
+    cache (a cached prange kernel computed log-likelihoods off by k log 2)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba_cache"))
+    test_dir = str(Path(__file__).parent)
+    for run in ("compiles and writes the cache", "loads the cache"):
+        out = subprocess.run([sys.executable, "-c", CACHE_CHECK, test_dir], env=env,
+                             capture_output=True, text=True, timeout=1700)
+        assert out.returncode == 0, (run, out.stderr[-2000:])
+        assert float(out.stdout.split()[-1]) < 1e-12, (run, out.stdout)
+    assert any((tmp_path / "numba_cache").rglob("*.nbi"))

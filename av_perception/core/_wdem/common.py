@@ -16,6 +16,14 @@ N_CHUNKS = 32  # fixed chunking of parallel loops (results do not depend on the 
 # every kernel as ``min_work`` and read at call time, so it can be changed without recompiling
 # (on a machine whose cores are busy, 2 threads lose: set NUMBA_NUM_THREADS=1 there).
 PARALLEL_MIN_WORK = 300_000
+
+# Numba's on-disk cache is not used for the prange kernels nor for the kernels that call
+# them (em_pass, em_loop): a parallel function loaded from the cache computed wrong
+# log-likelihoods (off by multiples of log 2) or crashed, while the same function compiled
+# in the process was right (numba 0.68, AVX-512 Zen 4 CPU; test_wdem's
+# test_kernels_loaded_from_the_cache_match_the_reference).  They are thin: the row kernels
+# they run stay cached, and compiling the rest at warm-up takes seconds.
+CACHE_PARALLEL = False
 EPS = 10.0 * np.finfo(np.float64).eps  # guards the M-step divisions (as wdem._EPS)
 
 

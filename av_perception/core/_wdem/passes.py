@@ -24,7 +24,7 @@ from .blocks import (
     _take_rows,
     _wd_block_a1,
 )
-from .common import _fill_zero, _n_chunks
+from .common import CACHE_PARALLEL, _fill_zero, _n_chunks
 from .mathfn import _fmax, _log_and_inverse
 
 
@@ -284,7 +284,7 @@ def _em_pass_rows_d1(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, 
     acc_ll[c] += ll
 
 
-@njit(cache=True)
+@njit(cache=CACHE_PARALLEL)
 def em_pass(X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi, log_out, Kc,
             cov_code, nk, sw, sx, s, min_work):
     """E-step at (means, prec_chol, log_det, log_pi, log_out) fused with the M-step's
@@ -300,7 +300,7 @@ def em_pass(X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi, log
                     Kc, cov_code, nk, sw, sx, s, False, none, none, min_work)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=CACHE_PARALLEL, parallel=True)
 def _em_pass(X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi, log_out, Kc,
              cov_code, nk, sw, sx, s, store, resp, post_w, min_work):
     """:func:`em_pass`, and with ``store`` the responsibilities resp (N, Kc) and (WD) the

@@ -8,7 +8,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .common import _fill_zero, _n_chunks
+from .common import CACHE_PARALLEL, _fill_zero, _n_chunks
 
 
 # ---------------------------------------------------------------------------
@@ -63,7 +63,7 @@ def _estep_fwd_rows(lo, hi, X, w, obs_const, means, prec_chol, log_det, log_pi, 
         _normalise_row(i, K, Kc, log_out, log_resp, resp, ll)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=CACHE_PARALLEL, parallel=True)
 def estep_fwd(X, w, obs_const, means, prec_chol, log_det, log_pi, log_out, log_resp, resp, ll,
               min_work):
     n = X.shape[0]
@@ -91,7 +91,7 @@ def _estep_wd_rows(lo, hi, X, a, beta, obs_const, means, prec_chol, log_det, log
         _normalise_row(i, K, Kc, log_out, log_resp, resp, ll)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=CACHE_PARALLEL, parallel=True)
 def estep_wd(X, a, beta, obs_const, means, prec_chol, log_det, log_pi, log_out, log_resp, resp,
              post_w, ll, min_work):
     n = X.shape[0]
@@ -114,7 +114,7 @@ def _normalise_range(lo, hi, logp, log_resp, resp, ll):
         _normalise_row(i, Kc, Kc, 0.0, log_resp, resp, ll)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=CACHE_PARALLEL, parallel=True)
 def normalise_rows(logp, log_resp, resp, ll, min_work):
     """Row-wise log-sum-exp normalisation of unnormalised log-probabilities (N, Kc)."""
     n = logp.shape[0]
@@ -144,7 +144,7 @@ def _moments_rows(lo, hi, c, X, resp, pw, K, acc):
                 acc[c, k, 2 + j] += u * X[i, j]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=CACHE_PARALLEL, parallel=True)
 def moments(X, resp, pw, nk, sw, sx, min_work):
     """nk[k] = sum_i resp_ik (k < Kc); sw[k] = sum_i resp_ik pw_ik;
     sx[k] = sum_i resp_ik pw_ik x_i (k < K)."""
@@ -192,7 +192,7 @@ def _scatter_rows(lo, hi, c, X, resp, pw, means, cov_code, acc):
                     acc[c, k, r, r] += u * dr * dr
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=CACHE_PARALLEL, parallel=True)
 def scatter(X, resp, pw, means, cov_code, out, min_work):
     """out[k] = sum_i resp_ik pw_ik (x_i - mu_k)(x_i - mu_k)^T, restricted to the diagonal
     (cov_code 1) or to its mean diagonal value times I (cov_code 2)."""

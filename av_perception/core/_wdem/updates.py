@@ -8,7 +8,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .common import EPS
+from .common import CACHE_PARALLEL, EPS
 from .passes import _em_pass
 
 
@@ -133,7 +133,7 @@ def em_update(means, covs, nk, sw, sx, s, cov_code, reg_covar, n, new_means, new
     return (nk[K] + EPS) / (n + EPS * Kc) if Kc > K else 0.0
 
 
-@njit(cache=True)
+@njit(cache=CACHE_PARALLEL)
 def em_loop(X, w, a, beta, wd, obs_const, means, covs, mixing, outlier, log_vol, has_outlier,
             cov_code, reg_covar, max_iter, tol, resp, post_w, min_work):
     """EM from (means, covs, mixing, outlier) until the relative change of the
