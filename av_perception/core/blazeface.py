@@ -344,8 +344,8 @@ def letterbox(image_rgb: np.ndarray, size: int, box=None, scale: float | None = 
         out_h = max(multiple, int(math.ceil((y1 - y0) * scale / multiple - 1e-6) * multiple))
     # the image part inside the region, resized (INTER_AREA when shrinking: no aliasing),
     # pasted into a black canvas
-    ix0, iy0 = max(0, int(math.floor(x0))), max(0, int(math.floor(y0)))
-    ix1, iy1 = min(w, int(math.ceil(x1))), min(h, int(math.ceil(y1)))
+    ix0, iy0 = max(0, int(math.ceil(x0 - 1e-6))), max(0, int(math.ceil(y0 - 1e-6)))
+    ix1, iy1 = min(w, int(math.floor(x1 + 1e-6))), min(h, int(math.floor(y1 + 1e-6)))
     canvas = np.zeros((out_h, out_w, 3), np.uint8)
     sx = sy = scale
     if ix1 > ix0 and iy1 > iy0:

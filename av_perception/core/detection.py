@@ -549,11 +549,13 @@ class BlazeFacePass:
         except bf.ModelError as exc:
             raise DetectorError(str(exc)) from None
         self.landmarker = None
+        #: why the face mesh is off although detection.landmarks asks for it (None: it is not)
+        self.warning: str | None = None
         if c.landmarks:
             try:
                 self.landmarker = bf.FaceLandmarker()
             except bf.ModelError as exc:
-                raise DetectorError(str(exc)) from None
+                self.warning = f"face mesh (detection.landmarks) unavailable: {exc}"
         self.source = "blazeface"
 
     def regions_for(self, width: int, height: int, regions=None) -> list:
@@ -704,8 +706,8 @@ class DetectionPipeline:
         if self.max_size and self.max_size < self.min_size:
             self.max_size = self.min_size
         self.detectors = []
-        #: why the configured detector was replaced by the Haar cascade (None: it was not);
-        #: nodes put it on /diagnostics (WARN)
+        #: why the configured detector was replaced by the Haar cascade, or the face mesh
+        #: is off (None: neither); nodes put it on /diagnostics (WARN)
         self.fallback_reason: str | None = None
         for name in c.detectors:
             if name == "yunet":
@@ -713,6 +715,7 @@ class DetectionPipeline:
             elif name == "blazeface":
                 try:
                     self.detectors.append(BlazeFacePass(c))
+                    self.fallback_reason = self.detectors[-1].warning
                 except DetectorError as exc:
                     self.fallback_reason = (
                         f"BlazeFace unavailable, using the Haar frontal-face cascade: {exc}")
