@@ -205,9 +205,13 @@ def evaluate(config: DetectionConfig, data, min_size: int, regions: bool = False
 SETTINGS = [
     ("haar_frontal", dict(detector="haar_frontal"), False),
     ("haar_frontal, scale 2", dict(detector="haar_frontal", scale=2.0), False),
-    ("blazeface, whole frame only", dict(tile_columns=0, tile_rows=0), False),
-    ("blazeface default (whole frame + 2x1 tiles)", {}, False),
-    ("blazeface, whole frame + 3x2 tiles", dict(tile_columns=3, tile_rows=2), False),
+    ("blazeface full_range, whole frame", dict(blazeface_variant="full_range"), False),
+    ("blazeface full_range, whole frame + 3x2 tiles",
+     dict(blazeface_variant="full_range", tile_columns=3, tile_rows=2), False),
+    ("blazeface back, input scale 0.5", dict(blazeface_input_scale=0.5), False),
+    ("**blazeface default** (back, input scale 0.75)", {}, False),
+    ("blazeface back, input scale 1.0", dict(blazeface_input_scale=1.0), False),
+    ("blazeface default + 2x2 tiles", dict(tile_columns=2, tile_rows=2), False),
     ("blazeface default + regions around predicted heads", {}, True),
 ]
 

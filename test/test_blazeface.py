@@ -253,8 +253,9 @@ def test_recall_at_1_to_4_5_m_on_fixed_seeds(astronaut):
             found += sum(hit)
             total += len(truth)
             false += sum(not any(matches(d, b, 0.4) for b in truth) for d in dets)
-    assert found / total >= 0.8
-    assert false / 12 <= 0.5
+    assert total == 24
+    assert found >= 21  # measured: 23
+    assert false <= 2  # measured: 0
 
 
 @needs_models
