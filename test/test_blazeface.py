@@ -371,3 +371,17 @@ def test_detection_stays_compatible():
     assert m.tracked and np.allclose(m.keypoints, kp + 10)
     s = e.shifted(0.5, 100, 0)
     assert (s.x, s.y, s.w, s.h) == (102, 4, 6, 8) and np.allclose(s.keypoints, kp * 2 + [100, 0])
+
+
+def test_config_checks_the_new_parameters():
+    from av_perception.core.config import ConfigError
+
+    with pytest.raises(ConfigError, match="blazeface_variant"):
+        DetectionConfig(blazeface_variant="tiny")
+    with pytest.raises(ConfigError, match="tile_columns"):
+        DetectionConfig(tile_columns=9)
+    with pytest.raises(ConfigError, match="region_scale"):
+        DetectionConfig(region_scale=0.5)
+    assert DetectionConfig().detector == "blazeface"
+    for old in ("haar_frontal", "haar_all", "yunet_upper_body"):  # old values still valid
+        assert DetectionConfig(detector=old).detector == old
