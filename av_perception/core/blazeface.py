@@ -46,10 +46,18 @@ __all__ = [
     "FaceLandmarker",
     "FaceLandmarks",
     "KEYPOINT_NAMES",
+    "MESH",
+    "ModelError",
+    "RawFaces",
     "decode_boxes",
+    "face_roi",
     "letterbox",
+    "load_tflite",
+    "mesh_measures",
     "model_path",
+    "package_data_dir",
     "ssd_anchors",
+    "to_rgb",
     "weighted_nms",
 ]
 
@@ -61,7 +69,8 @@ KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_centre", "right_ea
 
 
 class ModelError(RuntimeError):
-    """A model file is missing or cannot be loaded (subclassed by DetectorError users)."""
+    """A model file is missing or cannot be loaded (core.detection raises it as
+    DetectorError)."""
 
 
 @dataclass(frozen=True)
@@ -549,11 +558,13 @@ class FaceLandmarks:
         Inner-lip gap (vertices 13-14) / distance between the outer eye corners
         (33-263): ~0 closed, ~0.3-0.6 wide open.
     yaw, pitch : float
-        Coarse head angles (rad) from the mesh: yaw = atan2(dz, dx) of the
-        cheek-to-cheek vector 234 -> 454 (positive: the face turns to the
-        image's left... sign as that formula gives), pitch = atan2(-dz, dy) of
-        the forehead-to-chin vector 10 -> 152.  ~0 for a frontal face;
-        +-10-15 degree accuracy at best.
+        Coarse head angles (rad) from the mesh.  yaw = atan2(dz, |dxy|) of the
+        vector from the right cheek (234, image left) to the left cheek (454):
+        positive when the person turns to their left (nose towards the image's
+        right; the mesh's z grows away from the camera).  pitch = atan2(-dz,
+        |dxy|) of the forehead-to-chin vector (10 -> 152): positive looking up.
+        ~0 for a frontal face; the mesh's z is a learned relative depth, so
+        expect +-10-15 degrees at best.
     """
 
     points: np.ndarray
