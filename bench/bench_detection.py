@@ -294,6 +294,8 @@ def main(argv=None):
     ap.add_argument("--frames", type=int, default=20, help="frames per seed (default 20)")
     ap.add_argument("--no-frontend", action="store_true",
                     help="skip the stereo front-end timing")
+    ap.add_argument("--landmarks", action="store_true",
+                    help="only: the default detector with and without the face mesh")
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
     face_set, bgs = faces(), backgrounds()
@@ -304,6 +306,20 @@ def main(argv=None):
     n_faces = sum(len(t) for _, t in data)
     # the visual front-end's lower size limit: 0.7 x a face at vision.max_depth (6 m)
     min_size = int(np.floor(0.7 * FX * FACE_W / 6.0))
+    if args.landmarks:
+        print(f"{len(data)} frames, {n_faces} faces; one core\n")
+        print("| detector | faces found / frame | CPU ms / frame |\n|---|---:|---:|")
+        for name, kw in (("blazeface default", {}),
+                         ("blazeface default + landmarks", dict(landmarks=True))):
+            pipe = DetectionPipeline(DetectionConfig(every_k=1, min_size=8, **kw), min_size)
+            pipe.detect(data[0][0])
+            cpu, n = [], 0
+            for frame, _ in data:
+                c0 = time.process_time()
+                n += len(pipe.detect(frame))
+                cpu.append(time.process_time() - c0)
+            print(f"| {name} | {n / len(data):.2f} | {1000 * np.mean(cpu):.1f} |", flush=True)
+        return
     print(f"{len(data)} frames 640x480 (seeds {SEEDS}), {n_faces} faces, {len(bgs)} "
           f"backgrounds, {len(face_set)} face photos; one core\n")
     print("| detector | recall 1-2 m | 2-3 m | 3-4.5 m | all | photos | lfw | false / frame "
