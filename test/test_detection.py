@@ -49,7 +49,7 @@ def cameraman():
 
 
 def test_haar_frontal_finds_the_face(astronaut):
-    dets = DetectionPipeline(DetectionConfig(every_k=1)).detect(astronaut)
+    dets = DetectionPipeline(DetectionConfig(detector="haar_frontal", every_k=1)).detect(astronaut)
     faces = [d for d in dets if d.kind == "face"]
     assert len(faces) >= 1
     best = faces[0]

