@@ -1,20 +1,10 @@
 """audio_features_node: binaural capture -> ``audio/features``, ``audio/direction``.
 
-Captures from a sound card through sounddevice (or plays a WAV file in real
-time when ``capture.input_file`` is set), runs the audio stage of the shared
-pipeline and publishes:
-
-* ``audio/features`` (sensor_msgs/PointCloud2, one point per audio frame:
-  t_offset, itd, ild, activity, reliability, azimuth, direct_path; header stamp
-  = centre of the first frame),
-* ``audio/direction`` (geometry_msgs/Vector3Stamped, unit vector of the sound
-  direction in the horizontal plane, per active and reliable frame),
-* ``/diagnostics`` (input rate, frame rate, overflows, clipping, processing
-  time, device state).
-
-Bad input (wrong channel count, NaN, clipping, a device that disappears) is
-reported on /diagnostics and logged; the node keeps running and reopens the
-device every ``capture.reconnect_interval`` seconds.
+Captures from a sound card through sounddevice (or plays ``capture.input_file`` in real
+time), runs the audio stage of the shared pipeline (:class:`~.audio_stage.AudioStage`)
+and reports on /diagnostics; a missing or lost device is retried every
+``capture.reconnect_interval`` s.  Topics, message layouts and diagnostics:
+docs/architecture.md.
 """
 from __future__ import annotations
 

@@ -1,28 +1,10 @@
 """perception_node: every stage in one process (lowest latency).
 
-Audio capture (sounddevice, or ``capture.input_file`` played in real time) and the
-binaural front-end exactly as :mod:`~av_perception.nodes.audio_features_node` (the same
-:class:`~.audio_stage.AudioStage`), the stereo images + CameraInfo, paired by stamp
-and processed by the visual front-end on a worker thread as in
-:mod:`~av_perception.nodes.visual_features_node`, and the tracker fed in time order
-as in :mod:`~av_perception.nodes.tracker_node`, without any message between the
-stages.  Same parameters as the three nodes (the union of their sections) and the
-same output topics:
-
-* ``audio/features``, ``audio/direction`` (audio stage),
-* ``visual/observations`` (visual stage),
-* ``av_events`` (fusion stage: the weighted-data EM windows of av_fusion_node, run
-  after each image's outputs are published; their unexplained clusters start tracks
-  with ``tracking.use_av_events``),
-* ``speakers``, ``speakers/markers``, ``speakers/image`` and, with
-  ``tracking.publish_voices``, ``/humans/voices/<id>/is_speaking`` (tracking stage),
-* ``/diagnostics``: one status per stage ("perception_node audio", "... vision", "... fusion",
-  "... tracking"), each on its own period.
-
-After an image pair is processed the worker waits (at most ``tracking.audio_wait`` s,
-and only while audio flows) for the audio frames up to the image stamp, then steps
-the tracker: the tracker sees the same input in the same order as
-``av-perception process`` does over a recording.
+Composes the audio, vision, fusion and tracking stages (the same stage objects as the
+single-stage nodes) without messages between them: the same parameters (the union of
+their sections), the same output topics, one /diagnostics status per stage.  The
+tracker sees the same input in the same order as ``av-perception process`` does over a
+recording.  Topics and behaviour: docs/architecture.md.
 """
 from __future__ import annotations
 

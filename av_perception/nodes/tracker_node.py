@@ -1,27 +1,10 @@
 """tracker_node: ``visual/observations`` + ``audio/features`` -> ``speakers``.
 
-Subscribes to the visual observations of the stereo front-end, the audio
-features of the binaural front-end and, with ``tracking.use_av_events``, the
-``av_events`` of av_fusion_node (their unexplained clusters start tracks),
-orders them by stamp (audio arrives faster and is buffered; the tracker steps at
-each observation cloud with the audio up to its stamp, as ``av-perception process``
-does over a bag -- see :class:`~av_perception.pipeline.TrackingPipeline`) and publishes:
-
-* ``speakers`` (sensor_msgs/PointCloud2, one point per confirmed track: x, y, z,
-  speaking, existence, var_x, var_y, var_z float32 and id uint32; header = the
-  observations' stamp, frame_id = ``tracking.frame_id`` or the observations'),
-* ``speakers/markers`` (visualization_msgs/MarkerArray: a covariance ellipsoid and a
-  label per track, coloured by speaking probability; DELETE when a track ends),
-* ``speakers/image`` (sensor_msgs/Image bgr8, the left image of the same stamp
-  annotated with the tracks; needs ``stereo/left/image_raw``),
-* ``<tracking.voices_namespace>/<prefix><id>/is_speaking`` (std_msgs/Bool, ROS4HRI
-  style, with ``tracking.publish_voices``),
-* ``/diagnostics`` (latency from input stamp to publication p50/p99, tracks, input
-  rates, late and dropped input).
-
-The observation cloud carries the diagonal of each position covariance
-(var_x, var_y, var_z), so this node tracks with diagonal covariances;
-perception_node, which has the full covariances in-process, is slightly more exact.
+Orders the inputs by stamp (and, with ``tracking.use_av_events``, the ``av_events`` of
+av_fusion_node) and steps the tracker at each observation cloud with the audio up to its
+stamp, as ``av-perception process`` does over a bag (:class:`~.tracking_stage.TrackingStage`);
+publishes ``speakers``, ``speakers/markers``, ``speakers/image`` and the ROS4HRI-style
+voice topics.  Topics, message layouts and diagnostics: docs/architecture.md.
 """
 from __future__ import annotations
 

@@ -1,28 +1,10 @@
 """visual_features_node: a stereo image pair -> ``visual/observations``.
 
-Subscribes to the left and right images (``sensor_msgs/Image``, or
-``sensor_msgs/CompressedImage`` on ``<topic>/compressed`` with
-``vision_input.compressed``) and the two ``sensor_msgs/CameraInfo`` topics,
-pairs the images by header stamp within ``vision_input.slop``
-(:class:`~av_perception.io.stereo_sources.ApproximateTimeSync`), runs the
-visual stage of the shared pipeline (:class:`~av_perception.pipeline.VisionPipeline`)
-on a worker thread and publishes:
-
-* ``visual/observations`` (sensor_msgs/PointCloud2, one point per observation,
-  float32 fields x, y, z, weight, u, v, w, h, var_x, var_y, var_z; header =
-  the left image's stamp and frame_id; an empty cloud for a frame without
-  observations),
-* ``/diagnostics`` (input rates, sync failures, dropped pairs, processing
-  time, observations per frame, calibration, last error).
-
-Processing runs on its own thread so that the subscriptions never back up:
-when it is slower than the input, only the newest ``vision_input.max_pending_pairs``
-pairs wait and older ones are dropped (and counted).
-
-Bad input -- missing or inconsistent CameraInfo, images without a partner
-within the slop, unsupported encodings, corrupt JPEG, left/right size
-mismatch -- is reported on /diagnostics (WARN/ERROR naming the problem and the
-fix) and logged; the pair is dropped and the node keeps running.
+Pairs the left and right images (raw or compressed) by stamp within
+``vision_input.slop`` and runs the visual stage of the shared pipeline
+(:class:`~.vision_stage.VisionStage`) on a worker thread that keeps only the newest
+pairs when processing is slower than the cameras.  Topics, message layouts, bad input
+and diagnostics: docs/architecture.md.
 """
 from __future__ import annotations
 
