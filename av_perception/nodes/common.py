@@ -1,6 +1,7 @@
 """Shared pieces of the rclpy nodes: parameters from stage configs, diagnostics."""
 from __future__ import annotations
 
+import re
 import time
 
 from rcl_interfaces.msg import (
@@ -167,6 +168,9 @@ class RateMeter:
         return r
 
 
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
 class Diagnostics:
     """One DiagnosticStatus per stage on /diagnostics: the one helper of every node.
 
@@ -178,7 +182,8 @@ class Diagnostics:
       every message until :meth:`resolve` is called for it.
 
     :meth:`count` keeps totals of named problems (e.g. rejected messages), published
-    with the values.  Each distinct message is logged once when it first appears.
+    with the values.  Each distinct problem is logged once when it first appears (messages
+    that differ only in their numbers, such as a stamp, are the same problem).
     """
 
     def __init__(self, node: Node, name: str, hardware_id: str = ""):
@@ -191,7 +196,7 @@ class Diagnostics:
         self._event = (0, "OK")  # the most severe event of this period
         self.conditions: dict = {}  # key -> (level, message), until resolved
         self.counters: dict = {}  # name -> total
-        self._last_logged = ""
+        self._last_logged: tuple = ()
 
     @property
     def level(self) -> int:
@@ -205,9 +210,12 @@ class Diagnostics:
         return max(problems, key=lambda p: p[0])[1] if self.level > 0 else "OK"
 
     def _log(self, level: int, message: str) -> None:
-        if message == self._last_logged:
+        # the same problem of every frame differs only in its numbers (stamps, counts):
+        # logged once, not once per frame
+        key = (level, _NUMBER.sub("#", message))
+        if key == self._last_logged:
             return
-        self._last_logged = message
+        self._last_logged = key
         # rclpy refuses a second severity from one call site ("Logger severity cannot be
         # changed between calls"), so each severity is logged from its own line.
         if level >= 2:
