@@ -13,17 +13,19 @@ from av_perception.pipeline import AudioPipeline, FusionPipeline
 HOLDER = """
 import sys
 from av_perception.compile_lock import serialized_compilation
-with serialized_compilation(sys.argv[1]):
+with serialized_compilation(path=sys.argv[1]):
     print("held", flush=True)
     sys.stdin.readline()
 """
 
 
+FAMILY = {AudioPipeline: "audio", FusionPipeline: "fusion"}
+
+
 @pytest.fixture
-def lock_path(tmp_path, monkeypatch):
-    path = str(tmp_path / "numba.lock")
-    monkeypatch.setattr(compile_lock, "LOCK_PATH", path)
-    return path
+def lock_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(compile_lock, "LOCK_DIR", str(tmp_path))
+    return tmp_path
 
 
 def _wait(condition, deadline=60.0):
@@ -34,9 +36,10 @@ def _wait(condition, deadline=60.0):
 
 
 @pytest.mark.parametrize("make", [AudioPipeline, FusionPipeline])
-def test_warm_up_waits_while_another_process_compiles(lock_path, make):
+def test_warm_up_waits_while_another_process_compiles(lock_dir, make):
     pipeline = make()
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, lock_path],
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER,
+                               compile_lock.lock_path(FAMILY[make])],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -53,10 +56,23 @@ def test_warm_up_waits_while_another_process_compiles(lock_path, make):
         holder.wait()
 
 
-def test_nested_use_in_one_process_does_not_deadlock(lock_path):
+def test_another_family_does_not_wait(lock_dir):
+    """A process compiling the fusion kernels does not hold up the audio warm-up."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, compile_lock.lock_path("fusion")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        AudioPipeline().warm_up()  # returns while the fusion lock is held
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_nested_use_in_one_process_does_not_deadlock(lock_dir):
+    lock_path = compile_lock.lock_path("audio")
     entered = []
-    with compile_lock.serialized_compilation():
-        with compile_lock.serialized_compilation():
+    with compile_lock.serialized_compilation("audio"):
+        with compile_lock.serialized_compilation("audio"):
             entered.append(1)
         AudioPipeline().warm_up()  # takes the lock again inside
         entered.append(2)

@@ -47,7 +47,7 @@ class AudioPipeline:
 
     def warm_up(self):
         """Compile the numba kernels now, so the first real chunk is not slow."""
-        with serialized_compilation():
+        with serialized_compilation("audio"):
             self.front_end.warm_up()
 
     def process_audio(self, samples, sample_rate: int, stamp: float | None) -> BinauralFeatures:

@@ -156,7 +156,7 @@ class FusionPipeline:
 
     def warm_up(self):
         """Compile (or load from cache) the clustering kernels now."""
-        with serialized_compilation():
+        with serialized_compilation("fusion"):
             av_warm_up()
 
     def reset(self):

@@ -210,7 +210,7 @@ class VisionPipeline:
 
     def warm_up(self):
         """Compile the numba matching kernel now, so the first real pair is not slow."""
-        with serialized_compilation():
+        with serialized_compilation("vision"):
             self.front_end.warm_up()
 
     def set_calibration(self, calibration) -> bool:

@@ -3,6 +3,9 @@ the fixed parallel chunking, the work from which kernels run in parallel, the M-
 division guard."""
 from __future__ import annotations
 
+import inspect
+import types
+
 import numpy as np
 from numba import njit
 
@@ -17,13 +20,15 @@ N_CHUNKS = 32  # fixed chunking of parallel loops (results do not depend on the 
 # (on a machine whose cores are busy, 2 threads lose: set NUMBA_NUM_THREADS=1 there).
 PARALLEL_MIN_WORK = 300_000
 
-# Numba's on-disk cache is not used for the prange kernels nor for the kernels that call
-# them (em_pass, em_loop): a parallel function loaded from the cache computed wrong
-# log-likelihoods (off by multiples of log 2) or crashed, while the same function compiled
-# in the process was right (numba 0.68, AVX-512 Zen 4 CPU; test_wdem's
-# test_kernels_loaded_from_the_cache_match_the_reference).  They are thin: the row kernels
-# they run stay cached, and compiling the rest at warm-up takes seconds.
-CACHE_PARALLEL = False
+# The kernels with prange loops and the kernels that call them (em_pass, em_loop) are
+# compiled twice from one source (TwoWayKernel): serial (prange runs as range over the
+# same fixed chunks: the same arithmetic) and parallel (threads).  Neither build is
+# cached on disk, only the row kernels they call are: loaded from numba's cache, a build
+# that links the fused pass computed wrong log-likelihoods (off by exact multiples of
+# log 2, serial WD fits as well as parallel passes) or crashed, while the same build
+# compiled in the process was right (numba 0.68, AVX-512 Zen 4 CPU; test_wdem's
+# test_kernels_loaded_from_the_cache_match_the_reference).  The price: compiling these
+# thin kernels at warm-up, ~45 s per process that uses the fusion (docs/development.md).
 EPS = 10.0 * np.finfo(np.float64).eps  # guards the M-step divisions (as wdem._EPS)
 
 
@@ -40,3 +45,46 @@ def _n_chunks(n, work_per_row, min_work):
         return 1
     return min(n, N_CHUNKS)
 
+
+
+def rebind(py_func, **callees):
+    """A copy of the Python function ``py_func`` whose global names ``callees`` refer to
+    other objects (the parallel build of a kernel calls the parallel builds of its
+    callees)."""
+    globs = dict(py_func.__globals__)
+    globs.update(callees)
+    f = types.FunctionType(py_func.__code__, globs, py_func.__name__, py_func.__defaults__,
+                           py_func.__closure__)
+    f.__qualname__ = py_func.__qualname__
+    f.__doc__ = py_func.__doc__
+    return f
+
+
+class TwoWayKernel:
+    """One kernel compiled twice from the same source: ``serial`` and ``parallel`` (prange
+    on numba's threads), each compiled on first use and not cached on disk.  Called
+    from Python, it runs ``parallel`` when ``work`` (of the arguments by name) reaches the
+    ``min_work`` argument (the kernel's own test for using its chunks), else
+    ``serial``: both give the same results.  Numba code calls ``serial`` or ``parallel``
+    directly."""
+
+    def __init__(self, py_func, work, callees=None, own_prange=True):
+        """``callees``: {global name: TwoWayKernel} the kernel calls (each build calls the
+        same build of its callees); ``own_prange``: whether the kernel itself has prange
+        loops (a wrapper that only calls parallel callees is not compiled parallel)."""
+        self.py_func = py_func
+        self.work = work
+        callees = callees or {}
+        serial = rebind(py_func, **{k: v.serial for k, v in callees.items()})
+        parallel = rebind(py_func, **{k: v.parallel for k, v in callees.items()})
+        self.serial = njit(cache=False)(serial)  # see the note above
+        self.parallel = njit(parallel=own_prange)(parallel)
+        self._names = list(inspect.signature(py_func).parameters)
+        self.__name__ = py_func.__name__
+        self.__doc__ = py_func.__doc__
+
+    def __call__(self, *args):
+        named = dict(zip(self._names, args))
+        if self.work(named) >= named["min_work"]:
+            return self.parallel(*args)
+        return self.serial(*args)

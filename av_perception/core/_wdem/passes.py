@@ -24,7 +24,7 @@ from .blocks import (
     _take_rows,
     _wd_block_a1,
 )
-from .common import CACHE_PARALLEL, _fill_zero, _n_chunks
+from .common import TwoWayKernel, _fill_zero, _n_chunks
 from .mathfn import _fmax, _log_and_inverse
 
 
@@ -284,7 +284,6 @@ def _em_pass_rows_d1(lo, hi, c, X, w, a, beta, wd, obs_const, means, prec_chol, 
     acc_ll[c] += ll
 
 
-@njit(cache=CACHE_PARALLEL)
 def em_pass(X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi, log_out, Kc,
             cov_code, nk, sw, sx, s, min_work):
     """E-step at (means, prec_chol, log_det, log_pi, log_out) fused with the M-step's
@@ -300,7 +299,6 @@ def em_pass(X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi, log
                     Kc, cov_code, nk, sw, sx, s, False, none, none, min_work)
 
 
-@njit(cache=CACHE_PARALLEL, parallel=True)
 def _em_pass(X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi, log_out, Kc,
              cov_code, nk, sw, sx, s, store, resp, post_w, min_work):
     """:func:`em_pass`, and with ``store`` the responsibilities resp (N, Kc) and (WD) the
@@ -352,3 +350,12 @@ def _em_pass(X, w, a, beta, wd, obs_const, means, prec_chol, log_det, log_pi, lo
                 for q in range(d):
                     s[k, r, q] += acc_s[c, k, r, q]
     return ll
+
+
+def _pass_work(a):
+    d = a["X"].shape[1]
+    return a["X"].shape[0] * a["Kc"] * (d * d + 2 * d + 4)
+
+
+_em_pass = TwoWayKernel(_em_pass, _pass_work)
+em_pass = TwoWayKernel(em_pass, _pass_work, callees={"_em_pass": _em_pass}, own_prange=False)

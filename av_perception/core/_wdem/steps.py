@@ -8,7 +8,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .common import CACHE_PARALLEL, _fill_zero, _n_chunks
+from .common import TwoWayKernel, _fill_zero, _n_chunks
 
 
 # ---------------------------------------------------------------------------
@@ -63,7 +63,6 @@ def _estep_fwd_rows(lo, hi, X, w, obs_const, means, prec_chol, log_det, log_pi, 
         _normalise_row(i, K, Kc, log_out, log_resp, resp, ll)
 
 
-@njit(cache=CACHE_PARALLEL, parallel=True)
 def estep_fwd(X, w, obs_const, means, prec_chol, log_det, log_pi, log_out, log_resp, resp, ll,
               min_work):
     n = X.shape[0]
@@ -75,6 +74,10 @@ def estep_fwd(X, w, obs_const, means, prec_chol, log_det, log_pi, log_out, log_r
     for c in prange(n_chunks):
         _estep_fwd_rows(c * n // n_chunks, (c + 1) * n // n_chunks, X, w, obs_const, means,
                         prec_chol, log_det, log_pi, log_out, log_resp, resp, ll)
+
+
+estep_fwd = TwoWayKernel(
+    estep_fwd, lambda a: a["X"].shape[0] * a["log_resp"].shape[1] * a["X"].shape[1] ** 2)
 
 
 @njit(cache=True)
@@ -91,7 +94,6 @@ def _estep_wd_rows(lo, hi, X, a, beta, obs_const, means, prec_chol, log_det, log
         _normalise_row(i, K, Kc, log_out, log_resp, resp, ll)
 
 
-@njit(cache=CACHE_PARALLEL, parallel=True)
 def estep_wd(X, a, beta, obs_const, means, prec_chol, log_det, log_pi, log_out, log_resp, resp,
              post_w, ll, min_work):
     n = X.shape[0]
@@ -105,6 +107,10 @@ def estep_wd(X, a, beta, obs_const, means, prec_chol, log_det, log_pi, log_out, 
                        prec_chol, log_det, log_pi, log_out, log_resp, resp, post_w, ll)
 
 
+estep_wd = TwoWayKernel(
+    estep_wd, lambda a: a["X"].shape[0] * a["log_resp"].shape[1] * a["X"].shape[1] ** 2)
+
+
 @njit(cache=True)
 def _normalise_range(lo, hi, logp, log_resp, resp, ll):
     Kc = logp.shape[1]
@@ -114,7 +120,6 @@ def _normalise_range(lo, hi, logp, log_resp, resp, ll):
         _normalise_row(i, Kc, Kc, 0.0, log_resp, resp, ll)
 
 
-@njit(cache=CACHE_PARALLEL, parallel=True)
 def normalise_rows(logp, log_resp, resp, ll, min_work):
     """Row-wise log-sum-exp normalisation of unnormalised log-probabilities (N, Kc)."""
     n = logp.shape[0]
@@ -124,6 +129,10 @@ def normalise_rows(logp, log_resp, resp, ll, min_work):
         return
     for c in prange(n_chunks):
         _normalise_range(c * n // n_chunks, (c + 1) * n // n_chunks, logp, log_resp, resp, ll)
+
+
+normalise_rows = TwoWayKernel(
+    normalise_rows, lambda a: a["logp"].shape[0] * a["logp"].shape[1])
 
 
 # ---------------------------------------------------------------------------
@@ -144,7 +153,6 @@ def _moments_rows(lo, hi, c, X, resp, pw, K, acc):
                 acc[c, k, 2 + j] += u * X[i, j]
 
 
-@njit(cache=CACHE_PARALLEL, parallel=True)
 def moments(X, resp, pw, nk, sw, sx, min_work):
     """nk[k] = sum_i resp_ik (k < Kc); sw[k] = sum_i resp_ik pw_ik;
     sx[k] = sum_i resp_ik pw_ik x_i (k < K)."""
@@ -173,6 +181,10 @@ def moments(X, resp, pw, nk, sw, sx, min_work):
                 sx[k, j] += acc[c, k, 2 + j]
 
 
+moments = TwoWayKernel(
+    moments, lambda a: a["X"].shape[0] * a["resp"].shape[1] * (a["X"].shape[1] + 2))
+
+
 @njit(cache=True)
 def _scatter_rows(lo, hi, c, X, resp, pw, means, cov_code, acc):
     d = X.shape[1]
@@ -192,7 +204,6 @@ def _scatter_rows(lo, hi, c, X, resp, pw, means, cov_code, acc):
                     acc[c, k, r, r] += u * dr * dr
 
 
-@njit(cache=CACHE_PARALLEL, parallel=True)
 def scatter(X, resp, pw, means, cov_code, out, min_work):
     """out[k] = sum_i resp_ik pw_ik (x_i - mu_k)(x_i - mu_k)^T, restricted to the diagonal
     (cov_code 1) or to its mean diagonal value times I (cov_code 2)."""
@@ -224,3 +235,9 @@ def scatter(X, resp, pw, means, cov_code, out, min_work):
                 t += out[k, r, r]
             for r in range(d):
                 out[k, r, r] = t / d
+
+
+scatter = TwoWayKernel(
+    scatter, lambda a: a["X"].shape[0] * a["means"].shape[0] * a["X"].shape[1] ** 2)
+
+

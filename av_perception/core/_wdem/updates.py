@@ -8,7 +8,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .common import CACHE_PARALLEL, EPS
+from .common import EPS, TwoWayKernel
 from .passes import _em_pass
 
 
@@ -133,7 +133,6 @@ def em_update(means, covs, nk, sw, sx, s, cov_code, reg_covar, n, new_means, new
     return (nk[K] + EPS) / (n + EPS * Kc) if Kc > K else 0.0
 
 
-@njit(cache=CACHE_PARALLEL)
 def em_loop(X, w, a, beta, wd, obs_const, means, covs, mixing, outlier, log_vol, has_outlier,
             cov_code, reg_covar, max_iter, tol, resp, post_w, min_work):
     """EM from (means, covs, mixing, outlier) until the relative change of the
@@ -182,3 +181,12 @@ def em_loop(X, w, a, beta, wd, obs_const, means, covs, mixing, outlier, log_vol,
     _em_pass(X, w, a, beta, wd, obs_const, m, U, log_det, log_pi, log_out, Kc, cov_code, nk,
              sw, sx, s, True, resp, post_w, min_work)
     return m, c, pi, pi0, history[:n_iter + 1].copy(), n_iter, converged
+
+
+def _loop_work(a):
+    d = a["X"].shape[1]
+    kc = a["means"].shape[0] + (1 if a["has_outlier"] else 0)
+    return a["X"].shape[0] * kc * (d * d + 2 * d + 4)
+
+
+em_loop = TwoWayKernel(em_loop, _loop_work, callees={"_em_pass": _em_pass}, own_prange=False)
