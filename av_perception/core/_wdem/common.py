@@ -22,13 +22,11 @@ PARALLEL_MIN_WORK = 300_000
 
 # The kernels with prange loops and the kernels that call them (em_pass, em_loop) are
 # compiled twice from one source (TwoWayKernel): serial (prange runs as range over the
-# same fixed chunks: the same arithmetic) and parallel (threads).  Neither build is
-# cached on disk, only the row kernels they call are: loaded from numba's cache, a build
-# that links the fused pass computed wrong log-likelihoods (off by exact multiples of
-# log 2, serial WD fits as well as parallel passes) or crashed, while the same build
-# compiled in the process was right (numba 0.68, AVX-512 Zen 4 CPU; test_wdem's
-# test_kernels_loaded_from_the_cache_match_the_reference).  The price: compiling these
-# thin kernels at warm-up, ~45 s per process that uses the fusion (docs/development.md).
+# same fixed chunks: the same arithmetic), cached on disk, and parallel (threads), compiled
+# in the process when a problem first reaches PARALLEL_MIN_WORK and never cached (its
+# cached build miscomputed while the kernels inlined a bit-cast exp/log; see mathfn and
+# docs/development.md).  The live fusion windows are far below PARALLEL_MIN_WORK: nodes
+# start on cached serial code.
 EPS = 10.0 * np.finfo(np.float64).eps  # guards the M-step divisions (as wdem._EPS)
 
 
@@ -61,8 +59,8 @@ def rebind(py_func, **callees):
 
 
 class TwoWayKernel:
-    """One kernel compiled twice from the same source: ``serial`` and ``parallel`` (prange
-    on numba's threads), each compiled on first use and not cached on disk.  Called
+    """One kernel compiled twice from the same source: ``serial`` (cached on disk) and
+    ``parallel`` (prange on numba's threads; compiled on first use, not cached).  Called
     from Python, it runs ``parallel`` when ``work`` (of the arguments by name) reaches the
     ``min_work`` argument (the kernel's own test for using its chunks), else
     ``serial``: both give the same results.  Numba code calls ``serial`` or ``parallel``
@@ -77,7 +75,7 @@ class TwoWayKernel:
         callees = callees or {}
         serial = rebind(py_func, **{k: v.serial for k, v in callees.items()})
         parallel = rebind(py_func, **{k: v.parallel for k, v in callees.items()})
-        self.serial = njit(cache=False)(serial)  # see the note above
+        self.serial = njit(cache=True)(serial)
         self.parallel = njit(parallel=own_prange)(parallel)
         self._names = list(inspect.signature(py_func).parameters)
         self.__name__ = py_func.__name__
