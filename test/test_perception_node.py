@@ -119,7 +119,9 @@ def test_perception_node_tracks_the_rendered_heads_and_the_talker(node_harness, 
             if s.name.endswith("tracking")]
     busy = [v for v in vals if int(v["outputs_in_period"]) > 0]
     # latency is reported (its size is a benchmark's business: bench/bench_latency.py)
-    assert busy and 0 < float(busy[-1]["latency_p50_ms"]) < np.inf
+    assert busy
+    latency = float(busy[-1]["latency_p50_ms"])
+    assert latency > 0 and np.isfinite(latency)
 
 
 def test_parameters_are_the_union_of_the_stages():

@@ -286,7 +286,8 @@ def test_node_tracks_two_people_and_publishes_every_output(ros_context):
         busy = [v for v in vals if int(v["outputs_in_period"]) > 0]
         assert busy, vals
         v = busy[-1]
-        assert 0 < float(v["latency_p50_ms"]) <= float(v["latency_p99_ms"]) < np.inf
+        p50, p99 = float(v["latency_p50_ms"]), float(v["latency_p99_ms"])
+        assert p50 > 0 and np.isfinite(p99) and p50 <= p99  # reported, ordered quantiles
         assert float(v["visual_rate_hz"]) > 0 and float(v["audio_frame_rate_hz"]) > 0
         assert v["late_visual_dropped"] == "0" and int(v["tracks"]) >= 1
         assert any(s.level == b"\x00" for s in st)
