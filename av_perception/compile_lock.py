@@ -66,17 +66,3 @@ def serialized_compilation(family: str = "kernels", path: str | None = None):
             if fd is not None:
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
-
-
-def warm_up_all_kernels() -> None:
-    """Compile (or load from the cache) every numba kernel the pipeline uses, each family
-    under its lock: the audio front-end, the stereo matcher and the weighted-data EM."""
-    from .pipeline import AudioPipeline, FusionPipeline, VisionPipeline
-
-    AudioPipeline().warm_up()  # each under its family's lock
-    vision = VisionPipeline()
-    try:
-        vision.warm_up()
-    finally:
-        vision.close()
-    FusionPipeline().warm_up()

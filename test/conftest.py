@@ -46,9 +46,9 @@ def warm_kernel_cache():
     compile lock, before any test starts node or command subprocesses: they then load
     the numba cache instead of writing it at the same time (concurrent writers can
     corrupt it; av_perception.compile_lock)."""
-    from av_perception.compile_lock import warm_up_all_kernels
+    from av_perception.pipeline import warm_up_kernels
 
-    warm_up_all_kernels()
+    warm_up_kernels()
 
 
 class NodeHarness:

@@ -23,7 +23,21 @@ __all__ = ["AsyncDetection", "AudioPipeline", "AudioRunResult", "DETECTION_NICEN
            "FusionInputConfig", "FusionInputError", "FusionPipeline", "FusionRunResult",
            "FusionWindow", "InputError", "TimeOrderedBuffer", "TrackerInputConfig",
            "TrackingConfig", "TrackingPipeline", "VisionPipeline", "VisionRunResult",
-           "audio_frames_of", "calibrate_step"]
+           "audio_frames_of", "calibrate_step", "warm_up_kernels"]
+
+
+
+def warm_up_kernels() -> None:
+    """Compile (or load from the cache) every numba kernel the pipeline uses, each family
+    under its compile lock: the audio front-end, the stereo matcher and the weighted-data
+    EM."""
+    AudioPipeline().warm_up()
+    vision = VisionPipeline()
+    try:
+        vision.warm_up()
+    finally:
+        vision.close()
+    FusionPipeline().warm_up()
 
 
 def __getattr__(name):  # moved to the nodes (ROS-only settings); still importable here
