@@ -31,6 +31,7 @@ from .core.vision import VisionConfig
 from .core.wdem import WdemConfig
 from .interrupt import deferred
 from .io.track_files import TrackFileWriter
+from .io.track_output import TrackOutputConfig
 from .pipeline import (
     AudioPipeline,
     FusionInputConfig,
@@ -45,7 +46,7 @@ __all__ = ["ProcessResult", "PROCESS_STAGES", "process_bag", "fusion_events"]
 #: stage configs the offline pipeline reads from a params file
 PROCESS_STAGES = (AudioFrontEndConfig, MicArrayConfig, VisionConfig, DetectionConfig,
                   TrackerConfig, StereoCameraConfig, TrackingConfig, AVClusteringConfig,
-                  WdemConfig, FusionInputConfig, HeadCalibrationConfig)
+                  WdemConfig, FusionInputConfig, HeadCalibrationConfig, TrackOutputConfig)
 
 
 @dataclass

@@ -155,7 +155,7 @@ def test_unknown_device_lists_the_inputs():
         import_sounddevice()
     except AudioSourceError:
         require(False, "libportaudio2")
-    from av_perception.core.config import AudioCaptureConfig
+    from av_perception.io.audio_sources import AudioCaptureConfig
 
     src = SoundDeviceAudioSource(AudioCaptureConfig(device="no-such-device-xyz"))
     with pytest.raises(AudioSourceError, match="no input device matches 'no-such-device-xyz'"):

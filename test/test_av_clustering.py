@@ -225,7 +225,10 @@ def test_streaming_warm_start_labels_and_speaker_change():
             masses = np.array([e.audio_mass for e in matched])
             assert np.argmax(masses) == talker and masses[talker] > 10 * np.sort(masses)[-2]
     # the warm start pays: the same last window clustered from scratch needs more iterations
-    cold = cluster_window(av._vx, av._vw, av._ax, av._aw, GEO, cfg, visual_covariances=av._vc)
+    data = av.window_data()
+    cold = cluster_window(data["visual_points"], data["visual_weights"], data["itds"],
+                          data["itd_weights"], GEO, cfg,
+                          visual_covariances=data["visual_covariances"])
     assert windows[-1][2] < cold.n_iter
     assert len(cold.events) == 3
 
@@ -270,7 +273,7 @@ def test_input_errors(kwargs, message):
 
 
 def test_config():
-    assert StageConfig.REGISTRY["fusion"] is AVClusteringConfig
+    assert StageConfig.REGISTRY["fusion"] == (AVClusteringConfig,)
     with pytest.raises(ConfigError, match="fusion.hop_length"):
         AVClusteringConfig(window_length=0.5, hop_length=1.0)
     with pytest.raises(ConfigError, match="fusion.default_depth"):

@@ -4,19 +4,22 @@ from pathlib import Path
 import pytest
 
 from av_perception.core.config import (
-    AudioCaptureConfig,
     AudioFrontEndConfig,
-    AudioOutputConfig,
     ConfigError,
     MicArrayConfig,
     StageConfig,
 )
+from av_perception.io.audio_sources import AudioCaptureConfig
 from av_perception.io.params import (
     configs_from_params,
+    known_sections,
     load_configs,
     load_offline_configs,
     read_params_file,
 )
+from av_perception.io.track_output import TrackOutputConfig
+from av_perception.nodes.settings import AudioOutputConfig, TrackingNodeConfig
+from av_perception.pipeline import TrackingConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,9 +27,36 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_defaults_are_valid_and_registered():
     for cls in (AudioFrontEndConfig, MicArrayConfig, AudioCaptureConfig, AudioOutputConfig):
         cls()
-        assert StageConfig.REGISTRY[cls.SECTION] is cls
+        assert cls in StageConfig.REGISTRY[cls.SECTION]
         for spec in cls.parameter_specs():
             assert spec.description, spec.name
+
+
+def test_classes_sharing_a_section_declare_disjoint_fields():
+    shared = {s: classes for s, classes in known_sections().items() if len(classes) > 1}
+    assert set(shared["tracking"]) == {TrackingConfig, TrackOutputConfig, TrackingNodeConfig}
+    for section, classes in shared.items():
+        names = [n for c in classes for n in c.field_names()]
+        assert len(names) == len(set(names)), section
+
+
+def test_a_shared_section_is_split_between_its_classes():
+    params = {"tracking.audio_wait": 0.05, "tracking.publish_markers": False,
+              "tracking.speaking_threshold": 0.7}
+    both = configs_from_params(params, [TrackingConfig, TrackOutputConfig, TrackingNodeConfig])
+    assert both[TrackingConfig].audio_wait == 0.05
+    assert both[TrackingNodeConfig].publish_markers is False
+    assert both[TrackOutputConfig].speaking_threshold == 0.7
+    with pytest.raises(ConfigError, match=r"tracking\.publish_marker\b.*known in section "
+                                          r"'tracking'.*publish_markers"):
+        configs_from_params({"tracking.publish_marker": True},
+                            [TrackingConfig, TrackOutputConfig, TrackingNodeConfig])
+    # an offline command wants only some classes of the section: the others' parameters
+    # are passed over, a name of no class is still refused
+    got = configs_from_params(params, [TrackingConfig], allow_unknown=True)
+    assert got[TrackingConfig].audio_wait == 0.05
+    with pytest.raises(ConfigError, match=r"tracking\.audio_waits"):
+        configs_from_params({"tracking.audio_waits": 0.1}, [TrackingConfig], allow_unknown=True)
 
 
 @pytest.mark.parametrize("kwargs, words", [

@@ -121,6 +121,27 @@ def test_process_writes_an_output_bag_matching_the_track_file(scene_dir, tmp_pat
         assert "speakers/image" not in msgs
 
 
+def test_output_bag_labels_follow_the_tracking_parameters(scene_dir, tmp_path):
+    """tracking.frame_id, speaking_threshold and marker_lifetime from --config label the
+    output bag as they label the nodes' outputs."""
+    config = tmp_path / "labels.yaml"
+    config.write_text("/**:\n  ros__parameters:\n    tracking:\n      frame_id: head_frame\n"
+                      "      speaking_threshold: 0.0\n      marker_lifetime: 0.25\n"
+                      "      publish_voices: true\n")  # a node-only parameter: passed over
+    out = tmp_path / "out"
+    assert main(["process", str(scene_dir / "bag"), "--output", str(tmp_path / "t.csv"),
+                 "--output-bag", str(out), "--no-images", "--config", str(config), "-q"]) == 0
+    _, msgs = _read_bag(out)
+    assert {m.header.frame_id for _, m in msgs["speakers"]} == {"head_frame"}
+    labels = [mk for _, arr in msgs["speakers/markers"] for mk in arr.markers
+              if mk.action == 0 and mk.type == 9]
+    assert labels
+    for mk in labels:  # every track counts as speaking from probability 0
+        assert mk.text == f"{mk.id} speaking"
+        assert (mk.lifetime.sec, mk.lifetime.nanosec) == (0, 250_000_000)
+        assert mk.header.frame_id == "head_frame"
+
+
 def test_output_bag_refuses_an_existing_directory(scene_dir, tmp_path, capsys):
     (tmp_path / "exists").mkdir()
     argv = ["process", str(scene_dir / "bag"), "--output", str(tmp_path / "t.csv"),

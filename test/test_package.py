@@ -146,11 +146,12 @@ def test_profiles_shared_parameters_belong_to_known_stage_sections():
     (so each node that declares that section gets it), and the offline commands read them."""
     import yaml
 
-    from av_perception.core.config import MicArrayConfig, StageConfig
-    from av_perception.io.params import flatten, load_offline_configs
+    from av_perception.core.config import MicArrayConfig
+    from av_perception.io.params import flatten, known_sections, load_offline_configs
     from av_perception.offline import PROCESS_STAGES
 
-    known = {spec.name for cls in StageConfig.REGISTRY.values() for spec in cls.parameter_specs()}
+    known = {spec.name for classes in known_sections().values() for cls in classes
+             for spec in cls.parameter_specs()}
     profiles = sorted((ROOT / "config").glob("profile_*.yaml"))
     assert {p.name for p in profiles} >= {"profile_two_mic_bar.yaml", "profile_dummy_head.yaml"}
     for f in profiles:

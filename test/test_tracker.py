@@ -107,7 +107,7 @@ def _point_at(az_deg, dist, y=0.0):
 # ---------------------------------------------------------------------------
 def test_config_defaults_registry_and_errors():
     cfg = TrackerConfig()
-    assert StageConfig.REGISTRY["tracker"] is TrackerConfig
+    assert StageConfig.REGISTRY["tracker"] == (TrackerConfig,)
     specs = TrackerConfig.parameter_specs()
     assert len(specs) > 50 and all(s.description and s.name.startswith("tracker.") for s in specs)
     with pytest.raises(ConfigError, match=r"tracker\.process_noise.*\[1e-06, 100.0\]"):
@@ -599,7 +599,7 @@ def test_step_orders_streams_and_keeps_later_audio(rng):
         np.testing.assert_allclose(near.speaking, ref.speaking, atol=0.02)
     assert stepped.stats["audio_frames"] == manual.stats["audio_frames"]
     assert batched.stats["audio_frames"] == manual.stats["audio_frames"]
-    assert len(stepped._pending) > 0
+    assert stepped.pending_audio > 0
     # report(t) predicts without changing the state
     out = stepped.report(stepped.time + 0.5)
     np.testing.assert_allclose(out.position, got.position + 0.5 * got.velocity, atol=1e-9)

@@ -622,7 +622,7 @@ def test_select_errors_and_config():
         wdem.select(X, np.ones(10), 1, 11)
     with pytest.raises(ValueError, match="criterion='aic'"):
         wdem.select(X, np.ones(10), 1, 2, criterion="aic")
-    assert StageConfig.REGISTRY["wdem"] is wdem.WdemConfig
+    assert StageConfig.REGISTRY["wdem"] == (wdem.WdemConfig,)
     with pytest.raises(ConfigError, match="wdem.k_min"):
         wdem.WdemConfig(k_min=5, k_max=2)
     with pytest.raises(ConfigError, match="wdem.variant"):

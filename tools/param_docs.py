@@ -3,13 +3,15 @@
     .venv/bin/python tools/param_docs.py          # rewrite docs/parameters.md
     .venv/bin/python tools/param_docs.py --check  # exit 1 if it is out of date
 
-One table per parameter section (a section is declared by one dataclass, whichever
-nodes use it), then a table of which node declares which section.  NODES are the
+One table per parameter section and dataclass (a section may be shared by dataclasses of
+several layers: the pipeline's, the outputs', the node's), after a table of which node
+declares which section.  NODES are the
 modules under av_perception.nodes; each lists its dataclasses in ``STAGES``.
 """
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from pathlib import Path
 
@@ -36,7 +38,8 @@ SECTION_ROLES = {
     "fusion": "audio-visual clustering over sliding windows",
     "wdem": "weighted-data EM used by the clustering",
     "tracker": "the variational Bayesian tracker's model, births, deaths, speaking HMM",
-    "tracking": "the tracking stage in a node: outputs, voices, image, audio wait, events",
+    "tracking": "the tracking stage: how the tracker is fed (pipeline), how the tracks are "
+                "labelled (outputs, also in `process --output-bag`), what a node publishes",
     "tracker_input": "the left image that tracker_node annotates for `speakers/image`",
     "head_calibration": "self-calibration of the binaural model from tracked talkers",
 }
@@ -97,13 +100,13 @@ def node_stages(node: str) -> tuple:
 
 
 def sections() -> dict:
-    """Section name -> dataclass, in order of first declaration over NODES."""
-    out = {}
+    """Section name -> its dataclasses, in order of first declaration over NODES."""
+    out: dict = {}
     for node in NODES:
         for cls in node_stages(node):
-            if out.setdefault(cls.SECTION, cls) is not cls:
-                raise ValueError(f"section {cls.SECTION} is declared by two classes: "
-                                 f"{out[cls.SECTION].__name__} and {cls.__name__}")
+            classes = out.setdefault(cls.SECTION, [])
+            if cls not in classes:
+                classes.append(cls)
     return out
 
 
@@ -118,14 +121,29 @@ def table(cls) -> str:
 def node_table(secs: dict) -> str:
     from av_perception.offline import PROCESS_STAGES
 
-    declared = {node: {c.SECTION for c in node_stages(node)} for node in NODES}
-    declared["`process`, `demo`"] = {c.SECTION for c in PROCESS_STAGES}
+    declared = {node: set(node_stages(node)) for node in NODES}
+    declared["`process`, `demo`"] = set(PROCESS_STAGES)
+
+    def mark(classes, have) -> str:
+        n = sum(c in have for c in classes)
+        if n == 0:
+            return ""
+        if n == len(classes):
+            return "✓"
+        return "part: " + ", ".join(f"`{c.__name__}`" for c in classes if c in have)
+
     rows = ["| section | " + " | ".join(declared) + " |",
             "|---|" + "---|" * len(declared)]
-    for name in secs:
-        marks = " | ".join("✓" if name in declared[n] else "" for n in declared)
+    for name, classes in secs.items():
+        marks = " | ".join(mark(classes, declared[n]) for n in declared)
         rows.append(f"| [`{name}`](#{name}) | {marks} |")
     return "\n".join(rows)
+
+
+def _markdown(text: str) -> str:
+    """A docstring's reStructuredText roles and literals as Markdown code."""
+    text = re.sub(r":\w+:`~?(?:[\w.]+\.)?(\w+)`", r"`\1`", text)
+    return text.replace("``", "`")
 
 
 def render() -> str:
@@ -137,10 +155,18 @@ def render() -> str:
              "`demo` read from `--config`; `av-perception audio` reads `audio` and `mics`, "
              "`av-perception vision` reads `vision`, `detection`, `vision_input` and "
              "`camera`.\n"]
-    for name, cls in secs.items():
-        role = SECTION_ROLES.get(name) or (cls.__doc__ or "").strip().splitlines()[0]
-        parts.append(f"## {name}\n\n{role[0].upper() + role[1:]} (`{cls.__name__}`).\n\n"
-                     f"{table(cls)}\n")
+    for name, classes in secs.items():
+        role = SECTION_ROLES.get(name) or (classes[0].__doc__ or "").strip().splitlines()[0]
+        role = role[0].upper() + role[1:]
+        if len(classes) == 1:
+            parts.append(f"## {name}\n\n{role} (`{classes[0].__name__}`).\n\n"
+                         f"{table(classes[0])}\n")
+            continue
+        parts.append(f"## {name}\n\n{role}: {len(classes)} dataclasses share the section."
+                     "\n")
+        for cls in classes:
+            doc = _markdown(" ".join((cls.__doc__ or "").strip().split("\n\n")[0].split()))
+            parts.append(f"`{cls.__module__}.{cls.__name__}`: {doc}\n\n{table(cls)}\n")
     return "\n".join(parts)
 
 

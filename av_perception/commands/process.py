@@ -48,6 +48,7 @@ def run(args) -> int:
     from ..interrupt import Interrupted
     from ..io.image_msgs import counting_corrupt_images, damaged_frames_warning
     from ..io.params import load_offline_configs
+    from ..io.track_output import TrackOutputConfig
     from ..offline import PROCESS_STAGES, process_bag, progress_printer, summarize
 
     configs = load_offline_configs(args.config, PROCESS_STAGES)
@@ -58,14 +59,18 @@ def run(args) -> int:
         from ..io.output_bag import OutputBagWriter
 
         try:
+            labels = configs[TrackOutputConfig]
             bag_writer = OutputBagWriter(args.output_bag, storage=args.output_format,
-                                         images=not args.no_images)
+                                         images=not args.no_images,
+                                         speaking_threshold=labels.speaking_threshold,
+                                         marker_lifetime=labels.marker_lifetime)
         except (FileExistsError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
 
         def on_frame(frame, out, header):
-            bag_writer.write(out, header.stamp.sec, header.stamp.nanosec, header.frame_id,
+            bag_writer.write(out, header.stamp.sec, header.stamp.nanosec,
+                             labels.frame_id or header.frame_id,
                              frame.left, frame.calibration)
     corrupt = counting_corrupt_images()
     try:

@@ -26,9 +26,7 @@ __all__ = [
     "param",
     "MicArrayConfig",
     "AudioFrontEndConfig",
-    "AudioCaptureConfig",
     "StereoCameraConfig",
-    "AudioOutputConfig",
 ]
 
 
@@ -102,12 +100,22 @@ class StageConfig:
     """Mixin for the frozen stage dataclasses (validation and conversions)."""
 
     SECTION: ClassVar[str] = ""
+    #: section -> the classes declaring parameters in it, in definition order.  A section
+    #: may be shared by classes of several layers (``tracking``: the pipeline's feeding,
+    #: the outputs' labels, the node's publishers), each declaring its own fields.
     REGISTRY: ClassVar[dict] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.__dict__.get("SECTION"):
-            StageConfig.REGISTRY[cls.SECTION] = cls
+        section = cls.__dict__.get("SECTION")
+        if section:
+            others = [c for c in StageConfig.REGISTRY.get(section, ())
+                      if c.__qualname__ != cls.__qualname__ or c.__module__ != cls.__module__]
+            StageConfig.REGISTRY[section] = (*others, cls)
+
+    @classmethod
+    def field_names(cls) -> set:
+        return {f.name for f in dataclasses.fields(cls)}
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -408,57 +416,6 @@ class AudioFrontEndConfig(StageConfig):
         return self.hop_length / self.processing_rate
 
 
-@dataclass(frozen=True)
-class AudioCaptureConfig(StageConfig):
-    """Live capture from a sound card through sounddevice/PortAudio."""
-
-    SECTION: ClassVar[str] = "capture"
-
-    device: str = param(
-        "", "Input device: a name (substring match, e.g. 'pulse') or an index; "
-        "empty for the system default."
-    )
-    sample_rate: int = param(
-        16000, "Capture sample rate in Hz (resampled to audio.processing_rate).",
-        low=8000, high=192000,
-    )
-    channels: int = param(
-        2, "Number of channels to open on the device.", low=1, high=64
-    )
-    channel_left: int = param(
-        0, "Index of the left-ear channel among the opened ones.", low=0, high=63)
-    channel_right: int = param(
-        1, "Index of the right-ear channel among the opened ones.", low=0, high=63)
-    block_size: int = param(
-        256, "Samples per capture block (latency vs. overhead).", low=16, high=65536
-    )
-    reconnect_interval: float = param(
-        2.0, "Seconds between attempts to reopen a device that failed or disappeared.",
-        low=0.1, high=60.0,
-    )
-    stall_timeout: float = param(
-        2.0, "Seconds without any audio block from an open device after which it is treated "
-        "as disconnected and reopened.", low=0.2, high=600.0,
-    )
-    input_file: str = param(
-        "", "Play this 2-channel WAV file in real time instead of capturing from the device "
-        "(empty: capture from the device).")
-    loop_input: bool = param(False, "Loop input_file forever.")
-
-    def validate(self):
-        for name in ("channel_left", "channel_right"):
-            if getattr(self, name) >= self.channels:
-                raise ConfigError(
-                    f"parameter 'capture.{name}' = {getattr(self, name)} is not allowed: must be "
-                    f"< capture.channels ({self.channels})"
-                )
-        if self.channel_left == self.channel_right:
-            raise ConfigError(
-                "parameters 'capture.channel_left' and 'capture.channel_right' are both "
-                f"{self.channel_left}: select two different channels"
-            )
-
-
 # ---------------------------------------------------------------------------
 # Camera
 # ---------------------------------------------------------------------------
@@ -482,22 +439,3 @@ class StereoCameraConfig(StageConfig):
     fps: float = param(15.0, "Nominal frame rate in frames per second.", low=0.5, high=240.0)
     frame_id: str = param(
         "stereo_left_optical_frame", "frame_id of the left camera optical frame (all 3D outputs).")
-
-
-@dataclass(frozen=True)
-class AudioOutputConfig(StageConfig):
-    """What the audio node publishes, and when."""
-
-    SECTION: ClassVar[str] = "output"
-
-    frame_id: str = param(
-        "stereo_left_optical_frame",
-        "frame_id of audio/direction and audio/features (the frame of the mic positions).")
-    direction_min_activity: float = param(
-        0.5, "Publish audio/direction only for frames with at least this activity.",
-        low=0.0, high=1.0)
-    direction_min_reliability: float = param(
-        0.3, "Publish audio/direction only for frames with at least this GCC-PHAT reliability.",
-        low=0.0, high=1.0)
-    diagnostics_period: float = param(
-        1.0, "Seconds between /diagnostics messages.", low=0.1, high=60.0)

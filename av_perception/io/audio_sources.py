@@ -14,12 +14,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from ..core.audio import pcm_to_float
+from ..core.config import ConfigError, StageConfig, param
 
 __all__ = [
+    "AudioCaptureConfig",
     "AudioChunk",
     "AudioSourceError",
     "WavAudioSource",
@@ -31,6 +34,57 @@ __all__ = [
     "check_channels",
     "ClippingMonitor",
 ]
+
+
+@dataclass(frozen=True)
+class AudioCaptureConfig(StageConfig):
+    """Live capture from a sound card through sounddevice/PortAudio."""
+
+    SECTION: ClassVar[str] = "capture"
+
+    device: str = param(
+        "", "Input device: a name (substring match, e.g. 'pulse') or an index; "
+        "empty for the system default."
+    )
+    sample_rate: int = param(
+        16000, "Capture sample rate in Hz (resampled to audio.processing_rate).",
+        low=8000, high=192000,
+    )
+    channels: int = param(
+        2, "Number of channels to open on the device.", low=1, high=64
+    )
+    channel_left: int = param(
+        0, "Index of the left-ear channel among the opened ones.", low=0, high=63)
+    channel_right: int = param(
+        1, "Index of the right-ear channel among the opened ones.", low=0, high=63)
+    block_size: int = param(
+        256, "Samples per capture block (latency vs. overhead).", low=16, high=65536
+    )
+    reconnect_interval: float = param(
+        2.0, "Seconds between attempts to reopen a device that failed or disappeared.",
+        low=0.1, high=60.0,
+    )
+    stall_timeout: float = param(
+        2.0, "Seconds without any audio block from an open device after which it is treated "
+        "as disconnected and reopened.", low=0.2, high=600.0,
+    )
+    input_file: str = param(
+        "", "Play this 2-channel WAV file in real time instead of capturing from the device "
+        "(empty: capture from the device).")
+    loop_input: bool = param(False, "Loop input_file forever.")
+
+    def validate(self):
+        for name in ("channel_left", "channel_right"):
+            if getattr(self, name) >= self.channels:
+                raise ConfigError(
+                    f"parameter 'capture.{name}' = {getattr(self, name)} is not allowed: must be "
+                    f"< capture.channels ({self.channels})"
+                )
+        if self.channel_left == self.channel_right:
+            raise ConfigError(
+                "parameters 'capture.channel_left' and 'capture.channel_right' are both "
+                f"{self.channel_left}: select two different channels"
+            )
 
 
 class AudioSourceError(RuntimeError):

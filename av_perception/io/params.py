@@ -85,7 +85,19 @@ def configs_from_params(params: Mapping, classes: Iterable[type[StageConfig]],
     used = set()
     for cls in classes:
         prefix = cls.SECTION + "."
+        siblings = [c for c in classes if c.SECTION == cls.SECTION]
         values = {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+        if len(siblings) > 1:  # a shared section: each class takes its own fields
+            known = set().union(*(c.field_names() for c in siblings))
+            stray = sorted(set(values) - known)
+            if stray and not allow_unknown:
+                raise ConfigError(
+                    f"unknown parameter(s) {', '.join(prefix + u for u in stray)}; known in "
+                    f"section '{cls.SECTION}': {', '.join(sorted(known))}")
+            values = {k: v for k, v in values.items() if k in cls.field_names()}
+        elif allow_unknown:  # only some of a section's classes are wanted here
+            values = {k: v for k, v in values.items()
+                      if k in cls.field_names() or k not in _section_fields(cls.SECTION)}
         used.update(prefix + k for k in values)
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
         out[cls] = cls.from_dict(values)
@@ -106,17 +118,23 @@ def load_configs(path, classes, node_name: str | None = None, allow_unknown: boo
 STAGE_MODULES = (
     "av_perception.core.config", "av_perception.core.vision", "av_perception.core.detection",
     "av_perception.core.wdem", "av_perception.core.av_clustering", "av_perception.core.tracking",
-    "av_perception.io.stereo_sources", "av_perception.pipeline", "av_perception.nodes.settings",
+    "av_perception.io.stereo_sources", "av_perception.io.audio_sources",
+    "av_perception.io.track_output", "av_perception.pipeline", "av_perception.nodes.settings",
 )
 
 
 def known_sections() -> dict:
-    """{section: config class} of every stage of the package."""
+    """{section: (config classes, ...)} of every stage of the package."""
     import importlib
 
     for name in STAGE_MODULES:
         importlib.import_module(name)
     return dict(StageConfig.REGISTRY)
+
+
+def _section_fields(section: str) -> set:
+    """The field names every known class of ``section`` declares together."""
+    return set().union(*(c.field_names() for c in known_sections().get(section, ())))
 
 
 def load_offline_configs(path, classes, node_name: str | None = None) -> dict:

@@ -12,16 +12,17 @@ from geometry_msgs.msg import Vector3Stamped
 from sensor_msgs.msg import PointCloud2
 
 from ..core.audio import AudioInputError
-from ..core.config import (
+from ..core.config import AudioFrontEndConfig, MicArrayConfig
+from ..io.audio_sources import (
     AudioCaptureConfig,
-    AudioFrontEndConfig,
-    AudioOutputConfig,
-    MicArrayConfig,
+    AudioSourceError,
+    SoundDeviceAudioSource,
+    WavAudioSource,
 )
-from ..io.audio_sources import AudioSourceError, SoundDeviceAudioSource, WavAudioSource
 from ..pipeline import AudioPipeline
 from .common import Diagnostics, RateMeter
 from .conversions import features_to_cloud, sec_to_time
+from .settings import AudioOutputConfig
 
 __all__ = ["AudioStage", "WavPlayback"]
 

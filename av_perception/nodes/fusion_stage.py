@@ -17,10 +17,11 @@ from ..core.wdem import WdemConfig
 from ..pipeline import FusionInputConfig, FusionInputError, FusionPipeline
 from .common import Diagnostics, RateMeter
 from .conversions import cloud_to_features, cloud_to_observations, events_to_cloud, sec_to_time
+from .settings import FusionNodeConfig
 
 __all__ = ["FusionStage", "STAGES"]
 
-STAGES = (FusionInputConfig, AVClusteringConfig, WdemConfig, MicArrayConfig)
+STAGES = (FusionInputConfig, FusionNodeConfig, AVClusteringConfig, WdemConfig, MicArrayConfig)
 
 
 class FusionStage:
@@ -60,27 +61,28 @@ class FusionStage:
         node.get_logger().info(
             f"fusion ready (kernels {time.perf_counter() - t0:.1f} s): window "
             f"{self.fusion.window_length} s every {self.fusion.hop_length} s")
-        self.diag_timer = node.create_timer(self.input.diagnostics_period,
+        self.diag_timer = node.create_timer(self.settings.diagnostics_period,
                                             self.publish_diagnostics)
 
     # ---------------------------------------------------------------- config
     def _set_configs(self, configs):
         self.input = configs[FusionInputConfig]
+        self.settings = configs[FusionNodeConfig]
         self.fusion = configs[AVClusteringConfig]
         self.wdem = configs[WdemConfig]
         self.mics = configs[MicArrayConfig]
 
     def configure(self, configs: dict) -> None:
         """New stage configs (validated); a new clustering model restarts the clusters."""
-        old = self.input
+        old = self.settings
         self._set_configs(configs)
         with self.lock:
             self.pipeline.configure(self.fusion, self.wdem, self.mics, self.input)
-        if old.queue_size != self.input.queue_size:
+        if old.queue_size != self.settings.queue_size:
             self._subscribe()
-        if old.diagnostics_period != self.input.diagnostics_period:
+        if old.diagnostics_period != self.settings.diagnostics_period:
             self.node.destroy_timer(self.diag_timer)
-            self.diag_timer = self.node.create_timer(self.input.diagnostics_period,
+            self.diag_timer = self.node.create_timer(self.settings.diagnostics_period,
                                                      self.publish_diagnostics)
 
     def _subscribe(self):
@@ -88,7 +90,7 @@ class FusionStage:
             self.node.destroy_subscription(sub)
         if not self.subscribe:
             return
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.input.queue_size,
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.settings.queue_size,
                          reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.VOLATILE)
         self.sub_audio = self.node.create_subscription(PointCloud2, "audio/features",

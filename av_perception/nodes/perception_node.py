@@ -15,19 +15,15 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 
 from ..core.av_clustering import AVClusteringConfig
-from ..core.config import (
-    AudioCaptureConfig,
-    AudioFrontEndConfig,
-    AudioOutputConfig,
-    MicArrayConfig,
-    StereoCameraConfig,
-)
+from ..core.config import AudioFrontEndConfig, MicArrayConfig, StereoCameraConfig
 from ..core.detection import DetectionConfig, DetectorError
 from ..core.head_calibration import HeadCalibrationConfig
 from ..core.tracking import TrackerConfig
 from ..core.vision import VisionConfig
 from ..core.wdem import WdemConfig
+from ..io.audio_sources import AudioCaptureConfig
 from ..io.stereo_sources import VisionInputConfig
+from ..io.track_output import TrackOutputConfig
 from ..pipeline import (
     FusionInputConfig,
     FusionPipeline,
@@ -43,13 +39,15 @@ from .common import (
 )
 from .conversions import time_to_sec
 from .fusion_stage import FusionStage
+from .settings import AudioOutputConfig, FusionNodeConfig, TrackingNodeConfig
 from .tracker_node import AUDIO_IDLE
 from .tracking_stage import TrackingStage
 from .vision_stage import VisionStage
 
 STAGES = (AudioFrontEndConfig, MicArrayConfig, AudioCaptureConfig, AudioOutputConfig,
           VisionInputConfig, VisionConfig, DetectionConfig, StereoCameraConfig,
-          TrackerConfig, TrackingConfig, AVClusteringConfig, WdemConfig, HeadCalibrationConfig)
+          TrackerConfig, TrackingConfig, TrackOutputConfig, TrackingNodeConfig,
+          AVClusteringConfig, WdemConfig, HeadCalibrationConfig)
 
 
 class PerceptionNode(Node):
@@ -109,6 +107,7 @@ class PerceptionNode(Node):
         camera."""
         out = {cls: configs[cls] for cls in FusionStage.CONFIGS if cls in configs}
         out[FusionInputConfig] = FusionInputConfig(frame_id=configs[StereoCameraConfig].frame_id)
+        out[FusionNodeConfig] = FusionNodeConfig()
         return out
 
     def _on_parameters(self, params):
@@ -167,7 +166,7 @@ class PerceptionNode(Node):
         out = stage.step(stamp, obs.xyz, obs.covariance, obs.weight, header)
         if out is None:
             return None
-        if stage.tracking.publish_image:
+        if stage.publishing.publish_image:
             stage.outputs.publish_image(left_image, header, out, calibration)
         self._fuse(stamp, obs, header.frame_id)  # after publishing: no latency
         return out

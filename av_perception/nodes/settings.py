@@ -1,5 +1,6 @@
-"""Settings only the ROS nodes use (topics, QoS, queues): stage configs without rclpy,
-so that the params files, the offline commands and the documentation know them."""
+"""Settings only the ROS nodes use (topics, QoS, queues, publishers, diagnostics): stage
+configs without rclpy, so that the params files, the offline commands and the documentation
+know them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ from typing import ClassVar
 
 from ..core.config import ConfigError, StageConfig, param
 
-__all__ = ["TrackerInputConfig"]
+__all__ = ["AudioOutputConfig", "FusionNodeConfig", "TrackerInputConfig", "TrackingNodeConfig"]
 
 
 @dataclass(frozen=True)
@@ -37,3 +38,71 @@ class TrackerInputConfig(StageConfig):
         for name in ("image_topic", "info_topic"):
             if not getattr(self, name).strip():
                 raise ConfigError(f"parameter 'tracker_input.{name}' is empty: give a topic name")
+
+
+@dataclass(frozen=True)
+class AudioOutputConfig(StageConfig):
+    """What the audio node publishes, and when."""
+
+    SECTION: ClassVar[str] = "output"
+
+    frame_id: str = param(
+        "stereo_left_optical_frame",
+        "frame_id of audio/direction and audio/features (the frame of the mic positions).")
+    direction_min_activity: float = param(
+        0.5, "Publish audio/direction only for frames with at least this activity.",
+        low=0.0, high=1.0)
+    direction_min_reliability: float = param(
+        0.3, "Publish audio/direction only for frames with at least this GCC-PHAT reliability.",
+        low=0.0, high=1.0)
+    diagnostics_period: float = param(
+        1.0, "Seconds between /diagnostics messages.", low=0.1, high=60.0)
+
+
+@dataclass(frozen=True)
+class FusionNodeConfig(StageConfig):
+    """The subscriptions and diagnostics of av_fusion_node (section ``fusion_input``, shared
+    with the pipeline's :class:`~av_perception.pipeline.FusionInputConfig`)."""
+
+    SECTION: ClassVar[str] = "fusion_input"
+
+    queue_size: int = param(
+        20, "Depth of the audio/features and visual/observations subscriptions (reliable).",
+        low=1, high=1000)
+    diagnostics_period: float = param(
+        1.0, "Seconds between /diagnostics messages.", low=0.1, high=60.0)
+
+
+@dataclass(frozen=True)
+class TrackingNodeConfig(StageConfig):
+    """What the tracking stage of a node publishes besides ``speakers`` (section
+    ``tracking``, shared with the pipeline's :class:`~av_perception.pipeline.TrackingConfig`
+    and :class:`~av_perception.io.track_output.TrackOutputConfig`)."""
+
+    SECTION: ClassVar[str] = "tracking"
+
+    publish_markers: bool = param(
+        True, "Publish speakers/markers (visualization_msgs/MarkerArray) for RViz.")
+    publish_image: bool = param(
+        True, "Publish speakers/image, the left image annotated with the tracks.")
+    publish_voices: bool = param(
+        False, "Publish ROS4HRI-style std_msgs/Bool <voices_namespace>/<voice_id_prefix><id>/"
+        "is_speaking per track (publishers created and destroyed with the tracks).")
+    voices_namespace: str = param(
+        "/humans/voices", "Namespace of the per-track is_speaking topics.")
+    voice_id_prefix: str = param(
+        "voice", "Prefix of the voice ids (ROS topic name tokens cannot start with a digit).")
+    diagnostics_period: float = param(
+        1.0, "Seconds between /diagnostics messages of the tracking stage.", low=0.1, high=60.0)
+
+    def validate(self):
+        ns = self.voices_namespace
+        if not ns.startswith("/") or ns.endswith("/") or "//" in ns:
+            raise ConfigError(
+                f"parameter 'tracking.voices_namespace' = {ns!r} is not allowed: must be an "
+                "absolute topic namespace such as '/humans/voices'")
+        p = self.voice_id_prefix
+        if not p or not (p[0].isalpha()) or not all(c.isalnum() or c == "_" for c in p):
+            raise ConfigError(
+                f"parameter 'tracking.voice_id_prefix' = {p!r} is not allowed: must start with "
+                "a letter and contain only letters, digits and '_'")

@@ -41,7 +41,7 @@ __all__ = ["AUDIO_IDLE", "STAGES", "TrackerInputConfig", "TrackerNode", "Trackin
            "calibration_from_left_info", "percentile_ms"]
 
 _T = TrackingStage.CONFIGS
-STAGES = (*_T[:4], TrackerInputConfig, _T[4])  # the order of config/tracker.yaml
+STAGES = (*_T[:6], TrackerInputConfig, _T[6])  # the order of config/tracker.yaml
 #: audio counts as flowing when a features message came within this many seconds
 AUDIO_IDLE = 1.0
 
@@ -85,8 +85,8 @@ class TrackerNode(Node):
         self.get_logger().info(
             f"tracker ready: {self.sub_obs.topic_name} + {self.sub_audio.topic_name} -> "
             f"speakers (audio wait {self.tracking.audio_wait} s, image "
-            f"{'on' if self.tracking.publish_image else 'off'}, voices "
-            f"{'on' if self.tracking.publish_voices else 'off'})")
+            f"{'on' if self.publishing.publish_image else 'off'}, voices "
+            f"{'on' if self.publishing.publish_voices else 'off'})")
 
     # the stage's state, as the node's (tests, tools)
     @property
@@ -96,6 +96,10 @@ class TrackerNode(Node):
     @property
     def tracking(self):
         return self.stage.tracking
+
+    @property
+    def publishing(self):
+        return self.stage.publishing
 
     @property
     def outputs(self):
@@ -114,10 +118,11 @@ class TrackerNode(Node):
         result, configs = validate_parameter_change(self, STAGES, params)
         if not result.successful:
             return result
-        old_tracking, old_input = self.tracking, self.input
+        old_tracking, old_publishing, old_input = self.tracking, self.publishing, self.input
         self.stage.configure(configs)
         self.input = configs[TrackerInputConfig]
-        if old_input != self.input or old_tracking.publish_image != self.tracking.publish_image:
+        if (old_input != self.input
+                or old_publishing.publish_image != self.publishing.publish_image):
             self._subscribe_image()
         if old_tracking.use_av_events != self.tracking.use_av_events:
             self._subscribe_events()
@@ -137,7 +142,7 @@ class TrackerNode(Node):
         self._image_subs = []
         self._images.clear()
         self.left_info = None
-        if not self.tracking.publish_image:
+        if not self.publishing.publish_image:
             return
         c = self.input
         rel = (ReliabilityPolicy.RELIABLE if c.reliability == "reliable"
@@ -224,7 +229,7 @@ class TrackerNode(Node):
         out = self.stage.step(obs["stamp"], obs["xyz"], cov, obs["weight"], header)
         if out is None:
             return None
-        if self.tracking.publish_image:
+        if self.publishing.publish_image:
             image = self._image_at(obs["stamp"])
             if image is not None:
                 self._annotate(image, out)

@@ -18,9 +18,11 @@ from ..core.head_calibration import HeadCalibrationConfig
 from ..core.stereo import StereoCalibration
 from ..core.tracking import TrackerConfig, TrackerInputError
 from ..io.image_msgs import fill_image_msg
+from ..io.track_output import TrackOutputConfig
 from ..pipeline import TrackingConfig, TrackingPipeline
 from .common import Diagnostics
 from .conversions import time_to_sec, tracks_to_cloud, tracks_to_markers
+from .settings import TrackingNodeConfig
 
 __all__ = ["TrackingOutputs", "TrackingStage", "percentile_ms"]
 
@@ -35,9 +37,10 @@ class TrackingOutputs:
     latency statistics of the current diagnostics period.  Thread safe for one publishing
     thread at a time."""
 
-    def __init__(self, node: Node, config: TrackingConfig):
+    def __init__(self, node: Node, publishing: TrackingNodeConfig, labels: TrackOutputConfig):
         self.node = node
-        self.config = config
+        self.config = publishing
+        self.labels = labels
         self.pub_speakers = node.create_publisher(PointCloud2, "speakers", 10)
         self.pub_markers = node.create_publisher(MarkerArray, "speakers/markers", 10)
         self.pub_image = node.create_publisher(Image, "speakers/image", 5)
@@ -49,9 +52,10 @@ class TrackingOutputs:
         self.last_tracks = 0
         self.last_speaking = 0
 
-    def configure(self, config: TrackingConfig):
+    def configure(self, config: TrackingNodeConfig, labels: TrackOutputConfig):
         old = self.config
         self.config = config
+        self.labels = labels
         if (not config.publish_voices or config.voices_namespace != old.voices_namespace
                 or config.voice_id_prefix != old.voice_id_prefix):
             self._drop_voices(set(self.voices))
@@ -78,17 +82,17 @@ class TrackingOutputs:
     def publish(self, output, header: Header) -> float:
         """Publish one TrackerOutput (header: the input's stamp and frame_id); returns the
         latency (s) from the input stamp to the publication of ``speakers``."""
-        c = self.config
-        hdr = Header(stamp=header.stamp, frame_id=c.frame_id or header.frame_id)
+        c, labels = self.config, self.labels
+        hdr = Header(stamp=header.stamp, frame_id=labels.frame_id or header.frame_id)
         self.pub_speakers.publish(tracks_to_cloud(hdr, output))
         latency = self._now() - time_to_sec(header.stamp)
         self.latencies.append(latency)
         self.published += 1
         self.last_tracks = len(output)
-        self.last_speaking = int(np.sum(np.asarray(output.speaking) >= c.speaking_threshold))
+        self.last_speaking = int(np.sum(np.asarray(output.speaking) >= labels.speaking_threshold))
         if c.publish_markers:
             markers, self.shown_ids = tracks_to_markers(
-                hdr, output, self.shown_ids, c.speaking_threshold, c.marker_lifetime)
+                hdr, output, self.shown_ids, labels.speaking_threshold, labels.marker_lifetime)
             if markers.markers:
                 self.pub_markers.publish(markers)
         if c.publish_voices:
@@ -102,7 +106,7 @@ class TrackingOutputs:
                 if pub is None:
                     pub = self.voices[tid] = self.node.create_publisher(
                         Bool, self.voice_topic(tid), qos)
-                pub.publish(Bool(data=bool(p >= c.speaking_threshold)))
+                pub.publish(Bool(data=bool(p >= labels.speaking_threshold)))
         return latency
 
     def publish_image(self, image_bgr, header: Header, output, calibration) -> None:
@@ -146,26 +150,28 @@ class TrackingStage:
     """
 
     CONFIGS = (TrackerConfig, MicArrayConfig, StereoCameraConfig, TrackingConfig,
-               HeadCalibrationConfig)
+               TrackOutputConfig, TrackingNodeConfig, HeadCalibrationConfig)
 
     def __init__(self, node, configs: dict, diag_name: str, extra_values=None):
         self.node = node
         self.extra_values = extra_values
         self.lock = threading.Lock()  # the pipeline swap
         self.pipeline = None
-        self.tracking = None
+        self.tracking = None  # the pipeline's settings
+        self.publishing = None  # the node's publishers and diagnostics
         self.diag_timer = None
         self.diag = Diagnostics(node, diag_name)
         self.inputs_rejected = 0
         self.period_late = 0
         self.configure(configs)
-        self.outputs = TrackingOutputs(node, self.tracking)
+        self.outputs = TrackingOutputs(node, self.publishing, configs[TrackOutputConfig])
 
     def configure(self, configs: dict) -> None:
         """New stage configs (validated): a new tracker (tracks restart) when the model
         changed, otherwise the same tracks with the new tracking.* settings."""
-        old_tracking = self.tracking
+        old_publishing = self.publishing
         self.tracking = configs[TrackingConfig]
+        self.publishing = configs[TrackingNodeConfig]
         self.camera = configs[StereoCameraConfig]
         self.camera_calibration = StereoCalibration.from_config(self.camera)
         model = (configs[TrackerConfig], configs[MicArrayConfig], self.camera,
@@ -176,13 +182,13 @@ class TrackingStage:
                 self.pipeline = TrackingPipeline(*model[:3], self.tracking, *model[3:])
             else:
                 self.pipeline.tracking = self.tracking
-        if old_tracking is not None:
-            self.outputs.configure(self.tracking)
-        if old_tracking is None or (old_tracking.diagnostics_period
-                                    != self.tracking.diagnostics_period):
+        if old_publishing is not None:
+            self.outputs.configure(self.publishing, configs[TrackOutputConfig])
+        if old_publishing is None or (old_publishing.diagnostics_period
+                                      != self.publishing.diagnostics_period):
             if self.diag_timer is not None:
                 self.node.destroy_timer(self.diag_timer)
-            self.diag_timer = self.node.create_timer(self.tracking.diagnostics_period,
+            self.diag_timer = self.node.create_timer(self.publishing.diagnostics_period,
                                                      self.publish_diagnostics)
 
     # ------------------------------------------------------------------ input

@@ -49,11 +49,6 @@ class FusionInputConfig(StageConfig):
     min_itd_weight: float = param(
         0.02, "Audio frames whose weight (activity x GCC-PHAT reliability) is below this are "
         "not clustered (silence; they only cost time).", low=0.0, high=1.0)
-    queue_size: int = param(
-        20, "Depth of the audio/features and visual/observations subscriptions (reliable).",
-        low=1, high=1000)
-    diagnostics_period: float = param(
-        1.0, "Seconds between /diagnostics messages.", low=0.1, high=60.0)
 
     def validate(self):
         if not self.frame_id.strip():

@@ -10,7 +10,6 @@ import numpy as np
 
 from ..core.config import (
     AudioFrontEndConfig,
-    ConfigError,
     MicArrayConfig,
     StageConfig,
     StereoCameraConfig,
@@ -26,7 +25,9 @@ __all__ = ["TrackingConfig", "TrackingPipeline", "calibrate_step"]
 
 @dataclass(frozen=True)
 class TrackingConfig(StageConfig):
-    """How the live nodes feed the tracker and what they publish (section ``tracking``)."""
+    """How the tracker is fed from asynchronous streams (section ``tracking``, shared with
+    :class:`~av_perception.io.track_output.TrackOutputConfig` and the nodes' publishing
+    settings)."""
 
     SECTION: ClassVar[str] = "tracking"
 
@@ -46,40 +47,6 @@ class TrackingConfig(StageConfig):
         False, "Also start tracks from the audio-visual events of the weighted-data EM "
         "fusion (av_events: tracker_node subscribes to it, perception_node and `process` "
         "run the fusion in-process) that no track explains (tracker.event_birth_*).")
-    frame_id: str = param(
-        "", "frame_id of the outputs; empty = the frame_id of the visual observations "
-        "(the left camera optical frame).")
-    publish_markers: bool = param(
-        True, "Publish speakers/markers (visualization_msgs/MarkerArray) for RViz.")
-    publish_image: bool = param(
-        True, "Publish speakers/image, the left image annotated with the tracks.")
-    publish_voices: bool = param(
-        False, "Publish ROS4HRI-style std_msgs/Bool <voices_namespace>/<voice_id_prefix><id>/"
-        "is_speaking per track (publishers created and destroyed with the tracks).")
-    voices_namespace: str = param(
-        "/humans/voices", "Namespace of the per-track is_speaking topics.")
-    voice_id_prefix: str = param(
-        "voice", "Prefix of the voice ids (ROS topic name tokens cannot start with a digit).")
-    speaking_threshold: float = param(
-        0.5, "Speaking probability from which a track is labelled 'speaking' (marker text, "
-        "is_speaking).", low=0.0, high=1.0)
-    marker_lifetime: float = param(
-        2.0, "Lifetime (s) of the markers, so that they vanish if the node stops "
-        "(0 = forever).", low=0.0, high=3600.0)
-    diagnostics_period: float = param(
-        1.0, "Seconds between /diagnostics messages of the tracking stage.", low=0.1, high=60.0)
-
-    def validate(self):
-        ns = self.voices_namespace
-        if not ns.startswith("/") or ns.endswith("/") or "//" in ns:
-            raise ConfigError(
-                f"parameter 'tracking.voices_namespace' = {ns!r} is not allowed: must be an "
-                "absolute topic namespace such as '/humans/voices'")
-        p = self.voice_id_prefix
-        if not p or not (p[0].isalpha()) or not all(c.isalnum() or c == "_" for c in p):
-            raise ConfigError(
-                f"parameter 'tracking.voice_id_prefix' = {p!r} is not allowed: must start with "
-                "a letter and contain only letters, digits and '_'")
 
 
 def calibrate_step(calibrator: HeadCalibrator, tracker, output, frames,

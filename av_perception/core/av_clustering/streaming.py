@@ -103,6 +103,15 @@ class AVClusterer:
             self._next += self.config.hop_length
         return self._cluster()
 
+    def window_data(self) -> dict:
+        """The observations of the last clustered window, as :func:`cluster_window` takes
+        them: ``visual_points`` (N_v, 3) m, ``visual_weights`` (N_v,),
+        ``visual_covariances`` (N_v, 3, 3) m² or None, ``itds`` (N_a,) s and
+        ``itd_weights`` (N_a,)."""
+        return {"visual_points": self._vx.copy(), "visual_weights": self._vw.copy(),
+                "visual_covariances": self._vc.copy() if self._has_cov else None,
+                "itds": self._ax.copy(), "itd_weights": self._aw.copy()}
+
     def _cluster(self) -> list[AVEvent]:
         start = self._now - self.config.window_length
         kv = self._vt > start

@@ -100,6 +100,12 @@ class Tracker:
         return len(self._tracks)
 
     @property
+    def pending_audio(self) -> int:
+        """Audio frames received with a stamp after the tracker's time, waiting for the
+        step that reaches them."""
+        return len(self._pending)
+
+    @property
     def itd_shrink(self) -> float:
         """Current ITD shrink per metre b (estimated or fixed)."""
         return self._shrink.value
