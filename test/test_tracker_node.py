@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import require
 
 from av_perception.core.tracking import TrackerOutput
 
@@ -209,10 +210,17 @@ def test_node_tracks_two_people_and_publishes_every_output(ros_context):
     from av_perception.nodes.conversions import MARKER_NAMESPACES, cloud_to_tracks, time_to_sec
     from av_perception.nodes.tracker_node import TrackerNode
 
+    try:
+        from hri_msgs.msg import IdsList
+    except ImportError:
+        IdsList = None
+    require(IdsList is not None, "hri_msgs (make msgs)")
     overrides = {"tracking.publish_voices": True, "tracking.diagnostics_period": 0.5}
     node = TrackerNode(parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
     io = ros_context.create_node("tracker_test_io")
-    got = {"speakers": [], "markers": [], "image": [], "diag": [], "v1": [], "v2": []}
+    got = {"speakers": [], "markers": [], "image": [], "diag": [], "v1": [], "v2": [],
+           "tracked": []}
+    io.create_subscription(IdsList, "/humans/voices/tracked", got["tracked"].append, 200)
     io.create_subscription(PointCloud2, "speakers", got["speakers"].append, 100)
     io.create_subscription(MarkerArray, "speakers/markers", got["markers"].append, 100)
     io.create_subscription(Image, "speakers/image", got["image"].append, 100)
@@ -273,6 +281,12 @@ def test_node_tracks_two_people_and_publishes_every_output(ros_context):
         assert got[f"v{silent}"] and not any(m.data for m in got[f"v{silent}"][5:])
         assert set(node.outputs.voices) == {talker}
         assert io.count_publishers(f"/humans/voices/voice{silent}/is_speaking") == 0
+        # ROS4HRI: the tracked voices, one list per output with its stamp
+        lists = {time_to_sec(m.header.stamp): sorted(m.ids) for m in got["tracked"]}
+        assert sorted(f"voice{i}" for i in with_two["ids"]) == lists[with_two["stamp"]]
+        assert got["tracked"][-1].ids == [f"voice{talker}"]
+        assert set(lists) <= set(stamps) and len(lists) >= 0.9 * len(stamps)
+        assert node.outputs.tracked_problem == ""
         # the annotated image has the stamp of its frame and shows the tracks
         assert len(got["image"]) >= len(sent) - 2
         img = got["image"][-1]
@@ -394,6 +408,36 @@ def test_audio_with_a_non_finite_stamp_is_rejected_and_tracking_goes_on(node_har
     n = len(st)
     assert h.spin_until(lambda: len(h.statuses()) > n + 1)
     assert h.statuses()[-1].level != b"\x02"
+
+
+def test_voices_without_hri_msgs_keep_is_speaking_and_say_why(node_harness, monkeypatch):
+    """Without the hri_msgs types the per-voice is_speaking topics are still published;
+    /humans/voices/tracked is not, and a lasting WARN names the package and the fix."""
+    import sys
+
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import Bool
+
+    from av_perception.nodes.tracker_node import TrackerNode
+
+    monkeypatch.setitem(sys.modules, "hri_msgs", None)  # import hri_msgs fails
+    monkeypatch.setitem(sys.modules, "hri_msgs.msg", None)
+    overrides = {"tracking.publish_voices": True, "tracking.publish_image": False,
+                 "tracking.diagnostics_period": 0.2}
+    node = TrackerNode(parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+    h = node_harness(node, "tracker_nohri_io")
+    voices = h.listen(Bool, "/humans/voices/voice1/is_speaking")
+    for k in range(40):
+        node._on_observations(obs_cloud(300.0 + k / FPS, PEOPLE[:1]))
+    assert h.spin_until(lambda: len(voices) > 0)
+    assert node.outputs.pub_tracked is None
+    assert h.spin_until(lambda: any("hri_msgs is not installed" in s.message
+                                    for s in h.statuses()))
+    st = [s for s in h.statuses() if "hri_msgs" in s.message][-1]
+    assert st.level == b"\x01" and "make msgs" in st.message
+    n = len(h.statuses())  # lasting: in every later status too
+    assert h.spin_until(lambda: len(h.statuses()) > n + 1)
+    assert "hri_msgs is not installed" in h.statuses()[-1].message
 
 
 def test_late_observations_are_dropped_and_counted(ros_context):

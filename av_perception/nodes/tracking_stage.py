@@ -45,6 +45,9 @@ class TrackingOutputs:
         self.pub_markers = node.create_publisher(MarkerArray, "speakers/markers", 10)
         self.pub_image = node.create_publisher(Image, "speakers/image", 5)
         self.voices: dict = {}  # track id -> Bool publisher
+        self.pub_tracked = None  # hri_msgs/IdsList <voices_namespace>/tracked
+        #: why <voices_namespace>/tracked is not published although voices are ('' if it is)
+        self.tracked_problem = ""
         self.shown_ids: set = set()
         self.latencies: list = []  # s, this period
         self.published = 0
@@ -59,6 +62,9 @@ class TrackingOutputs:
         if (not config.publish_voices or config.voices_namespace != old.voices_namespace
                 or config.voice_id_prefix != old.voice_id_prefix):
             self._drop_voices(set(self.voices))
+            if self.pub_tracked is not None:
+                self.node.destroy_publisher(self.pub_tracked)
+                self.pub_tracked = None
         if not config.publish_markers and old.publish_markers and self.shown_ids:
             from visualization_msgs.msg import Marker
 
@@ -66,9 +72,29 @@ class TrackingOutputs:
             self.pub_markers.publish(arr)
             self.shown_ids = set()
 
+    def _tracked_publisher(self):
+        """The ROS4HRI list of tracked voices (REP-155), created on first use."""
+        if self.pub_tracked is None and not self.tracked_problem:
+            try:
+                from hri_msgs.msg import IdsList
+            except ImportError:
+                self.tracked_problem = (
+                    f"hri_msgs is not installed: {self.config.voices_namespace}/tracked is not "
+                    "published (the per-voice is_speaking topics are); install "
+                    "ros-<distro>-hri-msgs, or run 'make msgs' in a pip-only environment")
+                return None
+            qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                             reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self.pub_tracked = self.node.create_publisher(
+                IdsList, f"{self.config.voices_namespace}/tracked", qos)
+        return self.pub_tracked
+
+    def voice_id(self, track_id: int) -> str:
+        return f"{self.config.voice_id_prefix}{int(track_id)}"
+
     def voice_topic(self, track_id: int) -> str:
-        c = self.config
-        return f"{c.voices_namespace}/{c.voice_id_prefix}{int(track_id)}/is_speaking"
+        return f"{self.config.voices_namespace}/{self.voice_id(track_id)}/is_speaking"
 
     def _drop_voices(self, ids):
         for tid in ids:
@@ -107,6 +133,10 @@ class TrackingOutputs:
                     pub = self.voices[tid] = self.node.create_publisher(
                         Bool, self.voice_topic(tid), qos)
                 pub.publish(Bool(data=bool(p >= labels.speaking_threshold)))
+            tracked = self._tracked_publisher()
+            if tracked is not None:
+                tracked.publish(tracked.msg_type(header=hdr,
+                                                 ids=[self.voice_id(i) for i in ids]))
         return latency
 
     def publish_image(self, image_bgr, header: Header, output, calibration) -> None:
@@ -254,6 +284,10 @@ class TrackingStage:
         })
         if self.extra_values is not None:
             values.update(self.extra_values())
+        if self.publishing.publish_voices and self.outputs.tracked_problem:
+            self.diag.condition("voices_tracked", 1, self.outputs.tracked_problem)
+        else:
+            self.diag.resolve("voices_tracked")
         if self.period_late:
             self.diag.warn(
                 f"{self.period_late} late inputs dropped or applied late: the audio or the "
