@@ -195,8 +195,8 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
         finally:
             result.errors.extend(frames.errors)
             if getattr(frames, "truncated", False):
-                result.errors.append("the bag is truncated or corrupt: processing stopped at "
-                                     "the damage; every frame before it is in the track file")
+                result.errors.append("the bag is truncated or corrupt: every frame that could "
+                                     "be read around the damage is in the track file")
     result.bag_seconds = total
     result.wall_seconds = time.perf_counter() - t_wall
     return result

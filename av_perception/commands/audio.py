@@ -24,7 +24,7 @@ def register(sub):
                     "leaves an existing OUTPUT as it was.")
     p.add_argument("input", help="2-channel WAV file, or rosbag2 directory"
                         "; a damaged bag (storage cut short by a crash, no metadata.yaml) "
-                        "is read up to the damage with a warning (repair it for other tools "
+                        "is read around the damage with a warning (repair it for other tools "
                         "with 'ros2 bag reindex')")
     p.add_argument("--output", "-o", required=True, help="feature CSV to write")
     p.add_argument("--config", help="ROS-params YAML (sections 'audio' and 'mics' are used)")
@@ -107,8 +107,8 @@ def run(args) -> int:
     if len(errors) > 20:
         print(f"warning: {len(errors) - 20} more errors", file=sys.stderr)
     if getattr(source, "truncated", False):
-        print("warning: the bag is truncated or corrupt; features up to the damage were written",
-              file=sys.stderr)
+        print("warning: the bag is truncated or corrupt; the features of its readable part "
+              "were written", file=sys.stderr)
     if n == 0:
         why = ("the input holds no audio" if audio_s == 0 else
                f"{audio_s:.3f} s of audio is shorter than one frame" if not errors else

@@ -19,7 +19,7 @@ def register(sub):
                     "properly too (metadata written, readable by replay).")
     p.add_argument("bag", help="rosbag2 directory"
                         "; a damaged bag (storage cut short by a crash, no metadata.yaml) "
-                        "is read up to the damage with a warning (repair it for other tools "
+                        "is read around the damage with a warning (repair it for other tools "
                         "with 'ros2 bag reindex')")
     p.add_argument("--output", "-o", required=True, help="track file (CSV) to write")
     p.add_argument("--config", help="ROS-params YAML (any node's sections are used)")

@@ -22,7 +22,7 @@ def register(sub):
                     "leaves an existing OUTPUT as it was.")
     p.add_argument("bag", help="rosbag2 directory (or its .db3/.mcap file)"
                         "; a damaged bag (storage cut short by a crash, no metadata.yaml) "
-                        "is read up to the damage with a warning (repair it for other tools "
+                        "is read around the damage with a warning (repair it for other tools "
                         "with 'ros2 bag reindex')")
     p.add_argument("--output", "-o", required=True, help="observation CSV to write")
     p.add_argument("--config", help="ROS-params YAML (sections 'vision', 'detection', "
@@ -85,8 +85,8 @@ def run(args) -> int:
     if len(errors) > 20:
         print(f"warning: {len(errors) - 20} more errors", file=sys.stderr)
     if source.truncated:
-        print("warning: the bag is truncated or corrupt; observations up to the damage were "
-              "written", file=sys.stderr)
+        print("warning: the bag is truncated or corrupt; the observations of its readable part "
+              "were written", file=sys.stderr)
     if result.frames == 0:
         print("error: no usable stereo frame in the bag" + (" (see the warnings above)"
                                                             if errors else ""), file=sys.stderr)

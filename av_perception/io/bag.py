@@ -43,6 +43,7 @@ class BagReader:
         from rosbags.highlevel import AnyReader
 
         self.path = Path(path)
+        self._flavour = audio_flavour
         self.truncated = False
         self.recovered = False  # read by the tolerant reader (damaged bag)
         self.errors: list[str] = []
@@ -66,7 +67,8 @@ class BagReader:
         except Exception as exc:  # rosbags raises several types for broken bags
             self._recover(bag_dir, audio_flavour, str(exc))
 
-    def _recover(self, target: Path, audio_flavour: str, reason: str) -> None:
+    def _recover(self, target: Path, audio_flavour: str, reason: str,
+                 failed: str = "could not be opened normally") -> None:
         """Open a bag the storage library refuses with the tolerant sequential reader."""
         from .bag_recovery import DamagedBagError, open_damaged
 
@@ -81,14 +83,29 @@ class BagReader:
         span = (f"{r.message_count} messages from {r.start_time * 1e-9:.3f} to "
                 f"{r.end_time * 1e-9:.3f} s")
         if r.notes:
-            what = (f"read what could be read: {span} ({'; '.join(r.notes)}); anything after "
-                    "the damage is lost")
+            what = f"read what could be read: {span} ({'; '.join(r.notes)})"
         else:
-            what = f"its storage file is intact and was read directly: {span}"
+            what = f"its records were located and read directly: {span}"
         self.errors.append(
-            f"bag {target} could not be opened normally ({reason}); {what}.  To repair the "
+            f"bag {target} {failed} ({reason}); {what}.  To repair the "
             f"bag for other tools: 'ros2 bag reindex {target}' (rebuilds metadata.yaml; a "
             "cut .mcap can also be rewritten by 'mcap recover')")
+
+    def _recover_rest(self, exc) -> bool:
+        """The storage library failed part-way: reopen with the tolerant reader (True when
+        it could)."""
+        target = self.path if self.path.is_dir() else self.path.parent
+        try:
+            self._reader.close()
+        except Exception:  # noqa: BLE001 - closing a broken bag may fail too
+            pass
+        try:
+            self._recover(target, self._flavour, f"{type(exc).__name__}: {exc}",
+                          failed="could not be read to its end normally")
+        except BagError:
+            return False
+        self.truncated = True
+        return True
 
     def __enter__(self):
         return self
@@ -123,9 +140,10 @@ class BagReader:
         """Messages of ``topics`` (all when None) in recording order.
 
         Unknown topics raise BagError listing the bag's topics.  A message that
-        cannot be deserialised is skipped and recorded in :attr:`errors`; a
-        truncated or corrupt storage file ends the iteration and sets
-        :attr:`truncated`.
+        cannot be deserialised is skipped and recorded in :attr:`errors`; when the
+        storage library fails part-way (a damaged page or chunk), the rest is read by the
+        tolerant reader (:mod:`~av_perception.io.bag_recovery`) after the last message
+        given, and :attr:`truncated` is set.
         """
         conns = list(self._reader.connections)
         if topics is not None:
@@ -137,15 +155,37 @@ class BagReader:
                     f"{self.describe_topics()}")
             conns = [c for c in conns if c.topic in topics]
         it = self._reader.messages(connections=conns, start=start, stop=stop)
+        last_t, at_last, skip = None, {}, {}
         while True:
             try:
                 conn, t_ns, raw = next(it)
             except StopIteration:
+                unreadable = getattr(self._reader, "unreadable", 0)
+                if unreadable:
+                    self.truncated = True
+                    self.errors.append(f"{unreadable} message(s) of bag {self.path} are in "
+                                       "damaged pages and could not be read; skipped")
                 return
             except Exception as exc:  # corrupt page / truncated file
                 self.truncated = True
-                self.errors.append(f"bag storage error, reading stopped: {exc}")
-                return
+                if self.recovered or not self._recover_rest(exc):
+                    self.errors.append(f"bag storage error, reading stopped: {exc}")
+                    return
+                # go on with the tolerant reader after what was read
+                wanted = {c.topic for c in conns}
+                conns = [c for c in self._reader.connections if c.topic in wanted]
+                lo = start if last_t is None else max(last_t, start or last_t)
+                it = self._reader.messages(connections=conns, start=lo, stop=stop)
+                skip = dict(at_last)  # topic -> messages already given at last_t
+                continue
+            if last_t is not None and t_ns <= last_t and skip:
+                if t_ns < last_t or skip.get(conn.topic, 0) > 0:
+                    if t_ns == last_t:
+                        skip[conn.topic] -= 1
+                    continue
+            if t_ns != last_t:
+                last_t, at_last = t_ns, {}
+            at_last[conn.topic] = at_last.get(conn.topic, 0) + 1
             try:
                 msg = self._reader.deserialize(raw, conn.msgtype)
             except Exception as exc:  # noqa: BLE001 - one bad message must not stop the run

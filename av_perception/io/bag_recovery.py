@@ -8,12 +8,14 @@ yet almost everything before the damage is intact.  :func:`open_damaged` reads i
 
 * mcap: the records are decoded sequentially from the start -- schemas, channels,
   messages, chunks (uncompressed, zstd or lz4; the chunk cut by the damage is
-  decompressed as far as it goes) -- until the cut; the schema records carry the
-  message definitions, so no metadata.yaml is needed;
+  decompressed as far as it goes; inside a damaged chunk decoding resumes at the next
+  plausible message record) -- until the cut; the schema records carry the message
+  definitions, so no metadata.yaml is needed;
 * sqlite3: the database is opened read-only with ``writable_schema`` (so that SQLite
   accepts a file shorter than its header says), the rows are located by rowid range
-  (row by row inside a range that hits a damaged page) and their data is read one by
-  one; a row whose page is lost is skipped.  Message definitions come from the
+  (row by row inside a range that hits a damaged page), and the table's leaf pages are
+  read directly (:mod:`~av_perception.io.sqlite_pages`) for rows that a damaged interior
+  page hides; a row whose page is lost is skipped.  Message definitions come from the
   ``message_definitions`` table (rosbag2 >= Iron), else from the package defaults.
 
 The normal path stays the rosbags library's (:class:`~av_perception.io.bag.BagReader`
@@ -28,6 +30,8 @@ import sqlite3
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .sqlite_pages import SqlitePages
 
 __all__ = ["DamagedBagError", "RecoveredBag", "open_damaged", "storage_files"]
 
@@ -116,6 +120,7 @@ class _McapScan:
         self.index = index
         self.data = data
         self.schemas: dict = {}
+        self.damaged_chunks: list = []  # offsets of chunks whose records are damaged
 
     def _schema(self, rec):
         sid = _U16.unpack_from(rec, 0)[0]
@@ -132,38 +137,77 @@ class _McapScan:
         if cid not in self.index.connections and name:
             self.index.connections[cid] = RecoveredConnection(cid, topic, name, text, enc)
 
-    def records(self, buf, pos: int, end: int, messages: list | None):
-        """Decode the records of buf[pos:end]; returns (position reached, complete)."""
+    def records(self, buf, pos: int, end: int, messages: list | None, bounds=None):
+        """Decode the records of buf[pos:end]; returns (position reached, complete).
+
+        With ``bounds`` (a chunk's first and last message time, ns), decoding goes on
+        after a damaged record at the next place where a plausible message record
+        starts (:meth:`_resync`), and ``complete`` is False when it had to."""
+        whole = True
         while pos < end:
-            if pos + 9 > end:
-                return pos, False
-            op = buf[pos]
-            size = _U64.unpack_from(buf, pos + 1)[0]
-            body = pos + 9
-            if body + size > end:
-                return pos, False
-            rec = buf[body:body + size]
-            try:
-                if op == 0x03:
-                    self._schema(rec)
-                elif op == 0x04:
-                    self._channel(rec)
-                elif op == 0x05:
-                    cid, _, t, _ = _MSG_HEAD.unpack_from(rec, 0)
-                    if messages is None:
-                        self._count(t)
-                    elif cid in self.index.connections:
-                        messages.append((t, len(messages), cid, bytes(rec[22:])))
-            except struct.error:
-                return pos, False
+            ok = pos + 9 <= end
+            if ok:
+                op = buf[pos]
+                size = _U64.unpack_from(buf, pos + 1)[0]
+                body = pos + 9
+                ok = body + size <= end
+            if ok:
+                rec = buf[body:body + size]
+                try:
+                    if op == 0x03:
+                        self._schema(rec)
+                    elif op == 0x04:
+                        self._channel(rec)
+                    elif op == 0x05:
+                        cid, _, t, _ = _MSG_HEAD.unpack_from(rec, 0)
+                        if bounds is not None and not bounds[0] <= t <= bounds[1]:
+                            raise struct.error("message time outside its chunk")
+                        if messages is None:
+                            self._count(t)
+                        elif cid in self.index.connections:
+                            messages.append((t, len(messages), cid, bytes(rec[22:])))
+                except struct.error:
+                    ok = False
+            if not ok:
+                if bounds is None:
+                    return pos, False
+                whole = False
+                pos = self._resync(buf, pos + 1, end, bounds)
+                continue
             pos = body + size
-        return pos, True
+        return pos, whole
+
+    def _resync(self, buf, pos: int, end: int, bounds) -> int:
+        """The next position in buf[pos:end] where a message record of a known channel,
+        timed inside ``bounds``, starts and is followed by another record or the end
+        (``end`` when there is none)."""
+        raw = bytes(buf[pos:end])
+        k = raw.find(b"\x05")
+        while k >= 0:
+            p = pos + k
+            if p + 9 + 22 <= end:
+                size = _U64.unpack_from(buf, p + 1)[0]
+                nxt = p + 9 + size
+                if 22 <= size and nxt <= end:
+                    cid, _, t, _ = _MSG_HEAD.unpack_from(buf, p + 9)
+                    if (cid in self.index.connections and bounds[0] <= t <= bounds[1]
+                            and (nxt == end or (nxt + 9 <= end and buf[nxt] in (3, 4, 5)
+                                                and nxt + 9 + _U64.unpack_from(buf, nxt + 1)[0]
+                                                <= end))):
+                        return p
+            k = raw.find(b"\x05", k + 1)
+        return end
 
     def _count(self, t):
         ix = self.index
         ix.count += 1
         ix.start = min(ix.start, t)
         ix.end = max(ix.end, t)
+
+    @staticmethod
+    def chunk_bounds(rec) -> tuple[int, int]:
+        """The first and last message time (ns) a chunk record declares."""
+        return struct.unpack_from("<QQ", rec, 0)
 
     def chunk_records(self, rec, partial: bool) -> bytes:
         """The uncompressed records of a chunk record (of a cut one: what is there)."""
@@ -183,9 +227,10 @@ class _McapScan:
         buf, ix = self.data, self.index
         end = len(buf)
         pos = len(_MCAP_MAGIC)
+        stop = ""  # why decoding stopped before the data end
         while pos < end:
             if pos + 9 > end:
-                ix.complete = False
+                stop = "cut"
                 break
             op = buf[pos]
             size = _U64.unpack_from(buf, pos + 1)[0]
@@ -198,15 +243,18 @@ class _McapScan:
                 try:
                     records = self.chunk_records(rec, partial)
                 except struct.error:
-                    ix.complete = False
+                    stop = "cut" if partial else "damaged"
                     break
-                _, whole = self.records(records, 0, len(records), None)
+                _, whole = self.records(records, 0, len(records), None,
+                                        self.chunk_bounds(rec))
                 ix.items.append((pos, min(body + size, end), partial))
-                if partial or not whole:
-                    ix.complete = False
+                if partial:
+                    stop = "cut"
                     break
+                if not whole:  # damaged inside, but its length is known: go on after it
+                    self.damaged_chunks.append(pos)
             elif body + size > end:
-                ix.complete = False
+                stop = "cut"
                 break
             else:
                 before = ix.count
@@ -214,9 +262,21 @@ class _McapScan:
                 if op == 0x05 and ix.count > before:
                     ix.items.append((pos, body + size, False))
             pos = body + size
-        if not ix.complete:
-            ix.lost = (f"{ix.path.name} is cut short at byte {end} (its summary and footer "
-                       "are missing): the records were decoded up to the cut")
+        notes = []
+        if self.damaged_chunks:
+            notes.append(f"{len(self.damaged_chunks)} chunk(s) of {ix.path.name} are damaged "
+                         f"(at byte {', '.join(map(str, self.damaged_chunks))}): their records "
+                         "were read around the damage (the damaged ones are lost), and the "
+                         "later chunks too")
+        if stop == "cut":
+            notes.append(f"{ix.path.name} is cut short at byte {end} (its summary and footer "
+                         "are missing): the records were decoded up to the cut, what followed "
+                         "is lost")
+        elif stop == "damaged":
+            notes.append(f"{ix.path.name} is damaged at byte {pos} (a chunk header that does "
+                         "not decode): the records were decoded up to there, the rest is lost")
+        ix.complete = not notes
+        ix.lost = "; ".join(notes)
 
     def messages(self):
         """(t, seq, channel id, raw) of the whole file, sorted within each chunk."""
@@ -230,7 +290,7 @@ class _McapScan:
                     records = self.chunk_records(rec, partial)
                 except struct.error:
                     continue
-                self.records(records, 0, len(records), msgs)
+                self.records(records, 0, len(records), msgs, self.chunk_bounds(rec))
             else:
                 self.records(buf, pos, rec_end, msgs)
             msgs.sort(key=lambda m: (m[0], m[1]))
@@ -263,7 +323,7 @@ def _connect(path: Path):
     return con
 
 
-def _index_sqlite(path: Path, file_no: int) -> tuple[_FileIndex, sqlite3.Connection]:
+def _index_sqlite(path: Path, file_no: int) -> tuple[_FileIndex, _SqliteSource]:
     ix = _FileIndex(path, "sqlite3")
     try:
         con = _connect(path)
@@ -308,16 +368,57 @@ def _index_sqlite(path: Path, file_no: int) -> tuple[_FileIndex, sqlite3.Connect
             break
         if top is None and empty_run >= 8:
             break
+    # rows below a damaged interior page are unreachable through the table: read the
+    # leaf pages themselves (their data is read from the page when SQLite cannot)
+    found = {rid for rid, _, _ in rows}
+    pages = extra = None
+    try:
+        pages = SqlitePages(path)
+        leaves = pages.scan_leaf_rows(("null", "int", "int", "blob"))
+    except (OSError, ValueError):
+        leaves = []
+    for leaf in leaves:
+        tid, t = leaf.ints
+        if leaf.rowid not in found and tid in ix.connections:
+            found.add(leaf.rowid)
+            rows.append((leaf.rowid, tid, t))
+            extra = extra or {}
+            extra[leaf.rowid] = leaf
     ix.items = sorted((t, rid, tid) for rid, tid, t in rows)
     for t, _, _ in ix.items:
         ix.count += 1
         ix.start = min(ix.start, t)
         ix.end = max(ix.end, t)
-    if damaged or top is None:
+    missing = (max(found) - len(found)) if found else 0  # rosbag2 numbers rows 1, 2, ...
+    if damaged or top is None or extra or missing > 0:
         ix.complete = False
-        ix.lost = (f"{path.name} is damaged (pages missing): the rows that could be located "
-                   "were read")
-    return ix, con
+        ix.lost = (f"{path.name} is damaged (pages missing or unreachable): the rows that "
+                   f"could be located were read"
+                   + (f", {missing} of the first {max(found)} are lost" if missing > 0 else "")
+                   + "; rows in a lost part at the end of the file are lost too")
+    return ix, _SqliteSource(con, pages, extra or {})
+
+
+class _SqliteSource:
+    """Reads a row's data through SQLite, or from its leaf page when SQLite cannot reach
+    it."""
+
+    def __init__(self, con, pages, leaves: dict):
+        self.con = con
+        self.pages = pages
+        self.leaves = leaves  # rowid -> LeafRow of the rows found only in the pages
+
+    def data(self, rid: int) -> bytes | None:
+        leaf = self.leaves.get(rid)
+        if leaf is not None:
+            return self.pages.read_blob(leaf)
+        row = self.con.execute("SELECT data FROM messages WHERE id = ?", (rid,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def close(self):
+        self.con.close()
+        if self.pages is not None:
+            self.pages.close()
 
 
 # ------------------------------------------------------------------------------ bag
@@ -385,13 +486,13 @@ class RecoveredBag:
             if conn is None or id(conn) not in wanted or not start <= t < stop:
                 continue
             try:
-                row = reader.execute("SELECT data FROM messages WHERE id = ?",
-                                     (rid,)).fetchone()
+                data = reader.data(rid)
             except sqlite3.Error:
+                data = None
+            if data is None:
                 self.unreadable += 1
                 continue
-            if row is not None:
-                yield t, conn, bytes(row[0])
+            yield t, conn, data
 
     def messages(self, connections=None, start: int | None = None, stop: int | None = None):
         """(connection, log time ns, raw CDR) in time order."""
@@ -411,7 +512,7 @@ class RecoveredBag:
             if ix.kind == "sqlite3":
                 try:
                     reader.close()
-                except sqlite3.Error:
+                except (sqlite3.Error, OSError, ValueError):
                     pass
         self._files = []
 
