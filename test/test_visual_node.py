@@ -202,6 +202,32 @@ def test_compressed_input_and_a_corrupt_jpeg(harness, pair):
     clouds = h.send_and_wait(1, *pair, t0=T0 + 2.0)  # the node keeps going
     assert len(clouds) == 1
     _check_heads(clouds[0], T0 + 2.0)
+    # a JPEG with flipped bits that still decodes: processed, counted, said (WARN)
+    import cv2
+
+    from av_perception.io.image_msgs import jpeg_damage
+
+    rng = np.random.default_rng(3)
+    good = image_msg(pair[0], T0 + 3.0, "cam_left", compressed=True)
+    for _ in range(50):
+        data = np.frombuffer(bytes(good.data), np.uint8).copy()
+        idx = rng.integers(700, len(data) - 2, 12)
+        data[idx] ^= (1 << rng.integers(0, 8, 12)).astype(np.uint8)
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        if img is not None and jpeg_damage(img):
+            break
+    else:
+        pytest.fail("no bit-flipped JPEG that decodes and looks damaged")
+    flipped = CompressedImage(header=good.header, format=good.format, data=data.tobytes())
+    h.diags.clear()
+    sent = len(h.clouds)
+    h.publish(T0 + 3.0, None, pair[1], left_msg=flipped)
+    assert h.spin_until(lambda: h.statuses(1) and len(h.clouds) > sent, 8.0), (
+        len(h.clouds) - sent, [(s.level, s.message) for s in h.statuses()])
+    st = h.statuses(1)[-1]
+    assert "left image" in st.message and "probably corrupt" in st.message
+    assert "processed anyway" in st.message
+    assert {kv.key: kv.value for kv in st.values}["corrupt_images"] == "1"
 
 
 def _error_after(h, publish, level=2, timeout=8.0):

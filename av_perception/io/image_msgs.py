@@ -262,7 +262,8 @@ def image_to_gray(msg) -> np.ndarray:
     return cv2.cvtColor(image_to_bgr(msg), cv2.COLOR_BGR2GRAY)
 
 
-def compressed_image_to_numpy(msg, mode: str = "bgr") -> np.ndarray:
+def compressed_image_to_numpy(msg, mode: str = "bgr", damaged: list | None = None
+                              ) -> np.ndarray:
     """Decode a ``sensor_msgs/CompressedImage`` (JPEG or PNG).
 
     Parameters
@@ -271,6 +272,9 @@ def compressed_image_to_numpy(msg, mode: str = "bgr") -> np.ndarray:
     mode : {"bgr", "gray", "unchanged"}
         ``bgr``: uint8 (H, W, 3); ``gray``: uint8 (H, W); ``unchanged``: as stored
         (e.g. 16-bit PNG).
+    damaged : list, optional
+        A JPEG that decodes but looks corrupt is reported by appending the reason here
+        (thread safe, for the nodes); without it, by a :class:`CorruptImageWarning`.
 
     Raises
     ------
@@ -308,38 +312,49 @@ def compressed_image_to_numpy(msg, mode: str = "bgr") -> np.ndarray:
     if is_jpeg and img.dtype == np.uint8:
         damage = jpeg_damage(img)
         if damage:
-            import warnings
+            text = (f"compressed JPEG ({buf.size} bytes) decoded, but {damage}: its data is "
+                    "probably corrupt (bit errors in the recording or the transport)")
+            if damaged is not None:
+                damaged.append(text)
+            else:
+                import warnings
 
-            warnings.warn(CorruptImageWarning(
-                f"compressed JPEG ({buf.size} bytes) decoded, but {damage}: its data is "
-                "probably corrupt (bit errors in the recording or the transport)"),
-                stacklevel=2)
+                warnings.warn(CorruptImageWarning(text), stacklevel=2)
     return img
 
 
-def message_to_bgr(msg) -> np.ndarray:
-    """An Image or CompressedImage message (told apart by the ``format`` field) -> BGR uint8."""
+def message_to_bgr(msg, damaged: list | None = None) -> np.ndarray:
+    """An Image or CompressedImage message (told apart by the ``format`` field) -> BGR uint8
+    (``damaged``: see :func:`compressed_image_to_numpy`)."""
     if hasattr(msg, "format") and not hasattr(msg, "encoding"):
-        return compressed_image_to_numpy(msg, "bgr")
+        return compressed_image_to_numpy(msg, "bgr", damaged)
     return image_to_bgr(msg)
 
 
-def stereo_pair_to_numpy(left_msg, right_msg) -> tuple[np.ndarray, np.ndarray]:
-    """Both images of a stereo pair as BGR uint8 arrays, checked to have equal sizes.
+def stereo_pair_to_numpy(left_msg, right_msg, damaged: list | None = None
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Both images of a stereo pair as BGR uint8 arrays, checked to have equal sizes
+    (``damaged``: see :func:`compressed_image_to_numpy`; entries name the side).
 
     Raises
     ------
     ImageConversionError
         When the two images differ in size, or either cannot be converted.
     """
+    notes: list | None = None if damaged is None else []
     try:
-        left = message_to_bgr(left_msg)
+        left = message_to_bgr(left_msg, notes)
     except ImageConversionError as exc:
         raise ImageConversionError(f"left image: {exc}") from None
+    if notes:
+        damaged.extend(f"left image: {n}" for n in notes)
+        notes.clear()
     try:
-        right = message_to_bgr(right_msg)
+        right = message_to_bgr(right_msg, notes)
     except ImageConversionError as exc:
         raise ImageConversionError(f"right image: {exc}") from None
+    if notes:
+        damaged.extend(f"right image: {n}" for n in notes)
     if left.shape != right.shape:
         raise ImageConversionError(
             f"left image is {left.shape[1]}x{left.shape[0]} but right is "

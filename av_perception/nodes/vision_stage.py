@@ -170,8 +170,14 @@ class VisionStage:
         stamp = time_to_sec(left_msg.header.stamp)
         with self._process_lock:
             pipeline = self.pipeline
+            damaged: list = []
             try:
-                left, right = stereo_pair_to_numpy(left_msg, right_msg)
+                left, right = stereo_pair_to_numpy(left_msg, right_msg, damaged)
+                if damaged:  # processed all the same: what it shows may still be usable
+                    with self._lock:
+                        self.diag.count("corrupt_images", len(damaged))
+                    self._problem(1, f"image pair at {stamp:.3f} s: {damaged[0]}; processed "
+                                  "anyway, its detections may be missing or wrong")
                 cal = self._calibration((left.shape[1], left.shape[0]))
                 obs = pipeline.process_pair(left, right, stamp, cal)
             except (ImageConversionError, CalibrationError, VisionInputError) as exc:
