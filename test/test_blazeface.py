@@ -32,7 +32,7 @@ needs_models = pytest.mark.skipif(bf.package_data_dir() is None and not IN_CI,
 
 
 def BlazeFaceConfig(**kwargs):  # noqa: N802 - reads as the config it makes
-    """A DetectionConfig with the BlazeFace detector (Haar is the package default)."""
+    """A DetectionConfig with the BlazeFace detector (the package default)."""
     return DetectionConfig(**{"detector": "blazeface", **kwargs})
 
 
@@ -402,7 +402,7 @@ def test_config_checks_the_new_parameters():
         BlazeFaceConfig(tile_columns=9)
     with pytest.raises(ConfigError, match="region_scale"):
         BlazeFaceConfig(region_scale=0.5)
-    assert DetectionConfig().detector == "haar_frontal"  # BlazeFace is opt-in for now
+    assert DetectionConfig().detector == "blazeface"  # Haar is the fallback
     for old in ("haar_frontal", "haar_all", "yunet_upper_body"):  # old values still valid
         assert DetectionConfig(detector=old).detector == old
 

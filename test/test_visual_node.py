@@ -350,7 +350,7 @@ def test_parameters_are_declared_with_ranges_and_validated(harness):
     assert not res[0].successful and "detection.yunet_model" in res[0].reason
     res = node.set_parameters([Parameter("vision_input.images_rectified", value="maybe")])
     assert not res[0].successful and "'rectified'" in res[0].reason
-    assert node.detection.detector == "haar_frontal"
+    assert node.detection.detector == "blazeface"
     res = node.set_parameters([Parameter("vision_input.slop", value=0.005),
                                Parameter("detection.every_k", value=1)])
     assert all(r.successful for r in res)

@@ -81,6 +81,11 @@ class PredictedHeads:
     def __len__(self) -> int:
         return len(self._position)
 
+    @property
+    def stamp(self) -> float | None:
+        """Stamp (s) of the newest tracks (None before the first)."""
+        return self._stamp
+
     def update(self, stamp: float, position, velocity=None, existence=None, ids=None) -> None:
         """The tracks at ``stamp`` (s): positions (K, 3) m in the frame of the visual
         observations, velocities (K, 3) m/s (None: from the previous update of the same
