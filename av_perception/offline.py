@@ -114,6 +114,7 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                 left_info: str | None = None, right_info: str | None = None,
                 slop: float = 0.02, keep_outputs: bool = False,
                 on_frame: Callable | None = None,
+                on_observations: Callable | None = None,
                 progress: Callable[[float, float, int], None] | None = None) -> ProcessResult:
     """Run audio features, visual observations and the tracker over a bag.
 
@@ -127,7 +128,13 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
     on_frame : called as on_frame(frame, output, header) after each tracker step, with the
         StereoFrame, the TrackerOutput and the left image's header (exact stamp, frame_id)
         -- how ``--output-bag`` writes its messages while the bag is processed
+    on_observations : called as on_observations(observations) with each pair's
+        VisualObservations (benchmarks, tools)
     progress : called as progress(done_s, total_s, rows) after each frame
+
+    After each tracker step the tracks go back to the vision stage
+    (:meth:`~av_perception.pipeline.VisionPipeline.update_tracks`): the detector of the
+    next pairs also looks around their predicted heads (BlazeFace), as in the nodes.
     """
     from .io.bag import BagReader, check_time_window
     from .io.stereo_sources import BagStereoSource
@@ -167,6 +174,8 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
             for frame in frames:
                 stamp, left, right, calibration = frame
                 obs = vision.process_pair(left, right, stamp, calibration)
+                if on_observations is not None:
+                    on_observations(obs)
                 upto = int(np.searchsorted(feats.stamp, stamp, side="right"))
                 audio = feats.slice(audio_done, upto) if upto > audio_done else None
                 audio_done = upto
@@ -178,6 +187,7 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                         tracking.add_events(events.stamp, events)
                     result.fusion_windows = fusion.windows
                 out = tracking.step(stamp, obs.xyz, obs.covariance, obs.weight)
+                vision.update_tracks(out)  # the next pairs' detector looks around the heads
                 if out is None:  # not after the previous frame: dropped
                     result.errors.append(f"frame at {stamp:.3f} s is not after the previous "
                                          "one: dropped")

@@ -106,9 +106,9 @@ def main(argv=None):
     cv2.setNumThreads(1)
     calibration = StereoCalibration.from_config(StereoCameraConfig())
     frames = scene(args.frames, calibration)
-    default_det = DetectionConfig()
+    default_det = DetectionConfig(detector="haar_frontal")  # the default until 2026-12-06
     settings = [
-        ("haar_frontal (default)", VisionConfig(), default_det),
+        ("haar_frontal", VisionConfig(), default_det),
         ("haar_frontal", VisionConfig(), default_det.replace(every_k=1)),
         ("haar_frontal, scale 0.75", VisionConfig(), default_det.replace(scale=0.75)),
         ("haar_frontal, sgbm disparity", VisionConfig(disparity_method="sgbm"), default_det),

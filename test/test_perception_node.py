@@ -103,6 +103,14 @@ def test_perception_node_tracks_the_rendered_heads_and_the_talker(node_harness, 
     talk = np.array([t["speaking"][np.argsort(t["position"][:, 0])] for t in late])
     assert np.median(talk[:, 0]) > 0.5 and talk[:, 1].max() < 0.5, talk
     assert time_to_sec(got["image"][-1].header.stamp) == tracks[-1]["stamp"]
+    # the tracks went back to the vision stage in-process (no speakers subscription):
+    # the next pairs' detector looks around their heads
+    # (after publishing them: the newest may not be there yet)
+    heads = node.vision_stage.pipeline.heads
+    assert node.vision_stage.sub_tracks is None
+    assert heads.updates >= len(got["speakers"]) - 1
+    pred = heads.predict(heads.stamp)
+    assert len(pred) == 2 and np.abs(pred[np.argsort(pred[:, 0])] - HEADS).max() < 0.05
     # the fusion stage: windows every fusion.hop_length of data, two people seen, the
     # talker's cluster carries the audio
     assert len(got["events"]) >= 8

@@ -313,6 +313,49 @@ def test_a_detector_that_cannot_load_falls_back_to_haar_and_says_so(harness, pai
         assert "no_such_face_detection_back.tflite" in values["detector_fallback"]
 
 
+def test_the_trackers_speakers_become_the_detectors_regions(harness, pair):
+    """visual_features_node has no tracker: it takes the tracks from ``speakers``
+    (vision_input.tracks_topic), predicts them to each image and hands their heads to
+    BlazeFace; tracks in another frame than the observations are not used, and said."""
+    from sensor_msgs.msg import PointCloud2
+    from std_msgs.msg import Header
+
+    from av_perception.core.tracking import TrackerOutput
+    from av_perception.nodes.conversions import tracks_to_cloud
+
+    h = harness({"detection.detector": "blazeface"})
+    pub = h.publisher(PointCloud2, "speakers", 5)
+    h.wait_for_subscribers(pub)
+    left, right = pair
+    h.send_and_wait(1, left, right)  # no tracks yet: no regions
+    assert h.node.pipeline.last_regions == []
+
+    def speakers(stamp, frame_id):
+        out = TrackerOutput(stamp, ids=np.array([1, 2]), position=HEADS,
+                            covariance=np.tile(0.01 * np.eye(3), (2, 1, 1)),
+                            velocity=np.zeros((2, 3)), existence=np.array([0.9, 0.8]),
+                            speaking=np.zeros(2), audio_only=np.zeros(2, bool))
+        hdr = Header(frame_id=frame_id)
+        hdr.stamp.sec, hdr.stamp.nanosec = seconds_to_stamp(stamp)
+        return tracks_to_cloud(hdr, out)
+
+    pub.publish(speakers(T0, "cam_left"))
+    assert h.spin_until(lambda: h.node.tracks_received == 1, 10.0)
+    h.send_and_wait(1, left, right, t0=T0 + 1 / 15)
+    regions = np.array(h.node.pipeline.last_regions)
+    assert regions.shape == (2, 4)
+    u, v, _ = CAL.project(HEADS)
+    centre = regions[:, :2] + regions[:, 2:] / 2 - 0.5
+    assert np.abs(centre - np.column_stack([u, v])).max() < 0.01  # float32 positions
+    assert regions[:, 2] == pytest.approx(500 * 0.16 / HEADS[:, 2], rel=1e-4)
+    # tracks in another frame (tracking.frame_id set): not used, a lasting WARN
+    pub.publish(speakers(T0 + 0.1, "map"))
+    assert h.spin_until(lambda: h.node.tracks_received == 2, 10.0)
+    assert h.node.tracks_ignored == 1
+    assert h.spin_until(lambda: any("frame_id" in s.message and "map" not in s.message
+                                    and "speakers" in s.message for s in h.statuses(1)), 10.0)
+
+
 def test_parameters_are_declared_with_ranges_and_validated(harness):
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import CompressedImage
@@ -333,7 +376,7 @@ def test_parameters_are_declared_with_ranges_and_validated(harness):
     assert not res[0].successful and "detection.yunet_model" in res[0].reason
     res = node.set_parameters([Parameter("vision_input.images_rectified", value="maybe")])
     assert not res[0].successful and "'rectified'" in res[0].reason
-    assert node.detection.detector == "haar_frontal"
+    assert node.detection.detector == "blazeface"
     res = node.set_parameters([Parameter("vision_input.slop", value=0.005),
                                Parameter("detection.every_k", value=1)])
     assert all(r.successful for r in res)

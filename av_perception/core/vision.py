@@ -43,6 +43,7 @@ __all__ = [
     "VisualObservations",
     "RejectedObservation",
     "VisualFrontEnd",
+    "head_regions",
 ]
 
 
@@ -216,6 +217,56 @@ class VisualObservations:
         return cls(float(stamp), **kw, rejected=[r for p in parts for r in p.rejected])
 
 
+def head_regions(position, calibration: StereoCalibration, face_width: float = 0.16,
+                 frame: str = "camera", depth_offset: float = 0.0,
+                 min_depth: float = 0.05) -> np.ndarray:
+    """The face boxes expected in the rectified left image for head positions.
+
+    The inverse of :meth:`VisualFrontEnd.process` for a face: a head at depth z has a box
+    ``fx * face_width / z`` pixels wide and high, centred on the head's projection (pixel
+    centres at integers, as the front-end's triangulation); ``depth_offset`` (the
+    front-end's face surface -> head centre offset) is taken off along the ray first.
+    These are the regions the detector looks around (``detection.region_scale`` x the
+    box side: a margin proportional to the face size expected at that depth).
+
+    Parameters
+    ----------
+    position : array (N, 3)
+        Metres, in ``frame`` ('camera': left camera optical frame; 'rectified': the
+        rectified left frame) -- the frame of the front-end's outputs
+        (``vision.output_frame``).
+    calibration : StereoCalibration
+    face_width : float
+        m (``vision.face_width``).
+    min_depth : float
+        Heads nearer than this (or behind the camera) give no box.
+
+    Returns
+    -------
+    array (K, 4)
+        x, y, w, h (top-left corner, pixels) of the heads in front of the camera whose
+        box overlaps the image, in the order given.
+    """
+    p = np.asarray(position, dtype=np.float64).reshape(-1, 3)
+    if depth_offset and len(p):
+        norm = np.linalg.norm(p, axis=1, keepdims=True)
+        p = p - depth_offset * p / np.where(norm > 0, norm, 1.0)
+    finite = np.isfinite(p).all(axis=1)
+    p = p[finite]
+    if not len(p):
+        return np.zeros((0, 4))
+    rect = p if frame == "rectified" else p @ calibration.rotation.T
+    ok = rect[:, 2] >= max(float(min_depth), 1e-6)
+    if not ok.any():
+        return np.zeros((0, 4))
+    u, v, _ = calibration.project(p[ok], frame=frame)
+    side = calibration.fx * float(face_width) / rect[ok, 2]
+    boxes = np.column_stack([u + 0.5 - 0.5 * side, v + 0.5 - 0.5 * side, side, side])
+    inside = ((boxes[:, 0] + boxes[:, 2] > 0) & (boxes[:, 1] + boxes[:, 3] > 0)
+              & (boxes[:, 0] < calibration.width) & (boxes[:, 1] < calibration.height))
+    return boxes[inside]
+
+
 def _as_image(img, name) -> np.ndarray:
     a = img if isinstance(img, np.ndarray) else np.asarray(img)
     if a.ndim == 3 and a.shape[2] == 1:
@@ -287,7 +338,7 @@ class VisualFrontEnd:
         self.matcher.warm_up()
 
     # ------------------------------------------------------------- process
-    def process(self, left, right, stamp: float) -> VisualObservations:
+    def process(self, left, right, stamp: float, regions=None) -> VisualObservations:
         """3D head observations of one stereo pair.
 
         Parameters
@@ -297,6 +348,11 @@ class VisualFrontEnd:
             calibration carries rectification maps).
         stamp : float
             Seconds (left image header stamp).
+        regions : sequence of (x, y, w, h), optional
+            Boxes of the rectified left image where faces are expected (the tracks'
+            predicted heads, :func:`head_regions`): BlazeFace also looks around them
+            on keyframes (``detection.max_regions``); the Haar and YuNet detectors
+            ignore them.
 
         Returns
         -------
@@ -322,7 +378,9 @@ class VisualFrontEnd:
         gl = left if left.ndim == 2 else cv2.cvtColor(left, cv2.COLOR_BGR2GRAY)
         gr = right if right.ndim == 2 else cv2.cvtColor(right, cv2.COLOR_BGR2GRAY)
         t1 = time.perf_counter()
-        dets = self.detector.detect(left if left.ndim == 3 else gl)
+        image = left if left.ndim == 3 else gl
+        dets = (self.detector.detect(image) if regions is None
+                else self.detector.detect(image, regions))
         t2 = time.perf_counter()
         heads = self._heads(gl, gr, dets, stamp)
         t3 = time.perf_counter()

@@ -166,6 +166,7 @@ class PerceptionNode(Node):
         out = stage.step(stamp, obs.xyz, obs.covariance, obs.weight, header)
         if out is None:
             return None
+        self.vision_stage.update_tracks(out)  # the next pairs' detector looks around the heads
         if stage.publishing.publish_image:
             stage.outputs.publish_image(left_image, header, out, calibration)
         self._fuse(stamp, obs, header.frame_id)  # after publishing: no latency

@@ -1,6 +1,13 @@
 """The vision stage on a node (visual_features_node, perception_node): the stereo
 images and CameraInfo paired by stamp, the vision pipeline on a worker thread,
-``visual/observations`` and one diagnostics status."""
+``visual/observations`` and one diagnostics status.
+
+The detector also looks around the tracks' predicted heads
+(:meth:`~av_perception.pipeline.VisionPipeline.update_tracks`): perception_node hands
+each tracker output over in-process; visual_features_node, which has no tracker,
+subscribes to the tracker's ``speakers`` cloud (``vision_input.tracks_topic``; positions
+only, velocities from the track's two newest positions), so its regions lag by the
+tracker's latency."""
 from __future__ import annotations
 
 import threading
@@ -16,7 +23,7 @@ from ..io.image_msgs import ImageConversionError, stereo_pair_to_numpy
 from ..io.stereo_sources import ApproximateTimeSync, CalibrationCache, VisionInputConfig
 from ..pipeline import VisionPipeline
 from .common import Diagnostics, NewestPairsWorker, RateMeter, subscribe_stereo
-from .conversions import observations_to_cloud, time_to_sec
+from .conversions import cloud_to_tracks, observations_to_cloud, time_to_sec
 
 __all__ = ["SIDES", "STAGES", "VisionStage"]
 
@@ -34,15 +41,23 @@ class VisionStage:
 
     ``on_observations(obs, header, left_image, calibration)`` (optional) runs on the
     worker thread after each pair's observations are published (perception_node steps
-    its tracker there).
+    its tracker there, and hands its output back with :meth:`update_tracks`).
+
+    ``subscribe_tracks`` (visual_features_node): take the tracks from
+    ``vision_input.tracks_topic`` instead.
     """
 
     CONFIGS = STAGES
 
     def __init__(self, node, configs: dict, diag_name: str, on_observations=None,
-                 thread_name: str = "visual_features"):
+                 thread_name: str = "visual_features", subscribe_tracks: bool = False):
         self.node = node
         self.on_observations = on_observations
+        self.subscribe_tracks = subscribe_tracks
+        self.sub_tracks = None
+        self.tracks_received = 0
+        self.tracks_ignored = 0  # speakers clouds in another frame than the observations
+        self.output_frame_id = ""  # frame_id of the last observations published
         self._lock = threading.Lock()  # configs, pipeline swap, counters, diagnostics
         self._process_lock = threading.Lock()  # one pair at a time through the pipeline
         self._apply(configs, self.make_pipeline(configs))  # DetectorError stops the node too
@@ -56,9 +71,10 @@ class VisionStage:
         self.pairs_dropped_busy = 0
         self.last_error = ""
         self._period = {"observations": 0, "frames": 0, "processing": 0.0, "dropped": 0,
-                        "unpaired": (0, 0)}
+                        "unpaired": (0, 0), "regions": 0}
         self._input_subs = []
         self._subscribe()
+        self._subscribe_tracks()
         self.pipeline.warm_up()
         self._worker = NewestPairsWorker(
             lambda pair: self.process_pair(*pair), self._internal_error,
@@ -104,6 +120,8 @@ class VisionStage:
         new = self.input
         if any(getattr(old, f) != getattr(new, f) for f in _SUBSCRIPTION_FIELDS):
             self._subscribe()
+        if old.tracks_topic != new.tracks_topic:
+            self._subscribe_tracks()
         if old.diagnostics_period != new.diagnostics_period:
             self.node.destroy_timer(self.diag_timer)
             self.diag_timer = self.node.create_timer(new.diagnostics_period,
@@ -117,7 +135,38 @@ class VisionStage:
         self._input_subs = self.sub_image + self.sub_info
         self.infos = [None, None]
 
+    def _subscribe_tracks(self):
+        if self.sub_tracks is not None:
+            self.node.destroy_subscription(self.sub_tracks)
+            self.sub_tracks = None
+        if self.subscribe_tracks and self.input.tracks_topic:
+            self.sub_tracks = self.node.create_subscription(
+                PointCloud2, self.input.tracks_topic, self._on_tracks, 5)
+
+    def update_tracks(self, output) -> None:
+        """A TrackerOutput of the same process (perception_node): the next pairs' detector
+        looks around its tracks' predicted heads."""
+        self.pipeline.update_tracks(output)
+
     # ------------------------------------------------------------- callbacks
+    def _on_tracks(self, msg):
+        """The tracker's ``speakers`` cloud: its heads are the next pairs' regions."""
+        try:
+            tracks = cloud_to_tracks(msg)
+        except ValueError as exc:
+            self._problem(1, f"{self.input.tracks_topic} message not usable for the "
+                             f"detector's regions: {exc}")
+            return
+        with self._lock:
+            self.tracks_received += 1
+            frame = self.output_frame_id
+            if tracks["frame_id"] and frame and tracks["frame_id"] != frame:
+                self.tracks_ignored += 1
+                return
+            pipeline = self.pipeline
+        pipeline.heads.update(tracks["stamp"], tracks["position"], None, tracks["existence"],
+                              tracks["ids"])
+
     def _on_info(self, side: int, msg):
         self.infos[side] = msg
         self.infos_received[side] += 1
@@ -189,6 +238,8 @@ class VisionStage:
                         frame_id=left_msg.header.frame_id or self.camera.frame_id)
         self.pub.publish(observations_to_cloud(header, obs))
         with self._lock:
+            self.output_frame_id = header.frame_id
+            self._period["regions"] += len(pipeline.last_regions)
             self.frames_published += 1
             self.rates["frames"].add()
             p = self._period
@@ -262,6 +313,15 @@ class VisionStage:
                 self.diag.condition("detector", 1, fallback)
             else:
                 self.diag.resolve("detector")
+            if self.sub_tracks is not None and self.tracks_ignored:
+                self.diag.condition(
+                    "tracks_frame", 1,
+                    f"{self.tracks_ignored} {self.sub_tracks.topic_name} clouds ignored: their "
+                    f"frame_id is not the observations' ({self.output_frame_id!r}); the "
+                    "detector does not look around the tracks' heads (leave "
+                    "tracking.frame_id empty, or set vision_input.tracks_topic to '')")
+            else:
+                self.diag.resolve("tracks_frame")
             values = {
                 "input_rate_left_hz": rate_l,
                 "input_rate_right_hz": rate_r,
@@ -276,13 +336,15 @@ class VisionStage:
                 "frames_rejected": self.frames_rejected,
                 "processing_ms_per_frame": 1000.0 * p["processing"] / frames if frames else 0.0,
                 "observations_per_frame": p["observations"] / frames if frames else 0.0,
+                "head_regions_per_frame": p["regions"] / frames if frames else 0.0,
+                "tracks_received": self.tracks_received,
                 "camera_info_received": f"{self.infos_received[0]}/{self.infos_received[1]}",
                 "calibration": self._calibration_text(),
                 "last_error": self.last_error or "none",
                 "detector_fallback": fallback or "none",
             }
             self._period = {"observations": 0, "frames": 0, "processing": 0.0, "dropped": 0,
-                            "unpaired": tuple(self.sync.unpaired)}
+                            "unpaired": tuple(self.sync.unpaired), "regions": 0}
             self.diag.hardware_id = self.sub_image[0].topic_name
             self.diag.publish(values)
 

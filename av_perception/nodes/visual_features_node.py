@@ -3,8 +3,9 @@
 Pairs the left and right images (raw or compressed) by stamp within
 ``vision_input.slop`` and runs the visual stage of the shared pipeline
 (:class:`~.vision_stage.VisionStage`) on a worker thread that keeps only the newest
-pairs when processing is slower than the cameras.  Topics, message layouts, bad input
-and diagnostics: docs/architecture.md.
+pairs when processing is slower than the cameras.  The tracker's ``speakers``
+(``vision_input.tracks_topic``) tell the detector where heads are expected.  Topics,
+message layouts, bad input and diagnostics: docs/architecture.md.
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ class VisualFeaturesNode(Node):
         declare_stage_parameters(self, STAGES)
         configs = configs_from_node(self, STAGES)  # ConfigError stops the node at start
         # DetectorError stops the node too
-        self.stage = VisionStage(self, configs, "av_perception: visual_features_node")
+        self.stage = VisionStage(self, configs, "av_perception: visual_features_node",
+                                 subscribe_tracks=True)
         self.add_on_set_parameters_callback(self._on_parameters)
 
     def _on_parameters(self, params):

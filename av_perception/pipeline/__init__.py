@@ -17,11 +17,18 @@ from .fusion import (
     FusionWindow,
 )
 from .tracking import TrackingConfig, TrackingPipeline, calibrate_step
-from .vision import DETECTION_NICENESS, AsyncDetection, VisionPipeline, VisionRunResult
+from .vision import (
+    DETECTION_NICENESS,
+    AsyncDetection,
+    PredictedHeads,
+    VisionPipeline,
+    VisionRunResult,
+)
 
 __all__ = ["AsyncDetection", "AudioPipeline", "AudioRunResult", "DETECTION_NICENESS",
            "FusionInputConfig", "FusionInputError", "FusionPipeline", "FusionRunResult",
-           "FusionWindow", "InputError", "TimeOrderedBuffer", "TrackerInputConfig",
+           "FusionWindow", "InputError", "PredictedHeads", "TimeOrderedBuffer",
+           "TrackerInputConfig",
            "TrackingConfig", "TrackingPipeline", "VisionPipeline", "VisionRunResult",
            "audio_frames_of", "calibrate_step", "warm_up_kernels"]
 

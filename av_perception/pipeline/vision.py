@@ -11,9 +11,10 @@ import numpy as np
 from ..compile_lock import serialized_compilation
 from ..core.config import StereoCameraConfig
 from ..core.detection import DetectionConfig, gray_image
-from ..core.vision import VisionConfig, VisionInputError, VisualFrontEnd
+from ..core.vision import VisionConfig, VisionInputError, VisualFrontEnd, head_regions
 
-__all__ = ["AsyncDetection", "DETECTION_NICENESS", "VisionPipeline", "VisionRunResult"]
+__all__ = ["AsyncDetection", "DETECTION_NICENESS", "PredictedHeads", "TRACK_MAX_AGE",
+           "VisionPipeline", "VisionRunResult"]
 
 
 @dataclass
@@ -39,6 +40,110 @@ class VisionRunResult:
         return (self.last_stamp - self.first_stamp) if self.frames > 1 else 0.0
 
 
+#: tracks older than this (s, image stamp - tracks stamp) give no regions: the tracker
+#: stopped publishing, or the input jumped
+TRACK_MAX_AGE = 1.0
+#: speeds above this (m/s) are not extrapolated (finite differences over a merged or
+#: swapped identity)
+_MAX_SPEED = 3.0
+
+
+class PredictedHeads:
+    """The tracker's newest tracks, predicted to an image's stamp and projected into its
+    left image: the regions the detector looks around (:func:`head_regions`).
+
+    Fed with each tracker output (:meth:`update`: in-process, the TrackerOutput with
+    its velocities; from the ``speakers`` topic, positions only -- the velocity is then
+    the finite difference of a track's two newest positions).  A track at stamp ``t``
+    with velocity ``v`` is predicted to ``p + v (stamp - t)``; tracks older than
+    :data:`TRACK_MAX_AGE` s, or newer than the image by more than 0.1 s (the input
+    jumped back), give no region.  Most probable tracks first (``existence``).  Thread
+    safe: one thread may update while another asks for regions.
+    """
+
+    def __init__(self):
+        import threading
+
+        self._lock = threading.Lock()
+        self._stamp: float | None = None
+        self._position = np.zeros((0, 3))
+        self._velocity = np.zeros((0, 3))
+        self._previous: dict = {}  # id -> (stamp, position) for finite differences
+        self.updates = 0
+
+    def clear(self) -> None:
+        with self._lock:
+            self._stamp = None
+            self._position = np.zeros((0, 3))
+            self._velocity = np.zeros((0, 3))
+            self._previous = {}
+
+    def __len__(self) -> int:
+        return len(self._position)
+
+    @property
+    def stamp(self) -> float | None:
+        """Stamp (s) of the newest tracks (None before the first)."""
+        return self._stamp
+
+    def update(self, stamp: float, position, velocity=None, existence=None, ids=None) -> None:
+        """The tracks at ``stamp`` (s): positions (K, 3) m in the frame of the visual
+        observations, velocities (K, 3) m/s (None: from the previous update of the same
+        ``ids``, else 0), existence (K,) (order of the regions)."""
+        stamp = float(stamp)
+        pos = np.asarray(position, dtype=np.float64).reshape(-1, 3)
+        k = len(pos)
+        ids = None if ids is None else [int(i) for i in np.ravel(ids)]
+        with self._lock:
+            if velocity is not None:
+                vel = np.asarray(velocity, dtype=np.float64).reshape(-1, 3)
+            else:
+                vel = np.zeros((k, 3))
+                for j, tid in enumerate(ids or []):
+                    prev = self._previous.get(tid)
+                    if prev is not None and 0.0 < stamp - prev[0] <= TRACK_MAX_AGE:
+                        v = (pos[j] - prev[1]) / (stamp - prev[0])
+                        if np.all(np.isfinite(v)) and np.linalg.norm(v) <= _MAX_SPEED:
+                            vel[j] = v
+            if ids is not None:
+                self._previous = {tid: (stamp, pos[j].copy()) for j, tid in enumerate(ids)}
+            if existence is not None and k:
+                order = np.argsort(-np.asarray(existence, dtype=np.float64).ravel(),
+                                   kind="stable")
+                pos, vel = pos[order], vel[order]
+            self._stamp = stamp
+            self._position = pos.copy()
+            self._velocity = vel.copy()
+            self.updates += 1
+
+    def update_output(self, output) -> None:
+        """A :class:`~av_perception.core.tracking.TrackerOutput` (positions, velocities,
+        existence)."""
+        self.update(output.stamp, output.position, output.velocity, output.existence,
+                    output.ids)
+
+    def predict(self, stamp: float) -> np.ndarray:
+        """Positions (K, 3) predicted to ``stamp``; empty when the tracks are too old or
+        newer than ``stamp`` by more than 0.1 s."""
+        with self._lock:
+            if self._stamp is None or not len(self._position):
+                return np.zeros((0, 3))
+            dt = float(stamp) - self._stamp
+            if not (-0.1 <= dt <= TRACK_MAX_AGE):
+                return np.zeros((0, 3))
+            return self._position + max(dt, 0.0) * self._velocity
+
+    def regions(self, stamp: float, calibration, vision: VisionConfig) -> list:
+        """Boxes (x, y, w, h) of the predicted heads in the rectified left image at
+        ``stamp`` (most probable track first; heads out of the image dropped)."""
+        p = self.predict(stamp)
+        if not len(p):
+            return []
+        boxes = head_regions(p, calibration, vision.face_width, vision.output_frame,
+                             vision.depth_offset, vision.min_depth)
+        return [tuple(float(v) for v in b) for b in boxes]
+
+
 #: nice value of the detection worker thread (Linux: per thread), above the frame thread's
 DETECTION_NICENESS = 10
 
@@ -62,7 +167,7 @@ class AsyncDetection:
 
         self.pipeline = pipeline
         self._cv = threading.Condition()
-        self._job = None  # (generation, image, grey) waiting for the worker
+        self._job = None  # (generation, image, grey, regions) waiting for the worker
         self._done = None  # (generation, grey, detections, error) not yet applied
         self._busy = False
         self._stop = False
@@ -91,11 +196,12 @@ class AsyncDetection:
                     self._cv.wait()
                 if self._stop:
                     return
-                (gen, image, grey), self._job = self._job, None
+                (gen, image, grey, regions), self._job = self._job, None
             t0 = time.perf_counter()
             error = None
-            try:
-                dets = self.pipeline.detect_keyframe(image, grey)
+            try:  # the regions belong to this frame: they were queued with it
+                dets = (self.pipeline.detect_keyframe(image, grey) if regions is None
+                        else self.pipeline.detect_keyframe(image, grey, regions))
             except Exception as exc:  # handed to the frame thread, which reports it
                 dets, error = [], exc
             with self._cv:
@@ -106,8 +212,10 @@ class AsyncDetection:
                     self._done = (gen, grey, dets, error)
                 self._cv.notify_all()
 
-    def detect(self, image: np.ndarray) -> list:
-        """Boxes of this frame (see the class docstring)."""
+    def detect(self, image: np.ndarray, regions=None) -> list:
+        """Boxes of this frame (see the class docstring); ``regions`` (boxes where faces
+        are expected in this frame) go to the worker with this frame when it starts a
+        detection on it."""
         grey = gray_image(image)
         with self._cv:
             done, self._done = self._done, None
@@ -123,7 +231,8 @@ class AsyncDetection:
             idle = not self._busy and self._job is None
             if idle and (self._since >= self.pipeline.config.every_k
                          or len(self.pipeline.tracker) == 0):
-                self._job = (self._generation, image, grey)
+                self._job = (self._generation, image, grey,
+                             None if regions is None else list(regions))
                 self._busy = True
                 self._since = 0
                 self._cv.notify_all()
@@ -172,6 +281,12 @@ class VisionPipeline:
     ``live=True`` (the nodes) runs the detectors on a worker thread when
     ``detection.asynchronous`` (:class:`AsyncDetection`); offline runs detect in the
     frame and are reproducible.
+
+    Regions around predicted heads: the caller hands each tracker output to
+    :meth:`update_tracks` (``process`` and perception_node after each tracker step,
+    visual_features_node from the ``speakers`` topic); every later pair's detector then
+    also looks around those tracks' heads predicted to its stamp (BlazeFace only,
+    ``detection.max_regions``; ``regions_used`` counts them).
     """
 
     def __init__(self, vision: VisionConfig | None = None,
@@ -191,6 +306,9 @@ class VisionPipeline:
         self.last_processing_time = 0.0
         self.last_error = ""
         self.calibration_changes = 0
+        self.heads = PredictedHeads()
+        self.regions_used = 0  # regions handed to the detector, total
+        self.last_regions: list = []
 
     def _build(self, calibration) -> VisualFrontEnd:
         front_end = VisualFrontEnd(self.vision_config, calibration, self.detection_config)
@@ -227,6 +345,28 @@ class VisionPipeline:
         self.calibration_changes += 1
         return True
 
+    def update_tracks(self, output) -> None:
+        """The tracker's output (TrackerOutput, or None: ignored): the next pairs' detector
+        also looks around its tracks' predicted heads."""
+        if output is not None:
+            self.heads.update_output(output)
+
+    def regions(self, stamp: float) -> list:
+        """Boxes (x, y, w, h, rectified left image) of the tracks' heads predicted to
+        ``stamp`` (empty without tracks or when the detector ignores regions)."""
+        if not self._uses_regions:
+            return []
+        return self.heads.regions(stamp, self.front_end.calibration, self.vision_config)
+
+    @property
+    def _uses_regions(self) -> bool:
+        from ..core.detection import BlazeFacePass
+
+        det = self.front_end.detector
+        det = getattr(det, "pipeline", det)  # AsyncDetection
+        return (self.detection_config.max_regions > 0
+                and any(isinstance(d, BlazeFacePass) for d in getattr(det, "detectors", ())))
+
     @property
     def mean_processing_time(self) -> float:
         """Seconds per processed pair."""
@@ -253,7 +393,14 @@ class VisionPipeline:
             self.set_calibration(calibration)
         t0 = time.perf_counter()
         try:
-            obs = self.front_end.process(left, right, stamp)
+            try:
+                regions = self.regions(float(stamp)) if len(self.heads) else []
+            except (TypeError, ValueError):  # the front-end reports the stamp
+                regions = []
+            self.last_regions = regions
+            self.regions_used += len(regions)
+            obs = (self.front_end.process(left, right, stamp, regions) if regions
+                   else self.front_end.process(left, right, stamp))
         except VisionInputError as exc:
             self.rejected_pairs += 1
             self.last_error = str(exc)

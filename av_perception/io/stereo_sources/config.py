@@ -45,6 +45,12 @@ class VisionInputConfig(StageConfig):
         "best_effort", "QoS reliability of the image and camera_info subscriptions "
         "('best_effort' also receives from reliable publishers).",
         choices=("best_effort", "reliable"))
+    tracks_topic: str = param(
+        "speakers", "visual_features_node: the tracker's tracks (tracker_node's 'speakers' "
+        "cloud); the detector also looks around their heads predicted to each image "
+        "(BlazeFace, detection.max_regions).  Tracks in another frame than the "
+        "observations, or older than 1 s, are not used.  '' = do not subscribe.  "
+        "perception_node and 'process' take the tracks in-process and ignore this.")
     diagnostics_period: float = param(
         1.0, "Seconds between /diagnostics messages.", low=0.1, high=60.0)
 

@@ -1,0 +1,230 @@
+"""Face detectors over the full pipeline on simulated scenes with people 1-4.5 m away:
+Haar vs BlazeFace without regions vs BlazeFace looking around the tracks' predicted heads.
+
+Scenes (``far_scene``): the simulator's 6 x 5 x 3 m room (RT60 0.3 s, SNR 15 dB, video
+noise sigma 2), 12 s at 15 fps, four people with faces drawn from the simulator's photos
+(astronaut, Grace Hopper, the lfw crops): one standing still at z in [1.2, 2], one at
+[2, 3], one at [3.2, 4.5], and one walking from ~4.4 m to ~1.5 m (or back) at 0.35 m/s;
+x spread over the view so that they do not hide each other; turn-taking speech.
+Seeds 101-105: no detector or tracker default was tuned on them.
+
+Each setting runs ``offline.process_bag`` (what ``av-perception process`` runs: audio
+features, vision, tracker, with the tracks fed back to the vision stage) with the default
+configuration except ``detection.detector`` / ``detection.max_regions``:
+
+* ``haar``: ``detector: haar_frontal``;
+* ``blazeface``: ``detector: blazeface``, ``max_regions: 0`` (whole frame only);
+* ``blazeface+regions``: ``detector: blazeface`` (the default ``max_regions: 4``).
+
+Metrics per seed:
+
+* recall by distance band: a visible person (ground truth ``visible``) is found in a frame
+  when an accepted observation's box centre lies within 0.4 expected face widths
+  (fx 0.16 m / z) of the person's true image position (u, v) -- detector keyframes and
+  frames of template tracking alike, after the stereo checks;
+* false observations per frame: accepted observations matched to nobody;
+* 3D median error (m) of the matched observations;
+* MOTA, IDF1 of the track file (``eval.metrics.evaluate_tracks``: 0.5 m gate, visible
+  people);
+* real-time factor: scene seconds / CPU seconds of ``process_bag`` (reading the bag,
+  audio features, vision, tracker; one thread: ``cv2.setNumThreads(1)``, BLAS/numba one
+  thread); the machine is shared with other work, so CPU time is the measure (the wall
+  time ratio is in the JSON as ``rtf_wall``).
+
+Run: ``OPENBLAS_NUM_THREADS=1 PYTHONPATH=. nice .venv/bin/python
+bench/bench_detection_scenes.py [--seeds 101 102 ...] [--workdir DIR] [--duration S]``.
+Scenes are rendered once into ``--workdir`` (default /tmp/av_bench_detection_scenes).
+"""
+from __future__ import annotations
+
+import os
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+SEEDS = (101, 102, 103, 104, 105)
+BANDS = ((1.0, 2.0), (2.0, 3.0), (3.0, 4.5))
+FACE_W = 0.16
+SETTINGS = {
+    "haar": dict(detector="haar_frontal"),
+    "blazeface": dict(detector="blazeface", max_regions=0),
+    "blazeface+regions": dict(detector="blazeface"),
+}
+
+
+def far_scene(seed: int, duration: float = 12.0):
+    """The benchmark scene of ``seed`` (see the module docstring)."""
+    from av_perception.sim.faces import face_names
+    from av_perception.sim.presets import MAN_A, MAN_B, WOMAN_A, WOMAN_B
+    from av_perception.sim.scene import NoiseSpec, PersonSpec, RoomSpec, Scene, VideoSpec
+    from av_perception.sim.schedule import turn_taking
+    from av_perception.sim.trajectory import still, walk
+
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 17]))
+    names = face_names()
+    faces = [names[i] for i in rng.permutation(len(names))[:4]]
+    # four lateral slots across the view (fractions of the half-width at that depth)
+    slots = rng.permutation([-0.75, -0.25, 0.25, 0.75])
+    zs = [rng.uniform(1.2, 2.0), rng.uniform(2.0, 3.0), rng.uniform(3.2, 4.5)]
+    people = []
+    voices = (WOMAN_A, MAN_A, WOMAN_B, MAN_B)
+    shirts = ((150, 90, 40), (40, 120, 60), (90, 50, 120), (30, 30, 160))
+    for k, z in enumerate(zs):
+        x = slots[k] * 0.5 * z  # half-width of the view is 0.64 z at fx 500
+        y = -0.4 if rng.random() < 0.7 else 0.0
+        people.append(PersonSpec(k + 1, still((x, y, z)), faces[k], voices[k], shirts[k],
+                                 sway=0.01))
+    z0, z1 = (4.4, 1.5) if rng.random() < 0.5 else (1.5, 4.4)
+    x = slots[3] * 0.5 * 2.5
+    people.append(PersonSpec(4, walk([(x, -0.42, z0), (x + 0.2, -0.42, z1)], speed=0.35,
+                                     start=1.0), faces[3], voices[3], shirts[3], sway=0.01))
+    utt = turn_taking({1: 1.0, 2: 1.0, 3: 1.0, 4: 0.5}, duration,
+                      np.random.default_rng(seed + 1000), overlap_prob=0.1)
+    return Scene(name=f"far_{seed}", duration=duration, seed=seed,
+                 room=RoomSpec(rt60=0.3), people=people, utterances=utt,
+                 noise=NoiseSpec(snr_db=15.0), video=VideoSpec(noise_std=2.0),
+                 description="four people 1-4.5 m away, one walking")
+
+
+def render(seed: int, workdir: Path, duration: float) -> Path:
+    """Simulate the scene of ``seed`` once (kept in workdir)."""
+    from av_perception.sim.simulator import simulate
+
+    out = workdir / f"far_{seed}_{duration:g}s"
+    if not (out / "bag" / "metadata.yaml").exists():
+        simulate(far_scene(seed, duration), out, overwrite=True)
+    return out
+
+
+def run_setting(scene_dir: Path, setting: dict, workdir: Path, name: str) -> dict:
+    """process_bag over the scene with one detection setting -> metrics."""
+    import cv2
+
+    from av_perception.core.config import StereoCameraConfig
+    from av_perception.core.detection import DetectionConfig
+    from av_perception.eval.metrics import evaluate_tracks
+    from av_perception.eval.readers import read_ground_truth, read_tracks
+    from av_perception.offline import process_bag
+
+    cv2.setNumThreads(1)
+    gt = read_ground_truth(scene_dir)
+    frames_gt = {}
+    with open(scene_dir / "ground_truth.jsonl") as fh:
+        for line in fh:
+            if line.strip():
+                rec = json.loads(line)
+                frames_gt[round(float(rec["stamp"]), 6)] = rec["people"]
+    obs_list = []
+    tracks = workdir / f"tracks_{scene_dir.name}_{name}.csv"
+    configs = {DetectionConfig: DetectionConfig(**setting)}
+    cpu0 = time.process_time()
+    res = process_bag(scene_dir / "bag", tracks, configs, on_observations=obs_list.append)
+    cpu = time.process_time() - cpu0
+    fx = StereoCameraConfig().fx
+    found = {b: [0, 0] for b in BANDS}
+    false_obs = 0
+    errors = []
+    for obs in obs_list:
+        g = frames_gt.get(round(float(obs.stamp), 6))
+        if g is None:
+            continue
+        g = [p for p in g if p["visible"] and p["u"] is not None]
+        if len(obs):
+            cu = obs.box[:, 0] + 0.5 * obs.box[:, 2] - 0.5
+            cv_ = obs.box[:, 1] + 0.5 * obs.box[:, 3] - 0.5
+        used = np.zeros(len(obs), dtype=bool)
+        for p in g:
+            band = next((b for b in BANDS if b[0] <= p["z"] < b[1]
+                         or (b == BANDS[-1] and p["z"] == b[1])), None)
+            if band is None:
+                continue
+            found[band][1] += 1
+            if not len(obs):
+                continue
+            w = fx * FACE_W / p["z"]
+            d = np.hypot(cu - p["u"], cv_ - p["v"])
+            d[used] = np.inf
+            j = int(np.argmin(d))
+            if d[j] <= 0.4 * w:
+                used[j] = True
+                found[band][0] += 1
+                errors.append(float(np.linalg.norm(obs.xyz[j] - [p["x"], p["y"], p["z"]])))
+        false_obs += int((~used).sum())
+    ev = evaluate_tracks(gt, read_tracks(tracks))
+    tr = ev["tracking"]
+    return {
+        "recall": {f"{a:g}-{b:g}": (f / n if n else float("nan")) for (a, b), (f, n)
+                   in found.items()},
+        "recall_all": sum(f for f, _ in found.values()) / max(1, sum(n for _, n in
+                                                                     found.values())),
+        "false_per_frame": false_obs / max(1, len(obs_list)),
+        "median_error_m": float(np.median(errors)) if errors else float("nan"),
+        "mota": float(tr["mota"]),
+        "idf1": float(tr["idf1"]),
+        "rtf": float(res.bag_seconds / cpu),
+        "rtf_wall": float(res.bag_seconds / res.wall_seconds),
+        "frames": len(obs_list),
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    ap.add_argument("--duration", type=float, default=12.0)
+    ap.add_argument("--workdir", default="/tmp/av_bench_detection_scenes")
+    ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    ap.add_argument("--json", help="write every seed's metrics there")
+    args = ap.parse_args(argv)
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    results: dict = {s: {} for s in args.settings}
+    from av_perception.pipeline import warm_up_kernels
+
+    warm_up_kernels()
+    for seed in args.seeds:
+        t0 = time.perf_counter()
+        scene_dir = render(seed, workdir, args.duration)
+        print(f"seed {seed}: scene in {time.perf_counter() - t0:.0f} s", flush=True)
+        for name in args.settings:
+            m = run_setting(scene_dir, SETTINGS[name], workdir, name)
+            results[name][seed] = m
+            print(f"  {name:18s} {json.dumps(m)}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    print()
+    print(table(results))
+
+
+def table(results: dict) -> str:
+    """Markdown table: mean (worst) over the seeds per setting."""
+    cols = [("recall 1-2 m", lambda m: m["recall"]["1-2"], min),
+            ("2-3 m", lambda m: m["recall"]["2-3"], min),
+            ("3-4.5 m", lambda m: m["recall"]["3-4.5"], min),
+            ("all", lambda m: m["recall_all"], min),
+            ("false obs / frame", lambda m: m["false_per_frame"], max),
+            ("3D median error (m)", lambda m: m["median_error_m"], max),
+            ("MOTA", lambda m: m["mota"], min),
+            ("IDF1", lambda m: m["idf1"], min),
+            ("x real time (CPU)", lambda m: m["rtf"], min)]
+    lines = ["| setting | " + " | ".join(c for c, _, _ in cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    for name, per_seed in results.items():
+        ms = list(per_seed.values())
+        cells = []
+        for _, get, worst in cols:
+            v = np.array([get(m) for m in ms], dtype=float)
+            fmt = "{:.2f}" if np.nanmax(np.abs(v)) >= 0.095 or not len(v) else "{:.3f}"
+            cells.append(f"{fmt.format(np.nanmean(v))} ({fmt.format(worst(v))})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
