@@ -176,7 +176,8 @@ def test_node_publishes_observations_of_rendered_heads(harness, pair):
                 "processing_ms_per_frame", "observations_per_frame", "last_error"):
         assert key in values
     assert float(values["input_rate_left_hz"]) > 0 and float(values["processing_ms_per_frame"]) > 0
-    assert 1.0 <= float(values["observations_per_frame"]) <= 2.0
+    # a mean over the period: frames before the first detection have none
+    assert 0.0 < float(values["observations_per_frame"]) <= 2.0
     assert values["sync_failures"] == "0" and values["last_error"] == "none"
     assert "640x480, fx 500.0 px, baseline 0.1200 m, rectified (camera_info)" in \
         values["calibration"]
