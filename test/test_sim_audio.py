@@ -55,8 +55,13 @@ def test_direct_path_arrives_at_distance_over_c():
 
 def test_rt60_and_anechoic_parameters():
     assert room_parameters(RoomSpec(rt60=0.0)) == (1.0, 0)
+    # Sabine by hand for the 6 x 5 x 3 m room: V = 90 m^3, S = 126 m^2,
+    # a = 24 ln(10) V / (c S RT60) = 0.2877; image order: reflections up to c RT60 =
+    # 137.2 m away, over the smallest face's inscribed radius 15 / sqrt(34) = 2.572 m:
+    # ceil(137.2 / 2.572 - 1) = 53
     a, order = room_parameters(RoomSpec(rt60=0.4))
-    assert 0 < a < 1 and order > 10
+    assert a == pytest.approx(24 * np.log(10) * 90 / (343.0 * 126 * 0.4), rel=1e-12)
+    assert a == pytest.approx(0.2877, abs=1e-4) and order == 53
     assert room_parameters(RoomSpec(rt60=0.4, max_order=5))[1] == 5
     with pytest.raises(ValueError, match="too short"):
         room_parameters(RoomSpec(size=(20.0, 20.0, 10.0), rt60=0.05))

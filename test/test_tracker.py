@@ -121,9 +121,11 @@ def test_config_defaults_registry_and_errors():
     with pytest.raises(ConfigError, match="process_noise_scale_range"):
         TrackerConfig(process_noise_scale_range=(2.0, 5.0))
     assert TrackerConfig.from_dict(cfg.to_dict()) == cfg
-    # the default clutter density is 1 / the default camera's view between 0.4 and 6 m
-    assert cfg.visual_clutter_density == pytest.approx(1.0 / frustum_volume(CAM, 0.4, 6.0),
-                                                       rel=0.01)
+    # the default clutter density is 1 / the default camera's view between 0.4 and 6 m: a
+    # pyramid frustum (640 / 500) x (480 / 500) x (6^3 - 0.4^3) / 3 = 88.45 m^3
+    view = (640 / 500) * (480 / 500) * (6.0 ** 3 - 0.4 ** 3) / 3
+    assert frustum_volume(CAM, 0.4, 6.0) == pytest.approx(view, rel=1e-12)
+    assert cfg.visual_clutter_density == pytest.approx(1.0 / view, rel=0.01)
 
 
 def test_constant_velocity_model():
