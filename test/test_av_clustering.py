@@ -105,23 +105,27 @@ def test_one_window_three_people(variant, with_covariances, birth_search):
         assert len(ev) == 3, [(e.position, e.visual_mass, e.audio_mass) for e in ev]
         matched, dist = _match(ev, PEOPLE)
         errors.append(dist)
-        # lateral error ~1 cm x z / sqrt(n); depth error grows with z^2
+        # lateral error ~1 cm x z / sqrt(n); depth error grows with z^2 (measured over
+        # every case: lateral <= 13 mm, depth <= 1.3 tol)
         for e, p, tol in zip(matched, PEOPLE, depth_tol):
-            assert np.all(np.abs(e.position[:2] - p[:2]) < 0.03)
-            assert abs(e.position[2] - p[2]) < max(3 * tol, 0.03)
+            assert np.all(np.abs(e.position[:2] - p[:2]) < 0.02)
+            assert abs(e.position[2] - p[2]) < max(2 * tol, 0.02)
             assert not e.out_of_view
             assert e.visual_mass > 7.0
         speech = wa[np.abs(itd - GEO.itd(PEOPLE[0])[0]) < 3 * ITD_NOISE].sum()
-        assert matched[0].audio_mass > 0.9 * speech
-        assert matched[0].audio_mass > 20 * max(matched[1].audio_mass, matched[2].audio_mass)
+        assert matched[0].audio_mass > 0.95 * speech  # measured >= 0.98
+        # measured: the speaker's audio mass >= 126x (WD) / 58x (FWD) any other's
+        ratio = 100 if variant == "wd" else 45
+        assert matched[0].audio_mass > ratio * max(matched[1].audio_mass,
+                                                   matched[2].audio_mass)
         # responsibilities: rows sum to one, silent frames (weight 0) go to clutter
         np.testing.assert_allclose(res.audio_responsibilities.sum(1), 1.0)
         assert np.all(res.audio_responsibilities[wa == 0, -1] == 1.0)
         assert res.visual_responsibilities.shape == (len(X), 4)
     errors = np.array(errors)
     # measured over 10 seeds (WD, covariances): mean 3D error 1.3 cm at 1.5 m, 3.3 cm at
-    # 2.5 m, 5.1 cm at 3 m (max 13 cm); speaker's audio mass >= 126x (FWD: 59x) any other's
-    assert errors.mean() < 0.08, errors
+    # 2.5 m, 5.1 cm at 3 m (max 13 cm); on these 3 seeds the mean is 3.6-4.5 cm
+    assert errors.mean() < 0.05, errors
 
 
 def test_numba_kernel_equals_numpy_reference():
@@ -186,8 +190,9 @@ def test_speaker_out_of_view_gives_out_of_view_event_at_right_azimuth():
         g = GEO.itd_jacobian(e.position)[0]
         g /= np.linalg.norm(g)
         assert g @ e.covariance @ g < 1e-3
-    # measured over 10 seeds: 0.1-1.0 deg (ITD noise 20 us per frame, ~70 speech frames)
-    assert max(errs) < 3.0, errs
+    # measured over 10 seeds: 0.1-1.0 deg (ITD noise 20 us per frame, ~70 speech frames);
+    # on these 3 seeds 0.28-0.39 deg
+    assert max(errs) < 0.6, errs
 
 
 def test_streaming_warm_start_labels_and_speaker_change():

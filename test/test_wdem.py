@@ -475,7 +475,8 @@ def test_wd_em_recovers_clusters_under_heavy_outliers_where_gmm_fails():
         X, w, start = _outlier_scene(seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            errs["gmm"].append(_worst_error(GaussianMixture(3, means_init=start).fit(X).means_))
+            gmm = GaussianMixture(3, means_init=start, random_state=0)  # reproducible
+            errs["gmm"].append(_worst_error(gmm.fit(X).means_))
         errs["fwd"].append(_worst_error(
             wdem.fit(X, w, 3, variant="fwd", init="means", means_init=start).means))
         errs["wd"].append(_worst_error(
@@ -485,9 +486,9 @@ def test_wd_em_recovers_clusters_under_heavy_outliers_where_gmm_fails():
                      outlier_volume="auto").means))
     worst = {k: max(v) for k, v in errs.items()}
     best_plain = {k: min(errs[k]) for k in ("gmm", "fwd")}
-    # measured (6 seeds): WD 0.10-0.24, WD + outlier class 0.12-0.21; GMM 2.2-8.4, FWD 1.5-2.7
-    assert worst["wd"] < 0.3 and worst["wd+outlier"] < 0.3, worst
-    assert best_plain["gmm"] > 1.0 and best_plain["fwd"] > 1.0, best_plain
+    # measured (6 seeds): WD 0.10-0.24, WD + outlier class 0.12-0.21; GMM 2.2-7.6, FWD 1.5-2.7
+    assert worst["wd"] < 0.27 and worst["wd+outlier"] < 0.25, worst
+    assert best_plain["gmm"] > 2.0 and best_plain["fwd"] > 1.3, best_plain
     assert best_plain["gmm"] > 5 * worst["wd"]
 
 
