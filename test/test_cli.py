@@ -81,7 +81,8 @@ def test_demo_runs_the_whole_pipeline_and_scores_it(tmp_path):
                  "scene/ground_truth.jsonl"):
         assert (tmp_path / name).exists(), name
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["tracking"]["mota"] > 0.8
-    assert metrics["tracking"]["idf1"] > 0.8
-    assert metrics["localisation"]["median"] < 0.1
+    # measured (seed 1, the default, 4 s): MOTA 0.967, IDF1 0.983, median error 6 mm
+    assert metrics["tracking"]["mota"] > 0.94
+    assert metrics["tracking"]["idf1"] > 0.96
+    assert metrics["localisation"]["median"] < 0.01
     assert (tmp_path / "contact_sheet.png").stat().st_size > 50_000
