@@ -17,7 +17,9 @@ def _random_problem(rng, n, d, K, outlier):
     means = rng.normal(size=(K, d)) * 3.0
     A = rng.normal(size=(K, d, d))
     covs = A @ np.swapaxes(A, 1, 2) + 0.5 * np.eye(d)
-    U, log_det = wdem._prec_chol(covs)
+    L = np.linalg.cholesky(covs)  # Sigma = L L^T: the kernels take L^-1 and log|Sigma|
+    U = np.tril(np.linalg.inv(L))
+    log_det = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
     # put garbage in the upper triangle: kernels must read only the lower one
     U = U + np.triu(rng.normal(size=(K, d, d)), 1)
     log_pi = np.log(rng.dirichlet(np.ones(K)) * (0.8 if outlier else 1.0))
