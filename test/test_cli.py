@@ -30,9 +30,10 @@ def test_audio_command_on_a_wav(tmp_path):
     f = read_features_csv(out)
     active = f["activity"] > 0.5
     assert active.sum() > 50
-    assert np.median(f["itd"][active]) == pytest.approx(ITD, abs=3e-6)
+    # measured: ITD 7 ns off, azimuth 1.6e-5 rad off
+    assert np.median(f["itd"][active]) == pytest.approx(ITD, abs=5e-7)
     assert np.median(f["azimuth"][active]) == pytest.approx(np.arcsin(ITD * 343 / 0.15),
-                                                            abs=0.01)
+                                                            abs=0.001)
     assert np.allclose(np.diff(f["t"]), 256 / FS, atol=2e-6)
     assert (tmp_path / "p.png").stat().st_size > 10_000
 
