@@ -311,7 +311,7 @@ def test_opencv_stereo_triangulates_in_the_camera_frame(raw_rig):
     rect_r = cv2.undistortPoints(raw_r, k2, d2, R=r2, P=p2).reshape(-1, 2)
     np.testing.assert_allclose(rect_l[:, 1], rect_r[:, 1], atol=1e-3)  # rows agree
     xyz, _ = cal.triangulate(rect_l[:, 0], rect_l[:, 1], rect_l[:, 0] - rect_r[:, 0])
-    assert np.all(np.abs(xyz - pts) <= 2e-4 * pts[:, 2:] ** 2 + 1e-6)
+    assert np.all(np.abs(xyz - pts) <= 1e-7 * pts[:, 2:] ** 2 + 1e-9)  # measured 1.2e-8 z^2
 
 
 def test_opencv_stereo_rectifies_raw_images(raw_rig):
@@ -336,11 +336,11 @@ def test_opencv_stereo_rectifies_raw_images(raw_rig):
                               where[..., 1].astype(np.float32), cv2.INTER_LINEAR))
     back_l, back_r = cal.rectify(*raws)
     inner = (slice(80, 400), slice(100, 540))
-    assert np.mean(np.abs(back_l[inner].astype(float) - rect_l[inner])) < 6.0
+    assert np.mean(np.abs(back_l[inner].astype(float) - rect_l[inner])) < 4.5  # measured 3.6
     res = RegionMatcher(cal, 0.5, 10.0).match(back_l, back_r, [[200, 150, 60, 60],
                                                                [400, 300, 60, 60]])
     assert np.all(res.valid)
-    np.testing.assert_allclose(res.depth, z, rtol=0.01)
+    np.testing.assert_allclose(res.depth, z, rtol=0.002)  # measured 0.05 %
 
 
 def test_opencv_stereo_errors(raw_rig):

@@ -114,7 +114,7 @@ def test_three_heads_in_one_frame(face, backgrounds):
     assert len(obs) == 3
     for h in heads:
         d = np.linalg.norm(obs.xyz - h, axis=1)
-        assert d.min() < 0.02 * h[2]
+        assert d.min() < 0.005 * h[2]  # measured: at most 0.33 % of the depth
     assert obs.covariance.shape == (3, 3, 3) and obs.box.shape == (3, 4)
     assert obs.variances.shape == (3, 3)
     near = obs.select(obs.xyz[:, 2] < 1.5)
@@ -149,7 +149,7 @@ def test_every_k_front_end(face, backgrounds):
         obs = fe.process(left, right, i / 15)
         assert len(obs) == 1
         assert obs.tracked[0] == (i % 3 != 0)
-        assert np.linalg.norm(obs.xyz[0] - truth) < 0.03
+        assert np.linalg.norm(obs.xyz[0] - truth) < 0.01  # measured: at most 5.7 mm
         assert set(fe.last_timing) >= {"detect", "stereo", "total"}
 
 
@@ -159,13 +159,14 @@ def test_grey_uint16_and_sgbm(face, backgrounds):
                                       rng=np.random.default_rng(8))
     grey = [np.ascontiguousarray(im.mean(axis=2).astype(np.uint8)) for im in (left, right)]
     obs = front_end().process(*grey, 0.0)
-    assert len(obs) == 1 and abs(obs.xyz[0, 2] - 1.5) < 0.015
+    # measured depth errors: 0.09 mm (grey), 0.31 mm (16 bit), 0.01 mm (SGBM)
+    assert len(obs) == 1 and abs(obs.xyz[0, 2] - 1.5) < 0.002
     wide = [im.astype(np.uint16) * 257 for im in (left, right)]
     obs = front_end().process(*wide, 0.0)
-    assert len(obs) == 1 and abs(obs.xyz[0, 2] - 1.5) < 0.015
+    assert len(obs) == 1 and abs(obs.xyz[0, 2] - 1.5) < 0.002
     fe = VisualFrontEnd(VisionConfig(disparity_method="sgbm"), CAL, DetectionConfig(every_k=1))
     obs = fe.process(left, right, 0.0)
-    assert len(obs) == 1 and abs(obs.xyz[0, 2] - 1.5) < 0.015
+    assert len(obs) == 1 and abs(obs.xyz[0, 2] - 1.5) < 0.002
 
 
 def test_interest_points_on_middlebury():
