@@ -84,7 +84,7 @@ def test_dense_cores():
     w = np.concatenate([np.full(15, 0.9), np.full(8, 0.9), np.full(20, 0.4)])
     cores = dense_cores(X, w, 0.3, 3.0, 6)
     assert cores.shape == (2, 3)
-    assert np.linalg.norm(cores - heads, axis=1).max() < 0.05
+    assert np.linalg.norm(cores - heads, axis=1).max() < 0.03  # measured 0.020
     assert len(dense_cores(X, w, 0.3, 8.0, 6)) == 1  # the second head has 7.2
     assert len(dense_cores(X, w, 0.3, 3.0, 1)) == 1
     assert dense_cores(X[:0], w[:0], 0.3, 3.0, 6).shape == (0, 3)
@@ -221,14 +221,15 @@ def test_streaming_warm_start_labels_and_speaker_change():
     for t, ev, _ in steady:
         assert len(ev) == 3
         matched, dist = _match(ev, PEOPLE)
-        assert dist.max() < 0.25
+        assert dist.max() < 0.15  # measured: at most 0.10 m
         lab = [e.label for e in matched]
         labels = labels or lab
         assert lab == labels  # identities persist across windows (warm start)
         talker = 0 if t < 1.5 else (1 if t >= 2.5 else None)
         if talker is not None:
             masses = np.array([e.audio_mass for e in matched])
-            assert np.argmax(masses) == talker and masses[talker] > 10 * np.sort(masses)[-2]
+            # measured: the talker's audio mass >= 900x the next one
+            assert np.argmax(masses) == talker and masses[talker] > 100 * np.sort(masses)[-2]
     # the warm start pays: the same last window clustered from scratch needs more iterations
     data = av.window_data()
     cold = cluster_window(data["visual_points"], data["visual_weights"], data["itds"],
@@ -246,7 +247,7 @@ def test_empty_and_audio_only_inputs():
     res = cluster_window(np.zeros((0, 3)), np.zeros(0), itd, wa, GEO)
     assert len(res.events) == 1 and res.events[0].out_of_view
     assert np.degrees(GEO.azimuth_of_points(res.events[0].position)[0]) == pytest.approx(
-        -30, abs=2.0)
+        -30, abs=0.6)  # measured: 0.31 deg off
     # clutter alone (uniform ITDs, scattered low-weight points) creates nothing
     itd = rng.uniform(-4.8e-4, 4.8e-4, 100)
     pts = rng.uniform([-2, -1, 0.5], [2, 1, 5], (6, 3))
