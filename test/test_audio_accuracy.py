@@ -62,8 +62,10 @@ def _srp_errors(conditions):
 def test_anechoic_rooms_read_the_true_direction():
     conditions = [(0.0, 20.0, 1.0, -60.0), (0.0, 10.0, 3.0, 14.0), (0.0, 0.0, 2.0, 70.0)]
     pooled, frames = _errors(AudioFrontEndConfig(), conditions)
-    assert pooled.max() < 0.5
-    assert frames.max() < 2.0  # 70 deg at SNR 0 dB: ITD noise is amplified near the axis
+    # measured: pooled at most 0.20 deg; frame medians at most 1.19 deg (70 deg at SNR 0 dB:
+    # ITD noise is amplified near the axis)
+    assert pooled.max() < 0.3
+    assert frames.max() < 1.5
 
 
 def test_reverberant_rooms_error_and_the_gain_of_direct_path_weighting():
@@ -75,13 +77,13 @@ def test_reverberant_rooms_error_and_the_gain_of_direct_path_weighting():
     # measured on this grid (16 rooms, half of them at SNR 0 dB): pooled MAE 11.7 deg
     # (1 m: 6.7, 3 m: 16.8); frame-level 12.4 deg, plain GCC-PHAT frames 16.5 deg;
     # pyroomacoustics SRP-PHAT 12.2 deg
-    assert pooled[near].mean() < 8.5
-    assert pooled[~near].mean() < 20.0
-    assert pooled.mean() < 14.0
-    # coherence weighting lowers the frame-level error against plain GCC-PHAT
-    assert frames.mean() < plain_frames.mean() - 0.5
+    assert pooled[near].mean() < 7.5
+    assert pooled[~near].mean() < 18.0
+    assert pooled.mean() < 12.8
+    # coherence weighting lowers the frame-level error against plain GCC-PHAT (by 4.1 deg)
+    assert frames.mean() < plain_frames.mean() - 3.0
     # pooling the frames' GCC-PHAT is better than the median of frame estimates
     assert pooled.mean() < frames.mean()
-    # at or below pyroomacoustics' SRP-PHAT on the same frames (small tolerance)
+    # at or below pyroomacoustics' SRP-PHAT on the same frames
     srp = _srp_errors(REVERB)
-    assert pooled.mean() <= srp.mean() + 0.5
+    assert pooled.mean() <= srp.mean()

@@ -84,7 +84,7 @@ def test_dense_cores():
     w = np.concatenate([np.full(15, 0.9), np.full(8, 0.9), np.full(20, 0.4)])
     cores = dense_cores(X, w, 0.3, 3.0, 6)
     assert cores.shape == (2, 3)
-    assert np.linalg.norm(cores - heads, axis=1).max() < 0.05
+    assert np.linalg.norm(cores - heads, axis=1).max() < 0.03  # measured 0.020
     assert len(dense_cores(X, w, 0.3, 8.0, 6)) == 1  # the second head has 7.2
     assert len(dense_cores(X, w, 0.3, 3.0, 1)) == 1
     assert dense_cores(X[:0], w[:0], 0.3, 3.0, 6).shape == (0, 3)
@@ -105,23 +105,27 @@ def test_one_window_three_people(variant, with_covariances, birth_search):
         assert len(ev) == 3, [(e.position, e.visual_mass, e.audio_mass) for e in ev]
         matched, dist = _match(ev, PEOPLE)
         errors.append(dist)
-        # lateral error ~1 cm x z / sqrt(n); depth error grows with z^2
+        # lateral error ~1 cm x z / sqrt(n); depth error grows with z^2 (measured over
+        # every case: lateral <= 13 mm, depth <= 1.3 tol)
         for e, p, tol in zip(matched, PEOPLE, depth_tol):
-            assert np.all(np.abs(e.position[:2] - p[:2]) < 0.03)
-            assert abs(e.position[2] - p[2]) < max(3 * tol, 0.03)
+            assert np.all(np.abs(e.position[:2] - p[:2]) < 0.02)
+            assert abs(e.position[2] - p[2]) < max(2 * tol, 0.02)
             assert not e.out_of_view
             assert e.visual_mass > 7.0
         speech = wa[np.abs(itd - GEO.itd(PEOPLE[0])[0]) < 3 * ITD_NOISE].sum()
-        assert matched[0].audio_mass > 0.9 * speech
-        assert matched[0].audio_mass > 20 * max(matched[1].audio_mass, matched[2].audio_mass)
+        assert matched[0].audio_mass > 0.95 * speech  # measured >= 0.98
+        # measured: the speaker's audio mass >= 126x (WD) / 58x (FWD) any other's
+        ratio = 100 if variant == "wd" else 45
+        assert matched[0].audio_mass > ratio * max(matched[1].audio_mass,
+                                                   matched[2].audio_mass)
         # responsibilities: rows sum to one, silent frames (weight 0) go to clutter
         np.testing.assert_allclose(res.audio_responsibilities.sum(1), 1.0)
         assert np.all(res.audio_responsibilities[wa == 0, -1] == 1.0)
         assert res.visual_responsibilities.shape == (len(X), 4)
     errors = np.array(errors)
     # measured over 10 seeds (WD, covariances): mean 3D error 1.3 cm at 1.5 m, 3.3 cm at
-    # 2.5 m, 5.1 cm at 3 m (max 13 cm); speaker's audio mass >= 126x (FWD: 59x) any other's
-    assert errors.mean() < 0.08, errors
+    # 2.5 m, 5.1 cm at 3 m (max 13 cm); on these 3 seeds the mean is 3.6-4.5 cm
+    assert errors.mean() < 0.05, errors
 
 
 def test_numba_kernel_equals_numpy_reference():
@@ -186,8 +190,9 @@ def test_speaker_out_of_view_gives_out_of_view_event_at_right_azimuth():
         g = GEO.itd_jacobian(e.position)[0]
         g /= np.linalg.norm(g)
         assert g @ e.covariance @ g < 1e-3
-    # measured over 10 seeds: 0.1-1.0 deg (ITD noise 20 us per frame, ~70 speech frames)
-    assert max(errs) < 3.0, errs
+    # measured over 10 seeds: 0.1-1.0 deg (ITD noise 20 us per frame, ~70 speech frames);
+    # on these 3 seeds 0.28-0.39 deg
+    assert max(errs) < 0.6, errs
 
 
 def test_streaming_warm_start_labels_and_speaker_change():
@@ -216,14 +221,15 @@ def test_streaming_warm_start_labels_and_speaker_change():
     for t, ev, _ in steady:
         assert len(ev) == 3
         matched, dist = _match(ev, PEOPLE)
-        assert dist.max() < 0.25
+        assert dist.max() < 0.15  # measured: at most 0.10 m
         lab = [e.label for e in matched]
         labels = labels or lab
         assert lab == labels  # identities persist across windows (warm start)
         talker = 0 if t < 1.5 else (1 if t >= 2.5 else None)
         if talker is not None:
             masses = np.array([e.audio_mass for e in matched])
-            assert np.argmax(masses) == talker and masses[talker] > 10 * np.sort(masses)[-2]
+            # measured: the talker's audio mass >= 900x the next one
+            assert np.argmax(masses) == talker and masses[talker] > 100 * np.sort(masses)[-2]
     # the warm start pays: the same last window clustered from scratch needs more iterations
     data = av.window_data()
     cold = cluster_window(data["visual_points"], data["visual_weights"], data["itds"],
@@ -241,7 +247,7 @@ def test_empty_and_audio_only_inputs():
     res = cluster_window(np.zeros((0, 3)), np.zeros(0), itd, wa, GEO)
     assert len(res.events) == 1 and res.events[0].out_of_view
     assert np.degrees(GEO.azimuth_of_points(res.events[0].position)[0]) == pytest.approx(
-        -30, abs=2.0)
+        -30, abs=0.6)  # measured: 0.31 deg off
     # clutter alone (uniform ITDs, scattered low-weight points) creates nothing
     itd = rng.uniform(-4.8e-4, 4.8e-4, 100)
     pts = rng.uniform([-2, -1, 0.5], [2, 1, 5], (6, 3))

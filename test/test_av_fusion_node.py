@@ -148,6 +148,9 @@ def test_events_locate_people_and_the_speaker(harness):
     assert list(fields) == ["x", "y", "z", "audio_mass", "visual_mass", "var_x", "var_y",
                             "var_z", "out_of_view", "label", "spread_x", "spread_y", "spread_z"]
     assert fields["label"] == PointField.UINT32 and fields["x"] == PointField.FLOAT32
+    # measured over these windows: 5-7 mm from the speaker, 3-9 mm from the silent person,
+    # visual spread (x) 4.2e-4 m^2 at most, speaker's audio mass >= 30x the other's (or 1),
+    # visual mass 13.5 (15 frames x weight 0.9), var_z <= 3.1e-5 m^2
     for msg in h.events[-6:]:
         _, ev = _events(msg)
         assert len(ev["x"]) == 2
@@ -155,13 +158,13 @@ def test_events_locate_people_and_the_speaker(harness):
         d_spk = np.linalg.norm(pos - SPEAKER, axis=1)
         d_sil = np.linalg.norm(pos - SILENT, axis=1)
         i, j = int(np.argmin(d_spk)), int(np.argmin(d_sil))
-        assert i != j and d_spk[i] < 0.05 and d_sil[j] < 0.06
-        # static people: the visual spread is the observation noise, a few cm at most
-        assert np.all(ev["spread_x"] > 0) and np.all(ev["spread_x"] < 0.05 ** 2)
-        assert ev["audio_mass"][i] > 10 * max(ev["audio_mass"][j], 1.0)
-        assert ev["visual_mass"][i] > 8 and ev["visual_mass"][j] > 8
+        assert i != j and d_spk[i] < 0.012 and d_sil[j] < 0.015
+        # static people: the visual spread is the observation noise (sigma 1 cm in x)
+        assert np.all(ev["spread_x"] > 0) and np.all(ev["spread_x"] < 0.03 ** 2)
+        assert ev["audio_mass"][i] > 20 * max(ev["audio_mass"][j], 1.0)
+        assert ev["visual_mass"][i] > 12 and ev["visual_mass"][j] > 12
         assert np.all(ev["out_of_view"] == 0)
-        assert np.all(ev["var_z"] > 0) and np.all(ev["var_z"] < 0.01)
+        assert np.all(ev["var_z"] > 0) and np.all(ev["var_z"] < 1e-4)
     labels = [tuple(sorted(_events(m)[1]["label"])) for m in h.events[-6:]]
     assert len(set(labels)) == 1  # identities kept across windows (warm start)
     ok = [s for s in h.statuses() if s.level == b"\x00"]
@@ -185,9 +188,10 @@ def test_audio_only_speaker_out_of_view(harness):
     assert len(h.events) >= 8
     assert h.events[-1].header.frame_id == "head"
     _, ev = _events(h.events[-1])
-    assert len(ev["x"]) == 1 and ev["out_of_view"][0] == 1.0 and ev["audio_mass"][0] > 20
+    # measured: audio mass 35.5, azimuth 0.008 rad off
+    assert len(ev["x"]) == 1 and ev["out_of_view"][0] == 1.0 and ev["audio_mass"][0] > 30
     az = np.arctan2(ev["x"][0], ev["z"][0])
-    assert az == pytest.approx(np.arctan2(SPEAKER[0], SPEAKER[2]), abs=0.05)
+    assert az == pytest.approx(np.arctan2(SPEAKER[0], SPEAKER[2]), abs=0.02)
 
 
 def test_bad_input_is_reported_and_the_node_keeps_running(harness):

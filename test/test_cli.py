@@ -30,9 +30,10 @@ def test_audio_command_on_a_wav(tmp_path):
     f = read_features_csv(out)
     active = f["activity"] > 0.5
     assert active.sum() > 50
-    assert np.median(f["itd"][active]) == pytest.approx(ITD, abs=3e-6)
+    # measured: ITD 7 ns off, azimuth 1.6e-5 rad off
+    assert np.median(f["itd"][active]) == pytest.approx(ITD, abs=5e-7)
     assert np.median(f["azimuth"][active]) == pytest.approx(np.arcsin(ITD * 343 / 0.15),
-                                                            abs=0.01)
+                                                            abs=0.001)
     assert np.allclose(np.diff(f["t"]), 256 / FS, atol=2e-6)
     assert (tmp_path / "p.png").stat().st_size > 10_000
 
@@ -81,7 +82,8 @@ def test_demo_runs_the_whole_pipeline_and_scores_it(tmp_path):
                  "scene/ground_truth.jsonl"):
         assert (tmp_path / name).exists(), name
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["tracking"]["mota"] > 0.8
-    assert metrics["tracking"]["idf1"] > 0.8
-    assert metrics["localisation"]["median"] < 0.1
+    # measured (seed 1, the default, 4 s): MOTA 0.967, IDF1 0.983, median error 6 mm
+    assert metrics["tracking"]["mota"] > 0.94
+    assert metrics["tracking"]["idf1"] > 0.96
+    assert metrics["localisation"]["median"] < 0.01
     assert (tmp_path / "contact_sheet.png").stat().st_size > 50_000

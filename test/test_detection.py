@@ -1,4 +1,6 @@
 """Detectors, NMS and keyframe tracking on real photos (scikit-image)."""
+import threading
+
 import cv2
 import numpy as np
 import pytest
@@ -176,7 +178,11 @@ def test_asynchronous_detection_tracks_every_frame_and_applies_late_detections(m
     cfg = DetectionConfig(every_k=3, haar_min_neighbors=3)
     sync = DetectionPipeline(cfg)
     u0 = sync.detect(moving_face[0][0])[0].centre[0] - moving_face[0][1]
-    det = AsyncDetection(DetectionPipeline(cfg))
+    pipeline = DetectionPipeline(cfg)
+    before = set(threading.enumerate())
+    det = AsyncDetection(pipeline)
+    workers = set(threading.enumerate()) - before
+    assert len(workers) == 1  # its worker thread
     try:
         assert det.detect(moving_face[0][0]) == []  # nothing held yet: a detection starts
         assert det.wait_idle()
@@ -199,7 +205,7 @@ def test_asynchronous_detection_tracks_every_frame_and_applies_late_detections(m
             det.detect(moving_face[1][0])
     finally:
         det.close()
-    assert not det._thread.is_alive()
+    assert not any(t.is_alive() for t in workers)  # close() stops the worker
 
 
 def test_vision_pipeline_detects_asynchronously_only_live():

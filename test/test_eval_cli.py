@@ -72,7 +72,8 @@ def test_simulate_audio_evaluate_chain(scene_dir, tmp_path, capsys):
     assert main(["evaluate", str(scene_dir), str(feats), "--json", str(js)]) == 0
     assert "ITD error" in capsys.readouterr().out
     audio = json.loads(js.read_text())["audio"]
+    # measured: 108 frames scored, median ITD error 3.0 us, median DOA error 0.42 deg
     assert audio["scored_frames"] > 100
-    assert audio["itd_error_us"]["median_abs"] < 5.0
-    assert audio["doa_error_deg"]["median_abs"] < 1.0
+    assert audio["itd_error_us"]["median_abs"] < 4.0
+    assert audio["doa_error_deg"]["median_abs"] < 0.6
     assert np.isfinite(audio["itd_error_us"]["rmse"])

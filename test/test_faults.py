@@ -451,10 +451,12 @@ def test_b_a_bag_cut_short_is_read_up_to_the_cut(scene_dir, sqlite_scene_dir, tm
             assert truncated and errors
             assert "ros2 bag reindex" in errors[0] and "lost" in errors[0], errors[0]
             last = max(t for _, t in got)
-            # the recovered span reaches nearly the cut (the file holds data in time order)
-            assert last - t0 >= (fraction - 0.1) * (t1 - t0), (fraction, keep_metadata)
+            # the recovered span reaches nearly the cut (the file holds data in time order);
+            # measured: within 1.7 % of the span, and at least 97.8 % of the messages
+            # logged before the last one recovered
+            assert last - t0 >= (fraction - 0.03) * (t1 - t0), (fraction, keep_metadata)
             before = [m for m in intact if m[1] <= last]
-            assert len(got) >= 0.95 * len(before), (fraction, keep_metadata, len(got),
+            assert len(got) >= 0.97 * len(before), (fraction, keep_metadata, len(got),
                                                     len(before))
             assert set(got) <= set(intact)
             assert [t for _, t in got] == sorted(t for _, t in got)
@@ -579,7 +581,8 @@ def test_d_bit_flipped_jpegs_are_counted_in_a_warning(scene_dir, tmp_path, capsy
     err = capsys.readouterr().err
     assert "compressed image(s) were damaged" in err, err
     n = int(err.split(" compressed image(s) were damaged")[0].rsplit("warning: ", 1)[1])
-    assert n >= 0.8 * 60  # half of the 120 images were flipped
+    # half of the 120 images were flipped: 53 of them are found damaged, none of the others
+    assert 50 <= n <= 60, n
     assert main(["process", str(flipped), "-o", str(tmp_path / "t.csv"), "-q"]) in (0, 1)
     assert "compressed image(s) were damaged" in capsys.readouterr().err
 

@@ -42,12 +42,14 @@ def test_sphere_fit_recovers_the_head_from_a_wrong_start(rng, start):
     fit = cal.fit(stamp=12.0)
     assert fit is not None and fit.model is cal.model
     assert fit.params["head_model"] == "spherical_head"
-    assert fit.params["head_radius"] == pytest.approx(0.095, abs=0.004)
+    # measured: radius 9.58 / 9.65 cm, ear azimuth 93.2 / 91.5 deg (true 97), ITD curve
+    # within 8.1 / 9.6 us
+    assert fit.params["head_radius"] == pytest.approx(0.095, abs=0.0025)
     # front samples pin the ITD curve; the ear azimuth only within a few degrees
-    assert 85.0 < fit.params["ear_azimuth"] < 105.0
+    assert 89.0 < fit.params["ear_azimuth"] < 101.0
     az = np.radians(np.linspace(-80, 80, 33))
     err = np.abs(fit.model.itd_from_azimuth(az) - TRUE.itd_from_azimuth(az))
-    assert err.max() < 15e-6
+    assert err.max() < 12e-6
     assert fit.cost < fit.previous_cost
 
 
@@ -70,7 +72,7 @@ def test_measured_table_scale_and_no_change_when_already_right(rng):
     cal.add_samples(pos, itd, w)
     fit = cal.fit()
     assert fit.params == {"head_model": "measured",
-                          "itd_scale": pytest.approx(1.0, abs=0.02)}
+                          "itd_scale": pytest.approx(1.0, abs=0.01)}  # measured 1.006
     # the right free-field model on free-field data is not replaced by a sphere
     ff = MicGeometry((-0.075, 0, 0), (0.075, 0, 0))
     cal = HeadCalibrator(HeadCalibrationConfig(enabled=True), ff)

@@ -77,7 +77,14 @@ def test_spherical_table_interpolates_the_analytic_model(rng):
     assert np.max(np.abs(m.itd(pts) - exact)) < 1.5e-6  # table: 1 x 2 deg bilinear
     ild = spherical_ild(head, BANDS, 0.0875, math.radians(95), 0.0, C)
     assert np.max(np.abs(m.ild(pts) - ild)) < 0.5
-    assert m.max_itd == pytest.approx(np.max(np.abs(m.table.itd)))
+    # the largest ITD: the analytic model's maximum over a dense grid of directions
+    # (lateral angle every 0.25 deg, polar angle every 0.5 deg)
+    lat, pol = np.meshgrid(np.radians(np.linspace(-90, 90, 721)),
+                           np.radians(np.linspace(-180, 180, 1441)))
+    lat, pol = lat.ravel(), pol.ravel()
+    dense = np.stack([np.cos(lat) * np.cos(pol), np.sin(lat), np.cos(lat) * np.sin(pol)], 1)
+    analytic_max = np.max(np.abs(woodworth_itd(dense, 0.0875, math.radians(95), 0.0, C)))
+    assert m.max_itd == pytest.approx(analytic_max, abs=1e-8)
 
 
 def test_numba_kernel_matches_reference_and_finite_differences(rng):

@@ -87,7 +87,7 @@ def test_perception_node_tracks_the_rendered_heads_and_the_talker(node_harness, 
     assert len(got["features"]) > 50
     itds = np.concatenate([cloud_to_features(c)["itd"] for c in got["features"]])
     act = np.concatenate([cloud_to_features(c)["activity"] for c in got["features"]])
-    assert np.nanmedian(itds[act > 0.5]) == pytest.approx(itd, abs=5e-6)
+    assert np.nanmedian(itds[act > 0.5]) == pytest.approx(itd, abs=1e-6)  # measured: 2 ns
     assert len(got["observations"]) >= 20, (sent, node.last_error)
     assert len(cloud_to_observations(got["observations"][-1])["xyz"]) == 2
     assert len(got["speakers"]) == len(got["observations"])
@@ -99,9 +99,10 @@ def test_perception_node_tracks_the_rendered_heads_and_the_talker(node_harness, 
     assert all(t["frame_id"] == "cam_left" for t in late)
     for t in late:
         order = np.argsort(t["position"][:, 0])
-        assert np.abs(t["position"][order] - HEADS).max() < 0.05, t["position"]
+        assert np.abs(t["position"][order] - HEADS).max() < 0.012, t["position"]  # 5 mm
     talk = np.array([t["speaking"][np.argsort(t["position"][:, 0])] for t in late])
-    assert np.median(talk[:, 0]) > 0.5 and talk[:, 1].max() < 0.5, talk
+    # measured: median 0.999 for the talker, at most 0.012 for the other
+    assert np.median(talk[:, 0]) > 0.9 and talk[:, 1].max() < 0.1, talk
     assert time_to_sec(got["image"][-1].header.stamp) == tracks[-1]["stamp"]
     # the tracks went back to the vision stage in-process (no speakers subscription):
     # the next pairs' detector looks around their heads
@@ -117,8 +118,8 @@ def test_perception_node_tracks_the_rendered_heads_and_the_talker(node_harness, 
     stamp, ev = cloud_to_events(got["events"][-1])
     assert len(ev) == 2 and not ev.out_of_view.any()
     order = np.argsort(ev.position[:, 0])
-    assert np.abs(ev.position[order] - HEADS).max() < 0.05
-    assert ev.audio_mass[order][0] > 5 * ev.audio_mass[order][1]
+    assert np.abs(ev.position[order] - HEADS).max() < 0.012  # measured 5 mm
+    assert ev.audio_mass[order][0] > 100 * ev.audio_mass[order][1]  # measured: 50 and 4e-7
     # one diagnostics status per stage, the tracking one with the latency
     names = {s.name for m in got["diag"] for s in m.status}
     assert {f"av_perception: perception_node {k}" for k in ("audio", "vision", "tracking")} \

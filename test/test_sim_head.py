@@ -54,18 +54,20 @@ def test_anechoic_kemar_render_matches_the_measured_table(slab_present, az_deg):
     mouth = scene.mouth_positions([0.0])[1]
     truth_itd = model.itd(mouth)[0]
     truth_ild = model.ild(mouth)[0]
-    assert np.median(f.itd[use]) == pytest.approx(truth_itd, abs=15e-6)
+    # measured at -60, 15, 45 deg: ITD within 9.2 us, low-band ILD within 0.43 dB,
+    # lateral bands' |ILD| >= 6.2 dB, azimuth within 1.2 deg
+    assert np.median(f.itd[use]) == pytest.approx(truth_itd, abs=12e-6)
     ild = np.median(f.ild_bands[use], axis=0)
     # below 1 kHz the per-frame ILD of speech matches the table (flat-spectrum band
     # power ratio of the HRIRs) within 1 dB; above, the HRIRs' ILD varies within a band
     # and the speech harmonics sample it unevenly: measured up to 7 dB smaller than the
     # table at 60 deg, same side and strongly lateral
-    assert np.all(np.abs(ild[:2] - truth_ild[:2]) < 1.0), (ild, truth_ild)
+    assert np.all(np.abs(ild[:2] - truth_ild[:2]) < 0.6), (ild, truth_ild)
     lateral = np.abs(truth_ild) > 8.0
     assert np.all(np.sign(ild[lateral]) == np.sign(truth_ild[lateral]))
     assert np.all(np.abs(ild[lateral]) > 5.0)
     # the front-end azimuth inverts the head's ITD, not the free-field one
-    assert np.degrees(np.median(f.azimuth[use])) == pytest.approx(az_deg, abs=3.0)
+    assert np.degrees(np.median(f.azimuth[use])) == pytest.approx(az_deg, abs=1.6)
 
 
 def test_lateral_itd_exceeds_free_field_limit(slab_present):
@@ -75,7 +77,7 @@ def test_lateral_itd_exceeds_free_field_limit(slab_present):
     f = extract_features(audio.samples, audio.rate, CFG, _head_model(scene))
     use = (f.activity > 0.5) & np.isfinite(f.itd)
     free_field_max = 0.18 / 343.0  # 525 us for ears 18 cm apart
-    assert np.median(f.itd[use]) > free_field_max + 60e-6
+    assert np.median(f.itd[use]) > free_field_max + 100e-6  # measured: 118 us beyond
 
 
 def test_reflections_are_filtered_by_the_head(slab_present):
@@ -98,8 +100,9 @@ def test_reflections_are_filtered_by_the_head(slab_present):
         seg = h[:, k - 4:k + 6]
         return 10 * np.log10(np.sum(seg[0] ** 2) / np.sum(seg[1] ** 2))
 
-    assert abs(level_difference(direct)) < 1.5
-    assert level_difference(side) > 4.0
+    # measured: 0.0 dB for the direct path, 9.6 dB for the side reflection
+    assert abs(level_difference(direct)) < 0.3
+    assert level_difference(side) > 8.5
 
 
 def test_scene_json_keeps_the_head():
@@ -113,8 +116,8 @@ def test_scene_json_keeps_the_head():
 
 
 def test_free_field_model_is_clearly_wrong_for_a_lateral_talker_on_a_head(slab_present):
-    """Talker at 60 deg, anechoic: measured (KEMAR) 0.2 deg, sphere (r 9.5 cm) ~1.5 deg,
-    free field (ears 18 cm apart) 18 deg median azimuth error."""
+    """Talker at 60 deg, anechoic: measured (KEMAR) 0.24 deg, sphere (r 9.5 cm) 2.1 deg,
+    free field (ears 18 cm apart) 18.5 deg median azimuth error."""
     from av_perception.core.config import MicArrayConfig
     from av_perception.io.heads import load_head_model
     from av_perception.sim.audio import render_audio
@@ -128,6 +131,6 @@ def test_free_field_model_is_clearly_wrong_for_a_lateral_talker_on_a_head(slab_p
         f = extract_features(audio.samples, audio.rate, CFG, model)
         use = (f.activity > 0.5) & np.isfinite(f.itd)
         err[name] = np.median(np.abs(np.degrees(f.azimuth[use]) - 60.0))
-    assert err["measured"] < 1.0, err
-    assert err["sphere"] < 4.0, err
-    assert err["free_field"] > 10.0, err
+    assert err["measured"] < 0.35, err
+    assert err["sphere"] < 2.6, err
+    assert err["free_field"] > 16.0, err

@@ -43,8 +43,9 @@ def test_face_disparity_is_f_b_over_z(face, z):
     assert view.u == pytest.approx(cam.cx + cam.fx * x / z)
     half = 0.3 * view.face_width_px
     measured, score = _measure_disparity(frame.left, frame.right, view.u, view.v, half, 1.2 * half)
-    assert score > 0.95
-    assert measured == pytest.approx(expected, abs=0.1)
+    # measured: score >= 0.990, disparity within 0.028 px
+    assert score > 0.98
+    assert measured == pytest.approx(expected, abs=0.05)
 
 
 def test_face_is_drawn_where_it_projects():
@@ -60,8 +61,9 @@ def test_face_is_drawn_where_it_projects():
     for pid, view in frame.views.items():
         centres = [(x + w / 2, y + h / 2, w) for x, y, w, h in boxes]
         best = min(centres, key=lambda c: np.hypot(c[0] - view.u, c[1] - view.v))
-        assert np.hypot(best[0] - view.u, best[1] - view.v) < 0.2 * view.face_width_px, pid
-        assert 0.5 < best[2] / view.face_width_px < 1.2
+        # measured: centres 0.013 and 0.043 face widths off, boxes 0.84-0.86 face widths
+        assert np.hypot(best[0] - view.u, best[1] - view.v) < 0.08 * view.face_width_px, pid
+        assert 0.75 < best[2] / view.face_width_px < 0.95
 
 
 def test_occlusion_by_depth_order_and_visibility():
@@ -71,8 +73,8 @@ def test_occlusion_by_depth_order_and_visibility():
     scene = _scene([PersonSpec(1, still(near), "astronaut"),
                     PersonSpec(2, still(far), "lfw:3")])
     frame = VideoRenderer(scene).render(0.0, np.random.default_rng(0))
-    assert frame.views[1].visible_left > 0.95 and frame.views[1].visible_right > 0.95
-    assert frame.views[2].visible_left < 0.05
+    assert frame.views[1].visible_left > 0.97 and frame.views[1].visible_right > 0.97  # 0.99
+    assert frame.views[2].visible_left < 0.01  # measured 0
     # the near face is what the image shows at the common projection
     alone = VideoRenderer(_scene([PersonSpec(1, still(near), "astronaut")])).render(
         0.0, np.random.default_rng(0))
@@ -90,14 +92,14 @@ def test_person_out_of_view_is_invisible_and_walks_in():
     first = r.render(0.0, rng).views[1]
     last = r.render(3.4, rng).views[1]
     assert first.u > scene.robot.camera.width and first.visible_left == 0.0
-    assert last.visible_left > 0.95 and last.visible_right > 0.95
+    assert last.visible_left > 0.97 and last.visible_right > 0.97  # measured 0.99
     # partly out of the right image only: the right camera sees 0.12 m further right
     cam = scene.robot.camera
     x_edge = (cam.width - 1 - cam.cx) * 2.0 / cam.fx  # face centre on the left image edge
     edge = _scene([PersonSpec(1, still((x_edge, -0.4, 2.0)), "hopper")])
     v = VideoRenderer(edge).render(0.0, rng).views[1]
-    assert 0.4 < v.visible_left < 0.6
-    assert v.visible_right > 0.95
+    assert 0.45 < v.visible_left < 0.55  # measured 0.509
+    assert v.visible_right > 0.97  # measured 0.991
 
 
 def test_lighting_blur_and_noise_options():
@@ -108,10 +110,12 @@ def test_lighting_blur_and_noise_options():
     noisy = _scene([PersonSpec(1, still((0.0, -0.3, 2.0)), "astronaut")], noise=5.0)
     imgs = {name: VideoRenderer(s).render(0.5, np.random.default_rng(0)).left.astype(float)
             for name, s in (("base", base), ("dim", dim), ("blur", blur), ("noisy", noisy))}
-    assert imgs["dim"].mean() == pytest.approx(0.5 * imgs["base"].mean(), rel=0.02)
+    # measured: gain 0.5 within 2e-5 (relative), blur keeps 1.4 % of the Laplacian's
+    # variance, noise std 5.01
+    assert imgs["dim"].mean() == pytest.approx(0.5 * imgs["base"].mean(), rel=0.002)
     lap = {k: np.var(cv2.Laplacian(v, cv2.CV_64F)) for k, v in imgs.items()}
-    assert lap["blur"] < 0.3 * lap["base"]
-    assert np.std(imgs["noisy"] - imgs["base"]) == pytest.approx(5.0, rel=0.1)
+    assert lap["blur"] < 0.05 * lap["base"]
+    assert np.std(imgs["noisy"] - imgs["base"]) == pytest.approx(5.0, rel=0.02)
 
 
 def test_background_disparity_matches_the_wall_distance():
@@ -123,5 +127,5 @@ def test_background_disparity_matches_the_wall_distance():
     assert r.wall_z == pytest.approx(scene.room.size[0] - scene.robot.position[0])
     # a wall patch above the floor line
     measured, score = _measure_disparity(frame.left, frame.right, 200.0, 120.0, 40, 30)
-    assert score > 0.9
-    assert measured == pytest.approx(expected, abs=0.15)
+    assert score > 0.9  # measured 0.93
+    assert measured == pytest.approx(expected, abs=0.05)  # measured: within 0.02 px

@@ -92,8 +92,10 @@ def test_numba_and_numpy_matchers_agree(motorcycle, mb_cal):
 # ---------------------------------------------------------------------------
 # region disparity against Middlebury ground truth
 # ---------------------------------------------------------------------------
+# measured (142 regions): NCC median 0.144 px, p95 0.583 px, 129 accepted; SAD 0.153 /
+# 0.486 px, 127; SGBM 0.100 / 0.286 px, 129
 @pytest.mark.parametrize("method,median_max,p95_max", [
-    ("ncc", 0.25, 0.6), ("sad", 0.3, 1.0), ("sgbm", 0.25, 0.6)])
+    ("ncc", 0.17, 0.62), ("sad", 0.18, 0.55), ("sgbm", 0.12, 0.33)])
 def test_region_disparity_middlebury(motorcycle, mb_cal, method, median_max, p95_max):
     left, right, disp = motorcycle
     boxes, truth = mb_regions(disp)
@@ -104,7 +106,7 @@ def test_region_disparity_middlebury(motorcycle, mb_cal, method, median_max, p95
     print(f"\n{method}: {ok.sum()}/{len(boxes)} regions accepted, |disparity error| median "
           f"{np.median(err):.3f} px, mean {err.mean():.3f} px, p95 {np.percentile(err, 95):.3f}"
           f" px, max {err.max():.3f} px")
-    assert ok.mean() > 0.85
+    assert ok.mean() > 0.87
     # regions refused for low texture really are flat
     flat = res.reason == "low_texture"
     g = cv2.cvtColor(left, cv2.COLOR_BGR2GRAY).astype(float)
@@ -126,8 +128,9 @@ def test_region_depth_middlebury(motorcycle, mb_cal):
     rel = np.abs(res.depth[ok] - z_true) / z_true
     print(f"\nMiddlebury region depth: median relative error {np.median(rel):.4f}, "
           f"max {rel.max():.4f} (depths {z_true.min():.2f}-{z_true.max():.2f} m)")
-    assert np.median(rel) < 0.005
-    assert rel.max() < 0.03
+    # measured: median 0.0025, max 0.0079
+    assert np.median(rel) < 0.003
+    assert rel.max() < 0.01
 
 
 def test_rejection_reasons(motorcycle, mb_cal):
@@ -308,7 +311,7 @@ def test_opencv_stereo_triangulates_in_the_camera_frame(raw_rig):
     rect_r = cv2.undistortPoints(raw_r, k2, d2, R=r2, P=p2).reshape(-1, 2)
     np.testing.assert_allclose(rect_l[:, 1], rect_r[:, 1], atol=1e-3)  # rows agree
     xyz, _ = cal.triangulate(rect_l[:, 0], rect_l[:, 1], rect_l[:, 0] - rect_r[:, 0])
-    assert np.all(np.abs(xyz - pts) <= 2e-4 * pts[:, 2:] ** 2 + 1e-6)
+    assert np.all(np.abs(xyz - pts) <= 1e-7 * pts[:, 2:] ** 2 + 1e-9)  # measured 1.2e-8 z^2
 
 
 def test_opencv_stereo_rectifies_raw_images(raw_rig):
@@ -333,11 +336,11 @@ def test_opencv_stereo_rectifies_raw_images(raw_rig):
                               where[..., 1].astype(np.float32), cv2.INTER_LINEAR))
     back_l, back_r = cal.rectify(*raws)
     inner = (slice(80, 400), slice(100, 540))
-    assert np.mean(np.abs(back_l[inner].astype(float) - rect_l[inner])) < 6.0
+    assert np.mean(np.abs(back_l[inner].astype(float) - rect_l[inner])) < 4.5  # measured 3.6
     res = RegionMatcher(cal, 0.5, 10.0).match(back_l, back_r, [[200, 150, 60, 60],
                                                                [400, 300, 60, 60]])
     assert np.all(res.valid)
-    np.testing.assert_allclose(res.depth, z, rtol=0.01)
+    np.testing.assert_allclose(res.depth, z, rtol=0.002)  # measured 0.05 %
 
 
 def test_opencv_stereo_errors(raw_rig):

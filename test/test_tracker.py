@@ -121,9 +121,11 @@ def test_config_defaults_registry_and_errors():
     with pytest.raises(ConfigError, match="process_noise_scale_range"):
         TrackerConfig(process_noise_scale_range=(2.0, 5.0))
     assert TrackerConfig.from_dict(cfg.to_dict()) == cfg
-    # the default clutter density is 1 / the default camera's view between 0.4 and 6 m
-    assert cfg.visual_clutter_density == pytest.approx(1.0 / frustum_volume(CAM, 0.4, 6.0),
-                                                       rel=0.01)
+    # the default clutter density is 1 / the default camera's view between 0.4 and 6 m: a
+    # pyramid frustum (640 / 500) x (480 / 500) x (6^3 - 0.4^3) / 3 = 88.45 m^3
+    view = (640 / 500) * (480 / 500) * (6.0 ** 3 - 0.4 ** 3) / 3
+    assert frustum_volume(CAM, 0.4, 6.0) == pytest.approx(view, rel=1e-12)
+    assert cfg.visual_clutter_density == pytest.approx(1.0 / view, rel=0.01)
 
 
 def test_constant_velocity_model():
@@ -228,7 +230,8 @@ def test_constant_velocity_targets_with_clutter_and_misses(rng):
     for out, pts in zip(outs[5:], truth[5:]):
         d = np.linalg.norm(out.position[:, None] - np.asarray(pts)[None], axis=2)
         err.extend(d.min(axis=0))
-    assert np.median(err) < 0.02 and np.percentile(err, 95) < 0.06
+    # measured: median 0.016 m, p95 0.034 m; velocity bias <= 0.007 m/s, rms <= 0.094 m/s
+    assert np.median(err) < 0.02 and np.percentile(err, 95) < 0.045
     # velocity: unbiased (mean over the last 4 s) and consistent with the reported
     # uncertainty (single-frame sigma ~0.1 m/s per axis at process_noise 0.1 and 15 Hz)
     last = outs[-1]
@@ -236,10 +239,10 @@ def test_constant_velocity_targets_with_clutter_and_misses(rng):
         j = int(np.argmin(np.linalg.norm(last.position - truth[-1][k], axis=1)))
         tid = last.ids[j]
         est = np.array([o.velocity[list(o.ids).index(tid)] for o in outs[-60:]])
-        assert np.linalg.norm(est.mean(axis=0) - vel[k]) < 0.05
-        assert np.sqrt(np.mean(np.sum((est - vel[k]) ** 2, axis=1))) < 0.25
-    assert np.all(last.existence > 0.95) and np.all(last.variances > 0)
-    assert not np.any(last.audio_only) and np.all(last.speaking < 0.5)
+        assert np.linalg.norm(est.mean(axis=0) - vel[k]) < 0.015
+        assert np.sqrt(np.mean(np.sum((est - vel[k]) ** 2, axis=1))) < 0.12
+    assert np.all(last.existence > 0.99) and np.all(last.variances > 0)
+    assert not np.any(last.audio_only) and np.all(last.speaking < 0.05)
 
 
 def test_identities_kept_through_a_crossing_with_occlusion(rng):
@@ -331,8 +334,9 @@ def test_itd_only_update_moves_the_azimuth():
             t += HOP
         out = trk.report()
         assert len(out) == 1 and out.audio_only[0] and out.speaking[0] > 0.9
-        assert abs(math.degrees(_azimuth(out.position[0])) - az) < 2.0
-        assert np.linalg.norm(out.position[0] - GEOM.centre) == pytest.approx(2.0, abs=0.05)
+        assert abs(math.degrees(_azimuth(out.position[0])) - az) < 0.8  # measured 0.2-0.4
+        # on the cone at the default depth
+        assert np.linalg.norm(out.position[0] - GEOM.centre) == pytest.approx(2.0, abs=1e-6)
     assert trk.stats["births_audio"] == 1
 
     trk = Tracker(TrackerConfig(estimate_itd_shrink=False, audio_moves_in_view=True))
@@ -349,11 +353,12 @@ def test_itd_only_update_moves_the_azimuth():
         azs.append(math.degrees(_azimuth(trk.report().position[0])))
         t += HOP
     out = trk.report()
-    assert azs[0] == pytest.approx(0.0, abs=1.0)
+    # measured: 0.26 deg at first, -12.7 deg at the end, range 2.008 m, height -0.288 m
+    assert azs[0] == pytest.approx(0.0, abs=0.5)
     assert np.all(np.diff(azs[:20]) <= 0.2)  # moves towards the ITD direction ...
-    assert azs[-1] == pytest.approx(-12.0, abs=2.0)  # ... and gets there
-    assert np.linalg.norm(out.position[0]) == pytest.approx(np.linalg.norm(start), abs=0.05)
-    assert out.position[0, 1] == pytest.approx(-0.3, abs=0.05)
+    assert azs[-1] == pytest.approx(-12.0, abs=1.0)  # ... and gets there
+    assert np.linalg.norm(out.position[0]) == pytest.approx(np.linalg.norm(start), abs=0.015)
+    assert out.position[0, 1] == pytest.approx(-0.3, abs=0.02)
 
     # default: ITDs do not move a track that is in view (same as frames without ITD)
     ends = []
@@ -461,12 +466,13 @@ def test_audio_only_birth_out_of_view_only(rng):
         trk.update_audio(k * HOP, GEOM.itd(src)[0] + rng.normal(0, 20e-6), 0.8)
     out = trk.report()
     assert len(out) == 1 and out.audio_only[0] and out.speaking[0] > 0.5
-    assert abs(math.degrees(_azimuth(out.position[0])) - 60.0) < 4.0
-    assert out.position[0, 1] == pytest.approx(TrackerConfig().audio_birth_height, abs=0.05)
+    # measured: 0.87 deg off, 6 mm from the birth height, gradient variance 0.4 % of trace
+    assert abs(math.degrees(_azimuth(out.position[0])) - 60.0) < 1.3
+    assert out.position[0, 1] == pytest.approx(TrackerConfig().audio_birth_height, abs=0.015)
     # large covariance across the cone, small along the ITD gradient
     J = GEOM.itd_jacobian(out.position)[0]
     jhat = J / np.linalg.norm(J)
-    assert jhat @ out.covariance[0] @ jhat < 0.05 * np.trace(out.covariance[0])
+    assert jhat @ out.covariance[0] @ jhat < 0.01 * np.trace(out.covariance[0])
 
     trk = Tracker()
     src = _point_at(10.0, 2.5, y=-0.3)
@@ -512,7 +518,7 @@ def test_births_from_av_events(rng):
     assert len(out) == 2  # confirmed at once (birth existence 0.8 >= confirm 0.7)
     born = sorted(out.ids)
     for p in (a, b):
-        assert np.min(np.linalg.norm(out.position - p, axis=1)) < 0.1
+        assert np.min(np.linalg.norm(out.position - p, axis=1)) < 0.01  # measured 2-4 mm
     # the same events again, and the next window: explained by the tracks
     assert trk.update_events(1.0, ev) == 0
     assert trk.update_events(1.5, _events_of([a, b], rng, 0.5)) == 0
@@ -555,7 +561,7 @@ def test_births_from_av_events(rng):
     assert trk.update_events(1.0, ev) == 1
     out = trk.report()
     assert len(out) == 1 and out.audio_only[0] and out.speaking[0] > 0.5
-    assert abs(math.degrees(_azimuth(out.position[0])) - 60.0) < 5.0
+    assert abs(math.degrees(_azimuth(out.position[0])) - 60.0) < 0.5  # measured 0.21
     assert Tracker(TrackerConfig(audio_births=False)).update_events(1.0, ev) == 0
     with pytest.raises(TrackerInputError, match="masses"):
         EventObservations(ev.position, ev.covariance, [-1.0], [0.0], [True])
@@ -660,7 +666,7 @@ def test_itd_shrink_m_step(rng):
                 t_audio += HOP
             xyz, cov, w = _frame([p], rng)
             trk.update_visual(t, xyz, cov, w)
-        assert trk.itd_shrink == pytest.approx(true_b, abs=0.015)
+        assert trk.itd_shrink == pytest.approx(true_b, abs=0.005)  # measured 0.0, 0.0993
         out = trk.report()
         assert len(out) == 1 and out.speaking[0] > 0.9
     G, J = trk.itd_model(p[None])
@@ -697,7 +703,7 @@ def test_process_noise_m_step(rng):
     j_still = int(out.ids[np.argmin(np.linalg.norm(out.position - still, axis=1))])
     lo, hi = cfg.process_noise_scale_range
     assert all(lo <= x <= hi for x in trk.process_noise_scale.values())
-    assert 0.85 < np.mean(mover) < 1.15
+    assert 0.93 < np.mean(mover) < 1.07  # measured 1.001 (the still one: 0.981)
     assert trk.process_noise_scale[j_still] < min(0.99, np.mean(mover))
     assert np.median(errs) < 0.03
 
@@ -741,10 +747,11 @@ def test_duplicate_track_merges_into_the_older_identity(rng):
         if merged_at is None and newer in out.ended:
             merged_at = trk.time
     assert merged_at is not None
-    assert TrackerConfig().merge_time - 0.07 <= merged_at - t_stop <= 1.5
+    merge_time = TrackerConfig().merge_time  # measured: merged exactly merge_time later
+    assert merge_time - 0.07 <= merged_at - t_stop <= merge_time + 0.1
     assert trk.stats["merges"] == 1 and trk.stats["deaths"] == 0
     assert out.ids.tolist() == [older]
-    assert np.linalg.norm(out.position[0] - p) < 0.03
+    assert np.linalg.norm(out.position[0] - p) < 0.015  # measured 8 mm
 
 
 def test_people_passing_close_are_not_merged(rng):
@@ -806,7 +813,8 @@ def test_reflections_in_the_itd_model():
     gauss = _turns_with_reflections(TrackerConfig(itd_reflection_prob=0.0,
                                                   estimate_itd_shrink=False),
                                     np.random.default_rng(3))
-    assert with_refl >= 0.85 and with_refl >= gauss + 0.1, (with_refl, gauss)
+    # measured: 0.958 against 0.619
+    assert with_refl >= 0.93 and with_refl >= gauss + 0.3, (with_refl, gauss)
 
 
 # ---------------------------------------------------------------------------

@@ -69,6 +69,11 @@ def depth_errors(face, backgrounds):
     return out
 
 
+#: z -> (largest |depth error|, largest 3D error) in m; measured 0.9 / 4.7 mm at 1 m,
+#: 1.6 / 7.3 mm at 2 m, 5.0 / 9.9 mm at 3 m (mean depth error 0.3, 1.0, 2.1 mm)
+DEPTH_LIMITS = {1.0: (0.0015, 0.006), 2.0: (0.0025, 0.009), 3.0: (0.006, 0.012)}
+
+
 def test_depth_error_at_1_2_3_m(depth_errors):
     lines = []
     for z, rows in depth_errors.items():
@@ -83,8 +88,8 @@ def test_depth_error_at_1_2_3_m(depth_errors):
         lines.append(f"z = {z:.0f} m: |depth error| mean {1000 * dz.mean():.1f} mm, max "
                      f"{1000 * dz.max():.1f} mm; 3D error mean {1000 * d3.mean():.1f} mm, max "
                      f"{1000 * d3.max():.1f} mm")
-        assert dz.max() < 0.01 * z  # better than 1 % of the depth
-        assert d3.max() < 0.02 * z
+        max_dz, max_3d = DEPTH_LIMITS[z]
+        assert dz.max() < max_dz and d3.max() < max_3d, lines[-1]
     print("\n" + "\n".join(lines))
 
 
@@ -109,7 +114,7 @@ def test_three_heads_in_one_frame(face, backgrounds):
     assert len(obs) == 3
     for h in heads:
         d = np.linalg.norm(obs.xyz - h, axis=1)
-        assert d.min() < 0.02 * h[2]
+        assert d.min() < 0.005 * h[2]  # measured: at most 0.33 % of the depth
     assert obs.covariance.shape == (3, 3, 3) and obs.box.shape == (3, 4)
     assert obs.variances.shape == (3, 3)
     near = obs.select(obs.xyz[:, 2] < 1.5)
@@ -144,7 +149,7 @@ def test_every_k_front_end(face, backgrounds):
         obs = fe.process(left, right, i / 15)
         assert len(obs) == 1
         assert obs.tracked[0] == (i % 3 != 0)
-        assert np.linalg.norm(obs.xyz[0] - truth) < 0.03
+        assert np.linalg.norm(obs.xyz[0] - truth) < 0.01  # measured: at most 5.7 mm
         assert set(fe.last_timing) >= {"detect", "stereo", "total"}
 
 
@@ -154,13 +159,14 @@ def test_grey_uint16_and_sgbm(face, backgrounds):
                                       rng=np.random.default_rng(8))
     grey = [np.ascontiguousarray(im.mean(axis=2).astype(np.uint8)) for im in (left, right)]
     obs = front_end().process(*grey, 0.0)
-    assert len(obs) == 1 and abs(obs.xyz[0, 2] - 1.5) < 0.015
+    # measured depth errors: 0.09 mm (grey), 0.31 mm (16 bit), 0.01 mm (SGBM)
+    assert len(obs) == 1 and abs(obs.xyz[0, 2] - 1.5) < 0.002
     wide = [im.astype(np.uint16) * 257 for im in (left, right)]
     obs = front_end().process(*wide, 0.0)
-    assert len(obs) == 1 and abs(obs.xyz[0, 2] - 1.5) < 0.015
+    assert len(obs) == 1 and abs(obs.xyz[0, 2] - 1.5) < 0.002
     fe = VisualFrontEnd(VisionConfig(disparity_method="sgbm"), CAL, DetectionConfig(every_k=1))
     obs = fe.process(left, right, 0.0)
-    assert len(obs) == 1 and abs(obs.xyz[0, 2] - 1.5) < 0.015
+    assert len(obs) == 1 and abs(obs.xyz[0, 2] - 1.5) < 0.002
 
 
 def test_interest_points_on_middlebury():
@@ -175,7 +181,7 @@ def test_interest_points_on_middlebury():
                         DetectionConfig(every_k=1))
     obs = fe.process(left[..., ::-1], right[..., ::-1], 3.0)
     pts = obs.select(obs.kind == "point")
-    assert len(pts) > 60
+    assert len(pts) > 110  # measured 126, 100 of them with ground truth
     u = (pts.box[:, 0] + pts.box[:, 2] // 2).astype(int)
     v = (pts.box[:, 1] + pts.box[:, 3] // 2).astype(int)
     gt = disp[v, u]
@@ -185,8 +191,9 @@ def test_interest_points_on_middlebury():
     print(f"\ninterest points: {len(pts)} points, {known.sum()} with ground truth, depth error "
           f"median {100 * np.median(rel):.2f} %, 90th percentile {100 * np.percentile(rel, 90):.2f}"
           " %")
-    assert np.median(rel) < 0.01
-    assert np.percentile(rel, 90) < 0.05
+    assert known.sum() > 85
+    assert np.median(rel) < 0.003  # measured 0.20 %
+    assert np.percentile(rel, 90) < 0.016  # measured 1.24 %
     assert np.all(pts.weight <= VisionConfig().interest_weight)
 
 

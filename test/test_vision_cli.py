@@ -35,7 +35,7 @@ def test_vision_command_matches_the_ground_truth(sim, tmp_path, capsys):
     assert csv.read_text().splitlines()[0] == ",".join(OBSERVATION_COLUMNS)
     obs = read_observations_csv(csv)
     stamps = np.unique(obs["stamp"])
-    assert len(stamps) >= 0.9 * n_frames
+    assert len(stamps) >= 0.97 * n_frames  # measured: every frame (37)
     errors, found, visible = [], 0, 0
     for stamp in stamps:
         people = [p for p in truth[round(stamp, 6)]["people"] if p["visible"]]
@@ -47,9 +47,10 @@ def test_vision_command_matches_the_ground_truth(sim, tmp_path, capsys):
         found += int((d.min(axis=0) < 0.1).sum())  # ... and most visible people are observed
         visible += len(gt)
     errors = np.array(errors)
-    assert np.all(errors < 0.1), errors.max()
-    assert np.median(errors) < 0.03
-    assert found >= 0.9 * visible, (found, visible)
+    # measured: largest error 21 mm, median 7 mm, 108 of 111 visible people observed
+    assert np.all(errors < 0.035), errors.max()
+    assert np.median(errors) < 0.012
+    assert found >= 0.95 * visible, (found, visible)
     assert np.all((obs["weight"] > 0) & (obs["weight"] <= 1))
     assert np.all(obs["w"] > 20)
 

@@ -72,13 +72,6 @@ class Harness(NodeHarness):
         self.clouds = self.listen(PointCloud2, "visual/observations", 50)
         self.wait_for_subscribers(self.pub_img[0], self.pub_info[1])
 
-    def pace(self, seconds):
-        """Spin for ``seconds`` (pacing publication in real time, never a wait for a
-        result)."""
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.executor.spin_once(timeout_sec=0.01)
-
     def publish(self, stamp, left, right, infos=True, right_stamp=None, swap_infos=False,
                 left_msg=None, right_msg=None):
         if infos:
@@ -90,14 +83,10 @@ class Harness(NodeHarness):
         self.pub_img[0].publish(lm)
         self.pub_img[1].publish(rm)
 
-    def send_and_wait(self, n, left, right, t0=T0, real_time=False, **kw):
-        """Publish n pairs one after the other, each once its predecessor is processed
-        (and, with real_time, not before its time at 15 fps)."""
+    def send_and_wait(self, n, left, right, t0=T0, **kw):
+        """Publish n pairs one after the other, each once its predecessor is processed."""
         start = len(self.clouds)
-        wall0 = time.monotonic()
         for k in range(n):
-            if real_time:
-                self.pace(wall0 + k / 15 - time.monotonic())
             self.publish(t0 + k / 15, left, right, **kw)
             want = start + k + 1
             self.spin_until(lambda want=want: len(self.clouds) >= want, 10.0)
@@ -122,7 +111,7 @@ def harness(ros_context):
         h.close()
 
 
-def _check_heads(cloud, stamp, tol=0.03):
+def _check_heads(cloud, stamp, tol=0.006):  # measured: at most 2.8 mm
     from sensor_msgs.msg import PointField
 
     from av_perception.nodes.conversions import (
@@ -142,10 +131,10 @@ def _check_heads(cloud, stamp, tol=0.03):
     u, v, _ = CAL.project(HEADS)
     boxes = obs["box"][np.argsort(obs["xyz"][:, 0])]
     centre = boxes[:, :2] + boxes[:, 2:] / 2 - 0.5
-    assert np.abs(centre - np.column_stack([u, v])).max() < 3.0
+    assert np.abs(centre - np.column_stack([u, v])).max() < 1.5  # measured 0.79 px
     var = obs["variances"]
     assert np.all(var > 0) and np.all(var[:, 2] > var[:, 0])
-    assert np.all((obs["weight"] > 0.2) & (obs["weight"] <= 1.0))
+    assert np.all((obs["weight"] > 0.6) & (obs["weight"] <= 1.0))  # measured >= 0.72
 
 
 def test_node_publishes_observations_of_rendered_heads(harness, pair):
@@ -154,13 +143,13 @@ def test_node_publishes_observations_of_rendered_heads(harness, pair):
     # the live default: detection on a worker thread, the heads are tracked in every frame
     # once the first detection is back (frame 0 has nothing yet: no frame waits for it)
     h = harness({"vision_input.max_pending_pairs": 4, "detection.asynchronous": True})
-    clouds = []
-    while len(clouds) < 90:  # in real time until the heads are in (later under load)
-        clouds += h.send_and_wait(3, *pair, t0=T0 + len(clouds) / 15, real_time=True)
-        counts = [len(cloud_to_observations(c)["xyz"]) for c in clouds]
-        if len(clouds) >= 6 and counts[-2:] == [2, 2]:
-            break
-    assert counts[0] == 0 and counts[-2:] == [2, 2], counts
+    clouds = h.send_and_wait(1, *pair)
+    # the detection started by frame 0 ends on the worker, however busy the machine is
+    assert h.node.pipeline.front_end.detector.wait_idle(60.0)
+    clouds += h.send_and_wait(5, *pair, t0=T0 + 1 / 15)
+    assert len(clouds) == 6
+    counts = [len(cloud_to_observations(c)["xyz"]) for c in clouds]
+    assert counts == [0, 2, 2, 2, 2, 2], counts
     for k, cloud in enumerate(clouds):
         if counts[k]:
             _check_heads(cloud, T0 + k / 15)

@@ -17,7 +17,9 @@ def _random_problem(rng, n, d, K, outlier):
     means = rng.normal(size=(K, d)) * 3.0
     A = rng.normal(size=(K, d, d))
     covs = A @ np.swapaxes(A, 1, 2) + 0.5 * np.eye(d)
-    U, log_det = wdem._prec_chol(covs)
+    L = np.linalg.cholesky(covs)  # Sigma = L L^T: the kernels take L^-1 and log|Sigma|
+    U = np.tril(np.linalg.inv(L))
+    log_det = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
     # put garbage in the upper triangle: kernels must read only the lower one
     U = U + np.triu(rng.normal(size=(K, d, d)), 1)
     log_pi = np.log(rng.dirichlet(np.ones(K)) * (0.8 if outlier else 1.0))
@@ -475,7 +477,8 @@ def test_wd_em_recovers_clusters_under_heavy_outliers_where_gmm_fails():
         X, w, start = _outlier_scene(seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            errs["gmm"].append(_worst_error(GaussianMixture(3, means_init=start).fit(X).means_))
+            gmm = GaussianMixture(3, means_init=start, random_state=0)  # reproducible
+            errs["gmm"].append(_worst_error(gmm.fit(X).means_))
         errs["fwd"].append(_worst_error(
             wdem.fit(X, w, 3, variant="fwd", init="means", means_init=start).means))
         errs["wd"].append(_worst_error(
@@ -485,9 +488,9 @@ def test_wd_em_recovers_clusters_under_heavy_outliers_where_gmm_fails():
                      outlier_volume="auto").means))
     worst = {k: max(v) for k, v in errs.items()}
     best_plain = {k: min(errs[k]) for k in ("gmm", "fwd")}
-    # measured (6 seeds): WD 0.10-0.24, WD + outlier class 0.12-0.21; GMM 2.2-8.4, FWD 1.5-2.7
-    assert worst["wd"] < 0.3 and worst["wd+outlier"] < 0.3, worst
-    assert best_plain["gmm"] > 1.0 and best_plain["fwd"] > 1.0, best_plain
+    # measured (6 seeds): WD 0.10-0.24, WD + outlier class 0.12-0.21; GMM 2.2-7.6, FWD 1.5-2.7
+    assert worst["wd"] < 0.27 and worst["wd+outlier"] < 0.25, worst
+    assert best_plain["gmm"] > 2.0 and best_plain["fwd"] > 1.3, best_plain
     assert best_plain["gmm"] > 5 * worst["wd"]
 
 

@@ -1,26 +1,8 @@
 """Per-frame binaural feature kernel (numba) and its plain-numpy reference.
 
-Both functions take the same arguments and write the same outputs; the public
-entry point is :class:`av_perception.core.audio.BinauralFrontEnd`, which
-validates inputs before either runs.  The kernel is sequential over frames
-because the noise floor and the smoothed spectra are recursive.
-
-Arguments (F frames, B rfft bins, K scan lags, J ILD bands):
-
-spec_l, spec_r : complex128 (F, B)   windowed spectra of the left/right channel
-omega          : float64 (B,)        bin angular frequencies, rad/s
-in_band        : bool (B,)           bins between min_ and max_frequency
-band_of_bin    : int64 (B,)          ILD band index per bin, -1 outside all bands
-scan_tau       : float64 (K,)        coarse scan lags, s
-scan_cos/sin   : float64 (K, B)      cos/sin(omega * scan_tau)
-state          : float64 (6, B)      [psd, noise, S_ll, S_rr, Re S_lr, Im S_lr]
-initialised    : int64 (1,)          0 until the first frame was seen
-params         : float64 (10,)       see ``PARAM_*`` indices below
-out            : float64 (F, 7 + J)  itd, reliability, ild, activity, direct_path,
-                                     snr_db, n_bins, ild per band
-out_cross      : float64 (F, 2, B) or (0, 2, B)  when F rows: each frame's weighted PHAT
-                                     cross-spectrum (Re, Im) normalised by its weight sum,
-                                     for pooling frames (:func:`pooled_kernel`)
+Both take the same arguments and write the same outputs (:func:`binaural_kernel`,
+:func:`binaural_reference`; pooled ITD: :func:`pooled_kernel`).  The public entry point
+is :class:`av_perception.core.audio.BinauralFrontEnd`, which validates inputs first.
 """
 from __future__ import annotations
 
@@ -179,6 +161,39 @@ def pooled_reference(cross, weights, omega, scan_tau, scan_cos, scan_sin, tau_ma
 @njit(cache=True)
 def binaural_kernel(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, scan_cos, scan_sin,
                     tau_max, state, initialised, params, out, out_cross):
+    """Features of F frames, written into ``out`` (and ``out_cross``).
+
+    Sequential over frames: the noise floor and the smoothed spectra are recursive.
+
+    Parameters
+    ----------
+    spec_l, spec_r : complex128 (F, B)
+        Windowed spectra of the left / right channel (B rfft bins).
+    omega : float64 (B,)
+        Bin angular frequencies, rad/s.
+    in_band : bool (B,)
+        Bins between the minimum and maximum frequency.
+    band_of_bin : int64 (B,)
+        ILD band index per bin, -1 outside all bands (J bands).
+    scan_tau : float64 (K,)
+        Coarse scan lags, s.
+    scan_cos, scan_sin : float64 (K, B)
+        cos / sin(omega * scan_tau).
+    tau_max : float
+        Largest lag searched, s.
+    state : float64 (6, B)
+        [psd, noise, S_ll, S_rr, Re S_lr, Im S_lr], updated in place.
+    initialised : int64 (1,)
+        0 until the first frame was seen.
+    params : float64 (10,)
+        See the ``P_*`` indices.
+    out : float64 (F, 7 + J)
+        itd, reliability, ild, activity, direct_path, snr_db, n_bins, ILD per band
+        (the ``OUT_*`` indices).
+    out_cross : float64 (F, 2, B) or (0, 2, B)
+        When it has F rows: each frame's weighted PHAT cross-spectrum (Re, Im)
+        normalised by its weight sum, for pooling frames (:func:`pooled_kernel`).
+    """
     n_frames, n_bins = spec_l.shape
     n_bands = out.shape[1] - OUT_BANDS
     psd_alpha = params[P_PSD_ALPHA]

@@ -1,27 +1,11 @@
 """Binaural audio front-end: stream -> frames -> ITD / ILD / IPD / activity.
 
-The front-end is streaming: :meth:`BinauralFrontEnd.process` takes chunks of a
-2-channel stream at any sample rate (resampled to the processing rate) and
-returns the features of every frame completed by that chunk, each stamped
-with the time of its centre sample.
-
-ITD method (docs/algorithms.md, "Audio front-end"): GCC-PHAT evaluated as the *continuous*
-band-limited cross-correlation r(tau) = sum_f w_f Re(C_f exp(-i omega_f tau)),
-C_f = L_f R_f^* / |L_f R_f^*|, over the physically possible lags only
-(|tau| <= mic spacing / c, plus a margin).  A coarse scan on a half-sample grid
-finds the main peak; Newton steps on the analytic derivatives of r(tau) then
-locate it to machine precision of the continuous function.  This equals
-zero-padding the inverse FFT by an infinite factor, at the cost of a few bin
-sums (accuracy: test/test_audio_accuracy.py and docs/algorithms.md).
-
-Bins are weighted by w_f = mask_f * direct-path dominance: the mask drops bins
-less than ``bin_snr_threshold_db`` above an adaptive noise floor (minimum
-tracking of the smoothed power spectrum with a bounded rise rate); the
-direct-path weight is the inter-channel magnitude-squared coherence raised to
-``coherence_exponent`` (diffuse reverberation is incoherent between the ears,
-the direct path is coherent), optionally times an onset term (precedence
-effect).  The normalised peak height r(tau*) / sum_f w_f in [0, 1] is the
-reliability of the ITD.
+:meth:`BinauralFrontEnd.process` takes chunks of a 2-channel stream at any sample rate
+(resampled to the processing rate) and returns the :class:`BinauralFeatures` of every
+frame completed by that chunk, each stamped with the time of its centre sample;
+:func:`extract_features` does a whole signal at once.  ITD by continuous GCC-PHAT,
+direct-path bin weighting, noise floor and activity: docs/algorithms.md, "Audio
+front-end".
 """
 from __future__ import annotations
 

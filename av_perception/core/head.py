@@ -1,44 +1,11 @@
 """Head-related binaural models: free field, rigid spherical head, measured table.
 
-Every model has the interface of :class:`~av_perception.core.geometry.MicGeometry`
-(which is the free-field model: exact near-field ITD of two mics in the air), so
-everything that predicts or inverts the direction of a sound (audio front-end,
-weighted-data EM audio mapping, tracker audio likelihood) takes any of them.
-
-Head frame (all models with a head): the centre ``c`` of the head, the interaural
-axis ``a`` (unit, towards the left ear), ``f`` forward (the camera's z made
-orthogonal to ``a``) and ``up = f x a`` (``-y`` in the optical frame for a level
-head).  A direction ``u = (S - c) / |S - c|`` has interaural-polar coordinates
-
-* lateral angle ``lat = arcsin(u . a)`` in [-pi/2, pi/2] (positive to the left),
-* polar angle ``pol = atan2(u . up, u . f)`` in (-pi, pi] (0 ahead, pi/2 above).
-
-In the horizontal plane (pol = 0 in front) the lateral angle is the azimuth.
-Head models are far field: the ITD and ILD depend on the direction only
-(at 0.5 m the near-field ITD of a 9 cm head differs by a few microseconds).
-
-Representation (*choice*): a head model is a table of the ITD (s) and of the
-ILD per band (dB) on a regular (lat, pol) grid, ``N_LAT x N_POL`` nodes (1 deg x
-2 deg), interpolated bilinearly.  The same table and the same interpolation are
-used by numpy (:meth:`HeadModel.itd`) and by numba (:func:`model_itd_jac`, inside
-the clustering kernels), so both give identical numbers.  The free-field model
-keeps its exact near-field formula (an empty table tells the kernel so).
-
-Models
-------
-* ``spherical_head``: a rigid sphere of radius ``r`` with the ears at azimuth
-  +-``ear_azimuth`` from the front and elevation ``ear_elevation``.  ITD:
-  Woodworth's ray model generalised to any ear position (delay of an ear
-  ``-r cos(g) / c`` when the ear sees the source, ``r (g - pi/2) / c`` round the
-  sphere otherwise, ``g`` the angle between source and ear); with the ears at
-  +-90 deg it is ``(r / c) (lat + sin lat)``.  ILD: the one-pole/one-zero
-  head-shadow filter of Brown & Duda (IEEE Trans. Speech Audio Proc. 1998),
-  ``|H|^2 = (1 + (alpha w / 2 w0)^2) / (1 + (w / 2 w0)^2)``, ``w0 = c / r``,
-  ``alpha(g) = 1.05 + 0.95 cos(g / 150 deg * 180 deg)``, band power averaged
-  over each band's frequencies (flat spectrum).
-* ``measured``: ITD and per-band ILD measured from HRIRs (e.g. MIT KEMAR, see
-  :func:`measured_table`), interpolated from the measured directions onto the
-  grid, times an ITD scale (the self-calibration's correction).
+Every model has the interface of :class:`~av_perception.core.geometry.MicGeometry` (the
+free-field model), so everything that predicts or inverts a sound's direction takes any
+of them.  Entry points: :func:`make_head_model`, :class:`SphericalHead`,
+:class:`MeasuredHead` (tables from :func:`measured_table`) and the numba ITD kernel
+:func:`model_itd_jac`.  Head frame, tables and equations: docs/algorithms.md, "Head
+models and self-calibration".
 """
 from __future__ import annotations
 

@@ -1,35 +1,11 @@
 """Self-calibration of the binaural model from what the robot sees.
 
-When a person is both seen (3D position from stereo, in the tracker) and heard (an
-audio frame assigned to them), the pair (direction, measured ITD) is a labelled
-sample of the head's ITD for that direction.  :class:`HeadCalibrator` collects such
-pairs and fits the model's parameters:
-
-* ``spherical_head``: radius (3-30 cm) and ear azimuth (80-110 deg: ears on or
-  slightly behind the interaural diameter, as on human and dummy heads);
-* ``measured``: a scale of the table's ITD (a head larger or smaller than the
-  measured one);
-* ``free_field``: a spherical head (radius from half the mic spacing, ears at 90
-  deg) is fitted and replaces the free-field model only if it explains the samples
-  better (robust cost at least ``min_improvement`` lower).
-
-Guards against wrong associations:
-
-* a frame is used only when exactly one confirmed, currently *seen* track speaks
-  (speaking probability >= ``min_speaking``) and the frame's ITD is nearer (under the
-  current model) to that track's predicted ITD than to any other seen track's: an
-  ITD ordering by lateral angle that every model keeps, even a wrong one;
-* frames below ``min_weight`` (activity x reliability) are ignored;
-* the fit uses a Cauchy loss of scale ``loss_scale`` (reverberant or mis-assigned
-  frames have little pull) and the tracker's reverberation shrink ``(1 - b d)``;
-* a fit is made only with ``min_samples`` samples of which at least
-  ``min_lateral_samples`` are more than ``min_lateral_angle`` off the median plane
-  (frontal samples say nothing about the head size).
-
-Samples are kept in a bounded buffer (the newest ``max_samples``).  The result is
-a plain dict of :class:`~av_perception.core.config.MicArrayConfig` fields
-(``head_model``, ``head_radius``, ``ear_azimuth``, ``itd_scale``) that io writes to
-the calibration file (``mics.calibration_file``) and applies at the next start.
+:class:`HeadCalibrator` collects (direction, measured ITD) pairs of people who are both
+seen and heard, and fits the head model's parameters (sphere radius and ear azimuth, a
+measured table's ITD scale, or a sphere replacing free field) with a robust loss; the
+fit is a dict of :class:`~av_perception.core.config.MicArrayConfig` fields that io
+writes to ``mics.calibration_file``.  Guards against wrong associations and the fitted
+ranges: docs/algorithms.md, "Self-calibration from vision".
 """
 from __future__ import annotations
 

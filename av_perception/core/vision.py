@@ -1,27 +1,10 @@
 """Visual front-end: a stereo pair -> weighted 3D observations of people's heads.
 
-Per image pair (:meth:`VisualFrontEnd.process`):
-
-1. check the pair (equal sizes, calibration size) and rectify it when the
-   calibration says the images are raw;
-2. detect faces / profiles / upper bodies on the left image
-   (:class:`~av_perception.core.detection.DetectionPipeline`: ROI, scale,
-   every-k detection with template tracking in between, NMS);
-3. for each head box, find the disparity of its central part
-   (``vision.match_fraction``) along the epipolar line
-   (:class:`~av_perception.core.stereo.RegionMatcher`, with a left-right
-   consistency check), rejecting impossible depths with a reason;
-4. reject faces whose stereo depth disagrees with the depth implied by the box
-   size (a face is ``vision.face_width`` metres wide) by more than
-   ``vision.size_check_ratio``;
-5. triangulate the head-box centre at that disparity, with the covariance
-   propagated from pixel and disparity noise (depth sigma grows with z^2);
-6. weight = detector confidence x match quality;
-7. optionally add sparse 3D interest points (Shi-Tomasi corners matched the
-   same way) for scenes where no face is visible, with a lower weight.
-
-All 3D outputs are metres in the left camera optical frame (x right, y down,
-z forward), see docs/architecture.md.
+:meth:`VisualFrontEnd.process` checks (and if needed rectifies) a pair, detects heads on
+the left image, finds each head's disparity along the epipolar line, triangulates it
+with its covariance and weights it; it returns :class:`VisualObservations`.  The steps:
+docs/algorithms.md, "Stereo visual front-end".  All 3D outputs are metres in the left
+camera optical frame (x right, y down, z forward).
 """
 from __future__ import annotations
 

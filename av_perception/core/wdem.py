@@ -1,39 +1,10 @@
 """Weighted-data EM (Gebru et al., TPAMI 2016) and the choice of the number of clusters.
 
-Model (docs/algorithms.md, "Weighted-data EM"): x_i | z_i = k, w_i ~ N(mu_k, Sigma_k / w_i),
-p(z_i = k) = pi_k, optionally plus a uniform outlier component of density 1/V.
-
-* ``variant="fwd"`` (FWD-EM): the weights w_i are fixed, the input weights.
-* ``variant="wd"`` (WD-EM): the weights are random, w_i ~ Gamma(alpha_i, beta_i)
-  (shape, rate).  The marginal of x_i is a Pearson type VII (Student-like)
-  density, so an observation that lies far from every cluster gets a small
-  posterior weight E[w_ik] and hardly moves the estimates.
-
-Gamma prior (*choice*, see :func:`gamma_prior`): alpha_i = nu / 2 and
-beta_i = nu / (2 w_i) with nu = :data:`WD_DEGREES_OF_FREEDOM` = 1: the prior mean of
-the random weight is the input weight and the marginal of an observation is a
-Student-t with scale Sigma_k / w_i (docs/algorithms.md compares it with the authors'
-rule, and gives the measured K-selection rates: choose K with ``variant="fwd"`` when
-the noise is Gaussian).
-
-Initialisation: ``init="kmeans++"`` is weighted greedy k-means++ plus weighted
-Lloyd iterations; like every k-means start it fails when uniform clutter
-outnumbers the inliers (the test scene above: every method, WD-EM included,
-then converges to clutter clumps), so give such data ``means_init``, a warm
-start, or use :func:`select` (MML starts from many weight-sampled components).
-
-Everything is computed in log space; Sigma_k gets ``reg_covar * I`` after every
-M-step; EM stops when the relative change of the log-likelihood is at most
-``tol``.  Observations with zero weight carry no information (their FWD
-density is degenerate): they are left out of the fit, their responsibilities
-are the mixing proportions and their posterior weights are 0.
-
-Number of clusters (:func:`select`): ``criterion="mml"`` runs the
-component-wise EM of Figueiredo & Jain (2002) from ``k_max`` down to ``k_min``
-with annihilation, keeping the model of smallest message length;
-``criterion="bic"`` fits every K and keeps the smallest BIC.  Each K level of the
-MML search is refined by a plain EM run and scored on that fit (so the result's
-log-likelihood history is monotone).
+:func:`fit` runs FWD-EM (``variant="fwd"``, fixed weights) or WD-EM (``variant="wd"``,
+Gamma-distributed weights, prior :func:`gamma_prior`) for a given K, optionally with a
+uniform outlier component; :func:`select` chooses K by MML (Figueiredo & Jain) or BIC;
+:class:`WdemConfig` holds the ``wdem.*`` parameters.  Model, prior, initialisation and
+measured K-selection rates: docs/algorithms.md, "Weighted-data EM".
 """
 from __future__ import annotations
 

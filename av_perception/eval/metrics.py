@@ -1,29 +1,10 @@
 """Metrics against the simulator's ground truth.
 
-Tracking (py-motmetrics, CLEAR MOT and identity metrics)
-    Per image frame, ground-truth people and track rows are matched by 3D
-    Euclidean distance in the left camera optical frame, gated at ``gate`` m
-    (pairs farther apart cannot match).  MOTA = 1 - (misses + FP + ID switches) /
-    ground-truth objects; MOTP = mean distance (m) of the matched pairs; IDF1 from
-    the global one-to-one assignment of track ids to people.
-
-    Ground truth is either the *visible* people (default) or *all* people.  With
-    'visible', a track row that matches (within the gate) a person who is out of
-    view or occluded in that frame is *ignored* -- neither a hit nor a false
-    positive -- as in the "don't care" regions of MOT benchmarks: following a
-    talker outside the field of view by ear is allowed, not required.
-
-Speaking status
-    On matched pairs: the track says "speaking" when its value >= threshold;
-    precision, recall, F1 and accuracy against the person's true status.
-
-Audio (ITD / DOA)
-    For every audio frame during which exactly one person speaks (the same single
-    talker ``margin`` s before and after the frame time) and whose activity is at
-    least ``activity_threshold``: the ITD error against the ITD of the talker's mouth
-    under the scene's true binaural model (free field: the exact near-field ITD of
-    MicGeometry; KEMAR scenes: the measured KEMAR table), and the azimuth error
-    against the azimuth of the mouth seen from the array (head) centre.
+:func:`evaluate_tracks`: CLEAR MOT and identity metrics (py-motmetrics; 3D distance in the
+left camera optical frame, gated), localisation error and speaking status (:func:`prf`);
+:func:`evaluate_audio`: ITD and azimuth errors of single-talker audio frames against the
+scene's true binaural model (:func:`true_binaural_model`).  Definitions:
+docs/simulation.md, "Metrics".
 """
 from __future__ import annotations
 

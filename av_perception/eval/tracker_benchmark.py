@@ -1,38 +1,11 @@
 """Tracker benchmark on simulator scenes: observation streams with realistic noise made
 from the ground truth, the VB tracker, two baselines, and the metrics table.
 
-Streams (:func:`synthetic_streams`, noise model :class:`StreamNoise`)
-    *Visual* (one set per ground-truth video frame): every visible person's face
-    centre, missed with probability ``miss_prob``, displaced along the viewing ray
-    with the stereo depth noise sigma_z = z^2 sigma_d / (fx B) (sigma_d = 0.25 px,
-    fx = 500 px, B = 0.12 m; scaled to the ray length) and across it by
-    ``lateral_sigma``; weight U(0.6, 1).  Plus Poisson(``clutter_rate``) clutter
-    points uniform in the image and in depth [0.8, 5] m, weight U(0.2, 0.7).  Each
-    observation carries the covariance of that noise model.
-    *Audio* (frames every 16 ms, the front-end's 256-sample hop at 16 kHz): while
-    someone speaks, the ITD of the talker's mouth (under the scene's true binaural
-    model, :func:`~av_perception.eval.metrics.true_binaural_model`) shrunk
-    towards 0 by ``itd_bias_per_m`` x distance (what reverberation does to the real
-    GCC-PHAT front-end, docs/algorithms.md) plus
-    Gaussian noise ``itd_sigma``; activity U(``activity_low``, 1), reliability
-    U(0.6, 0.9); during overlaps the talkers alternate frame by frame; a fraction
-    ``gap_prob`` of speech frames are gaps (activity U(0.05, 0.35), ITD of the talker
-    with doubled noise or random).  After an utterance a 100 ms reverberation tail
-    (decaying activity, talker's ITD with doubled noise).  Silence: activity
-    U(0.01, 0.06) with random ITDs; radio distractors of the scene, while they play,
-    give 40 % of the silent frames their ITD at activity U(0.2, 0.5).
-
-Methods
-    ``tracker`` -- :class:`~av_perception.core.tracking.Tracker` with audio and video.
-    ``tracker_no_audio_only`` -- the same run, without the rows of audio-only tracks
-    (talkers out of view, whose depth one ITD cannot give: they count as false
-    positives when farther than the 0.5 m gate from the person).
-    ``visual_only`` -- the same tracker with ``audio_enabled=False`` (no speaking
-    status, no audio-only tracks).
-    ``frame_by_frame`` -- no temporal model: each frame's observations of weight
-    >= 0.5 get the id of the nearest previous-frame position (Hungarian, 0.5 m gate)
-    or a new id; the track nearest in azimuth (within 15 deg) to the ITD of the most
-    active audio frame since the previous image (weight >= 0.3) speaks.
+:func:`synthetic_streams` makes the visual and audio streams (noise model
+:class:`StreamNoise`); :func:`benchmark_scene` / :func:`benchmark` run the methods of
+:data:`METHODS` (the tracker, the tracker without audio-only rows, a visual-only tracker
+and frame-by-frame assignment) and score them; :func:`format_table` prints the rows.
+The stream model and the methods: docs/simulation.md, "Tracker benchmark".
 """
 from __future__ import annotations
 

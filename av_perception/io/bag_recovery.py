@@ -1,27 +1,11 @@
 """Reading what can be read of a damaged rosbag2 (sqlite3 or mcap).
 
-A robot that loses power while recording leaves a storage file cut short: an .mcap
-without its summary and footer (and often without metadata.yaml, which ``ros2 bag
-record`` writes at the end), a .db3 whose pages stop part-way.  The storage library
-refuses such files ("File end magic is invalid", "database disk image is malformed"),
-yet almost everything before the damage is intact.  :func:`open_damaged` reads it:
-
-* mcap: the records are decoded sequentially from the start -- schemas, channels,
-  messages, chunks (uncompressed, zstd or lz4; the chunk cut by the damage is
-  decompressed as far as it goes; inside a damaged chunk decoding resumes at the next
-  plausible message record) -- until the cut; the schema records carry the message
-  definitions, so no metadata.yaml is needed;
-* sqlite3: the database is opened read-only with ``writable_schema`` (so that SQLite
-  accepts a file shorter than its header says), the rows are located by rowid range
-  (row by row inside a range that hits a damaged page), and the table's leaf pages are
-  read directly (:mod:`~av_perception.io.sqlite_pages`) for rows that a damaged interior
-  page hides; a row whose page is lost is skipped.  Message definitions come from the
-  ``message_definitions`` table (rosbag2 >= Iron), else from the package defaults.
-
-The normal path stays the rosbags library's (:class:`~av_perception.io.bag.BagReader`
-falls back to this only when the library cannot open the bag).  The same interface as
-the part of rosbags' AnyReader that BagReader uses: ``connections``, ``start_time``,
-``end_time``, ``messages()``, ``deserialize()``, ``close()``.
+:func:`open_damaged` reads a bag cut short or damaged inside (a crash, a power loss, a bad
+sector) record by record around the damage and returns a :class:`RecoveredBag` with the
+part of rosbags' AnyReader interface that :class:`~av_perception.io.bag.BagReader` uses
+(``connections``, ``start_time``, ``end_time``, ``messages()``, ``deserialize()``,
+``close()``).  BagReader turns to it only when the rosbags library cannot open or read
+the bag.  How each storage is read: docs/commands.md, "Damaged bags".
 """
 from __future__ import annotations
 

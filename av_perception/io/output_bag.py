@@ -1,20 +1,9 @@
 """Output rosbag2 of ``av-perception process --output-bag`` (topics of docs/architecture.md).
 
-Per processed image frame, stamped with the left image's header (stamp and frame_id):
-
-* ``speakers`` -- sensor_msgs/msg/PointCloud2, one point per confirmed track: x, y, z
-  (float32), id (uint32), speaking, existence, var_x, var_y, var_z (float32); an empty
-  cloud when there is no track (so every frame is present);
-* ``speakers/markers`` -- visualization_msgs/msg/MarkerArray: per track a SPHERE
-  covariance ellipsoid (namespace ``speakers/ellipsoid``) and a TEXT_VIEW_FACING label
-  (``speakers/label``), marker id = track id, coloured grey -> red by speaking
-  probability; DELETE markers for tracks that ended.  The same markers as
-  ``tracker_node`` publishes (:func:`av_perception.nodes.conversions.tracks_to_markers`),
-  built here as rosbags messages so that no ROS installation is needed;
-* ``speakers/image`` -- sensor_msgs/msg/Image bgr8, the left image annotated with
-  :func:`av_perception.viz.annotate_frame` (optional).
-
-The bag's receive time of every message is its header stamp.
+:class:`OutputBagWriter` writes per processed image frame ``speakers`` (PointCloud2),
+``speakers/markers`` (MarkerArray, the markers ``tracker_node`` publishes) and optionally
+``speakers/image`` (the annotated left image), built as rosbags messages so that no ROS
+installation is needed.  Every message is stamped with the left image's header.
 """
 from __future__ import annotations
 

@@ -1,17 +1,9 @@
 """Offline loading of the ROS-params YAML files in ``config/``.
 
-The files use the ROS 2 parameter format::
-
-    audio_features_node:          # node name, or "/**" for every node
-      ros__parameters:
-        audio:
-          frame_length: 512
-        mics:
-          left: [-0.075, 0.0, 0.0]
-
-Nested keys become dotted parameter names (``audio.frame_length``), exactly as
-``ros2 run ... --ros-args --params-file`` would declare them, so one file
-serves the nodes and the offline commands.
+:func:`load_offline_configs` reads a ROS 2 parameter file (``node:`` or ``/**:`` then
+``ros__parameters:``) into stage configs; nested keys become dotted parameter names
+(``audio.frame_length``), exactly as ``--ros-args --params-file`` declares them, so one
+file serves the nodes and the offline commands.  Format: docs/commands.md, ``--config``.
 """
 from __future__ import annotations
 

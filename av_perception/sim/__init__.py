@@ -6,11 +6,6 @@ Typical use::
     from av_perception.sim import make_scene, simulate
     scene = make_scene("default", seed=1)
     simulate(scene, "out/default")          # bag/, audio.wav, ground_truth.jsonl, scene.json
-
-Modules: :mod:`.scene` (description, frames), :mod:`.presets`, :mod:`.trajectory`,
-:mod:`.schedule` (turn-taking), :mod:`.voice` (speech sources), :mod:`.audio`
-(room acoustics, noise), :mod:`.faces`, :mod:`.video` (stereo rendering),
-:mod:`.bag` (rosbag2 writing), :mod:`.simulator` (:func:`simulate`).
 """
 import importlib
 

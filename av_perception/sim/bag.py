@@ -1,18 +1,9 @@
 """rosbag2 output of the simulator (written with the ``rosbags`` library).
 
-Topics (docs/simulation.md, "Outputs"):
-
-* ``/stereo/left/image_raw``, ``/stereo/right/image_raw`` -- ``sensor_msgs/msg/Image``
-  (bgr8), or ``.../image_raw/compressed`` -- ``sensor_msgs/msg/CompressedImage``
-  (jpeg) when ``compressed``;
-* ``/stereo/left/camera_info``, ``/stereo/right/camera_info`` -- rectified pair,
-  ``P_right[0, 3] = -fx * B``;
-* ``/audio`` -- ``audio_common_msgs/msg/AudioStamped`` (audio_common 4.x): interleaved
-  float32 in ``audio.audio_data.float32_data``, ``info.format = 1`` (paFloat32),
-  header stamp = time of the chunk's first sample.
-
-Log times: an image is logged at its stamp; an audio chunk when its last sample
-has arrived (stamp + chunk duration), as a live capture would deliver it.
+:class:`SimBagWriter` writes the stereo images (raw ``bgr8`` or JPEG), the rectified
+pair's camera_info and ``/audio`` (``audio_common_msgs/msg/AudioStamped``, float32),
+logged as a live capture would deliver them.  Topics and log times: docs/simulation.md,
+"Outputs".
 """
 from __future__ import annotations
 

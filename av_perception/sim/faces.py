@@ -1,16 +1,8 @@
 """Real face photos for the rendered people (shipped by scikit-image and matplotlib).
 
-Names:
-
-* ``astronaut`` -- Eileen Collins (``skimage.data.astronaut``),
-* ``hopper`` -- Grace Hopper (matplotlib's sample ``grace_hopper.jpg``),
-* ``lfw:K`` with K in 0..99 -- the face crops of ``skimage.data.lfw_subset``
-  (25 x 25 grey, Labeled Faces in the Wild), upsampled and tinted with a skin tone.
-
-The face boxes of the two portraits were found once with OpenCV's frontal-face
-Haar cascade and are fixed here.  Every face is returned as a sprite: BGR
-image, alpha (an ellipse with soft edges), and its physical width in metres
-(the sprite's height is width / 0.8).
+:func:`load_face` returns a :class:`FaceSprite` (BGR image, soft elliptic alpha, physical
+width in metres) for a name of :func:`face_names`: ``astronaut``, ``hopper`` or
+``lfw:K`` (K in 0..99).  Sources: docs/simulation.md, "The simulator".
 """
 from __future__ import annotations
 

@@ -1,21 +1,8 @@
 """Preset scenes, from easy to hard.
 
-All presets use a 6 x 5 x 3 m room with the robot's left camera 0.8 m from one
-short wall, centred, 1.25 m above the floor, looking along the room (so the
-facing wall is 5.2 m away).  Standing people have their face centre ~0.4 m above
-the camera (y = -0.4), seated people at about camera height.
-
-==========================  ===  ======  ======  ==========================================
-preset                      N    RT60    SNR     what happens
-==========================  ===  ======  ======  ==========================================
-single_static_anechoic      1    0       30 dB   one still talker, anechoic, pauses
-two_static                  2    0.3 s   20 dB   two still talkers taking turns
-default                     3    0.4 s   15 dB   turns with overlaps; one walks, one seated
-moving                      3    0.4 s   15 dB   a walker crosses behind a talker, a silent
-                                                  person enters the view
-hard                        4    0.6 s   5 dB    four moving people, overlaps, a talker out
-                                                  of view, fan + radio, light dims, blur
-==========================  ===  ======  ======  ==========================================
+:func:`make_scene` builds a fully resolved :class:`~av_perception.sim.scene.Scene` from a
+preset name and a seed; :func:`preset_names` and :func:`describe_presets` list them.  All
+presets use a 6 x 5 x 3 m room; the presets' table: docs/simulation.md, "Presets".
 """
 from __future__ import annotations
 

@@ -1,21 +1,10 @@
 """Scene description: room, robot head, people, turn-taking, noise, rendering options.
 
-A :class:`Scene` is fully resolved: every random choice of a preset (schedule,
-voices, positions) is already made, so a scene saved as ``scene.json`` and
-loaded again renders the very same bag (the remaining randomness -- speech
-waveforms, noise, sensor noise -- is drawn from ``Scene.seed``).
-
-Frames
-------
-* Everything about people is given in the **left camera optical frame**
-  (x right, y down, z forward, metres), like all ground truth.
-* The room is a shoebox with one corner at the origin, x and y on the floor, z up
-  (the pyroomacoustics convention).  The robot's pose places the left camera's
-  optical centre at ``robot.position`` (room coordinates) with its optical axis
-  horizontal at heading ``robot.yaw`` (radians from room +x towards room +y);
-  the camera's y axis points to the floor.  The microphones come from the same
-  :class:`MicArrayConfig` the pipeline uses and the camera from the same
-  :class:`StereoCameraConfig`.
+A :class:`Scene` is fully resolved (every random choice of a preset is made), so a scene
+saved as ``scene.json`` and loaded again (:func:`load_scene`) renders the very same bag.
+Everything about people is in the left camera optical frame (x right, y down, z forward,
+metres); the room is a shoebox with a corner at the origin, z up, and the robot's pose
+(:class:`RobotSpec`) maps between the two.  Frames: docs/simulation.md, "The simulator".
 """
 from __future__ import annotations
 

@@ -1,22 +1,9 @@
 """Top-level simulation: a :class:`Scene` -> bag, WAV, ground truth, scene file.
 
-Output directory layout::
-
-    OUTDIR/
-      bag/                 rosbag2 (metadata.yaml + bag_0.db3 or bag_0.mcap)
-      audio.wav            the same 2-channel audio as /audio (float32)
-      ground_truth.jsonl   one line per video frame
-      scene.json           the scene (load_scene() re-renders the same output)
-
-A ground-truth line::
-
-    {"frame": 0, "stamp": 1700000000.0,
-     "people": [{"id": 1, "x": .., "y": .., "z": .., "speaking": true, "visible": true,
-                 "visible_fraction": 0.98, "u": .., "v": .., "disparity": ..}, ...]}
-
-x, y, z: face centre in the left camera optical frame (m); u, v: its pixel in
-the left image; disparity: fx * B / z (px); visible_fraction: unoccluded share
-of the face ellipse inside the image (the smaller of left and right).
+:func:`simulate` writes ``OUTDIR/bag/`` (rosbag2), ``audio.wav`` (the same 2-channel
+audio), ``ground_truth.jsonl`` (one line per video frame, positions in the left camera
+optical frame) and ``scene.json``; :func:`ground_truth_records` builds the lines.
+Layout and the ground-truth format: docs/simulation.md, "Outputs".
 """
 from __future__ import annotations
 

@@ -1,20 +1,10 @@
 """Stereo video rendering: textured room, people as face photos on bodies.
 
-Geometry is exact for the rectified pinhole pair of :class:`StereoCameraConfig`:
-every drawn element is a fronto-parallel plane at depth z (camera frame), so its
-image in the right camera is its image in the left one shifted left by the
-disparity ``fx * B / z``.  Sprites are drawn with ``cv2.warpAffine`` at sub-pixel
-positions (pixel centres at integer coordinates, as ``u = cx + fx x / z``
-assumes), from a Gaussian pyramid level so that the warp never minifies by
-more than 2.
-
-Background: the facing wall (a brick texture with a picture on it, at the true
-distance of the room's wall) and the floor (a ground plane at the camera
-height, so its disparity grows row by row), both extended sideways.
-People are painted far to near (occlusion by depth order); a person is
-*visible* when at least ``video.visible_threshold`` of the face ellipse is
-unoccluded and inside both images.  Then a global illumination gain, optional
-Gaussian blur and Gaussian sensor noise are applied.
+:class:`VideoRenderer` renders the left and right images of a scene at a time, with the
+ground truth of each person (:class:`PersonView`: pixel, disparity, visibility).  The
+geometry is exact for the rectified pinhole pair of :class:`StereoCameraConfig`: every
+element is a fronto-parallel plane at depth z, shifted by the disparity ``fx * B / z`` in
+the right image.  Details: docs/simulation.md, "The simulator".
 """
 from __future__ import annotations
 

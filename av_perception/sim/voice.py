@@ -1,27 +1,11 @@
 """Dry speech for the simulator: a built-in source-filter voice, WAV files, recorded
 speech (CMU ARCTIC), espeak-ng.
 
-Built-in voice model (no data needed)
--------------------------------------
-Classic cascade formant synthesis (Klatt-style), one syllable at a time:
-
-* excitation: a Rosenberg glottal pulse train (voiced) whose derivative is taken
-  (flow derivative + lip radiation), plus aspiration noise; the pitch contour is
-  the person's mean F0 with a declination over the utterance, slow random
-  intonation and a rise on stressed syllables;
-* vocal tract: four second-order resonators in cascade whose formant
-  frequencies follow vowel targets (Peterson & Barney averages, scaled by the
-  person's vocal-tract factor) with ~25 ms coarticulation smoothing; the
-  resonators are updated every 2.5 ms;
-* consonant onsets: fricatives (band-passed noise: s, sh, f), plosives
-  (closure + burst + aspiration), /h/ (noise through the tract), nasals (voiced,
-  low F1);
-* prosody: syllables at the person's syllable rate (+-20 %), random stress
-  (amplitude and pitch), short gaps between words.
-
-It is not intelligible speech, but it has what the front-ends use: harmonic
-voiced segments with formant structure, broadband fricatives, a syllable-rate
-(~4-5 Hz) amplitude modulation, and a distinct pitch per person.
+:func:`make_speech_source` picks the source of a scene (:class:`SyntheticSpeech`,
+:class:`WavSpeech`, :class:`RecordedSpeech`, :class:`EspeakSpeech`);
+:func:`synthesize_utterance` is the built-in Klatt-style formant voice of a
+:class:`VoiceSpec`.  The voice model and the recordings: docs/simulation.md, "The
+simulator".
 """
 from __future__ import annotations
 
