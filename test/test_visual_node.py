@@ -83,10 +83,14 @@ class Harness(NodeHarness):
         self.pub_img[0].publish(lm)
         self.pub_img[1].publish(rm)
 
-    def send_and_wait(self, n, left, right, t0=T0, **kw):
-        """Publish n pairs one after the other, each once its predecessor is processed."""
+    def send_and_wait(self, n, left, right, t0=T0, real_time=False, **kw):
+        """Publish n pairs one after the other, each once its predecessor is processed
+        (and, with real_time, not before its time at 15 fps, as a camera would)."""
         start = len(self.clouds)
+        wall0 = time.monotonic()
         for k in range(n):
+            if real_time:
+                self.spin_until(lambda k=k: time.monotonic() >= wall0 + k / 15, 1.0)
             self.publish(t0 + k / 15, left, right, **kw)
             want = start + k + 1
             self.spin_until(lambda want=want: len(self.clouds) >= want, 60.0)
@@ -147,7 +151,7 @@ def test_node_publishes_observations_of_rendered_heads(harness, pair):
     clouds = h.send_and_wait(1, *pair)
     # the detection started by frame 0 ends on the worker, however busy the machine is
     assert h.node.pipeline.front_end.detector.wait_idle(60.0)
-    clouds += h.send_and_wait(5, *pair, t0=T0 + 1 / 15)
+    clouds += h.send_and_wait(5, *pair, t0=T0 + 1 / 15, real_time=True)  # a 15 fps camera
     assert len(clouds) == 6
     counts = [len(cloud_to_observations(c)["xyz"]) for c in clouds]
     assert counts == [0, 2, 2, 2, 2, 2], counts
