@@ -17,7 +17,13 @@ from ..core.config import ConfigError, MicArrayConfig, StageConfig, param
 from ..core.wdem import WdemConfig
 from ..io.heads import load_head_model
 from .audio import audio_frames_of
-from .buffer import InputError, TimeOrderedBuffer, check_audio, check_stamp
+from .buffer import (
+    InputError,
+    TimeOrderedBuffer,
+    check_audio,
+    check_point_count,
+    check_stamp,
+)
 
 __all__ = ["FusionInputConfig", "FusionInputError", "FusionPipeline", "FusionRunResult",
            "FusionWindow"]
@@ -241,6 +247,7 @@ class FusionPipeline:
         if not len(X) == len(w) == len(var):
             raise FusionInputError(f"visual observations: {len(X)} points, {len(w)} weights "
                                    f"and {len(var)} variances (must be equal)")
+        check_point_count(len(X), "visual observations")
         if not self._check_time(stamp):
             self.late_visual_frames += 1
             return False

@@ -19,7 +19,7 @@ from ..core.config import (
 from ..core.head_calibration import CalibrationFit, HeadCalibrationConfig, HeadCalibrator
 from ..io.heads import load_head_model, save_calibration
 from .audio import audio_frames_of
-from .buffer import AUDIO, EVENTS, TimeOrderedBuffer
+from .buffer import AUDIO, EVENTS, InputError, TimeOrderedBuffer, check_point_count
 
 __all__ = ["TrackingConfig", "TrackingPipeline", "calibrate_step"]
 
@@ -164,6 +164,11 @@ class TrackingPipeline:
         returns the number buffered.  Raises InputError (nothing buffered) for
         non-finite stamps or mismatched sizes."""
         w = np.nan_to_num(np.atleast_1d(np.asarray(weights, dtype=float)), nan=0.0)
+        inf = np.isinf(np.asarray(itds, dtype=float))
+        if inf.any():  # NaN marks a frame without ITD; an infinite one is broken input
+            raise InputError(
+                f"audio frames with infinite ITDs ({int(inf.sum())} of {inf.size}): the audio "
+                "input is broken; the message was dropped, later valid messages are used")
         with self.lock:
             self.buffer.max_age = self.tracking.max_audio_buffer
             return self.buffer.add_audio(stamps, itds, np.clip(w, 0.0, None))
@@ -180,6 +185,7 @@ class TrackingPipeline:
         Raises InputError for a non-finite stamp."""
         from ..core.tracking import EventObservations
 
+        check_point_count(len(events), "audio-visual events")
         if not isinstance(events, EventObservations):
             events = EventObservations.from_events(events)
         with self.lock:
@@ -203,8 +209,12 @@ class TrackingPipeline:
         """
         from types import SimpleNamespace
 
-        from ..core.tracking import AudioFrames
+        from ..core.tracking import AudioFrames, TrackerInputError
 
+        try:
+            check_point_count(np.size(xyz) // 3, "visual observations")
+        except InputError as exc:
+            raise TrackerInputError(str(exc)) from None
         stamp = float(stamp)
         t0 = time.perf_counter()
         with self.lock:
