@@ -698,3 +698,35 @@ def test_e_a_frame_of_thousands_of_points_is_refused_not_clustered():
     assert tracking.step(100.1, xyz[:MAX_VISUAL_POINTS],
                          np.tile(np.eye(3) * 1e-4, (MAX_VISUAL_POINTS, 1, 1)),
                          np.ones(MAX_VISUAL_POINTS)) is not None
+
+
+def test_e_out_of_range_weights_positions_and_itds_do_not_reach_the_av_events():
+    """The fuzz: finite but absurd input (activity x reliability of 1e38, an observation
+    at 1e30 m, a variance of 3e38 m^2) went into the clustering, and av_events carried
+    infinite masses (float32 overflow) that every subscriber refuses.  Weights are
+    capped at 1, positions beyond 10 km and ITDs beyond 10 ms are ignored (counted with
+    the invalid points), absurd variances are replaced like non-finite ones."""
+    from std_msgs.msg import Header
+
+    from av_perception.nodes.conversions import cloud_to_events, events_to_cloud
+    from av_perception.pipeline import FusionPipeline
+
+    rng = np.random.default_rng(1)
+    person = np.array([0.3, 0.0, 2.0])
+    fusion = FusionPipeline()
+    fusion.warm_up()
+    windows = []
+    for k in range(45):
+        t = 100.0 + k / 15
+        xyz = np.vstack([person + rng.normal(0, 0.01, 3), [1e30, 0.0, 1.0]])
+        var = np.array([[1e-4, 1e-4, 3e38], [1e-4, 1e-4, 1e-4]])
+        fusion.add_visual(t, xyz, np.array([1e38, 0.9]), var)
+        stamps = t - 1 / 15 + np.arange(4) / 60
+        fusion.add_audio(stamps, np.array([1e-4, 1e-4, 5.0, 1e-4]), np.full(4, 1e38))
+        windows += fusion.process()
+    assert fusion.invalid_points == 45
+    assert len(windows) >= 8
+    for w in windows:
+        stamp, ev = cloud_to_events(events_to_cloud(Header(), w.events))  # finite
+        assert np.all(np.isfinite(ev.visual_mass)) and np.all(np.isfinite(ev.audio_mass))
+    assert any(np.abs(e.position - person).max() < 0.05 for e in windows[-1].events)

@@ -14,13 +14,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["AUDIO", "VISUAL", "EVENTS", "InputError", "Released", "TimeOrderedBuffer",
-           "check_audio", "MAX_VISUAL_POINTS", "check_point_count"]
+           "check_audio", "MAX_VISUAL_POINTS", "check_point_count",
+           "MAX_POSITION", "MAX_ITD"]
 
 AUDIO, VISUAL, EVENTS = "audio", "visual", "events"
 KINDS = (AUDIO, VISUAL, EVENTS)
 #: most points one visual frame (or one fusion window's events) may hold: a camera sees a
 #: few heads, and the clustering and the tracker's births cost the square of the points
 MAX_VISUAL_POINTS = 256
+#: positions (m) and ITDs (s) beyond these are broken input (no camera sees 10 km away, no
+#: head has a 10 ms ITD); weights (activity x reliability, visual confidence) are <= 1
+MAX_POSITION = 1e4
+MAX_ITD = 0.01
 #: stamps beyond this many seconds (from 0, either way) are outside ROS time (int32
 #: seconds): broken input, such as a huge float32 t_offset
 MAX_STAMP = 2.0 ** 32
