@@ -730,3 +730,23 @@ def test_e_out_of_range_weights_positions_and_itds_do_not_reach_the_av_events():
         stamp, ev = cloud_to_events(events_to_cloud(Header(), w.events))  # finite
         assert np.all(np.isfinite(ev.visual_mass)) and np.all(np.isfinite(ev.audio_mass))
     assert any(np.abs(e.position - person).max() < 0.05 for e in windows[-1].events)
+
+
+def test_e_audio_stamped_far_ahead_once_does_not_leave_the_tracker_deaf():
+    """The fuzz (seed 1613): one audio/features message stamped 10^7 s ahead set the
+    audio buffer's head there; every later audio frame was older than head -
+    tracking.max_audio_buffer and dropped, and the tracker ran without audio for good
+    (nobody ever spoke).  Audio stamped more than tracking.time_jump_reset before the
+    newest audio now restarts the audio buffer (counted in audio_resets)."""
+    from av_perception.pipeline import TrackingPipeline
+
+    p = TrackingPipeline()
+    cov = np.eye(3)[None] * 1e-4
+    assert p.add_audio([100.0], [1e-4], [1.0]) == 1
+    assert p.step(100.05, np.array([[0.3, 0.0, 2.0]]), cov, np.ones(1)) is not None
+    p.add_audio([1e7 + 100.0], [1e-4], [1.0])  # stamped far ahead
+    assert p.add_audio([100.1, 100.116], [1e-4, 1e-4], [1.0, 1.0]) == 2
+    assert p.audio_resets == 1 and p.buffered_audio == 2
+    heard = p.tracker.stats["audio_frames"]
+    assert p.step(100.12, np.array([[0.3, 0.0, 2.0]]), cov, np.ones(1)) is not None
+    assert p.tracker.stats["audio_frames"] > heard  # the tracker hears again

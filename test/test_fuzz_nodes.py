@@ -261,7 +261,8 @@ def test_fuzz_tracker_node(node_harness):
     order = np.argsort(tracks["position"][:, 0])
     assert np.abs(tracks["position"][order] - PEOPLE).max() < 0.05
     assert np.all(np.isfinite(tracks["variances"])) and np.all(tracks["variances"] > 0)
-    assert tracks["speaking"][order][0] > 0.5 > tracks["speaking"][order][1]
+    assert tracks["speaking"][order][0] > 0.5 > tracks["speaking"][order][1], (
+        tracks["speaking"], node.pipeline.buffer.head, node.pipeline.tracker.stats)
     assert node.pipeline.buffered_audio < 10_000
 
 
@@ -308,7 +309,7 @@ def test_fuzz_visual_features_node(node_harness, rendered):
     from sensor_msgs.msg import PointCloud2
     from stereobag import HEADS
 
-    from av_perception.nodes.conversions import cloud_to_observations
+    from av_perception.nodes.conversions import cloud_to_observations, time_to_sec
     from av_perception.nodes.visual_features_node import VisualFeaturesNode
 
     node = VisualFeaturesNode(parameter_overrides=_overrides(**VISION))
@@ -329,15 +330,23 @@ def test_fuzz_visual_features_node(node_harness, rendered):
         assert np.all(np.isfinite(obs["xyz"])) and np.all(np.isfinite(obs["variances"]))
     assert h.spin_until(lambda: any(s.level == b"\x02" and "dropped" in s.message
                                     for s in h.statuses()))
-    # valid input again
+    # valid input again (the first pair may go to a jump back of the stamps)
+    _spin(h, 0.2)
     before = len(clouds)
+    got = {}
+
+    def take():
+        for c in clouds[before:]:
+            got[round(time_to_sec(c.header.stamp), 6)] = c
+        return got
+
     stamps = []
-    for k, stamp in enumerate(_valid_pairs(fuzz, rendered, 1_700_000_000.0, 4)):
-        stamps.append(stamp)
-        assert h.spin_until(lambda k=k: len(clouds) >= before + k + 1, 30.0), node.last_error
+    for stamp in _valid_pairs(fuzz, rendered, 1_700_000_000.0, 5):
+        stamps.append(round(stamp, 6))
+        h.spin_until(lambda s=stamps[-1]: s in take(), 10.0)
+    assert set(stamps[1:]) <= set(take()), (sorted(take()), stamps, node.last_error)
     assert not fuzz.crashes, fuzz.crashes[:10]
-    obs = cloud_to_observations(clouds[-1])
-    assert obs["stamp"] == pytest.approx(stamps[-1], abs=1e-6)
+    obs = cloud_to_observations(got[stamps[-1]])
     xyz = obs["xyz"][np.argsort(obs["xyz"][:, 0])]
     assert len(xyz) == 2 and np.abs(xyz - HEADS).max() < 0.05, xyz
 
@@ -346,7 +355,7 @@ def test_fuzz_perception_node(node_harness, rendered, tmp_path):
     from sensor_msgs.msg import PointCloud2
     from stereobag import HEADS
 
-    from av_perception.nodes.conversions import cloud_to_tracks
+    from av_perception.nodes.conversions import cloud_to_tracks, time_to_sec
     from av_perception.nodes.perception_node import PerceptionNode
 
     node = PerceptionNode(parameter_overrides=_overrides(**VISION, **{
@@ -369,15 +378,25 @@ def test_fuzz_perception_node(node_harness, rendered, tmp_path):
     assert node.tracking_stage.outputs.published > 10
     assert h.spin_until(lambda: any(s.level == b"\x02" and "dropped" in s.message
                                     for s in h.statuses("vision")))
-    # valid input again: the rendered heads, stamped now
+    # valid input again: the rendered heads, stamped now (the first pair may go to a jump
+    # back of the stamps)
+    _spin(h, 0.2)
     before = len(speakers)
+    got = {}
+
+    def take():
+        for c in speakers[before:]:
+            got[round(time_to_sec(c.header.stamp), 6)] = c
+        return got
+
     t0 = node.get_clock().now().nanoseconds * 1e-9
-    n = 30
-    for k, _ in enumerate(_valid_pairs(fuzz, rendered, t0, n)):
-        assert h.spin_until(lambda k=k: len(speakers) >= before + k + 1, 30.0), node.last_error
+    stamps = []
+    for stamp in _valid_pairs(fuzz, rendered, t0, 30):
+        stamps.append(round(stamp, 6))
+        h.spin_until(lambda s=stamps[-1]: s in take(), 10.0)
+    assert set(stamps[1:]) <= set(take()), (len(take()), node.last_error)
     assert not fuzz.crashes, fuzz.crashes[:10]
-    tracks = cloud_to_tracks(speakers[-1])
-    assert tracks["stamp"] == pytest.approx(t0 + (n - 1) / 15, abs=1e-6)
+    tracks = cloud_to_tracks(got[stamps[-1]])
     assert len(tracks["ids"]) == 2 and np.all(np.isfinite(tracks["position"]))
     order = np.argsort(tracks["position"][:, 0])
     assert np.abs(tracks["position"][order] - HEADS).max() < 0.05

@@ -117,6 +117,13 @@ class TimeOrderedBuffer:
         self.head: dict = dict.fromkeys(KINDS)
         self.audio_frames = 0
 
+    def forget(self, kind: str) -> None:
+        """Forget the buffered items and the head of one kind (a jump back of its time)."""
+        if kind == AUDIO:
+            self.audio_frames = 0
+        self._items[kind] = []
+        self.head[kind] = None
+
     @property
     def messages(self) -> int:
         return sum(len(v) for v in self._items.values())

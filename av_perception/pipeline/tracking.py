@@ -126,6 +126,7 @@ class TrackingPipeline:
         self.steps = 0
         self.late_visual = 0
         self.resets = 0
+        self.audio_resets = 0  # audio time jumps back (the audio buffer restarted)
         # audio frames and fusion windows waiting for the next step
         self.buffer = TimeOrderedBuffer(max_age=self.tracking.max_audio_buffer)
         self.processing_time = 0.0
@@ -171,6 +172,15 @@ class TrackingPipeline:
                 "input is broken; the message was dropped, later valid messages are used")
         with self.lock:
             self.buffer.max_age = self.tracking.max_audio_buffer
+            head = self.buffer.head[AUDIO]
+            t = np.asarray(stamps, dtype=float).reshape(-1)
+            if (head is not None and len(t) and np.all(np.isfinite(t))
+                    and t.max() < head - self.tracking.time_jump_reset):
+                # the audio's time jumped back (or an earlier message was stamped far
+                # ahead): against the old head every frame would look too old and be
+                # dropped, the tracker would run deaf
+                self.buffer.forget(AUDIO)
+                self.audio_resets += 1
             return self.buffer.add_audio(stamps, itds, np.clip(w, 0.0, None))
 
     def add_audio_features(self, features) -> int:
