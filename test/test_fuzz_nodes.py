@@ -293,6 +293,7 @@ def _vision_step(h, stage):
     def step(sent):
         if sent % 20 == 0:  # let the worker take the queued pairs (bounded queue)
             assert len(stage._worker._items) <= stage.input.max_pending_pairs
+            assert max(stage.sync.queued(0), stage.sync.queued(1)) <= stage.input.queue_size
             h.spin_until(lambda: not stage._worker._items, 30.0)
             h.executor.spin_once(timeout_sec=0)
     return step
