@@ -286,3 +286,16 @@ def test_config():
         AVClusteringConfig(default_depth=0.0)
     names = {s.name for s in AVClusteringConfig.parameter_specs()}
     assert {"fusion.window_length", "fusion.hop_length", "fusion.default_depth"} <= names
+
+
+def test_births_neighbourhoods_are_computed_in_row_blocks_with_the_same_result():
+    """Issue 16 fuzz: the births built the (N, N, 3) differences of a window's points at
+    once (24 N^2 bytes: gigabytes for a window of thousands of points); the
+    neighbourhoods are now computed a block of rows at a time, with the same result."""
+    from av_perception.core.av_clustering.births import _within
+
+    X = np.random.default_rng(4).normal(0, 0.5, (1300, 3))
+    direct = ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1) < 0.2 ** 2
+    np.testing.assert_array_equal(_within(X, 0.2), direct)
+    np.testing.assert_array_equal(_within(X, 0.2, rows=7), direct)
+    assert _within(np.zeros((0, 3)), 0.2).shape == (0, 0)

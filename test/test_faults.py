@@ -596,3 +596,205 @@ def test_b_an_intact_bag_without_metadata_is_read_whole(scene_dir, sqlite_scene_
     got, _, _, errors, truncated = _messages(bag)
     assert got == intact and not truncated
     assert "intact" in errors[0] and "ros2 bag reindex" in errors[0]
+
+
+# ------------------------------------------------- E: what the node fuzz found (issue 16)
+def _cloud(fields: dict, height: int = 1, pad: int = 0):
+    """A PointCloud2 of ``height`` rows (of len/height points each, ``pad`` bytes of
+    padding after each row)."""
+    from std_msgs.msg import Header
+
+    from av_perception.nodes.conversions import make_pointcloud2, sec_to_time
+
+    msg = make_pointcloud2(Header(stamp=sec_to_time(100.0)), fields)
+    width = msg.width // height
+    row = width * msg.point_step
+    data = bytes(msg.data)
+    msg.data = b"".join(data[r * row:(r + 1) * row] + b"\xff" * pad for r in range(height))
+    msg.height, msg.width, msg.row_step = height, width, row + pad
+    return msg
+
+
+def test_e_an_organised_cloud_with_padded_rows_is_read_row_by_row():
+    """The fuzz: row_step was ignored, so the padding of each row of an organised cloud
+    (height > 1) was read as points (silently wrong values); now each row starts
+    row_step bytes after the previous one, and a row_step shorter than a row is refused."""
+    from av_perception.nodes.conversions import read_pointcloud2
+
+    x = np.arange(6, dtype=np.float32)
+    flat = read_pointcloud2(_cloud({"x": x, "y": -x}))
+    padded = read_pointcloud2(_cloud({"x": x, "y": -x}, height=2, pad=5))
+    np.testing.assert_array_equal(padded["x"], x)
+    np.testing.assert_array_equal(padded["y"], -x)
+    np.testing.assert_array_equal(flat["x"], x)
+    short = _cloud({"x": x}, height=2)
+    short.row_step = 4
+    with pytest.raises(ValueError, match="row_step 4 is smaller than width x point_step"):
+        read_pointcloud2(short)
+    empty = _cloud({"x": x})
+    empty.width, empty.height = 0, 2 ** 32 - 1  # no points, whatever the rows say
+    assert len(read_pointcloud2(empty)["x"]) == 0
+
+
+def test_e_stamps_outside_ros_time_are_refused_naming_the_input():
+    """The fuzz: a float32 t_offset of 3e38 made an audio stamp no clock can reach; the
+    fusion then cycled through its hops for ever.  Such stamps are refused like NaN ones."""
+    from av_perception.pipeline import FusionPipeline, InputError, TimeOrderedBuffer
+
+    buf = TimeOrderedBuffer()
+    with pytest.raises(InputError, match="audio frames with stamps outside ROS time"):
+        buf.add_audio([100.0, 3e38], [0.0, 0.0], [1.0, 1.0])
+    with pytest.raises(InputError, match="visual observations with a stamp outside ROS time"):
+        buf.add_visual(-1e19, None)
+    fusion = FusionPipeline()
+    with pytest.raises(InputError, match="outside ROS time"):
+        fusion.add_visual(1e30, np.zeros((1, 3)), np.ones(1))
+    assert buf.messages == 0
+
+
+def test_e_a_stamp_far_ahead_does_not_stall_the_fusion_and_valid_input_resumes():
+    """The fuzz: one visual cloud stamped at the end of ROS time (2^31 s) made the fusion
+    step through every 0.25 s hop up to it (billions): the node never returned.  Now the
+    hops are skipped at once; a valid stream afterwards (a jump back) restarts it."""
+    from av_perception.pipeline import FusionPipeline
+
+    rng = np.random.default_rng(0)
+    person = np.array([0.3, 0.0, 2.0])
+    fusion = FusionPipeline()
+    fusion.warm_up()
+
+    def frames(t0, n):
+        windows = []
+        for k in range(n):
+            assert fusion.add_visual(t0 + k / 15, person + rng.normal(0, 0.01, (1, 3)),
+                                     np.ones(1))
+            windows += fusion.process()
+        return windows
+
+    frames(100.0, 10)
+    assert fusion.add_visual(2.0 ** 31 - 1, person[None], np.ones(1))
+    far = fusion.process(flush=True)  # returns: the hops up to 2^31 s are skipped
+    assert len(far) <= 2
+    windows = frames(200.0, 45)
+    assert fusion.resets == 1
+    assert len(windows) >= 8 and all(200.0 <= w.stamp < 203.0 for w in windows)
+    ev = windows[-1].events
+    assert len(ev) == 1 and np.abs(ev[0].position - person).max() < 0.05
+
+
+def test_e_audio_with_an_infinite_itd_is_refused_at_the_input_not_blamed_on_the_image():
+    """The fuzz: an audio/features frame with an infinite ITD was buffered, then made the
+    next tracker step fail, reported as 'visual observations rejected' (the image was
+    lost for the audio's fault).  Now the audio message is refused as it arrives, naming
+    the audio input, and the image is tracked."""
+    from av_perception.pipeline import InputError, TrackingPipeline
+
+    p = TrackingPipeline()
+    with pytest.raises(InputError, match="audio frames with infinite ITDs"):
+        p.add_audio([10.0, 10.016], [1e-4, np.inf], [1.0, 1.0])
+    assert p.buffered_audio == 0
+    assert p.add_audio([10.0, 10.016], [1e-4, np.nan], [1.0, 1.0]) == 2  # NaN: no ITD
+    cov = np.eye(3)[None] * 1e-4
+    assert p.step(10.02, np.array([[0.3, 0.0, 2.0]]), cov, np.ones(1)) is not None
+
+
+def test_e_camera_info_of_a_huge_size_is_refused_before_building_its_maps():
+    """The fuzz: a CameraInfo with distortion and a broken size (100000 x 50000) made the
+    visual node build rectification maps of that size (tens of gigabytes) before checking
+    it against the images.  The size is now checked first."""
+    from sensor_msgs.msg import CameraInfo
+
+    from av_perception.core.config import StereoCameraConfig
+    from av_perception.core.stereo import CalibrationError, StereoCalibration
+    from av_perception.io.image_msgs import camera_info_fields, fill_camera_info_msg
+    from av_perception.io.stereo_sources import CalibrationCache
+
+    cal = StereoCalibration.from_config(StereoCameraConfig(width=96, height=72, fx=75.0,
+                                                           fy=75.0, cx=47.5, cy=35.5))
+    infos = [fill_camera_info_msg(CameraInfo(), f) for f in camera_info_fields(cal)]
+    for info in infos:
+        info.d = [0.1, -0.05, 0.0, 0.0, 0.0]  # raw images: maps to build
+        info.width, info.height = 100_000, 50_000
+    cache = CalibrationCache()
+    with pytest.raises(CalibrationError,
+                       match="camera_info is for 100000x50000 images but the images are 96x72"):
+        cache.get(*infos, image_size=(96, 72))
+    assert cache.rebuilds == 0
+    for info in infos:
+        info.width, info.height = 96, 72
+    assert cache.get(*infos, image_size=(96, 72)).maps is not None  # the right size builds
+
+
+def test_e_a_frame_of_thousands_of_points_is_refused_not_clustered():
+    """The fuzz: one visual/observations cloud of 20 000 points made the fusion's births
+    build a 20 000 x 20 000 distance matrix (10 GB) and the tracker step for tens of
+    seconds.  A frame of more than MAX_VISUAL_POINTS points is refused as broken input by
+    both pipelines (the nodes report it and go on)."""
+    from av_perception.core.tracking import TrackerInputError
+    from av_perception.pipeline import FusionPipeline, InputError, TrackingPipeline
+    from av_perception.pipeline.buffer import MAX_VISUAL_POINTS
+
+    n = MAX_VISUAL_POINTS + 1
+    xyz = np.tile([0.3, 0.0, 2.0], (n, 1))
+    fusion = FusionPipeline()
+    with pytest.raises(InputError, match=f"visual observations with {n} points"):
+        fusion.add_visual(100.0, xyz, np.ones(n))
+    assert fusion.buffered_messages == 0
+    tracking = TrackingPipeline()
+    with pytest.raises(TrackerInputError, match=f"visual observations with {n} points"):
+        tracking.step(100.0, xyz, np.tile(np.eye(3) * 1e-4, (n, 1, 1)), np.ones(n))
+    assert tracking.step(100.1, xyz[:MAX_VISUAL_POINTS],
+                         np.tile(np.eye(3) * 1e-4, (MAX_VISUAL_POINTS, 1, 1)),
+                         np.ones(MAX_VISUAL_POINTS)) is not None
+
+
+def test_e_out_of_range_weights_positions_and_itds_do_not_reach_the_av_events():
+    """The fuzz: finite but absurd input (activity x reliability of 1e38, an observation
+    at 1e30 m, a variance of 3e38 m^2) went into the clustering, and av_events carried
+    infinite masses (float32 overflow) that every subscriber refuses.  Weights are
+    capped at 1, positions beyond 10 km and ITDs beyond 10 ms are ignored (counted with
+    the invalid points), absurd variances are replaced like non-finite ones."""
+    from std_msgs.msg import Header
+
+    from av_perception.nodes.conversions import cloud_to_events, events_to_cloud
+    from av_perception.pipeline import FusionPipeline
+
+    rng = np.random.default_rng(1)
+    person = np.array([0.3, 0.0, 2.0])
+    fusion = FusionPipeline()
+    fusion.warm_up()
+    windows = []
+    for k in range(45):
+        t = 100.0 + k / 15
+        xyz = np.vstack([person + rng.normal(0, 0.01, 3), [1e30, 0.0, 1.0]])
+        var = np.array([[1e-4, 1e-4, 3e38], [1e-4, 1e-4, 1e-4]])
+        fusion.add_visual(t, xyz, np.array([1e38, 0.9]), var)
+        stamps = t - 1 / 15 + np.arange(4) / 60
+        fusion.add_audio(stamps, np.array([1e-4, 1e-4, 5.0, 1e-4]), np.full(4, 1e38))
+        windows += fusion.process()
+    assert fusion.invalid_points == 45
+    assert len(windows) >= 8
+    for w in windows:
+        stamp, ev = cloud_to_events(events_to_cloud(Header(), w.events))  # finite
+        assert np.all(np.isfinite(ev.visual_mass)) and np.all(np.isfinite(ev.audio_mass))
+    assert any(np.abs(e.position - person).max() < 0.05 for e in windows[-1].events)
+
+
+def test_e_audio_stamped_far_ahead_once_does_not_leave_the_tracker_deaf():
+    """The fuzz (seed 1613): one audio/features message stamped 10^7 s ahead set the
+    audio buffer's head there; every later audio frame was older than head -
+    tracking.max_audio_buffer and dropped, and the tracker ran without audio for good
+    (nobody ever spoke).  Audio stamped more than tracking.time_jump_reset before the
+    newest audio now restarts the audio buffer (counted in audio_resets)."""
+    from av_perception.pipeline import TrackingPipeline
+
+    p = TrackingPipeline()
+    cov = np.eye(3)[None] * 1e-4
+    assert p.add_audio([100.0], [1e-4], [1.0]) == 1
+    assert p.step(100.05, np.array([[0.3, 0.0, 2.0]]), cov, np.ones(1)) is not None
+    p.add_audio([1e7 + 100.0], [1e-4], [1.0])  # stamped far ahead
+    assert p.add_audio([100.1, 100.116], [1e-4, 1e-4], [1.0, 1.0]) == 2
+    assert p.audio_resets == 1 and p.buffered_audio == 2
+    heard = p.tracker.stats["audio_frames"]
+    assert p.step(100.12, np.array([[0.3, 0.0, 2.0]]), cov, np.ones(1)) is not None
+    assert p.tracker.stats["audio_frames"] > heard  # the tracker hears again

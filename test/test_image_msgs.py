@@ -155,6 +155,16 @@ def test_image_errors(store, photo):
         numpy_to_image_fields(photo.astype(np.float32))
 
 
+def test_yuv422_of_odd_width_is_an_image_conversion_error(store):
+    """Issue 16 fuzz: a YUV 4:2:2 image of odd width made OpenCV raise (cv2.error, an
+    internal error of the visual node) instead of a named conversion error."""
+    for enc in ("yuv422", "uyvy", "yuyv", "yuv422_yuy2"):
+        f = numpy_to_image_fields(np.full((3, 4, 2), 128, np.uint8), enc)
+        f.update(width=3, step=6, data=f["data"][:18])
+        with pytest.raises(ImageConversionError, match="width must be even"):
+            image_to_bgr(bag_msg(store, "sensor_msgs/msg/Image", f))
+
+
 def test_compressed(store, ros, photo):
     _, CompressedImage, _ = ros
     f = numpy_to_compressed_fields(photo, "jpeg", 95, stamp=3.5, frame_id="cam")

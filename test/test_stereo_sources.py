@@ -303,3 +303,22 @@ def test_video_capture_errors_are_clear(tmp_path, pairs):
         list(src)
     assert src.frames_skipped == 2 and "calibration is for 320x240" in src.errors[0]
     src.close()
+
+
+def test_sync_recovers_when_images_stamped_far_ahead_fill_a_queue():
+    """Issue 16 fuzz: right images stamped at the end of ROS time filled the right queue;
+    every later left image then looked too old next to them (dropped) and every later
+    right image was the oldest of a full queue (dropped): the node never paired again.
+    An item stamped more than JUMP_BACK s before its side's newest queued one now empties
+    the queues, and pairing resumes at the next frame."""
+    s = ApproximateTimeSync(slop=0.01, queue_size=10)
+    for k in range(10):
+        assert s.add("right", 2.0 ** 31 + k, k) == []
+    pairs = []
+    for k in range(5):
+        t = 100.0 + k / 15
+        pairs += s.add("left", t, ("L", k))
+        pairs += s.add("right", t, ("R", k))
+    assert s.jumps_back == 1
+    assert [(p[1][1], p[2][1]) for p in pairs] == [(k, k) for k in range(1, 5)]
+    assert s.unpaired[1] >= 10  # the stale right images, counted as sync failures

@@ -65,9 +65,26 @@ def unpack_points(msg) -> dict:
     dt = np.dtype({"names": names, "formats": formats, "offsets": offsets,
                    "itemsize": msg.point_step})
     n = msg.width * msg.height
+    if n == 0:
+        return {name: np.zeros(0, dtype=fmt) for name, fmt in zip(names, formats)}
     data = msg.data
     buf = data.tobytes() if isinstance(data, np.ndarray) else (
         data if isinstance(data, (bytes, bytearray)) else bytes(data))
+    row = msg.width * msg.point_step
+    if msg.height > 1 and msg.row_step != row:
+        # rows of an organised cloud may be padded: each starts row_step bytes after the
+        # previous one (reading the points as one run would mix padding into them)
+        if msg.row_step < row:
+            raise ValueError(
+                f"PointCloud2 row_step {msg.row_step} is smaller than width x point_step = "
+                f"{msg.width} x {msg.point_step} = {row}: the message is inconsistent")
+        need = (msg.height - 1) * msg.row_step + row
+        if len(buf) < need:
+            raise ValueError(f"PointCloud2 data has {len(buf)} bytes, expected {need} "
+                             f"({msg.height} rows of row_step {msg.row_step})")
+        rows = np.frombuffer(buf + bytes(msg.row_step - row), np.uint8,
+                             count=msg.height * msg.row_step).reshape(msg.height, msg.row_step)
+        buf = rows[:, :row].tobytes()
     if len(buf) < n * msg.point_step:
         raise ValueError(
             f"PointCloud2 data has {len(buf)} bytes, expected {n * msg.point_step}")

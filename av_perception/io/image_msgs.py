@@ -208,6 +208,10 @@ def image_to_numpy(msg) -> np.ndarray:
     itemsize = np.dtype(dtype).itemsize
     if h <= 0 or w <= 0:
         raise ImageConversionError(f"image is {w}x{h}: width and height must be positive")
+    if enc in _YUV and w % 2:
+        raise ImageConversionError(
+            f"{enc} image is {w} pixels wide: YUV 4:2:2 stores two pixels in each U/V pair, "
+            "so the width must be even; the message is inconsistent")
     row = w * ch * itemsize
     if step < row:
         raise ImageConversionError(

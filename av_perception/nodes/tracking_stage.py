@@ -193,6 +193,7 @@ class TrackingStage:
         self.diag = Diagnostics(node, diag_name)
         self.inputs_rejected = 0
         self.period_late = 0
+        self._audio_resets_seen = 0
         self.configure(configs)
         self.outputs = TrackingOutputs(node, self.publishing, configs[TrackOutputConfig])
 
@@ -278,6 +279,7 @@ class TrackingStage:
             "audio_buffered": p.buffered_audio,
             "inputs_rejected": self.inputs_rejected,
             "tracker_resets": p.resets,
+            "audio_buffer_resets": p.audio_resets,
             "tracker_ms_per_step": 1000.0 * p.processing_time / max(p.steps, 1),
             "live_tracks": p.tracker.num_tracks,
             "births_from_events": s["births_events"] + s["births_events_audio"],
@@ -294,6 +296,13 @@ class TrackingStage:
                 "observations arrive out of order; raise tracking.audio_wait or "
                 "tracker.max_lateness")
         self.period_late = 0
+        if p.audio_resets > self._audio_resets_seen:
+            self.diag.warn(
+                f"audio stamps jumped back by more than tracking.time_jump_reset "
+                f"({self.tracking.time_jump_reset} s) behind the newest audio (a clock reset, "
+                "or audio stamped far ahead): the audio buffer restarted; check the audio "
+                "input's stamps")
+        self._audio_resets_seen = p.audio_resets
         self.diag.publish(values)
 
     def close(self):

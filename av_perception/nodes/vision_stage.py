@@ -21,6 +21,7 @@ from ..core.stereo import CalibrationError, StereoCalibration
 from ..core.vision import VisionConfig, VisionInputError
 from ..io.image_msgs import ImageConversionError, stereo_pair_to_numpy
 from ..io.stereo_sources import ApproximateTimeSync, CalibrationCache, VisionInputConfig
+from ..io.stereo_sources.sync import JUMP_BACK
 from ..pipeline import VisionPipeline
 from .common import Diagnostics, NewestPairsWorker, RateMeter, subscribe_stereo
 from .conversions import cloud_to_tracks, observations_to_cloud, time_to_sec
@@ -112,6 +113,7 @@ class VisionStage:
                 self.sync = ApproximateTimeSync(new.slop, new.queue_size)
                 if old is not None:
                     self._period["unpaired"] = (0, 0)
+                    self._period["jumps_back"] = 0
 
     def configure(self, configs: dict, pipeline: VisionPipeline) -> None:
         """New stage configs (validated) with their pipeline (from :meth:`make_pipeline`)."""
@@ -272,6 +274,12 @@ class VisionStage:
                 f"{unpaired[0]} left and {unpaired[1]} right images had no partner within "
                 f"vision_input.slop = {c.slop} s{seen}: synchronise the cameras (common trigger "
                 "or driver time stamps) or raise vision_input.slop below half the frame period")
+        jumps = self.sync.jumps_back - self._period.get("jumps_back", 0)
+        if jumps:
+            self.diag.warn(
+                f"image stamps jumped back by more than {JUMP_BACK} s {jumps} time(s) (a bag "
+                "restarted, a clock reset, or images stamped far ahead): the waiting images "
+                "were dropped and pairing restarted; check the camera drivers' clocks")
         if self._period["dropped"]:
             per = self._period["processing"] / max(self._period["frames"], 1)
             self.diag.warn(
@@ -330,6 +338,7 @@ class VisionStage:
                 "sync_failures": self.sync.failures,
                 "unpaired_left": self.sync.unpaired[0],
                 "unpaired_right": self.sync.unpaired[1],
+                "sync_jumps_back": self.sync.jumps_back,
                 "pair_stamp_offset_s": self.sync.last_pair_offset,
                 "pairs_dropped_busy": self.pairs_dropped_busy,
                 "frames_published": self.frames_published,
@@ -344,7 +353,8 @@ class VisionStage:
                 "detector_fallback": fallback or "none",
             }
             self._period = {"observations": 0, "frames": 0, "processing": 0.0, "dropped": 0,
-                            "unpaired": tuple(self.sync.unpaired), "regions": 0}
+                            "unpaired": tuple(self.sync.unpaired), "regions": 0,
+                            "jumps_back": self.sync.jumps_back}
             self.diag.hardware_id = self.sub_image[0].topic_name
             self.diag.publish(values)
 

@@ -14,10 +14,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["AUDIO", "VISUAL", "EVENTS", "InputError", "Released", "TimeOrderedBuffer",
-           "check_audio"]
+           "check_audio", "MAX_VISUAL_POINTS", "check_point_count",
+           "MAX_POSITION", "MAX_ITD"]
 
 AUDIO, VISUAL, EVENTS = "audio", "visual", "events"
 KINDS = (AUDIO, VISUAL, EVENTS)
+#: most points one visual frame (or one fusion window's events) may hold: a camera sees a
+#: few heads, and the clustering and the tracker's births cost the square of the points
+MAX_VISUAL_POINTS = 256
+#: positions (m) and ITDs (s) beyond these are broken input (no camera sees 10 km away, no
+#: head has a 10 ms ITD); weights (activity x reliability, visual confidence) are <= 1
+MAX_POSITION = 1e4
+MAX_ITD = 0.01
+#: stamps beyond this many seconds (from 0, either way) are outside ROS time (int32
+#: seconds): broken input, such as a huge float32 t_offset
+MAX_STAMP = 2.0 ** 32
 
 
 class InputError(ValueError):
@@ -39,6 +50,12 @@ def check_audio(stamps, itds, weights):
             f"audio frames with non-finite stamps ({int(bad.sum())} of {len(t)}, e.g. "
             f"{t[bad][0]}): the audio input's header stamp or t_offset is broken; "
             "the message was dropped, later valid messages are used")
+    far = np.abs(t) > MAX_STAMP
+    if far.any():
+        raise InputError(
+            f"audio frames with stamps outside ROS time ({int(far.sum())} of {len(t)}, e.g. "
+            f"{t[far][0]:.6g} s): the audio input's header stamp or t_offset is broken; "
+            "the message was dropped, later valid messages are used")
     order = np.argsort(t, kind="stable")
     return t[order], tau[order], w[order]
 
@@ -52,7 +69,19 @@ def check_stamp(stamp, what: str) -> float:
     if not math.isfinite(s):
         raise InputError(f"{what} with a non-finite stamp {s}: the message was dropped, "
                          "later valid messages are used")
+    if abs(s) > MAX_STAMP:
+        raise InputError(f"{what} with a stamp outside ROS time ({s:.6g} s): the message was "
+                         "dropped, later valid messages are used")
     return s
+
+
+def check_point_count(n: int, what: str) -> None:
+    """InputError naming ``what`` when one frame holds more than MAX_VISUAL_POINTS."""
+    if n > MAX_VISUAL_POINTS:
+        raise InputError(
+            f"{what} with {n} points, more than the {MAX_VISUAL_POINTS} one frame may hold "
+            "(a camera sees a few heads): the input is broken; the message was dropped, later "
+            "valid messages are used")
 
 
 @dataclass
@@ -87,6 +116,13 @@ class TimeOrderedBuffer:
         self._items: dict = {k: [] for k in KINDS}  # (first stamp, last stamp, payload)
         self.head: dict = dict.fromkeys(KINDS)
         self.audio_frames = 0
+
+    def forget(self, kind: str) -> None:
+        """Forget the buffered items and the head of one kind (a jump back of its time)."""
+        if kind == AUDIO:
+            self.audio_frames = 0
+        self._items[kind] = []
+        self.head[kind] = None
 
     @property
     def messages(self) -> int:

@@ -17,7 +17,15 @@ from ..core.config import ConfigError, MicArrayConfig, StageConfig, param
 from ..core.wdem import WdemConfig
 from ..io.heads import load_head_model
 from .audio import audio_frames_of
-from .buffer import InputError, TimeOrderedBuffer, check_audio, check_stamp
+from .buffer import (
+    MAX_ITD,
+    MAX_POSITION,
+    InputError,
+    TimeOrderedBuffer,
+    check_audio,
+    check_point_count,
+    check_stamp,
+)
 
 __all__ = ["FusionInputConfig", "FusionInputError", "FusionPipeline", "FusionRunResult",
            "FusionWindow"]
@@ -216,8 +224,10 @@ class FusionPipeline:
             if len(t) == 0:
                 return 0
         self.audio_frames += len(t)
-        ok = np.isfinite(tau) & np.isfinite(w) & (w >= self.input_config.min_itd_weight) & (w > 0)
-        self.buffer.add_audio(t, tau, w, keep=ok)
+        with np.errstate(invalid="ignore"):
+            ok = (np.isfinite(tau) & (np.abs(tau) <= MAX_ITD) & np.isfinite(w)
+                  & (w >= self.input_config.min_itd_weight) & (w > 0))
+        self.buffer.add_audio(t, tau, np.minimum(w, 1.0), keep=ok)
         return len(t)
 
     def add_audio_features(self, features) -> int:
@@ -236,13 +246,18 @@ class FusionPipeline:
         if not len(X) == len(w) == len(var):
             raise FusionInputError(f"visual observations: {len(X)} points, {len(w)} weights "
                                    f"and {len(var)} variances (must be equal)")
+        check_point_count(len(X), "visual observations")
         if not self._check_time(stamp):
             self.late_visual_frames += 1
             return False
-        ok = np.all(np.isfinite(X), axis=1) & np.isfinite(w) & (w >= 0)
+        with np.errstate(invalid="ignore"):
+            ok = (np.all(np.isfinite(X) & (np.abs(X) <= MAX_POSITION), axis=1) & np.isfinite(w)
+                  & (w >= 0))
         self.invalid_points += int((~ok).sum())
-        X, w, var = X[ok], w[ok], var[ok]
-        var = np.where(np.isfinite(var) & (var >= 0), var, self.fusion_config.visual_std_max ** 2)
+        X, w, var = X[ok], np.minimum(w[ok], 1.0), var[ok]
+        with np.errstate(invalid="ignore"):
+            usable = np.isfinite(var) & (var >= 0) & (var <= MAX_POSITION ** 2)
+        var = np.where(usable, var, self.fusion_config.visual_std_max ** 2)
         cov = np.zeros((len(X), 3, 3))
         cov[:, [0, 1, 2], [0, 1, 2]] = var
         self.buffer.add_visual(stamp, _VisualFrame(stamp, X, w, cov, frame_id))

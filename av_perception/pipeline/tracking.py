@@ -18,7 +18,7 @@ from ..core.config import (
 from ..core.head_calibration import CalibrationFit, HeadCalibrationConfig, HeadCalibrator
 from ..io.heads import load_head_model, save_calibration
 from .audio import audio_frames_of
-from .buffer import AUDIO, EVENTS, TimeOrderedBuffer
+from .buffer import AUDIO, EVENTS, InputError, TimeOrderedBuffer, check_point_count
 
 __all__ = ["TrackingConfig", "TrackingPipeline", "calibrate_step"]
 
@@ -93,6 +93,7 @@ class TrackingPipeline:
         self.steps = 0
         self.late_visual = 0
         self.resets = 0
+        self.audio_resets = 0  # audio time jumps back (the audio buffer restarted)
         # audio frames and fusion windows waiting for the next step
         self.buffer = TimeOrderedBuffer(max_age=self.tracking.max_audio_buffer)
         self.processing_time = 0.0
@@ -131,8 +132,22 @@ class TrackingPipeline:
         returns the number buffered.  Raises InputError (nothing buffered) for
         non-finite stamps or mismatched sizes."""
         w = np.nan_to_num(np.atleast_1d(np.asarray(weights, dtype=float)), nan=0.0)
+        inf = np.isinf(np.asarray(itds, dtype=float))
+        if inf.any():  # NaN marks a frame without ITD; an infinite one is broken input
+            raise InputError(
+                f"audio frames with infinite ITDs ({int(inf.sum())} of {inf.size}): the audio "
+                "input is broken; the message was dropped, later valid messages are used")
         with self.lock:
             self.buffer.max_age = self.tracking.max_audio_buffer
+            head = self.buffer.head[AUDIO]
+            t = np.asarray(stamps, dtype=float).reshape(-1)
+            if (head is not None and len(t) and np.all(np.isfinite(t))
+                    and t.max() < head - self.tracking.time_jump_reset):
+                # the audio's time jumped back (or an earlier message was stamped far
+                # ahead): against the old head every frame would look too old and be
+                # dropped, the tracker would run deaf
+                self.buffer.forget(AUDIO)
+                self.audio_resets += 1
             return self.buffer.add_audio(stamps, itds, np.clip(w, 0.0, None))
 
     def add_audio_features(self, features) -> int:
@@ -147,6 +162,7 @@ class TrackingPipeline:
         Raises InputError for a non-finite stamp."""
         from ..core.tracking import EventObservations
 
+        check_point_count(len(events), "audio-visual events")
         if not isinstance(events, EventObservations):
             events = EventObservations.from_events(events)
         with self.lock:
@@ -170,8 +186,12 @@ class TrackingPipeline:
         """
         from types import SimpleNamespace
 
-        from ..core.tracking import AudioFrames
+        from ..core.tracking import AudioFrames, TrackerInputError
 
+        try:
+            check_point_count(np.size(xyz) // 3, "visual observations")
+        except InputError as exc:
+            raise TrackerInputError(str(exc)) from None
         stamp = float(stamp)
         t0 = time.perf_counter()
         with self.lock:

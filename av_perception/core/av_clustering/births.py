@@ -99,6 +99,16 @@ def _prune_and_merge(win: _Window, cl: _Clusters, e) -> tuple[_Clusters, bool]:
     return cl, changed
 
 
+def _within(X, radius: float, rows: int = 512) -> np.ndarray:
+    """(N, N) bool: pairs of points closer than ``radius``; computed ``rows`` rows at a
+    time (the (N, N, 3) differences of all points at once take 24 N^2 bytes: gigabytes
+    for a window of many points)."""
+    near = np.empty((len(X), len(X)), bool)
+    for i in range(0, len(X), rows):
+        near[i:i + rows] = ((X[i:i + rows, None, :] - X[None, :, :]) ** 2).sum(-1) < radius ** 2
+    return near
+
+
 def dense_cores(X, weights, radius: float, min_mass: float, max_cores: int) -> np.ndarray:
     """Centres of the dense cores of weighted 3D points, densest first.
 
@@ -117,7 +127,7 @@ def dense_cores(X, weights, radius: float, min_mass: float, max_cores: int) -> n
     """
     X = np.asarray(X, dtype=float).reshape(-1, 3)
     w = np.asarray(weights, dtype=float).reshape(len(X))
-    near = ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1) < radius ** 2
+    near = _within(X, radius)
     free = np.ones(len(X), bool)
     cores = []
     while len(cores) < max_cores and np.any(free):
@@ -151,8 +161,8 @@ def _visual_births(win: _Window, cl: _Clusters, e, wcfg: wdem.WdemConfig, next_l
     if free[cand].sum() < cfg.min_visual_mass:
         return None
     Xc, wc = win.X[cand], free[cand]
-    d2 = ((Xc[:, None, :] - Xc[None, :, :]) ** 2).sum(-1)
-    density = (d2 < cfg.birth_radius ** 2) @ wc
+    near = _within(Xc, cfg.birth_radius)
+    density = near @ wc
     if density.max() < cfg.min_visual_mass:
         return None
     common = dict(variant=wcfg.variant, covariance=wcfg.covariance,
@@ -174,7 +184,7 @@ def _visual_births(win: _Window, cl: _Clusters, e, wcfg: wdem.WdemConfig, next_l
         return None
     mass = (res.responsibilities[:, :res.n_components] * wc[:, None]).sum(axis=0)
     # a birth needs the mass and a dense core (not a broad component over scattered clutter)
-    core = np.array([((d2[i] < cfg.birth_radius ** 2) @ wc) for i in
+    core = np.array([(near[i] @ wc) for i in
                      np.argmin(((Xc[:, None, :] - res.means[None]) ** 2).sum(-1), axis=0)])
     # (cores: the dense core of birth_radius already says "one person"; the fitted spread
     # may exceed visual_std_max through a few far points and is clamped below)

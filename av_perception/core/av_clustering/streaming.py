@@ -15,6 +15,10 @@ from .config import AVClusteringConfig
 from .events import AVEvent, AVWindowResult
 from .window import _validate_inputs
 
+#: more hops than this behind the data time are skipped in one step (a stamp far ahead
+#: must not cost one loop iteration per hop)
+_MAX_CATCH_UP = 1000
+
 
 class AVClusterer:
     """Sliding-window audio-visual clustering (the fusion stage).
@@ -99,8 +103,14 @@ class AVClusterer:
             return []
         if self._now < self._next:
             return []
+        hop = self.config.hop_length
+        behind = self._now - self._next
+        if behind > _MAX_CATCH_UP * hop:  # a jump ahead in data time: skip the hops at once
+            self._next += math.floor(behind / hop) * hop
         while self._next <= self._now:
-            self._next += self.config.hop_length
+            if self._next + hop == self._next:
+                raise ValueError(f"t={self._now!r} s is too large for hops of {hop} s")
+            self._next += hop
         return self._cluster()
 
     def window_data(self) -> dict:

@@ -34,6 +34,17 @@ class CalibrationCache:
         ``image_size`` (width, height) is checked against the infos.
         """
         key = (_info_key(left_info), _info_key(right_info), self.images_rectified)
+        if key != self._key and image_size is not None:
+            # before building: rectification maps of a broken (huge) size would take
+            # gigabytes; the images say what the calibration must be for
+            for info in (left_info, right_info):
+                if info is not None and (int(info.width), int(info.height)) != tuple(
+                        int(v) for v in image_size):
+                    raise CalibrationError(
+                        f"camera_info is for {info.width}x{info.height} images but the images "
+                        f"are {image_size[0]}x{image_size[1]}: the calibration does not belong "
+                        "to this resolution (recalibrate, or set the cameras to the calibrated "
+                        "resolution)")
         if key != self._key:
             self.calibration = None
             self._key = None

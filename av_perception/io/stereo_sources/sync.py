@@ -8,6 +8,10 @@ import math
 from typing import Any
 
 _SIDES = {"left": 0, "right": 1, 0: 0, 1: 1}
+#: an item stamped this many seconds before the newest queued item of its own side means
+#: that side's time jumped back (a bag restarted, a clock reset, or items stamped far
+#: ahead wait in the queues): what waits can never pair again and is dropped
+JUMP_BACK = 2.0
 
 
 class ApproximateTimeSync:
@@ -26,7 +30,10 @@ class ApproximateTimeSync:
     nearest-stamp pairing when ``slop`` is below half the frame period, which
     the node checks against the observed input rate.  Dropped items (also the
     oldest of a queue longer than ``queue_size``, e.g. when one camera is
-    silent) are counted in :attr:`unpaired` -- the sync failures.
+    silent) are counted in :attr:`unpaired` -- the sync failures.  An item
+    stamped more than ``JUMP_BACK`` s before the newest queued item of its side
+    empties both queues first (counted in :attr:`jumps_back`): otherwise items
+    stamped far ahead would wait for ever and make every later item look too old.
 
     Parameters
     ----------
@@ -49,6 +56,7 @@ class ApproximateTimeSync:
         self.pairs = 0
         self.unpaired = [0, 0]  # left, right
         self.overflows = 0
+        self.jumps_back = 0
         #: |stamp difference| (s) of the last pair, and of the nearest other-side item when an
         #: item was dropped (nan when the other queue was empty)
         self.last_pair_offset = float("nan")
@@ -81,6 +89,10 @@ class ApproximateTimeSync:
         stamp = float(stamp)
         if not math.isfinite(stamp):
             raise ValueError(f"stamp {stamp} is not a finite time in seconds")
+        queue = self._queues[s]
+        if queue and stamp < queue[-1][0] - JUMP_BACK:
+            self.jumps_back += 1
+            self.flush()
         bisect.insort(self._queues[s], (stamp, next(self._seq), item),
                       key=lambda e: (e[0], e[1]))
         out = self._match()
