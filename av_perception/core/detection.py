@@ -199,7 +199,7 @@ class DetectionConfig(StageConfig):
         low=0.0, high=1.0)
     max_detections: int = param(
         20, "Keep at most this many detections per frame (highest confidence first).",
-        low=1, high=1000)
+        low=1, high=50)
     track_search: float = param(
         0.5, "Tracking between keyframes searches this fraction of the box size around the "
         "previous position.", low=0.05, high=3.0)

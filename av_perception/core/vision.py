@@ -90,7 +90,8 @@ class VisionConfig(StageConfig):
     interest_points: bool = param(
         False, "Also output sparse 3D interest points (corners matched across the pair).")
     max_interest_points: int = param(
-        100, "Most interest points per frame.", low=1, high=10000)
+        100, "Most interest points per frame (with detection.max_detections at most the 256 "
+        "points a frame may hold downstream).", low=1, high=200)
     interest_patch: int = param(
         11, "Side (px) of the patch matched per interest point.", low=5, high=101)
     interest_min_distance: float = param(
