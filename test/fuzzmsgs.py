@@ -23,6 +23,7 @@ from std_msgs.msg import Header
 
 from av_perception.core.config import StereoCameraConfig
 from av_perception.core.stereo import StereoCalibration
+from av_perception.io.cloud_layout import SPEAKER_CLOUD_FIELDS
 from av_perception.io.image_msgs import camera_info_fields, fill_camera_info_msg
 from av_perception.nodes.conversions import (
     AV_EVENT_FIELDS,
@@ -55,7 +56,7 @@ class MessageFuzzer:
     (and mutations send stamps back, far ahead or to the ends of the int32 range).
     """
 
-    KINDS = ("features", "observations", "events", "image", "compressed", "info")
+    KINDS = ("features", "observations", "events", "speakers", "image", "compressed", "info")
 
     def __init__(self, seed: int, t0: float = 1000.0, mutate_p: float = 0.8):
         self.rng = np.random.default_rng(seed)
@@ -122,6 +123,14 @@ class MessageFuzzer:
                     "var_x": np.full(n, 1e-4), "var_y": np.full(n, 1e-4),
                     "var_z": np.full(n, 4e-4)}
             return {k: cols[k].astype(f32) for k in VISUAL_OBSERVATION_FIELDS}
+        if kind == "speakers":  # tracker_node's output, read by visual_features_node
+            cols = {"x": r.uniform(-1, 1, n), "y": r.uniform(-0.5, 0.5, n),
+                    "z": r.uniform(1, 4, n), "speaking": r.uniform(0, 1, n),
+                    "existence": r.uniform(0.5, 1, n), "var_x": np.full(n, 1e-3),
+                    "var_y": np.full(n, 1e-3), "var_z": np.full(n, 4e-3)}
+            out = {k: np.asarray(cols[k], dt) for k, dt in SPEAKER_CLOUD_FIELDS if k != "id"}
+            out["id"] = np.arange(1, n + 1, dtype=np.uint32)
+            return {k: out[k] for k, _ in SPEAKER_CLOUD_FIELDS}
         # events
         cols = {"x": r.uniform(-1, 1, n), "y": r.uniform(-0.5, 0.5, n), "z": r.uniform(1, 4, n),
                 "audio_mass": r.uniform(0, 20, n), "visual_mass": r.uniform(0, 20, n),
@@ -383,7 +392,7 @@ class MessageFuzzer:
     def message(self, kind: str):
         """One (possibly mutated) message of ``kind``: a single message, or for "info"
         a (left, right) pair."""
-        if kind in ("features", "observations", "events"):
+        if kind in ("features", "observations", "events", "speakers"):
             msg = self.cloud(kind)
         elif kind == "image":
             msg = self.image()

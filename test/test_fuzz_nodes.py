@@ -55,7 +55,7 @@ class Fuzz:
         if "image" in topic:
             return "compressed" if topic.endswith("compressed") else "image"
         return {"/audio/features": "features", "/visual/observations": "observations",
-                "/av_events": "events"}[topic]
+                "/av_events": "events", "/speakers": "speakers"}[topic]
 
     def messages(self, topics):
         """(topic, message) pairs of one random step: one message of a random topic, or for
@@ -319,7 +319,7 @@ def test_fuzz_visual_features_node(node_harness, rendered):
     problems = _record_problems(node.stage.diag)
     fuzz = Fuzz(h, seed=1603, vision=True)
     assert set(fuzz.subs) == {f"/stereo/{s}/{t}" for s in ("left", "right")
-                              for t in ("image_raw", "camera_info")}
+                              for t in ("image_raw", "camera_info")} | {"/speakers"}
     fuzz.call(FUZZ_MESSAGES, _vision_step(h, node.stage))
     assert fuzz.publish(PUBLISHED_MESSAGES) >= 0.9 * PUBLISHED_MESSAGES
     assert h.spin_until(lambda: not node.stage._worker._items, 30.0)

@@ -408,7 +408,11 @@ def test_audio_with_a_non_finite_stamp_is_rejected_and_tracking_goes_on(node_har
     assert node.inputs_rejected == 2
     assert node.pipeline.tracker.num_tracks == len(PEOPLE)  # both people tracked throughout
     assert all(len(cloud_to_tracks(m)["ids"]) == len(PEOPLE) for m in got[10:])
-    assert h.spin_until(lambda: any(s.level == b"\x02" for s in h.statuses()))
+    def counted(n):  # a status that counts both rejections
+        return any(kv.key == "rejected_audio_features_messages" and kv.value == n
+                   for s in h.statuses() for kv in s.values)
+
+    assert h.spin_until(lambda: counted("2"))
     st = h.statuses()
     err = [s for s in st if s.level == b"\x02"][-1]
     assert "audio/features message rejected" in err.message
