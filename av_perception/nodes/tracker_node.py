@@ -65,7 +65,8 @@ class TrackerNode(Node):
         configs = configs_from_node(self, STAGES)  # ConfigError stops the node at start
         self.rates = {k: RateMeter() for k in ("visual", "audio_frames", "images", "events")}
         self.stage = TrackingStage(self, configs, "av_perception: tracker_node",
-                                   extra_values=self._diag_values)
+                                   extra_values=self._diag_values,
+                                   camera_topic=self._camera_topic)
         self.input = configs[TrackerInputConfig]
         self._pending: deque = deque()  # (arrival monotonic, observations dict, header)
         self._images: deque = deque()  # (stamp, msg) of the left image
@@ -108,6 +109,13 @@ class TrackerNode(Node):
     @property
     def inputs_rejected(self) -> int:
         return self.stage.inputs_rejected
+
+    def _camera_topic(self) -> str:
+        try:
+            camera = self.resolve_topic_name(self.input.image_topic)
+        except Exception:  # noqa: BLE001 - an unusual name: as given
+            camera = self.input.image_topic
+        return f"{self.sub_obs.topic_name} (the observations of {camera})"
 
     # ---------------------------------------------------------------- config
     def _on_parameters(self, params):

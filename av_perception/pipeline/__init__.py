@@ -16,10 +16,11 @@ from .fusion import (
     FusionRunResult,
     FusionWindow,
 )
-from .tracking import TrackingConfig, TrackingPipeline, calibrate_step
+from .tracking import AUDIO_ONLY_PERIOD, TrackingConfig, TrackingPipeline, calibrate_step
 from .vision import DETECTION_NICENESS, AsyncDetection, VisionPipeline, VisionRunResult
 
-__all__ = ["AsyncDetection", "AudioPipeline", "AudioRunResult", "DETECTION_NICENESS",
+__all__ = ["AUDIO_ONLY_PERIOD", "AsyncDetection", "AudioPipeline", "AudioRunResult",
+           "DETECTION_NICENESS",
            "FusionInputConfig", "FusionInputError", "FusionPipeline", "FusionRunResult",
            "FusionWindow", "InputError", "TimeOrderedBuffer", "TrackerInputConfig",
            "TrackingConfig", "TrackingPipeline", "VisionPipeline", "VisionRunResult",
