@@ -357,3 +357,33 @@ def test_process_restarts_at_a_jump_back_and_tracks_from_audio_across_a_camera_g
         stamps = np.unique([float(r["stamp"]) for r in csv.DictReader(f)]) - scene.epoch
     in_gap = stamps[(stamps > 2.0) & (stamps < 3.0)]
     assert len(in_gap) >= 15 + 8  # pass 1's images and pass 2's audio-only steps
+
+
+@pytest.mark.ros
+def test_tracker_node_tells_a_lagging_visual_front_end_from_a_frozen_camera(node_harness):
+    """The camera's own images keep coming (tracking.publish_image subscribes to them) but
+    no observations: not the camera, the visual front-end is behind."""
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Image, PointCloud2
+
+    from av_perception.io.image_msgs import fill_image_msg
+    from av_perception.nodes.tracker_node import TrackerNode
+
+    node = TrackerNode(parameter_overrides=[
+        Parameter("tracking.diagnostics_period", value=0.2)])
+    h = node_harness(node, "lagging_vision_io")
+    got = h.listen(PointCloud2, "speakers", depth=1000)
+    _feed(node, frames(T0, 2.0))
+    image = np.zeros((48, 64, 3), np.uint8)
+    for stamp in frames(T0 + 2.0, 3.0):  # images and audio, no observations
+        node._on_features(_cloud_audio(audio_of(stamp)[0]))
+        node._on_image(fill_image_msg(Image(), image, "bgr8", stamp=stamp,
+                                      frame_id="cam_left"))
+    assert h.spin_until(lambda: len(got) >= 30 + 14)  # audio-only steps meanwhile
+
+    def lagging():
+        return [s for s in h.statuses() if "the visual front-end lags behind" in s.message]
+
+    assert h.spin_until(lambda: len(lagging()) >= 1)
+    assert "camera frozen" not in lagging()[-1].message
+    assert "/visual/observations" in lagging()[-1].message

@@ -149,11 +149,14 @@ class TrackingStage:
                HeadCalibrationConfig)
 
     def __init__(self, node, configs: dict, diag_name: str, extra_values=None,
-                 camera_topic=None):
+                 camera_topic=None, camera_stamp=None):
         self.node = node
         self.extra_values = extra_values
         #: () -> str: the camera the observations come from (named by the frozen-camera WARN)
         self.camera_topic = camera_topic or (lambda: "the camera")
+        #: () -> float | None: the newest stamp of the camera's own images, when the node
+        #: receives them (tells a frozen camera from a visual front-end that lags)
+        self.camera_stamp = camera_stamp or (lambda: None)
         self._publish_lock = threading.Lock()  # image steps and audio-only steps
         self._frame_id = ""  # of the last observations (for the audio-only outputs)
         self._period_offset = float("nan")  # the period's audio-image offset nearest 0
@@ -264,7 +267,16 @@ class TrackingStage:
         """Lasting WARNs: a frozen camera, audio and images apart (clock drift)."""
         frozen = p.camera_frozen_for
         tc = self.tracking
-        if frozen > tc.camera_timeout:
+        raw = self.camera_stamp()
+        if frozen > tc.camera_timeout and raw is not None and \
+                raw > p.visual_head + tc.camera_timeout:
+            self.diag.condition(
+                "camera_frozen", 1,
+                f"no new observations from {self.camera_topic()} for {frozen:.1f} s of audio "
+                f"while the camera delivers images (newest {raw - p.visual_head:.1f} s later): "
+                "the visual front-end lags behind (see its diagnostics: processing time, "
+                "dropped pairs); tracking goes on from the audio alone meanwhile")
+        elif frozen > tc.camera_timeout:
             how = (f"its stamp stayed at {p.visual_head:.3f} ({p.repeated_visual} images "
                    "with a repeated stamp so far)" if p.repeated_visual else "no images")
             self.diag.condition(
