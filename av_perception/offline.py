@@ -33,6 +33,7 @@ from .interrupt import deferred
 from .io.track_files import TrackFileWriter
 from .io.track_output import TrackOutputConfig
 from .pipeline import (
+    AUDIO_ONLY_PERIOD,
     AudioPipeline,
     FusionInputConfig,
     FusionPipeline,
@@ -61,6 +62,8 @@ class ProcessResult:
     outputs: list = field(default_factory=list)  # TrackerOutput per frame when kept
     features: BinauralFeatures | None = None  # the audio features of the processed span
     fusion_windows: int = 0  # with tracking.use_av_events
+    audio_only_steps: int = 0  # tracker steps from the audio alone (camera frozen)
+    resets: int = 0  # tracker restarts after a clock jump
     calibrator: object = None  # the HeadCalibrator when head_calibration.enabled
 
     @property
@@ -167,6 +170,18 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
         fusion = FusionPipeline(configs[AVClusteringConfig], configs[WdemConfig],
                                 configs[MicArrayConfig], configs[FusionInputConfig])
     audio_done = 0
+    # the audio's timelines: a jump back of its stamps (a looped recording) starts the
+    # next; the images' jump back moves the audio on to it (one timeline: the whole bag)
+    jump = configs[TrackingConfig].time_jump_reset
+    seg_ends = [*(np.flatnonzero(np.diff(feats.stamp) < -jump) + 1).tolist(), len(feats)]
+    seg = 0
+    prev_stamp = None
+
+    def audio_upto(t: float) -> int:
+        lo = audio_done if seg == 0 else max(audio_done, seg_ends[seg - 1])
+        hi = seg_ends[seg]
+        return lo + int(np.searchsorted(feats.stamp[lo:hi], t, side="right"))
+
     with TrackFileWriter(output) as writer, BagStereoSource(
             bag, left_topic, right_topic, left_info, right_info, slop=slop, start=start,
             duration=duration) as frames:
@@ -176,7 +191,28 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                 obs = vision.process_pair(left, right, stamp, calibration)
                 if on_observations is not None:
                     on_observations(obs)
-                upto = int(np.searchsorted(feats.stamp, stamp, side="right"))
+                if prev_stamp is not None and stamp < prev_stamp - jump \
+                        and seg + 1 < len(seg_ends):
+                    seg += 1  # the bag's time jumped back: the audio's next timeline
+                    audio_done = seg_ends[seg - 1]
+                timeout = configs[TrackingConfig].camera_timeout
+                if prev_stamp is not None and prev_stamp < stamp - timeout:
+                    # no image for a while (a frozen camera): audio-only steps in between
+                    t = prev_stamp + timeout
+                    while t < stamp:
+                        upto = audio_upto(t)
+                        if upto > audio_done:
+                            tracking.add_audio_features(feats.slice(audio_done, upto))
+                            audio_done = upto
+                        out = tracking.step_audio_only()
+                        if out is not None:
+                            with deferred():
+                                result.rows += writer.write(out)
+                                result.track_ids.update(int(i) for i in out.ids)
+                                result.audio_only_steps += 1
+                        t += AUDIO_ONLY_PERIOD
+                prev_stamp = stamp
+                upto = audio_upto(stamp)
                 audio = feats.slice(audio_done, upto) if upto > audio_done else None
                 audio_done = upto
                 if audio is not None:
@@ -188,6 +224,8 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                     result.fusion_windows = fusion.windows
                 out = tracking.step(stamp, obs.xyz, obs.covariance, obs.weight)
                 vision.update_tracks(out)  # the next pairs' detector looks around the heads
+                for notice in tracking.pop_notices():
+                    result.errors.append(f"frame at {stamp:.3f} s: {notice}")
                 if out is None:  # not after the previous frame: dropped
                     result.errors.append(f"frame at {stamp:.3f} s is not after the previous "
                                          "one: dropped")
@@ -203,6 +241,7 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                 if progress is not None:
                     progress(stamp - start_abs, total, result.rows)
         finally:
+            result.resets = tracking.resets
             result.errors.extend(frames.errors)
             if getattr(frames, "truncated", False):
                 result.errors.append("the bag is truncated or corrupt: every frame that could "

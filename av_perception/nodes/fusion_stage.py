@@ -237,8 +237,10 @@ class FusionStage:
                 f"position or weight and {p['bad_audio_frames']} audio frames with non-finite "
                 "activity/reliability were ignored")
         if pipe.resets > p["resets"]:
-            self.diag.warn(f"input time jumped back by more than fusion_input.time_jump_reset "
-                           f"({self.input.time_jump_reset} s): fusion restarted")
+            jump = getattr(pipe, "last_jump", float("nan"))
+            self.diag.warn(f"stamps jumped back by {jump:.1f} s (more than fusion_input."
+                           f"time_jump_reset = {self.input.time_jump_reset:g} s): bag looped or "
+                           "clock reset; state reset (fusion restarted)")
         per = p["processing"] / p["windows"] if p["windows"] else 0.0
         if per > self.fusion.hop_length:
             self.diag.warn(f"clustering a window takes {1000 * per:.0f} ms, more than "

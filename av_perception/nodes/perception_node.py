@@ -60,7 +60,8 @@ class PerceptionNode(Node):
         configs = configs_from_node(self, STAGES)  # ConfigError stops the node at start
         self.tracking_stage = TrackingStage(self, configs,
                                             "av_perception: perception_node tracking",
-                                            extra_values=self._tracking_values)
+                                            extra_values=self._tracking_values,
+                                            camera_topic=self._camera_topic)
         self.audio_waits = 0  # steps that waited for audio ...
         self.audio_wait_timeouts = 0  # ... and those that gave up
         self._last_audio_arrival = -1e9
@@ -124,6 +125,10 @@ class PerceptionNode(Node):
         self.tracking_stage.configure(configs)
         self.fusion_stage.configure(self._fusion_configs(configs))
         return result
+
+    def _camera_topic(self) -> str:
+        vs = self.vision_stage
+        return vs.sub_image[0].topic_name if vs is not None else "the camera"
 
     # ------------------------------------------------------------ audio stage
     def _on_audio_features(self, feats):

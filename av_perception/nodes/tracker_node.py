@@ -65,7 +65,9 @@ class TrackerNode(Node):
         configs = configs_from_node(self, STAGES)  # ConfigError stops the node at start
         self.rates = {k: RateMeter() for k in ("visual", "audio_frames", "images", "events")}
         self.stage = TrackingStage(self, configs, "av_perception: tracker_node",
-                                   extra_values=self._diag_values)
+                                   extra_values=self._diag_values,
+                                   camera_topic=self._camera_topic,
+                                   camera_stamp=self._camera_stamp)
         self.input = configs[TrackerInputConfig]
         self._pending: deque = deque()  # (arrival monotonic, observations dict, header)
         self._images: deque = deque()  # (stamp, msg) of the left image
@@ -112,6 +114,18 @@ class TrackerNode(Node):
     @property
     def inputs_rejected(self) -> int:
         return self.stage.inputs_rejected
+
+    def _camera_topic(self) -> str:
+        try:
+            camera = self.resolve_topic_name(self.input.image_topic)
+        except Exception:  # noqa: BLE001 - an unusual name: as given
+            camera = self.input.image_topic
+        return f"{self.sub_obs.topic_name} (the observations of {camera})"
+
+    def _camera_stamp(self):
+        """The newest left image stamp received (tracking.publish_image on), else None."""
+        images = self._images
+        return images[-1][0] if images else None
 
     # ---------------------------------------------------------------- config
     def _on_parameters(self, params):

@@ -21,7 +21,7 @@ from ..io.image_msgs import fill_image_msg
 from ..io.track_output import TrackOutputConfig
 from ..pipeline import TrackingConfig, TrackingPipeline
 from .common import Diagnostics
-from .conversions import time_to_sec, tracks_to_cloud, tracks_to_markers
+from .conversions import sec_to_time, time_to_sec, tracks_to_cloud, tracks_to_markers
 from .settings import TrackingNodeConfig
 
 __all__ = ["TrackingOutputs", "TrackingStage", "percentile_ms"]
@@ -182,9 +182,18 @@ class TrackingStage:
     CONFIGS = (TrackerConfig, MicArrayConfig, StereoCameraConfig, TrackingConfig,
                TrackOutputConfig, TrackingNodeConfig, HeadCalibrationConfig)
 
-    def __init__(self, node, configs: dict, diag_name: str, extra_values=None):
+    def __init__(self, node, configs: dict, diag_name: str, extra_values=None,
+                 camera_topic=None, camera_stamp=None):
         self.node = node
         self.extra_values = extra_values
+        #: () -> str: the camera the observations come from (named by the frozen-camera WARN)
+        self.camera_topic = camera_topic or (lambda: "the camera")
+        #: () -> float | None: the newest stamp of the camera's own images, when the node
+        #: receives them (tells a frozen camera from a visual front-end that lags)
+        self.camera_stamp = camera_stamp or (lambda: None)
+        self._publish_lock = threading.Lock()  # image steps and audio-only steps
+        self._frame_id = ""  # of the last observations (for the audio-only outputs)
+        self._period_offset = float("nan")  # the period's audio-image offset nearest 0
         self.lock = threading.Lock()  # the pipeline swap
         self.pipeline = None
         self.tracking = None  # the pipeline's settings
@@ -232,10 +241,29 @@ class TrackingStage:
     def add_audio_features(self, features, what: str = "audio/features") -> int:
         """Buffer audio features (0 when rejected: non-finite stamps...)."""
         try:
-            return self.pipeline.add_audio_features(features)
+            n = self.pipeline.add_audio_features(features)
         except ValueError as exc:  # InputError
             self.reject(what, exc)
             return 0
+        if self.pipeline.camera_frozen:
+            self.step_audio_only()
+        return n
+
+    def step_audio_only(self):
+        """A frozen camera: step the tracker from the audio alone and publish (stamped with
+        the newest audio); returns the TrackerOutput or None (not due)."""
+        pipeline = self.pipeline
+        self._report_notices(pipeline)
+        out = pipeline.step_audio_only()
+        if out is not None:
+            hdr = Header(stamp=sec_to_time(out.stamp), frame_id=self._frame_id)
+            with self._publish_lock:
+                self.outputs.publish(out, hdr)
+        return out
+
+    def _report_notices(self, pipeline) -> None:
+        for notice in pipeline.pop_notices():  # a clock jump: said once
+            self.diag.warn(notice)
 
     def add_events(self, stamp, events, what: str = "av_events") -> bool:
         try:
@@ -262,9 +290,57 @@ class TrackingStage:
             self.diag.error(f"visual observations at {stamp:.3f} s rejected: {exc}")
             return None
         self.period_late += self._late_count(pipeline) - late_before
+        self._report_notices(pipeline)
+        self._frame_id = header.frame_id
+        off = pipeline.av_offset
+        if not abs(self._period_offset) <= abs(off):  # nan: the first of the period
+            self._period_offset = off
         if out is not None:
-            self.outputs.publish(out, header)
+            with self._publish_lock:
+                self.outputs.publish(out, header)
         return out
+
+    def _time_problems(self, p) -> None:
+        """Lasting WARNs: a frozen camera, audio and images apart (clock drift)."""
+        frozen = p.camera_frozen_for
+        tc = self.tracking
+        raw = self.camera_stamp()
+        if frozen > tc.camera_timeout and raw is not None and \
+                raw > p.visual_head + tc.camera_timeout:
+            self.diag.condition(
+                "camera_frozen", 1,
+                f"no new observations from {self.camera_topic()} for {frozen:.1f} s of audio "
+                f"while the camera delivers images (newest {raw - p.visual_head:.1f} s later): "
+                "the visual front-end lags behind (see its diagnostics: processing time, "
+                "dropped pairs); tracking goes on from the audio alone meanwhile")
+        elif frozen > tc.camera_timeout:
+            how = (f"its stamp stayed at {p.visual_head:.3f} ({p.repeated_visual} images "
+                   "with a repeated stamp so far)" if p.repeated_visual else "no images")
+            self.diag.condition(
+                "camera_frozen", 1,
+                f"camera frozen: no new image from {self.camera_topic()} for {frozen:.1f} s "
+                f"of audio ({how}); tracking goes on from the audio alone until the image "
+                "stamps advance again: check the camera driver and its connection")
+        elif self.diag.resolve("camera_frozen"):
+            self.node.get_logger().info(
+                f"camera recovered: images from {self.camera_topic()} advance again")
+        # the offset nearest 0 at the images of this period: a burst of late deliveries
+        # (a loaded machine) does not count, clocks apart do
+        off = self._period_offset
+        self._period_offset = float("nan")
+        if off != off:  # no image this period: the offset as it stands
+            off = p.av_offset
+        if not frozen > tc.camera_timeout and abs(off) > tc.max_av_offset:
+            side = "ahead of" if off > 0 else "behind"
+            self.diag.condition(
+                "av_offset", 1,
+                f"audio stamps are {abs(off):.1f} s {side} the image stamps at every image of "
+                f"the period (more than tracking.max_av_offset = {tc.max_av_offset:g} s): the "
+                "microphone and camera clocks disagree (or one stream is delivered that much "
+                "later); synchronise the machines' clocks (chrony/PTP) or, replaying a bag, run "
+                "every node with use_sim_time:=true")
+        else:
+            self.diag.resolve("av_offset")
 
     # ------------------------------------------------------------ diagnostics
     def publish_diagnostics(self):
@@ -283,7 +359,13 @@ class TrackingStage:
             "tracker_ms_per_step": 1000.0 * p.processing_time / max(p.steps, 1),
             "live_tracks": p.tracker.num_tracks,
             "births_from_events": s["births_events"] + s["births_events_audio"],
+            "audio_only_steps": p.audio_only_steps,
+            "camera_frozen_s": p.camera_frozen_for,
+            "repeated_image_stamps": p.repeated_visual,
+            "av_offset_s": p.av_offset,
         })
+        self._report_notices(p)
+        self._time_problems(p)
         if self.extra_values is not None:
             values.update(self.extra_values())
         if self.publishing.publish_voices and self.outputs.tracked_problem:

@@ -16,7 +16,7 @@ from .fusion import (
     FusionRunResult,
     FusionWindow,
 )
-from .tracking import TrackingConfig, TrackingPipeline, calibrate_step
+from .tracking import AUDIO_ONLY_PERIOD, TrackingConfig, TrackingPipeline, calibrate_step
 from .vision import (
     DETECTION_NICENESS,
     AsyncDetection,
@@ -25,7 +25,8 @@ from .vision import (
     VisionRunResult,
 )
 
-__all__ = ["AsyncDetection", "AudioPipeline", "AudioRunResult", "DETECTION_NICENESS",
+__all__ = ["AUDIO_ONLY_PERIOD", "AsyncDetection", "AudioPipeline", "AudioRunResult",
+           "DETECTION_NICENESS",
            "FusionInputConfig", "FusionInputError", "FusionPipeline", "FusionRunResult",
            "FusionWindow", "InputError", "PredictedHeads", "TimeOrderedBuffer",
            "TrackerInputConfig",

@@ -200,6 +200,24 @@ class TimeOrderedBuffer:
                            key=lambda k: self._items[k][0][0])
                 self._drop(kind, 0)
 
+    def drop_audio_after(self, limit: float) -> int:
+        """Drop the buffered audio frames stamped after ``limit`` (the old timeline after a
+        clock jump back; counted in ``dropped_audio_frames``) and lower the audio head to
+        the newest frame kept; returns the number dropped."""
+        keep, n = [], 0
+        for first, last, (t, tau, w) in self._items[AUDIO]:
+            k = t <= limit
+            n += int((~k).sum())
+            if k.all():
+                keep.append((first, last, (t, tau, w)))
+            elif k.any():
+                keep.append((float(t[k][0]), float(t[k][-1]), (t[k], tau[k], w[k])))
+        self._items[AUDIO] = keep
+        self.audio_frames -= n
+        self.dropped_audio_frames += n
+        self.head[AUDIO] = max((e[1] for e in keep), default=None)
+        return n
+
     def release(self, until: float = math.inf, kinds=KINDS) -> Released:
         """Remove and return everything of ``kinds`` stamped up to ``until``, each kind in
         stamp order (arrival order among equal stamps)."""

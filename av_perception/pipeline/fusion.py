@@ -145,6 +145,7 @@ class FusionPipeline:
         self.late_visual_frames = 0
         self.invalid_points = 0
         self.resets = 0
+        self.last_jump = float("nan")  # s, the latest jump back
         self._clear()
 
     def _clear(self):
@@ -205,6 +206,7 @@ class FusionPipeline:
             return True
         if self.released - stamp > self.input_config.time_jump_reset:
             self.resets += 1
+            self.last_jump = self.released - stamp
             self.reset()
             return True
         return False

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -20,7 +21,10 @@ from ..io.heads import load_head_model, save_calibration
 from .audio import audio_frames_of
 from .buffer import AUDIO, EVENTS, InputError, TimeOrderedBuffer, check_point_count
 
-__all__ = ["TrackingConfig", "TrackingPipeline", "calibrate_step"]
+__all__ = ["AUDIO_ONLY_PERIOD", "TrackingConfig", "TrackingPipeline", "calibrate_step"]
+
+#: s between the tracker's audio-only steps while the camera is frozen
+AUDIO_ONLY_PERIOD = 0.1
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,21 @@ class TrackingConfig(StageConfig):
         "(older ones are dropped and counted).", low=0.1, high=120.0)
     time_jump_reset: float = param(
         2.0, "Restart the tracker when an image stamp is this many seconds older than the "
-        "previous one (a bag restarted, the clock jumped back).", low=0.1, high=3600.0)
+        "previous one, or an audio stamp than the newest audio (a bag looped, use_sim_time "
+        "reset, the clock jumped back); reported once on /diagnostics.", low=0.1, high=3600.0)
+    time_jump_forward: float = param(
+        10.0, "Restart the tracker when an image or audio stamp is this many seconds after "
+        "the previous one of its stream (a clock step, a long gap in the input); reported "
+        "once on /diagnostics.", low=0.5, high=1e6)
+    camera_timeout: float = param(
+        1.0, "After this many seconds of audio without a new image stamp (no images, or "
+        "the same stamp repeated: a frozen camera) the tracker goes on from the audio alone "
+        "(audio-only steps every 0.1 s, published like the others) and a lasting WARN names "
+        "the camera; it ends when image stamps advance again.", low=0.2, high=3600.0)
+    max_av_offset: float = param(
+        2.0, "The newest audio stamp and the newest image stamp more than this many seconds "
+        "apart at every image of a diagnostics period is a lasting WARN with the offset "
+        "(the microphone and camera clocks disagree).", low=0.1, high=3600.0)
     use_av_events: bool = param(
         False, "Also start tracks from the audio-visual events of the weighted-data EM "
         "fusion (av_events: tracker_node subscribes to it, perception_node and `process` "
@@ -76,6 +94,20 @@ class TrackingPipeline:
     ``processing_time`` (s, total) and ``last_processing_time``; the tracker's own
     ``tracker.stats['late_audio']`` / ``['late_visual']`` count input beyond
     ``tracker.max_lateness``.
+
+    Broken time (docs/architecture.md, "Clock jumps, a frozen camera, drift"):
+
+    * image stamps jumping back by more than ``tracking.time_jump_reset`` (a bag looped,
+      use_sim_time reset) or forward by more than ``tracking.time_jump_forward`` restart
+      the tracker (``resets``; the audio of the new timeline already buffered is kept);
+      audio stamps jumping back drop the old timeline's audio from the buffer (so the new
+      audio is not taken for stale).  Each restart leaves one message in
+      :meth:`pop_notices`;
+    * a frozen camera (``camera_frozen_for``: seconds of audio since the image stamps
+      last advanced, ``repeated_visual`` images with a stamp that did not advance): past
+      ``tracking.camera_timeout`` :meth:`step_audio_only` steps the tracker from the audio
+      alone (``audio_only_steps``);
+    * ``av_offset``: newest audio stamp minus newest image stamp (clock drift).
     """
 
     def __init__(self, tracker_config=None, mics: MicArrayConfig | None = None,
@@ -94,6 +126,9 @@ class TrackingPipeline:
         self.late_visual = 0
         self.resets = 0
         self.audio_resets = 0  # audio time jumps back (the audio buffer restarted)
+        self.audio_only_steps = 0
+        self.repeated_visual = 0  # images whose stamp did not advance (total)
+        self.notices: deque = deque(maxlen=20)  # messages of resets, for pop_notices()
         # audio frames and fusion windows waiting for the next step
         self.buffer = TimeOrderedBuffer(max_age=self.tracking.max_audio_buffer)
         self.processing_time = 0.0
@@ -110,6 +145,56 @@ class TrackingPipeline:
         self.buffer.clear()
         self.events_received = 0
         self.last_stamp: float | None = None  # stamp of the last step
+        self.visual_head: float | None = None  # newest image stamp received
+        self._visual_ref: float | None = None  # audio head when the image stamps last advanced
+
+    def _restart(self, notice: str, keep: tuple | None = None) -> None:
+        """A new tracker after a clock jump; ``keep`` = (lo, hi): the buffered audio of the
+        new timeline to keep."""
+        audio = self.buffer.release(kinds=(AUDIO,)).audio
+        self._new_tracker()
+        self.resets += 1
+        self.notices.append(notice)
+        if keep is not None and len(audio[0]):
+            sel = (audio[0] >= keep[0]) & (audio[0] <= keep[1])
+            if sel.any():
+                self.buffer.add_audio(*(a[sel] for a in audio))
+
+    def pop_notices(self) -> list:
+        """The messages of the restarts since the last call (oldest first)."""
+        with self.lock:
+            out = list(self.notices)
+            self.notices.clear()
+        return out
+
+    def _see_image(self, stamp: float) -> None:
+        if self.visual_head is None or stamp > self.visual_head:
+            self.visual_head = stamp
+            self._visual_ref = self.buffer.head[AUDIO]
+        else:
+            self.repeated_visual += 1
+
+    @property
+    def camera_frozen_for(self) -> float:
+        """Seconds of audio received since the image stamps last advanced (0 before the
+        first image or without audio)."""
+        head = self.buffer.head[AUDIO]
+        if self.visual_head is None or head is None:
+            return 0.0
+        ref = self.visual_head if self._visual_ref is None else self._visual_ref
+        return max(head - ref, 0.0)
+
+    @property
+    def camera_frozen(self) -> bool:
+        return self.camera_frozen_for > self.tracking.camera_timeout
+
+    @property
+    def av_offset(self) -> float:
+        """Newest audio stamp minus newest image stamp (s; nan until both arrived)."""
+        head = self.buffer.head[AUDIO]
+        if self.visual_head is None or head is None:
+            return math.nan
+        return head - self.visual_head
 
     def reset(self):
         """Forget the tracks and the buffered audio."""
@@ -140,14 +225,19 @@ class TrackingPipeline:
         with self.lock:
             self.buffer.max_age = self.tracking.max_audio_buffer
             head = self.buffer.head[AUDIO]
-            t = np.asarray(stamps, dtype=float).reshape(-1)
-            if (head is not None and len(t) and np.all(np.isfinite(t))
-                    and t.max() < head - self.tracking.time_jump_reset):
-                # the audio's time jumped back (or an earlier message was stamped far
-                # ahead): against the old head every frame would look too old and be
-                # dropped, the tracker would run deaf
-                self.buffer.forget(AUDIO)
+            t = np.asarray(stamps, dtype=np.float64).reshape(-1)
+            jump = self.tracking.time_jump_reset
+            if (head is not None and len(t) and np.isfinite(t).all()
+                    and t.max() < head - jump):
+                # the audio jumped back (bag looped, clock reset): the old timeline's audio
+                # goes, the new one is not taken for stale (the images restart the tracker)
+                self.buffer.drop_audio_after(t.max() + jump)
                 self.audio_resets += 1
+            elif (head is not None and len(t) and np.isfinite(t).all()
+                    and t.min() > head + self.tracking.time_jump_forward
+                    and self._visual_ref is not None):
+                # the audio jumped forward (a clock step): not a frozen camera
+                self._visual_ref = float(t.min())
             return self.buffer.add_audio(stamps, itds, np.clip(w, 0.0, None))
 
     def add_audio_features(self, features) -> int:
@@ -195,16 +285,27 @@ class TrackingPipeline:
         stamp = float(stamp)
         t0 = time.perf_counter()
         with self.lock:
+            tc = self.tracking
+            head = self.visual_head
+            if head is not None and stamp < head - tc.time_jump_reset:
+                self._restart(f"stamps jumped back by {head - stamp:.1f} s (image stamp "
+                              f"{stamp:.3f} after {head:.3f}): bag looped or clock reset; "
+                              "state reset (tracks restart)",
+                              keep=(stamp - tc.max_audio_buffer, stamp + tc.time_jump_reset))
+            elif head is not None and stamp > head + tc.time_jump_forward:
+                self._restart(f"stamps jumped forward by {stamp - head:.1f} s (image stamp "
+                              f"{stamp:.3f} after {head:.3f}; more than tracking."
+                              f"time_jump_forward = {tc.time_jump_forward:g} s): a clock step "
+                              "or a gap in the input; state reset (tracks restart)",
+                              keep=(stamp - tc.max_audio_buffer, math.inf))
+            self._see_image(stamp)
             if self.last_stamp is not None and stamp <= self.last_stamp:
-                if stamp < self.last_stamp - self.tracking.time_jump_reset:
-                    self._new_tracker()
-                    self.resets += 1
-                else:
-                    self.late_visual += 1
-                    return None
-            # all the audio (the tracker keeps frames later than the image for the next
-            # step), the events up to the image
-            audio = self.buffer.release(kinds=(AUDIO,)).audio
+                self.late_visual += 1
+                return None
+            # the audio (the tracker keeps frames later than the image for the next step;
+            # audio more than max_audio_buffer ahead of the image waits in the buffer, so
+            # that audio drifting ahead cannot pile up), the events up to the image
+            audio = self.buffer.release(stamp + tc.max_audio_buffer, kinds=(AUDIO,)).audio
             frames = AudioFrames(*audio) if len(audio[0]) else None
             xyz = np.asarray(xyz, dtype=float).reshape(-1, 3)
             cov = np.asarray(covariance, dtype=float).reshape(-1, 3, 3)
@@ -218,6 +319,33 @@ class TrackingPipeline:
                                self._args[1].calibration_file)
             self.last_stamp = stamp
             self.steps += 1
+            dt = time.perf_counter() - t0
+            self.processing_time += dt
+            self.last_processing_time = dt
+        return out
+
+    def step_audio_only(self):
+        """While the camera is frozen (:attr:`camera_frozen`): advance the tracker from the
+        buffered audio alone to the newest audio stamp, at most every
+        :data:`AUDIO_ONLY_PERIOD` s; returns the TrackerOutput, or None (camera not frozen,
+        too soon)."""
+        from ..core.tracking import AudioFrames
+
+        t0 = time.perf_counter()
+        with self.lock:
+            if not self.camera_frozen:
+                return None
+            stamp = float(self.buffer.head[AUDIO])
+            # (0.9: the newest audio stamp advances in whole hops, e.g. 0.096 s for 0.1 s)
+            if self.last_stamp is not None and stamp < self.last_stamp + 0.9 * AUDIO_ONLY_PERIOD:
+                return None
+            audio = self.buffer.release(stamp, kinds=(AUDIO,)).audio
+            frames = AudioFrames(*audio) if len(audio[0]) else None
+            ready = self.buffer.release(stamp, kinds=(EVENTS,)).events
+            events = ready[-1][1] if ready else None
+            out = self.tracker.step(stamp, audio=frames, events=events)
+            self.last_stamp = stamp
+            self.audio_only_steps += 1
             dt = time.perf_counter() - t0
             self.processing_time += dt
             self.last_processing_time = dt
