@@ -203,6 +203,7 @@ class TrackingStage:
         self.inputs_rejected = 0
         self.period_late = 0
         self._audio_resets_seen = 0
+        self._resets_seen = 0
         self.configure(configs)
         self.outputs = TrackingOutputs(node, self.publishing, configs[TrackOutputConfig])
 
@@ -364,6 +365,15 @@ class TrackingStage:
             "repeated_image_stamps": p.repeated_visual,
             "av_offset_s": p.av_offset,
         })
+        # an audio jump back with a tracker restart in the same period is the same clock
+        # jump, already said by the restart's notice
+        if p.audio_resets > self._audio_resets_seen and p.resets == self._resets_seen:
+            self.diag.warn(
+                f"the audio's time went back more than tracking.time_jump_reset "
+                f"({self.tracking.time_jump_reset} s) behind the newest audio (a bag loop or a "
+                "clock reset, or audio stamped far ahead): the audio buffer restarted; if the "
+                "images do not follow, check the audio input's stamps")
+        self._audio_resets_seen, self._resets_seen = p.audio_resets, p.resets
         self._report_notices(p)
         self._time_problems(p)
         if self.extra_values is not None:
@@ -378,13 +388,6 @@ class TrackingStage:
                 "observations arrive out of order; raise tracking.audio_wait or "
                 "tracker.max_lateness")
         self.period_late = 0
-        if p.audio_resets > self._audio_resets_seen:
-            self.diag.warn(
-                f"audio stamps jumped back by more than tracking.time_jump_reset "
-                f"({self.tracking.time_jump_reset} s) behind the newest audio (a clock reset, "
-                "or audio stamped far ahead): the audio buffer restarted; check the audio "
-                "input's stamps")
-        self._audio_resets_seen = p.audio_resets
         self.diag.publish(values)
 
     def close(self):
