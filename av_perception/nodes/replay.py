@@ -1,29 +1,10 @@
 """``av-perception replay BAG``: play a recording into ROS and run the pipeline live.
 
-One process, one command, so that RViz shows the tracks while the bag plays:
-
-* a ``replay`` node publishes the bag's stereo pair under the names the nodes subscribe
-  to by default -- ``stereo/{left,right}/image_raw`` (sensor_msgs/Image) or
-  ``stereo/{left,right}/image_raw/compressed`` (CompressedImage, when the bag has JPEG)
-  and ``stereo/{left,right}/camera_info`` -- with the bag's header stamps, paced by the
-  bag's recording times x 1/rate, plus ``/clock`` (rosgraph_msgs/Clock, the bag time,
-  every 10 ms of wall time) for nodes that run with ``use_sim_time``;
-* the bag's audio (audio_common AudioStamped / AudioDataStamped, which pip-installed ROS
-  cannot publish) goes through the binaural front-end -- the same
-  :class:`~av_perception.pipeline.AudioPipeline` as ``audio_features_node`` -- and its
-  frames are published on ``audio/features`` at the bag time their last sample was
-  recorded, exactly as audio_features_node would publish them live;
-* unless ``--no-pipeline``, a :class:`VisualFeaturesNode` and a :class:`TrackerNode` run
-  in the same executor (``use_sim_time`` on, ``--config`` params file applied, image
-  transport matched to the bag), so ``speakers``, ``speakers/markers``,
-  ``speakers/image``, ``visual/observations`` and ``/diagnostics`` appear while the bag
-  plays.  With ``--no-pipeline`` only the inputs (images, camera_info, audio/features,
-  /clock) are published and the nodes are started separately
-  (``launch/replay.launch.py``).
-
-Everything is under ``--namespace`` (except ``/clock`` and ``/diagnostics``).  With
-``--loop`` every pass adds the bag's length (plus one frame period) to all stamps, so
-time never goes backwards for the tracker or for the nodes' sim time.
+A ``replay`` node publishes the bag's stereo pair, camera_info, ``/clock`` and the
+binaural front-end's ``audio/features`` (audio_common types cannot be published from
+pip-installed ROS) at the bag's pace; unless ``--no-pipeline``, a VisualFeaturesNode and a
+TrackerNode run in the same executor with ``use_sim_time``.  ``--loop`` adds the bag's
+length to every stamp of each pass.  Topics and options: docs/commands.md ("replay").
 """
 from __future__ import annotations
 

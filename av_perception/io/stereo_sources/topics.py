@@ -84,7 +84,7 @@ def detect_stereo_topics(topics: dict, left_image: str | None = None,
     """Choose the image and CameraInfo topics of a stereo pair among a bag's ``topics``
     ({name: type}).
 
-    Given names are checked (existence, type).  Otherwise: the DESIGN defaults
+    Given names are checked (existence, type).  Otherwise: the package's defaults
     (``/stereo/{left,right}/image_raw`` then ``.../compressed``), else the only
     Image/CompressedImage topic with 'left' ('right') in its name; the right
     topic is first derived from the left one ('left' -> 'right'); each
