@@ -20,6 +20,7 @@ import numpy as np
 
 from . import blazeface as bf
 from .config import ConfigError, StageConfig, param
+from .template_tracking import BoxTracker
 
 __all__ = [
     "DetectorError",
@@ -651,84 +652,6 @@ def _face_at(box, raw_boxes: np.ndarray) -> bool:
     near = np.hypot(cx - (x + 0.5 * w), cy - (y + 0.5 * h)) <= 0.5 * side
     ratio = np.maximum(bw, bh) / side
     return bool(np.any(near & (ratio >= 0.5) & (ratio <= 2.0)))
-
-
-# ---------------------------------------------------------------------------
-# Tracking between keyframes
-# ---------------------------------------------------------------------------
-class BoxTracker:
-    """Follows detection boxes between detector keyframes by template matching.
-
-    The template of each box is cut from the keyframe; on later frames it is
-    searched (``cv2.matchTemplate``, normalised correlation coefficient) in a
-    window of ``search`` x box size around the previous position.  Confidence
-    of a tracked box = keyframe confidence x correlation.
-    """
-
-    def __init__(self, search: float = 0.5, min_score: float = 0.6):
-        self.search = float(search)
-        self.min_score = float(min_score)
-        self._tracks: list[tuple[Detection, np.ndarray, float]] = []
-
-    def __len__(self) -> int:
-        return len(self._tracks)
-
-    def start(self, gray: np.ndarray, detections) -> None:
-        """Start tracking ``detections`` from this (keyframe) grey image."""
-        gray = gray_image(gray)
-        height, width = gray.shape
-        self._tracks = []
-        for d in detections:
-            x0, y0 = int(round(d.x)), int(round(d.y))
-            x1, y1 = int(round(d.x + d.w)), int(round(d.y + d.h))
-            if x0 < 0 or y0 < 0 or x1 > width or y1 > height or x1 - x0 < 4 or y1 - y0 < 4:
-                continue
-            self._tracks.append((d, gray[y0:y1, x0:x1].copy(), d.confidence))
-
-    def update(self, gray: np.ndarray) -> list[Detection]:
-        """Track every box into this grey image; returns the boxes still held."""
-        gray = gray_image(gray)
-        height, width = gray.shape
-        kept = []
-        out = []
-        for det, tmpl, conf0 in self._tracks:
-            th, tw = tmpl.shape
-            margin = max(4, int(math.ceil(self.search * max(tw, th))))
-            x0 = max(0, int(round(det.x)) - margin)
-            y0 = max(0, int(round(det.y)) - margin)
-            x1 = min(width, int(round(det.x)) + tw + margin)
-            y1 = min(height, int(round(det.y)) + th + margin)
-            if x1 - x0 < tw or y1 - y0 < th:
-                continue
-            res = cv2.matchTemplate(gray[y0:y1, x0:x1], tmpl, cv2.TM_CCOEFF_NORMED)
-            _, score, _, loc = cv2.minMaxLoc(res)
-            if not score >= self.min_score:
-                continue
-            dx, dy = _subpixel_peak(res, loc)
-            moved = det.moved(x0 + loc[0] + dx, y0 + loc[1] + dy, conf0 * score)
-            kept.append((moved, tmpl, conf0))
-            out.append(moved)
-        self._tracks = kept
-        return out
-
-    def reset(self) -> None:
-        self._tracks = []
-
-
-def _subpixel_peak(res: np.ndarray, loc) -> tuple[float, float]:
-    """Parabolic sub-pixel offset of the correlation peak at ``loc`` (x, y)."""
-    x, y = loc
-    out = [0.0, 0.0]
-    for axis, (i, n) in enumerate(((x, res.shape[1]), (y, res.shape[0]))):
-        if 0 < i < n - 1:
-            if axis == 0:
-                a, b, c = res[y, x - 1], res[y, x], res[y, x + 1]
-            else:
-                a, b, c = res[y - 1, x], res[y, x], res[y + 1, x]
-            den = a - 2 * b + c
-            if den < 0:
-                out[axis] = float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
-    return out[0], out[1]
 
 
 # ---------------------------------------------------------------------------
