@@ -64,6 +64,7 @@ class ProcessResult:
     fusion_windows: int = 0  # with tracking.use_av_events
     audio_only_steps: int = 0  # tracker steps from the audio alone (camera frozen)
     resets: int = 0  # tracker restarts after a clock jump
+    frame_id: str = ""  # frame of the track file ('' = the left camera's)
     calibrator: object = None  # the HeadCalibrator when head_calibration.enabled
 
     @property
@@ -109,6 +110,32 @@ def fusion_events(fusion: FusionPipeline, stamp: float, obs, audio) -> EventObse
     events = EventObservations.from_events(windows[-1].events)
     events.stamp = windows[-1].stamp
     return events
+
+
+TF_TYPE = "tf2_msgs/msg/TFMessage"
+
+
+def bag_transforms(bag, errors) -> tuple[list, list]:
+    """The transforms of a bag's TFMessage topics: (dynamic, static), each a list of
+    (stamp s, parent, child, translation (3,), quaternion (4,)) sorted by stamp
+    (static: /tf_static and any topic named *tf_static)."""
+    from .io.bag import BagReader
+
+    dynamic, static = [], []
+    with BagReader(bag) as reader:
+        topics = [t for t, ty in reader.topics.items() if ty == TF_TYPE]
+        if not topics:
+            return dynamic, static
+        for m in reader.messages(topics):
+            into = static if m.topic.rstrip("/").endswith("tf_static") else dynamic
+            for tf in m.msg.transforms:
+                tr, q = tf.transform.translation, tf.transform.rotation
+                into.append((tf.header.stamp.sec + 1e-9 * tf.header.stamp.nanosec,
+                             tf.header.frame_id, tf.child_frame_id, (tr.x, tr.y, tr.z),
+                             (q.x, q.y, q.z, q.w)))
+        errors.extend(reader.errors)
+    dynamic.sort(key=lambda r: r[0])
+    return dynamic, static
 
 
 def process_bag(bag, output, configs: dict | None = None, *, start: float | None = None,
@@ -165,6 +192,17 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                                 configs[StereoCameraConfig], configs[TrackingConfig],
                                 configs[HeadCalibrationConfig], configs[AudioFrontEndConfig])
     result.calibrator = tracking.calibrator
+    tf_dynamic, tf_static = ([], [])
+    if configs[TrackingConfig].fixed_frame:  # the head's motion from /tf
+        tf_dynamic, tf_static = bag_transforms(bag, result.errors)
+        for r in tf_static:
+            tracking.add_transform(r[1], r[2], r[0], r[3], r[4], static=True)
+        if not tf_dynamic and not tf_static:
+            result.errors.append(
+                f"tracking.fixed_frame is {configs[TrackingConfig].fixed_frame!r} but the bag "
+                "has no /tf: tracking in the camera frame")
+    tf_done = 0
+    tf_ahead = configs[TrackingConfig].tf_max_extrapolation  # as /tf arrives live
     fusion = None
     if configs[TrackingConfig].use_av_events:  # births from the fusion's events too
         fusion = FusionPipeline(configs[AVClusteringConfig], configs[WdemConfig],
@@ -212,6 +250,10 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                                 result.audio_only_steps += 1
                         t += AUDIO_ONLY_PERIOD
                 prev_stamp = stamp
+                while tf_done < len(tf_dynamic) and tf_dynamic[tf_done][0] <= stamp + tf_ahead:
+                    r = tf_dynamic[tf_done]
+                    tracking.add_transform(r[1], r[2], r[0], r[3], r[4])
+                    tf_done += 1
                 upto = audio_upto(stamp)
                 audio = feats.slice(audio_done, upto) if upto > audio_done else None
                 audio_done = upto
@@ -222,8 +264,10 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                     if events is not None:
                         tracking.add_events(events.stamp, events)
                     result.fusion_windows = fusion.windows
-                out = tracking.step(stamp, obs.xyz, obs.covariance, obs.weight)
-                vision.update_tracks(out)  # the next pairs' detector looks around the heads
+                out = tracking.step(stamp, obs.xyz, obs.covariance, obs.weight,
+                                    frames.header.frame_id if frames.header else "")
+                # the next pairs' detector looks around the heads (camera frame)
+                vision.update_tracks(tracking.to_camera(out))
                 for notice in tracking.pop_notices():
                     result.errors.append(f"frame at {stamp:.3f} s: {notice}")
                 if out is None:  # not after the previous frame: dropped
@@ -237,11 +281,17 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                     if keep_outputs:
                         result.outputs.append(out)
                     if on_frame is not None:
-                        on_frame(frame, out, frames.header)
+                        header = frames.header
+                        if tracking.output_frame:  # the outputs are in the fixed frame
+                            from types import SimpleNamespace
+                            header = SimpleNamespace(stamp=header.stamp,
+                                                     frame_id=tracking.output_frame)
+                        on_frame(frame, out, header)
                 if progress is not None:
                     progress(stamp - start_abs, total, result.rows)
         finally:
             result.resets = tracking.resets
+            result.frame_id = tracking.output_frame
             result.errors.extend(frames.errors)
             if getattr(frames, "truncated", False):
                 result.errors.append("the bag is truncated or corrupt: every frame that could "
@@ -274,6 +324,7 @@ def progress_printer(stream=None):
 
 
 def summarize(result: ProcessResult, output: Path) -> str:
+    frame = f" (frame {result.frame_id})" if result.frame_id else ""
     return (f"{result.frames} frames, {len(result.track_ids)} tracks, {result.rows} rows -> "
-            f"{output}; {result.audio_frames} audio frames; {result.bag_seconds:.1f} s of bag "
+            f"{output}{frame}; {result.audio_frames} audio frames; {result.bag_seconds:.1f} s of bag "
             f"in {result.wall_seconds:.1f} s ({result.realtime_factor:.2f}x real time)")

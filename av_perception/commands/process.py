@@ -40,6 +40,10 @@ def register(sub):
                    help="storage of --output-bag (default sqlite3)")
     p.add_argument("--no-images", action="store_true",
                    help="leave speakers/image out of --output-bag (much smaller)")
+    p.add_argument("--fixed-frame", metavar="FRAME",
+                   help="track in FRAME (e.g. base_link or odom; tracking.fixed_frame): the "
+                        "camera pose in it is read from the bag's /tf and /tf_static, the "
+                        "track file is written in it")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -52,6 +56,13 @@ def run(args) -> int:
     from ..offline import PROCESS_STAGES, process_bag, progress_printer, summarize
 
     configs = load_offline_configs(args.config, PROCESS_STAGES)
+    if args.fixed_frame is not None:
+        import dataclasses
+
+        from ..pipeline import TrackingConfig
+
+        configs[TrackingConfig] = dataclasses.replace(configs[TrackingConfig],
+                                                      fixed_frame=args.fixed_frame)
     output = Path(args.output)
     bag_writer = None
     on_frame = None

@@ -48,6 +48,20 @@ def register(subparsers) -> None:
                    help="what hears: two free-field mics 15 cm apart (default) or the MIT KEMAR "
                         "dummy head (HRIRs from the slab package; ears at the dummy-head "
                         "profile's positions, reverberation binaural too)")
+    p.add_argument("--head-motion", choices=("still", "scripted", "follow"), default=None,
+                   help="the robot head pans/tilts during the scene: scripted (a sinusoidal "
+                        "pan) or follow (turns to the active speaker after --reaction-delay); "
+                        "camera and microphones turn together, /tf in the bag, ground truth "
+                        "in the fixed frame base_link (default: still)")
+    p.add_argument("--pan", type=float, default=40.0,
+                   help="largest pan of --head-motion, degrees either side (default 40)")
+    p.add_argument("--tilt", type=float, default=0.0,
+                   help="largest tilt of --head-motion, degrees (default 0)")
+    p.add_argument("--head-speed", type=float, default=60.0,
+                   help="highest head speed of --head-motion, deg/s (default 60)")
+    p.add_argument("--reaction-delay", type=float, default=0.4,
+                   help="--head-motion follow: seconds before the head turns to a new "
+                        "speaker (default 0.4)")
     p.add_argument("--no-bag", action="store_true",
                    help="skip the rosbag2 (only audio.wav, ground truth and scene.json)")
     p.add_argument("--overwrite", action="store_true",
@@ -85,15 +99,24 @@ def run(args) -> int:
         raise ValueError("OUTDIR is required (or use --list-presets)")
     if args.scene:
         scene = load_scene(args.scene)
-        overrides = [n for n in ("duration", "rate", "fps", "snr", "rt60", "head")
+        overrides = [n for n in ("duration", "rate", "fps", "snr", "rt60", "head",
+                                 "head_motion")
                      if getattr(args, n) is not None]
         if overrides or args.speech or args.speech_dir:
             raise ValueError(f"--scene renders the file as it is: drop "
                              f"{', '.join('--' + n for n in overrides) or '--speech'}")
     else:
+        from ..sim.head_motion import HeadMotionSpec
+
+        motion = None
+        if args.head_motion not in (None, "still"):
+            motion = HeadMotionSpec(mode=args.head_motion, pan_amplitude=args.pan,
+                                    tilt_amplitude=args.tilt, max_speed=args.head_speed,
+                                    reaction_delay=args.reaction_delay)
         scene = make_scene(args.preset, seed=args.seed, duration=args.duration, rate=args.rate,
                            fps=args.fps, snr_db=args.snr, rt60=args.rt60,
-                           speech=_speech_spec(args), head=args.head or "free_field")
+                           speech=_speech_spec(args), head=args.head or "free_field",
+                           head_motion=motion)
 
     def say(msg):
         if not args.quiet:

@@ -20,6 +20,7 @@ from ..core.head_calibration import CalibrationFit, HeadCalibrationConfig, HeadC
 from ..io.heads import load_head_model, save_calibration
 from .audio import audio_frames_of
 from .buffer import AUDIO, EVENTS, InputError, TimeOrderedBuffer, check_point_count
+from .poses import HeadPoses
 
 __all__ = ["AUDIO_ONLY_PERIOD", "TrackingConfig", "TrackingPipeline", "calibrate_step"]
 
@@ -65,6 +66,28 @@ class TrackingConfig(StageConfig):
         False, "Also start tracks from the audio-visual events of the weighted-data EM "
         "fusion (av_events: tracker_node subscribes to it, perception_node and `process` "
         "run the fusion in-process) that no track explains (tracker.event_birth_*).")
+    fixed_frame: str = param(
+        "", "Frame the tracker works in (e.g. base_link or odom): the left camera's pose in "
+        "it is read from /tf and /tf_static at each image and audio stamp, so that a "
+        "turning head does not move the tracks; outputs carry this frame.  Empty "
+        "(default): the camera frame, /tf is not read.  Until the chain from this frame "
+        "to the image's frame_id is complete the tracker stays in the camera frame "
+        "(/diagnostics says so).")
+    publish_camera_frame: bool = param(
+        False, "With fixed_frame: also publish the tracks in the left camera frame "
+        "(speakers_camera, speakers_camera/markers).")
+    tf_max_extrapolation: float = param(
+        0.1, "Past the newest /tf of a link its motion is extrapolated for this many "
+        "seconds, then held (a WARN on /diagnostics says /tf is late).", low=0.0, high=5.0)
+    tf_jump_distance: float = param(
+        0.5, "A /tf sample this far (m) from the previous one of its link is a jump "
+        "(odometry reset): the link's history restarts and the tracks are moved with the "
+        "jump (they keep their place relative to the camera).", low=0.01, high=100.0)
+    tf_jump_angle: float = param(
+        45.0, "A /tf sample turned this many degrees from the previous one of its link is "
+        "a jump (as tf_jump_distance).", low=1.0, high=180.0)
+    tf_buffer: float = param(
+        10.0, "Seconds of /tf history kept per link.", low=0.5, high=600.0)
 
 
 def calibrate_step(calibrator: HeadCalibrator, tracker, output, frames,
@@ -133,6 +156,7 @@ class TrackingPipeline:
         self.buffer = TimeOrderedBuffer(max_age=self.tracking.max_audio_buffer)
         self.processing_time = 0.0
         self.last_processing_time = 0.0
+        self.poses = HeadPoses(self.tracking)
         self._new_tracker()
 
     def _new_tracker(self):
@@ -146,6 +170,8 @@ class TrackingPipeline:
         self.events_received = 0
         self.last_stamp: float | None = None  # stamp of the last step
         self.visual_head: float | None = None  # newest image stamp received
+        self._last_pose = None  # camera pose at the last step (fixed frame)
+        self._jumps_seen = self.poses.jumps
         self._visual_ref: float | None = None  # audio head when the image stamps last advanced
 
     def _restart(self, notice: str, keep: tuple | None = None) -> None:
@@ -161,11 +187,73 @@ class TrackingPipeline:
                 self.buffer.add_audio(*(a[sel] for a in audio))
 
     def pop_notices(self) -> list:
-        """The messages of the restarts since the last call (oldest first)."""
+        """The messages of the restarts and of /tf since the last call (oldest first)."""
         with self.lock:
             out = list(self.notices)
             self.notices.clear()
-        return out
+        return out + self.poses.pop_notices()
+
+    # ------------------------------------------------------------ head motion
+    def add_transform(self, parent: str, child: str, stamp: float, translation, quat,
+                      static: bool = False) -> None:
+        """One transform of /tf (/tf_static when ``static``): ``child`` in ``parent`` at
+        ``stamp`` (s), quaternion (x, y, z, w)."""
+        self.poses.add(parent, child, stamp, translation, quat, static)
+
+    def set_camera_frame(self, frame_id: str) -> None:
+        """The left image's frame_id (the camera frame the observations are in)."""
+        if frame_id:
+            self.poses.camera_frame = frame_id.strip("/")
+
+    @property
+    def in_fixed_frame(self) -> bool:
+        """True once the tracker works in tracking.fixed_frame."""
+        return self.tracker.pose_source is not None
+
+    @property
+    def output_frame(self) -> str:
+        """frame_id of the outputs: the fixed frame, or '' (the camera's own)."""
+        return self.poses.fixed_frame if self.in_fixed_frame else ""
+
+    def to_camera(self, out):
+        """A TrackerOutput in the left camera frame (unchanged in the camera frame)."""
+        if out is None or not self.in_fixed_frame:
+            return out
+        import dataclasses
+
+        pose = self.poses.camera_pose(out.stamp)
+        if pose is None:
+            return out
+        inv = pose.inverse()
+        return dataclasses.replace(
+            out, position=inv.apply(out.position), velocity=out.velocity @ inv.R.T,
+            covariance=inv.rotate_covariance(out.covariance))
+
+    def _follow_head(self, stamp: float) -> None:
+        """Before a step: start tracking in the fixed frame once the camera pose is
+        known (the tracks are moved into it); after a /tf jump move the tracks with it."""
+        if not self.poses.enabled:
+            return
+        pose = self.poses.camera_pose(stamp)
+        if pose is None:
+            return
+        tracker = self.tracker
+        if tracker.pose_source is None:
+            tracker.transform_tracks(pose)
+            tracker.set_pose_source(self.poses.camera_pose)
+            self.notices.append(f"camera pose in {self.poses.fixed_frame} available: "
+                                f"tracking in {self.poses.fixed_frame} from {stamp:.3f} s")
+        elif self.poses.jumps != self._jumps_seen and self._last_pose is not None:
+            # the fixed frame jumped: keep the tracks where they are relative to the camera
+            move = pose @ self._last_pose.inverse()
+            tracker.transform_tracks(move)
+            self.notices.append(
+                f"/tf jumped ({self.poses.tree.last_jump}): the tracks were moved with it by "
+                f"{float(np.linalg.norm(move.t)):.2f} m / "
+                f"{math.degrees(move.angle_to(type(move).identity())):.0f} deg "
+                "(they keep their place relative to the camera)")
+        self._jumps_seen = self.poses.jumps
+        self._last_pose = pose
 
     def _see_image(self, stamp: float) -> None:
         if self.visual_head is None or stamp > self.visual_head:
@@ -267,7 +355,7 @@ class TrackingPipeline:
         """True when audio up to ``stamp`` has arrived."""
         return self.audio_until >= stamp
 
-    def step(self, stamp: float, xyz, covariance, weight=None):
+    def step(self, stamp: float, xyz, covariance, weight=None, frame_id: str = ""):
         """Advance the tracker to an image: the buffered audio up to ``stamp``, then its
         visual observations (xyz (M, 3), covariance (M, 3, 3), weight (M,)).
 
@@ -302,6 +390,8 @@ class TrackingPipeline:
             if self.last_stamp is not None and stamp <= self.last_stamp:
                 self.late_visual += 1
                 return None
+            self.set_camera_frame(frame_id)
+            self._follow_head(stamp)
             # the audio (the tracker keeps frames later than the image for the next step;
             # audio more than max_audio_buffer ahead of the image waits in the buffer, so
             # that audio drifting ahead cannot pile up), the events up to the image

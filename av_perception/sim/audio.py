@@ -349,10 +349,14 @@ def render_audio(scene, speech_source=None, keep_dry: bool = False) -> AudioRend
         traj = p.trajectory()
         off = np.asarray(scene.mouth_offset)
 
-        def mouth(t, traj=traj, off=off):
-            return traj.position(t) + off
+        head = scene.head()  # a moving head: every talker moves relative to it
 
-        speech += _render_source(model, dry, mouth, traj.is_static(), segment)
+        def mouth(t, traj=traj, off=off, head=head):
+            p = traj.position(t) + off
+            return p if head is None else head.to_camera(p, t)
+
+        speech += _render_source(model, dry, mouth, traj.is_static() and head is None,
+                                 segment)
     mask = np.zeros(n, dtype=bool)
     for u in scene.utterances:
         mask[int(round(u.start * fs)):int(round(u.end * fs))] = True
@@ -367,8 +371,13 @@ def render_audio(scene, speech_source=None, keep_dry: bool = False) -> AudioRend
         b = n if d.end is None else min(int(round(d.end * fs)), n)
         if b > a:
             x[a:b] = distractor_signal(d.kind, b - a, fs, rng)
-        y = _render_source(model, x, lambda t, p=d.position: np.tile(p, (len(t), 1)),
-                           True, segment)
+        head = scene.head()
+
+        def where(t, p=d.position, head=head):
+            pts = np.tile(p, (len(t), 1))
+            return pts if head is None else head.to_camera(pts, t)
+
+        y = _render_source(model, x, where, head is None, segment)
         on = slice(a, b)
         p_d = float(np.mean(y[on] ** 2)) if b > a else 0.0
         if p_d > 0:

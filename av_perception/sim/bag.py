@@ -24,6 +24,8 @@ TOPICS = {
     "left_info": "/stereo/left/camera_info",
     "right_info": "/stereo/right/camera_info",
     "audio": "/audio",
+    "tf": "/tf",
+    "tf_static": "/tf_static",
 }
 PA_FLOAT32 = 1
 
@@ -60,7 +62,7 @@ class SimBagWriter:
     """
 
     def __init__(self, path, camera, storage: str = "sqlite3", compressed: bool = False,
-                 jpeg_quality: int = 90):
+                 jpeg_quality: int = 90, tf: bool = False):
         plugins = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
         if storage not in plugins:
             raise ValueError(f"bag format must be 'sqlite3' or 'mcap', got {storage!r}")
@@ -72,7 +74,8 @@ class SimBagWriter:
         self.types = self.store.types
         self.writer = Writer(self.path, version=9, storage_plugin=plugins[storage])
         self.frame_ids = (camera.frame_id, right_frame_id(camera.frame_id))
-        self.counts = {k: 0 for k in TOPICS}
+        self.tf = tf
+        self.counts = {k: 0 for k in TOPICS if tf or not k.startswith("tf")}
 
     def __enter__(self):
         self.writer.open()
@@ -90,6 +93,9 @@ class SimBagWriter:
             "audio": add(TOPICS["audio"], "audio_common_msgs/msg/AudioStamped",
                          typestore=self.store),
         }
+        if self.tf:  # a moving head (sim.head_motion)
+            for key in ("tf", "tf_static"):
+                self.conns[key] = add(TOPICS[key], "tf2_msgs/msg/TFMessage", typestore=self.store)
         self.img_type = img_type
         return self
 
@@ -130,6 +136,23 @@ class SimBagWriter:
                 distortion_model="plumb_bob", d=m["d"], k=m["k"], r=m["r"], p=m["p"],
                 binning_x=0, binning_y=0, roi=roi)
             self._write(f"{side}_info", stamp_ns, info, "sensor_msgs/msg/CameraInfo")
+
+    def write_tf(self, stamp_ns: int, transforms, static: bool = False) -> None:
+        """One TFMessage: transforms [(parent, child, translation (3,), quaternion (4,)
+        x y z w)] at ``stamp_ns`` (on /tf_static when ``static``)."""
+        T = self.types
+        out = []
+        for parent, child, tr, q in transforms:
+            out.append(T["geometry_msgs/msg/TransformStamped"](
+                header=self._header(stamp_ns, parent), child_frame_id=child,
+                transform=T["geometry_msgs/msg/Transform"](
+                    translation=T["geometry_msgs/msg/Vector3"](x=float(tr[0]), y=float(tr[1]),
+                                                              z=float(tr[2])),
+                    rotation=T["geometry_msgs/msg/Quaternion"](
+                        x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])))))
+        key = "tf_static" if static else "tf"
+        self._write(key, stamp_ns, T["tf2_msgs/msg/TFMessage"](transforms=out),
+                    "tf2_msgs/msg/TFMessage")
 
     def write_audio(self, stamp_ns: int, samples: np.ndarray, rate: int) -> None:
         """One AudioStamped chunk: ``samples`` (m, 2) float32, stamp of the first sample."""

@@ -141,7 +141,7 @@ def describe_presets() -> str:
 def make_scene(preset: str = "default", seed: int = 0, duration: float | None = None, *,
                rate: int | None = None, fps: float | None = None, snr_db: float | None = None,
                rt60: float | None = None, speech: SpeechSpec | None = None,
-               head: str = "free_field") -> Scene:
+               head: str = "free_field", head_motion=None) -> Scene:
     """A preset scene.
 
     Parameters
@@ -159,6 +159,9 @@ def make_scene(preset: str = "default", seed: int = 0, duration: float | None = 
     head : str
         'free_field' (the default 15 cm mic bar) or 'kemar' (the KEMAR dummy head, ears
         at the dummy-head profile's positions, ``scene.DUMMY_HEAD_EARS``).
+    head_motion : HeadMotionSpec, optional
+        A head that pans and tilts (default: still); a moving head also recomputes the
+        room responses every 0.05 s (audio.segment) so that the ITDs follow it.
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
@@ -179,5 +182,9 @@ def make_scene(preset: str = "default", seed: int = 0, duration: float | None = 
     if fps is not None:
         robot.camera = robot.camera.replace(fps=float(fps))
     audio = AudioSpec(rate=int(rate)) if rate is not None else AudioSpec()
+    extra = {}
+    if head_motion is not None and head_motion.moving:
+        audio.segment = 0.05
+        extra["head_motion"] = head_motion
     return Scene(name=preset, duration=duration, seed=int(seed), robot=robot, audio=audio,
-                 speech=speech or SpeechSpec(), **parts)
+                 speech=speech or SpeechSpec(), **parts, **extra)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.config import MicArrayConfig, StereoCameraConfig
+from .head_motion import HeadMotion, HeadMotionSpec
 from .trajectory import Trajectory
 from .voice import VoiceSpec
 
@@ -327,10 +328,11 @@ class Scene:
     speech: SpeechSpec = field(default_factory=SpeechSpec)
     mouth_offset: tuple = (0.0, 0.07, 0.0)
     description: str = ""
+    head_motion: HeadMotionSpec = field(default_factory=HeadMotionSpec)
 
     def __post_init__(self):
         conv = {"room": RoomSpec, "robot": RobotSpec, "noise": NoiseSpec, "audio": AudioSpec,
-                "video": VideoSpec, "speech": SpeechSpec}
+                "video": VideoSpec, "speech": SpeechSpec, "head_motion": HeadMotionSpec}
         for name, cls in conv.items():
             if isinstance(getattr(self, name), dict):
                 setattr(self, name, cls(**getattr(self, name)))
@@ -401,14 +403,49 @@ class Scene:
                 return p
         raise KeyError(f"no person with id {pid}")
 
-    def positions(self, t) -> dict[int, np.ndarray]:
-        """Face-centre positions {id: (N, 3)} at times ``t`` (s from the start)."""
+    def rest_positions(self, t) -> dict[int, np.ndarray]:
+        """Face-centre positions {id: (N, 3)} at times ``t`` in the rest camera frame (the
+        waypoints' frame; the camera frame when the head does not move)."""
         return {p.id: p.trajectory().position(t) for p in self.people}
 
+    def head(self):
+        """The :class:`~av_perception.sim.head_motion.HeadMotion` of the scene, or None
+        when the head is still."""
+        if not self.head_motion.moving:
+            return None
+        key = repr(self.head_motion)
+        if getattr(self, "_head_key", None) != key:
+            self._head = HeadMotion(self.head_motion, self)
+            self._head_key = key
+        return self._head
+
+    def positions(self, t) -> dict[int, np.ndarray]:
+        """Face-centre positions {id: (N, 3)} at times ``t`` (s from the start), in the
+        camera frame of that time (the head's motion included)."""
+        pos = self.rest_positions(t)
+        head = self.head()
+        if head is None:
+            return pos
+        return {pid: head.to_camera(p, np.atleast_1d(t)) for pid, p in pos.items()}
+
+    def fixed_positions(self, t) -> dict[int, np.ndarray]:
+        """Face-centre positions {id: (N, 3)} in the fixed frame (head_motion.fixed_frame)
+        when the head moves, else in the camera frame."""
+        pos = self.rest_positions(t)
+        head = self.head()
+        if head is None:
+            return pos
+        return {pid: head.rest_to_fixed(p) for pid, p in pos.items()}
+
     def mouth_positions(self, t) -> dict[int, np.ndarray]:
-        """Mouth positions {id: (N, 3)} (face centre + ``mouth_offset``)."""
+        """Mouth positions {id: (N, 3)} (face centre + ``mouth_offset``, rest frame), in
+        the camera frame of that time."""
         off = np.asarray(self.mouth_offset)
-        return {pid: pos + off for pid, pos in self.positions(t).items()}
+        pos = {pid: p + off for pid, p in self.rest_positions(t).items()}
+        head = self.head()
+        if head is None:
+            return pos
+        return {pid: head.to_camera(p, np.atleast_1d(t)) for pid, p in pos.items()}
 
     def speaking(self, t) -> dict[int, np.ndarray]:
         """Boolean speaking status {id: (N,)} at times ``t`` (start inclusive, end exclusive)."""

@@ -65,7 +65,7 @@ def _prepare_outdir(outdir: Path, overwrite: bool) -> None:
 def ground_truth_records(scene, k: int, t: float, views: dict) -> dict:
     """The ground-truth line of frame ``k`` at scene time ``t`` (see module docstring)."""
     stamp_ns = _frame_ns(scene, k)
-    pos = scene.positions([t])
+    pos = scene.fixed_positions([t])
     spk = scene.speaking([t])
     thr = scene.video.visible_threshold
     people = []
@@ -81,7 +81,14 @@ def ground_truth_records(scene, k: int, t: float, views: dict) -> dict:
             "v": None if np.isnan(v.v) else round(v.v, 3),
             "disparity": None if np.isnan(v.disparity) else round(v.disparity, 4),
         })
-    return {"frame": k, "stamp": stamp_ns / 1e9, "people": people}
+    rec = {"frame": k, "stamp": stamp_ns / 1e9, "people": people}
+    head = scene.head()
+    if head is not None:  # positions in the fixed frame; the head's angles
+        pan, tilt = head.angles(t)
+        rec.update(frame_id=scene.head_motion.fixed_frame,
+                   head_pan=round(float(np.degrees(pan[0])), 4),
+                   head_tilt=round(float(np.degrees(tilt[0])), 4))
+    return rec
 
 
 def _frame_ns(scene, k: int) -> int:
@@ -137,7 +144,8 @@ def simulate(scene, outdir, *, storage: str = "sqlite3", compressed: bool = Fals
     chunk_end_ns = [epoch_ns + int(round(min(a + chunk, n) * 1e9 / fs)) for a in chunk_starts]
     bag_path = outdir / "bag" if write_bag else None
     writer = (SimBagWriter(bag_path, scene.robot.camera, storage, compressed,
-                           scene.video.jpeg_quality) if write_bag else None)
+                           scene.video.jpeg_quality, tf=scene.head_motion.moving)
+              if write_bag else None)
     next_chunk = 0
     visible = []
     times = scene.frame_times()
@@ -150,6 +158,26 @@ def simulate(scene, outdir, *, storage: str = "sqlite3", compressed: bool = Fals
             writer.write_audio(chunk_ns[next_chunk], audio.samples[a:a + chunk], fs)
             next_chunk += 1
 
+    head = scene.head()
+    tf_k = 0
+
+    def flush_tf(until_ns):
+        """/tf of the moving head up to a stamp (/tf_static with the first)."""
+        nonlocal tf_k
+        if head is None:
+            return
+        if tf_k == 0:
+            writer.write_tf(epoch_ns, head.static_transforms(scene.robot.camera.frame_id),
+                            static=True)
+        period_ns = 1e9 / scene.head_motion.tf_rate
+        while True:
+            ns = epoch_ns + int(round(tf_k * period_ns))
+            if ns > until_ns or tf_k * period_ns > scene.duration * 1e9:
+                return
+            tr, q = head.head_transform((ns - epoch_ns) / 1e9)
+            writer.write_tf(ns, [("neck", "head", tr, q)])
+            tf_k += 1
+
     with (writer if writer is not None else _Null()), \
             open(outdir / "ground_truth.jsonl", "w") as gt:
         for k, t in enumerate(times):
@@ -159,11 +187,13 @@ def simulate(scene, outdir, *, storage: str = "sqlite3", compressed: bool = Fals
             gt.write(json.dumps(rec) + "\n")
             if writer is not None:
                 tb = time.perf_counter()
+                flush_tf(_frame_ns(scene, k))
                 flush_audio(_frame_ns(scene, k))
                 writer.write_frame(_frame_ns(scene, k), frame.left, frame.right)
                 t_bag += time.perf_counter() - tb
         if writer is not None:
             tb = time.perf_counter()
+            flush_tf(np.iinfo(np.int64).max)
             flush_audio(np.iinfo(np.int64).max)
             t_bag += time.perf_counter() - tb
     total_video = time.perf_counter() - t0

@@ -286,6 +286,19 @@ class VideoRenderer:
         k, dy, dx = rng.integers(4), rng.integers(98), rng.integers(132)
         return self._noise_bank[k][dy:dy + H, dx:dx + W]
 
+    def _head_warp(self, t: float):
+        """Homography of the background for the head's rotation at ``t`` (the room seen
+        from the turned camera; the pivot's small translation is left out), or None."""
+        head = self.scene.head()
+        if head is None:
+            return None
+        from .head_motion import _rotation
+
+        R = _rotation(*head.angles(t))[0]  # camera -> rest
+        c = self.cam
+        K = np.array([[c.fx, 0, c.cx], [0, c.fy, c.cy], [0, 0, 1.0]])
+        return K @ R.T @ np.linalg.inv(K)
+
     # ----------------------------------------------------------------- frames
     def render(self, t: float, rng) -> RenderedFrame:
         """The left and right images at time ``t`` (s from the start) and the face views."""
@@ -293,8 +306,11 @@ class VideoRenderer:
         pos = {pid: p[0] for pid, p in self.scene.positions([t]).items()}
         order = sorted(self.scene.people, key=lambda p: -pos[p.id][2])
         images, label_maps = [], []
+        warp = self._head_warp(t)
         for view, offset in enumerate((0.0, cam.baseline)):
-            canvas = self.backgrounds[view].copy()
+            canvas = (self.backgrounds[view].copy() if warp is None else cv2.warpPerspective(
+                self.backgrounds[view], warp, (self.shape[1], self.shape[0]),
+                borderMode=cv2.BORDER_REFLECT_101))
             labels = np.zeros(self.shape, np.int16)
             for p in order:
                 x, y, z = pos[p.id]

@@ -33,6 +33,14 @@ class Birth(NamedTuple):
     speaking: float
     kind: str
 
+    def moved(self, pose) -> Birth:
+        """The same birth in another frame (``pose``: new frame <- this one)."""
+        T = np.zeros((6, 6))
+        T[:3, :3] = T[3:, 3:] = pose.R
+        mean = T @ self.mean
+        mean[:3] += pose.t
+        return self._replace(mean=mean, cov=T @ self.cov @ T.T)
+
 
 def near_a_track(point, positions, merge_distance: float) -> bool:
     """True when ``point`` (3,) is closer than half of ``merge_distance`` (m) to one of the

@@ -13,6 +13,7 @@ import numpy as np
 from ..config import MicArrayConfig, StereoCameraConfig
 from ..geometry import MicGeometry
 from ..head import make_head_model
+from ..poses import Pose, PosedGeometry
 from .births import AudioBirths, Birth, VisualBirths, event_birth, near_a_track
 from .config import TrackerConfig
 from .inference import ItdShrinkEstimator, process_noise_m_step, variational_update
@@ -74,7 +75,53 @@ class Tracker:
         self._logit_max = logit(c.max_existence)
         self._logit_death = logit(c.death_existence)
         self._logit_confirm = logit(c.confirm_existence)
+        #: camera pose in the fixed frame at a stamp (callable stamp -> Pose), or None: the
+        #: tracker then works in the camera frame (set_pose_source)
+        self.pose_source = None
+        self._pose: Pose | None = None
         self.reset()
+
+    def set_pose_source(self, source) -> None:
+        """Track in a fixed frame: ``source(stamp)`` gives the camera's :class:`Pose`
+        (camera -> fixed) at a stamp (s).  Visual observations and events are moved into
+        the fixed frame with the pose at their stamp, the ITD model and the in-view test
+        use the pose at the audio frame's / the tracker's time; outputs are in the fixed
+        frame.  None: the camera frame (no transform at all)."""
+        self.pose_source = source
+        self._pose = None if source is None or self.time is None else source(self.time)
+
+    def transform_tracks(self, pose: Pose) -> None:
+        """Move every track by a rigid transform (new frame <- old frame): positions,
+        velocities, covariances and anchors; e.g. into the fixed frame when the first pose
+        arrives, or with an odometry reset."""
+        tr = self._tracks
+        if not len(tr):
+            return
+        T = np.zeros((6, 6))
+        T[:3, :3] = T[3:, 3:] = pose.R
+        for name in ("mean", "visual_mean"):
+            m = getattr(tr, name)
+            m[:] = m @ T.T
+            m[:, :3] += pose.t
+        tr.cov[:] = symmetrise(T @ tr.cov @ T.T)
+        tr.visual_cov[:] = T @ tr.visual_cov @ T.T
+        tr.ref_direction[:] = tr.ref_direction @ pose.R.T
+        self._visual_births = VisualBirths(self.config, self._q_axes)
+
+    def _pose_at(self, stamp: float) -> Pose | None:
+        return None if self.pose_source is None else self.pose_source(stamp)
+
+    def _set_pose(self, stamp: float) -> None:
+        if self.pose_source is not None:
+            self._pose = self.pose_source(stamp)
+            self._shrink.geometry = self._geo
+
+    @property
+    def _geo(self):
+        """The binaural geometry in the tracker's frame (posed when tracking in a fixed
+        frame)."""
+        return self.geometry if self._pose is None else PosedGeometry(self.geometry,
+                                                                      self._pose)
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
@@ -115,6 +162,12 @@ class Tracker:
 
         (1 - b d) G(p) with the current shrink b, d = |p - mic centre| (m).
         """
+        if self._pose is None:
+            return itd_model(self.geometry, self._shrink.value, points)
+        G, J = itd_model(self.geometry, self._shrink.value, self._pose.apply_inverse(points))
+        return G, J @ self._pose.R.T
+
+    def _camera_itd_model(self, points):
         return itd_model(self.geometry, self._shrink.value, points)
 
     @property
@@ -168,10 +221,19 @@ class Tracker:
                 starts = np.flatnonzero(np.r_[True, np.diff(now.stamp) > 0])
                 ends = np.r_[starts[1:], len(now)]
                 span = self.config.audio_batch_span
+                turn = None
+                if self.pose_source is not None:  # a batch ends where the head turned
+                    poses = [self.pose_source(float(x)) for x in now.stamp[starts]]
+                    turn = np.radians(self.config.audio_batch_rotation)
                 a = 0
                 while a < len(starts):  # frames within audio_batch_span of a: one update
                     b = max(a + 1, int(np.searchsorted(
                         now.stamp[starts], now.stamp[starts[a]] + span, side="right")))
+                    if turn is not None:
+                        for j in range(a + 1, b):
+                            if poses[a].angle_to(poses[j]) > turn:
+                                b = j
+                                break
                     self._update_audio_batch(now.select(slice(starts[a], ends[b - 1])))
                     a = b
         if events is not None:
@@ -208,6 +270,9 @@ class Tracker:
         t = self._advance(stamp, "late_visual")
         if t is None:
             return self.report(stamp)
+        if self.pose_source is not None and len(xyz):  # into the fixed frame at its stamp
+            pose = self.pose_source(stamp)
+            xyz, cov = pose.apply(xyz), symmetrise(pose.rotate_covariance(cov))
         self.stats["visual_frames"] += 1
         keep = w >= max(self.config.min_visual_weight, 1e-6)
         xyz, cov, w = xyz[keep], cov[keep], w[keep]
@@ -257,6 +322,12 @@ class Tracker:
             return 0
         if self.time is None:
             self._advance(stamp, "late_events")
+        if self.pose_source is not None and len(events):  # into the fixed frame
+            pose = self.pose_source(stamp)
+            events = EventObservations(
+                pose.apply(events.position), symmetrise(pose.rotate_covariance(
+                    events.covariance)), events.visual_mass, events.audio_mass,
+                events.out_of_view, events.stamp, pose.rotate_covariance(events.spread))
         t = self.time  # never advanced by events: the images they lag must stay on time
         births = 0
         for e in range(len(events)):
@@ -339,9 +410,16 @@ class Tracker:
                                & (tr.speaking >= 0.5))
                     self._shrink.update(gf, wf, tb, tr.mean[:, :3], talking)
             if c.audio_births:
-                birth = self._audio_births.update(float(stamps[a]), gf, wf, bf[:, 0],
-                                                  self._shrink.value, self._in_view,
-                                                  self.itd_model)
+                if self._pose is None:
+                    birth = self._audio_births.update(float(stamps[a]), gf, wf, bf[:, 0],
+                                                      self._shrink.value, self._in_view,
+                                                      self.itd_model)
+                else:  # in the camera frame, then into the fixed frame
+                    birth = self._audio_births.update(
+                        float(stamps[a]), gf, wf, bf[:, 0], self._shrink.value,
+                        self._in_camera_view, self._camera_itd_model)
+                    if birth is not None:
+                        birth = birth.moved(self._pose)
                 if birth is not None:
                     self._start(birth, float(stamps[a]))
         self._deaths()
@@ -401,11 +479,13 @@ class Tracker:
         """Predict to ``stamp``; None (and count) when the input is too late."""
         if self.time is None:
             self.time = stamp
+            self._set_pose(stamp)
             return stamp
         if stamp < self.time - self.config.max_lateness:
             self.stats[late_key] += 1
             return None
         if stamp > self.time:
+            self._set_pose(stamp)
             self._predict(stamp)
         return self.time
 
@@ -437,6 +517,11 @@ class Tracker:
 
     def _in_view(self, p: np.ndarray) -> np.ndarray:
         """Boolean (N,): points (N, 3) inside the camera view and depth range."""
+        if self._pose is not None:
+            p = self._pose.apply_inverse(p)
+        return in_view(p, self.camera, self.config.min_depth, self.config.max_depth)
+
+    def _in_camera_view(self, p: np.ndarray) -> np.ndarray:
         return in_view(p, self.camera, self.config.min_depth, self.config.max_depth)
 
     def _unsupported(self) -> np.ndarray:
@@ -503,7 +588,7 @@ class Tracker:
         tr = self._tracks
         for k in idx:
             tr.ref_range[k], tr.ref_direction[k] = anchor_reference(tr.mean[k, :3],
-                                                                    self.geometry)
+                                                                    self._geo)
 
     def _anchor(self) -> None:
         """Put tracks without visual support back on their reference range and direction
@@ -512,9 +597,14 @@ class Tracker:
         tr = self._tracks
         if not len(tr):
             return
+        geo = self._geo
         for k in np.flatnonzero(self._unsupported()):
-            tr.mean[k, :3] = anchored_position(tr.mean[k, :3], tr.ref_range[k],
-                                               tr.ref_direction[k], self.geometry)
+            ref = tr.ref_direction[k]
+            if self._pose is not None:  # the axis turned with the head: around it again
+                ref = ref - (ref @ geo.axis) * geo.axis
+                n = np.linalg.norm(ref)
+                ref = ref / n if n > 1e-9 else geo.forward
+            tr.mean[k, :3] = anchored_position(tr.mean[k, :3], tr.ref_range[k], ref, geo)
 
     def _deaths(self) -> None:
         tr = self._tracks

@@ -1,0 +1,130 @@
+"""The camera's pose in the fixed frame from /tf and /tf_static, for the tracking stage.
+
+:class:`HeadPoses` keeps a :class:`~av_perception.core.poses.TransformTree` fed with the
+transforms of /tf and /tf_static (live or from a bag) and gives the left camera's pose in
+``tracking.fixed_frame`` at any stamp, with what went wrong (no chain yet, a late /tf
+extrapolated then held, a broken chain, a jump) for /diagnostics.  Design:
+docs/algorithms.md, "Head motion".
+"""
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+
+from ..core.poses import Pose, TransformError, TransformTree
+
+__all__ = ["HeadPoses"]
+
+
+class HeadPoses:
+    """The camera pose in the fixed frame (see module docstring).
+
+    Parameters
+    ----------
+    tracking : TrackingConfig
+        fixed_frame ('' = off: :meth:`camera_pose` is always None), tf_max_extrapolation,
+        tf_jump_distance, tf_jump_angle, tf_buffer.
+    """
+
+    def __init__(self, tracking):
+        self.config = tracking
+        self.fixed_frame = tracking.fixed_frame.strip("/")
+        self.camera_frame = ""
+        self.tree = TransformTree(tracking.tf_buffer, tracking.tf_max_extrapolation,
+                                  tracking.tf_jump_distance,
+                                  math.radians(tracking.tf_jump_angle))
+        self.lock = threading.Lock()
+        self.notices: deque = deque(maxlen=20)
+        self.last_good: Pose | None = None
+        self.status = "no transform yet"  # the newest lookup's problem, '' when fine
+        self.level = 0  # 0 ok, 1 warn
+        self.lookups = 0
+        self.held = 0  # lookups answered by holding a pose (late /tf or a broken chain)
+        self.extrapolated = 0
+        self.bad_transforms = 0
+        self.transforms = 0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.fixed_frame)
+
+    def add(self, parent: str, child: str, stamp: float, translation, quat,
+            static: bool = False) -> None:
+        """One transform of /tf (or /tf_static when ``static``); bad ones are counted and
+        said once in :attr:`notices`."""
+        with self.lock:
+            try:
+                msg = self.tree.add(parent, child, stamp, translation, quat, static)
+            except TransformError as exc:
+                self.bad_transforms += 1
+                if self.bad_transforms == 1:
+                    self.notices.append(f"a transform was dropped: {exc}")
+                return
+            self.transforms += 1
+            if msg is not None:
+                self.notices.append(f"/tf jumped: {self.tree.last_jump} (odometry reset?); "
+                                    "the link's history restarts there")
+
+    def clear(self) -> None:
+        """Forget every transform (the clock jumped back)."""
+        with self.lock:
+            self.tree.clear()
+            self.last_good = None
+
+    def camera_pose(self, stamp: float) -> Pose | None:
+        """The camera's pose (camera -> fixed) at ``stamp``: interpolated; extrapolated
+        for tf_max_extrapolation s past the newest /tf, then held; the last good pose when
+        the chain is broken; None while no chain was ever complete (or fixed_frame is
+        '')."""
+        if not self.enabled or not self.camera_frame:
+            return None
+        with self.lock:
+            self.lookups += 1
+            try:
+                look = self.tree.lookup(self.fixed_frame, self.camera_frame, stamp)
+            except TransformError as exc:
+                if self.last_good is None:
+                    self.status, self.level = f"{exc}: tracking in the camera frame", 1
+                    return None
+                self.held += 1
+                self.status, self.level = (f"{exc}: the last camera pose is held (tracks "
+                                           "stay in the fixed frame)"), 1
+                return self.last_good
+            if look.status == "held":
+                self.held += 1
+                self.status, self.level = (
+                    f"/tf is late: link {look.link} is {look.lag:.2f} s behind the data "
+                    f"(extrapolated {self.config.tf_max_extrapolation:g} s, then held)"), 1
+            elif look.status == "extrapolated":
+                self.extrapolated += 1
+                self.status, self.level = "", 0
+            else:
+                self.status, self.level = "", 0
+            self.last_good = look.pose
+            return look.pose
+
+    @property
+    def jumps(self) -> int:
+        return self.tree.jumps
+
+    def pop_notices(self) -> list:
+        with self.lock:
+            out = list(self.notices)
+            self.notices.clear()
+        return out
+
+    def diagnostics(self) -> tuple[int, str, dict]:
+        """(level 0 OK / 1 WARN, message, key values) for /diagnostics."""
+        values = {"fixed_frame": self.fixed_frame or "(off)",
+                  "camera_frame": self.camera_frame, "transforms": self.transforms,
+                  "bad_transforms": self.bad_transforms, "pose_lookups": self.lookups,
+                  "poses_extrapolated": self.extrapolated, "poses_held": self.held,
+                  "tf_jumps": self.jumps}
+        if not self.enabled:
+            return 0, "tracking in the camera frame (tracking.fixed_frame empty)", values
+        if self.lookups == 0:
+            return 0, f"waiting for images to look up {self.fixed_frame}", values
+        if self.level:
+            return 1, self.status, values
+        return 0, f"tracking in {self.fixed_frame}", values
