@@ -326,5 +326,6 @@ def progress_printer(stream=None):
 def summarize(result: ProcessResult, output: Path) -> str:
     frame = f" (frame {result.frame_id})" if result.frame_id else ""
     return (f"{result.frames} frames, {len(result.track_ids)} tracks, {result.rows} rows -> "
-            f"{output}{frame}; {result.audio_frames} audio frames; {result.bag_seconds:.1f} s of bag "
-            f"in {result.wall_seconds:.1f} s ({result.realtime_factor:.2f}x real time)")
+            f"{output}{frame}; {result.audio_frames} audio frames; "
+            f"{result.bag_seconds:.1f} s of bag in {result.wall_seconds:.1f} s "
+            f"({result.realtime_factor:.2f}x real time)")

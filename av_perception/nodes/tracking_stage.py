@@ -204,6 +204,9 @@ class TrackingStage:
         self.period_late = 0
         self._audio_resets_seen = 0
         self._resets_seen = 0
+        self._tf_subs = []  # /tf and /tf_static (with tracking.fixed_frame)
+        self._tf_problem = ""
+        self.pub_camera = None  # speakers_camera (tracking.publish_camera_frame)
         self.configure(configs)
         self.outputs = TrackingOutputs(node, self.publishing, configs[TrackOutputConfig])
 
@@ -223,6 +226,7 @@ class TrackingStage:
                 self.pipeline = TrackingPipeline(*model[:3], self.tracking, *model[3:])
             else:
                 self.pipeline.tracking = self.tracking
+        self._subscribe_tf()
         if old_publishing is not None:
             self.outputs.configure(self.publishing, configs[TrackOutputConfig])
         if old_publishing is None or (old_publishing.diagnostics_period
@@ -231,6 +235,38 @@ class TrackingStage:
                 self.node.destroy_timer(self.diag_timer)
             self.diag_timer = self.node.create_timer(self.publishing.diagnostics_period,
                                                      self.publish_diagnostics)
+
+    # ------------------------------------------------------------ head motion
+    def _subscribe_tf(self) -> None:
+        """/tf and /tf_static while tracking.fixed_frame is set (docs/launch.md)."""
+        if not self.tracking.fixed_frame or self._tf_subs:
+            return
+        try:
+            from tf2_msgs.msg import TFMessage
+        except ImportError:
+            self._tf_problem = ("tracking.fixed_frame is set but tf2_msgs is not installed "
+                                "(ros-jazzy-tf2-msgs, or 'make msgs' in the pip-only "
+                                "environment): tracking in the camera frame")
+            return
+        static_qos = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
+                                reliability=ReliabilityPolicy.RELIABLE,
+                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._tf_subs = [
+            self.node.create_subscription(TFMessage, "/tf", lambda m: self.on_tf(m, False),
+                                          100),
+            self.node.create_subscription(TFMessage, "/tf_static",
+                                          lambda m: self.on_tf(m, True), static_qos)]
+        if self.tracking.publish_camera_frame and self.pub_camera is None:
+            self.pub_camera = self.node.create_publisher(PointCloud2, "speakers_camera", 10)
+
+    def on_tf(self, msg, static: bool) -> None:
+        """A TFMessage: its transforms into the pipeline's pose buffer."""
+        pipeline = self.pipeline
+        for tf in msg.transforms:
+            tr, q = tf.transform.translation, tf.transform.rotation
+            pipeline.add_transform(tf.header.frame_id, tf.child_frame_id,
+                                   time_to_sec(tf.header.stamp), (tr.x, tr.y, tr.z),
+                                   (q.x, q.y, q.z, q.w), static)
 
     # ------------------------------------------------------------------ input
     def reject(self, what: str, exc: Exception) -> None:
@@ -257,7 +293,8 @@ class TrackingStage:
         self._report_notices(pipeline)
         out = pipeline.step_audio_only()
         if out is not None:
-            hdr = Header(stamp=sec_to_time(out.stamp), frame_id=self._frame_id)
+            hdr = Header(stamp=sec_to_time(out.stamp),
+                         frame_id=pipeline.output_frame or self._frame_id)
             with self._publish_lock:
                 self.outputs.publish(out, hdr)
         return out
@@ -284,7 +321,7 @@ class TrackingStage:
         pipeline = self.pipeline
         late_before = self._late_count(pipeline)
         try:
-            out = pipeline.step(stamp, xyz, covariance, weight)
+            out = pipeline.step(stamp, xyz, covariance, weight, header.frame_id)
         except TrackerInputError as exc:
             self.inputs_rejected += 1
             self.diag.count("rejected_observations")
@@ -297,8 +334,12 @@ class TrackingStage:
         if not abs(self._period_offset) <= abs(off):  # nan: the first of the period
             self._period_offset = off
         if out is not None:
+            fixed = pipeline.output_frame
+            hdr = header if not fixed else Header(stamp=header.stamp, frame_id=fixed)
             with self._publish_lock:
-                self.outputs.publish(out, header)
+                self.outputs.publish(out, hdr)
+                if fixed and self.pub_camera is not None:  # the camera frame as well
+                    self.pub_camera.publish(tracks_to_cloud(header, pipeline.to_camera(out)))
         return out
 
     def _time_problems(self, p) -> None:
@@ -376,6 +417,14 @@ class TrackingStage:
         self._audio_resets_seen, self._resets_seen = p.audio_resets, p.resets
         self._report_notices(p)
         self._time_problems(p)
+        level, message, tf_values = p.poses.diagnostics()
+        values.update(tf_values)
+        if self._tf_problem:
+            self.diag.condition("tf", 1, self._tf_problem)
+        elif level:
+            self.diag.condition("tf", level, message)
+        else:
+            self.diag.resolve("tf")
         if self.extra_values is not None:
             values.update(self.extra_values())
         if self.publishing.publish_voices and self.outputs.tracked_problem:
