@@ -27,6 +27,10 @@ class BoxTracker:
         self.search = float(search)
         self.min_score = float(min_score)
         self._tracks: list[tuple] = []  # (detection, template, keyframe confidence)
+        #: homography (3, 3) from the previous frame's pixels to the next frame's (the
+        #: camera's own rotation, e.g. a turning head), used once by :meth:`update` to
+        #: centre each search window where the box moved to; None: no motion
+        self.motion: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self._tracks)
@@ -48,13 +52,19 @@ class BoxTracker:
         height, width = gray.shape
         kept = []
         out = []
+        H, self.motion = self.motion, None
         for det, tmpl, conf0 in self._tracks:
             th, tw = tmpl.shape
             margin = max(4, int(math.ceil(self.search * max(tw, th))))
-            x0 = max(0, int(round(det.x)) - margin)
-            y0 = max(0, int(round(det.y)) - margin)
-            x1 = min(width, int(round(det.x)) + tw + margin)
-            y1 = min(height, int(round(det.y)) + th + margin)
+            bx, by = det.x, det.y
+            if H is not None:  # the camera turned: search where the box centre went
+                c = H @ np.array([det.x + 0.5 * det.w, det.y + 0.5 * det.h, 1.0])
+                if c[2] > 1e-9 and np.all(np.isfinite(c)):
+                    bx, by = c[0] / c[2] - 0.5 * det.w, c[1] / c[2] - 0.5 * det.h
+            x0 = max(0, int(round(bx)) - margin)
+            y0 = max(0, int(round(by)) - margin)
+            x1 = min(width, int(round(bx)) + tw + margin)
+            y1 = min(height, int(round(by)) + th + margin)
             if x1 - x0 < tw or y1 - y0 < th:
                 continue
             res = cv2.matchTemplate(gray[y0:y1, x0:x1], tmpl, cv2.TM_CCOEFF_NORMED)

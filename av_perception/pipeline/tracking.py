@@ -225,8 +225,13 @@ class TrackingPipeline:
         if pose is None:
             return out
         inv = pose.inverse()
+        position = inv.apply(out.position)
+        # velocity relative to the camera: the tracks' own and the head's turning
+        dt = 0.05
+        later = self.poses.camera_pose(out.stamp + dt) or pose
+        moved = later.inverse().apply(out.position + dt * out.velocity)
         return dataclasses.replace(
-            out, position=inv.apply(out.position), velocity=out.velocity @ inv.R.T,
+            out, position=position, velocity=(moved - position) / dt,
             covariance=inv.rotate_covariance(out.covariance))
 
     def _follow_head(self, stamp: float) -> None:

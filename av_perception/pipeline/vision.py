@@ -351,6 +351,21 @@ class VisionPipeline:
         if output is not None:
             self.heads.update_output(output)
 
+    def set_camera_rotation(self, previous, current) -> None:
+        """The camera's rotation (3, 3, camera -> a fixed frame) at the previous pair and at
+        the next one (a turning head, from /tf): the boxes followed between detector
+        keyframes are searched where that rotation moves them (H = K R_cur^T R_prev K^-1
+        of the rectified left camera)."""
+        cal = self.front_end.calibration
+        if cal is None or previous is None or current is None:
+            return
+        K = np.array([[cal.fx, 0.0, cal.cx], [0.0, cal.fy, cal.cy], [0.0, 0.0, 1.0]])
+        det = self.front_end.detector
+        det = getattr(det, "pipeline", det)  # AsyncDetection
+        tracker = getattr(det, "tracker", None)
+        if tracker is not None:
+            tracker.motion = K @ np.asarray(current).T @ np.asarray(previous) @ np.linalg.inv(K)
+
     def regions(self, stamp: float) -> list:
         """Boxes (x, y, w, h, rectified left image) of the tracks' heads predicted to
         ``stamp`` (empty without tracks or when the detector ignores regions)."""
