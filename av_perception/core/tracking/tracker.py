@@ -586,9 +586,16 @@ class Tracker:
     def _set_reference(self, idx) -> None:
         """Remember range and around-axis direction of tracks ``idx`` (for anchoring)."""
         tr = self._tracks
+        geo = self._geo
         for k in idx:
-            tr.ref_range[k], tr.ref_direction[k] = anchor_reference(tr.mean[k, :3],
-                                                                    self._geo)
+            tr.ref_range[k], tr.ref_direction[k] = anchor_reference(tr.mean[k, :3], geo)
+            if self._pose is not None:
+                # the full direction from the microphone centre: the axis turns with the
+                # head, the around-axis direction is taken about the axis of each moment
+                d = tr.mean[k, :3] - geo.centre
+                n = np.linalg.norm(d)
+                if n > 1e-9:
+                    tr.ref_direction[k] = d / n
 
     def _anchor(self) -> None:
         """Put tracks without visual support back on their reference range and direction
@@ -601,6 +608,7 @@ class Tracker:
         for k in np.flatnonzero(self._unsupported()):
             ref = tr.ref_direction[k]
             if self._pose is not None:  # the axis turned with the head: around it again
+                # (ref: the full direction; its part across the axis of this moment)
                 ref = ref - (ref @ geo.axis) * geo.axis
                 n = np.linalg.norm(ref)
                 ref = ref / n if n > 1e-9 else geo.forward

@@ -1,0 +1,187 @@
+"""Tracking in a fixed frame while the head turns: the tracker with a pose source, the
+tracking pipeline fed from /tf (late, broken, jumping), the simulator's moving head."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from av_perception.core.config import MicArrayConfig, StereoCameraConfig
+from av_perception.core.head import make_head_model
+from av_perception.core.poses import Pose, quat_from_matrix
+from av_perception.core.tracking import Tracker, TrackerConfig
+from av_perception.pipeline import TrackingConfig, TrackingPipeline
+
+pytestmark = pytest.mark.timeout(300)
+
+FPS = 15.0
+HOP = 0.016
+CAM = StereoCameraConfig()
+FRAME = CAM.frame_id
+
+
+def pan_rotation(a: float) -> np.ndarray:
+    """Camera -> fixed rotation of a head panned by ``a`` rad about the up axis (-y)."""
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, 0, -s], [0, 1, 0], [s, 0, c]])
+
+
+def pan(t: float, amplitude: float = 20.0) -> float:
+    """+-amplitude deg at up to 60 deg/s (both people stay in view at 20 deg)."""
+    amp = math.radians(amplitude)
+    return amp * math.sin(math.radians(60) / amp * t)
+
+
+PEOPLE = np.array([[-0.3, -0.1, 2.5], [0.7, 0.0, 2.0]])  # fixed frame (= camera at rest)
+
+
+def observations(t: float, rng):
+    """The people as the turning camera sees them (those in view), with noise."""
+    pose = Pose(pan_rotation(pan(t)), np.zeros(3))
+    cam = pose.apply_inverse(PEOPLE)
+    u = CAM.cx + CAM.fx * cam[:, 0] / cam[:, 2]
+    seen = (cam[:, 2] > 0.5) & (u > 0) & (u < CAM.width)
+    xyz = cam[seen] + rng.normal(0, 0.01, (int(seen.sum()), 3))
+    return xyz, np.tile(np.eye(3) * 0.02 ** 2, (len(xyz), 1, 1)), seen
+
+
+def test_tracker_with_a_pose_source_keeps_still_people_still():
+    """A panning head (+-20 deg, 60 deg/s): in the fixed frame the two people stay at their
+    place with one identity each; in the camera frame (no pose source) they sweep."""
+    rng = np.random.default_rng(3)
+    geo = make_head_model(MicArrayConfig())
+    tracker = Tracker(TrackerConfig(), geo, CAM)
+    tracker.set_pose_source(lambda s: Pose(pan_rotation(pan(s)), np.zeros(3)))
+    ids = {0: set(), 1: set()}
+    worst = 0.0
+    for k in range(int(8 * FPS)):
+        t = k / FPS
+        xyz, cov, seen = observations(t, rng)
+        out = tracker.update_visual(t, xyz, cov)
+        if k < 10:
+            continue
+        for j, p in enumerate(PEOPLE):
+            if len(out.ids):
+                d = np.linalg.norm(out.position - p, axis=1)
+                if d.min() < 0.3:
+                    ids[j].add(int(out.ids[d.argmin()]))
+                    worst = max(worst, float(d.min()))
+    assert all(len(v) == 1 for v in ids.values()), ids
+    assert worst < 0.1
+    # the same stream without the head's pose: the people sweep through the camera frame
+    cam_tracker = Tracker(TrackerConfig(), geo, CAM)
+    rng = np.random.default_rng(3)
+    for k in range(int(2 * FPS)):
+        xyz, cov, _ = observations(k / FPS, rng)
+        out = cam_tracker.update_visual(k / FPS, xyz, cov)
+    assert np.min(np.linalg.norm(out.position[:, None] - PEOPLE[None], axis=2)) > 0.3
+
+
+def test_itd_model_uses_the_pose_at_the_audio_stamp():
+    """The tracker's ITD of a fixed-frame point equals the camera-frame ITD of that point
+    seen from the pose at the tracker's time."""
+    geo = make_head_model(MicArrayConfig())
+    tracker = Tracker(TrackerConfig(), geo, CAM)
+    tracker.set_pose_source(lambda s: Pose(pan_rotation(pan(s)), np.zeros(3)))
+    tracker.update_audio(0.7, [0.0], [0.0])
+    p = np.array([[1.0, 0.0, 2.0]])
+    cam = Pose(pan_rotation(pan(0.7)), np.zeros(3)).apply_inverse(p)
+    assert np.allclose(tracker.itd_model(p)[0], geo.itd(cam))
+
+
+def _tf(pipe, t, a, parent="base_link", child="head"):
+    pipe.add_transform(parent, child, t, (0, 0, 0), quat_from_matrix(pan_rotation(a)))
+
+
+def _pipeline(**kw):
+    tc = TrackingConfig(fixed_frame="base_link", **kw)
+    pipe = TrackingPipeline(TrackerConfig(), MicArrayConfig(), CAM, tc)
+    pipe.add_transform("head", FRAME, 0.0, (0, 0, 0), (0, 0, 0, 1), static=True)
+    return pipe
+
+
+def test_pipeline_without_tf_stays_in_the_camera_frame():
+    pipe = _pipeline()
+    out = pipe.step(0.0, PEOPLE[:1], np.eye(3)[None] * 1e-4, frame_id=FRAME)
+    assert not pipe.in_fixed_frame and pipe.output_frame == ""
+    level, msg, _ = pipe.poses.diagnostics()
+    assert level == 1 and "camera frame" in msg
+    assert out is not None
+
+
+def test_pipeline_tracks_in_the_fixed_frame_and_survives_late_tf_and_a_jump():
+    rng = np.random.default_rng(5)
+    pipe = _pipeline(tf_max_extrapolation=0.1)
+    ident = set()
+    for k in range(int(3 * FPS)):
+        t = k / FPS
+        for j in range(7):  # /tf at 100 Hz up to the image
+            s = t - 0.06 + 0.01 * j
+            if s >= 0:
+                _tf(pipe, s, pan(s))
+        xyz, cov, seen = observations(t, rng)
+        assert seen[0]
+        out = pipe.step(t, xyz[:1], cov[:1], frame_id=FRAME)
+        if k > 10 and len(out.ids):
+            assert np.linalg.norm(out.position[0] - PEOPLE[0]) < 0.1
+            ident.update(int(i) for i in out.ids)
+    assert pipe.in_fixed_frame and pipe.output_frame == "base_link"
+    assert len(ident) == 1
+    # /tf stops: extrapolated, then held, said on diagnostics; tracks survive
+    for k in range(45, 60):
+        out = pipe.step(k / FPS, np.zeros((0, 3)), np.zeros((0, 3, 3)), frame_id=FRAME)
+    level, msg, values = pipe.poses.diagnostics()
+    assert level == 1 and "late" in msg and values["poses_held"] > 0
+    assert len(pipe.tracker._tracks)
+
+
+def test_pipeline_moves_tracks_with_a_jump_of_the_fixed_frame():
+    pipe = _pipeline()
+    for k in range(31):
+        t = k / FPS
+        pipe.add_transform("base_link", "head", t, (0.0, 0, 0), (0, 0, 0, 1))
+        out = pipe.step(t, PEOPLE[:1], np.eye(3)[None] * 1e-4, frame_id=FRAME)
+    assert np.allclose(out.position[0], PEOPLE[0], atol=0.02)
+    # odometry reset: base_link -> head jumps by 3 m; the person did not move in the camera
+    for k in range(31, 40):
+        t = k / FPS
+        pipe.add_transform("base_link", "head", t, (3.0, 0, 0), (0, 0, 0, 1))
+        out = pipe.step(t, PEOPLE[:1], np.eye(3)[None] * 1e-4, frame_id=FRAME)
+    assert pipe.poses.jumps == 1
+    assert "moved with it" in " ".join(pipe.pop_notices())
+    assert len(out.ids) == 1 and int(out.ids[0]) == 1  # the same identity
+    assert np.allclose(out.position[0], PEOPLE[0] + [3.0, 0, 0], atol=0.05)
+
+
+def test_simulated_head_tf_and_ground_truth(tmp_path):
+    """The simulator's /tf chain gives the head's camera pose; the ground truth (fixed
+    frame) is the camera-frame position moved by that pose; the audio follows the head."""
+    from av_perception.core.poses import TransformTree
+    from av_perception.offline import bag_transforms
+    from av_perception.sim import make_scene, simulate
+    from av_perception.sim.head_motion import HeadMotionSpec
+
+    motion = HeadMotionSpec(mode="scripted", pan_amplitude=40, tilt_amplitude=5,
+                            max_speed=60)
+    scene = make_scene("single_static_anechoic", seed=1, duration=1.0, head_motion=motion)
+    simulate(scene, tmp_path / "s")
+    dyn, static = bag_transforms(tmp_path / "s" / "bag", [])
+    assert len(dyn) >= 90 and len(static) == 2
+    tree = TransformTree()
+    for r in static:
+        tree.add(r[1], r[2], r[0], r[3], r[4], static=True)
+    for r in dyn:
+        tree.add(r[1], r[2], r[0], r[3], r[4])
+    head = scene.head()
+    gt = [json.loads(line) for line in open(tmp_path / "s" / "ground_truth.jsonl")]
+    for rec in gt[::5]:
+        t = rec["stamp"] - scene.epoch
+        pose = tree.lookup("base_link", scene.robot.camera.frame_id, rec["stamp"]).pose
+        expect = head.camera_pose(t)
+        assert np.allclose(pose.R, expect.R, atol=1e-6)
+        assert np.allclose(pose.t, expect.t, atol=1e-6)
+        cam = scene.positions([t])[1][0]
+        p = rec["people"][0]
+        assert rec["frame_id"] == "base_link"
+        assert np.allclose(pose.apply(cam)[0], [p["x"], p["y"], p["z"]], atol=1e-5)
+        assert abs(rec["head_pan"] - math.degrees(head.angles(t)[0][0])) < 1e-3
