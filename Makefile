@@ -18,13 +18,13 @@ $(STAMP): setup.py
 
 venv: $(STAMP)
 
-# ROS4HRI message types (hri_msgs) built into the venv when it cannot import them
+# ROS4HRI and tf2 message types (hri_msgs, tf2_msgs) built into the venv when it cannot import them
 # (a no-op with a ROS distribution's own packages); needs cmake and a C++ compiler
 msgs: $(STAMP)
 	bash tools/build_msgs.sh $(VENV)
 
 demo: $(STAMP)
-	bash tools/build_msgs.sh $(VENV) || echo "warning: hri_msgs not built (see above):" \
+	bash tools/build_msgs.sh $(VENV) || echo "warning: hri_msgs/tf2_msgs not built (see above):" \
 		"the demo does not need it; the nodes publish /humans/voices/tracked with it"
 	$(VENV)/bin/av-perception demo --output demo_output
 

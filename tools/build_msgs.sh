@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the message packages of msgs/ (hri_msgs) into a virtual environment with ROS from
+# Build the message packages of msgs/ (hri_msgs, tf2_msgs) into a virtual environment with ROS from
 # pip, when they cannot be imported there.  A no-op when they can (a ROS distribution's
 # own packages, or an earlier build): it never shadows installed packages.
 #
@@ -14,7 +14,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV=$(cd "${1:-$ROOT/.venv}" && pwd)
 PY=$VENV/bin/python
-PACKAGES=(hri_msgs)
+PACKAGES=(hri_msgs tf2_msgs)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -25,7 +25,7 @@ echo "building ROS messages ${missing[*]} into $VENV (tools/build_msgs.sh)"
 for tool in cmake c++; do
   if ! command -v $tool >/dev/null; then
     echo "error: '$tool' is needed to build ${missing[*]}: install it (apt-get install" \
-         "cmake g++), or install ros-<distro>-hri-msgs from your ROS distribution" >&2
+         "cmake g++), or install ros-<distro>-hri-msgs and ros-<distro>-tf2-msgs from your ROS distribution" >&2
     exit 1
   fi
 done
