@@ -202,7 +202,6 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                 f"tracking.fixed_frame is {configs[TrackingConfig].fixed_frame!r} but the bag "
                 "has no /tf: tracking in the camera frame")
     tf_done = 0
-    prev_pose = None
     tf_ahead = configs[TrackingConfig].tf_max_extrapolation  # as /tf arrives live
     fusion = None
     if configs[TrackingConfig].use_av_events:  # births from the fusion's events too
@@ -231,12 +230,10 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                     r = tf_dynamic[tf_done]
                     tracking.add_transform(r[1], r[2], r[0], r[3], r[4])
                     tf_done += 1
-                if tracking.poses.enabled:  # the head turned since the previous pair
+                if tracking.poses.enabled:  # the detector follows the head's turning
                     tracking.set_camera_frame(frames.header.frame_id if frames.header else "")
                     pose = tracking.poses.camera_pose(stamp)
-                    if pose is not None and prev_pose is not None:
-                        vision.set_camera_rotation(prev_pose.R, pose.R)
-                    prev_pose = pose
+                    vision.set_camera_rotation(None if pose is None else pose.R)
                 obs = vision.process_pair(left, right, stamp, calibration)
                 if on_observations is not None:
                     on_observations(obs)

@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-
 from test_tracker_node import FPS, PEOPLE, obs_cloud
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]

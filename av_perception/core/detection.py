@@ -772,13 +772,18 @@ class DetectionPipeline:
         self.stats["tracked"] += len(dets)
         return sorted(dets, key=lambda d: -d.confidence)
 
-    def restart(self, key_gray: np.ndarray, detections, image: np.ndarray | None = None
-                ) -> list[Detection]:
-        """Hold ``detections`` of an earlier frame (its grey image ``key_gray``) and,
-        when ``image`` (a later frame) is given, carry them into it by tracking."""
+    def restart(self, key_gray: np.ndarray, detections, image: np.ndarray | None = None,
+                key_rotation=None) -> list[Detection]:
+        """Hold ``detections`` of an earlier frame (its grey image ``key_gray``, the
+        camera's rotation then ``key_rotation``, see BoxTracker.rotation) and, when
+        ``image`` (a later frame) is given, carry them into it by tracking."""
         self.stats["keyframes"] += 1
         self.stats["detections"] += len(detections)
+        now = self.tracker.rotation
+        if key_rotation is not None:
+            self.tracker.rotation = key_rotation
         self.tracker.start(key_gray, detections)
+        self.tracker.rotation = now
         if image is None:
             return list(detections)
         return self.track(image)

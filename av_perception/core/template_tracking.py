@@ -27,10 +27,12 @@ class BoxTracker:
         self.search = float(search)
         self.min_score = float(min_score)
         self._tracks: list[tuple] = []  # (detection, template, keyframe confidence)
-        #: homography (3, 3) from the previous frame's pixels to the next frame's (the
-        #: camera's own rotation, e.g. a turning head), used once by :meth:`update` to
-        #: centre each search window where the box moved to; None: no motion
-        self.motion: np.ndarray | None = None
+        #: the camera's rotation (3, 3, camera -> a fixed frame) at the frame given next
+        #: to :meth:`start` / :meth:`update`, and the camera matrix K (3, 3): with both, a
+        #: box is searched where the camera's turning since its frame moved it
+        #: (H = K R_now^T R_box K^-1; a turning head); None: no motion
+        self.rotation: np.ndarray | None = None
+        self.K: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self._tracks)
@@ -44,7 +46,7 @@ class BoxTracker:
             x1, y1 = int(round(d.x + d.w)), int(round(d.y + d.h))
             if x0 < 0 or y0 < 0 or x1 > width or y1 > height or x1 - x0 < 4 or y1 - y0 < 4:
                 continue
-            self._tracks.append((d, gray[y0:y1, x0:x1].copy(), d.confidence))
+            self._tracks.append((d, gray[y0:y1, x0:x1].copy(), d.confidence, self.rotation))
 
     def update(self, gray: np.ndarray) -> list:
         """Track every box into this uint8 grey image (H, W); returns the boxes still
@@ -52,12 +54,14 @@ class BoxTracker:
         height, width = gray.shape
         kept = []
         out = []
-        H, self.motion = self.motion, None
-        for det, tmpl, conf0 in self._tracks:
+        R_now, K = self.rotation, self.K
+        for det, tmpl, conf0, R_box in self._tracks:
             th, tw = tmpl.shape
             margin = max(4, int(math.ceil(self.search * max(tw, th))))
             bx, by = det.x, det.y
-            if H is not None:  # the camera turned: search where the box centre went
+            if R_now is not None and R_box is not None and K is not None:
+                # the camera turned: search where the box centre went
+                H = K @ R_now.T @ R_box @ np.linalg.inv(K)
                 c = H @ np.array([det.x + 0.5 * det.w, det.y + 0.5 * det.h, 1.0])
                 if c[2] > 1e-9 and np.all(np.isfinite(c)):
                     bx, by = c[0] / c[2] - 0.5 * det.w, c[1] / c[2] - 0.5 * det.h
@@ -73,7 +77,7 @@ class BoxTracker:
                 continue
             dx, dy = _subpixel_peak(res, loc)
             moved = det.moved(x0 + loc[0] + dx, y0 + loc[1] + dy, conf0 * score)
-            kept.append((moved, tmpl, conf0))
+            kept.append((moved, tmpl, conf0, R_now))
             out.append(moved)
         self._tracks = kept
         return out

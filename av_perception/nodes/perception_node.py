@@ -73,6 +73,8 @@ class PerceptionNode(Node):
         self.vision_stage = VisionStage(  # DetectorError stops the node
             self, configs, "av_perception: perception_node vision",
             on_observations=self._track, thread_name="perception_vision")
+        # the head's turning for the detector: the tracking stage's /tf (tracking.fixed_frame)
+        self.vision_stage.poses_source = lambda: self.tracking_stage.pipeline.poses
         self.add_on_set_parameters_callback(self._on_parameters)
         self.get_logger().info(
             f"perception ready: audio from "
@@ -171,7 +173,8 @@ class PerceptionNode(Node):
         out = stage.step(stamp, obs.xyz, obs.covariance, obs.weight, header)
         if out is None:
             return None
-        self.vision_stage.update_tracks(out)  # the next pairs' detector looks around the heads
+        # the next pairs' detector looks around the heads (in the camera frame)
+        self.vision_stage.update_tracks(stage.pipeline.to_camera(out))
         if stage.publishing.publish_image:
             stage.outputs.publish_image(left_image, header, out, calibration)
         self._fuse(stamp, obs, header.frame_id)  # after publishing: no latency

@@ -38,6 +38,7 @@ class ReplayOptions:
     delay: float = 1.0  # s before the first message (discovery)
     linger: float = 2.0  # s after the last message before exiting (pipeline catches up)
     frame_id: str = ""  # audio/features frame id (default: the left camera's)
+    fixed_frame: str = ""  # tracking.fixed_frame of the TrackerNode (default: its params)
     audio_topic: str | None = None
     left_topic: str | None = None
     right_topic: str | None = None
@@ -184,6 +185,7 @@ def replay(opts: ReplayOptions, log=print) -> int:
                     topics.right_info: node.create_publisher(CameraInfo,
                                                              "stereo/right/camera_info", 10)}
         pub_feats = node.create_publisher(PointCloud2, "audio/features", 50)
+        pub_tf = _tf_publishers(node, types, log)  # the head's motion, when recorded
         pub_clock = node.create_publisher(Clock, "/clock", 10)
         if opts.pipeline:
             from .tracker_node import TrackerNode
@@ -192,9 +194,15 @@ def replay(opts: ReplayOptions, log=print) -> int:
             cli = ["--ros-args", "--params-file", str(opts.config)] if opts.config else None
             common = [Parameter("use_sim_time", value=True)]
             kwargs = {"namespace": "/" + ns if ns else "", "cli_args": cli}
-            nodes.append(VisualFeaturesNode(parameter_overrides=common + [
+            fixed, vfixed = [], []
+            if opts.fixed_frame:  # the tracker in it, the detector follows the head
+                fixed = [Parameter("tracking.fixed_frame", value=opts.fixed_frame),
+                         Parameter("tracking.publish_camera_frame", value=True)]
+                vfixed = [Parameter("vision_input.fixed_frame", value=opts.fixed_frame),
+                          Parameter("vision_input.tracks_topic", value="speakers_camera")]
+            nodes.append(VisualFeaturesNode(parameter_overrides=common + vfixed + [
                 Parameter("vision_input.compressed", value=compressed)], **kwargs))
-            nodes.append(TrackerNode(parameter_overrides=common + [
+            nodes.append(TrackerNode(parameter_overrides=common + fixed + [
                 Parameter("tracker_input.compressed", value=compressed)], **kwargs))
         executor = SingleThreadedExecutor()
         for n in nodes:
@@ -226,7 +234,8 @@ def replay(opts: ReplayOptions, log=print) -> int:
             return 0
         frame_id = opts.frame_id
         period = (bag_end - bag_start) + 1
-        wanted = [topics.left_image, topics.right_image, topics.left_info, topics.right_info]
+        wanted = [topics.left_image, topics.right_image, topics.left_info, topics.right_info,
+                  *pub_tf]
         offset = 0
         frame_ns = None
         passes = 0
@@ -259,6 +268,8 @@ def replay(opts: ReplayOptions, log=print) -> int:
                             if last_image_ns is not None and frame_ns is None:
                                 frame_ns = s - last_image_ns
                             last_image_ns = s
+                    elif m.topic in pub_tf:
+                        pub_tf[m.topic].publish(_tf_to_ros(m.msg, offset))
                     else:
                         pub_info[m.topic].publish(to_ros_camera_info(m.msg, offset))
                 errors = reader.errors
@@ -292,3 +303,46 @@ def replay(opts: ReplayOptions, log=print) -> int:
             except Exception:  # noqa: BLE001 - shutting down anyway
                 pass
         rclpy.try_shutdown()
+
+
+def _tf_publishers(node, types: dict, log) -> dict:
+    """{bag topic: publisher} of /tf and /tf_static for the bag's TFMessage topics (the
+    static one transient local, as tf2 does); empty without them or without tf2_msgs."""
+    tf_topics = [t for t, ty in types.items() if ty == "tf2_msgs/msg/TFMessage"]
+    if not tf_topics:
+        return {}
+    try:
+        from tf2_msgs.msg import TFMessage
+    except ImportError:
+        log(f"warning: the bag has {', '.join(tf_topics)} but tf2_msgs is not installed "
+            "(ros-<distro>-tf2-msgs, or 'make msgs'): the head's motion is not replayed")
+        return {}
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    static_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    out = {}
+    for t in tf_topics:
+        static = t.rstrip("/").endswith("tf_static")
+        out[t] = node.create_publisher(TFMessage, "/tf_static" if static else "/tf",
+                                       static_qos if static else 100)
+    return out
+
+
+def _tf_to_ros(msg, offset_ns: int):
+    """A rosbags TFMessage as an rclpy one, stamps moved by ``offset_ns``."""
+    from geometry_msgs.msg import TransformStamped
+    from tf2_msgs.msg import TFMessage
+
+    out = []
+    for tf in msg.transforms:
+        r = TransformStamped(child_frame_id=str(tf.child_frame_id))
+        r.header.frame_id = str(tf.header.frame_id)
+        r.header.stamp = _time(stamp_to_ns(tf.header) + offset_ns)
+        tr, q = tf.transform.translation, tf.transform.rotation
+        r.transform.translation.x, r.transform.translation.y = float(tr.x), float(tr.y)
+        r.transform.translation.z = float(tr.z)
+        r.transform.rotation.x, r.transform.rotation.y = float(q.x), float(q.y)
+        r.transform.rotation.z, r.transform.rotation.w = float(q.z), float(q.w)
+        out.append(r)
+    return TFMessage(transforms=out)

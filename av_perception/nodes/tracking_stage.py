@@ -23,6 +23,7 @@ from ..pipeline import TrackingConfig, TrackingPipeline
 from .common import Diagnostics
 from .conversions import sec_to_time, time_to_sec, tracks_to_cloud, tracks_to_markers
 from .settings import TrackingNodeConfig
+from .tf_input import TF_MISSING, subscribe_tf
 
 __all__ = ["TrackingOutputs", "TrackingStage", "percentile_ms"]
 
@@ -242,31 +243,17 @@ class TrackingStage:
         if not self.tracking.fixed_frame or self._tf_subs:
             return
         try:
-            from tf2_msgs.msg import TFMessage
+            self._tf_subs = subscribe_tf(self.node, self.on_transform)
         except ImportError:
-            self._tf_problem = ("tracking.fixed_frame is set but tf2_msgs is not installed "
-                                "(ros-jazzy-tf2-msgs, or 'make msgs' in the pip-only "
-                                "environment): tracking in the camera frame")
+            self._tf_problem = (f"tracking.fixed_frame is set but {TF_MISSING}: tracking in "
+                                "the camera frame")
             return
-        static_qos = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
-                                reliability=ReliabilityPolicy.RELIABLE,
-                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self._tf_subs = [
-            self.node.create_subscription(TFMessage, "/tf", lambda m: self.on_tf(m, False),
-                                          100),
-            self.node.create_subscription(TFMessage, "/tf_static",
-                                          lambda m: self.on_tf(m, True), static_qos)]
         if self.tracking.publish_camera_frame and self.pub_camera is None:
             self.pub_camera = self.node.create_publisher(PointCloud2, "speakers_camera", 10)
 
-    def on_tf(self, msg, static: bool) -> None:
-        """A TFMessage: its transforms into the pipeline's pose buffer."""
-        pipeline = self.pipeline
-        for tf in msg.transforms:
-            tr, q = tf.transform.translation, tf.transform.rotation
-            pipeline.add_transform(tf.header.frame_id, tf.child_frame_id,
-                                   time_to_sec(tf.header.stamp), (tr.x, tr.y, tr.z),
-                                   (q.x, q.y, q.z, q.w), static)
+    def on_transform(self, parent, child, stamp, translation, quat, static) -> None:
+        """One transform of /tf or /tf_static into the pipeline's pose buffer."""
+        self.pipeline.add_transform(parent, child, stamp, translation, quat, static)
 
     # ------------------------------------------------------------------ input
     def reject(self, what: str, exc: Exception) -> None:

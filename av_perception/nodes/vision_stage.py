@@ -25,6 +25,7 @@ from ..io.stereo_sources.sync import JUMP_BACK
 from ..pipeline import VisionPipeline
 from .common import Diagnostics, NewestPairsWorker, RateMeter, subscribe_stereo
 from .conversions import cloud_to_tracks, observations_to_cloud, time_to_sec
+from .tf_input import TF_MISSING, subscribe_tf
 
 __all__ = ["SIDES", "STAGES", "VisionStage"]
 
@@ -74,7 +75,12 @@ class VisionStage:
         self._period = {"observations": 0, "frames": 0, "processing": 0.0, "dropped": 0,
                         "unpaired": (0, 0), "regions": 0}
         self._input_subs = []
+        self.poses = None  # HeadPoses from /tf (vision_input.fixed_frame)
+        self.poses_source = None  # () -> HeadPoses of the same process (perception_node)
+        self._tf_subs: list = []
+        self._tf_problem = ""
         self._subscribe()
+        self._subscribe_tf()
         self._subscribe_tracks()
         self.pipeline.warm_up()
         self._worker = NewestPairsWorker(
@@ -124,6 +130,8 @@ class VisionStage:
             self._subscribe()
         if old.tracks_topic != new.tracks_topic:
             self._subscribe_tracks()
+        if old.fixed_frame != new.fixed_frame:
+            self._subscribe_tf()
         if old.diagnostics_period != new.diagnostics_period:
             self.node.destroy_timer(self.diag_timer)
             self.diag_timer = self.node.create_timer(new.diagnostics_period,
@@ -136,6 +144,23 @@ class VisionStage:
                                                          self._on_info)
         self._input_subs = self.sub_image + self.sub_info
         self.infos = [None, None]
+
+    def _subscribe_tf(self):
+        """/tf and /tf_static while vision_input.fixed_frame is set."""
+        frame = self.input.fixed_frame
+        if not frame:
+            return
+        from ..pipeline import HeadPoses, TrackingConfig
+
+        if self.poses is None or self.poses.fixed_frame != frame.strip("/"):
+            self.poses = HeadPoses(TrackingConfig(fixed_frame=frame))
+        if self._tf_subs:
+            return
+        try:
+            self._tf_subs = subscribe_tf(self.node, self.poses.add)
+        except ImportError:
+            self._tf_problem = (f"vision_input.fixed_frame is set but {TF_MISSING}: boxes are "
+                                "followed between keyframes without the head's turning")
 
     def _subscribe_tracks(self):
         if self.sub_tracks is not None:
@@ -230,6 +255,12 @@ class VisionStage:
                     self._problem(1, f"image pair at {stamp:.3f} s: {damaged[0]}; processed "
                                   "anyway, its detections may be missing or wrong")
                 cal = self._calibration((left.shape[1], left.shape[0]))
+                poses = self.poses_source() if self.poses_source else self.poses
+                if poses is not None and poses.enabled:  # the head's turning, from /tf
+                    poses.camera_frame = (left_msg.header.frame_id
+                                          or self.camera.frame_id).strip("/")
+                    pose = poses.camera_pose(stamp)
+                    pipeline.set_camera_rotation(None if pose is None else pose.R)
                 obs = pipeline.process_pair(left, right, stamp, cal)
             except (ImageConversionError, CalibrationError, VisionInputError) as exc:
                 with self._lock:

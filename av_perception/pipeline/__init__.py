@@ -16,6 +16,7 @@ from .fusion import (
     FusionRunResult,
     FusionWindow,
 )
+from .poses import HeadPoses
 from .tracking import AUDIO_ONLY_PERIOD, TrackingConfig, TrackingPipeline, calibrate_step
 from .vision import (
     DETECTION_NICENESS,
@@ -28,7 +29,7 @@ from .vision import (
 __all__ = ["AUDIO_ONLY_PERIOD", "AsyncDetection", "AudioPipeline", "AudioRunResult",
            "DETECTION_NICENESS",
            "FusionInputConfig", "FusionInputError", "FusionPipeline", "FusionRunResult",
-           "FusionWindow", "InputError", "PredictedHeads", "TimeOrderedBuffer",
+           "FusionWindow", "HeadPoses", "InputError", "PredictedHeads", "TimeOrderedBuffer",
            "TrackerInputConfig",
            "TrackingConfig", "TrackingPipeline", "VisionPipeline", "VisionRunResult",
            "audio_frames_of", "calibrate_step", "warm_up_kernels"]

@@ -196,7 +196,7 @@ class AsyncDetection:
                     self._cv.wait()
                 if self._stop:
                     return
-                (gen, image, grey, regions), self._job = self._job, None
+                (gen, image, grey, regions, rot), self._job = self._job, None
             t0 = time.perf_counter()
             error = None
             try:  # the regions belong to this frame: they were queued with it
@@ -209,7 +209,7 @@ class AsyncDetection:
                 self.detections_run += 1
                 self._busy = False
                 if gen == self._generation:
-                    self._done = (gen, grey, dets, error)
+                    self._done = (gen, grey, dets, error, rot)
                 self._cv.notify_all()
 
     def detect(self, image: np.ndarray, regions=None) -> list:
@@ -220,10 +220,10 @@ class AsyncDetection:
         with self._cv:
             done, self._done = self._done, None
         if done is not None:
-            _, key_grey, dets, error = done
+            _, key_grey, dets, error, key_rot = done
             if error is not None:
                 raise error
-            out = self.pipeline.restart(key_grey, dets, grey)
+            out = self.pipeline.restart(key_grey, dets, grey, key_rotation=key_rot)
         else:
             out = self.pipeline.track(grey)
         self._since += 1
@@ -232,7 +232,8 @@ class AsyncDetection:
             if idle and (self._since >= self.pipeline.config.every_k
                          or len(self.pipeline.tracker) == 0):
                 self._job = (self._generation, image, grey,
-                             None if regions is None else list(regions))
+                             None if regions is None else list(regions),
+                             self.pipeline.tracker.rotation)
                 self._busy = True
                 self._since = 0
                 self._cv.notify_all()
@@ -351,20 +352,22 @@ class VisionPipeline:
         if output is not None:
             self.heads.update_output(output)
 
-    def set_camera_rotation(self, previous, current) -> None:
-        """The camera's rotation (3, 3, camera -> a fixed frame) at the previous pair and at
-        the next one (a turning head, from /tf): the boxes followed between detector
-        keyframes are searched where that rotation moves them (H = K R_cur^T R_prev K^-1
-        of the rectified left camera)."""
+    def set_camera_rotation(self, rotation) -> None:
+        """The camera's rotation (3, 3, camera -> a fixed frame; None: unknown) at the next
+        pair (a turning head, from /tf): the boxes followed between detector keyframes are
+        searched where the camera's turning since their frame moved them
+        (H = K R_next^T R_box K^-1 of the rectified left camera)."""
         cal = self.front_end.calibration
-        if cal is None or previous is None or current is None:
-            return
-        K = np.array([[cal.fx, 0.0, cal.cx], [0.0, cal.fy, cal.cy], [0.0, 0.0, 1.0]])
         det = self.front_end.detector
         det = getattr(det, "pipeline", det)  # AsyncDetection
         tracker = getattr(det, "tracker", None)
-        if tracker is not None:
-            tracker.motion = K @ np.asarray(current).T @ np.asarray(previous) @ np.linalg.inv(K)
+        if tracker is None:
+            return
+        if cal is None or rotation is None:
+            tracker.rotation = None
+            return
+        tracker.K = np.array([[cal.fx, 0.0, cal.cx], [0.0, cal.fy, cal.cy], [0.0, 0.0, 1.0]])
+        tracker.rotation = np.asarray(rotation, dtype=float)
 
     def regions(self, stamp: float) -> list:
         """Boxes (x, y, w, h, rectified left image) of the tracks' heads predicted to

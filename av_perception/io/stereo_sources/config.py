@@ -50,7 +50,14 @@ class VisionInputConfig(StageConfig):
         "cloud); the detector also looks around their heads predicted to each image "
         "(BlazeFace, detection.max_regions).  Tracks in another frame than the "
         "observations, or older than 1 s, are not used.  '' = do not subscribe.  "
-        "perception_node and 'process' take the tracks in-process and ignore this.")
+        "perception_node and 'process' take the tracks in-process and ignore this.  With "
+        "the tracker in a fixed frame (tracking.fixed_frame) use 'speakers_camera' "
+        "(tracking.publish_camera_frame).")
+    fixed_frame: str = param(
+        "", "visual_features_node: read /tf and /tf_static and follow the boxes between "
+        "detector keyframes through the camera's turning in this frame (a turning head; "
+        "set it to the tracker's tracking.fixed_frame).  '' = /tf is not read.  "
+        "perception_node uses tracking.fixed_frame.")
     diagnostics_period: float = param(
         1.0, "Seconds between /diagnostics messages.", low=0.1, high=60.0)
 

@@ -1,0 +1,60 @@
+"""``av-perception replay --fixed-frame``: a simulated bag with a panning head (/tf,
+/tf_static) is played; the speakers come in the fixed frame at the ground truth."""
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+def test_replay_publishes_tracks_in_the_fixed_frame(ros_context, tmp_path):
+    pytest.importorskip("tf2_msgs.msg", reason="tf2_msgs (make msgs)")
+    from sensor_msgs.msg import PointCloud2
+
+    from av_perception.eval.readers import read_ground_truth
+    from av_perception.nodes.conversions import cloud_to_tracks
+    from av_perception.sim import make_scene, simulate
+    from av_perception.sim.head_motion import HeadMotionSpec
+
+    scene = make_scene("single_static_anechoic", seed=2, duration=3.0,
+                       head_motion=HeadMotionSpec(mode="scripted", pan_amplitude=20,
+                                                  max_speed=60))
+    simulate(scene, tmp_path)
+    node = ros_context.create_node("replay_tf_listener")
+    got = []
+    node.create_subscription(PointCloud2, "/rtf/speakers", got.append, 200)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "av_perception.cli", "replay", str(tmp_path / "bag"),
+         "--namespace", "rtf", "--fixed-frame", "base_link", "--delay", "1.5",
+         "--linger", "1.5"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 80
+        while proc.poll() is None and time.monotonic() < deadline:
+            ros_context.spin_once(node, timeout_sec=0.05)
+        for _ in range(20):
+            ros_context.spin_once(node, timeout_sec=0.01)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log = proc.communicate()[0]
+        node.destroy_node()
+    assert proc.returncode == 0, log
+    gt = read_ground_truth(tmp_path)
+    frames = sorted(gt.stamp.unique())
+    checked = 0
+    for msg in got:
+        tracks = cloud_to_tracks(msg)
+        t = tracks["stamp"]
+        if t < frames[0] + 1.0 or not len(tracks["ids"]):
+            continue
+        assert tracks["frame_id"] == "base_link"
+        people = gt[(np.abs(gt.stamp - t) < 1e-3) & gt.visible]
+        for _, p in people.iterrows():
+            d = np.linalg.norm(tracks["position"] - [p.x, p.y, p.z], axis=1)
+            assert d.min() < 0.05, (t, p.id, d.min())
+            checked += 1
+    assert checked >= 10, log
