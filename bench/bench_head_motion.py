@@ -46,15 +46,37 @@ def main():
             run("process", str(d / "bag"), "-o", str(tracks), "--quiet", *ff, *cfg)
             run("evaluate", str(d), str(tracks), "--json", str(d / "eval.json"))
             res[kind] = json.loads((d / "eval.json").read_text())
+        for kind in ("still", "pan"):
+            res[kind]["visible"] = _visible_fraction(out / f"{kind}_{seed}")
         rows.append((seed, res))
         print(seed, json.dumps({k: _summary(v) for k, v in res.items()}), flush=True)
-    print(json.dumps([(s, {k: _summary(v) for k, v in r.items()}) for s, r in rows]))
+    print("\n| seed | MOTA still | MOTA pan | IDF1 still | IDF1 pan | ID sw. still | ID sw. pan "
+          "| speaking F1 still | speaking F1 pan | in view still | in view pan |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for seed, r in rows:
+        a, b = _summary(r["still"]), _summary(r["pan"])
+        print(f"| {seed} | {a['mota']:.3f} | {b['mota']:.3f} | {a['idf1']:.3f} | "
+              f"{b['idf1']:.3f} | {a['num_switches']} | {b['num_switches']} | {a['f1']:.3f} | "
+              f"{b['f1']:.3f} | {a['visible']:.2f} | {b['visible']:.2f} |")
+    for name, key in (("MOTA", "mota"), ("IDF1", "idf1"), ("speaking F1", "f1")):
+        d = [_summary(r["pan"])[key] - _summary(r["still"])[key] for _, r in rows]
+        print(f"{name} pan - still: mean {sum(d) / len(d):+.3f}, worst {min(d):+.3f}")
+    sw = [_summary(r["pan"])["num_switches"] for _, r in rows]
+    print(f"ID switches with the pan: total {sum(sw)}, worst {max(sw)}")
+
+
+def _visible_fraction(scene_dir: Path) -> float:
+    lines = [json.loads(x) for x in (scene_dir / "ground_truth.jsonl").read_text().split("\n")
+             if x]
+    seen = [p["visible"] for rec in lines for p in rec["people"]]
+    return sum(seen) / max(len(seen), 1)
 
 
 def _summary(ev):
     t = ev.get("tracking", ev)
     s = ev.get("speaking", {})
-    return {k: t.get(k) for k in ("mota", "idf1", "num_switches")} | {"f1": s.get("f1")}
+    return ({k: t.get(k) for k in ("mota", "idf1", "num_switches")}
+            | {"f1": s.get("f1"), "visible": ev.get("visible", float("nan"))})
 
 
 if __name__ == "__main__":

@@ -310,6 +310,7 @@ class VisionPipeline:
         self.heads = PredictedHeads()
         self.regions_used = 0  # regions handed to the detector, total
         self.last_regions: list = []
+        self._rotation = None  # camera rotation of the next pair (set_camera_rotation)
 
     def _build(self, calibration) -> VisualFrontEnd:
         front_end = VisualFrontEnd(self.vision_config, calibration, self.detection_config)
@@ -357,17 +358,12 @@ class VisionPipeline:
         pair (a turning head, from /tf): the boxes followed between detector keyframes are
         searched where the camera's turning since their frame moved them
         (H = K R_next^T R_box K^-1 of the rectified left camera)."""
-        cal = self.front_end.calibration
+        self._rotation = None if rotation is None else np.asarray(rotation, dtype=float)
+
+    def _box_tracker(self):
         det = self.front_end.detector
         det = getattr(det, "pipeline", det)  # AsyncDetection
-        tracker = getattr(det, "tracker", None)
-        if tracker is None:
-            return
-        if cal is None or rotation is None:
-            tracker.rotation = None
-            return
-        tracker.K = np.array([[cal.fx, 0.0, cal.cx], [0.0, cal.fy, cal.cy], [0.0, 0.0, 1.0]])
-        tracker.rotation = np.asarray(rotation, dtype=float)
+        return getattr(det, "tracker", None)
 
     def regions(self, stamp: float) -> list:
         """Boxes (x, y, w, h, rectified left image) of the tracks' heads predicted to
@@ -409,6 +405,12 @@ class VisionPipeline:
         """
         if calibration is not None:
             self.set_calibration(calibration)
+        cal = self.front_end.calibration
+        tracker = self._box_tracker()
+        if tracker is not None and cal is not None:  # the head's turning (rotation)
+            tracker.K = np.array([[cal.fx, 0.0, cal.cx], [0.0, cal.fy, cal.cy],
+                                  [0.0, 0.0, 1.0]])
+            tracker.rotation, self._rotation = self._rotation, None
         t0 = time.perf_counter()
         try:
             try:
