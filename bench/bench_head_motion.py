@@ -2,6 +2,7 @@
 still head (BENCHMARKS.md, "Head motion").
 
     PYTHONPATH=. python bench/bench_head_motion.py --seeds 201 202 203 204 205 --out /tmp/hm
+    PYTHONPATH=. python bench/bench_head_motion.py --preset two_static --pan 15 --out /tmp/hm2
 
 Per seed: ``simulate --preset default --duration 10`` still, and the same scene with
 ``--head-motion scripted --pan 40 --head-speed 60`` (pan +-40 deg, up to 60 deg/s);
@@ -28,6 +29,8 @@ def main():
     ap.add_argument("--out", default="/tmp/head_motion_bench")
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--config", help="params file for process")
+    ap.add_argument("--preset", default="default")
+    ap.add_argument("--pan", type=float, default=40.0, help="pan amplitude, degrees")
     a = ap.parse_args()
     out = Path(a.out)
     rows = []
@@ -35,10 +38,10 @@ def main():
         res = {}
         for kind in ("still", "pan"):
             d = out / f"{kind}_{seed}"
-            extra = ["--head-motion", "scripted", "--pan", "40", "--head-speed", "60"] \
+            extra = ["--head-motion", "scripted", "--pan", str(a.pan), "--head-speed", "60"] \
                 if kind == "pan" else []
             if not (d / "bag").exists():
-                run("simulate", str(d), "--preset", "default", "--seed", str(seed),
+                run("simulate", str(d), "--preset", a.preset, "--seed", str(seed),
                     "--duration", str(a.duration), "--quiet", "--overwrite", *extra)
             tracks = d / "tracks.csv"
             cfg = ["--config", a.config] if a.config else []
