@@ -185,3 +185,28 @@ def test_simulated_head_tf_and_ground_truth(tmp_path):
         assert rec["frame_id"] == "base_link"
         assert np.allclose(pose.apply(cam)[0], [p["x"], p["y"], p["z"]], atol=1e-5)
         assert abs(rec["head_pan"] - math.degrees(head.angles(t)[0][0])) < 1e-3
+
+
+def test_simulated_head_follows_the_speaker_within_its_speed():
+    """--head-motion follow: the head turns to the talker after the reaction delay, never
+    faster than max_speed, within the pan range."""
+    from av_perception.sim import make_scene
+    from av_perception.sim.head_motion import HeadMotionSpec
+
+    motion = HeadMotionSpec(mode="follow", pan_amplitude=40, tilt_amplitude=10,
+                            max_speed=60, reaction_delay=0.4)
+    scene = make_scene("single_static_anechoic", seed=1, duration=8.0, head_motion=motion)
+    head = scene.head()
+    speed = np.abs(np.diff(head.pan)) / head.DT
+    assert speed.max() <= math.radians(60) + 1e-9
+    assert np.abs(head.pan).max() <= math.radians(40) + 1e-9
+    first = scene.utterances[0]
+    x, y, z = scene.rest_positions([0.0])[1][0]
+    target = math.atan2(-x, z)
+    settle = first.start + 0.4 + abs(target) / math.radians(60) + 0.05
+    assert head.angles(first.start + 0.39)[0][0] == pytest.approx(0.0, abs=1e-9)
+    if settle < first.end:
+        assert head.angles(settle)[0][0] == pytest.approx(target, abs=1e-3)
+    # the face is then in the middle of the image: camera-frame x near 0
+    cam = scene.positions([settle])[1][0]
+    assert abs(cam[0] / cam[2]) < 0.05
