@@ -210,3 +210,23 @@ def test_simulated_head_follows_the_speaker_within_its_speed():
     # the face is then in the middle of the image: camera-frame x near 0
     cam = scene.positions([settle])[1][0]
     assert abs(cam[0] / cam[2]) < 0.05
+
+
+def test_broken_chain_holds_the_last_pose_and_says_so():
+    pipe = _pipeline()
+    for k in range(20):
+        t = k / FPS
+        _tf(pipe, t, 0.2)
+        out = pipe.step(t, PEOPLE[:1], np.eye(3)[None] * 1e-4, frame_id=FRAME)
+    assert pipe.in_fixed_frame and len(out.ids) == 1
+    expect = Pose(pan_rotation(0.2), np.zeros(3)).apply(PEOPLE[:1])[0]
+    assert np.allclose(out.position[0], expect, atol=0.02)
+    # the head is re-parented to another root: no chain base_link -> camera any more
+    pipe.add_transform("map", "head", 20 / FPS, (0, 0, 0), (0, 0, 0, 1))
+    for k in range(20, 30):
+        out = pipe.step(k / FPS, PEOPLE[:1], np.eye(3)[None] * 1e-4, frame_id=FRAME)
+    level, msg, values = pipe.poses.diagnostics()
+    assert level == 1 and "no transform chain" in msg and "held" in msg
+    assert values["poses_held"] > 0
+    assert pipe.output_frame == "base_link" and list(out.ids) == [1]
+    assert np.allclose(out.position[0], expect, atol=0.02)  # the last pose, held
