@@ -44,6 +44,7 @@ class HeadPoses:
         self.extrapolated = 0
         self.bad_transforms = 0
         self.transforms = 0
+        self._cache: dict = {}  # stamp -> (pose, status, level) until a transform arrives
 
     @property
     def enabled(self) -> bool:
@@ -62,6 +63,7 @@ class HeadPoses:
                     self.notices.append(f"a transform was dropped: {exc}")
                 return
             self.transforms += 1
+            self._cache.clear()
             if msg is not None:
                 self.notices.append(f"/tf jumped: {self.tree.last_jump} (odometry reset?); "
                                     "the link's history restarts there")
@@ -70,6 +72,7 @@ class HeadPoses:
         """Forget every transform (the clock jumped back)."""
         with self.lock:
             self.tree.clear()
+            self._cache.clear()
             self.last_good = None
 
     def camera_pose(self, stamp: float) -> Pose | None:
@@ -81,28 +84,41 @@ class HeadPoses:
             return None
         with self.lock:
             self.lookups += 1
-            try:
-                look = self.tree.lookup(self.fixed_frame, self.camera_frame, stamp)
-            except TransformError as exc:
-                if self.last_good is None:
-                    self.status, self.level = f"{exc}: tracking in the camera frame", 1
-                    return None
-                self.held += 1
-                self.status, self.level = (f"{exc}: the last camera pose is held (tracks "
-                                           "stay in the fixed frame)"), 1
-                return self.last_good
-            if look.status == "held":
-                self.held += 1
-                self.status, self.level = (
-                    f"/tf is late: link {look.link} is {look.lag:.2f} s behind the data "
-                    f"(extrapolated {self.config.tf_max_extrapolation:g} s, then held)"), 1
-            elif look.status == "extrapolated":
-                self.extrapolated += 1
-                self.status, self.level = "", 0
-            else:
-                self.status, self.level = "", 0
-            self.last_good = look.pose
-            return look.pose
+            key = (float(stamp), self.camera_frame)
+            hit = self._cache.get(key)
+            if hit is not None:  # the same stamp again, no transform since
+                pose, self.status, self.level = hit
+                return pose
+            pose = self._lookup(stamp)
+            if len(self._cache) > 256:
+                self._cache.clear()
+            self._cache[key] = (pose, self.status, self.level)
+            return pose
+
+    def _lookup(self, stamp: float) -> Pose | None:
+        """One lookup (the caller holds the lock); sets status and level."""
+        try:
+            look = self.tree.lookup(self.fixed_frame, self.camera_frame, stamp)
+        except TransformError as exc:
+            if self.last_good is None:
+                self.status, self.level = f"{exc}: tracking in the camera frame", 1
+                return None
+            self.held += 1
+            self.status, self.level = (f"{exc}: the last camera pose is held (tracks "
+                                       "stay in the fixed frame)"), 1
+            return self.last_good
+        if look.status == "held":
+            self.held += 1
+            self.status, self.level = (
+                f"/tf is late: link {look.link} is {look.lag:.2f} s behind the data "
+                f"(extrapolated {self.config.tf_max_extrapolation:g} s, then held)"), 1
+        elif look.status == "extrapolated":
+            self.extrapolated += 1
+            self.status, self.level = "", 0
+        else:
+            self.status, self.level = "", 0
+        self.last_good = look.pose
+        return look.pose
 
     @property
     def jumps(self) -> int:
