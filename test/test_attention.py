@@ -173,8 +173,8 @@ def test_attention_metrics_on_hand_made_truth():
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_process_writes_attention_on_the_speaker(tmp_path, capsys):
-    """default preset, 15 s, seed 31 (attention tuned on 50-52): measured on speaker
-    0.965, 0.86 switches per turn, at most 1 in a turn."""
+    """default preset, 15 s, seed 31 (attention tuned on 50-52): measured on the speaker
+    1.000 of 138 scored frames, 5 switches in 6 turns, at most 1 in a turn."""
     from rosbags.highlevel import AnyReader
 
     from av_perception.cli import main
@@ -189,7 +189,7 @@ def test_process_writes_attention_on_the_speaker(tmp_path, capsys):
     m = evaluate_files(scene, [tracks, att])
     a = m["attention"]
     assert a["rows"] == m["tracking"]["num_frames"] == 225
-    assert a["on_speaker"] >= 0.90, a
+    assert a["on_speaker"] >= 0.95, a
     assert a["max_switches_in_turn"] <= 1 and a["switches_per_turn"] <= 1.0, a
     with AnyReader([tmp_path / "out"]) as reader:
         conns = {c.topic: c for c in reader.connections}
