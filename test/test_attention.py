@@ -97,10 +97,11 @@ def test_idle_target_none_releases_after_hold_time():
 
 
 def test_a_dead_track_releases_the_target_at_once():
-    stamps, targets, _ = run({1: [(0.0, 3.0)], 2: [(2.0, 6.0)]}, 6.0,
-                             present=lambda t: [1, 2] if t < 2.6 else [2])
+    stamps, targets, sel = run({1: [(0.0, 3.0)], 2: [(2.0, 6.0)]}, 6.0,
+                               present=lambda t: [1, 2] if t < 2.6 else [2])
     k = first_step_at(stamps, 2.6)  # 1 gone; 2 has spoken 0.6 s: taken at the same step
     assert (targets[first_step_at(stamps, D):k] == 1).all() and (targets[k:] == 2).all()
+    assert sel.switches == 1
     _, targets, _ = run({1: [(0.0, 3.0)]}, 4.0, present=lambda t: [1, 2] if t < 2.0 else [2])
     assert (targets[first_step_at(stamps, 2.0):] == NO_TARGET).all()
 

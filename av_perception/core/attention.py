@@ -125,7 +125,7 @@ class AttentionSelector:
         self.last_spoke = -math.inf  # stamp of the target's last speaking step
         self.last_position = np.full(3, np.nan)  # the target's last finite position
         self.last_stamp = -math.inf
-        self.switches = 0  # target changes between two tracks (total)
+        self.switches = 0  # target changes from one track to another (total)
 
     def update_output(self, output) -> AttentionTarget:
         """:meth:`update` from a :class:`~av_perception.core.tracking.TrackerOutput`."""
@@ -202,6 +202,8 @@ class AttentionSelector:
         if (self.target != NO_TARGET and c.idle_target == "none"
                 and stamp - self.last_spoke > c.hold_time):
             self.target = NO_TARGET
+        if before != NO_TARGET and self.target not in (NO_TARGET, before):
+            self.switches += 1
         if self.target == NO_TARGET:
             self.last_position = np.full(3, np.nan)
             return AttentionTarget(stamp, switched=before != NO_TARGET)
@@ -212,8 +214,6 @@ class AttentionSelector:
                                float(speaking[j]), switched=before != self.target)
 
     def _take(self, track_id: int, stamp: float) -> None:
-        if self.target != NO_TARGET:
-            self.switches += 1
         self.target = track_id
         self.last_spoke = stamp
         self.last_position = np.full(3, np.nan)
