@@ -211,6 +211,8 @@ class TrackingPipeline:
         if self.attention_config.enabled:
             self.attention.config = self.attention_config
             out.attention = self.attention.update_output(out)
+        elif self.attention.last_stamp > -math.inf:  # switched off: start afresh when on
+            self.attention.reset()
 
     def reset(self):
         """Forget the tracks and the buffered audio."""
