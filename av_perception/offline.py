@@ -13,6 +13,7 @@ an error part-way keeps everything computed before it.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .core.attention import AttentionConfig
 from .core.audio import BinauralFeatures
 from .core.av_clustering import AVClusteringConfig
 from .core.config import AudioFrontEndConfig, MicArrayConfig, StereoCameraConfig
@@ -30,7 +32,7 @@ from .core.tracking import EventObservations, TrackerConfig
 from .core.vision import VisionConfig
 from .core.wdem import WdemConfig
 from .interrupt import deferred
-from .io.track_files import TrackFileWriter
+from .io.track_files import AttentionFileWriter, TrackFileWriter
 from .io.track_output import TrackOutputConfig
 from .pipeline import (
     AUDIO_ONLY_PERIOD,
@@ -47,7 +49,8 @@ __all__ = ["ProcessResult", "PROCESS_STAGES", "process_bag", "fusion_events"]
 #: stage configs the offline pipeline reads from a params file
 PROCESS_STAGES = (AudioFrontEndConfig, MicArrayConfig, VisionConfig, DetectionConfig,
                   TrackerConfig, StereoCameraConfig, TrackingConfig, AVClusteringConfig,
-                  WdemConfig, FusionInputConfig, HeadCalibrationConfig, TrackOutputConfig)
+                  WdemConfig, FusionInputConfig, HeadCalibrationConfig, TrackOutputConfig,
+                  AttentionConfig)
 
 
 @dataclass
@@ -66,6 +69,8 @@ class ProcessResult:
     resets: int = 0  # tracker restarts after a clock jump
     frame_id: str = ""  # frame of the track file ('' = the left camera's)
     calibrator: object = None  # the HeadCalibrator when head_calibration.enabled
+    attention_rows: int = 0  # rows of the attention file
+    attention_switches: int = 0  # attention target changes between two tracks
 
     @property
     def realtime_factor(self) -> float:
@@ -142,7 +147,7 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                 duration: float | None = None, audio_topic: str | None = None,
                 left_topic: str | None = None, right_topic: str | None = None,
                 left_info: str | None = None, right_info: str | None = None,
-                slop: float = 0.02, keep_outputs: bool = False,
+                slop: float = 0.02, keep_outputs: bool = False, attention_output=None,
                 on_frame: Callable | None = None,
                 on_observations: Callable | None = None,
                 progress: Callable[[float, float, int], None] | None = None) -> ProcessResult:
@@ -155,6 +160,8 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
     configs : {config class: instance}; defaults for the missing ones
     start, duration : s from the bag's start, to process part of it
     keep_outputs : also return every TrackerOutput
+    attention_output : path of the attention file (CSV ``stamp,track_id,x,y,z``, one row
+        per tracker step; needs ``attention.enabled``), or None
     on_frame : called as on_frame(frame, output, header) after each tracker step, with the
         StereoFrame, the TrackerOutput and the left image's header (exact stamp, frame_id)
         -- how ``--output-bag`` writes its messages while the bag is processed
@@ -190,7 +197,8 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
     # the live nodes' tracking stage: audio up to each image, events, head calibration
     tracking = TrackingPipeline(configs[TrackerConfig], configs[MicArrayConfig],
                                 configs[StereoCameraConfig], configs[TrackingConfig],
-                                configs[HeadCalibrationConfig], configs[AudioFrontEndConfig])
+                                configs[HeadCalibrationConfig], configs[AudioFrontEndConfig],
+                                configs[AttentionConfig])
     result.calibrator = tracking.calibrator
     tf_dynamic, tf_static = ([], [])
     if configs[TrackingConfig].fixed_frame:  # the head's motion from /tf
@@ -220,7 +228,18 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
         hi = seg_ends[seg]
         return lo + int(np.searchsorted(feats.stamp[lo:hi], t, side="right"))
 
-    with TrackFileWriter(output) as writer, BagStereoSource(
+    if attention_output is not None and not configs[AttentionConfig].enabled:
+        raise ValueError("an attention file was asked for but attention.enabled is false: "
+                         "set it true in the params file, or leave the attention file out")
+    attention = None if attention_output is None else AttentionFileWriter(attention_output)
+
+    def write(out) -> None:
+        result.rows += writer.write(out)
+        result.track_ids.update(int(i) for i in out.ids)
+        if attention is not None and out.attention is not None:
+            result.attention_rows += attention.write(out.attention)
+
+    with TrackFileWriter(output) as writer, attention or contextlib.nullcontext(), BagStereoSource(
             bag, left_topic, right_topic, left_info, right_info, slop=slop, start=start,
             duration=duration) as frames:
         try:
@@ -253,8 +272,7 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                         out = tracking.step_audio_only()
                         if out is not None:
                             with deferred():
-                                result.rows += writer.write(out)
-                                result.track_ids.update(int(i) for i in out.ids)
+                                write(out)
                                 result.audio_only_steps += 1
                         t += AUDIO_ONLY_PERIOD
                 prev_stamp = stamp
@@ -279,8 +297,7 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                                          "one: dropped")
                     continue
                 with deferred():  # a signal stops the run between frames, not inside one
-                    result.rows += writer.write(out)
-                    result.track_ids.update(int(i) for i in out.ids)
+                    write(out)
                     result.frames += 1
                     if keep_outputs:
                         result.outputs.append(out)
@@ -296,6 +313,7 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
         finally:
             result.resets = tracking.resets
             result.frame_id = tracking.output_frame
+            result.attention_switches = tracking.attention.switches
             result.errors.extend(frames.errors)
             if getattr(frames, "truncated", False):
                 result.errors.append("the bag is truncated or corrupt: every frame that could "

@@ -60,7 +60,9 @@ def test_process_writes_an_output_bag_matching_the_track_file(scene_dir, tmp_pat
     assert main(argv) == 0
     topics, msgs = _read_bag(out)
     expected = {"speakers": "sensor_msgs/msg/PointCloud2",
-                "speakers/markers": "visualization_msgs/msg/MarkerArray"}
+                "speakers/markers": "visualization_msgs/msg/MarkerArray",
+                "attention": "geometry_msgs/msg/PointStamped",
+                "attention/voice_id": "std_msgs/msg/String"}
     if fmt == "mcap":
         expected["speakers/image"] = "sensor_msgs/msg/Image"
     assert topics == expected
@@ -91,6 +93,23 @@ def test_process_writes_an_output_bag_matching_the_track_file(scene_dir, tmp_pat
     for a, b in zip(sorted(got), sorted(rows)):
         assert abs(a[0] - b[0]) < 2e-6 and a[1] == b[1]
         np.testing.assert_allclose(a[2:], b[2:], atol=1e-4)
+
+    # attention: a voice id per cloud (bag time = the cloud's); a point, in the clouds'
+    # frame, at the position of that track in the cloud, whenever the id is not empty
+    voice_ids = msgs["attention/voice_id"]
+    assert [t for t, _ in voice_ids] == stamps
+    points = {t: m for t, m in msgs["attention"]}
+    assert set(points) == {t for t, m in voice_ids if m.data}
+    assert points, "nobody taken for a speaker"
+    for (t, cloud), (_, vid) in zip(clouds, voice_ids):
+        if not vid.data:
+            continue
+        p = points[t]
+        assert p.header.frame_id == cloud.header.frame_id
+        pts = _cloud(cloud)
+        row = pts[pts["id"] == int(vid.data.removeprefix("voice"))]
+        np.testing.assert_allclose([p.point.x, p.point.y, p.point.z],
+                                   [row["x"][0], row["y"][0], row["z"][0]], atol=1e-6)
 
     # markers: an ellipsoid and a label per track, stamped like the clouds
     markers = msgs["speakers/markers"]

@@ -42,6 +42,8 @@ SECTION_ROLES = {
                 "labelled (outputs, also in `process --output-bag`), what a node publishes",
     "tracker_input": "the left image that tracker_node annotates for `speakers/image`",
     "head_calibration": "self-calibration of the binaural model from tracked talkers",
+    "attention": "the attention target (`attention`, `attention/voice_id`): who the robot "
+                 "looks at, with hysteresis",
 }
 
 INTRO = """\

@@ -10,7 +10,10 @@ from 'av-perception audio') against the ground truth of a simulated scene
 (the OUTDIR of 'av-perception simulate').  Tracking: MOTA, MOTP, IDF1, ID
 switches, false positives, misses (py-motmetrics, 3D distance gate);
 localisation error; speaking precision/recall/F1 on matched pairs.  Audio: ITD
-and direction errors while exactly one person speaks."""
+and direction errors while exactly one person speaks.  Attention (file of 'process
+--attention'): fraction of the speaking time (without the first --reaction s of each
+turn) in which the target is a person who speaks, switches between people per turn; the
+targets are mapped to people by the track file's matches when it is given too."""
 
 
 def register(subparsers) -> None:
@@ -20,7 +23,8 @@ def register(subparsers) -> None:
                               description=DESCRIPTION)
     p.add_argument("scene", help="simulator output directory (ground_truth.jsonl, scene.json)")
     p.add_argument("results", nargs="+", metavar="TRACKS",
-                   help="track CSV and/or audio feature CSV (recognised by the header)")
+                   help="track CSV, audio feature CSV and/or attention CSV (recognised by "
+                        "the header)")
     p.add_argument("--gate", type=float, default=0.5,
                    help="3D matching gate in metres (default: %(default)s)")
     p.add_argument("--gt", dest="gt_mode", choices=("visible", "all"), default="visible",
@@ -32,6 +36,9 @@ def register(subparsers) -> None:
                    help="track 'speaking' value counted as speaking (default: %(default)s)")
     p.add_argument("--activity-threshold", type=float, default=0.5,
                    help="audio frames with lower activity are not scored (default: %(default)s)")
+    p.add_argument("--reaction", type=float, default=0.5,
+                   help="seconds at the start of each turn left out of the attention score "
+                        "(default: %(default)s)")
     p.add_argument("--json", metavar="OUT", help="write the metrics as JSON")
     p.add_argument("--plot", metavar="PNG", help="plot tracks vs truth over time")
     p.set_defaults(func=run)
@@ -43,7 +50,8 @@ def run(args) -> int:
 
     results = evaluate_files(args.scene, args.results, gate=args.gate, gt_mode=args.gt_mode,
                              speaking_threshold=args.speaking_threshold,
-                             activity_threshold=args.activity_threshold, plot=args.plot)
+                             activity_threshold=args.activity_threshold, plot=args.plot,
+                             reaction=args.reaction)
     print(format_report(results))
     if args.json:
         write_json(results, args.json)

@@ -32,10 +32,15 @@ def register(sub):
     p.add_argument("--right-info", help="right camera_info topic")
     p.add_argument("--slop", type=float, default=0.02,
                    help="largest left/right stamp difference of a pair (s, default 0.02)")
+    p.add_argument("--attention", metavar="CSV",
+                   help="also write the attention target of every tracker step (CSV "
+                        "stamp,track_id,x,y,z; track_id -1 and empty x,y,z: no target), "
+                        "scored by 'evaluate' (attention.* parameters)")
     p.add_argument("--output-bag", metavar="DIR",
                    help="also write a rosbag2 with speakers (PointCloud2), speakers/markers "
-                        "(MarkerArray) and speakers/image (annotated left image), stamped "
-                        "with the image stamps")
+                        "(MarkerArray), speakers/image (annotated left image) and, unless "
+                        "attention.enabled is false, attention (PointStamped) and "
+                        "attention/voice_id (String), stamped with the image stamps")
     p.add_argument("--output-format", choices=("sqlite3", "mcap"), default="sqlite3",
                    help="storage of --output-bag (default sqlite3)")
     p.add_argument("--no-images", action="store_true",
@@ -49,13 +54,19 @@ def register(sub):
 
 
 def run(args) -> int:
+    from ..core.attention import AttentionConfig
     from ..interrupt import Interrupted
     from ..io.image_msgs import counting_corrupt_images, damaged_frames_warning
     from ..io.params import load_offline_configs
     from ..io.track_output import TrackOutputConfig
+    from ..nodes.settings import TrackingNodeConfig
     from ..offline import PROCESS_STAGES, process_bag, progress_printer, summarize
 
-    configs = load_offline_configs(args.config, PROCESS_STAGES)
+    configs = load_offline_configs(args.config, (*PROCESS_STAGES, TrackingNodeConfig))
+    if args.attention and not configs[AttentionConfig].enabled:
+        print("error: --attention asks for the attention file but attention.enabled is false "
+              "in the params file: set it true or leave --attention out", file=sys.stderr)
+        return 2
     if args.fixed_frame is not None:
         import dataclasses
 
@@ -74,7 +85,10 @@ def run(args) -> int:
             bag_writer = OutputBagWriter(args.output_bag, storage=args.output_format,
                                          images=not args.no_images,
                                          speaking_threshold=labels.speaking_threshold,
-                                         marker_lifetime=labels.marker_lifetime)
+                                         marker_lifetime=labels.marker_lifetime,
+                                         attention=configs[AttentionConfig].enabled,
+                                         voice_id_prefix=configs[TrackingNodeConfig]
+                                         .voice_id_prefix)
         except (FileExistsError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -89,7 +103,7 @@ def run(args) -> int:
             result = process_bag(
                 args.bag, output, configs, start=args.start, duration=args.duration,
                 audio_topic=args.audio_topic, left_topic=args.left_topic,
-                right_topic=args.right_topic,
+                right_topic=args.right_topic, attention_output=args.attention,
                 left_info=args.left_info, right_info=args.right_info, slop=args.slop,
                 on_frame=on_frame, progress=None if args.quiet else progress_printer())
     except Interrupted as exc:
@@ -104,6 +118,9 @@ def run(args) -> int:
     if not args.quiet:
         print(file=sys.stderr)
     print(summarize(result, output))
+    if args.attention:
+        print(f"attention: {result.attention_rows} rows, {result.attention_switches} switches "
+              f"-> {args.attention}")
     if bag_writer is not None:
         counts = ", ".join(f"{n} {t}" for t, n in bag_writer.counts.items())
         print(f"output bag {args.output_bag} ({args.output_format}): {counts}")

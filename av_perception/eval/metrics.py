@@ -77,7 +77,7 @@ def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def evaluate_tracks(gt: pd.DataFrame, tracks: pd.DataFrame, gate: float = 0.5,
                     gt_mode: str = "visible", speaking_threshold: float = 0.5,
-                    stamp_tolerance: float | None = None) -> dict:
+                    stamp_tolerance: float | None = None, matches: dict | None = None) -> dict:
     """Tracking, localisation and speaking-status metrics of a track file.
 
     Parameters
@@ -92,6 +92,9 @@ def evaluate_tracks(gt: pd.DataFrame, tracks: pd.DataFrame, gate: float = 0.5,
         A track speaks when its ``speaking`` value is >= this.
     stamp_tolerance : float, optional
         Largest |track stamp - frame stamp| (s); default a quarter frame period.
+    matches : dict, optional
+        Filled with {(frame, track_id): person id} of every match (the attention metrics
+        use it).
 
     Returns
     -------
@@ -157,6 +160,8 @@ def evaluate_tracks(gt: pd.DataFrame, tracks: pd.DataFrame, gate: float = 0.5,
     matched = ev[ev["Type"].isin(["MATCH", "SWITCH"])]
     for (f, _), row in matched.iterrows():
         pairs.append((int(f), int(row["OId"]), int(row["HId"]), float(row["D"])))
+    if matches is not None:
+        matches.update({(f, h): o for f, o, h, _ in pairs})
     loc = {"n": len(pairs)}
     if pairs:
         dist = np.array([p[3] for p in pairs])

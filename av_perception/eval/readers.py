@@ -15,11 +15,14 @@ __all__ = [
     "read_ground_truth",
     "read_tracks",
     "read_audio_features",
+    "read_attention",
     "sniff_csv_kind",
+    "ATTENTION_COLUMNS",
 ]
 
 TRACK_COLUMNS = ("stamp", "track_id", "x", "y", "z", "speaking")
 AUDIO_COLUMNS = ("t", "itd", "azimuth", "ild", "activity")
+ATTENTION_COLUMNS = ("stamp", "track_id", "x", "y", "z")
 GT_COLUMNS = ("frame", "stamp", "id", "x", "y", "z", "speaking", "visible", "visible_fraction")
 
 
@@ -32,15 +35,19 @@ def _header(path) -> list[str]:
 
 
 def sniff_csv_kind(path) -> str:
-    """'tracks' or 'audio', from a CSV's header (:data:`TRACK_COLUMNS`, :data:`AUDIO_COLUMNS`)."""
+    """'tracks', 'audio' or 'attention', from a CSV's header (:data:`TRACK_COLUMNS`,
+    :data:`AUDIO_COLUMNS`, :data:`ATTENTION_COLUMNS` without ``speaking``)."""
     cols = set(_header(path))
     if set(TRACK_COLUMNS) <= cols:
         return "tracks"
     if set(AUDIO_COLUMNS) <= cols:
         return "audio"
+    if set(ATTENTION_COLUMNS) <= cols:
+        return "attention"
     raise ValueError(f"{path}: header {sorted(cols)} is neither a track file "
-                     f"({','.join(TRACK_COLUMNS)}) nor an audio feature file "
-                     f"({','.join(AUDIO_COLUMNS)})")
+                     f"({','.join(TRACK_COLUMNS)}), an audio feature file "
+                     f"({','.join(AUDIO_COLUMNS)}) nor an attention file "
+                     f"({','.join(ATTENTION_COLUMNS)})")
 
 
 def _read_csv(path, columns, kind: str) -> pd.DataFrame:
@@ -71,6 +78,22 @@ def read_tracks(path) -> pd.DataFrame:
     df["track_id"] = df["track_id"].astype(np.int64)
     df["speaking"] = df["speaking"].fillna(0.0).astype(float)
     return df[list(TRACK_COLUMNS)].reset_index(drop=True)
+
+
+def read_attention(path) -> pd.DataFrame:
+    """An attention file (``stamp,track_id,x,y,z``, track_id -1 with empty x, y, z: no
+    target) as a DataFrame.  A row with a missing stamp or id, or a target without a
+    finite position, is refused with a ValueError naming the line."""
+    df = _read_csv(path, ATTENTION_COLUMNS, "attention")
+    xyz = df[["x", "y", "z"]].to_numpy(float)
+    bad = df["stamp"].isna() | df["track_id"].isna() | \
+        ((df["track_id"] >= 0) & ~np.isfinite(xyz).all(axis=1))
+    if bad.any():
+        line = int(np.argmax(bad.to_numpy())) + 2
+        raise ValueError(f"{path} line {line}: stamp and track_id must be numbers and a "
+                         "target (track_id >= 0) needs finite x, y and z")
+    df["track_id"] = df["track_id"].astype(np.int64)
+    return df[list(ATTENTION_COLUMNS)].reset_index(drop=True)
 
 
 def read_audio_features(path) -> pd.DataFrame:

@@ -34,7 +34,7 @@ def _f(v, fmt="{:.3f}"):
 
 def format_report(results: dict) -> str:
     """A plain-text table of whatever sections ``results`` holds
-    ('tracking', 'localisation', 'speaking', 'audio')."""
+    ('tracking', 'localisation', 'speaking', 'attention', 'audio')."""
     lines = []
     if "tracking" in results:
         t = results["tracking"]
@@ -74,6 +74,16 @@ def format_report(results: dict) -> str:
             f"recall {_f(s['recall'])}  F1 {_f(s['f1'])}  accuracy {_f(s.get('accuracy'))}  "
             f"(tp {s['tp']} fp {s['fp']} fn {s['fn']} tn {s.get('tn', 'n/a')}); detected "
             f"{_f(s['detection_rate'])} of {s['gt_speaking_instances']} speaking instances")
+    if "attention" in results:
+        a = results["attention"]
+        lines.append(
+            f"Attention ({a['rows']} rows; {a['scored_frames']} speaking frames scored, the "
+            f"first {a['reaction']:g} s of each turn left out): on the speaker "
+            f"{_f(a['on_speaker'])}  no target {_f(a['no_target'])}  switches "
+            f"{a['switches']} in {a['turns']} turns ({_f(a['switches_per_turn'], '{:.2f}')} "
+            f"per turn, at most {a['max_switches_in_turn']} in one, "
+            f"{a['turns_with_extra_switches']} turns with more than one)  target id changes "
+            f"{a['target_changes']}")
     if "audio" in results:
         a = results["audio"]
         lines.append(

@@ -2,8 +2,10 @@
 
 :class:`OutputBagWriter` writes per processed image frame ``speakers`` (PointCloud2),
 ``speakers/markers`` (MarkerArray, the markers ``tracker_node`` publishes) and optionally
-``speakers/image`` (the annotated left image), built as rosbags messages so that no ROS
-installation is needed.  Every message is stamped with the left image's header.
+``speakers/image`` (the annotated left image), and the attention target (``attention``
+PointStamped when there is one, ``attention/voice_id`` String at every frame, empty when
+none), built as rosbags messages so that no ROS installation is needed.  Every message is
+stamped with the left image's header.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ OUTPUT_TOPICS = {
     "speakers": "sensor_msgs/msg/PointCloud2",
     "speakers/markers": "visualization_msgs/msg/MarkerArray",
     "speakers/image": "sensor_msgs/msg/Image",
+    "attention": "geometry_msgs/msg/PointStamped",
+    "attention/voice_id": "std_msgs/msg/String",
 }
 _SPHERE, _TEXT_VIEW_FACING, _ADD, _DELETE = 2, 9, 0, 2
 
@@ -65,8 +69,9 @@ def new_message(store, msgtype: str, **fields):
 
 
 class OutputBagWriter:
-    """Writes ``speakers``, ``speakers/markers`` and (unless ``images=False``)
-    ``speakers/image`` to a new rosbag2 directory ``path`` (sqlite3 or mcap).
+    """Writes ``speakers``, ``speakers/markers``, (unless ``images=False``)
+    ``speakers/image`` and (unless ``attention=False``) ``attention`` and
+    ``attention/voice_id`` to a new rosbag2 directory ``path`` (sqlite3 or mcap).
 
     Call :meth:`write` once per tracker output with the left image's header; use as a
     context manager (or call :meth:`close`) so the bag's metadata is written.
@@ -74,7 +79,8 @@ class OutputBagWriter:
 
     def __init__(self, path, storage: str = "sqlite3", images: bool = True,
                  speaking_threshold: float = 0.5, marker_lifetime: float = 2.0,
-                 text_height: float = 0.12):
+                 text_height: float = 0.12, attention: bool = True,
+                 voice_id_prefix: str = "voice"):
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         plugins = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
@@ -89,7 +95,9 @@ class OutputBagWriter:
         self.speaking_threshold = float(speaking_threshold)
         self.marker_lifetime = float(marker_lifetime)
         self.text_height = float(text_height)
-        self.counts = {t: 0 for t in OUTPUT_TOPICS if images or t != "speakers/image"}
+        self.voice_id_prefix = str(voice_id_prefix)
+        self.counts = {t: 0 for t in OUTPUT_TOPICS if (images or t != "speakers/image")
+                       and (attention or not t.startswith("attention"))}
         self.shown_ids: set = set()
         self._writer = Writer(self.path, version=9, storage_plugin=plugins[storage])
         self._writer.open()
@@ -193,6 +201,15 @@ class OutputBagWriter:
         markers = self.markers(header, output)
         if len(markers.markers):
             self._put("speakers/markers", markers, t_ns)
+        target = getattr(output, "attention", None)
+        if target is not None and "attention" in self.counts:
+            voice = f"{self.voice_id_prefix}{target.track_id}" if target.valid else ""
+            self._put("attention/voice_id", self._msg("std_msgs/msg/String", data=voice), t_ns)
+            if target.valid and np.isfinite(target.position).all():
+                x, y, z = (float(v) for v in target.position)
+                point = self._msg("geometry_msgs/msg/Point", x=x, y=y, z=z)
+                self._put("attention", self._msg("geometry_msgs/msg/PointStamped",
+                                                 header=header, point=point), t_ns)
         if self.images and left_image is not None and calibration is not None:
             self._put("speakers/image", self.image(header, annotate_frame(
                 left_image, output, calibration)), t_ns)

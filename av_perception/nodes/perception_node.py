@@ -14,6 +14,7 @@ import time
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 
+from ..core.attention import AttentionConfig
 from ..core.av_clustering import AVClusteringConfig
 from ..core.config import AudioFrontEndConfig, MicArrayConfig, StereoCameraConfig
 from ..core.detection import DetectionConfig, DetectorError
@@ -47,7 +48,7 @@ from .vision_stage import VisionStage
 STAGES = (AudioFrontEndConfig, MicArrayConfig, AudioCaptureConfig, AudioOutputConfig,
           VisionInputConfig, VisionConfig, DetectionConfig, StereoCameraConfig,
           TrackerConfig, TrackingConfig, TrackOutputConfig, TrackingNodeConfig,
-          AVClusteringConfig, WdemConfig, HeadCalibrationConfig)
+          AVClusteringConfig, WdemConfig, HeadCalibrationConfig, AttentionConfig)
 
 
 class PerceptionNode(Node):

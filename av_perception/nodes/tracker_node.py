@@ -3,8 +3,9 @@
 Orders the inputs by stamp (and, with ``tracking.use_av_events``, the ``av_events`` of
 av_fusion_node) and steps the tracker at each observation cloud with the audio up to its
 stamp, as ``av-perception process`` does over a bag (:class:`~.tracking_stage.TrackingStage`);
-publishes ``speakers``, ``speakers/markers``, ``speakers/image`` and the ROS4HRI-style
-voice topics.  Topics, message layouts and diagnostics: docs/architecture.md.
+publishes ``speakers``, ``speakers/markers``, ``speakers/image``, the ROS4HRI-style
+voice topics and the attention target (``attention``, ``attention/voice_id``).  Topics,
+message layouts and diagnostics: docs/architecture.md.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ __all__ = ["AUDIO_IDLE", "STAGES", "TrackerInputConfig", "TrackerNode", "Trackin
            "calibration_from_left_info", "percentile_ms"]
 
 _T = TrackingStage.CONFIGS
-STAGES = (*_T[:6], TrackerInputConfig, _T[6])  # the order of config/tracker.yaml
+STAGES = (*_T[:6], TrackerInputConfig, *_T[6:])  # the order of config/tracker.yaml
 #: audio counts as flowing when a features message came within this many seconds
 AUDIO_IDLE = 1.0
 

@@ -1,18 +1,20 @@
 """The tracking stage on a node (tracker_node, perception_node): the tracker fed in time
 order (:class:`~av_perception.pipeline.TrackingPipeline`), its outputs (``speakers``,
-``speakers/markers``, ``speakers/image``, the per-track voices) and one diagnostics
-status."""
+``speakers/markers``, ``speakers/image``, the per-track voices, the attention target) and
+one diagnostics status."""
 from __future__ import annotations
 
 import threading
 
 import numpy as np
+from geometry_msgs.msg import Point, PointStamped
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2
-from std_msgs.msg import Bool, Header
+from std_msgs.msg import Bool, Header, String
 from visualization_msgs.msg import MarkerArray
 
+from ..core.attention import AttentionConfig
 from ..core.config import AudioFrontEndConfig, MicArrayConfig, StereoCameraConfig
 from ..core.head_calibration import HeadCalibrationConfig
 from ..core.stereo import StereoCalibration
@@ -34,8 +36,9 @@ def percentile_ms(values, q: float) -> float:
 
 class TrackingOutputs:
     """The publishers of the tracking stage (shared by tracker_node and perception_node):
-    ``speakers``, ``speakers/markers``, ``speakers/image``, the per-track voices, and the
-    latency statistics of the current diagnostics period.  Thread safe for one publishing
+    ``speakers``, ``speakers/markers``, ``speakers/image``, the per-track voices, the
+    attention target (``attention``, ``attention/voice_id``), and the latency statistics of
+    the current diagnostics period.  Thread safe for one publishing
     thread at a time."""
 
     def __init__(self, node: Node, publishing: TrackingNodeConfig, labels: TrackOutputConfig):
@@ -45,6 +48,10 @@ class TrackingOutputs:
         self.pub_speakers = node.create_publisher(PointCloud2, "speakers", 10)
         self.pub_markers = node.create_publisher(MarkerArray, "speakers/markers", 10)
         self.pub_image = node.create_publisher(Image, "speakers/image", 5)
+        self.pub_attention = node.create_publisher(PointStamped, "attention", 10)
+        self.pub_attention_id = node.create_publisher(String, "attention/voice_id", 10)
+        self.attention_switches = 0  # target changes published (to another track or none)
+        self.last_attention = ""  # voice id of the newest target ('' = none)
         self.voices: dict = {}  # track id -> Bool publisher
         self.pub_tracked = None  # hri_msgs/IdsList <voices_namespace>/tracked
         #: why <voices_namespace>/tracked is not published although voices are ('' if it is)
@@ -122,6 +129,9 @@ class TrackingOutputs:
                 hdr, output, self.shown_ids, labels.speaking_threshold, labels.marker_lifetime)
             if markers.markers:
                 self.pub_markers.publish(markers)
+        target = getattr(output, "attention", None)
+        if target is not None:
+            self.publish_attention(target, hdr)
         if c.publish_voices:
             ids = [int(i) for i in output.ids]
             self._drop_voices(set(self.voices) - set(ids))
@@ -139,6 +149,18 @@ class TrackingOutputs:
                 tracked.publish(tracked.msg_type(header=hdr,
                                                  ids=[self.voice_id(i) for i in ids]))
         return latency
+
+    def publish_attention(self, target, hdr: Header) -> None:
+        """``attention/voice_id`` (the target's voice id, '' for none), then, when there is a
+        target, ``attention`` (its position, ``hdr``: the stamp and frame of ``speakers``)."""
+        voice = self.voice_id(target.track_id) if target.valid else ""
+        if target.switched:
+            self.attention_switches += 1
+        self.last_attention = voice
+        self.pub_attention_id.publish(String(data=voice))
+        if target.valid and np.isfinite(target.position).all():
+            x, y, z = (float(v) for v in target.position)
+            self.pub_attention.publish(PointStamped(header=hdr, point=Point(x=x, y=y, z=z)))
 
     def publish_image(self, image_bgr, header: Header, output, calibration) -> None:
         """Publish the image annotated with ``output`` (bgr8, ``header``)."""
@@ -164,6 +186,8 @@ class TrackingOutputs:
             "tracks": self.last_tracks,
             "speaking_tracks": self.last_speaking,
             "voices": len(self.voices),
+            "attention": self.last_attention or "none",
+            "attention_switches": self.attention_switches,
         }
 
     def close(self):
@@ -181,7 +205,7 @@ class TrackingStage:
     """
 
     CONFIGS = (TrackerConfig, MicArrayConfig, StereoCameraConfig, TrackingConfig,
-               TrackOutputConfig, TrackingNodeConfig, HeadCalibrationConfig)
+               TrackOutputConfig, TrackingNodeConfig, HeadCalibrationConfig, AttentionConfig)
 
     def __init__(self, node, configs: dict, diag_name: str, extra_values=None,
                  camera_topic=None, camera_stamp=None):
@@ -224,9 +248,12 @@ class TrackingStage:
         with self.lock:
             if self.pipeline is None or model != self._model:
                 self._model = model
-                self.pipeline = TrackingPipeline(*model[:3], self.tracking, *model[3:])
+                self.pipeline = TrackingPipeline(*model[:3], self.tracking, *model[3:],
+                                                 attention=configs.get(AttentionConfig))
             else:
                 self.pipeline.tracking = self.tracking
+                self.pipeline.attention_config = configs.get(AttentionConfig) or \
+                    AttentionConfig()
         self._subscribe_tf()
         if old_publishing is not None:
             self.outputs.configure(self.publishing, configs[TrackOutputConfig])

@@ -9,6 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..core.attention import AttentionConfig, AttentionSelector
 from ..core.config import (
     AudioFrontEndConfig,
     MicArrayConfig,
@@ -110,7 +111,10 @@ class TrackingPipeline:
     visual observations (:meth:`step`) the tracker is advanced with the buffered audio
     up to the image stamp, then the observations -- as
     :func:`~av_perception.offline.process_bag` does for a bag.  Audio later than the
-    image stays buffered in the tracker for the next step.  Thread safe.
+    image stays buffered in the tracker for the next step.  Each output carries its
+    attention target (``output.attention``, :class:`~av_perception.core.attention.
+    AttentionSelector`, restarted with the tracker) unless ``attention.enabled`` is off.
+    Thread safe.
 
     Statistics: ``steps``, ``late_visual`` (an image older than the previous one,
     dropped), ``audio_overflow`` (audio frames dropped from a full buffer), ``resets``,
@@ -137,12 +141,17 @@ class TrackingPipeline:
                  camera: StereoCameraConfig | None = None,
                  tracking: TrackingConfig | None = None,
                  calibration: HeadCalibrationConfig | None = None,
-                 audio: AudioFrontEndConfig | None = None):
+                 audio: AudioFrontEndConfig | None = None,
+                 attention: AttentionConfig | None = None):
         import threading
 
         self.tracking = tracking or TrackingConfig()
         self.calibration_config = calibration or HeadCalibrationConfig()
         self.audio_config = audio  # the front-end's bands, for a measured head table
+        #: the attention target of each output (``output.attention``), restarted with the
+        #: tracker; ``attention_config`` may be replaced between steps
+        self.attention_config = attention or AttentionConfig()
+        self.attention = AttentionSelector(self.attention_config)
         self._args = (tracker_config, mics or MicArrayConfig(), camera)
         self.lock = threading.Lock()
         self.steps = 0
@@ -167,6 +176,7 @@ class TrackingPipeline:
         self.calibrator = (HeadCalibrator(self.calibration_config, self.tracker.geometry)
                            if self.calibration_config.enabled else None)
         self.buffer.clear()
+        self.attention.reset()
         self.events_received = 0
         self.last_stamp: float | None = None  # stamp of the last step
         self.visual_head: float | None = None  # newest image stamp received
@@ -288,6 +298,14 @@ class TrackingPipeline:
         if self.visual_head is None or head is None:
             return math.nan
         return head - self.visual_head
+
+    def _attend(self, out) -> None:
+        """The attention target of one output (``out.attention``; None when disabled)."""
+        if self.attention_config.enabled:
+            self.attention.config = self.attention_config
+            out.attention = self.attention.update_output(out)
+        elif self.attention.last_stamp > -math.inf:  # switched off: start afresh when on
+            self.attention.reset()
 
     def reset(self):
         """Forget the tracks and the buffered audio."""
@@ -412,6 +430,7 @@ class TrackingPipeline:
             if self.calibrator is not None:
                 calibrate_step(self.calibrator, self.tracker, out, frames,
                                self._args[1].calibration_file)
+            self._attend(out)
             self.last_stamp = stamp
             self.steps += 1
             dt = time.perf_counter() - t0
@@ -439,6 +458,7 @@ class TrackingPipeline:
             ready = self.buffer.release(stamp, kinds=(EVENTS,)).events
             events = ready[-1][1] if ready else None
             out = self.tracker.step(stamp, audio=frames, events=events)
+            self._attend(out)
             self.last_stamp = stamp
             self.audio_only_steps += 1
             dt = time.perf_counter() - t0

@@ -32,6 +32,10 @@ class TrackerOutput:
         No visual support for ``visual_timeout`` s (e.g. a talker out of view).
     ended : (E,) int64
         Identities of the tracks that ended since the previous output.
+    attention : AttentionTarget or None
+        The person to look at (:class:`~av_perception.core.attention.AttentionSelector`),
+        set by the :class:`~av_perception.pipeline.TrackingPipeline` when
+        ``attention.enabled``; None otherwise.
     """
 
     stamp: float
@@ -43,6 +47,7 @@ class TrackerOutput:
     speaking: np.ndarray
     audio_only: np.ndarray
     ended: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    attention: object = None
 
     def __len__(self) -> int:
         return len(self.ids)
