@@ -485,6 +485,46 @@ def test_audio_only_birth_out_of_view_only(rng):
     assert trk.num_tracks == 0
 
 
+def test_audio_only_track_takes_its_first_visual_observation(rng):
+    """An audio-only track (anchored on its ITD cone at the birth height) that an image
+    sees moves to the observation at once: the anchoring does not undo the visual update
+    (it did, with the covariance collapsed: 0.16 m off for two frames in the replay)."""
+    trk = Tracker()
+    src = _point_at(60.0, 2.5, y=-0.3)
+    for k in range(80):
+        trk.update_audio(k * HOP, GEOM.itd(src)[0] + rng.normal(0, 20e-6), 0.8)
+    out = trk.report()
+    assert len(out) == 1 and out.audio_only[0]
+    born = out.position[0].copy()
+    # the talker is on the same ITD cone, 0.27 m from the audio birth position
+    true = GEOM.centre + np.linalg.norm(born - GEOM.centre) * _unit_on_cone(born, -0.45)
+    assert np.linalg.norm(true - born) > 0.2
+    cov = 0.02 ** 2 * np.eye(3)
+    out = trk.update_visual(80 * HOP, true[None], cov[None], np.ones(1))
+    assert len(out) == 1
+    # measured: 1.3 mm; 0.27 m before the fix (put back at the birth height)
+    assert np.linalg.norm(out.position[0] - true) < 0.03
+    sd = np.sqrt(np.diag(out.covariance[0]))
+    assert np.all(sd < 0.1)  # the covariance says it is known: so must the mean
+
+
+def _unit_on_cone(p, y):
+    """Unit direction from the microphone centre with the same angle to the microphone
+    axis as ``p`` and height ``y`` (camera frame) at the same range."""
+    d = p - GEOM.centre
+    r = np.linalg.norm(d)
+    ax = GEOM.axis / np.linalg.norm(GEOM.axis)
+    along = d @ ax
+    e_y = np.array([0.0, 1.0, 0.0]) - ax[1] * ax
+    e_y /= np.linalg.norm(e_y)
+    ycomp = (y - GEOM.centre[1]) / r
+    rest = np.sqrt(max(1.0 - (along / r) ** 2 - ycomp ** 2, 0.0))
+    e_z = np.cross(ax, e_y)
+    if (d @ e_z) < 0:
+        e_z = -e_z
+    return along / r * ax + ycomp * e_y + rest * e_z
+
+
 def _events_of(points, rng, t0, seconds=1.0, itd_point=None):
     """Run the weighted-data EM fusion over ``seconds`` of visual observations of
     ``points`` (and talker ITDs of ``itd_point``); the events of the last window."""

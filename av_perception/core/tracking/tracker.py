@@ -279,8 +279,11 @@ class Tracker:
         dt_img = 1.0 / self.camera.fps if self._last_image is None else min(
             max(t - self._last_image, 0.0), 0.5)
         self._last_image = t
-        alpha, _ = self._variational(xyz, cov / w[:, None, None], None, None, w)
+        # anchored after the bookkeeping: a track without visual support that this image
+        # sees (an audio-born track coming into view) keeps its visual update
+        alpha, _ = self._variational(xyz, cov / w[:, None, None], None, None, w, anchor=False)
         self._visual_bookkeeping(t, dt_img, alpha, w)
+        self._anchor()
         self._births(t, xyz, cov, w, alpha)
         self._merge(alpha)
         self._deaths()
@@ -528,9 +531,10 @@ class Tracker:
         """Boolean (K,): tracks without visual support for ``visual_timeout``."""
         return (self.time - self._tracks.last_visual) > self.config.visual_timeout
 
-    def _variational(self, xyz, R, g, wn, visual_weight=None):
+    def _variational(self, xyz, R, g, wn, visual_weight=None, anchor: bool = True):
         """VB iterations at the current time (:func:`.inference.variational_update`);
-        updates the track posteriors and returns the responsibilities alpha, beta."""
+        updates the track posteriors (then anchors the tracks without visual support
+        unless ``anchor`` is False) and returns the responsibilities alpha, beta."""
         tr = self._tracks
         mu, cov, alpha, beta, iterations = variational_update(
             tr.mean, tr.cov, xyz, R, g, wn, speaking=tr.speaking, logodds=tr.logodds,
@@ -541,7 +545,8 @@ class Tracker:
         self.stats["vb_iterations"] += iterations
         tr.mean, tr.cov = mu, cov
         self._cap_covariance()
-        self._anchor()
+        if anchor:
+            self._anchor()
         return alpha, beta
 
     def _visual_bookkeeping(self, t, dt_img, alpha, w) -> None:
