@@ -52,9 +52,14 @@ def test_replay_publishes_tracks_in_the_fixed_frame(ros_context, tmp_path):
         if t < frames[0] + 1.0 or not len(tracks["ids"]):
             continue
         assert tracks["frame_id"] == "base_link"
+        # the tracks the images locate: an audio-only track (before the asynchronous
+        # detector's first face, over 1 s of wall time on a loaded machine) is published
+        # at a guess of its height (tracker.audio_birth_height: 0.16 m off here) with ~1 m
+        # standard deviations; located tracks have ~0.02 m
+        located = np.all(np.sqrt(tracks["variances"]) < 0.1, axis=1)
         people = gt[(np.abs(gt.stamp - t) < 1e-3) & gt.visible]
-        for _, p in people.iterrows():
-            d = np.linalg.norm(tracks["position"] - [p.x, p.y, p.z], axis=1)
+        for _, p in people.iterrows() if located.any() else ():
+            d = np.linalg.norm(tracks["position"][located] - [p.x, p.y, p.z], axis=1)
             assert d.min() < 0.05, (t, p.id, d.min())
             checked += 1
     assert checked >= 10, log
