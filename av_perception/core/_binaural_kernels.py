@@ -45,6 +45,8 @@ P_MODE = 8  # 0 none, 1 coherence, 2 onset, 3 coherence+onset, 4 cdr, 5 cdr+onse
 P_NEWTON = 9
 P_CDR_EXP = 10
 P_MEMORY = 11  # decay per frame of the precedence memory (0: ITD of the frame alone)
+# precedence memory per bin: M <- (1 - w) * memory * M + w * u, with w u = the frame's
+# weighted PHAT term (w in [0, 1]): evidence replaces the memory, its absence holds it
 N_PARAMS = 12
 
 OUT_ITD = 0
@@ -336,12 +338,13 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
                 out_cross[f, 0, k] = a[k] / wsum if wsum > 1e-12 else 0.0
                 out_cross[f, 1, k] = b[k] / wsum if wsum > 1e-12 else 0.0
         if memory > 0.0:
-            # precedence memory: the frame's ITD is the peak of the weighted cross-spectra
-            # of the recent frames, each decayed by `memory` per frame
+            # precedence memory: a bin's direct-path evidence replaces its memory, which
+            # otherwise decays by `memory` per frame; the frame's ITD is the memory's peak
             msum = 0.0
             for k in range(n_bins):
-                state[6, k] = memory * state[6, k] + a[k]
-                state[7, k] = memory * state[7, k] + b[k]
+                keep = memory * (1.0 - math.sqrt(a[k] * a[k] + b[k] * b[k]))
+                state[6, k] = keep * state[6, k] + a[k]
+                state[7, k] = keep * state[7, k] + b[k]
                 a[k] = state[6, k]
                 b[k] = state[7, k]
                 mask[k] = a[k] != 0.0 or b[k] != 0.0
@@ -452,8 +455,9 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
             out_cross[f, 1] = b / wsum if wsum > 1e-12 else 0.0
         gmask = mask
         if params[P_MEMORY] > 0:
-            state[6] = params[P_MEMORY] * state[6] + a
-            state[7] = params[P_MEMORY] * state[7] + b
+            keep = params[P_MEMORY] * (1.0 - np.sqrt(a ** 2 + b ** 2))
+            state[6] = keep * state[6] + a
+            state[7] = keep * state[7] + b
             a, b = state[6].copy(), state[7].copy()
             gmask = (a != 0) | (b != 0)
             if n_mask:

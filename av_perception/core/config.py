@@ -372,11 +372,12 @@ class AudioFrontEndConfig(StageConfig):
         low=0.0, high=32.0,
     )
     precedence_time: float = param(
-        0.4, "Time constant (s) of the precedence memory: each frame's ITD is the GCC-PHAT "
-        "peak of the direct-path-weighted cross-spectra of the recent frames, decayed with "
-        "this time constant, so that with onset weighting the direction heard at the "
-        "onsets holds through the reverberation that follows; 0 = each frame alone.",
-        low=0.0, high=2.0,
+        1.0, "Time constant (s) of the precedence memory: each frame's ITD is the GCC-PHAT "
+        "peak of a per-bin memory of the weighted cross-spectrum phases, where a bin's "
+        "memory is replaced in proportion to the frame's direct-path weight of that bin "
+        "and otherwise decays with this time constant; with onset weighting the direction "
+        "heard at the onsets holds through the reverberation that follows; 0 = each frame "
+        "alone.", low=0.0, high=10.0,
     )
     onset_db: float = param(
         6.0, "Power increase (dB over the smoothed past) that gives a bin full onset weight.",
