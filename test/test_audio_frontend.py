@@ -49,15 +49,16 @@ def test_itd_search_is_limited_to_physical_lags():
 
 
 def test_numba_kernel_matches_numpy_reference(rng):
-    for mode, memory in itertools.product(
-            ("none", "coherence", "onset", "coherence+onset", "cdr", "cdr+onset"), (0.0, 0.4)):
-        cfg = AudioFrontEndConfig(direct_path_weighting=mode, precedence_time=memory)
+    modes = ("none", "coherence", "onset", "coherence+onset", "cdr", "cdr+onset")
+    for mode, (memory, gate) in itertools.product(modes, ((0.0, 0.5), (0.4, 0.5), (0.4, 1.5))):
+        cfg = AudioFrontEndConfig(direct_path_weighting=mode, precedence_time=memory,
+                                  precedence_gate=gate)
         x = binauralize(noise_bursts(FS, 1.5, seed=2), 1.3e-4, FS)
         x += 0.01 * rng.standard_normal(x.shape)
-        a = BinauralFrontEnd(cfg, use_numba=True).process(x, FS, 0.0)
-        b = BinauralFrontEnd(cfg, use_numba=False).process(x, FS, 0.0)
+        a = BinauralFrontEnd(cfg, use_numba=True, keep_cross=True).process(x, FS, 0.0)
+        b = BinauralFrontEnd(cfg, use_numba=False, keep_cross=True).process(x, FS, 0.0)
         for name in ("itd", "reliability", "ild", "ild_bands", "activity", "direct_path",
-                     "snr_db", "n_bins"):
+                     "snr_db", "n_bins", "cross"):
             va, vb = getattr(a, name), getattr(b, name)
             assert np.array_equal(np.isnan(va), np.isnan(vb)), (mode, memory, name)
             ok = ~np.isnan(va)

@@ -25,7 +25,9 @@ P_CDR_EXP = 10
 P_MEMORY = 11  # decay per frame of the precedence memory (0: ITD of the frame alone)
 # precedence memory per bin: M <- (1 - w) * memory * M + w * u, with w u = the frame's
 # weighted PHAT term (w in [0, 1]): evidence replaces the memory, its absence holds it
-N_PARAMS = 12
+P_GATE = 12  # a frame whose own GCC-PHAT (weights without the onset factor) peaks at least
+# this high is read alone; the memory gives the ITD of the other frames
+N_PARAMS = 13
 
 OUT_ITD = 0
 OUT_RELIABILITY = 1
@@ -248,10 +250,13 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
     n_newton = int(params[P_NEWTON])
     cdr_exp = params[P_CDR_EXP]
     memory = params[P_MEMORY]
+    gate = params[P_GATE]
     keep_cross = out_cross.shape[0] == n_frames
 
     a = np.zeros(n_bins)
     b = np.zeros(n_bins)
+    fa = np.zeros(n_bins)  # the frame's PHAT terms with the weights but the onset factor
+    fb = np.zeros(n_bins)
     mask = np.zeros(n_bins, dtype=np.bool_)
     frame_mask = np.zeros(n_bins, dtype=np.bool_)
     pl = np.zeros(n_bins)
@@ -295,6 +300,8 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
             mask[k] = False
             a[k] = 0.0
             b[k] = 0.0
+            fa[k] = 0.0
+            fb[k] = 0.0
             if not in_band[k]:
                 continue
             sig += p
@@ -312,6 +319,10 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
             if mode == 4 or mode == 5:
                 w *= direct_to_total(state[2, k], state[3, k], state[4, k], state[5, k],
                                      diffuse[k]) ** cdr_exp
+            mag = math.sqrt(cre * cre + cim * cim)
+            if mag > EPS:
+                fa[k] = w * cre / mag
+                fb[k] = w * cim / mag
             if mode == 2 or mode == 3 or mode == 5:
                 onset = 10.0 * math.log10((p + EPS) / (prev + EPS)) / onset_db
                 if onset < 0.0:
@@ -319,7 +330,6 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
                 elif onset > 1.0:
                     onset = 1.0
                 w *= onset
-            mag = math.sqrt(cre * cre + cim * cim)
             if mag > EPS:
                 a[k] = w * cre / mag
                 b[k] = w * cim / mag
@@ -352,21 +362,44 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
             for k in range(n_bins):
                 out_cross[f, 0, k] = a[k] / wsum if wsum > 1e-12 else 0.0
                 out_cross[f, 1, k] = b[k] / wsum if wsum > 1e-12 else 0.0
+        done = False
         if memory > 0.0:
             # precedence memory: a bin's direct-path evidence replaces its memory, which
-            # otherwise decays by `memory` per frame; the frame's ITD is the memory's peak
+            # otherwise decays by `memory` per frame
             msum = 0.0
             for k in range(n_bins):
                 keep = memory * (1.0 - math.sqrt(a[k] * a[k] + b[k] * b[k]))
                 state[6, k] = keep * state[6, k] + a[k]
                 state[7, k] = keep * state[7, k] + b[k]
-                a[k] = state[6, k]
-                b[k] = state[7, k]
-                mask[k] = a[k] != 0.0 or b[k] != 0.0
-                msum += math.sqrt(a[k] * a[k] + b[k] * b[k])
-            if n_mask > 0:
-                wsum = msum
-        if wsum <= 1e-12:
+                msum += math.sqrt(state[6, k] * state[6, k] + state[7, k] * state[7, k])
+            # a frame whose own GCC-PHAT (weights without the onset factor) is coherent is
+            # read alone; the memory's peak is the ITD of the others
+            fsum = 0.0
+            for k in range(n_bins):
+                if mask[k]:
+                    fsum += math.sqrt(fa[k] * fa[k] + fb[k] * fb[k])
+            if fsum > 1e-12:
+                tau, r = gcc_peak(fa, fb, mask, omega, scan_tau, scan_cos, scan_sin, tau_max,
+                                  n_newton)
+                if r >= gate * fsum:
+                    done = True
+                    out[f, OUT_ITD] = tau
+                    rel = r / fsum
+                    out[f, OUT_RELIABILITY] = rel if rel > 0.0 else 0.0
+                    if keep_cross:
+                        for k in range(n_bins):
+                            out_cross[f, 0, k] = fa[k] / fsum
+                            out_cross[f, 1, k] = fb[k] / fsum
+            if not done:
+                for k in range(n_bins):
+                    a[k] = state[6, k]
+                    b[k] = state[7, k]
+                    mask[k] = a[k] != 0.0 or b[k] != 0.0
+                if n_mask > 0:
+                    wsum = msum
+        if done:
+            pass
+        elif wsum <= 1e-12:
             out[f, OUT_ITD] = np.nan
             out[f, OUT_RELIABILITY] = 0.0
         else:
@@ -453,31 +486,47 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
         if mode in (4, 5):
             w = w * direct_to_total_reference(state[2], state[3], state[4], state[5],
                                               diffuse) ** params[P_CDR_EXP]
-        if mode in (2, 3, 5):
-            w = w * np.clip(10 * np.log10((p + EPS) / (prev + EPS)) / onset_db, 0, 1)
         mag = np.abs(cross)
         ok = mask & (mag > EPS)
-        a = np.where(ok, w * cross.real / np.where(ok, mag, 1), 0.0)
-        b = np.where(ok, w * cross.imag / np.where(ok, mag, 1), 0.0)
-        a[~mask] = 0
-        b[~mask] = 0
+        u_re = np.where(ok, cross.real / np.where(ok, mag, 1), 0.0)
+        u_im = np.where(ok, cross.imag / np.where(ok, mag, 1), 0.0)
+        fa, fb = w * u_re, w * u_im  # without the onset factor
+        if mode in (2, 3, 5):
+            w = w * np.clip(10 * np.log10((p + EPS) / (prev + EPS)) / onset_db, 0, 1)
+        a, b = w * u_re, w * u_im
         wsum = np.sqrt(a ** 2 + b ** 2)[mask].sum()
         n_mask = int(mask.sum())
         out[f, OUT_NBINS] = n_mask
         out[f, OUT_DIRECT] = wsum / n_mask if n_mask else 0.0
-        if out_cross.shape[0] == spec_l.shape[0]:
+        keep_cross = out_cross.shape[0] == spec_l.shape[0]
+        if keep_cross:
             out_cross[f, 0] = a / wsum if wsum > 1e-12 else 0.0
             out_cross[f, 1] = b / wsum if wsum > 1e-12 else 0.0
         gmask = mask
+        done = False
         if params[P_MEMORY] > 0:
             keep = params[P_MEMORY] * (1.0 - np.sqrt(a ** 2 + b ** 2))
             state[6] = keep * state[6] + a
             state[7] = keep * state[7] + b
-            a, b = state[6].copy(), state[7].copy()
-            gmask = (a != 0) | (b != 0)
-            if n_mask:
-                wsum = np.sqrt(a ** 2 + b ** 2).sum()
-        if wsum <= 1e-12:
+            fsum = np.sqrt(fa ** 2 + fb ** 2)[mask].sum()
+            if fsum > 1e-12:
+                tau, r = gcc_peak_reference(fa, fb, mask, omega, scan_tau, scan_cos, scan_sin,
+                                            tau_max, n_newton)
+                if r >= params[P_GATE] * fsum:
+                    done = True
+                    out[f, OUT_ITD] = tau
+                    out[f, OUT_RELIABILITY] = max(r / fsum, 0.0)
+                    if keep_cross:
+                        out_cross[f, 0] = fa / fsum
+                        out_cross[f, 1] = fb / fsum
+            if not done:
+                a, b = state[6].copy(), state[7].copy()
+                gmask = (a != 0) | (b != 0)
+                if n_mask:
+                    wsum = np.sqrt(a ** 2 + b ** 2).sum()
+        if done:
+            pass
+        elif wsum <= 1e-12:
             out[f, OUT_ITD] = np.nan
             out[f, OUT_RELIABILITY] = 0.0
         else:

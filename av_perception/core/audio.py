@@ -278,6 +278,7 @@ class BinauralFrontEnd:
         self.params[K.P_CDR_EXP] = c.cdr_exponent
         self.params[K.P_MEMORY] = (np.exp(-c.hop_duration / c.precedence_time)
                                    if c.precedence_time > 0 else 0.0)
+        self.params[K.P_GATE] = c.precedence_gate
         self.input_rate: int | None = None
         self.stats = {"chunks": 0, "samples": 0, "clipped_samples": 0, "discontinuities": 0,
                       "frames": 0}

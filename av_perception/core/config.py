@@ -372,12 +372,17 @@ class AudioFrontEndConfig(StageConfig):
         low=0.0, high=32.0,
     )
     precedence_time: float = param(
-        1.0, "Time constant (s) of the precedence memory: each frame's ITD is the GCC-PHAT "
-        "peak of a per-bin memory of the weighted cross-spectrum phases, where a bin's "
-        "memory is replaced in proportion to the frame's direct-path weight of that bin "
-        "and otherwise decays with this time constant; with onset weighting the direction "
-        "heard at the onsets holds through the reverberation that follows; 0 = each frame "
-        "alone.", low=0.0, high=10.0,
+        1.0, "Time constant (s) of the precedence memory: a per-bin memory of the weighted "
+        "cross-spectrum phases, where a bin's memory is replaced in proportion to the frame's "
+        "direct-path weight of that bin and otherwise decays with this time constant; with "
+        "onset weighting the direction heard at the onsets holds through the reverberation "
+        "that follows; 0 = each frame alone.", low=0.0, high=10.0,
+    )
+    precedence_gate: float = param(
+        0.5, "A frame whose own GCC-PHAT peak (direct-path weights without the onset factor, "
+        "the peak height in [0, 1]) reaches this is read alone: it follows a moving talker "
+        "or a new one at once; the precedence memory gives the ITD of the other frames; "
+        "above 1 = every frame from the memory.", low=0.0, high=2.0,
     )
     onset_db: float = param(
         6.0, "Power increase (dB over the smoothed past) that gives a bin full onset weight.",
