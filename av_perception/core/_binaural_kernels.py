@@ -26,8 +26,11 @@ P_MEMORY = 11  # decay per frame of the precedence memory (0: ITD of the frame a
 # precedence memory per bin: M <- (1 - w) * memory * M + w * u, with w u = the frame's
 # weighted PHAT term (w in [0, 1]): evidence replaces the memory, its absence holds it
 P_GATE = 12  # a frame whose own GCC-PHAT (weights without the onset factor) peaks at least
-# this high is read alone; the memory gives the ITD of the other frames
-N_PARAMS = 13
+# this high and whose mean weight (same weights) is at least P_GATE_DIRECT is read alone;
+# the memory gives the ITD of the other frames
+P_GATE_DIRECT = 13
+P_ALONE_POWER = 14  # a frame read alone weights its bins by (weight without onset) ** this
+N_PARAMS = 15
 
 OUT_ITD = 0
 OUT_RELIABILITY = 1
@@ -227,7 +230,7 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
         (M: precedence memory of the weighted PHAT cross-spectra).
     initialised : int64 (1,)
         0 until the first frame was seen.
-    params : float64 (12,)
+    params : float64 (15,)
         See the ``P_*`` indices.
     out : float64 (F, 7 + J)
         itd, reliability, ild, activity, direct_path, snr_db, n_bins, ILD per band
@@ -251,6 +254,8 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
     cdr_exp = params[P_CDR_EXP]
     memory = params[P_MEMORY]
     gate = params[P_GATE]
+    gate_direct = params[P_GATE_DIRECT]
+    alone_power = params[P_ALONE_POWER]
     keep_cross = out_cross.shape[0] == n_frames
 
     a = np.zeros(n_bins)
@@ -378,18 +383,32 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
             for k in range(n_bins):
                 if mask[k]:
                     fsum += math.sqrt(fa[k] * fa[k] + fb[k] * fb[k])
-            if fsum > 1e-12:
+            if fsum > 1e-12 and fsum >= gate_direct * n_mask:
                 tau, r = gcc_peak(fa, fb, mask, omega, scan_tau, scan_cos, scan_sin, tau_max,
                                   n_newton)
                 if r >= gate * fsum:
+                    # read alone, with the bins' weights sharpened (the most direct bins)
                     done = True
-                    out[f, OUT_ITD] = tau
                     rel = r / fsum
                     out[f, OUT_RELIABILITY] = rel if rel > 0.0 else 0.0
+                    gsum = 0.0
+                    for k in range(n_bins):
+                        wk = math.sqrt(fa[k] * fa[k] + fb[k] * fb[k])
+                        g = wk ** (alone_power - 1.0) if wk > 0.0 else 0.0
+                        fa[k] *= g
+                        fb[k] *= g
+                        if mask[k]:
+                            gsum += wk * g
+                    if gsum > 1e-12:
+                        tau, r = gcc_peak(fa, fb, mask, omega, scan_tau, scan_cos, scan_sin,
+                                          tau_max, n_newton)
+                    else:
+                        gsum = 1.0
+                    out[f, OUT_ITD] = tau
                     if keep_cross:
                         for k in range(n_bins):
-                            out_cross[f, 0, k] = fa[k] / fsum
-                            out_cross[f, 1, k] = fb[k] / fsum
+                            out_cross[f, 0, k] = fa[k] / gsum
+                            out_cross[f, 1, k] = fb[k] / gsum
             if not done:
                 for k in range(n_bins):
                     a[k] = state[6, k]
@@ -509,16 +528,25 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
             state[6] = keep * state[6] + a
             state[7] = keep * state[7] + b
             fsum = np.sqrt(fa ** 2 + fb ** 2)[mask].sum()
-            if fsum > 1e-12:
+            if fsum > 1e-12 and fsum >= params[P_GATE_DIRECT] * n_mask:
                 tau, r = gcc_peak_reference(fa, fb, mask, omega, scan_tau, scan_cos, scan_sin,
                                             tau_max, n_newton)
                 if r >= params[P_GATE] * fsum:
                     done = True
-                    out[f, OUT_ITD] = tau
                     out[f, OUT_RELIABILITY] = max(r / fsum, 0.0)
+                    wk = np.sqrt(fa ** 2 + fb ** 2)
+                    g = np.where(wk > 0, wk ** (params[P_ALONE_POWER] - 1.0), 0.0)
+                    ga, gb = fa * g, fb * g
+                    gsum = (wk * g)[mask].sum()
+                    if gsum > 1e-12:
+                        tau, r = gcc_peak_reference(ga, gb, mask, omega, scan_tau, scan_cos,
+                                                    scan_sin, tau_max, n_newton)
+                    else:
+                        gsum = 1.0
+                    out[f, OUT_ITD] = tau
                     if keep_cross:
-                        out_cross[f, 0] = fa / fsum
-                        out_cross[f, 1] = fb / fsum
+                        out_cross[f, 0] = ga / gsum
+                        out_cross[f, 1] = gb / gsum
             if not done:
                 a, b = state[6].copy(), state[7].copy()
                 gmask = (a != 0) | (b != 0)

@@ -279,6 +279,8 @@ class BinauralFrontEnd:
         self.params[K.P_MEMORY] = (np.exp(-c.hop_duration / c.precedence_time)
                                    if c.precedence_time > 0 else 0.0)
         self.params[K.P_GATE] = c.precedence_gate
+        self.params[K.P_GATE_DIRECT] = c.precedence_gate_direct
+        self.params[K.P_ALONE_POWER] = c.precedence_alone_power
         self.input_rate: int | None = None
         self.stats = {"chunks": 0, "samples": 0, "clipped_samples": 0, "discontinuities": 0,
                       "frames": 0}

@@ -380,9 +380,19 @@ class AudioFrontEndConfig(StageConfig):
     )
     precedence_gate: float = param(
         0.5, "A frame whose own GCC-PHAT peak (direct-path weights without the onset factor, "
-        "the peak height in [0, 1]) reaches this is read alone: it follows a moving talker "
-        "or a new one at once; the precedence memory gives the ITD of the other frames; "
-        "above 1 = every frame from the memory.", low=0.0, high=2.0,
+        "the peak height in [0, 1]) reaches this, and whose mean weight reaches "
+        "precedence_gate_direct, is read alone: it follows a moving talker or a new one at "
+        "once; the precedence memory gives the ITD of the other frames; above 1 = every "
+        "frame from the memory.", low=0.0, high=2.0,
+    )
+    precedence_gate_direct: float = param(
+        0.3, "Mean direct-path weight (without the onset factor) over the unmasked bins that "
+        "a frame needs to be read alone (see precedence_gate).", low=0.0, high=1.0,
+    )
+    precedence_alone_power: float = param(
+        4.0, "A frame read alone (see precedence_gate) weights its bins by their direct-path "
+        "weight (without the onset factor) to this power: the most direct bins carry its "
+        "ITD.", low=1.0, high=16.0,
     )
     onset_db: float = param(
         6.0, "Power increase (dB over the smoothed past) that gives a bin full onset weight.",
