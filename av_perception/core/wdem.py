@@ -85,7 +85,8 @@ class WdemConfig(StageConfig):
         low=0.0, high=0.1,
     )
     reg_covar: float = param(
-        1e-6, "Added to the diagonal of every covariance after each M-step (units of x squared).",
+        1e-6, "Added to the diagonal of every Sigma_k (covariance, or scale for 'wd') after "
+        "each M-step (units of x squared).",
         low=0.0, high=1e3,
     )
     outlier: bool = param(True, "Add a uniform outlier component that absorbs clutter.")
@@ -100,9 +101,10 @@ class WdemConfig(StageConfig):
         choices=RANDOM_INITS,
     )
     n_init: int = param(
-        N_INIT, "Random starts per fit (and per K of the 'bic' search, plus one 'spread' "
-        "start; per K level of 'mml'): each runs 20 EM iterations, the most likely one is run "
-        "to convergence.  1 = a single start (its result depends on the seed under clutter).",
+        N_INIT, "Random starts per fit and per K of the 'bic' search (plus one 'spread' "
+        "start there; 'mml' does not use it): each runs 20 EM iterations, the most likely one "
+        "is run to convergence.  1 = a single start (its result depends on the seed under "
+        "clutter).",
         low=1, high=1000,
     )
 
@@ -532,12 +534,17 @@ def fit(X, weights, n_components, variant="wd", covariance="full", outlier_volum
     covariance : 'full', 'diag' or 'spherical'.
     outlier_volume : None (no outlier component), a volume V > 0 (units of x**d) of a uniform
         outlier component of density 1/V, or 'auto' (bounding box of the data).
-    init : 'kmeans++' (weighted seeding + Lloyd), 'means' (``means_init``; covariances and
-        proportions from the nearest-mean partition) or 'warm' (``warm_start``: a WdemResult
-        or any object with means, scales (Sigma_k), mixing and optionally outlier_mixing).
+    init : 'kmeans++' (weighted seeding + Lloyd), 'spread' (Figueiredo & Jain: K
+        weight-sampled observations, broad covariances), 'means' (``means_init``;
+        covariances and proportions from the nearest-mean partition) or 'warm'
+        (``warm_start``: a WdemResult or any object with means, scales (Sigma_k), mixing
+        and optionally outlier_mixing).
     max_iter, tol : at most ``max_iter`` M-steps; stop when |L_t - L_{t-1}| <= tol |L_{t-1}|.
-    reg_covar : added to the diagonal of each covariance after every M-step.
-    seed : seed of the k-means++ initialisation.
+    reg_covar : added to the diagonal of each Sigma_k after every M-step.
+    seed : seed of the random starts.
+    n_init : random starts ('kmeans++' / 'spread'; 'means' and 'warm' run once): each runs
+        SCREEN_ITER (20) EM iterations, the one of largest log-likelihood is continued to
+        convergence (its ``log_likelihood`` history includes its screening iterations).
     use_numba : numba kernels (default) or their plain-numpy references.
 
     Returns
@@ -597,10 +604,12 @@ def select(X, weights, k_min, k_max, criterion="mml", variant="wd", covariance="
     k_min, k_max : range of K, 1 <= k_min <= k_max <= number of positive weights.
     criterion : 'mml' (Figueiredo & Jain component-wise EM with annihilation, from k_max down,
         started from k_max weight-sampled observations with broad covariances, as they do) or
-        'bic' (per K the better of a k-means++ and a spread start; BIC = -2 L + p log N, p
-        counting means, covariances and proportions, plus pi_0 with an outlier component; a
+        'bic' (per K the better of the best of n_init k-means++ starts and a spread start;
+        BIC = -2 L + p log N, p counting means, covariances and proportions, plus pi_0 with
+        an outlier component; a
         fit in which a component carries fewer observations than its parameters counts as
         BIC = inf).
+    n_init : random k-means++ starts per K of 'bic' (see :func:`fit`); 'mml' ignores it.
 
     Returns
     -------
@@ -620,7 +629,7 @@ def select(X, weights, k_min, k_max, criterion="mml", variant="wd", covariance="
     k_min, k_max, max_iter, tol = int(k_min), int(k_max), int(max_iter), float(tol)
     if criterion == "bic":
         return _select_bic(prob, k_min, k_max, max_iter, tol, rng, n_init)
-    return _select_mml(prob, k_min, k_max, max_iter, tol, rng, n_init)
+    return _select_mml(prob, k_min, k_max, max_iter, tol, rng)
 
 
 def _select_bic(prob, k_min, k_max, max_iter, tol, rng, n_init):
@@ -667,7 +676,7 @@ def _component_column(prob: _Problem, p: _Params, k):
     return ll, pw[:, 0]
 
 
-def _select_mml(prob: _Problem, k_min, k_max, max_iter, tol, rng, n_init):
+def _select_mml(prob: _Problem, k_min, k_max, max_iter, tol, rng):
     """Component-wise EM with minimum message length (Figueiredo & Jain 2002, CEM^2)."""
     n, n_p = prob.n, parameters_per_component(prob.d, prob.covariance)
     half = 0.5 * n_p
@@ -747,13 +756,6 @@ def _select_mml(prob: _Problem, k_min, k_max, max_iter, tol, rng, n_init):
                         float(pi[K]) if prob.has_outlier else 0.0)
         refined = _run_em(prob, start, max_iter, tol)
         dl_ref = fit_length(refined)
-        if n_init > 1:
-            # and the best of n_init k-means++ starts: the annihilation path can leave a
-            # component on a clump of clutter that a fresh start does not have
-            fresh = _best_of_starts(prob, k_nz, ("kmeans++",) * n_init, rng, max_iter, tol)
-            dl_fresh = fit_length(fresh)
-            if dl_fresh < dl_ref:
-                refined, dl_ref = fresh, dl_fresh
         values[k_nz] = min(values.get(k_nz, np.inf), float(dl_ref))
         if best is None or dl_ref < best[0]:
             best = (dl_ref, refined)
