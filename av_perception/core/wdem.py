@@ -777,3 +777,5 @@ def warm_up() -> None:
     for variant in VARIANTS:
         fit(X, w, 2, variant=variant, outlier_volume="auto", max_iter=2, seed=0)
     select(X, w, 1, 2, max_iter=2, seed=0)
+    for d in (1, 2, 3):  # the scale -> covariance factors (cached)
+        t_scale_factor(WD_DEGREES_OF_FREEDOM, d)
