@@ -128,3 +128,38 @@ def test_n_init_options_and_errors():
         wdem.fit(X, w, 3, init="warm", warm_start=type("C", (), dict(
             means=CENTRES[2], covariances=np.repeat(np.eye(2)[None], 3, 0),
             mixing=np.ones(3) / 3))())
+
+
+@pytest.mark.parametrize("d,K", [(1, 1), (1, 3), (2, 3), (3, 8)])
+def test_lloyd_kernel_matches_reference(d, K):
+    from av_perception.core import _wdem as WK
+
+    rng = np.random.default_rng(d * 10 + K)
+    X = rng.normal(size=(400, d)) * 3
+    X[:40] = X[0]  # repeated rows (equal distances)
+    w = rng.uniform(0.1, 1.0, len(X))
+    start = X[rng.choice(len(X), K, replace=False)].copy()
+    out = []
+    for fn in (WK.lloyd, WK.lloyd_reference):
+        c = start.copy()
+        lab = np.full(len(X), -7, dtype=np.int64)
+        moves = fn(X, w, c, lab, 20)
+        out.append((c, lab, moves))
+    (c1, l1, m1), (c2, l2, m2) = out
+    assert m1 == m2 and m1 >= 1
+    np.testing.assert_array_equal(l1, l2)
+    np.testing.assert_allclose(c1, c2, rtol=1e-12, atol=1e-12)
+    # a fixed point: every observation is nearest to its own centre's weighted mean
+    if m1 < 20:
+        for k in np.unique(l1):
+            sel = l1 == k
+            np.testing.assert_allclose(c1[k], (w[sel, None] * X[sel]).sum(0) / w[sel].sum())
+
+
+def test_multi_start_fit_numba_equals_reference():
+    X, w, _ = _scene(2, 5)
+    a, b = [wdem.fit(X, w, 3, outlier_volume="auto", seed=4, n_init=4, max_iter=40,
+                     use_numba=u) for u in (True, False)]
+    assert a.n_iter == b.n_iter
+    np.testing.assert_allclose(a.means, b.means, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(a.scales, b.scales, rtol=1e-8, atol=1e-8)

@@ -384,17 +384,8 @@ def _kmeans_pp(prob: _Problem, K, rng, n_lloyd=20):
         best = int(np.argmin(dc @ w))
         centres[j] = X[cand[best]]
         d2 = dc[best]
-    labels = _nearest(X, centres)
-    for _ in range(n_lloyd):
-        sums = np.zeros_like(centres)
-        np.add.at(sums, labels, w[:, None] * X)
-        mass = np.bincount(labels, weights=w, minlength=K)
-        ok = mass > 0
-        centres[ok] = sums[ok] / mass[ok, None]
-        new = _nearest(X, centres)
-        if np.array_equal(new, labels):
-            break
-        labels = new
+    labels = np.empty(n, dtype=np.int64)
+    (WK.lloyd if prob.use_numba else WK.lloyd_reference)(X, w, centres, labels, n_lloyd)
     return centres, labels
 
 
