@@ -3,8 +3,10 @@
 :func:`fit` runs FWD-EM (``variant="fwd"``, fixed weights) or WD-EM (``variant="wd"``,
 Gamma-distributed weights, prior :func:`gamma_prior`) for a given K, optionally with a
 uniform outlier component; :func:`select` chooses K by MML (Figueiredo & Jain) or BIC;
-:class:`WdemConfig` holds the ``wdem.*`` parameters.  Model, prior, initialisation and
-measured K-selection rates: docs/algorithms.md, "Weighted-data EM".
+:class:`WdemConfig` holds the ``wdem.*`` parameters.  A fit keeps the best of ``n_init``
+random starts; its result separates the fitted Sigma_k (``scales``: Student-t scales under
+WD-EM) from ``covariances``.  Prior, scale factor, validation: :mod:`.wdem_model`.  Model,
+initialisation and measured K-selection rates: docs/algorithms.md, "Weighted-data EM".
 """
 from __future__ import annotations
 
