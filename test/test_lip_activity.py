@@ -213,3 +213,41 @@ def test_face_mesh_lands_on_the_eyes_and_lips_and_knows_a_face():
             img = np.repeat(img[..., None], 3, axis=2)
         other = landmarker.run(img, faces.boxes[0], faces.keypoints[0])
         assert other.presence < 0.1, name
+
+
+@needs_models
+@pytest.mark.timeout(300)
+def test_talking_face_in_the_simulator_is_told_from_a_silent_one():
+    """Two people at 1.3 and 1.6 m, one talking (its mouth drawn from its speech), one
+    silent: through BlazeFace + face mesh + LipActivity, the talker's windows say
+    speaking, the silent one's say silent; ground truth: the schedule."""
+    from av_perception.core.detection import DetectionConfig, DetectionPipeline
+    from av_perception.sim import PersonSpec, RoomSpec, Scene, Utterance, VideoSpec
+    from av_perception.sim.trajectory import still
+    from av_perception.sim.video import VideoRenderer
+
+    people = [PersonSpec(1, still((-0.35, -0.3, 1.3)), "hopper"),
+              PersonSpec(2, still((0.4, -0.3, 1.6)), "lfw:3")]
+    scene = Scene(duration=3.0, room=RoomSpec(rt60=0.0), people=people,
+                  utterances=[Utterance(1, 0.2, 2.8)], video=VideoSpec(noise_std=2.0))
+    video = VideoRenderer(scene)
+    pipe = DetectionPipeline(DetectionConfig(detector="blazeface", landmarks=True, every_k=1))
+    lips = LipActivity()
+    rng = np.random.default_rng(1)
+    evidence = {1: [], 2: []}
+    for t in np.arange(0.0, 2.8, 1 / 15):
+        frame = video.render(float(t), rng)
+        dets = [d for d in pipe.detect(frame.left) if d.landmarks is not None]
+        for pid, view in frame.views.items():
+            near = [d for d in dets if np.hypot(d.x + d.w / 2 - view.u, d.y + d.h / 2 - view.v)
+                    < 0.5 * view.face_width_px]
+            lm = near[0].landmarks if near else None
+            ev = lips.update(pid, float(t), lips.sample(
+                None if lm is None else lm.points, None if lm is None else lm.presence))
+            if t > 0.8:  # windows inside the utterance
+                evidence[pid].append(ev)
+    talker, silent = evidence[1], evidence[2]
+    assert all(e.known for e in talker + silent)
+    assert np.mean([e.log_lr > 0 for e in talker]) > 0.8
+    assert np.mean([e.log_lr < 0 for e in silent]) > 0.9
+    assert np.median([e.spread for e in talker]) > 3 * np.median([e.spread for e in silent])
