@@ -227,7 +227,8 @@ class VideoRenderer:
         if scene.video.talking_faces and scene.people:
             dry = dry if dry is not None else dry_speech(scene)
             self.mouths = {p.id: MouthEnvelope(dry[p.id], scene.audio.rate)
-                           for p in scene.people if load_face(p.face).mouth is not None}
+                           for p in scene.people
+                           if load_face(p.face).mouth is not None and p.id in dry}
         self._open_faces = {}
         self.face_size = {p.id: (load_face(p.face).width_m, load_face(p.face).height_m)
                           for p in scene.people}
