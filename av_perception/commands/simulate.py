@@ -48,6 +48,9 @@ def register(subparsers) -> None:
                    help="what hears: two free-field mics 15 cm apart (default) or the MIT KEMAR "
                         "dummy head (HRIRs from the slab package; ears at the dummy-head "
                         "profile's positions, reverberation binaural too)")
+    p.add_argument("--still-faces", action="store_true",
+                   help="keep the mouths closed (default: talking faces, each mouth opening "
+                        "with its person's own speech envelope)")
     p.add_argument("--no-bag", action="store_true",
                    help="skip the rosbag2 (only audio.wav, ground truth and scene.json)")
     p.add_argument("--overwrite", action="store_true",
@@ -87,6 +90,8 @@ def run(args) -> int:
         scene = load_scene(args.scene)
         overrides = [n for n in ("duration", "rate", "fps", "snr", "rt60", "head")
                      if getattr(args, n) is not None]
+        if args.still_faces:
+            overrides.append("still-faces")
         if overrides or args.speech or args.speech_dir:
             raise ValueError(f"--scene renders the file as it is: drop "
                              f"{', '.join('--' + n for n in overrides) or '--speech'}")
@@ -94,6 +99,7 @@ def run(args) -> int:
         scene = make_scene(args.preset, seed=args.seed, duration=args.duration, rate=args.rate,
                            fps=args.fps, snr_db=args.snr, rt60=args.rt60,
                            speech=_speech_spec(args), head=args.head or "free_field")
+        scene.video.talking_faces = not args.still_faces
 
     def say(msg):
         if not args.quiet:
