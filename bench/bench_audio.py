@@ -92,10 +92,13 @@ def bench_accuracy(quick: bool):
     else:
         scenes = grid()
     mics = MicArrayConfig()
-    ours = {"av_perception, coherence weighting (default)": AudioFrontEndConfig(),
-            "av_perception, plain GCC-PHAT": AudioFrontEndConfig(direct_path_weighting="none"),
+    ours = {"av_perception, default (CDR+onset, precedence memory)": AudioFrontEndConfig(),
+            "av_perception, coherence weighting (default before issue 19)": AudioFrontEndConfig(
+                direct_path_weighting="coherence", precedence_time=0.0),
+            "av_perception, plain GCC-PHAT": AudioFrontEndConfig(direct_path_weighting="none",
+                                                                 precedence_time=0.0),
             "av_perception, coherence+onset": AudioFrontEndConfig(
-                direct_path_weighting="coherence+onset")}
+                direct_path_weighting="coherence+onset", precedence_time=0.0)}
     errors = {k: [] for k in list(ours) + [f"pyroomacoustics {m}" for m in PRA_METHODS]}
     frame_errors = {k: [] for k in ours}
     block_errors = {k: [] for k in errors}
@@ -144,14 +147,20 @@ def bench_accuracy(quick: bool):
 
 def bench_weighting_sweep() -> list[str]:
     """Direct-path weighting settings on 72 rooms: pooled and frame-level MAE (deg)."""
+    frame = {"precedence_time": 0.0}  # each frame alone, as when this sweep was made
     settings = {
-        "none (plain GCC-PHAT)": AudioFrontEndConfig(direct_path_weighting="none"),
-        "coherence, exponent 4, smoothing 0.6 (default)": AudioFrontEndConfig(),
-        "coherence, exponent 2": AudioFrontEndConfig(coherence_exponent=2.0),
-        "coherence, exponent 1": AudioFrontEndConfig(coherence_exponent=1.0),
-        "coherence+onset": AudioFrontEndConfig(direct_path_weighting="coherence+onset"),
+        "none (plain GCC-PHAT)": AudioFrontEndConfig(direct_path_weighting="none", **frame),
+        "coherence, exponent 4, smoothing 0.6": AudioFrontEndConfig(
+            direct_path_weighting="coherence", **frame),
+        "coherence, exponent 2": AudioFrontEndConfig(
+            direct_path_weighting="coherence", coherence_exponent=2.0, **frame),
+        "coherence, exponent 1": AudioFrontEndConfig(
+            direct_path_weighting="coherence", coherence_exponent=1.0, **frame),
+        "coherence+onset": AudioFrontEndConfig(direct_path_weighting="coherence+onset", **frame),
         "coherence, exponent 2, smoothing 0.8": AudioFrontEndConfig(
-            coherence_exponent=2.0, coherence_smoothing=0.8),
+            direct_path_weighting="coherence", coherence_exponent=2.0, coherence_smoothing=0.8,
+            **frame),
+        "default (CDR+onset, precedence memory)": AudioFrontEndConfig(),
     }
     scenes = grid(rt60s=(0.3, 0.45, 0.6), snrs=(5.0, 20.0), distances=(1.0, 2.0, 3.0),
                   azimuths=(-50.0, -20.0, 14.0, 40.0))

@@ -1,4 +1,6 @@
 """Binaural front-end against analytic signals with exactly known ITD, ILD, timing."""
+import itertools
+
 import numpy as np
 import pytest
 
@@ -47,18 +49,41 @@ def test_itd_search_is_limited_to_physical_lags():
 
 
 def test_numba_kernel_matches_numpy_reference(rng):
-    for mode in ("none", "coherence", "onset", "coherence+onset"):
-        cfg = AudioFrontEndConfig(direct_path_weighting=mode)
+    modes = ("none", "coherence", "onset", "coherence+onset", "cdr", "cdr+onset")
+    for mode, (memory, gate) in itertools.product(modes, ((0.0, 0.5), (0.4, 0.5), (0.4, 1.5))):
+        cfg = AudioFrontEndConfig(direct_path_weighting=mode, precedence_time=memory,
+                                  precedence_gate=gate)
         x = binauralize(noise_bursts(FS, 1.5, seed=2), 1.3e-4, FS)
         x += 0.01 * rng.standard_normal(x.shape)
-        a = BinauralFrontEnd(cfg, use_numba=True).process(x, FS, 0.0)
-        b = BinauralFrontEnd(cfg, use_numba=False).process(x, FS, 0.0)
+        a = BinauralFrontEnd(cfg, use_numba=True, keep_cross=True).process(x, FS, 0.0)
+        b = BinauralFrontEnd(cfg, use_numba=False, keep_cross=True).process(x, FS, 0.0)
         for name in ("itd", "reliability", "ild", "ild_bands", "activity", "direct_path",
-                     "snr_db", "n_bins"):
+                     "snr_db", "n_bins", "cross"):
             va, vb = getattr(a, name), getattr(b, name)
-            assert np.array_equal(np.isnan(va), np.isnan(vb)), (mode, name)
+            assert np.array_equal(np.isnan(va), np.isnan(vb)), (mode, memory, name)
             ok = ~np.isnan(va)
-            assert np.allclose(va[ok], vb[ok], rtol=1e-9, atol=1e-12), (mode, name)
+            assert np.allclose(va[ok], vb[ok], rtol=1e-9, atol=1e-12), (mode, memory, name)
+
+
+def test_direct_to_total_ratio_of_diffuse_and_coherent_fields(rng):
+    """CDR estimator: a diffuse field (coherence = the diffuse model, real) has no direct
+    part, a fully coherent one (any phase) is all direct; numba equals numpy."""
+    gamma_n = np.array([0.95, 0.6, 0.1, -0.2])
+    for g in gamma_n:
+        assert K.direct_to_total(1.0, 1.0, g, 0.0, g) == pytest.approx(0.0, abs=1e-9)
+        assert K.direct_to_total(2.0, 0.5, np.cos(0.7), np.sin(0.7), g) == 1.0
+    # half direct (coherence exp(i phi)) + half diffuse: CDR 1, ratio 1/2
+    phi = 0.9
+    for g in gamma_n:
+        gx = 0.5 * np.exp(1j * phi) + 0.5 * g
+        assert K.direct_to_total(1.0, 1.0, gx.real, gx.imag, g) == pytest.approx(0.5, abs=1e-9)
+    s_ll, s_rr = rng.uniform(0.1, 2, 50), rng.uniform(0.1, 2, 50)
+    c = np.sqrt(s_ll * s_rr) * rng.uniform(0, 1, 50) * np.exp(1j * rng.uniform(-3, 3, 50))
+    g = rng.uniform(-0.2, 1.0, 50)
+    ref = K.direct_to_total_reference(s_ll, s_rr, c.real, c.imag, g)
+    got = [K.direct_to_total(*args) for args in zip(s_ll, s_rr, c.real, c.imag, g)]
+    assert np.allclose(got, ref, rtol=1e-9, atol=1e-12)
+    assert np.all((ref >= 0) & (ref <= 1))
 
 
 def test_kernel_direct_call_on_random_spectra(rng):
@@ -68,12 +93,13 @@ def test_kernel_direct_call_on_random_spectra(rng):
     spec_r = rng.standard_normal((20, n_bins)) + 1j * rng.standard_normal((20, n_bins))
     outs = []
     for kernel in (K.binaural_kernel, K.binaural_reference):
-        state = np.zeros((6, n_bins))
+        state = np.zeros((8, n_bins))
         init = np.zeros(1, dtype=np.int64)
         out = np.zeros((20, K.OUT_BANDS + fe.n_bands))
         cross = np.zeros((20, 2, n_bins))
-        kernel(spec_l, spec_r, fe.omega, fe.in_band, fe.band_of_bin, fe.scan_tau, fe.scan_cos,
-               fe.scan_sin, fe.tau_max, state, init, fe.params, out, cross)
+        kernel(spec_l, spec_r, fe.omega, fe.diffuse_coherence, fe.in_band, fe.band_of_bin,
+               fe.scan_tau, fe.scan_cos, fe.scan_sin, fe.tau_max, state, init, fe.params, out,
+               cross)
         outs.append((np.nan_to_num(out), cross))
     assert np.allclose(outs[0][0], outs[1][0], rtol=1e-9, atol=1e-12)
     assert np.allclose(outs[0][1], outs[1][1], rtol=1e-9, atol=1e-12)

@@ -285,9 +285,10 @@ def test_regions_around_the_tracks_find_far_faces_in_a_simulated_scene(tmp_path)
                                             max_regions=0)
     with_regions, false_with, _ = _far_recall(scene_dir, tmp_path, detector="blazeface")
     assert n >= 55  # 60 person-frames at 3-4.5 m
-    # measured: 0.45 without regions (the whole frame misses the 4 m face in most
-    # frames), 1.00 with them; no false observation either way
-    assert without < 0.6
+    # measured: 0.65 without regions (the whole frame misses the 4 m face in many
+    # frames; 0.45 before the mouths moved, issue 18), 1.00 with them; no false
+    # observation either way
+    assert without < 0.8
     assert with_regions >= 0.9 and with_regions >= without
     assert false_with <= false_without + 2
 

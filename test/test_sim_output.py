@@ -172,6 +172,15 @@ def test_cli_simulate(tmp_path, capsys):
         assert name in listing
     assert main(["simulate", str(tmp_path / "x"), "--rt60", "-1", "--no-bag"]) == 2
     assert "rt60" in capsys.readouterr().err
+    # talking faces are on by default; --still-faces keeps the mouths closed
+    assert scene.video.talking_faces
+    still = tmp_path / "still"
+    assert main(["simulate", str(still), "--preset", "two_static", "--duration", "1",
+                 "--still-faces", "--no-bag", "--quiet"]) == 0
+    assert not load_scene(still).video.talking_faces
+    assert main(["simulate", str(tmp_path / "y"), "--scene", str(still / "scene.json"),
+                 "--still-faces", "--no-bag"]) == 2
+    assert "--still-faces" in capsys.readouterr().err
 
 
 def test_speech_from_a_directory_of_wav_files(tmp_path):

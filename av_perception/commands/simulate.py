@@ -62,6 +62,9 @@ def register(subparsers) -> None:
     p.add_argument("--reaction-delay", type=float, default=0.4,
                    help="--head-motion follow: seconds before the head turns to a new "
                         "speaker (default 0.4)")
+    p.add_argument("--still-faces", action="store_true",
+                   help="keep the mouths closed (default: talking faces, each mouth opening "
+                        "with its person's own speech envelope)")
     p.add_argument("--no-bag", action="store_true",
                    help="skip the rosbag2 (only audio.wav, ground truth and scene.json)")
     p.add_argument("--overwrite", action="store_true",
@@ -102,6 +105,8 @@ def run(args) -> int:
         overrides = [n for n in ("duration", "rate", "fps", "snr", "rt60", "head",
                                  "head_motion")
                      if getattr(args, n) is not None]
+        if args.still_faces:
+            overrides.append("still-faces")
         if overrides or args.speech or args.speech_dir:
             raise ValueError(f"--scene renders the file as it is: drop "
                              f"{', '.join('--' + n for n in overrides) or '--speech'}")
@@ -117,6 +122,7 @@ def run(args) -> int:
                            fps=args.fps, snr_db=args.snr, rt60=args.rt60,
                            speech=_speech_spec(args), head=args.head or "free_field",
                            head_motion=motion)
+        scene.video.talking_faces = not args.still_faces
 
     def say(msg):
         if not args.quiet:

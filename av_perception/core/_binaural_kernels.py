@@ -19,9 +19,18 @@ P_ACT_SLOPE = 4
 P_COH_ALPHA = 5
 P_COH_EXP = 6
 P_ONSET_DB = 7
-P_MODE = 8  # 0 none, 1 coherence, 2 onset, 3 coherence+onset
+P_MODE = 8  # 0 none, 1 coherence, 2 onset, 3 coherence+onset, 4 cdr, 5 cdr+onset
 P_NEWTON = 9
-N_PARAMS = 10
+P_CDR_EXP = 10
+P_MEMORY = 11  # decay per frame of the precedence memory (0: ITD of the frame alone)
+# precedence memory per bin: M <- (1 - w) * memory * M + w * u, with w u = the frame's
+# weighted PHAT term (w in [0, 1]): evidence replaces the memory, its absence holds it
+P_GATE = 12  # a frame whose own GCC-PHAT (weights without the onset factor) peaks at least
+# this high and whose mean weight (same weights) is at least P_GATE_DIRECT is read alone;
+# the memory gives the ITD of the other frames
+P_GATE_DIRECT = 13
+P_ALONE_POWER = 14  # a frame read alone weights its bins by (weight without onset) ** this
+N_PARAMS = 15
 
 OUT_ITD = 0
 OUT_RELIABILITY = 1
@@ -34,6 +43,38 @@ OUT_BANDS = 7
 
 EPS = 1e-20
 SILENCE = 1e-12  # frame power (sum of |X|^2) below which a frame is digital silence
+
+
+@njit(cache=True)
+def direct_to_total(s_ll, s_rr, re_lr, im_lr, gamma_n):
+    """Direct-to-total power ratio CDR / (1 + CDR) in [0, 1] of one bin from its smoothed
+    auto- and cross-spectra and the diffuse-field coherence ``gamma_n``: the DOA-independent
+    coherent-to-diffuse ratio estimator of Schwarz & Kellermann (2015)."""
+    norm = math.sqrt(s_ll * s_rr) + EPS
+    gr = re_lr / norm
+    gi = im_lr / norm
+    g2 = gr * gr + gi * gi
+    if g2 >= 1.0 - 1e-9:
+        return 1.0
+    disc = gamma_n * gamma_n * (gr * gr - g2 + 1.0) - 2.0 * gamma_n * gr + g2
+    if disc < 0.0:
+        disc = 0.0
+    cdr = (gamma_n * gr - g2 - math.sqrt(disc)) / (g2 - 1.0)
+    if cdr <= 0.0:
+        return 0.0
+    return cdr / (1.0 + cdr)
+
+
+def direct_to_total_reference(s_ll, s_rr, re_lr, im_lr, gamma_n):
+    """Plain-numpy reference of :func:`direct_to_total` (arrays)."""
+    norm = np.sqrt(s_ll * s_rr) + EPS
+    gr, gi = re_lr / norm, im_lr / norm
+    g2 = gr ** 2 + gi ** 2
+    full = g2 >= 1.0 - 1e-9
+    g2s = np.where(full, 0.0, g2)
+    disc = np.maximum(gamma_n ** 2 * (gr ** 2 - g2s + 1.0) - 2.0 * gamma_n * gr + g2s, 0.0)
+    cdr = np.maximum((gamma_n * gr - g2s - np.sqrt(disc)) / (g2s - 1.0), 0.0)
+    return np.where(full, 1.0, cdr / (1.0 + cdr))
 
 
 @njit(cache=True)
@@ -159,8 +200,8 @@ def pooled_reference(cross, weights, omega, scan_tau, scan_cos, scan_sin, tau_ma
 
 
 @njit(cache=True)
-def binaural_kernel(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, scan_cos, scan_sin,
-                    tau_max, state, initialised, params, out, out_cross):
+def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_tau, scan_cos,
+                    scan_sin, tau_max, state, initialised, params, out, out_cross):
     """Features of F frames, written into ``out`` (and ``out_cross``).
 
     Sequential over frames: the noise floor and the smoothed spectra are recursive.
@@ -171,6 +212,9 @@ def binaural_kernel(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, scan_
         Windowed spectra of the left / right channel (B rfft bins).
     omega : float64 (B,)
         Bin angular frequencies, rad/s.
+    diffuse : float64 (B,)
+        Coherence of a diffuse field between the ears per bin (free field:
+        sinc(omega * spacing / c)), for the coherent-to-diffuse ratio.
     in_band : bool (B,)
         Bins between the minimum and maximum frequency.
     band_of_bin : int64 (B,)
@@ -181,11 +225,12 @@ def binaural_kernel(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, scan_
         cos / sin(omega * scan_tau).
     tau_max : float
         Largest lag searched, s.
-    state : float64 (6, B)
-        [psd, noise, S_ll, S_rr, Re S_lr, Im S_lr], updated in place.
+    state : float64 (8, B)
+        [psd, noise, S_ll, S_rr, Re S_lr, Im S_lr, Re M, Im M], updated in place
+        (M: precedence memory of the weighted PHAT cross-spectra).
     initialised : int64 (1,)
         0 until the first frame was seen.
-    params : float64 (10,)
+    params : float64 (15,)
         See the ``P_*`` indices.
     out : float64 (F, 7 + J)
         itd, reliability, ild, activity, direct_path, snr_db, n_bins, ILD per band
@@ -206,11 +251,19 @@ def binaural_kernel(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, scan_
     onset_db = params[P_ONSET_DB]
     mode = int(params[P_MODE])
     n_newton = int(params[P_NEWTON])
+    cdr_exp = params[P_CDR_EXP]
+    memory = params[P_MEMORY]
+    gate = params[P_GATE]
+    gate_direct = params[P_GATE_DIRECT]
+    alone_power = params[P_ALONE_POWER]
     keep_cross = out_cross.shape[0] == n_frames
 
     a = np.zeros(n_bins)
     b = np.zeros(n_bins)
+    fa = np.zeros(n_bins)  # the frame's PHAT terms with the weights but the onset factor
+    fb = np.zeros(n_bins)
     mask = np.zeros(n_bins, dtype=np.bool_)
+    frame_mask = np.zeros(n_bins, dtype=np.bool_)
     pl = np.zeros(n_bins)
     pr = np.zeros(n_bins)
     band_l = np.zeros(n_bands)
@@ -252,6 +305,8 @@ def binaural_kernel(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, scan_
             mask[k] = False
             a[k] = 0.0
             b[k] = 0.0
+            fa[k] = 0.0
+            fb[k] = 0.0
             if not in_band[k]:
                 continue
             sig += p
@@ -266,14 +321,20 @@ def binaural_kernel(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, scan_
                 if msc > 1.0:
                     msc = 1.0
                 w *= msc ** coh_exp
-            if mode == 2 or mode == 3:
+            if mode == 4 or mode == 5:
+                w *= direct_to_total(state[2, k], state[3, k], state[4, k], state[5, k],
+                                     diffuse[k]) ** cdr_exp
+            mag = math.sqrt(cre * cre + cim * cim)
+            if mag > EPS:
+                fa[k] = w * cre / mag
+                fb[k] = w * cim / mag
+            if mode == 2 or mode == 3 or mode == 5:
                 onset = 10.0 * math.log10((p + EPS) / (prev + EPS)) / onset_db
                 if onset < 0.0:
                     onset = 0.0
                 elif onset > 1.0:
                     onset = 1.0
                 w *= onset
-            mag = math.sqrt(cre * cre + cim * cim)
             if mag > EPS:
                 a[k] = w * cre / mag
                 b[k] = w * cim / mag
@@ -295,6 +356,8 @@ def binaural_kernel(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, scan_
                 n_mask += 1
                 wsum += math.sqrt(a[k] * a[k] + b[k] * b[k])
         out[f, OUT_NBINS] = n_mask
+        for k in range(n_bins):
+            frame_mask[k] = mask[k]
         if n_mask > 0:
             out[f, OUT_DIRECT] = wsum / n_mask
         else:
@@ -304,7 +367,58 @@ def binaural_kernel(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, scan_
             for k in range(n_bins):
                 out_cross[f, 0, k] = a[k] / wsum if wsum > 1e-12 else 0.0
                 out_cross[f, 1, k] = b[k] / wsum if wsum > 1e-12 else 0.0
-        if wsum <= 1e-12:
+        done = False
+        if memory > 0.0:
+            # precedence memory: a bin's direct-path evidence replaces its memory, which
+            # otherwise decays by `memory` per frame
+            msum = 0.0
+            for k in range(n_bins):
+                keep = memory * (1.0 - math.sqrt(a[k] * a[k] + b[k] * b[k]))
+                state[6, k] = keep * state[6, k] + a[k]
+                state[7, k] = keep * state[7, k] + b[k]
+                msum += math.sqrt(state[6, k] * state[6, k] + state[7, k] * state[7, k])
+            # a frame whose own GCC-PHAT (weights without the onset factor) is coherent is
+            # read alone; the memory's peak is the ITD of the others
+            fsum = 0.0
+            for k in range(n_bins):
+                if mask[k]:
+                    fsum += math.sqrt(fa[k] * fa[k] + fb[k] * fb[k])
+            if fsum > 1e-12 and fsum >= gate_direct * n_mask:
+                tau, r = gcc_peak(fa, fb, mask, omega, scan_tau, scan_cos, scan_sin, tau_max,
+                                  n_newton)
+                if r >= gate * fsum:
+                    # read alone, with the bins' weights sharpened (the most direct bins)
+                    done = True
+                    rel = r / fsum
+                    out[f, OUT_RELIABILITY] = rel if rel > 0.0 else 0.0
+                    gsum = 0.0
+                    for k in range(n_bins):
+                        wk = math.sqrt(fa[k] * fa[k] + fb[k] * fb[k])
+                        g = wk ** (alone_power - 1.0) if wk > 0.0 else 0.0
+                        fa[k] *= g
+                        fb[k] *= g
+                        if mask[k]:
+                            gsum += wk * g
+                    if gsum > 1e-12:
+                        tau, r = gcc_peak(fa, fb, mask, omega, scan_tau, scan_cos, scan_sin,
+                                          tau_max, n_newton)
+                    else:
+                        gsum = 1.0
+                    out[f, OUT_ITD] = tau
+                    if keep_cross:
+                        for k in range(n_bins):
+                            out_cross[f, 0, k] = fa[k] / gsum
+                            out_cross[f, 1, k] = fb[k] / gsum
+            if not done:
+                for k in range(n_bins):
+                    a[k] = state[6, k]
+                    b[k] = state[7, k]
+                    mask[k] = a[k] != 0.0 or b[k] != 0.0
+                if n_mask > 0:
+                    wsum = msum
+        if done:
+            pass
+        elif wsum <= 1e-12:
             out[f, OUT_ITD] = np.nan
             out[f, OUT_RELIABILITY] = 0.0
         else:
@@ -329,14 +443,14 @@ def binaural_kernel(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, scan_
                 continue
             tot_l_all += pl[k]
             tot_r_all += pr[k]
-            if mask[k]:
+            if frame_mask[k]:
                 tot_l += pl[k]
                 tot_r += pr[k]
             j = band_of_bin[k]
             if j >= 0:
                 band_l_all[j] += pl[k]
                 band_r_all[j] += pr[k]
-                if mask[k]:
+                if frame_mask[k]:
                     band_l[j] += pl[k]
                     band_r[j] += pr[k]
         if tot_l + tot_r > 0.0:
@@ -351,8 +465,8 @@ def binaural_kernel(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, scan_
                     (band_l_all[j] + EPS) / (band_r_all[j] + EPS))
 
 
-def binaural_reference(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, scan_cos, scan_sin,
-                       tau_max, state, initialised, params, out, out_cross):
+def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_tau,
+                       scan_cos, scan_sin, tau_max, state, initialised, params, out, out_cross):
     """Plain-numpy reference of :func:`binaural_kernel` (same arguments, same outputs)."""
     n_bands = out.shape[1] - OUT_BANDS
     psd_alpha, rise, thr, act_mid, act_slope, coh_alpha, coh_exp, onset_db = params[:8]
@@ -367,7 +481,7 @@ def binaural_reference(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, sc
         cross = L * np.conj(R)
         if initialised[0] == 0:
             prev = p.copy()
-            state[:] = np.stack([p, p, pl, pr, cross.real, cross.imag])
+            state[:6] = np.stack([p, p, pl, pr, cross.real, cross.imag])
             initialised[0] = 1
         else:
             prev = state[0].copy()
@@ -388,26 +502,63 @@ def binaural_reference(spec_l, spec_r, omega, in_band, band_of_bin, scan_tau, sc
         if mode in (1, 3):
             msc = (state[4] ** 2 + state[5] ** 2) / (state[2] * state[3] + EPS)
             w = w * np.minimum(msc, 1.0) ** coh_exp
-        if mode in (2, 3):
-            w = w * np.clip(10 * np.log10((p + EPS) / (prev + EPS)) / onset_db, 0, 1)
+        if mode in (4, 5):
+            w = w * direct_to_total_reference(state[2], state[3], state[4], state[5],
+                                              diffuse) ** params[P_CDR_EXP]
         mag = np.abs(cross)
         ok = mask & (mag > EPS)
-        a = np.where(ok, w * cross.real / np.where(ok, mag, 1), 0.0)
-        b = np.where(ok, w * cross.imag / np.where(ok, mag, 1), 0.0)
-        a[~mask] = 0
-        b[~mask] = 0
+        u_re = np.where(ok, cross.real / np.where(ok, mag, 1), 0.0)
+        u_im = np.where(ok, cross.imag / np.where(ok, mag, 1), 0.0)
+        fa, fb = w * u_re, w * u_im  # without the onset factor
+        if mode in (2, 3, 5):
+            w = w * np.clip(10 * np.log10((p + EPS) / (prev + EPS)) / onset_db, 0, 1)
+        a, b = w * u_re, w * u_im
         wsum = np.sqrt(a ** 2 + b ** 2)[mask].sum()
         n_mask = int(mask.sum())
         out[f, OUT_NBINS] = n_mask
         out[f, OUT_DIRECT] = wsum / n_mask if n_mask else 0.0
-        if out_cross.shape[0] == spec_l.shape[0]:
+        keep_cross = out_cross.shape[0] == spec_l.shape[0]
+        if keep_cross:
             out_cross[f, 0] = a / wsum if wsum > 1e-12 else 0.0
             out_cross[f, 1] = b / wsum if wsum > 1e-12 else 0.0
-        if wsum <= 1e-12:
+        gmask = mask
+        done = False
+        if params[P_MEMORY] > 0:
+            keep = params[P_MEMORY] * (1.0 - np.sqrt(a ** 2 + b ** 2))
+            state[6] = keep * state[6] + a
+            state[7] = keep * state[7] + b
+            fsum = np.sqrt(fa ** 2 + fb ** 2)[mask].sum()
+            if fsum > 1e-12 and fsum >= params[P_GATE_DIRECT] * n_mask:
+                tau, r = gcc_peak_reference(fa, fb, mask, omega, scan_tau, scan_cos, scan_sin,
+                                            tau_max, n_newton)
+                if r >= params[P_GATE] * fsum:
+                    done = True
+                    out[f, OUT_RELIABILITY] = max(r / fsum, 0.0)
+                    wk = np.sqrt(fa ** 2 + fb ** 2)
+                    g = np.where(wk > 0, wk ** (params[P_ALONE_POWER] - 1.0), 0.0)
+                    ga, gb = fa * g, fb * g
+                    gsum = (wk * g)[mask].sum()
+                    if gsum > 1e-12:
+                        tau, r = gcc_peak_reference(ga, gb, mask, omega, scan_tau, scan_cos,
+                                                    scan_sin, tau_max, n_newton)
+                    else:
+                        gsum = 1.0
+                    out[f, OUT_ITD] = tau
+                    if keep_cross:
+                        out_cross[f, 0] = ga / gsum
+                        out_cross[f, 1] = gb / gsum
+            if not done:
+                a, b = state[6].copy(), state[7].copy()
+                gmask = (a != 0) | (b != 0)
+                if n_mask:
+                    wsum = np.sqrt(a ** 2 + b ** 2).sum()
+        if done:
+            pass
+        elif wsum <= 1e-12:
             out[f, OUT_ITD] = np.nan
             out[f, OUT_RELIABILITY] = 0.0
         else:
-            tau, r = gcc_peak_reference(a, b, mask, omega, scan_tau, scan_cos, scan_sin,
+            tau, r = gcc_peak_reference(a, b, gmask, omega, scan_tau, scan_cos, scan_sin,
                                         tau_max, n_newton)
             out[f, OUT_ITD] = tau
             out[f, OUT_RELIABILITY] = max(r / wsum, 0.0)

@@ -32,7 +32,8 @@ __all__ = [
     "extract_features",
 ]
 
-_WEIGHTING_MODES = {"none": 0, "coherence": 1, "onset": 2, "coherence+onset": 3}
+_WEIGHTING_MODES = {"none": 0, "coherence": 1, "onset": 2, "coherence+onset": 3, "cdr": 4,
+                    "cdr+onset": 5}
 
 
 class AudioInputError(ValueError):
@@ -244,6 +245,9 @@ class BinauralFrontEnd:
         freqs = np.fft.rfftfreq(n, 1.0 / fs)
         self.freqs = freqs
         self.omega = 2 * np.pi * freqs
+        # coherence of a diffuse (spherically isotropic) field between the ears: free field
+        # sinc(omega d / c), d / c the largest ITD (an approximation for a head)
+        self.diffuse_coherence = np.sinc(self.omega * self.geometry.max_itd / np.pi)
         self.in_band = (freqs >= c.min_frequency) & (freqs <= c.max_frequency)
         edges = np.asarray(c.ild_band_edges)
         band = np.searchsorted(edges, freqs, side="right") - 1
@@ -271,6 +275,12 @@ class BinauralFrontEnd:
         self.params[K.P_ONSET_DB] = c.onset_db
         self.params[K.P_MODE] = _WEIGHTING_MODES[c.direct_path_weighting]
         self.params[K.P_NEWTON] = c.newton_iterations
+        self.params[K.P_CDR_EXP] = c.cdr_exponent
+        self.params[K.P_MEMORY] = (np.exp(-c.hop_duration / c.precedence_time)
+                                   if c.precedence_time > 0 else 0.0)
+        self.params[K.P_GATE] = c.precedence_gate
+        self.params[K.P_GATE_DIRECT] = c.precedence_gate_direct
+        self.params[K.P_ALONE_POWER] = c.precedence_alone_power
         self.input_rate: int | None = None
         self.stats = {"chunks": 0, "samples": 0, "clipped_samples": 0, "discontinuities": 0,
                       "frames": 0}
@@ -279,7 +289,7 @@ class BinauralFrontEnd:
     # ----------------------------------------------------------------- state
     def reset(self):
         """Forget the stream (time base, buffers, noise floor)."""
-        self._state = np.zeros((6, len(self.freqs)))
+        self._state = np.zeros((8, len(self.freqs)))
         self._initialised = np.zeros(1, dtype=np.int64)
         self._resampler: StreamResampler | None = None
         self._pending = np.zeros((0, 2))
@@ -398,9 +408,9 @@ class BinauralFrontEnd:
         spec_l, spec_r = self.spectra(frames)
         out = np.zeros((len(frames), K.OUT_BANDS + self.n_bands))
         cross = np.zeros((len(frames) if self.keep_cross else 0, 2, len(self.freqs)))
-        self._kernel(spec_l, spec_r, self.omega, self._in_band, self.band_of_bin, self.scan_tau,
-                     self.scan_cos, self.scan_sin, self.tau_max, self._state, self._initialised,
-                     self.params, out, cross)
+        self._kernel(spec_l, spec_r, self.omega, self.diffuse_coherence, self._in_band,
+                     self.band_of_bin, self.scan_tau, self.scan_cos, self.scan_sin, self.tau_max,
+                     self._state, self._initialised, self.params, out, cross)
         itd = out[:, K.OUT_ITD]
         return BinauralFeatures(
             stamp=np.asarray(stamps, dtype=np.float64),

@@ -352,10 +352,12 @@ class AudioFrontEndConfig(StageConfig):
         low=0.1, high=20.0,
     )
     direct_path_weighting: str = param(
-        "coherence",
+        "cdr+onset",
         "Direct-path dominance weighting of bins: 'none' (plain GCC-PHAT), 'coherence' "
-        "(inter-channel coherence), 'onset' (energy onsets), or 'coherence+onset'.",
-        choices=("none", "coherence", "onset", "coherence+onset"),
+        "(inter-channel coherence), 'onset' (energy onsets), 'coherence+onset', 'cdr' "
+        "(direct-to-total ratio from the coherent-to-diffuse ratio, which knows that a "
+        "diffuse field is coherent at low frequencies), or 'cdr+onset'.",
+        choices=("none", "coherence", "onset", "coherence+onset", "cdr", "cdr+onset"),
     )
     coherence_smoothing: float = param(
         0.6, "Recursive smoothing factor of the cross- and auto-spectra for the coherence.",
@@ -364,6 +366,33 @@ class AudioFrontEndConfig(StageConfig):
     coherence_exponent: float = param(
         4.0, "Bin weight = coherence ** exponent when coherence weighting is on.",
         low=0.0, high=32.0,
+    )
+    cdr_exponent: float = param(
+        2.0, "Bin weight = (CDR / (1 + CDR)) ** exponent when CDR weighting is on.",
+        low=0.0, high=32.0,
+    )
+    precedence_time: float = param(
+        1.0, "Time constant (s) of the precedence memory: a per-bin memory of the weighted "
+        "cross-spectrum phases, where a bin's memory is replaced in proportion to the frame's "
+        "direct-path weight of that bin and otherwise decays with this time constant; with "
+        "onset weighting the direction heard at the onsets holds through the reverberation "
+        "that follows; 0 = each frame alone.", low=0.0, high=10.0,
+    )
+    precedence_gate: float = param(
+        0.5, "A frame whose own GCC-PHAT peak (direct-path weights without the onset factor, "
+        "the peak height in [0, 1]) reaches this, and whose mean weight reaches "
+        "precedence_gate_direct, is read alone: it follows a moving talker or a new one at "
+        "once; the precedence memory gives the ITD of the other frames; above 1 = every "
+        "frame from the memory.", low=0.0, high=2.0,
+    )
+    precedence_gate_direct: float = param(
+        0.3, "Mean direct-path weight (without the onset factor) over the unmasked bins that "
+        "a frame needs to be read alone (see precedence_gate).", low=0.0, high=1.0,
+    )
+    precedence_alone_power: float = param(
+        4.0, "A frame read alone (see precedence_gate) weights its bins by their direct-path "
+        "weight (without the onset factor) to this power: the most direct bins carry its "
+        "ITD.", low=1.0, high=16.0,
     )
     onset_db: float = param(
         6.0, "Power increase (dB over the smoothed past) that gives a bin full onset weight.",

@@ -3,8 +3,10 @@
 :func:`fit` runs FWD-EM (``variant="fwd"``, fixed weights) or WD-EM (``variant="wd"``,
 Gamma-distributed weights, prior :func:`gamma_prior`) for a given K, optionally with a
 uniform outlier component; :func:`select` chooses K by MML (Figueiredo & Jain) or BIC;
-:class:`WdemConfig` holds the ``wdem.*`` parameters.  Model, prior, initialisation and
-measured K-selection rates: docs/algorithms.md, "Weighted-data EM".
+:class:`WdemConfig` holds the ``wdem.*`` parameters.  A fit keeps the best of ``n_init``
+random starts; its result separates the fitted Sigma_k (``scales``: Student-t scales under
+WD-EM) from ``covariances``.  Prior, scale factor, validation: :mod:`.wdem_model`.  Model,
+initialisation and measured K-selection rates: docs/algorithms.md, "Weighted-data EM".
 """
 from __future__ import annotations
 
@@ -17,6 +19,21 @@ from scipy.special import gammaln
 
 from . import _wdem as WK
 from .config import ConfigError, StageConfig, param
+from .wdem_model import (
+    COVARIANCES,
+    VARIANTS,
+    WD_DEGREES_OF_FREEDOM,
+    _check_choice,
+    _check_common,
+    _check_k,
+    _check_n_init,
+    _outlier_log_density,
+    _validate_data,
+    bounding_volume,
+    gamma_prior,
+    parameters_per_component,
+    t_scale_factor,
+)
 
 __all__ = [
     "WD_DEGREES_OF_FREEDOM",
@@ -26,14 +43,14 @@ __all__ = [
     "gamma_prior",
     "select",
     "parameters_per_component",
+    "t_scale_factor",
     "bounding_volume",
     "warm_up",
 ]
 
-WD_DEGREES_OF_FREEDOM = 1.0
-VARIANTS = ("wd", "fwd")
-COVARIANCES = ("full", "diag", "spherical")
-INITS = ("kmeans++", "means", "warm")
+INITS = ("kmeans++", "spread", "means", "warm")
+RANDOM_INITS = ("kmeans++", "spread")
+N_INIT = 10  # random starts of a fit (docs/algorithms.md, "Initialisation")
 CRITERIA = ("mml", "bic")
 _LOG_2PI = math.log(2.0 * math.pi)
 _EPS = WK.EPS
@@ -70,7 +87,8 @@ class WdemConfig(StageConfig):
         low=0.0, high=0.1,
     )
     reg_covar: float = param(
-        1e-6, "Added to the diagonal of every covariance after each M-step (units of x squared).",
+        1e-6, "Added to the diagonal of every Sigma_k (covariance, or scale for 'wd') after "
+        "each M-step (units of x squared).",
         low=0.0, high=1e3,
     )
     outlier: bool = param(True, "Add a uniform outlier component that absorbs clutter.")
@@ -78,7 +96,19 @@ class WdemConfig(StageConfig):
         0.0, "Volume of the outlier component's support (units of x to the power d); "
         "0 = the bounding box of the data.", low=0.0, high=1e12,
     )
-    seed: int = param(0, "Seed of the k-means++ initialisation.", low=0, high=2**31 - 1)
+    seed: int = param(0, "Seed of the random starts.", low=0, high=2**31 - 1)
+    init: str = param(
+        "kmeans++", "Random start of a fit: 'kmeans++' (weighted k-means++ seeding + weighted "
+        "Lloyd) or 'spread' (Figueiredo & Jain: weight-sampled means, broad covariances).",
+        choices=RANDOM_INITS,
+    )
+    n_init: int = param(
+        N_INIT, "Random starts per fit and per K of the 'bic' search (plus one 'spread' "
+        "start there; 'mml' does not use it): each runs 20 EM iterations, the most likely one "
+        "is run to convergence.  1 = a single start (its result depends on the seed under "
+        "clutter).",
+        low=1, high=1000,
+    )
 
     def validate(self):
         if self.k_min > self.k_max:
@@ -94,7 +124,12 @@ class WdemConfig(StageConfig):
             volume = self.outlier_volume if self.outlier_volume > 0 else "auto"
         return dict(variant=self.variant, covariance=self.covariance, outlier_volume=volume,
                     max_iter=self.max_iter, tol=self.tol, reg_covar=self.reg_covar,
-                    seed=self.seed)
+                    seed=self.seed, n_init=self.n_init)
+
+    def fit(self, X, weights, n_components, use_numba: bool = True) -> WdemResult:
+        """:func:`fit` with K = ``n_components`` from the configured random starts."""
+        return fit(X, weights, n_components, init=self.init, use_numba=use_numba,
+                   **self.fit_kwargs())
 
     def select(self, X, weights, use_numba: bool = True) -> WdemResult:
         """:func:`select` with the configured K range and criterion."""
@@ -112,8 +147,12 @@ class WdemResult:
     Attributes
     ----------
     means : (K, d)
-    covariances : (K, d, d)
-        Full matrices for every covariance model (diagonal ones for 'diag'/'spherical').
+    scales : (K, d, d)
+        The fitted Sigma_k: the covariance of a weight-1 observation for FWD-EM, the scale
+        matrix of its Student-t marginal for WD-EM (not a covariance: with the default
+        nu = 1 it is 0.38 for unit-variance data in 1-D).  Full matrices for every
+        covariance model (diagonal ones for 'diag'/'spherical').  Use :attr:`covariances`
+        for a spread.
     mixing : (K,)
         pi_k of the Gaussian components (sums to 1 - outlier_mixing).
     outlier_mixing : float or None
@@ -134,10 +173,12 @@ class WdemResult:
         'mml' or 'bic' when the result comes from :func:`select`.
     criterion_values : dict or None
         K -> message length (mml) or BIC of the best model with K components.
+    dof : float or None
+        nu of the WD-EM Gamma prior (None for FWD-EM).
     """
 
     means: np.ndarray
-    covariances: np.ndarray
+    scales: np.ndarray
     mixing: np.ndarray
     outlier_mixing: float | None
     responsibilities: np.ndarray
@@ -150,10 +191,33 @@ class WdemResult:
     outlier_volume: float | None = None
     criterion: str | None = None
     criterion_values: dict | None = field(default=None)
+    dof: float | None = None
 
     @property
     def n_components(self) -> int:
         return int(self.means.shape[0])
+
+    @property
+    def covariances(self) -> np.ndarray:
+        """(K, d, d) covariance of a weight-1 observation of each cluster, finite for every
+        prior: FWD-EM Sigma_k; WD-EM Sigma_k / c(nu, d) (:func:`t_scale_factor`), the
+        covariance of the cluster if its noise is Gaussian (the Student-t fit is a robust
+        M-estimate of it).  The Student-t model's own covariance is
+        :attr:`model_covariances`."""
+        if self.dof is None:
+            return self.scales
+        return self.scales / t_scale_factor(self.dof, self.scales.shape[-1])
+
+    @property
+    def model_covariances(self) -> np.ndarray:
+        """(K, d, d) covariance of a weight-1 observation under the fitted model: Sigma_k
+        (FWD-EM), Sigma_k nu / (nu - 2) (WD-EM, nu > 2); infinite for WD-EM with nu <= 2
+        (the default nu = 1: use :attr:`covariances`)."""
+        if self.dof is None:
+            return self.scales
+        if self.dof > 2:
+            return self.scales * (self.dof / (self.dof - 2.0))
+        return np.full(self.scales.shape, np.inf)
 
     @property
     def labels(self) -> np.ndarray:
@@ -161,109 +225,6 @@ class WdemResult:
         lab = np.argmax(self.responsibilities, axis=1)
         lab[lab >= self.n_components] = -1
         return lab
-
-
-# ---------------------------------------------------------------------------
-# Helpers
-# ---------------------------------------------------------------------------
-def gamma_prior(weights, d: int, dof: float = WD_DEGREES_OF_FREEDOM):
-    """Gamma(alpha_i, beta_i) prior (shape, rate) of the WD-EM weights from input weights.
-
-    Parameters
-    ----------
-    weights : (N,) positive input weights
-    d : dimension of the observations
-    dof : nu, degrees of freedom of the resulting Student-t marginal
-
-    Returns
-    -------
-    alpha, beta : (N,) each; alpha_i = nu / 2, beta_i = nu / (2 w_i), so E[w_i] = w_i.
-    """
-    w = np.asarray(weights, dtype=np.float64)
-    alpha = np.full(w.shape, 0.5 * dof)
-    return alpha, 0.5 * dof / w
-
-
-def parameters_per_component(d: int, covariance: str) -> int:
-    """Free parameters of one Gaussian component (mean + covariance, not its pi)."""
-    if covariance == "full":
-        return d + d * (d + 1) // 2
-    if covariance == "diag":
-        return 2 * d
-    return d + 1
-
-
-def bounding_volume(X) -> float:
-    """Volume (units of x to the power d) of the axis-aligned bounding box of X (N, d),
-    each side at least 1e-6 of the largest side (and of 1e-12)."""
-    X = np.asarray(X, dtype=np.float64)
-    side = X.max(axis=0) - X.min(axis=0)
-    side = np.maximum(side, max(1e-12, 1e-6 * float(side.max())))
-    return float(np.prod(side))
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not allowed: must be one of "
-                         + ", ".join(repr(c) for c in choices))
-
-
-def _validate_data(X, weights):
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"X must be a 2-D array (N, d) of observations, got shape {X.shape}"
-                         + ("; for 1-D data pass X[:, None]" if X.ndim == 1 else ""))
-    if X.shape[0] < 1 or X.shape[1] < 1:
-        raise ValueError(f"X has shape {X.shape}: need at least one observation and one dimension")
-    if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
-        raise ValueError(f"X must be real numbers, got dtype {X.dtype}")
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    if not np.all(np.isfinite(X)):
-        bad = np.flatnonzero(~np.all(np.isfinite(X), axis=1))
-        raise ValueError(f"X contains NaN or infinite values (rows {bad[:5].tolist()}"
-                         + (", ..." if len(bad) > 5 else "") + ")")
-    w = np.asarray(weights)
-    if w.shape != (X.shape[0],):
-        raise ValueError(f"weights must have shape (N,) = ({X.shape[0]},) to match X {X.shape}, "
-                         f"got {w.shape}")
-    if not np.issubdtype(w.dtype, np.number) or np.iscomplexobj(w):
-        raise ValueError(f"weights must be real numbers, got dtype {w.dtype}")
-    w = np.ascontiguousarray(w, dtype=np.float64)
-    if not np.all(np.isfinite(w)):
-        raise ValueError("weights contain NaN or infinite values")
-    if np.any(w < 0):
-        bad = np.flatnonzero(w < 0)
-        raise ValueError(f"weights must be >= 0; negative at indices {bad[:5].tolist()}"
-                         + (", ..." if len(bad) > 5 else ""))
-    if not np.any(w > 0):
-        raise ValueError("all weights are zero: there is nothing to cluster")
-    return X, w
-
-
-def _check_common(variant, covariance, max_iter, tol, reg_covar):
-    _check_choice("variant", variant, VARIANTS)
-    _check_choice("covariance", covariance, COVARIANCES)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise ValueError(f"max_iter={max_iter!r} must be an integer >= 1")
-    if not (np.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol={tol!r} must be a finite number >= 0")
-    if not (np.isfinite(reg_covar) and reg_covar >= 0):
-        raise ValueError(f"reg_covar={reg_covar!r} must be a finite number >= 0")
-
-
-def _outlier_log_density(outlier_volume, X) -> float | None:
-    if outlier_volume is None:
-        return None
-    if isinstance(outlier_volume, str):
-        if outlier_volume != "auto":
-            raise ValueError(f"outlier_volume={outlier_volume!r}: must be None, 'auto' or a "
-                             "positive number")
-        return -math.log(bounding_volume(X))
-    v = float(outlier_volume)
-    if not (np.isfinite(v) and v > 0):
-        raise ValueError(f"outlier_volume={outlier_volume!r} must be a positive finite number "
-                         "(or None for no outlier component, or 'auto')")
-    return -math.log(v)
 
 
 class _Problem:
@@ -425,17 +386,8 @@ def _kmeans_pp(prob: _Problem, K, rng, n_lloyd=20):
         best = int(np.argmin(dc @ w))
         centres[j] = X[cand[best]]
         d2 = dc[best]
-    labels = _nearest(X, centres)
-    for _ in range(n_lloyd):
-        sums = np.zeros_like(centres)
-        np.add.at(sums, labels, w[:, None] * X)
-        mass = np.bincount(labels, weights=w, minlength=K)
-        ok = mass > 0
-        centres[ok] = sums[ok] / mass[ok, None]
-        new = _nearest(X, centres)
-        if np.array_equal(new, labels):
-            break
-        labels = new
+    labels = np.empty(n, dtype=np.int64)
+    (WK.lloyd if prob.use_numba else WK.lloyd_reference)(X, w, centres, labels, n_lloyd)
     return centres, labels
 
 
@@ -444,6 +396,8 @@ def _initial_params(prob: _Problem, K, init, means_init, warm_start, rng) -> _Pa
     if init == "kmeans++":
         _, labels = _kmeans_pp(prob, K, rng)
         return _params_from_labels(prob, labels, K)
+    if init == "spread":
+        return _spread_init(prob, K, rng)
     if init == "means":
         if means_init is None:
             raise ValueError("init='means' needs means_init of shape (K, d)")
@@ -457,16 +411,17 @@ def _initial_params(prob: _Problem, K, init, means_init, warm_start, rng) -> _Pa
     # warm start
     if warm_start is None:
         raise ValueError("init='warm' needs warm_start (a WdemResult, or an object with means, "
-                         "covariances and mixing)")
+                         "scales and mixing)")
     try:
         m = np.asarray(warm_start.means, dtype=np.float64)
-        c = np.asarray(warm_start.covariances, dtype=np.float64)
+        c = np.asarray(warm_start.scales, dtype=np.float64)
         pi = np.asarray(warm_start.mixing, dtype=np.float64)
     except AttributeError as exc:
-        raise ValueError("warm_start must have attributes means, covariances and mixing") from exc
+        raise ValueError("warm_start must have attributes means, scales (the Sigma_k of the model, "
+                         "not covariances) and mixing") from exc
     if m.shape != (K, d) or c.shape != (K, d, d) or pi.shape != (K,):
         raise ValueError(
-            f"warm_start has means {m.shape}, covariances {c.shape}, mixing {pi.shape}: expected "
+            f"warm_start has means {m.shape}, scales {c.shape}, mixing {pi.shape}: expected "
             f"({K}, {d}), ({K}, {d}, {d}), ({K},) for n_components={K} and d={d}")
     if not (np.all(np.isfinite(m)) and np.all(np.isfinite(c)) and np.all(np.isfinite(pi))):
         raise ValueError("warm_start contains NaN or infinite values")
@@ -474,7 +429,7 @@ def _initial_params(prob: _Problem, K, init, means_init, warm_start, rng) -> _Pa
         raise ValueError("warm_start.mixing must be non-negative with a positive sum")
     c = 0.5 * (c + np.swapaxes(c, 1, 2))
     if np.any(np.linalg.eigvalsh(c)[:, 0] <= 0):
-        raise ValueError("warm_start.covariances must be positive definite")
+        raise ValueError("warm_start.scales must be positive definite")
     if prob.has_outlier:
         pi0 = getattr(warm_start, "outlier_mixing", None)
         pi0 = float(pi0) if pi0 is not None and 0 < pi0 < 1 else 1.0 / (K + 1)
@@ -535,13 +490,14 @@ def _result(prob: _Problem, p: _Params, resp, post_w, history, n_iter, converged
         full_pw[prob.keep] = post_w
         resp, post_w = full_resp, full_pw
     return WdemResult(
-        means=p.means, covariances=p.covs, mixing=p.mixing,
+        means=p.means, scales=p.covs, mixing=p.mixing,
         outlier_mixing=p.outlier if prob.has_outlier else None,
         responsibilities=resp, posterior_weights=post_w, log_likelihood=history,
         n_iter=n_iter, converged=converged, variant=prob.variant,
         covariance_type=prob.covariance,
         outlier_volume=math.exp(-prob.log_vol) if prob.has_outlier else None,
-        criterion=criterion, criterion_values=values)
+        criterion=criterion, criterion_values=values,
+        dof=WD_DEGREES_OF_FREEDOM if prob.variant == "wd" else None)
 
 
 def _prepare(X, weights, variant, covariance, outlier_volume, max_iter, tol, reg_covar,
@@ -553,20 +509,12 @@ def _prepare(X, weights, variant, covariance, outlier_volume, max_iter, tol, reg
     return _Problem(X, w, variant, covariance, log_vol, reg_covar, bool(use_numba))
 
 
-def _check_k(name, k, n):
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"{name}={k!r} must be an integer >= 1")
-    if k > n:
-        raise ValueError(f"{name}={k} is larger than the number of observations with a positive "
-                         f"weight ({n}): cannot fit more clusters than observations")
-
-
 # ---------------------------------------------------------------------------
 # Public API
 # ---------------------------------------------------------------------------
 def fit(X, weights, n_components, variant="wd", covariance="full", outlier_volume=None,
         init="kmeans++", means_init=None, warm_start=None, max_iter=200, tol=1e-6,
-        reg_covar=1e-6, seed=None, use_numba=True) -> WdemResult:
+        reg_covar=1e-6, seed=None, n_init=N_INIT, use_numba=True) -> WdemResult:
     """Fit a weighted-data Gaussian mixture by FWD-EM or WD-EM.
 
     Parameters
@@ -579,12 +527,17 @@ def fit(X, weights, n_components, variant="wd", covariance="full", outlier_volum
     covariance : 'full', 'diag' or 'spherical'.
     outlier_volume : None (no outlier component), a volume V > 0 (units of x**d) of a uniform
         outlier component of density 1/V, or 'auto' (bounding box of the data).
-    init : 'kmeans++' (weighted seeding + Lloyd), 'means' (``means_init``; covariances and
-        proportions from the nearest-mean partition) or 'warm' (``warm_start``: a WdemResult
-        or any object with means, covariances, mixing and optionally outlier_mixing).
+    init : 'kmeans++' (weighted seeding + Lloyd), 'spread' (Figueiredo & Jain: K
+        weight-sampled observations, broad covariances), 'means' (``means_init``;
+        covariances and proportions from the nearest-mean partition) or 'warm'
+        (``warm_start``: a WdemResult or any object with means, scales (Sigma_k), mixing
+        and optionally outlier_mixing).
     max_iter, tol : at most ``max_iter`` M-steps; stop when |L_t - L_{t-1}| <= tol |L_{t-1}|.
-    reg_covar : added to the diagonal of each covariance after every M-step.
-    seed : seed of the k-means++ initialisation.
+    reg_covar : added to the diagonal of each Sigma_k after every M-step.
+    seed : seed of the random starts.
+    n_init : random starts ('kmeans++' / 'spread'; 'means' and 'warm' run once): each runs
+        SCREEN_ITER (20) EM iterations, the one of largest log-likelihood is continued to
+        convergence (its ``log_likelihood`` history includes its screening iterations).
     use_numba : numba kernels (default) or their plain-numpy references.
 
     Returns
@@ -595,15 +548,46 @@ def fit(X, weights, n_components, variant="wd", covariance="full", outlier_volum
                     use_numba)
     _check_k("n_components", n_components, prob.n)
     _check_choice("init", init, INITS)
+    _check_n_init(n_init)
     rng = np.random.default_rng(seed)
-    p = _initial_params(prob, int(n_components), init, means_init, warm_start, rng)
-    p, resp, post_w, history, n_iter, converged = _run_em(prob, p, int(max_iter), float(tol))
+    K = int(n_components)
+    if init in RANDOM_INITS:
+        out = _best_of_starts(prob, K, (init,) * int(n_init), rng, int(max_iter), float(tol))
+    else:  # means / warm starts are deterministic: one start
+        p = _initial_params(prob, K, init, means_init, warm_start, rng)
+        out = _run_em(prob, p, int(max_iter), float(tol))
+    p, resp, post_w, history, n_iter, converged = out
     return _result(prob, p, resp, post_w, history, n_iter, converged)
+
+
+SCREEN_ITER = 20  # EM iterations of every start before the best one is run to convergence
+
+
+def _best_of_starts(prob: _Problem, K, inits, rng, max_iter, tol):
+    """EM from several random starts (one per entry of ``inits``: 'kmeans++' or 'spread'):
+    each start runs min(SCREEN_ITER, max_iter) iterations, the one with the largest
+    log-likelihood is continued to convergence (a single start runs to convergence at
+    once).  Returns the output of :func:`_run_em` of the kept start."""
+    if len(inits) == 1:
+        return _run_em(prob, _initial_params(prob, K, inits[0], None, None, rng), max_iter,
+                       tol)
+    best = None
+    for init in inits:
+        out = _run_em(prob, _initial_params(prob, K, init, None, None, rng),
+                      min(SCREEN_ITER, max_iter), tol)
+        if best is None or out[3][-1] > best[3][-1]:
+            best = out
+    p, _resp, _pw, history, n_iter, converged = best
+    if converged or n_iter >= max_iter:
+        return best
+    rest = _run_em(prob, p, max_iter - n_iter, tol)
+    return (rest[0], rest[1], rest[2], np.concatenate([history[:-1], rest[3]]),
+            n_iter + rest[4], rest[5])
 
 
 def select(X, weights, k_min, k_max, criterion="mml", variant="wd", covariance="full",
            outlier_volume=None, max_iter=200, tol=1e-6, reg_covar=1e-6, seed=None,
-           use_numba=True) -> WdemResult:
+           n_init=N_INIT, use_numba=True) -> WdemResult:
     """Fit a weighted-data mixture and choose its number of components in [k_min, k_max].
 
     Parameters
@@ -613,10 +597,12 @@ def select(X, weights, k_min, k_max, criterion="mml", variant="wd", covariance="
     k_min, k_max : range of K, 1 <= k_min <= k_max <= number of positive weights.
     criterion : 'mml' (Figueiredo & Jain component-wise EM with annihilation, from k_max down,
         started from k_max weight-sampled observations with broad covariances, as they do) or
-        'bic' (per K the better of a k-means++ and a spread start; BIC = -2 L + p log N, p
-        counting means, covariances and proportions, plus pi_0 with an outlier component; a
+        'bic' (per K the better of the best of n_init k-means++ starts and a spread start;
+        BIC = -2 L + p log N, p counting means, covariances and proportions, plus pi_0 with
+        an outlier component; a
         fit in which a component carries fewer observations than its parameters counts as
         BIC = inf).
+    n_init : random k-means++ starts per K of 'bic' (see :func:`fit`); 'mml' ignores it.
 
     Returns
     -------
@@ -626,6 +612,8 @@ def select(X, weights, k_min, k_max, criterion="mml", variant="wd", covariance="
     prob = _prepare(X, weights, variant, covariance, outlier_volume, max_iter, tol, reg_covar,
                     use_numba)
     _check_choice("criterion", criterion, CRITERIA)
+    _check_n_init(n_init)
+    n_init = int(n_init)
     _check_k("k_min", k_min, prob.n)
     _check_k("k_max", k_max, prob.n)
     if k_min > k_max:
@@ -633,23 +621,21 @@ def select(X, weights, k_min, k_max, criterion="mml", variant="wd", covariance="
     rng = np.random.default_rng(seed)
     k_min, k_max, max_iter, tol = int(k_min), int(k_max), int(max_iter), float(tol)
     if criterion == "bic":
-        return _select_bic(prob, k_min, k_max, max_iter, tol, rng)
+        return _select_bic(prob, k_min, k_max, max_iter, tol, rng, n_init)
     return _select_mml(prob, k_min, k_max, max_iter, tol, rng)
 
 
-def _select_bic(prob, k_min, k_max, max_iter, tol, rng):
+def _select_bic(prob, k_min, k_max, max_iter, tol, rng, n_init):
     n_p = parameters_per_component(prob.d, prob.covariance)
     values = {}
     best = None
     for K in range(k_min, k_max + 1):
         n_free = K * n_p + (K - 1) + (1 if prob.has_outlier else 0)
         fit_k = None
-        # two starts per K: k-means++ and Figueiredo & Jain's spread start (the latter is the
+        # per K the best of n_init k-means++ starts and Figueiredo & Jain's spread start (the
         # better one under heavy tails, where D^2 seeding picks far-away points)
-        starts = (_initial_params(prob, K, "kmeans++", None, None, rng),
-                  _spread_init(prob, K, rng))
-        for p0 in starts:
-            out = _run_em(prob, p0, max_iter, tol)
+        for inits in (("kmeans++",) * n_init, ("spread",)):
+            out = _best_of_starts(prob, K, inits, rng, max_iter, tol)
             # a component carried by fewer observations than it has parameters is a
             # degenerate (collapsing) fit, not evidence for K clusters
             degenerate = K > k_min and np.min(out[1][:, :K].sum(axis=0)) < n_p
@@ -712,6 +698,12 @@ def _select_mml(prob: _Problem, k_min, k_max, max_iter, tol, rng):
         prob.k_norm(logp, lr, r, ll, WK.PARALLEL_MIN_WORK)
         return r, float(ll.sum())
 
+    def fit_length(out):
+        """Message length of an EM fit (output of _run_em) with unpenalised proportions."""
+        k_nz = out[0].means.shape[0]
+        return (-out[3][-1] + half * float(np.sum(np.log(n * out[0].mixing / 12.0)))
+                + 0.5 * k_nz * math.log(n / 12.0) + 0.5 * k_nz * (n_p + 1))
+
     def message_length(ll):
         k_nz = len(active)
         return (-ll + half * float(np.sum(np.log(n * pi[active] / 12.0)))
@@ -756,9 +748,7 @@ def _select_mml(prob: _Problem, k_min, k_max, max_iter, tol, rng):
         start = _Params(p.means[sel].copy(), p.covs[sel].copy(), mix,
                         float(pi[K]) if prob.has_outlier else 0.0)
         refined = _run_em(prob, start, max_iter, tol)
-        p_ref = refined[0]
-        dl_ref = (-refined[3][-1] + half * float(np.sum(np.log(n * p_ref.mixing / 12.0)))
-                  + 0.5 * k_nz * math.log(n / 12.0) + 0.5 * k_nz * (n_p + 1))
+        dl_ref = fit_length(refined)
         values[k_nz] = min(values.get(k_nz, np.inf), float(dl_ref))
         if best is None or dl_ref < best[0]:
             best = (dl_ref, refined)
@@ -780,3 +770,5 @@ def warm_up() -> None:
     for variant in VARIANTS:
         fit(X, w, 2, variant=variant, outlier_volume="auto", max_iter=2, seed=0)
     select(X, w, 1, 2, max_iter=2, seed=0)
+    for d in (1, 2, 3):  # the scale -> covariance factors (cached)
+        t_scale_factor(WD_DEGREES_OF_FREEDOM, d)

@@ -24,6 +24,44 @@ _PORTRAITS = {
 }
 _SKIN = [(150, 180, 225), (120, 155, 205), (95, 130, 180), (70, 100, 150), (140, 170, 215)]
 N_LFW_FACES = 100
+#: mouth centre (x, y) and corner-to-corner width in sprite pixels (face mesh of each
+#: sprite, tools/sprite_mouths.py)
+_MOUTHS = {
+    'astronaut': (77, 145, 54), 'hopper': (82, 134, 39), 'lfw:0': (80, 150, 43),
+    'lfw:1': (49, 146, 58), 'lfw:2': (59, 143, 48), 'lfw:3': (70, 148, 46),
+    'lfw:4': (59, 135, 41), 'lfw:5': (59, 132, 46), 'lfw:6': (61, 156, 47),
+    'lfw:7': (70, 152, 41), 'lfw:8': (68, 141, 50), 'lfw:9': (77, 142, 54),
+    'lfw:10': (70, 149, 56), 'lfw:11': (81, 144, 52), 'lfw:12': (64, 144, 41),
+    'lfw:13': (74, 128, 41), 'lfw:14': (54, 145, 48), 'lfw:15': (83, 141, 45),
+    'lfw:16': (61, 113, 44), 'lfw:17': (82, 130, 45), 'lfw:18': (59, 144, 55),
+    'lfw:19': (69, 131, 51), 'lfw:20': (55, 139, 49), 'lfw:21': (60, 141, 50),
+    'lfw:22': (73, 149, 55), 'lfw:23': (80, 139, 59), 'lfw:24': (74, 146, 45),
+    'lfw:25': (79, 139, 47), 'lfw:26': (68, 143, 49), 'lfw:27': (68, 135, 51),
+    'lfw:28': (63, 148, 43), 'lfw:29': (84, 156, 44), 'lfw:30': (41, 149, 50),
+    'lfw:31': (68, 144, 59), 'lfw:32': (67, 145, 41), 'lfw:33': (57, 152, 43),
+    'lfw:34': (64, 142, 40), 'lfw:35': (50, 143, 43), 'lfw:36': (66, 150, 54),
+    'lfw:37': (77, 135, 58), 'lfw:38': (84, 141, 56), 'lfw:39': (64, 129, 42),
+    'lfw:40': (59, 153, 34), 'lfw:41': (67, 143, 48), 'lfw:42': (59, 142, 48),
+    'lfw:43': (62, 147, 46), 'lfw:44': (83, 140, 48), 'lfw:45': (67, 144, 49),
+    'lfw:46': (68, 150, 44), 'lfw:47': (43, 149, 41), 'lfw:48': (58, 140, 32),
+    'lfw:49': (68, 148, 42), 'lfw:50': (63, 149, 54), 'lfw:51': (59, 145, 42),
+    'lfw:52': (63, 140, 69), 'lfw:53': (82, 132, 47), 'lfw:54': (69, 151, 48),
+    'lfw:55': (70, 149, 42), 'lfw:56': (58, 146, 52), 'lfw:57': (58, 156, 41),
+    'lfw:58': (90, 149, 44), 'lfw:59': (77, 138, 41), 'lfw:60': (64, 146, 51),
+    'lfw:61': (69, 144, 52), 'lfw:62': (62, 149, 37), 'lfw:63': (55, 142, 50),
+    'lfw:64': (69, 131, 50), 'lfw:65': (56, 143, 48), 'lfw:66': (63, 144, 42),
+    'lfw:67': (66, 141, 39), 'lfw:68': (65, 161, 43), 'lfw:69': (74, 140, 60),
+    'lfw:70': (67, 130, 38), 'lfw:71': (64, 151, 47), 'lfw:72': (70, 145, 50),
+    'lfw:73': (64, 148, 47), 'lfw:74': (53, 146, 54), 'lfw:75': (35, 145, 39),
+    'lfw:76': (88, 148, 44), 'lfw:77': (84, 148, 42), 'lfw:78': (51, 145, 46),
+    'lfw:79': (71, 151, 50), 'lfw:80': (72, 149, 45), 'lfw:81': (76, 139, 60),
+    'lfw:82': (65, 139, 48), 'lfw:83': (91, 157, 59), 'lfw:84': (77, 148, 43),
+    'lfw:85': (63, 139, 53), 'lfw:86': (71, 153, 54), 'lfw:87': (83, 144, 42),
+    'lfw:88': (74, 138, 52), 'lfw:89': (46, 146, 44), 'lfw:90': (78, 139, 37),
+    'lfw:91': (71, 143, 50), 'lfw:92': (73, 143, 43), 'lfw:93': (75, 146, 53),
+    'lfw:94': (69, 144, 63), 'lfw:95': (68, 147, 42), 'lfw:96': (65, 137, 63),
+    'lfw:97': (60, 146, 45), 'lfw:98': (80, 145, 45), 'lfw:99': (62, 147, 42),
+}
 
 
 @dataclass
@@ -33,6 +71,7 @@ class FaceSprite:
     image : uint8 (H, W, 3) BGR.  alpha : float32 (H, W) in [0, 1].
     width_m : physical width of the sprite (m).  hair : BGR colour of a head
     outline drawn behind the face (None = the photo already shows the hair).
+    mouth : (cx, cy, width) of the lips in sprite pixels (None: unknown).
     """
 
     name: str
@@ -40,6 +79,7 @@ class FaceSprite:
     alpha: np.ndarray
     width_m: float
     hair: tuple | None = None
+    mouth: tuple | None = None
 
     @property
     def height_m(self) -> float:
@@ -87,7 +127,7 @@ def load_face(name: str) -> FaceSprite:
         padded = cv2.copyMakeBorder(img, 64, 64, 64, 64, cv2.BORDER_REPLICATE)
         region = padded[y0 + 64:y0 + 64 + int(round(ch)), x0 + 64:x0 + 64 + int(round(cw))]
         crop = cv2.resize(region, (w, h), interpolation=cv2.INTER_AREA)
-        return FaceSprite(name, crop, _ellipse_alpha(w, h), width_m=0.19)
+        return FaceSprite(name, crop, _ellipse_alpha(w, h), width_m=0.19, mouth=_MOUTHS.get(name))
     if name.startswith("lfw:"):
         try:
             k = int(name[4:])
@@ -104,6 +144,6 @@ def load_face(name: str) -> FaceSprite:
         img = np.clip(big[:, :, None] * skin[None, None, :] * 255.0 * 1.15, 0, 255)
         hair = tuple(int(v) for v in (np.array([30, 40, 55]) * (1 + (k % 3) * 0.5)))
         return FaceSprite(name, img.astype(np.uint8), _ellipse_alpha(w, h, soft=8.0),
-                          width_m=0.15, hair=hair)
+                          width_m=0.15, hair=hair, mouth=_MOUTHS.get(name))
     raise ValueError(f"unknown face {name!r}: use one of astronaut, hopper, lfw:0 .. "
                      f"lfw:{N_LFW_FACES - 1}")

@@ -263,6 +263,7 @@ class VideoSpec:
     jpeg_quality : quality of --compressed images.
     visible_threshold : a person is visible when at least this fraction of the face
         is unoccluded and inside both images.
+    talking_faces : mouths open with each person's own speech envelope (sim/talking.py).
     """
 
     noise_std: float = 2.0
@@ -270,6 +271,7 @@ class VideoSpec:
     lighting: list = field(default_factory=list)
     jpeg_quality: int = 90
     visible_threshold: float = 0.5
+    talking_faces: bool = True
 
     def __post_init__(self):
         if not 0.0 <= self.noise_std <= 50.0:

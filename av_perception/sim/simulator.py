@@ -127,13 +127,13 @@ def simulate(scene, outdir, *, storage: str = "sqlite3", compressed: bool = Fals
 
     t0 = time.perf_counter()
     say("rendering audio")
-    audio = render_audio(scene, speech_source)
+    audio = render_audio(scene, speech_source, keep_dry=scene.video.talking_faces)
     scipy.io.wavfile.write(outdir / "audio.wav", audio.rate, audio.samples)
     timings["audio"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     say("rendering video")
-    renderer = VideoRenderer(scene)
+    renderer = VideoRenderer(scene, dry=audio.dry)
     rng = _child(scene.seed, 5)
     fs = audio.rate
     chunk = scene.audio.chunk

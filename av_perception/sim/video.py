@@ -14,11 +14,13 @@ import cv2
 import numpy as np
 
 from .faces import SPRITE_SIZE, load_face
+from .talking import MouthEnvelope, dry_speech, open_mouth
 
 __all__ = ["VideoRenderer", "RenderedFrame", "PersonView"]
 
 _BODY_RES = 0.004  # m per pixel of the body sprite
 _TEX_RES = 0.01  # m per pixel of the wall / floor textures
+_MOUTH_LEVELS = 8  # talking faces: the opening is drawn in steps of 1 / 8
 
 
 @dataclass
@@ -183,9 +185,13 @@ class VideoRenderer:
     Parameters
     ----------
     scene : Scene
+    dry : {person id: dry speech (n,)}, optional
+        The people's speech (``render_audio(..., keep_dry=True).dry``) that opens their
+        mouths when ``scene.video.talking_faces``; default: re-synthesised
+        (:func:`~av_perception.sim.talking.dry_speech`).
     """
 
-    def __init__(self, scene):
+    def __init__(self, scene, dry: dict | None = None):
         self.scene = scene
         cam = scene.robot.camera
         self.cam = cam
@@ -216,6 +222,14 @@ class VideoRenderer:
                 hs.offset_y = -0.04 * face.height_m / 0.2375
                 self.hair[p.id] = hs
         self._noise_bank = None
+        #: {person id: MouthEnvelope} of the talking faces (empty: mouths still)
+        self.mouths = {}
+        if scene.video.talking_faces and scene.people:
+            dry = dry if dry is not None else dry_speech(scene)
+            self.mouths = {p.id: MouthEnvelope(dry[p.id], scene.audio.rate)
+                           for p in scene.people
+                           if load_face(p.face).mouth is not None and p.id in dry}
+        self._open_faces = {}
         self.face_size = {p.id: (load_face(p.face).width_m, load_face(p.face).height_m)
                           for p in scene.people}
 
@@ -299,6 +313,25 @@ class VideoRenderer:
         K = np.array([[c.fx, 0, c.cx], [0, c.fy, c.cy], [0, 0, 1.0]])
         return K @ R.T @ np.linalg.inv(K)
 
+    def mouth_opening(self, pid: int, t: float) -> float:
+        """Drawn mouth opening of person ``pid`` at ``t`` (0 closed .. 1, in steps)."""
+        if pid not in self.mouths:
+            return 0.0
+        return round(float(self.mouths[pid](t)) * _MOUTH_LEVELS) / _MOUTH_LEVELS
+
+    def _face(self, pid: int, t: float) -> _Sprite:
+        level = int(round(self.mouth_opening(pid, t) * _MOUTH_LEVELS))
+        if level == 0:
+            return self.faces[pid]
+        key = (pid, level)
+        if key not in self._open_faces:
+            p = self.scene.person(pid)
+            face = load_face(p.face)
+            base = self.faces[pid]
+            img = open_mouth(face.image.astype(np.float32), face.mouth, level / _MOUTH_LEVELS)
+            self._open_faces[key] = _Sprite(img, face.alpha, base.res, base.label)
+        return self._open_faces[key]
+
     # ----------------------------------------------------------------- frames
     def render(self, t: float, rng) -> RenderedFrame:
         """The left and right images at time ``t`` (s from the start) and the face views."""
@@ -328,7 +361,7 @@ class VideoRenderer:
                 if p.id in self.hair:
                     hs = self.hair[p.id]
                     hs.draw(canvas, labels, cam.fx, cam.fy, u, v + cam.fy * hs.offset_y / z, z)
-                self.faces[p.id].draw(canvas, labels, cam.fx, cam.fy, u, v, z)
+                self._face(p.id, t).draw(canvas, labels, cam.fx, cam.fy, u, v, z)
             images.append(canvas)
             label_maps.append(labels)
         views = {}

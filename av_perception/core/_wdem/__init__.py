@@ -23,22 +23,25 @@ from .reference import (
     estep_fwd_reference,
     estep_wd_reference,
     exp_neg_reference,
+    lloyd_reference,
     log_pos_reference,
     moments_reference,
     normalise_rows_reference,
     prec_chol_reference,
     scatter_reference,
 )
+from .seeding import lloyd
 from .steps import estep_fwd, estep_wd, moments, normalise_rows, scatter
 from .updates import em_loop, em_update, prec_chol
 
 __all__ = [
     "COV_CODES", "COV_DIAG", "COV_FULL", "COV_SPHERICAL", "EPS", "N_CHUNKS",
     "PARALLEL_MIN_WORK", "KERNELS", "REFERENCES", "_em_pass",
-    "em_loop", "em_pass", "em_update", "estep_fwd", "estep_wd", "exp_neg", "log_pos",
+    "em_loop", "em_pass", "em_update", "estep_fwd", "estep_wd", "exp_neg", "lloyd", "log_pos",
     "moments", "normalise_rows", "prec_chol", "scatter",
     "em_loop_reference", "em_pass_reference", "em_update_reference", "estep_fwd_reference",
-    "estep_wd_reference", "exp_neg_reference", "log_pos_reference", "moments_reference",
+    "estep_wd_reference", "exp_neg_reference", "lloyd_reference", "log_pos_reference",
+    "moments_reference",
     "normalise_rows_reference", "prec_chol_reference", "scatter_reference",
 ]
 
@@ -64,6 +67,7 @@ __all__ = [
 # ll         : float64 (N,)       out: log p(x_i), the row log-normaliser
 # pw         : float64 (N, K) or (N, 1)  weights of the M-step (E[w_ik], or w_i broadcast over k)
 # cov_code   : int                0 full, 1 diagonal, 2 spherical
+# labels     : int64 (N,)         out (lloyd): index of the nearest centre
 # min_work   : int                run the prange loop from this much work on (see
 #                                 PARALLEL_MIN_WORK; the references ignore it)
 KERNELS = {
@@ -78,6 +82,7 @@ KERNELS = {
     "prec_chol": prec_chol,
     "em_update": em_update,
     "em_loop": em_loop,
+    "lloyd": lloyd,
 }
 REFERENCES = {
     "estep_fwd": estep_fwd_reference,
@@ -91,4 +96,5 @@ REFERENCES = {
     "prec_chol": prec_chol_reference,
     "em_update": em_update_reference,
     "em_loop": em_loop_reference,
+    "lloyd": lloyd_reference,
 }

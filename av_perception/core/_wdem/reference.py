@@ -212,3 +212,27 @@ def em_loop_reference(X, w, a, beta, wd, obs_const, means, covs, mixing, outlier
         estep_fwd_reference(X, w, obs_const, m, U, log_det, log_pi, log_out, log_resp, resp,
                             ll)
     return m, c, pi, pi0, np.asarray(history), n_iter, converged
+
+
+def lloyd_reference(X, w, centres, labels, max_iter):
+    """Plain-numpy reference of :func:`lloyd`."""
+    K = centres.shape[0]
+
+    def nearest():
+        return np.argmin(((X[:, None, :] - centres[None, :, :]) ** 2).sum(-1), axis=1)
+
+    lab = nearest()
+    moves = 0
+    for _ in range(max_iter):
+        sums = np.zeros_like(centres)
+        np.add.at(sums, lab, w[:, None] * X)
+        mass = np.bincount(lab, weights=w, minlength=K)
+        ok = mass > 0
+        centres[ok] = sums[ok] / mass[ok, None]
+        moves += 1
+        new = nearest()
+        if np.array_equal(new, lab):
+            break
+        lab = new
+    labels[:] = lab
+    return moves

@@ -168,7 +168,7 @@ def _visual_births(win: _Window, cl: _Clusters, e, wcfg: wdem.WdemConfig, next_l
     common = dict(variant=wcfg.variant, covariance=wcfg.covariance,
                   outlier_volume=cfg.visual_outlier_volume, max_iter=wcfg.max_iter,
                   tol=max(wcfg.tol, 1e-5), reg_covar=max(wcfg.reg_covar, 1e-6),
-                  seed=wcfg.seed)
+                  seed=wcfg.seed, n_init=wcfg.n_init)
     try:
         if cfg.birth_search == "cores":
             cores = dense_cores(Xc, wc, cfg.birth_radius, cfg.min_visual_mass, wcfg.k_max)
@@ -188,13 +188,15 @@ def _visual_births(win: _Window, cl: _Clusters, e, wcfg: wdem.WdemConfig, next_l
                      np.argmin(((Xc[:, None, :] - res.means[None]) ** 2).sum(-1), axis=0)])
     # (cores: the dense core of birth_radius already says "one person"; the fitted spread
     # may exceed visual_std_max through a few far points and is clamped below)
+    # (covariances: the clusters' spread; under WD-EM the fitted Sigma_k are Student-t scales)
     compact = (np.ones(res.n_components, bool) if cfg.birth_search == "cores" else
                np.linalg.eigvalsh(res.covariances)[:, -1] <= cfg.visual_std_max ** 2)
     ok = (mass >= cfg.min_visual_mass) & (core >= cfg.min_visual_mass) & compact
     if not np.any(ok):
         return None
     pos = res.means[ok]
-    vcov = _floor_cov(res.covariances[ok], cfg.visual_std_min ** 2, cfg.visual_std_max ** 2)
+    # the window's Sigma_k is the same parameter as wdem's (a Student-t scale under WD)
+    vcov = _floor_cov(res.scales[ok], cfg.visual_std_min ** 2, cfg.visual_std_max ** 2)
     n = len(pos)
     itd = win.geometry.itd(pos)
     labels = np.arange(next_label, next_label + n)

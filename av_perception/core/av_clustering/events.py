@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import wdem
 from .clusters import _Clusters
 from .window import _Window
 
@@ -19,7 +20,9 @@ class AVEvent:
         out of view).
     covariance : (3, 3) m^2, uncertainty of the position (inverse Gauss-Newton information;
         ``out_of_view_std`` along the directions an ITD does not constrain).
-    spread : (3, 3) m^2, covariance of the cluster's visual observations (Sigma_k).
+    spread : (3, 3) m^2, covariance of the cluster's visual observations: Sigma_k for FWD,
+        Sigma_k / c(nu, 3) for WD (Sigma_k is then a Student-t scale; see
+        ``wdem.t_scale_factor``).
     visual_mass, audio_mass : sums of weight x responsibility over the window.
     itd, itd_std : s, the cluster's ITD G(S_k) (or tau_k when out of view) and its spread.
     out_of_view : True when the cluster has audio but no visual support.
@@ -70,6 +73,9 @@ def _events(win: _Window, cl: _Clusters, e, stamp) -> list[AVEvent]:
     if len(ao):
         pos[ao] = win.geometry.point_from_itd(cl.itd[ao], cfg.default_depth)
     J = win.geometry.itd_jacobian(pos)
+    # the cluster's spread as a covariance (under WD-EM Sigma_k is a Student-t scale)
+    to_cov = 1.0 if win.variant == "fwd" else 1.0 / wdem.t_scale_factor(
+        wdem.WD_DEGREES_OF_FREEDOM, 3)
     events = []
     for k in range(K):
         if cl.audio_only[k]:
@@ -82,7 +88,7 @@ def _events(win: _Window, cl: _Clusters, e, stamp) -> list[AVEvent]:
             info = cl.info[k] if cl.info is not None else np.eye(3)
             cov = np.linalg.inv(info)
         events.append(AVEvent(
-            position=pos[k], covariance=0.5 * (cov + cov.T), spread=cl.vcov[k].copy(),
+            position=pos[k], covariance=0.5 * (cov + cov.T), spread=cl.vcov[k] * to_cov,
             visual_mass=float(mv[k]), audio_mass=float(ma[k]), itd=float(cl.itd[k]),
             itd_std=float(math.sqrt(cl.avar[k])), out_of_view=bool(cl.audio_only[k]),
             label=int(cl.labels[k]), stamp=float(stamp)))

@@ -1,0 +1,249 @@
+"""Visual speech activity of each face: lip motion from the 468-point face mesh.
+
+Per frame, a face's mouth opening (inner-lip gap over the eye span, corrected for yaw)
+and a reliability (face size, yaw, landmark presence); per track, the spread of the
+opening over a short window becomes a speaking log-likelihood ratio weighted by the
+window's reliability.  A missing cue is *unknown* (reliability 0), never silent.
+The model: docs/algorithms.md, "Visual speech activity".
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import ConfigError, StageConfig, param
+
+__all__ = ["LIP_MESH", "LipActivity", "LipConfig", "LipEvidence", "LipSample",
+           "face_reliability", "lip_statistic", "mouth_opening", "speaking_log_lr"]
+
+#: face-mesh vertices (MediaPipe canonical mesh; "right" = the person's right)
+LIP_MESH = {"upper_inner_lip": 13, "lower_inner_lip": 14, "mouth_right": 78,
+            "mouth_left": 308, "right_eye_outer": 33, "left_eye_outer": 263,
+            "right_cheek": 234, "left_cheek": 454}
+_N_MESH = 468
+
+
+@dataclass(frozen=True)
+class LipConfig(StageConfig):
+    """Lip-activity model (not yet a node parameter section)."""
+
+    window: float = param(0.4, "Length of the lip-motion window (s).", low=0.1, high=2.0)
+    min_samples: int = param(4, "Fewer valid mouth openings in the window: the cue is "
+                                "unknown.", low=2, high=100)
+    still_std: float = param(0.006, "Spread (std) of the opening of a still mouth: landmark "
+                                    "jitter (eye spans).",
+                             low=1e-4, high=0.5)
+    speaking_std: float = param(0.02, "Spread (std) of the opening of a talking mouth "
+                                      "(eye spans).", low=1e-3, high=1.0)
+    max_log_lr: float = param(3.0, "Bound of the speaking log-likelihood ratio of one "
+                                   "window (frames are correlated).", low=0.1, high=20.0)
+    min_eye_px: float = param(8.0, "Eye span (px) at which the cue says nothing.",
+                              low=0.0, high=200.0)
+    full_eye_px: float = param(40.0, "Eye span (px) from which the face size costs no "
+                                     "reliability.", low=1.0, high=500.0)
+    max_yaw: float = param(1.0, "Head yaw (rad) at which the cue says nothing.",
+                           low=0.1, high=1.5)
+    min_presence: float = param(0.5, "Landmark face-presence score below which a frame has "
+                                     "no mouth opening.", low=0.0, high=1.0)
+    max_jump: float = param(0.35, "Relative change of the eye span between two samples of a "
+                                  "track above which its history restarts (another face).",
+                            low=0.05, high=5.0)
+
+    def _fail(self, name: str, value, allowed: str):
+        raise ConfigError(f"parameter 'lips.{name}' = {value!r} is not allowed: must be "
+                          f"{allowed}")
+
+    def validate(self) -> None:
+        if self.speaking_std <= self.still_std:
+            raise ConfigError(f"lips.speaking_std ({self.speaking_std}) must exceed "
+                              f"lips.still_std ({self.still_std})")
+        if self.full_eye_px <= self.min_eye_px:
+            raise ConfigError(f"lips.full_eye_px ({self.full_eye_px}) must exceed "
+                              f"lips.min_eye_px ({self.min_eye_px})")
+
+
+@dataclass(frozen=True)
+class LipSample:
+    """One face's mouth measure in one frame.
+
+    opening : inner-lip gap / eye span (NaN: no measure).  eye_px : eye span (px).
+    yaw : rad.  reliability : [0, 1].
+    """
+
+    opening: float
+    eye_px: float
+    yaw: float
+    reliability: float
+
+    @staticmethod
+    def missing() -> LipSample:
+        return LipSample(math.nan, math.nan, math.nan, 0.0)
+
+
+@dataclass(frozen=True)
+class LipEvidence:
+    """Visual speaking evidence of one track at one time.
+
+    log_lr : reliability-weighted log p(lips | speaking) / p(lips | silent); 0 when
+    unknown.  reliability : [0, 1] (0 = unknown).  spread : std of the opening over
+    the window (eye spans; NaN when unknown).  n : valid samples in the window.
+    """
+
+    log_lr: float
+    reliability: float
+    spread: float
+    n: int
+
+    @property
+    def known(self) -> bool:
+        return self.reliability > 0.0
+
+    @staticmethod
+    def unknown(n: int = 0) -> LipEvidence:
+        return LipEvidence(0.0, 0.0, math.nan, n)
+
+
+def _yaw(p: np.ndarray) -> float:
+    across = p[LIP_MESH["left_cheek"]] - p[LIP_MESH["right_cheek"]]
+    return math.atan2(float(across[2]), math.hypot(float(across[0]), float(across[1])))
+
+
+def mouth_opening(points) -> tuple[float, float, float]:
+    """Mouth opening of a face mesh.
+
+    Parameters
+    ----------
+    points : array (468, 3)
+        Face mesh, x y in image pixels, z relative depth (same scale).
+
+    Returns
+    -------
+    opening : float
+        |13 - 14| / (|33 - 263| / cos(yaw)): the inner-lip gap over the eye span
+        corrected for the yaw's foreshortening (cos clipped at 0.5).  Scale,
+        translation and in-plane rotation of the head cancel.  NaN when the mesh
+        is not finite or degenerate.
+    eye_px : float
+        Eye span (pixels, outer corners), NaN likewise.
+    yaw : float
+        rad (see :class:`~av_perception.core.blazeface.FaceLandmarks`), NaN likewise.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    if p.shape != (_N_MESH, 3):
+        raise ValueError(f"face mesh has shape {p.shape}: expected ({_N_MESH}, 3)")
+    idx = list(LIP_MESH.values())
+    if not np.all(np.isfinite(p[idx])):
+        return math.nan, math.nan, math.nan
+    eyes = float(np.linalg.norm(p[LIP_MESH["left_eye_outer"], :2]
+                                - p[LIP_MESH["right_eye_outer"], :2]))
+    if eyes <= 1e-6:
+        return math.nan, math.nan, math.nan
+    yaw = _yaw(p)
+    gap = float(np.linalg.norm(p[LIP_MESH["lower_inner_lip"], :2]
+                               - p[LIP_MESH["upper_inner_lip"], :2]))
+    span = eyes / max(math.cos(yaw), 0.5)
+    return gap / span, eyes, yaw
+
+
+def face_reliability(eye_px: float, yaw: float, presence: float, cfg: LipConfig) -> float:
+    """[0, 1] trust in one frame's mouth opening: a ramp in the eye span from
+    ``min_eye_px`` to ``full_eye_px``, times cos-shaped fall-off in |yaw| to 0 at
+    ``max_yaw``, times the presence score (0 below ``min_presence``)."""
+    if not (math.isfinite(eye_px) and math.isfinite(yaw) and math.isfinite(presence)):
+        return 0.0
+    if presence < cfg.min_presence:
+        return 0.0
+    size = min(1.0, max(0.0, (eye_px - cfg.min_eye_px) / (cfg.full_eye_px - cfg.min_eye_px)))
+    if abs(yaw) >= cfg.max_yaw:
+        return 0.0
+    turn = math.cos(0.5 * math.pi * abs(yaw) / cfg.max_yaw)
+    return float(size * turn * min(1.0, presence))
+
+
+def lip_statistic(openings) -> tuple[float, int]:
+    """(std of the finite openings, their number); NaN std below two."""
+    x = np.asarray(openings, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return math.nan, int(x.size)
+    return float(np.std(x, ddof=1)), int(x.size)
+
+
+def speaking_log_lr(spread: float, n: int, cfg: LipConfig) -> float:
+    """log p(spread | speaking) / p(spread | silent) of ``n`` openings.
+
+    Gaussian openings of std ``speaking_std`` or ``still_std``: (n - 1) s^2 / sigma^2
+    is chi-square with n - 1 degrees of freedom, so the ratio is
+    (n - 1) [log(sigma0 / sigma1) + s^2 (1 / sigma0^2 - 1 / sigma1^2) / 2],
+    clipped to +- ``max_log_lr``.
+    """
+    if not math.isfinite(spread) or n < 2:
+        return 0.0
+    s0, s1 = cfg.still_std, cfg.speaking_std
+    v = (n - 1) * (math.log(s0 / s1) + 0.5 * spread ** 2 * (1.0 / s0 ** 2 - 1.0 / s1 ** 2))
+    return float(np.clip(v, -cfg.max_log_lr, cfg.max_log_lr))
+
+
+class LipActivity:
+    """Per-track windows of mouth openings and their speaking evidence.
+
+    Parameters
+    ----------
+    config : LipConfig, optional
+    """
+
+    def __init__(self, config: LipConfig | None = None):
+        self.config = config or LipConfig()
+        self._hist: dict = {}
+
+    def sample(self, points, presence: float) -> LipSample:
+        """A :class:`LipSample` of a face mesh (None, bad shape or NaN: missing)."""
+        if points is None:
+            return LipSample.missing()
+        try:
+            opening, eye_px, yaw = mouth_opening(points)
+        except ValueError:
+            return LipSample.missing()
+        pres = float(presence) if presence is not None else math.nan
+        rel = face_reliability(eye_px, yaw, pres, self.config)
+        if rel <= 0.0 or not math.isfinite(opening):
+            return LipSample(math.nan, eye_px, yaw, 0.0)
+        return LipSample(opening, eye_px, yaw, rel)
+
+    def update(self, track_id, t: float, sample: LipSample | None) -> LipEvidence:
+        """Add the sample of ``track_id`` at time ``t`` (s; None = face not seen) and
+        return the track's evidence at ``t``."""
+        h = self._hist.setdefault(track_id, deque())
+        s = sample if sample is not None else LipSample.missing()
+        if h and t < h[-1][0]:  # time went back (bag loop): start again
+            h.clear()
+        if math.isfinite(s.opening):
+            last = next((e for e in reversed(h) if math.isfinite(e[1].eye_px)), None)
+            if last is not None and abs(s.eye_px / last[1].eye_px - 1.0) > self.config.max_jump:
+                h.clear()  # another face under the same track
+        h.append((float(t), s))
+        while h and h[0][0] <= t - self.config.window + 1e-9:
+            h.popleft()
+        return self.evidence(track_id)
+
+    def evidence(self, track_id) -> LipEvidence:
+        """The evidence of the track's current window (unknown without enough samples)."""
+        h = self._hist.get(track_id)
+        if not h:
+            return LipEvidence.unknown()
+        ok = [s for _, s in h if math.isfinite(s.opening) and s.reliability > 0.0]
+        spread, n = lip_statistic([s.opening for s in ok])
+        if n < self.config.min_samples:
+            return LipEvidence.unknown(n)
+        # mean reliability over the window's frames: missing frames count as 0
+        rel = float(sum(s.reliability for s in ok) / len(h))
+        return LipEvidence(rel * speaking_log_lr(spread, n, self.config), rel, spread, n)
+
+    def forget(self, keep_ids) -> None:
+        """Drop the histories of tracks not in ``keep_ids``."""
+        keep = set(keep_ids)
+        for k in [k for k in self._hist if k not in keep]:
+            del self._hist[k]
