@@ -317,6 +317,22 @@ def _child(seed: int, *path: int):
     return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *path]))
 
 
+def person_dry_speech(scene, source, person) -> np.ndarray:
+    """(n_samples,) the dry speech of ``person`` at their mouth: their utterances rendered
+    by ``source`` with the person's own random stream (what the talking faces follow)."""
+    fs = scene.audio.rate
+    n = scene.n_samples
+    rng = _child(scene.seed, 1, person.id)
+    dry = np.zeros(n)
+    for u in scene.utterances:
+        if u.person != person.id:
+            continue
+        a, b = int(round(u.start * fs)), min(int(round(u.end * fs)), n)
+        if b > a:
+            dry[a:b] = source.render(person, b - a, fs, rng)
+    return dry
+
+
 def render_audio(scene, speech_source=None, keep_dry: bool = False) -> AudioRender:
     """Render the two microphone signals of ``scene`` (see module docstring).
 
@@ -336,14 +352,7 @@ def render_audio(scene, speech_source=None, keep_dry: bool = False) -> AudioRend
     speech = np.zeros((n, 2))
     dry_all = {}
     for p in scene.people:
-        rng = _child(scene.seed, 1, p.id)
-        dry = np.zeros(n)
-        for u in scene.utterances:
-            if u.person != p.id:
-                continue
-            a, b = int(round(u.start * fs)), min(int(round(u.end * fs)), n)
-            if b > a:
-                dry[a:b] = source.render(p, b - a, fs, rng)
+        dry = person_dry_speech(scene, source, p)
         if keep_dry:
             dry_all[p.id] = dry
         traj = p.trajectory()

@@ -26,23 +26,11 @@ _TEETH = np.array([200.0, 208.0, 215.0], np.float32)
 def dry_speech(scene, speech_source=None) -> dict:
     """{person id: dry speech (n,)} of ``scene``: the signals render_audio puts at the
     mouths (same speech source, same random streams)."""
-    from .audio import _child
+    from .audio import person_dry_speech
     from .voice import make_speech_source
 
-    fs = scene.audio.rate
-    n = scene.n_samples
     source = speech_source or make_speech_source(scene.speech, scene.people)
-    out = {}
-    for p in scene.people:
-        rng = _child(scene.seed, 1, p.id)
-        dry = np.zeros(n)
-        for u in scene.utterances:
-            if u.person != p.id:
-                continue
-            a, b = int(round(u.start * fs)), min(int(round(u.end * fs)), n)
-            if b > a:
-                dry[a:b] = source.render(p, b - a, fs, rng)
-        out[p.id] = dry
+    out = {p.id: person_dry_speech(scene, source, p) for p in scene.people}
     return out
 
 
