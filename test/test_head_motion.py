@@ -77,6 +77,44 @@ def test_tracker_with_a_pose_source_keeps_still_people_still():
     assert np.min(np.linalg.norm(out.position[:, None] - PEOPLE[None], axis=2)) > 0.3
 
 
+def test_a_person_the_head_turns_away_from_keeps_the_identity():
+    """The head turns 70 deg away (60 deg/s), holds, and comes back: the person is out of
+    view for 3.3 s.  In the fixed frame the unseen track decays slowly
+    (fixed_unseen_existence_decay) and takes the person back with the same identity; with
+    the camera-frame decay (4/s) it dies after ~2 s and the person comes back as new."""
+
+    def turn(t):
+        a = math.radians(70)
+        up = min(max(t - 1.5, 0.0) * math.radians(60), a)
+        down = min(max(t - 5.0, 0.0) * math.radians(60), a)
+        return up - down
+
+    person = PEOPLE[:1]
+    found = {}
+    for decay in (1.0, 4.0):
+        rng = np.random.default_rng(5)
+        tracker = Tracker(TrackerConfig(fixed_unseen_existence_decay=decay), None, CAM)
+        tracker.set_pose_source(lambda s: Pose(pan_rotation(turn(s)), np.zeros(3)))
+        ids, hidden = [], 0
+        for k in range(int(8 * FPS)):
+            t = k / FPS
+            cam = Pose(pan_rotation(turn(t)), np.zeros(3)).apply_inverse(person)
+            u = CAM.cx + CAM.fx * cam[:, 0] / cam[:, 2]
+            seen = (cam[:, 2] > 0.5) & (u > 0) & (u < CAM.width)
+            hidden += int(not seen[0])
+            xyz = cam[seen] + rng.normal(0, 0.01, (int(seen.sum()), 3))
+            out = tracker.update_visual(t, xyz, np.tile(np.eye(3) * 0.02 ** 2,
+                                                        (len(xyz), 1, 1)))
+            if seen[0] and len(out.ids):
+                d = np.linalg.norm(out.position - person[0], axis=1)
+                if d.min() < 0.3 and int(out.ids[d.argmin()]) not in ids:
+                    ids.append(int(out.ids[d.argmin()]))
+        assert hidden / FPS > 3.0
+        found[decay] = ids
+    assert found[1.0] == [1], found
+    assert len(found[4.0]) == 2, found
+
+
 def test_itd_model_uses_the_pose_at_the_audio_stamp():
     """The tracker's ITD of a fixed-frame point equals the camera-frame ITD of that point
     seen from the pose at the tracker's time."""

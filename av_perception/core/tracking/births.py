@@ -13,7 +13,7 @@ from scipy.optimize import linear_sum_assignment
 from .models import constant_velocity_model, gauss_logpdf, symmetrise
 
 __all__ = ["AudioBirths", "Birth", "BirthChain", "VisualBirths", "event_birth",
-           "near_a_track"]
+           "near_a_track", "reentry_match"]
 
 # audio-only births: frames count when their normalised weight is at least this and the
 # mass they leave to clutter (w~ x beta_0) exceeds _BIRTH_MIN_MASS
@@ -47,6 +47,42 @@ def near_a_track(point, positions, merge_distance: float) -> bool:
     track ``positions`` (K, 3): the same head (two head centres cannot be that close)."""
     return bool(len(positions) and np.min(np.linalg.norm(
         positions - point, axis=1)) < 0.5 * merge_distance)
+
+
+def reentry_match(mean, cov, track_mean, track_cov, eligible, sigma: float,
+                  gate: float) -> int:
+    """The track a new visual track is the same person as: the nearest ``eligible``
+    track (no visual support: out of view or audio-only) within the squared Mahalanobis
+    ``gate`` of the candidate, with both covariances and ``sigma``^2 I added (how far an
+    unseen person may be from the coasting track: the ITD's bias, a step aside).
+
+    Parameters
+    ----------
+    mean : array (3,)
+        m, the candidate's position (tracker frame).
+    cov : array (3, 3)
+        m^2, its covariance.
+    track_mean, track_cov : array (K, 3), (K, 3, 3)
+        The tracks' positions (m) and position covariances (m^2).
+    eligible : array (K,) bool
+    sigma : float
+        m (0: the covariances alone).
+    gate : float
+        Squared Mahalanobis distance (3 dof).
+
+    Returns
+    -------
+    int
+        Row of the track, or -1 when none is within the gate.
+    """
+    idx = np.flatnonzero(eligible)
+    if not len(idx) or sigma < 0:
+        return -1
+    r = track_mean[idx] - mean
+    S = track_cov[idx] + cov + sigma ** 2 * np.eye(3)
+    md = np.einsum("ni,ni->n", r, np.linalg.solve(S, r[..., None])[..., 0])
+    best = int(np.argmin(md))
+    return int(idx[best]) if md[best] <= gate else -1
 
 
 class BirthChain:

@@ -174,6 +174,12 @@ class TrackerConfig(StageConfig):
     birth_velocity_sigma: float = param(
         0.5, "Prior standard deviation (m/s) of the velocity of a new chain or track.",
         low=0.01, high=10.0)
+    reentry_sigma: float = param(
+        0.25, "A visual birth within the visual_gate (Mahalanobis; both covariances plus "
+        "this many metres squared) of a track without visual support (a person out of view "
+        "or heard only) continues that track instead of starting a new identity: a person "
+        "coming back into view keeps their id.  0: the covariances alone; negative: off.",
+        low=-1.0, high=5.0)
     birth_existence: float = param(
         0.8, "Existence probability of a track born from a visual chain.", low=0.01, high=0.99)
     audio_births: bool = param(True, "Allow audio-only births (speakers out of view).")
@@ -224,6 +230,11 @@ class TrackerConfig(StageConfig):
     unseen_existence_decay: float = param(
         4.0, "Existence log-odds lost per second while out of the camera view.",
         low=0.0, high=1000.0)
+    fixed_unseen_existence_decay: float = param(
+        1.0, "Existence log-odds lost per second while out of the camera view when tracking "
+        "in a fixed frame (a pose source: tracking.fixed_frame): a person the turning head "
+        "no longer sees is most likely still there, and the view comes back (replaces "
+        "unseen_existence_decay).", low=0.0, high=1000.0)
     audio_existence_gain: float = param(
         0.1, "Existence log-odds gained per audio frame fully assigned to the track, times "
         "its speaking probability (a silent track gains nothing from audio).",

@@ -14,7 +14,7 @@ from ..config import MicArrayConfig, StereoCameraConfig
 from ..geometry import MicGeometry
 from ..head import make_head_model
 from ..poses import Pose, PosedGeometry
-from .births import AudioBirths, Birth, VisualBirths, event_birth, near_a_track
+from .births import AudioBirths, Birth, VisualBirths, event_birth, near_a_track, reentry_match
 from .config import TrackerConfig
 from .inference import ItdShrinkEstimator, process_noise_m_step, variational_update
 from .inputs import AudioFrames, EventObservations, TrackerInputError, check_stamp, check_visual
@@ -139,7 +139,8 @@ class Tracker:
         self.stats = {"audio_frames": 0, "visual_frames": 0, "late_audio": 0,
                       "late_visual": 0, "births_visual": 0, "births_audio": 0, "deaths": 0,
                       "merges": 0, "vb_iterations": 0, "event_windows": 0, "late_events": 0,
-                      "births_events": 0, "births_events_audio": 0}
+                      "births_events": 0, "births_events_audio": 0,
+                      "reentries": 0}
 
     @property
     def num_tracks(self) -> int:
@@ -510,7 +511,9 @@ class Tracker:
             tr.cov = symmetrise(D @ tr.cov @ np.swapaxes(D, 1, 2) + Q)
             self._cap_covariance()
             unseen = ~self._in_view(tr.mean[:, :3])
-            tr.logodds = tr.logodds - self.config.unseen_existence_decay * dt * unseen
+            decay = (self.config.unseen_existence_decay if self._pose is None
+                     else self.config.fixed_unseen_existence_decay)
+            tr.logodds = tr.logodds - decay * dt * unseen
         self.time = t
         self._anchor()
 
@@ -641,12 +644,38 @@ class Tracker:
         c = self.config
         complete, single = self._visual_births.update(t, xyz, cov, w, alpha,
                                                       self._tracks.mean[:, :3])
+        unseen = self._unsupported()  # before this frame's births (all visual)
         for chain in complete:
             if near_a_track(chain.mu[:3], self._tracks.mean[:, :3], c.merge_distance):
                 continue  # same head as a track (possibly born this frame)
-            self._new_track(chain.mu.copy(), chain.cov.copy(), t, c.birth_existence, True,
-                            c.speaking_entry)
-            self.stats["births_visual"] += 1
+            if not self._reenter(chain.mu, chain.cov, t, unseen):
+                self._new_track(chain.mu.copy(), chain.cov.copy(), t, c.birth_existence,
+                                True, c.speaking_entry)
+                self.stats["births_visual"] += 1
         for mu, P in single:
-            self._new_track(mu, P, t, c.birth_existence, True, c.speaking_entry)
-            self.stats["births_visual"] += 1
+            if not self._reenter(mu, P, t, unseen):
+                self._new_track(mu, P, t, c.birth_existence, True, c.speaking_entry)
+                self.stats["births_visual"] += 1
+
+    def _reenter(self, mu, P, t, unseen) -> bool:
+        """A visual birth (mean (6,), covariance (6, 6)) near a track without visual
+        support (``unseen`` (K,), rows of the tracks before the frame's births) continues
+        that track (:func:`.births.reentry_match`): it takes the birth's state and visual
+        support, keeps its identity, existence and speaking status.  True if it did."""
+        c = self.config
+        tr = self._tracks
+        eligible = np.zeros(len(tr), dtype=bool)
+        eligible[:len(unseen)] = unseen
+        k = reentry_match(mu[:3], P[:3, :3], tr.mean[:, :3], tr.cov[:, :3, :3], eligible,
+                          c.reentry_sigma, c.visual_gate)
+        if k < 0:
+            return False
+        unseen[k] = False  # one birth per track
+        tr.mean[k], tr.cov[k] = mu, P
+        tr.logodds[k] = max(tr.logodds[k], min(logit(c.birth_existence), self._logit_max))
+        tr.confirmed[k] |= tr.logodds[k] >= self._logit_confirm
+        tr.last_visual[k] = tr.visual_time[k] = t
+        tr.visual_mean[k], tr.visual_cov[k] = mu, P
+        self._set_reference(np.array([k]))
+        self.stats["reentries"] += 1
+        return True
