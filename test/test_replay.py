@@ -2,12 +2,10 @@
 and a subscriber in this process receives ``speakers`` whose positions are the ground
 truth (within 4 cm for every visible person), plus markers, audio features and /clock
 in bag time."""
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
+from replayutil import run_replay
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -35,22 +33,9 @@ def test_replay_publishes_tracks_matching_the_ground_truth(ros_context, scene_di
     node.create_subscription(MarkerArray, "/rt/speakers/markers", got["markers"].append, 200)
     node.create_subscription(PointCloud2, "/rt/audio/features", got["features"].append, 500)
     node.create_subscription(Clock, "/clock", got["clock"].append, 1000)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "av_perception.cli", "replay", str(scene_dir / "bag"),
-         "--namespace", "rt", "--delay", "1.5", "--linger", "1.5"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 80
-        while proc.poll() is None and time.monotonic() < deadline:
-            ros_context.spin_once(node, timeout_sec=0.05)
-        for _ in range(20):
-            ros_context.spin_once(node, timeout_sec=0.01)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log = proc.communicate()[0]
-        node.destroy_node()
-    assert proc.returncode == 0, log
+    returncode, log = run_replay(ros_context, node, scene_dir / "bag", "--namespace", "rt",
+                                 "--delay", "1.5", "--linger", "1.5")
+    assert returncode == 0, log
 
     gt = read_ground_truth(scene_dir)
     frames = sorted(gt.stamp.unique())

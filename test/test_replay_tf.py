@@ -1,11 +1,8 @@
 """``av-perception replay --fixed-frame``: a simulated bag with a panning head (/tf,
 /tf_static) is played; the speakers come in the fixed frame at the ground truth."""
-import subprocess
-import sys
-import time
-
 import numpy as np
 import pytest
+from replayutil import run_replay
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -27,22 +24,10 @@ def test_replay_publishes_tracks_in_the_fixed_frame(ros_context, tmp_path):
     got = []
     node.create_subscription(PointCloud2, "/rtf/speakers", got.append, 200)
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "av_perception.cli", "replay", str(tmp_path / "bag"),
-         "--namespace", "rtf", "--fixed-frame", "base_link", "--delay", "1.5",
-         "--linger", "1.5"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 80
-        while proc.poll() is None and time.monotonic() < deadline:
-            ros_context.spin_once(node, timeout_sec=0.05)
-        for _ in range(20):
-            ros_context.spin_once(node, timeout_sec=0.01)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log = proc.communicate()[0]
-        node.destroy_node()
-    assert proc.returncode == 0, log
+    returncode, log = run_replay(ros_context, node, tmp_path / "bag", "--namespace", "rtf",
+                                 "--fixed-frame", "base_link", "--delay", "1.5",
+                                 "--linger", "1.5")
+    assert returncode == 0, log
     gt = read_ground_truth(tmp_path)
     frames = sorted(gt.stamp.unique())
     checked = 0
