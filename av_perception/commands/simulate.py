@@ -23,8 +23,9 @@ def register(subparsers) -> None:
         description=DESCRIPTION)
     p.add_argument("outdir", nargs="?", help="output directory (created)")
     p.add_argument("--preset", default="default",
-                   help="scene preset: single_static_anechoic, two_static, default, moving or "
-                        "hard (default: %(default)s); see --list-presets")
+                   help="scene preset: single_static_anechoic, two_static, default, moving, "
+                        "hard, one_bearing, one_bearing_three or double_talk (default: "
+                        "%(default)s); see --list-presets")
     p.add_argument("--scene", metavar="JSON",
                    help="render this scene.json (from an earlier run) instead of a preset")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
@@ -65,6 +66,9 @@ def register(subparsers) -> None:
     p.add_argument("--still-faces", action="store_true",
                    help="keep the mouths closed (default: talking faces, each mouth opening "
                         "with its person's own speech envelope)")
+    p.add_argument("--double-talk", action="store_true",
+                   help="replace the preset's turns by double talk over the same talkers: "
+                        "every next talker starts 30-80 %% into the current turn")
     p.add_argument("--no-bag", action="store_true",
                    help="skip the rosbag2 (only audio.wav, ground truth and scene.json)")
     p.add_argument("--overwrite", action="store_true",
@@ -107,6 +111,8 @@ def run(args) -> int:
                      if getattr(args, n) is not None]
         if args.still_faces:
             overrides.append("still-faces")
+        if args.double_talk:
+            overrides.append("double-talk")
         if overrides or args.speech or args.speech_dir:
             raise ValueError(f"--scene renders the file as it is: drop "
                              f"{', '.join('--' + n for n in overrides) or '--speech'}")
@@ -121,7 +127,7 @@ def run(args) -> int:
         scene = make_scene(args.preset, seed=args.seed, duration=args.duration, rate=args.rate,
                            fps=args.fps, snr_db=args.snr, rt60=args.rt60,
                            speech=_speech_spec(args), head=args.head or "free_field",
-                           head_motion=motion)
+                           head_motion=motion, double_talk=args.double_talk)
         scene.video.talking_faces = not args.still_faces
 
     def say(msg):

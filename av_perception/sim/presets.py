@@ -20,6 +20,7 @@ from .scene import (
     SpeechSpec,
     VideoSpec,
 )
+from .schedule import double_talk as double_talk_schedule
 from .schedule import turn_taking
 from .trajectory import still, walk
 from .voice import VoiceSpec
@@ -39,9 +40,10 @@ def _rng(seed: int, name: str):
 
 def _single_static_anechoic(seed, duration):
     people = [PersonSpec(1, still((0.45, -0.35, 2.0)), "astronaut", WOMAN_A, (150, 90, 40))]
-    utt = turn_taking({1: 1.0}, duration, _rng(seed, "single_static_anechoic"), turn=(1.5, 3.0),
+    talk = {1: 1.0}
+    utt = turn_taking(talk, duration, _rng(seed, "single_static_anechoic"), turn=(1.5, 3.0),
                       pause=(0.4, 0.9))
-    return dict(room=RoomSpec(rt60=0.0), people=people, utterances=utt,
+    return dict(room=RoomSpec(rt60=0.0), people=people, utterances=utt, talkativeness=talk,
                 noise=NoiseSpec(snr_db=30.0), video=VideoSpec(noise_std=1.5),
                 description="one still talker in an anechoic room")
 
@@ -51,8 +53,9 @@ def _two_static(seed, duration):
         PersonSpec(1, still((-0.6, -0.38, 2.2)), "astronaut", WOMAN_A, (150, 90, 40)),
         PersonSpec(2, still((0.7, -0.3, 2.7)), "lfw:3", MAN_A, (40, 120, 60)),
     ]
-    utt = turn_taking({1: 1.0, 2: 1.0}, duration, _rng(seed, "two_static"))
-    return dict(room=RoomSpec(rt60=0.3), people=people, utterances=utt,
+    talk = {1: 1.0, 2: 1.0}
+    utt = turn_taking(talk, duration, _rng(seed, "two_static"))
+    return dict(room=RoomSpec(rt60=0.3), people=people, utterances=utt, talkativeness=talk,
                 noise=NoiseSpec(snr_db=20.0), description="two still talkers taking turns")
 
 
@@ -63,9 +66,9 @@ def _default(seed, duration):
                    "lfw:3", MAN_A, (40, 120, 60), sway=0.01),
         PersonSpec(3, still((1.1, 0.0, 2.0)), "hopper", WOMAN_B, (90, 50, 120), sway=0.01),
     ]
-    utt = turn_taking({1: 1.0, 2: 1.0, 3: 0.4}, duration, _rng(seed, "default"),
-                      overlap_prob=0.25)
-    return dict(room=RoomSpec(rt60=0.4), people=people, utterances=utt,
+    talk = {1: 1.0, 2: 1.0, 3: 0.4}
+    utt = turn_taking(talk, duration, _rng(seed, "default"), overlap_prob=0.25)
+    return dict(room=RoomSpec(rt60=0.4), people=people, utterances=utt, talkativeness=talk,
                 noise=NoiseSpec(snr_db=15.0),
                 description="three people: turns with overlaps, one walks closer, one seated")
 
@@ -78,9 +81,9 @@ def _moving(seed, duration):
         PersonSpec(3, walk([(2.0, -0.4, 2.0), (0.9, -0.4, 2.9)], speed=0.4, start=6.0),
                    "lfw:10", MAN_B, (30, 30, 160), sway=0.01),
     ]
-    utt = turn_taking({1: 1.0, 2: 1.0, 3: 0.0}, duration, _rng(seed, "moving"),
-                      overlap_prob=0.1)
-    return dict(room=RoomSpec(rt60=0.4), people=people, utterances=utt,
+    talk = {1: 1.0, 2: 1.0, 3: 0.0}
+    utt = turn_taking(talk, duration, _rng(seed, "moving"), overlap_prob=0.1)
+    return dict(room=RoomSpec(rt60=0.4), people=people, utterances=utt, talkativeness=talk,
                 noise=NoiseSpec(snr_db=15.0),
                 description="a talker walks across behind another; a silent person enters the "
                             "view from the right")
@@ -98,9 +101,9 @@ def _hard(seed, duration):
         PersonSpec(4, walk([(1.6, -0.45, 1.6), (-1.5, -0.45, 1.6)], speed=0.5, start=7.0),
                    "lfw:10", MAN_B, (30, 30, 160), sway=0.01),
     ]
-    utt = turn_taking({1: 1.0, 2: 1.0, 3: 0.8, 4: 0.5}, duration, _rng(seed, "hard"),
-                      overlap_prob=0.4, pause=(0.15, 0.6))
-    return dict(room=RoomSpec(rt60=0.6), people=people, utterances=utt,
+    talk = {1: 1.0, 2: 1.0, 3: 0.8, 4: 0.5}
+    utt = turn_taking(talk, duration, _rng(seed, "hard"), overlap_prob=0.4, pause=(0.15, 0.6))
+    return dict(room=RoomSpec(rt60=0.6), people=people, utterances=utt, talkativeness=talk,
                 noise=NoiseSpec(snr_db=5.0),
                 distractors=[DistractorSpec("fan", (2.0, 0.9, 4.0), level_db=-12.0),
                              DistractorSpec("radio", (-1.8, 0.2, 4.2), level_db=-10.0,
@@ -112,6 +115,56 @@ def _hard(seed, duration):
                             "view, a fan and a radio, dimming light, blur, SNR 5 dB")
 
 
+#: the seated person near the robot and the standing person behind on (nearly) its bearing:
+#: the same angle to the microphone axis (x / r = 0.1957, one ITD) and a bearing
+#: atan2(x, z) of 11.3 and 11.4 degrees; the faces 8.6 degrees apart vertically
+NEAR_SEATED = (0.3, 0.1, 1.5)
+FAR_STANDING = (0.6046, -0.42, 3.0)
+
+
+def _one_bearing(seed, duration):
+    people = [
+        PersonSpec(1, still(NEAR_SEATED), "hopper", WOMAN_B, (90, 50, 120), sway=0.01),
+        PersonSpec(2, still(FAR_STANDING), "lfw:3", MAN_A, (40, 120, 60), sway=0.01),
+    ]
+    talk = {1: 1.0, 2: 1.0}
+    utt = turn_taking(talk, duration, _rng(seed, "one_bearing"), turn=(1.2, 3.0))
+    return dict(room=RoomSpec(rt60=0.4), people=people, utterances=utt, talkativeness=talk,
+                noise=NoiseSpec(snr_db=15.0),
+                description="two people on one bearing (11 deg): one seated at 1.5 m, one "
+                            "standing behind at 3.1 m, taking turns")
+
+
+def _one_bearing_three(seed, duration):
+    people = [
+        PersonSpec(1, still(NEAR_SEATED), "hopper", WOMAN_B, (90, 50, 120), sway=0.01),
+        PersonSpec(2, still(FAR_STANDING), "lfw:3", MAN_A, (40, 120, 60), sway=0.01),
+        PersonSpec(3, still((-0.9, -0.4, 2.4)), "astronaut", WOMAN_A, (150, 90, 40),
+                   sway=0.015),
+    ]
+    talk = {1: 1.0, 2: 1.0, 3: 1.0}
+    utt = turn_taking(talk, duration, _rng(seed, "one_bearing_three"), turn=(1.2, 3.0))
+    return dict(room=RoomSpec(rt60=0.4), people=people, utterances=utt, talkativeness=talk,
+                noise=NoiseSpec(snr_db=15.0),
+                description="three people taking turns, two of them on one bearing (seated "
+                            "at 1.5 m, standing behind at 3.1 m), one at -21 deg")
+
+
+def _double_talk(seed, duration):
+    people = [
+        PersonSpec(1, still((-0.9, -0.4, 2.4)), "astronaut", WOMAN_A, (150, 90, 40),
+                   sway=0.015),
+        PersonSpec(2, still((0.6, -0.42, 2.6)), "lfw:3", MAN_A, (40, 120, 60), sway=0.01),
+        PersonSpec(3, still((1.1, 0.0, 2.0)), "hopper", WOMAN_B, (90, 50, 120), sway=0.01),
+    ]
+    talk = {1: 1.0, 2: 1.0, 3: 0.7}
+    utt = double_talk_schedule(talk, duration, _rng(seed, "double_talk"))
+    return dict(room=RoomSpec(rt60=0.4), people=people, utterances=utt, talkativeness=talk,
+                noise=NoiseSpec(snr_db=15.0),
+                description="three still people; every next talker starts 30-80 % into "
+                            "the current turn (double talk)")
+
+
 #: name -> (builder, default duration in s)
 PRESETS = {
     "single_static_anechoic": (_single_static_anechoic, 8.0),
@@ -119,6 +172,9 @@ PRESETS = {
     "default": (_default, 15.0),
     "moving": (_moving, 15.0),
     "hard": (_hard, 20.0),
+    "one_bearing": (_one_bearing, 15.0),
+    "one_bearing_three": (_one_bearing_three, 15.0),
+    "double_talk": (_double_talk, 15.0),
 }
 
 
@@ -141,7 +197,7 @@ def describe_presets() -> str:
 def make_scene(preset: str = "default", seed: int = 0, duration: float | None = None, *,
                rate: int | None = None, fps: float | None = None, snr_db: float | None = None,
                rt60: float | None = None, speech: SpeechSpec | None = None,
-               head: str = "free_field", head_motion=None) -> Scene:
+               head: str = "free_field", head_motion=None, double_talk: bool = False) -> Scene:
     """A preset scene.
 
     Parameters
@@ -162,12 +218,20 @@ def make_scene(preset: str = "default", seed: int = 0, duration: float | None = 
     head_motion : HeadMotionSpec, optional
         A head that pans and tilts (default: still); a moving head also recomputes the
         room responses every 0.05 s (audio.segment) so that the ITDs follow it.
+    double_talk : bool
+        Replace the preset's turns by a double-talk schedule over the same talkers
+        (:func:`~av_perception.sim.schedule.double_talk`: every next talker starts
+        30-80 % into the current turn).
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
     build, default_duration = PRESETS[preset]
     duration = float(default_duration if duration is None else duration)
     parts = build(seed, duration)
+    talk = parts.pop("talkativeness")
+    if double_talk:
+        parts["utterances"] = double_talk_schedule(talk, duration,
+                                                   _rng(seed, preset + "/double_talk"))
     if rt60 is not None:
         parts["room"].rt60 = float(rt60)
         RoomSpec.__post_init__(parts["room"])
