@@ -9,7 +9,7 @@ Tracker that orders the steps).
 """
 from .config import TrackerConfig, frustum_volume
 from .inputs import AudioFrames, EventObservations, TrackerInputError
-from .models import constant_velocity_model, speaking_evidence, speaking_hmm_step
+from .models import constant_velocity_model, speaking_emission, speaking_hmm_step
 from .outputs import TrackerOutput
 from .state import TrackState
 from .tracker import Tracker
@@ -24,6 +24,6 @@ __all__ = [
     "TrackerOutput",
     "constant_velocity_model",
     "frustum_volume",
-    "speaking_evidence",
+    "speaking_emission",
     "speaking_hmm_step",
 ]

@@ -111,10 +111,6 @@ class TrackerConfig(StageConfig):
     audio_full_weight: float = param(
         0.3, "Audio frame weight (activity x reliability) that counts fully; smaller weights "
         "scale the ITD precision and the speaking evidence down.", low=1e-3, high=1.0)
-    audio_speaking_prior: float = param(
-        0.5, "How much the audio assignment prior favours tracks that already speak "
-        "(0: uniform over tracks; 1: proportional to the speaking probability).",
-        low=0.0, high=0.99)
     # --------------------------------------------------------------- inference
     association: str = param(
         "predictive", "E-Z likelihood: 'predictive' (predictive density of the predicted "
@@ -139,8 +135,13 @@ class TrackerConfig(StageConfig):
     vb_iterations: int = param(
         3, "Most variational iterations (E-Z, E-S) per update.", low=1, high=50)
     vb_tolerance: float = param(
-        1e-4, "Stop iterating when no track position moves more than this (m).",
+        1e-4, "Stop iterating when no track position moves more than this (m) and the "
+        "speaking filter's log evidence improves by less than vb_bound_tolerance.",
         low=0.0, high=1.0)
+    vb_bound_tolerance: float = param(
+        1e-3, "Stop iterating when the speaking filter's log evidence (the bound of the "
+        "speaking E-step, nats over the update's audio frames) improves by less than this "
+        "(and no position moves more than vb_tolerance).", low=0.0, high=100.0)
     audio_batch_span: float = param(
         0.1, "Tracker.step applies the audio frames that lie within this many seconds of "
         "each other in one variational update (the speaking HMM still steps per frame); "
@@ -265,15 +266,19 @@ class TrackerConfig(StageConfig):
     speaking_exit: float = param(
         0.01, "HMM transition probability speaking -> silent per audio frame.",
         low=1e-6, high=0.5)
-    speaking_threshold: float = param(
-        0.35, "Audio responsibility at which a fully active frame is neutral evidence.",
-        low=0.0, high=1.0)
-    speaking_gain: float = param(
-        5.0, "Log-likelihood ratio (speaking/silent) per unit of responsibility above "
-        "speaking_threshold, for a fully active frame.", low=0.0, high=100.0)
+    speaking_silent_rate: float = param(
+        0.01, "Rate at which a silent track emits ITDs, relative to a talker's (eps of the "
+        "speaking emission: 0 = a silent person is never heard; small keeps the likelihood "
+        "ratio of one frame bounded by log(1 / eps)).", low=1e-4, high=0.9)
     speaking_idle: float = param(
-        0.6, "Log-likelihood ratio against speaking of a fully inactive frame.",
+        0.6, "Log-likelihood ratio against speaking of a fully inactive audio frame "
+        "(activity weight 0; scaled by 1 - w~): a talker's frames are mostly active.",
         low=0.0, high=100.0)
+    lip_weight: float = param(
+        0.04, "Share of a track's visual speaking log-likelihood ratio (lip_llr, the lip "
+        "motion over its window) that each audio frame counts: about the audio hop over "
+        "the lip window (16 ms / 0.4 s), so that the window's evidence counts once.",
+        low=0.0, high=1.0)
 
     def validate(self):
         if self.min_depth >= self.max_depth:

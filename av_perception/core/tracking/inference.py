@@ -8,13 +8,22 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .models import constant_velocity_model, itd_loglik, logsumexp, symmetrise, visual_loglik
+from .models import (
+    constant_velocity_model,
+    itd_loglik,
+    logsumexp,
+    speaking_emission,
+    speaking_hmm_step,
+    symmetrise,
+    visual_loglik,
+)
 
 __all__ = [
     "ItdShrinkEstimator",
     "audio_responsibilities",
     "es_update",
     "process_noise_m_step",
+    "speaking_filter",
     "variational_update",
     "visual_responsibilities",
 ]
@@ -79,8 +88,9 @@ def visual_responsibilities(xyz, R, Rinv, mean, cov, weight, logodds, unsupporte
     return alpha
 
 
-def audio_responsibilities(g, wn, G, J, cov, speaking, config) -> np.ndarray:
-    """E-Z audio: responsibilities of clutter and of each track for the ITDs.
+def audio_responsibilities(g, wn, G, J, cov, rate, config):
+    """E-Z audio: responsibilities of clutter and of each track for the ITDs, with the
+    direct-path share of each track's.
 
     Parameters
     ----------
@@ -90,25 +100,97 @@ def audio_responsibilities(g, wn, G, J, cov, speaking, config) -> np.ndarray:
         Expected ITD (s) of each track and its gradient (s/m).
     cov : array (K, 6, 6)
         Track covariances.
-    speaking : array (K,)
-        P(speaking): the assignment prior favours talkers (``audio_speaking_prior``).
+    rate : array (F, K)
+        Expected emission rate of each track at each ITD's frame (the speaking
+        posterior: eps + (1 - eps) q, see :func:`~.models.speaking_emission`).
     config : TrackerConfig
 
     Returns
     -------
     beta : array (F, K + 1)
         Column 0 = clutter.
+    direct : array (F, K)
+        The part of beta[:, 1:] that the direct path explains (the rest: reflections).
+    ll : array (F, K)
+        ITD log-likelihoods of the tracks (reflections included).
     """
     c = config
-    k = len(G)
-    ll = itd_loglik(g, wn, G, J, cov[:, :3, :3], c.itd_sigma, c.association, c.audio_gate,
-                    c.itd_reflection_prob)
-    prior = (1.0 - c.audio_speaking_prior) + c.audio_speaking_prior * speaking
-    prior = (1.0 - c.audio_clutter_prob) * prior / prior.sum()
-    logr = np.empty((len(g), k + 1))
-    logr[:, 0] = math.log(c.audio_clutter_prob) + math.log(c.audio_clutter_density)
-    logr[:, 1:] = np.log(prior)[None, :] + ll
-    return np.exp(logr - logsumexp(logr, axis=1)[:, None])
+    ll, ll_dir = itd_loglik(g, wn, G, J, cov[:, :3, :3], c.itd_sigma, c.association,
+                            c.audio_gate, c.itd_reflection_prob, direct=True)
+    beta, direct = _assign_itds(ll, ll_dir, rate, c)
+    return beta, direct, ll
+
+
+def _assign_itds(ll, ll_dir, rate, c):
+    """Responsibilities (F, K + 1) of clutter and the tracks at rates ``rate`` (F, K),
+    and the direct-path part (F, K) of the tracks'."""
+    logr = np.empty((ll.shape[0], ll.shape[1] + 1))
+    logr[:, 0] = math.log(clutter_rate(c) * c.audio_clutter_density)
+    with np.errstate(divide="ignore"):
+        logr[:, 1:] = np.log(rate) + ll
+    beta = np.exp(logr - logsumexp(logr, axis=1)[:, None])
+    with np.errstate(invalid="ignore"):
+        share = np.where(np.isfinite(ll), np.exp(ll_dir - ll), 0.0)
+    return beta, beta[:, 1:] * share
+
+
+def clutter_rate(config) -> float:
+    """c: the rate of clutter ITDs relative to one talker's (audio_clutter_prob is the
+    clutter's share with one talker)."""
+    p = config.audio_clutter_prob
+    return p / (1.0 - p)
+
+
+def speaking_filter(ll, wn, frame, prior, frame_llr, others, config):
+    """Speaking E-step: the two-state HMM of every track filtered forward over the audio
+    frames of one update, the ITD emissions evaluated with the other tracks at their
+    current speaking posteriors.
+
+    Parameters
+    ----------
+    ll : array (F, K)
+        ITD log-likelihoods of the tracks.
+    wn : array (F,)
+        Normalised weights.
+    frame : array (F,) int
+        Audio frame (0 .. T-1) of each ITD.
+    prior : array (K,)
+        P(speaking) before the first frame.
+    frame_llr : array (T, K)
+        Evidence of each frame that is not in the ITDs (inactive frames, lips).
+    others : array (T, K)
+        The speaking posteriors the other tracks' rates are taken from (the previous
+        iteration's).
+    config : TrackerConfig
+
+    Returns
+    -------
+    q : array (T, K)
+        P(speaking) after each frame.
+    log_evidence : float
+        sum over frames and tracks of log(p(y_t | speaks) P + p(y_t | silent) (1 - P)) -
+        log p(y_t | silent) with P the predicted probability: the filter's log evidence,
+        the bound the variational iterations watch.
+    """
+    c = config
+    eps = c.speaking_silent_rate
+    n_frames, k = frame_llr.shape
+    q = np.empty((n_frames, k))
+    p = np.asarray(prior, dtype=float)
+    log_c = math.log(clutter_rate(c) * c.audio_clutter_density)
+    evidence = 0.0
+    for t in range(n_frames):
+        sel = frame == t
+        llr = frame_llr[t].copy()
+        if np.any(sel):
+            rate = eps + (1.0 - eps) * others[t]
+            llr += speaking_emission(ll[sel], wn[sel], rate, log_c, clutter_rate(c), eps)[0]
+        pred = np.clip(p * (1.0 - c.speaking_exit) + (1.0 - p) * c.speaking_entry,
+                       1e-12, 1.0 - 1e-12)
+        evidence += float(np.sum(np.logaddexp(np.log(pred) + llr, np.log1p(-pred))))
+        p = speaking_hmm_step(p, llr, c.speaking_entry, c.speaking_exit)
+        q[t] = p
+    return q, evidence
 
 
 def es_update(mu0, cov0, H, Om, b) -> tuple[np.ndarray, np.ndarray]:
@@ -146,9 +228,11 @@ def es_update(mu0, cov0, H, Om, b) -> tuple[np.ndarray, np.ndarray]:
 
 
 def variational_update(mean, cov, xyz, R, g, wn, *, speaking, logodds, visual_weight,
-                       unsupported, in_view: Callable, itd_model: Callable, config):
-    """VB iterations (E-Z visual, E-Z audio, E-S) at one time, until no position moves
-    more than ``vb_tolerance`` or ``vb_iterations`` are done.
+                       unsupported, in_view: Callable, itd_model: Callable, config,
+                       frame=None, frame_llr=None):
+    """VB iterations (E-Z visual, speaking E-step, E-Z audio, E-S) at one time, until no
+    position moves more than ``vb_tolerance`` and the speaking filter's log evidence
+    improves by less than ``vb_bound_tolerance``, or ``vb_iterations`` are done.
 
     Parameters
     ----------
@@ -158,13 +242,20 @@ def variational_update(mean, cov, xyz, R, g, wn, *, speaking, logodds, visual_we
         Visual observations (m) and their weighted covariances Phi / w (m^2).
     g, wn : array (F,), (F,) or None
         ITDs (s) and normalised weights.
-    speaking, logodds, visual_weight, unsupported :
-        See :func:`visual_responsibilities` and :func:`audio_responsibilities`.
+    speaking : array (K,)
+        P(speaking) before the audio frames.
+    logodds, visual_weight, unsupported :
+        See :func:`visual_responsibilities`.
     in_view : callable
         Points (N, 3) -> bool (N,).
     itd_model : callable
         Points (N, 3) -> expected ITD (N,) s and gradient (N, 3) s/m.
     config : TrackerConfig
+    frame : array (F,) int, optional
+        Audio frame (0 .. T-1) of each ITD (default: all in frame 0).
+    frame_llr : array (T, K), optional
+        Speaking evidence of each audio frame that is not in the ITDs (default: zeros,
+        one frame).
 
     Returns
     -------
@@ -174,6 +265,10 @@ def variational_update(mean, cov, xyz, R, g, wn, *, speaking, logodds, visual_we
     beta : array (F, K + 1) or None
         Responsibilities, column 0 = clutter.
     iterations : int
+    speaking : array (T, K) or None
+        P(speaking) after each audio frame (None without ITDs).
+    direct : array (F, K) or None
+        The direct-path part of beta[:, 1:] (what moved the tracks).
     """
     c = config
     k = len(mean)
@@ -185,7 +280,14 @@ def variational_update(mean, cov, xyz, R, g, wn, *, speaking, logodds, visual_we
         if g is not None:
             beta = np.zeros((len(g), 1))
             beta[:, 0] = 1.0
-        return mean, cov, alpha, beta, 0
+        return mean, cov, alpha, beta, 0, None, None
+    q = direct = None
+    if g is not None:
+        frame = np.zeros(len(g), dtype=int) if frame is None else np.asarray(frame)
+        if frame_llr is None:
+            frame_llr = np.zeros((int(frame.max(initial=0)) + 1, k))
+        q = np.repeat(np.asarray(speaking, dtype=float)[None, :], len(frame_llr), axis=0)
+        bound = -np.inf
     mu0, cov0 = mean.copy(), cov.copy()
     mu, cov = mu0, cov0
     Rinv = Rinv_v = None
@@ -216,10 +318,16 @@ def variational_update(mean, cov, xyz, R, g, wn, *, speaking, logodds, visual_we
                 G_assoc, J_assoc = G_lin, J_lin
             else:
                 G_assoc, J_assoc = itd_model(assoc_mu[:, :3])
-            beta = audio_responsibilities(g, wn, G_assoc, J_assoc, assoc_cov, speaking, c)
-            # E[B_kn chi_n] = beta_kn P(speaking_n): only a talker emits ITDs
-            bk = np.where(beta[:, 1:] >= c.min_responsibility, beta[:, 1:], 0.0)
-            bk = bk * (wn[:, None] / sig2) * speaking[None, :]  # (F, K)
+            ll, ll_dir = itd_loglik(g, wn, G_assoc, J_assoc, assoc_cov[:, :3, :3],
+                                    c.itd_sigma, c.association, c.audio_gate,
+                                    c.itd_reflection_prob, direct=True)
+            # speaking E-step: the HMMs filtered with the others at their posteriors
+            q, evidence = speaking_filter(ll, wn, frame, speaking, frame_llr, q, c)
+            rate = c.speaking_silent_rate + (1.0 - c.speaking_silent_rate) * q[frame]
+            beta, direct = _assign_itds(ll, ll_dir, rate, c)
+            # only the direct path moves a track (reflections arrive at smaller angles)
+            bk = np.where(direct >= c.min_responsibility, direct, 0.0)
+            bk = bk * (wn[:, None] / sig2)  # (F, K)
             if not c.audio_moves_in_view:
                 bk = bk * ~in_view(mu0[:, :3])[None, :]
             om = bk.sum(axis=0)  # (K,)
@@ -244,9 +352,13 @@ def variational_update(mean, cov, xyz, R, g, wn, *, speaking, logodds, visual_we
         new_mu, new_cov = es_update(mu0, cov0, H, Om, b)
         moved = float(np.max(np.abs(new_mu[:, :3] - mu[:, :3])))
         mu, cov = new_mu, new_cov
-        if moved <= c.vb_tolerance:
+        still = True
+        if g is not None:
+            still = evidence - bound <= c.vb_bound_tolerance
+            bound = evidence
+        if moved <= c.vb_tolerance and still:
             break
-    return mu, cov, alpha, beta, iterations
+    return mu, cov, alpha, beta, iterations, q, direct
 
 
 def process_noise_m_step(tracks, t: float, seen, q_axes, config) -> None:

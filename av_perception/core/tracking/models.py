@@ -19,7 +19,7 @@ __all__ = [
     "in_view",
     "itd_loglik",
     "itd_model",
-    "speaking_evidence",
+    "speaking_emission",
     "speaking_hmm_step",
     "visual_loglik",
 ]
@@ -235,7 +235,7 @@ def visual_loglik(xyz, R, Rinv, position, position_cov, association: str,
 
 
 def itd_loglik(g, wn, G, J, position_cov, itd_sigma: float, association: str, gate: float,
-               reflection_prob: float) -> np.ndarray:
+               reflection_prob: float, direct: bool = False):
     """Log-likelihood of ITDs under each track, gated, with the reflection component.
 
     A track's ITD is, with probability 1 - rho, Gaussian around its expected ITD G
@@ -259,10 +259,14 @@ def itd_loglik(g, wn, G, J, position_cov, itd_sigma: float, association: str, ga
         Squared normalised residual beyond which the Gaussian part is -inf.
     reflection_prob : float
         rho in [0, 1).
+    direct : bool
+        Also return the direct-path part log((1 - rho) N(...)).
 
     Returns
     -------
-    array (F, K)
+    ll : array (F, K)
+    ll_direct : array (F, K), only with ``direct``
+        ll - ll_direct is log of the share of the direct path, the rest is reflection.
     """
     jpj = np.einsum("ki,kij,kj->k", J, position_cov, J)  # (K,) s^2
     var_obs = itd_sigma ** 2 / wn  # (F,)
@@ -275,41 +279,76 @@ def itd_loglik(g, wn, G, J, position_cov, itd_sigma: float, association: str, ga
         ll = -0.5 * (r * r / var + np.log(var) + LOG2PI) - 0.5 * jpj[None, :] / var
     ll = np.where(r * r / var <= gate, ll, -np.inf)
     rho = reflection_prob
+    ll_direct = ll
     if rho > 0.0:
         lo = np.minimum(G, 0.0)[None, :]
         width = np.maximum(np.abs(G), 1e-7)[None, :]
         s = np.sqrt(var)
         u = (ndtr((g[:, None] - lo) / s) - ndtr((g[:, None] - lo - width) / s)) / width
+        ll_direct = math.log1p(-rho) + ll
         with np.errstate(divide="ignore"):
-            ll = np.logaddexp(math.log1p(-rho) + ll, math.log(rho) + np.log(u))
-    return ll
+            ll = np.logaddexp(ll_direct, math.log(rho) + np.log(u))
+    return (ll, ll_direct) if direct else ll
 
 
 # ---------------------------------------------------------------------------
 # Speaking status: a two-state HMM per track, stepped per audio frame
 # ---------------------------------------------------------------------------
-def speaking_evidence(beta, weight, threshold: float, gain: float, idle: float) -> np.ndarray:
-    """Per-track log-likelihood ratio (speaking vs silent) of one audio frame.
+def speaking_emission(ll, wn, rate, log_clutter: float, clutter_rate: float,
+                      silent_rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Log-likelihood ratio (track k speaks vs is silent) of one audio frame's ITDs, and
+    their assignment responsibilities, under the ITD mixture of the tracks.
+
+    An ITD's density is the mixture (c u + sum_j r_j l_j(g)) / (c + sum_j r_j): clutter at
+    rate c with density u, track j at rate r_j = 1 when it speaks and ``silent_rate`` eps
+    when it is silent.  For track k the other tracks keep their expected rates
+    r_j = eps + (1 - eps) q_j (``rate``), and k's rate is 1 (speaks) or eps (silent):
+    llr_k = mean_f w~_f [log(A_f^-k + l_fk) - log(A_f^-k + eps l_fk)
+    - log(Z^-k + 1) + log(Z^-k + eps)], with A_f^-k = c u + sum_(j != k) r_j l_fj and
+    Z^-k = c + sum_(j != k) r_j (the mixture with and without k's component; the ITDs of
+    one frame count as one frame's evidence, their mean).
 
     Parameters
     ----------
-    beta : array (F, K)
-        Audio responsibilities of the K tracks for the F ITDs of the frame.
-    weight : array (F,)
-        Normalised weights w~ in [0, 1] of those ITDs.
-    threshold, gain, idle : float
-        See :class:`TrackerConfig` (speaking_threshold, speaking_gain, speaking_idle).
+    ll : array (F, K)
+        log l_fk, the ITD log-likelihoods of the tracks (:func:`itd_loglik`; -inf gated).
+    wn : array (F,)
+        Normalised weights w~ in [0, 1] (a tempered likelihood).
+    rate : array (K,)
+        Expected emission rates r_k of the tracks.
+    log_clutter : float
+        log(c u), clutter rate times density (1/s).
+    clutter_rate : float
+        c, the clutter rate relative to one talker's.
+    silent_rate : float
+        eps in (0, 1): the rate of a silent track.
 
     Returns
     -------
     llr : array (K,)
-        ``mean_f [gain w~_f (beta_fk - threshold) - idle (1 - w~_f)]``.
+    beta : array (F, K + 1)
+        Responsibilities r_k l_fk / A_f under the expected rates, column 0 = clutter.
     """
-    beta = np.asarray(beta, dtype=float)
-    w = np.asarray(weight, dtype=float)[:, None]
-    if beta.shape[0] == 0:
-        return np.zeros(beta.shape[1])
-    return np.mean(gain * w * (beta - threshold) - idle * (1.0 - w), axis=0)
+    ll = np.asarray(ll, dtype=float)
+    f, k = ll.shape
+    beta = np.zeros((f, k + 1))
+    if f == 0:
+        return np.zeros(k), beta
+    m = np.maximum(np.max(ll, axis=1, initial=-np.inf), log_clutter)  # (F,)
+    L = np.exp(ll - m[:, None])  # (F, K), l / e^m
+    C = np.exp(log_clutter - m)  # (F,)
+    RL = rate[None, :] * L
+    A = C + RL.sum(axis=1)  # (F,)
+    A_k = np.maximum(A[:, None] - RL, C[:, None])  # without k's component
+    eps = silent_rate
+    t1 = np.log(A_k + L) - np.log(A_k + eps * L)
+    Z_k = np.maximum(clutter_rate + rate.sum() - rate, clutter_rate)
+    t2 = np.log(Z_k + 1.0) - np.log(Z_k + eps)
+    w = np.asarray(wn, dtype=float)[:, None]
+    llr = np.mean(w * (t1 - t2[None, :]), axis=0)
+    beta[:, 0] = C / A
+    beta[:, 1:] = RL / A[:, None]
+    return llr, beta
 
 
 def speaking_hmm_step(prob, llr, entry: float, exit: float) -> np.ndarray:

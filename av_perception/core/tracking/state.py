@@ -38,6 +38,9 @@ class TrackState:
         m, anchor range of audio-only tracks from the microphone centre.
     ref_direction : (K, 3)
         Anchor direction around the microphone axis (unit).
+    lip_llr : (K,)
+        Reliability-weighted visual speaking log-likelihood ratio (lip motion), set from
+        the visual observations; 0 = unknown.
     """
 
     mean: np.ndarray
@@ -53,6 +56,7 @@ class TrackState:
     visual_time: np.ndarray
     ref_range: np.ndarray
     ref_direction: np.ndarray
+    lip_llr: np.ndarray
 
     @classmethod
     def empty(cls) -> TrackState:
@@ -63,18 +67,20 @@ class TrackState:
                    last_visual=np.zeros(0), noise_scale=np.zeros(0),
                    visual_mean=np.zeros((0, 6)), visual_cov=np.zeros((0, 6, 6)),
                    visual_time=np.zeros(0), ref_range=np.zeros(0),
-                   ref_direction=np.zeros((0, 3)))
+                   ref_direction=np.zeros((0, 3)), lip_llr=np.zeros(0))
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def add(self, mean, cov, track_id: int, logodds: float, speaking: float, confirmed: bool,
             last_visual: float, visual_time: float) -> int:
-        """Append a track (process-noise scale 1, anchor unset); returns its row."""
+        """Append a track (process-noise scale 1, anchor unset, lips unknown); returns its
+        row."""
         row = {"mean": mean, "cov": cov, "ids": track_id, "logodds": logodds,
                "speaking": speaking, "confirmed": confirmed, "last_visual": last_visual,
                "noise_scale": 1.0, "visual_mean": mean, "visual_cov": cov,
-               "visual_time": visual_time, "ref_range": 0.0, "ref_direction": np.zeros(3)}
+               "visual_time": visual_time, "ref_range": 0.0, "ref_direction": np.zeros(3),
+               "lip_llr": 0.0}
         for f in fields(self):
             current = getattr(self, f.name)
             new = np.asarray(row[f.name], dtype=current.dtype)

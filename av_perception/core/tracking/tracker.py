@@ -16,7 +16,12 @@ from ..head import make_head_model
 from ..poses import Pose, PosedGeometry
 from .births import AudioBirths, Birth, VisualBirths, event_birth, near_a_track, reentry_match
 from .config import TrackerConfig
-from .inference import ItdShrinkEstimator, process_noise_m_step, variational_update
+from .inference import (
+    ItdShrinkEstimator,
+    process_noise_m_step,
+    speaking_filter,
+    variational_update,
+)
 from .inputs import AudioFrames, EventObservations, TrackerInputError, check_stamp, check_visual
 from .merging import due_merges, merge_duplicates
 from .models import (
@@ -27,8 +32,6 @@ from .models import (
     in_view,
     itd_model,
     logit,
-    speaking_evidence,
-    speaking_hmm_step,
     symmetrise,
 )
 from .outputs import TrackerOutput
@@ -378,41 +381,54 @@ class Tracker:
 
     def _audio_update(self, stamps, g, w) -> None:
         """One variational update with the ITDs of one or more audio frames (``stamps``
-        (F,), non-decreasing, the tracker already predicted to the last); the speaking
-        HMM, existence, shrink M-step and audio births still step frame by frame."""
+        (F,), non-decreasing, the tracker already predicted to the last): the speaking
+        HMMs are filtered frame by frame inside it; existence, shrink M-step and audio
+        births step frame by frame after it."""
         c = self.config
         ok = np.isfinite(g)
         wn = np.where(ok, np.minimum(w / c.audio_full_weight, 1.0), 0.0)
         g = np.where(ok, g, 0.0)
         use = wn > 1e-6
         tr = self._tracks
-        beta_full = np.zeros((len(g), len(tr) + 1))
-        beta_full[:, 0] = 1.0
-        if np.any(use):
-            _, beta = self._variational(None, None, g[use], wn[use])
-            beta_full[use] = beta
+        k0 = len(tr)
         starts = np.flatnonzero(np.r_[True, np.diff(stamps) > 0])
         ends = np.r_[starts[1:], len(stamps)]
-        k0 = len(tr)
-        for a, b in zip(starts, ends):
+        frame = np.repeat(np.arange(len(starts)), ends - starts)
+        # each frame's speaking evidence outside its ITDs: inactivity and the lips
+        inactive = np.add.reduceat(1.0 - wn, starts) / (ends - starts)
+        frame_llr = (-c.speaking_idle * inactive[:, None]
+                     + c.lip_weight * tr.lip_llr[None, :])
+        beta_full = np.zeros((len(g), k0 + 1))
+        beta_full[:, 0] = 1.0
+        direct_full = np.zeros((len(g), k0))
+        q = None
+        if np.any(use):
+            _, beta, q, direct = self._variational(None, None, g[use], wn[use],
+                                                   frame=frame[use], frame_llr=frame_llr)
+            beta_full[use] = beta
+            if direct is not None:
+                direct_full[use] = direct
+        if q is None and k0:  # no ITD: the frames' other evidence only
+            q, _ = speaking_filter(np.zeros((0, k0)), np.zeros(0), np.zeros(0, dtype=int),
+                                   tr.speaking, frame_llr, np.zeros_like(frame_llr), c)
+        for n, (a, b) in enumerate(zip(starts, ends)):
             gf, wf, bf = g[a:b], wn[a:b], beta_full[a:b]
             tr = self._tracks
             if len(tr):
-                tb = bf[:, 1:]
+                tb, td = bf[:, 1:], direct_full[a:b]
                 if len(tr) > k0:  # born from an earlier frame of this batch
-                    tb = np.hstack([tb, np.zeros((len(tb), len(tr) - k0))])
-                llr = speaking_evidence(tb, wf, c.speaking_threshold, c.speaking_gain,
-                                        c.speaking_idle)
-                tr.speaking = speaking_hmm_step(tr.speaking, llr, c.speaking_entry,
-                                                c.speaking_exit)
+                    pad = np.zeros((len(tb), len(tr) - k0))
+                    tb, td = np.hstack([tb, pad]), np.hstack([td, pad])
+                if k0:  # tracks born in this batch keep their birth probability
+                    tr.speaking[:k0] = q[n]
                 tr.logodds = np.minimum(
                     tr.logodds + c.audio_existence_gain * tr.speaking
                     * np.sum(wf[:, None] * tb, axis=0), self._logit_max)
                 tr.confirmed |= tr.logodds >= self._logit_confirm
-                if c.estimate_itd_shrink:
+                if c.estimate_itd_shrink:  # the direct path only
                     talking = (((self.time - tr.last_visual) <= c.visual_timeout)
                                & (tr.speaking >= 0.5))
-                    self._shrink.update(gf, wf, tb, tr.mean[:, :3], talking)
+                    self._shrink.update(gf, wf, td, tr.mean[:, :3], talking)
             if c.audio_births:
                 if self._pose is None:
                     birth = self._audio_births.update(float(stamps[a]), gf, wf, bf[:, 0],
@@ -534,23 +550,27 @@ class Tracker:
         """Boolean (K,): tracks without visual support for ``visual_timeout``."""
         return (self.time - self._tracks.last_visual) > self.config.visual_timeout
 
-    def _variational(self, xyz, R, g, wn, visual_weight=None, anchor: bool = True):
+    def _variational(self, xyz, R, g, wn, visual_weight=None, anchor: bool = True,
+                     frame=None, frame_llr=None):
         """VB iterations at the current time (:func:`.inference.variational_update`);
         updates the track posteriors (then anchors the tracks without visual support
-        unless ``anchor`` is False) and returns the responsibilities alpha, beta."""
+        unless ``anchor`` is False) and returns the responsibilities alpha, beta (with
+        ITDs also the speaking posteriors per audio frame and the direct-path part of
+        beta)."""
         tr = self._tracks
-        mu, cov, alpha, beta, iterations = variational_update(
+        mu, cov, alpha, beta, iterations, q, direct = variational_update(
             tr.mean, tr.cov, xyz, R, g, wn, speaking=tr.speaking, logodds=tr.logodds,
             visual_weight=visual_weight, unsupported=self._unsupported(),
-            in_view=self._in_view, itd_model=self.itd_model, config=self.config)
+            in_view=self._in_view, itd_model=self.itd_model, config=self.config,
+            frame=frame, frame_llr=frame_llr)
         if not len(tr):
-            return alpha, beta
+            return (alpha, beta) if g is None else (alpha, beta, None, None)
         self.stats["vb_iterations"] += iterations
         tr.mean, tr.cov = mu, cov
         self._cap_covariance()
         if anchor:
             self._anchor()
-        return alpha, beta
+        return (alpha, beta) if g is None else (alpha, beta, q, direct)
 
     def _visual_bookkeeping(self, t, dt_img, alpha, w) -> None:
         """Existence, confirmation, visual support (and the process-noise M-step) after
