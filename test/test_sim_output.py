@@ -168,7 +168,8 @@ def test_cli_simulate(tmp_path, capsys):
     assert load_scene(out).to_dict() == scene.to_dict()
     assert main(["simulate", "--list-presets"]) == 0
     listing = capsys.readouterr().out
-    for name in ("single_static_anechoic", "two_static", "default", "moving", "hard"):
+    for name in ("single_static_anechoic", "two_static", "default", "moving", "hard",
+                 "one_bearing", "one_bearing_three", "double_talk"):
         assert name in listing
     assert main(["simulate", str(tmp_path / "x"), "--rt60", "-1", "--no-bag"]) == 2
     assert "rt60" in capsys.readouterr().err
