@@ -270,6 +270,11 @@ class TrackerConfig(StageConfig):
         0.01, "Rate at which a silent track emits ITDs, relative to a talker's (eps of the "
         "speaking emission: 0 = a silent person is never heard; small keeps the likelihood "
         "ratio of one frame bounded by log(1 / eps)).", low=1e-4, high=0.9)
+    speaking_share_penalty: float = param(
+        1.0, "Weight of the speaking emission's normalisation: what an ITD that another "
+        "track explains costs a track for speaking (1: the mixture model; smaller: the "
+        "front-end reports the louder talker's ITD, so a second talker loses frames it "
+        "would win in the mixture).", low=0.0, high=2.0)
     speaking_idle: float = param(
         0.6, "Log-likelihood ratio against speaking of a fully inactive audio frame "
         "(activity weight 0; scaled by 1 - w~): a talker's frames are mostly active.",

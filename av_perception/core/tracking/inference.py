@@ -184,7 +184,8 @@ def speaking_filter(ll, wn, frame, prior, frame_llr, others, config):
         llr = frame_llr[t].copy()
         if np.any(sel):
             rate = eps + (1.0 - eps) * others[t]
-            llr += speaking_emission(ll[sel], wn[sel], rate, log_c, clutter_rate(c), eps)[0]
+            llr += speaking_emission(ll[sel], wn[sel], rate, log_c, clutter_rate(c), eps,
+                                     c.speaking_share_penalty)[0]
         pred = np.clip(p * (1.0 - c.speaking_exit) + (1.0 - p) * c.speaking_entry,
                        1e-12, 1.0 - 1e-12)
         evidence += float(np.sum(np.logaddexp(np.log(pred) + llr, np.log1p(-pred))))

@@ -295,7 +295,8 @@ def itd_loglik(g, wn, G, J, position_cov, itd_sigma: float, association: str, ga
 # Speaking status: a two-state HMM per track, stepped per audio frame
 # ---------------------------------------------------------------------------
 def speaking_emission(ll, wn, rate, log_clutter: float, clutter_rate: float,
-                      silent_rate: float) -> tuple[np.ndarray, np.ndarray]:
+                      silent_rate: float, share_penalty: float = 1.0
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """Log-likelihood ratio (track k speaks vs is silent) of one audio frame's ITDs, and
     their assignment responsibilities, under the ITD mixture of the tracks.
 
@@ -322,6 +323,10 @@ def speaking_emission(ll, wn, rate, log_clutter: float, clutter_rate: float,
         c, the clutter rate relative to one talker's.
     silent_rate : float
         eps in (0, 1): the rate of a silent track.
+    share_penalty : float
+        Weight gamma of the normalisation term log(Z^-k + 1) - log(Z^-k + eps) (1: the
+        mixture; < 1 a heuristic for a front-end that reports the louder talker's ITD,
+        so that a talker loses fewer frames than its share).
 
     Returns
     -------
@@ -343,7 +348,7 @@ def speaking_emission(ll, wn, rate, log_clutter: float, clutter_rate: float,
     eps = silent_rate
     t1 = np.log(A_k + L) - np.log(A_k + eps * L)
     Z_k = np.maximum(clutter_rate + rate.sum() - rate, clutter_rate)
-    t2 = np.log(Z_k + 1.0) - np.log(Z_k + eps)
+    t2 = share_penalty * (np.log(Z_k + 1.0) - np.log(Z_k + eps))
     w = np.asarray(wn, dtype=float)[:, None]
     llr = np.mean(w * (t1 - t2[None, :]), axis=0)
     beta[:, 0] = C / A
