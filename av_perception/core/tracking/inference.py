@@ -10,9 +10,9 @@ import numpy as np
 
 from .models import (
     constant_velocity_model,
+    emission_terms,
     itd_loglik,
     logsumexp,
-    speaking_emission,
     speaking_hmm_step,
     symmetrise,
     visual_loglik,
@@ -177,19 +177,21 @@ def speaking_filter(ll, wn, frame, prior, frame_llr, others, config):
     n_frames, k = frame_llr.shape
     q = np.empty((n_frames, k))
     p = np.asarray(prior, dtype=float)
-    log_c = math.log(clutter_rate(c) * c.audio_clutter_density)
+    llr = np.array(frame_llr, dtype=float)
+    if len(ll):  # the ITD emissions of every frame at once (the others' rates are given)
+        rate = eps + (1.0 - eps) * others[frame]
+        terms, _ = emission_terms(ll, wn, rate, math.log(clutter_rate(c) * c.audio_clutter_density),
+                                  clutter_rate(c), eps, c.speaking_share_penalty)
+        count = np.bincount(frame, minlength=n_frames)
+        sums = np.zeros((n_frames, k))
+        np.add.at(sums, frame, terms)
+        llr += sums / np.maximum(count, 1)[:, None]
     evidence = 0.0
     for t in range(n_frames):
-        sel = frame == t
-        llr = frame_llr[t].copy()
-        if np.any(sel):
-            rate = eps + (1.0 - eps) * others[t]
-            llr += speaking_emission(ll[sel], wn[sel], rate, log_c, clutter_rate(c), eps,
-                                     c.speaking_share_penalty)[0]
         pred = np.clip(p * (1.0 - c.speaking_exit) + (1.0 - p) * c.speaking_entry,
                        1e-12, 1.0 - 1e-12)
-        evidence += float(np.sum(np.logaddexp(np.log(pred) + llr, np.log1p(-pred))))
-        p = speaking_hmm_step(p, llr, c.speaking_entry, c.speaking_exit)
+        evidence += float(np.sum(np.logaddexp(np.log(pred) + llr[t], np.log1p(-pred))))
+        p = speaking_hmm_step(p, llr[t], c.speaking_entry, c.speaking_exit)
         q[t] = p
     return q, evidence
 

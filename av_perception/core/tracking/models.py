@@ -336,24 +336,32 @@ def speaking_emission(ll, wn, rate, log_clutter: float, clutter_rate: float,
     """
     ll = np.asarray(ll, dtype=float)
     f, k = ll.shape
-    beta = np.zeros((f, k + 1))
     if f == 0:
-        return np.zeros(k), beta
+        return np.zeros(k), np.zeros((0, k + 1))
+    terms, beta = emission_terms(ll, wn, np.broadcast_to(rate, (f, k)), log_clutter,
+                                 clutter_rate, silent_rate, share_penalty)
+    return terms.mean(axis=0), beta
+
+
+def emission_terms(ll, wn, rate, log_clutter: float, clutter_rate: float,
+                   silent_rate: float, share_penalty: float = 1.0):
+    """Per ITD: w~_f times the log-likelihood ratio of :func:`speaking_emission` (F, K),
+    with the rates of each ITD's frame ``rate`` (F, K), and the responsibilities
+    (F, K + 1)."""
     m = np.maximum(np.max(ll, axis=1, initial=-np.inf), log_clutter)  # (F,)
     L = np.exp(ll - m[:, None])  # (F, K), l / e^m
     C = np.exp(log_clutter - m)  # (F,)
-    RL = rate[None, :] * L
+    RL = rate * L
     A = C + RL.sum(axis=1)  # (F,)
     A_k = np.maximum(A[:, None] - RL, C[:, None])  # without k's component
     eps = silent_rate
     t1 = np.log(A_k + L) - np.log(A_k + eps * L)
-    Z_k = np.maximum(clutter_rate + rate.sum() - rate, clutter_rate)
+    Z_k = np.maximum(clutter_rate + rate.sum(axis=1, keepdims=True) - rate, clutter_rate)
     t2 = share_penalty * (np.log(Z_k + 1.0) - np.log(Z_k + eps))
-    w = np.asarray(wn, dtype=float)[:, None]
-    llr = np.mean(w * (t1 - t2[None, :]), axis=0)
+    beta = np.empty((len(ll), ll.shape[1] + 1))
     beta[:, 0] = C / A
     beta[:, 1:] = RL / A[:, None]
-    return llr, beta
+    return np.asarray(wn, dtype=float)[:, None] * (t1 - t2), beta
 
 
 def speaking_hmm_step(prob, llr, entry: float, exit: float) -> np.ndarray:
