@@ -24,9 +24,9 @@ from av_perception.core.tracking import (
     TrackState,
     constant_velocity_model,
     frustum_volume,
-    speaking_hmm_step,
+    speaking_emission,
 )
-from av_perception.core.tracking.inference import es_update
+from av_perception.core.tracking.inference import es_update, speaking_filter
 from av_perception.core.tracking.models import itd_loglik
 
 FPS = 15.0
@@ -380,13 +380,34 @@ def test_itd_only_update_moves_the_azimuth():
     np.testing.assert_allclose(ends[0], ends[1], atol=1e-9)
 
 
+def test_speaking_emission_is_the_mixture_likelihood_ratio(rng):
+    """The emission equals log p(g | k speaks) - log p(g | k silent) of the ITD mixture
+    (c u + sum_j r_j l_j) / (c + sum_j r_j), the others at their expected rates, written
+    out directly; the responsibilities are that mixture's."""
+    f, k = 5, 3
+    ll = np.log(rng.uniform(10.0, 8000.0, (f, k)))
+    ll[0, 1] = -np.inf  # gated
+    wn = rng.uniform(0.2, 1.0, f)
+    rate = np.array([0.9, 0.3, 0.01])
+    c, u, eps = 0.25, 1040.0, 0.01
+    llr, beta = speaking_emission(ll, wn, rate, math.log(c * u), c, eps)
+    lik = np.exp(ll)
+    for n in range(k):
+        on, off = rate.copy(), rate.copy()
+        on[n], off[n] = 1.0, eps
+        p_on = (c * u + lik @ on) / (c + on.sum())
+        p_off = (c * u + lik @ off) / (c + off.sum())
+        assert llr[n] == pytest.approx(np.mean(wn * (np.log(p_on) - np.log(p_off))), rel=1e-9)
+    mix = c * u + lik @ rate
+    np.testing.assert_allclose(beta[:, 0], c * u / mix, rtol=1e-9)
+    np.testing.assert_allclose(beta[:, 1:], lik * rate / mix[:, None], rtol=1e-9)
+
+
 @pytest.mark.parametrize("scenario", ["isolated", "onset", "gap", "overlap", "offset", "switch"])
 def test_speaking_hmm_defaults(scenario):
     """The default HMM with the mixture emission neither flickers nor lags: frame-level
     behaviour of track 0 with a second track at another ITD (frames: who is heard and
     the frame's weight; None = an ITD between the two, at low weight)."""
-    from av_perception.core.tracking.inference import speaking_filter
-
     c = TrackerConfig()
     G = np.array([150e-6, -200e-6])
     J = np.zeros((2, 3))

@@ -180,8 +180,9 @@ def speaking_filter(ll, wn, frame, prior, frame_llr, others, config):
     llr = np.array(frame_llr, dtype=float)
     if len(ll):  # the ITD emissions of every frame at once (the others' rates are given)
         rate = eps + (1.0 - eps) * others[frame]
-        terms, _ = emission_terms(ll, wn, rate, math.log(clutter_rate(c) * c.audio_clutter_density),
-                                  clutter_rate(c), eps, c.speaking_share_penalty)
+        cr = clutter_rate(c)
+        terms, _ = emission_terms(ll, wn, rate, math.log(cr * c.audio_clutter_density), cr,
+                                  eps, c.speaking_share_penalty)
         count = np.bincount(frame, minlength=n_frames)
         sums = np.zeros((n_frames, k))
         np.add.at(sums, frame, terms)
