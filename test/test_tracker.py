@@ -2,9 +2,11 @@
 
 (1) Unit tests on synthetic observation streams with exact truth: constant-velocity
     targets with clutter and missed detections, a crossing with occlusion, deaths,
-    identities never reused, ITD-only updates, the speaking HMM, audio-only births,
+    identities never reused, ITD-only updates, the speaking status through the tracker,
+    audio-only births,
     the asynchronous API, the M-steps, input validation.
-Scene-level results on every simulator preset: test_tracker_scenes.py.
+Scene-level results on every simulator preset: test_tracker_scenes.py; the speaking
+emission, HMM and lip term: test_tracker_speaking.py.
 """
 import math
 from types import SimpleNamespace
@@ -24,10 +26,8 @@ from av_perception.core.tracking import (
     TrackState,
     constant_velocity_model,
     frustum_volume,
-    speaking_emission,
 )
-from av_perception.core.tracking.inference import es_update, speaking_filter
-from av_perception.core.tracking.models import itd_loglik
+from av_perception.core.tracking.inference import es_update
 
 FPS = 15.0
 HOP = 0.016  # audio frame period of the front-end (256 samples at 16 kHz)
@@ -378,72 +378,6 @@ def test_itd_only_update_moves_the_azimuth():
             t += HOP
         ends.append(trk.report().position[0])
     np.testing.assert_allclose(ends[0], ends[1], atol=1e-9)
-
-
-def test_speaking_emission_is_the_mixture_likelihood_ratio(rng):
-    """The emission equals log p(g | k speaks) - log p(g | k silent) of the ITD mixture
-    (c u + sum_j r_j l_j) / (c + sum_j r_j), the others at their expected rates, written
-    out directly; the responsibilities are that mixture's."""
-    f, k = 5, 3
-    ll = np.log(rng.uniform(10.0, 8000.0, (f, k)))
-    ll[0, 1] = -np.inf  # gated
-    wn = rng.uniform(0.2, 1.0, f)
-    rate = np.array([0.9, 0.3, 0.01])
-    c, u, eps = 0.25, 1040.0, 0.01
-    llr, beta = speaking_emission(ll, wn, rate, math.log(c * u), c, eps)
-    lik = np.exp(ll)
-    for n in range(k):
-        on, off = rate.copy(), rate.copy()
-        on[n], off[n] = 1.0, eps
-        p_on = (c * u + lik @ on) / (c + on.sum())
-        p_off = (c * u + lik @ off) / (c + off.sum())
-        assert llr[n] == pytest.approx(np.mean(wn * (np.log(p_on) - np.log(p_off))), rel=1e-9)
-    mix = c * u + lik @ rate
-    np.testing.assert_allclose(beta[:, 0], c * u / mix, rtol=1e-9)
-    np.testing.assert_allclose(beta[:, 1:], lik * rate / mix[:, None], rtol=1e-9)
-
-
-@pytest.mark.parametrize("scenario", ["isolated", "onset", "gap", "overlap", "offset", "switch"])
-def test_speaking_hmm_defaults(scenario):
-    """The default HMM with the mixture emission neither flickers nor lags: frame-level
-    behaviour of track 0 with a second track at another ITD (frames: who is heard and
-    the frame's weight; None = an ITD between the two, at low weight)."""
-    c = TrackerConfig()
-    G = np.array([150e-6, -200e-6])
-    J = np.zeros((2, 3))
-
-    def run(frames):
-        q = np.zeros(2)
-        out = []
-        for who, w in frames:
-            g = np.array([0.0 if who is None else G[who]])
-            wn = np.array([min(w / c.audio_full_weight, 1.0)])
-            ll = itd_loglik(g, wn, G, J, np.zeros((2, 3, 3)), c.itd_sigma, c.association,
-                            c.audio_gate, c.itd_reflection_prob)
-            extra = np.full((1, 2), -c.speaking_idle * (1.0 - wn[0]))
-            q = speaking_filter(ll, wn, np.zeros(1, dtype=int), q, extra, q[None, :], c)[0][0]
-            out.append(q[0])
-        return np.array(out)
-
-    silence = [(None, 0.01)] * 60
-    other = [(1, 0.9)] * 60  # someone else talks
-    speech = silence + [(0, 0.9)] * 60
-    if scenario == "isolated":  # one frame of full evidence in silence: no flicker
-        assert run(silence + [(0, 0.9)])[-1] < 0.4
-        assert run(other + [(0, 0.9)])[-1] < 0.4
-        assert np.all(run(silence + [(0, 0.9)] + silence)[-60:] < 0.4)
-    elif scenario == "onset":  # on within 4 frames (64 ms; measured: 3)
-        assert run(silence + [(0, 0.9)] * 4)[-1] >= 0.5
-    elif scenario == "gap":  # short gaps and one stray frame inside speech: stays on
-        assert np.all(run(speech + [(None, 0.01)] * 3)[-3:] >= 0.5)
-        assert run(speech + [(1, 0.9)])[-1] >= 0.5
-    elif scenario == "overlap":  # two talkers alternating frame by frame: both stay on
-        assert np.all(run(speech + [(0, 0.9), (1, 0.9)] * 30)[-40:] >= 0.6)
-    elif scenario == "offset":  # silence: off within 10 frames (160 ms)
-        off = run(speech + [(None, 0.01)] * 12)[-12:]
-        assert off[1] >= 0.5 and np.all(off[10:] < 0.5)
-    else:  # the other person takes the turn: off within 8 frames
-        assert np.all(run(speech + [(1, 0.9)] * 10)[-2:] < 0.5)
 
 
 def test_speaking_status_through_the_tracker(rng):
@@ -899,48 +833,3 @@ def test_reflections_in_the_itd_model():
                                     np.random.default_rng(3))
     # measured: 0.925 against 0.714 (0.958 against 0.619 with the linear speaking score)
     assert with_refl >= 0.9 and with_refl >= gauss + 0.15, (with_refl, gauss)
-
-
-@pytest.mark.timeout(120)
-@pytest.mark.parametrize("talker", [0, 1])
-def test_lip_evidence_tells_two_tracks_on_one_bearing_apart(talker, rng):
-    """Two people on one bearing (one ITD): the audio cannot tell who speaks; a visual
-    speaking log-likelihood ratio (lip_llr, as the lip-activity stage sets it) on the
-    right track makes it the talker and leaves the other silent."""
-    near = np.array([0.3, 0.1, 1.5])
-    far = np.array([0.6046, -0.42, 3.0])
-    g0 = GEOM.itd(near)[0]
-    assert abs(GEOM.itd(far)[0] - g0) < 2e-6  # one ITD
-    trk = Tracker()
-    for k in range(8):
-        xyz, cov, w = _frame([near, far], rng)
-        trk.update_visual(k / FPS, xyz, cov, w)
-    assert trk.num_tracks == 2
-    j_near = int(np.argmin(np.linalg.norm(trk._tracks.mean[:, :3] - near, axis=1)))
-    rows = [j_near, 1 - j_near]  # rows of the near and far person
-    probs = []
-    t_audio = 8 / FPS
-    for k in range(8, int(4 * FPS)):
-        t = k / FPS
-        lip = np.full(2, -4.0)
-        lip[rows[talker]] = 4.0  # the talker's lips move, the other's are still
-        trk._tracks.lip_llr[:] = lip
-        while t_audio <= t:
-            trk.update_audio(t_audio, g0 + rng.normal(0, 20e-6), 0.8)
-            t_audio += HOP
-            probs.append(trk._tracks.speaking[rows].copy())
-        xyz, cov, w = _frame([near, far], rng)
-        trk.update_visual(t, xyz, cov, w)
-    probs = np.array(probs)
-    late = probs[len(probs) // 2:]
-    # measured: talker 0.990-0.992, the other 0.106-0.112
-    assert np.all(late[:, talker] >= 0.9) and np.all(late[:, 1 - talker] < 0.3), \
-        (late.min(axis=0), late.max(axis=0))
-    # without the lips the audio alone cannot tell them apart: both (measured 0.85, 0.92)
-    trk._tracks.lip_llr[:] = 0.0
-    trk._tracks.speaking[:] = 0.5
-    for _ in range(30):
-        trk.update_audio(t_audio, g0, 0.8)
-        t_audio += HOP
-    s = trk._tracks.speaking
-    assert np.all(s >= 0.5), s
