@@ -3,8 +3,7 @@
 (1) Unit tests on synthetic observation streams with exact truth: constant-velocity
     targets with clutter and missed detections, a crossing with occlusion, deaths,
     identities never reused, ITD-only updates, the speaking status through the tracker,
-    audio-only births,
-    the asynchronous API, the M-steps, input validation.
+    audio-only births, the asynchronous API, the M-steps, input validation.
 Scene-level results on every simulator preset: test_tracker_scenes.py; the speaking
 emission, HMM and lip term: test_tracker_speaking.py.
 """
