@@ -71,20 +71,27 @@ class ProcessResult:
     calibrator: object = None  # the HeadCalibrator when head_calibration.enabled
     attention_rows: int = 0  # rows of the attention file
     attention_switches: int = 0  # attention target changes between two tracks
+    audio_start: float | None = None  # stamp (s) of the first audio sample read
+    audio_end: float | None = None  # stamp (s) just after the last audio sample read
+    audio_rates: list = field(default_factory=list)  # the sample rates met, in order
 
     @property
     def realtime_factor(self) -> float:
         return self.bag_seconds / self.wall_seconds if self.wall_seconds > 0 else float("inf")
 
 
-def bag_audio_features(bag, configs, topic, start_abs, stop_abs, errors) -> BinauralFeatures:
+def bag_audio_features(bag, configs, topic, start_abs, stop_abs, errors, span=None,
+                       keep_spectra: bool = False) -> BinauralFeatures:
     """Binaural features of the audio of a bag between two absolute stamps (s or None);
-    problems are appended to ``errors`` (no audio topic is not an error unless ``topic``)."""
+    problems are appended to ``errors`` (no audio topic is not an error unless ``topic``).
+    ``span``: a ProcessResult whose audio_start / audio_end / audio_rates are filled;
+    ``keep_spectra``: the features carry the front-end's STFT (``features.spec``)."""
     from .io.audio_msgs import BagAudioSource
     from .io.audio_sources import ClippingMonitor
     from .io.bag import BagError
 
-    pipe = AudioPipeline(configs[AudioFrontEndConfig], configs[MicArrayConfig])
+    pipe = AudioPipeline(configs[AudioFrontEndConfig], configs[MicArrayConfig],
+                         keep_spectra=keep_spectra)
     try:
         src = BagAudioSource(bag, topic, start=start_abs, stop=stop_abs)
     except BagError as exc:
@@ -93,7 +100,19 @@ def bag_audio_features(bag, configs, topic, start_abs, stop_abs, errors) -> Bina
         errors.append(f"no audio used: {exc}")
         return BinauralFeatures.empty(pipe.front_end.n_bands)
     monitor = ClippingMonitor(src)
-    result = pipe.run(monitor)
+
+    def spanned(chunks):  # the audio's first stamp, end and rates, as read
+        for chunk in chunks:
+            if span is not None:
+                if span.audio_start is None:
+                    span.audio_start = float(chunk.stamp)
+                rate = int(chunk.sample_rate)
+                if not span.audio_rates or span.audio_rates[-1] != rate:
+                    span.audio_rates.append(rate)
+                span.audio_end = float(chunk.stamp) + len(chunk.samples) / rate
+            yield chunk
+
+    result = pipe.run(spanned(monitor))
     if monitor.samples and not len(result.features):
         errors.append(f"no audio features: all {len(result.errors)} audio chunk(s) of {src.topic} "
                       "were rejected (see below); tracking uses the images alone")
@@ -150,7 +169,8 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                 slop: float = 0.02, keep_outputs: bool = False, attention_output=None,
                 on_frame: Callable | None = None,
                 on_observations: Callable | None = None,
-                progress: Callable[[float, float, int], None] | None = None) -> ProcessResult:
+                progress: Callable[[float, float, int], None] | None = None,
+                keep_spectra: bool = False) -> ProcessResult:
     """Run audio features, visual observations and the tracker over a bag.
 
     Parameters
@@ -168,6 +188,7 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
     on_observations : called as on_observations(observations) with each pair's
         VisualObservations (benchmarks, tools)
     progress : called as progress(done_s, total_s, rows) after each frame
+    keep_spectra : the features in the result carry the front-end's STFT (``separate``)
 
     After each tracker step the tracks go back to the vision stage
     (:meth:`~av_perception.pipeline.VisionPipeline.update_tracks`): the detector of the
@@ -190,7 +211,7 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
     total = max(stop_abs - start_abs, 1e-9)
     # margin for the front-end's frames that straddle the window edges
     feats = bag_audio_features(bag, configs, audio_topic, start_abs - 0.1, stop_abs + 0.1,
-                            result.errors)
+                               result.errors, span=result, keep_spectra=keep_spectra)
     result.audio_frames = len(feats)
     result.features = feats
     vision = VisionPipeline(configs[VisionConfig], configs[DetectionConfig])
