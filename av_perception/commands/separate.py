@@ -51,6 +51,10 @@ def run(args) -> int:
         print(f"error: {out_dir} exists and is not a directory", file=sys.stderr)
         return 2
     out_dir.mkdir(parents=True, exist_ok=True)
+    problem = _audio_problem(args.bag, args.audio_topic)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     tracks_csv = out_dir / "tracks.csv"
     result = process_bag(args.bag, tracks_csv, configs, audio_topic=args.audio_topic,
                          keep_outputs=True, keep_spectra=True,
@@ -95,3 +99,25 @@ def run(args) -> int:
           f"{audio_s:.1f} s each at {rate_in} Hz, {res.windows} windows; voice stage "
           f"{audio_s / max(res.wall_seconds, 1e-9):.0f}x real time -> {out_dir}")
     return 0
+
+
+def _audio_problem(bag, topic) -> str | None:
+    """Why the bag's audio cannot give voices (read from its first chunk), or None."""
+    from ..io.audio_msgs import BagAudioSource
+    from ..io.bag import BagError
+
+    try:
+        src = BagAudioSource(bag, topic)
+        chunks = src.chunks()
+        first = next(chunks, None)
+        chunks.close()
+    except (BagError, ValueError) as exc:
+        return f"cannot read the audio of {bag}: {exc}"
+    if first is None:
+        why = f" ({src.errors[0]})" if src.errors else ""
+        return f"the audio topic {src.topic} of {bag} holds no usable chunk{why}"
+    channels = first.samples.shape[1] if first.samples.ndim == 2 else 1
+    if channels != 2:
+        return (f"the audio of {src.topic} has {channels} channel(s): separation needs the two "
+                "ear channels (a 2-channel recording, or capture.channel_left/channel_right)")
+    return None

@@ -6,8 +6,8 @@
   coherence), streaming (state carried between calls).
 * :func:`tf_posteriors_kernel` / :func:`tf_posteriors_reference`: the MESSL-like E-step of
   the time-frequency mixture -- per bin, the posterior of each talker (wrapped-Gaussian
-  IPD around the phase its ITD predicts, optional ILD Gaussian) and of a uniform outlier
-  class, with per-frame priors re-estimated from the weighted posteriors.
+  IPD around the phase its ITD predicts, variance divided by the bin's weight, optional
+  ILD Gaussian) and of a uniform outlier class.
 
 The public entry points (which validate their inputs) are in :mod:`.tf_masks`.
 """
@@ -29,6 +29,7 @@ S_IM = 4
 N_STATE = 5
 
 TWO_PI = 2.0 * math.pi
+OUTLIER_ILD_VAR = 400.0  # dB^2: the outlier class's ILD spread
 W_MIN = 0.02  # smallest bin weight in the E-step (variance at most 1 / W_MIN times larger)
 EPS = 1e-20
 
@@ -112,76 +113,59 @@ def tf_observations_reference(spec_l, spec_r, in_band, diffuse, coh_alpha, floor
 
 @njit(cache=True)
 def tf_posteriors_kernel(ipd, ild, weight, omega, itd, phase_var, ild_mean, ild_var,
-                         use_ild, prior, outlier_prior, n_iter, post, frame_prior):
-    """E-step of the time-frequency mixture with per-frame priors.
+                         use_ild, log_prior, post):
+    """E-step of the time-frequency mixture: every bin's posterior of each talker and of
+    the outlier class.
 
-    ipd, ild, weight : (F, B); omega : (B,) rad/s; itd : (K,) s; phase_var : (K, B) rad^2
-    (variance of the IPD residual of talker k at bin b for a bin of weight 1; a bin of
-    weight w has variance phase_var / w, the weighted-data model); ild_mean, ild_var : (K, B) dB,
-    dB^2 (used when use_ild); prior : (K,) relative priors of the talkers (sum 1), outlier_prior :
-    the outlier class's; n_iter : re-estimations of each frame's priors.  Outputs post :
-    (K + 1, F, B) posteriors (last = outlier), frame_prior : (K + 1, F).
+    ipd, ild, weight : (F, B); omega : (B,) rad/s; itd : (K,) s; phase_var : (K, B) rad^2,
+    the variance of talker k's IPD residual at bin b for a bin of weight 1 (a bin of
+    weight w has variance phase_var / w: the weighted-data model); ild_mean, ild_var :
+    (K, B) dB, dB^2 (used when use_ild); log_prior : (K + 1,) log priors, the last the
+    outlier class's (uniform phase; ILD N(0, 20 dB)).  Output post : (K + 1, F, B).
+    Returns the weighted log-likelihood sum_tb w_tb log p(x_tb).
     """
     n_k = itd.shape[0]
     n_frames, n_bins = ipd.shape
-    loglik = np.empty((n_k + 1, n_bins))
+    val = np.empty(n_k + 1)
+    total = 0.0
     for t in range(n_frames):
         for b in range(n_bins):
+            w = weight[t, b]
+            wb = w if w > W_MIN else W_MIN
+            m = -1e300
             for k in range(n_k):
                 r = ipd[t, b] - omega[b] * itd[k]
                 r = r - TWO_PI * math.floor((r + math.pi) / TWO_PI)
-                # weighted data: a bin of weight w has its variance divided by w
-                v = phase_var[k, b] / max(weight[t, b], W_MIN)
+                v = phase_var[k, b] / wb
                 ll = -0.5 * r * r / v - 0.5 * math.log(TWO_PI * v)
                 if use_ild:
                     d = ild[t, b] - ild_mean[k, b]
                     vv = ild_var[k, b]
                     ll += -0.5 * d * d / vv - 0.5 * math.log(TWO_PI * vv)
-                loglik[k, b] = ll
-            # uniform phase; for ILD a broad Gaussian (the outlier's level is unknown)
+                val[k] = ll + log_prior[k]
             ll = -math.log(TWO_PI)
             if use_ild:
-                ll += -0.5 * ild[t, b] * ild[t, b] / 400.0 - 0.5 * math.log(TWO_PI * 400.0)
-            loglik[n_k, b] = ll
-        for k in range(n_k):
-            frame_prior[k, t] = (1.0 - outlier_prior) * prior[k]
-        frame_prior[n_k, t] = outlier_prior
-        for it in range(n_iter + 1):
-            acc = np.zeros(n_k + 1)
-            wsum = 0.0
-            for b in range(n_bins):
-                m = -1e300
-                for k in range(n_k + 1):
-                    val = loglik[k, b] + math.log(frame_prior[k, t] + EPS)
-                    post[k, t, b] = val
-                    if val > m:
-                        m = val
-                s = 0.0
-                for k in range(n_k + 1):
-                    e = math.exp(post[k, t, b] - m)
-                    post[k, t, b] = e
-                    s += e
-                for k in range(n_k + 1):
-                    post[k, t, b] /= s
-                w = weight[t, b]
-                if w > 0.0:
-                    wsum += w
-                    for k in range(n_k + 1):
-                        acc[k] += w * post[k, t, b]
-            if it == n_iter or wsum <= 0.0:
-                break
-            # re-estimate this frame's priors (MAP, Dirichlet pseudo-counts: the window's
-            # priors with a total weight of 1 bin)
-            for k in range(n_k):
-                frame_prior[k, t] = (acc[k] + (1.0 - outlier_prior) * prior[k]) / (wsum + 1.0)
-            frame_prior[n_k, t] = (acc[n_k] + outlier_prior) / (wsum + 1.0)
+                ll += -0.5 * ild[t, b] * ild[t, b] / OUTLIER_ILD_VAR - 0.5 * math.log(
+                    TWO_PI * OUTLIER_ILD_VAR)
+            val[n_k] = ll + log_prior[n_k]
+            for k in range(n_k + 1):
+                if val[k] > m:
+                    m = val[k]
+            s = 0.0
+            for k in range(n_k + 1):
+                e = math.exp(val[k] - m)
+                post[k, t, b] = e
+                s += e
+            for k in range(n_k + 1):
+                post[k, t, b] /= s
+            total += w * (m + math.log(s))
+    return total
 
 
 def tf_posteriors_reference(ipd, ild, weight, omega, itd, phase_var, ild_mean, ild_var,
-                            use_ild, prior, outlier_prior, n_iter, post, frame_prior):
+                            use_ild, log_prior, post):
     """Plain-numpy reference of :func:`tf_posteriors_kernel` (same arguments)."""
-    n_k = len(itd)
-    r = ipd[None] - omega[None, None, :] * itd[:, None, None]
+    r = ipd[None] - omega[None, None, :] * np.asarray(itd)[:, None, None]
     r = r - TWO_PI * np.floor((r + np.pi) / TWO_PI)
     v = phase_var[:, None, :] / np.maximum(weight, W_MIN)[None]
     ll = -0.5 * r ** 2 / v - 0.5 * np.log(TWO_PI * v)
@@ -189,22 +173,10 @@ def tf_posteriors_reference(ipd, ild, weight, omega, itd, phase_var, ild_mean, i
     if use_ild:
         d = ild[None] - ild_mean[:, None, :]
         ll = ll - 0.5 * d ** 2 / ild_var[:, None, :] - 0.5 * np.log(TWO_PI * ild_var[:, None, :])
-        lo = lo - 0.5 * ild[None] ** 2 / 400.0 - 0.5 * np.log(TWO_PI * 400.0)
-    ll = np.concatenate([ll, lo])
-    F = ipd.shape[0]
-    base = np.concatenate([(1.0 - outlier_prior) * np.asarray(prior, dtype=float),
-                           [outlier_prior]])
-    fp = np.repeat(base[:, None], F, axis=1)
-    wsum = weight.sum(axis=1)
-    for it in range(n_iter + 1):
-        val = ll + np.log(fp + EPS)[:, :, None]
-        val = val - val.max(axis=0, keepdims=True)
-        e = np.exp(val)
-        p = e / e.sum(axis=0, keepdims=True)
-        if it == n_iter:
-            break
-        acc = (p * weight[None]).sum(axis=2)
-        new = (acc + base[:, None]) / (wsum + 1.0)[None]
-        fp = np.where((wsum > 0)[None], new, fp)
-    post[:] = p
-    frame_prior[:] = fp
+        lo = lo - 0.5 * ild[None] ** 2 / OUTLIER_ILD_VAR - 0.5 * np.log(TWO_PI * OUTLIER_ILD_VAR)
+    val = np.concatenate([ll, lo]) + np.asarray(log_prior)[:, None, None]
+    m = val.max(axis=0)
+    e = np.exp(val - m[None])
+    s = e.sum(axis=0)
+    post[:] = e / s[None]
+    return float(np.sum(weight * (m + np.log(s))))

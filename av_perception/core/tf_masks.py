@@ -17,6 +17,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from scipy.ndimage import uniform_filter1d
+
 from . import _tf_kernels as TK
 from . import wdem
 from .config import ConfigError, StageConfig, param
@@ -25,6 +27,8 @@ __all__ = ["VoiceConfig", "TFObservations", "TFClusterResult", "cluster_window",
            "tf_observations"]
 
 SEPARATION_METHODS = ("mask", "mvdr")
+VARIANCE_POOL = 9  # bins pooled in the re-estimation of a talker's IPD variance
+PHASE_VAR_MAX = 3.0  # rad^2: about a uniform phase (pi^2 / 3)
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,16 @@ class VoiceConfig(StageConfig):
         0.1, "Prior of the outlier class (reverberation, noise) in every bin.",
         low=0.001, high=0.9)
     prior_iterations: int = param(
-        10, "Re-estimations of each frame's talker priors (speech presence) per window.",
-        low=0, high=20)
+        8, "Re-estimations of the window's priors (talkers and outlier class) per pass.",
+        low=0, high=50)
+    variance_iterations: int = param(
+        3, "Re-estimations of each talker's IPD variance per bin (MESSL M-step) per "
+        "window.", low=0, high=20)
+    outlier_prior_min: float = param(
+        0.02, "Smallest prior of the outlier class after re-estimation.", low=0.0, high=0.9)
+    phase_var_min: float = param(
+        0.01, "Smallest re-estimated IPD variance (rad^2) of a talker at a bin of weight 1.",
+        low=1e-4, high=1.0)
     method: str = param(
         "mask", "How a voice is formed: 'mask' (the talker's TF mask on the left "
         "microphone) or 'mvdr' (mask-driven two-channel MVDR to the left microphone, then "
@@ -165,10 +177,12 @@ class TFClusterResult:
     itd : (K,) s, fitted ITD of each talker (the predicted one where the fit is not trusted).
     itd_std : (K,) s, their spreads.
     prior : (K,) relative share of each talker in the window (sums to 1).
+    outlier_prior : the outlier class's prior fitted in the window.
     masks : (K + 1, F, B) posterior of each talker per bin; the last is the outlier class.
-    presence : (K, F) speech presence of each talker per frame in [0, 1].
-    share : (K, F) each talker's share of the frame among the talkers (sums to 1): the
-        part of the outlier class (reverberation) that belongs to its voice.
+    presence : (K, F) speech presence of each talker per frame in [0, 1]: its share of the
+        frame's weighted posteriors among the talkers, times the frame's activity.
+    share : (K, F) each talker's share among the talkers (sums to 1; the window's
+        priors): the part of the outlier class (reverberation) that belongs to its voice.
     n_observations : weighted ITD candidates given to the EM.
     em_used : whether the EM's fit was used (False: too few observations, the predictions).
     """
@@ -181,6 +195,7 @@ class TFClusterResult:
     share: np.ndarray
     n_observations: int = 0
     em_used: bool = False
+    outlier_prior: float = 0.0
 
 
 def itd_candidates(ipd, weight, omega, freq_ok, tau_max, min_weight):
@@ -254,20 +269,22 @@ def cluster_window(ipd, ild, weight, omega, track_itd, *, tau_max: float,
     em_used = False
     total = float(w.sum())
     if len(tau) >= 4 * K and total > 0:
-        # the tracks' predicted ITDs enter as weighted pseudo-observations: a prior
-        x = np.concatenate([tau, itd0])
+        # the tracks' predicted ITDs enter as weighted pseudo-observations: a prior.  In
+        # ms: the EM's covariance regularisation (1e-6) is far below (0.01 ms)^2
+        x = 1e3 * np.concatenate([tau, itd0])
         ww = np.concatenate([w, np.full(K, cfg.prior_weight * total / K)])
         try:
-            fit = wdem.fit(x[:, None], ww, K, variant="fwd", covariance="full",
-                           outlier_volume=2 * tau_max, init="means", means_init=itd0[:, None],
-                           max_iter=40, tol=1e-5, use_numba=use_numba)
+            fit = wdem.fit(x[:, None], ww, K, variant="wd", covariance="full",
+                           outlier_volume=2e3 * tau_max, init="means",
+                           means_init=1e3 * itd0[:, None], max_iter=40, tol=1e-5,
+                           use_numba=use_numba)
         except (ValueError, np.linalg.LinAlgError):
             fit = None
         if fit is not None:
-            mu = fit.means[:, 0]
+            mu = 1e-3 * fit.means[:, 0]
             ok = np.isfinite(mu) & (np.abs(mu - itd0) <= cfg.max_itd_shift)
             itd = np.where(ok, mu, itd0)
-            s = np.sqrt(np.maximum(fit.covariances[:, 0, 0], 0.0))
+            s = 1e-3 * np.sqrt(np.maximum(fit.covariances[:, 0, 0], 0.0))
             std = np.where(ok & np.isfinite(s), s, std)
             mix = np.where(np.isfinite(fit.mixing), fit.mixing, 0.0) + 0.05
             prior = mix / mix.sum()
@@ -281,16 +298,43 @@ def cluster_window(ipd, ild, weight, omega, track_itd, *, tau_max: float,
         raise ValueError(f"track_ild must have shape ({K}, {n_bins}), got {ild_mean.shape}")
     ild_var = np.full((K, n_bins), cfg.ild_std ** 2)
     post = np.zeros((K + 1, n_frames, n_bins))
-    frame_prior = np.zeros((K + 1, n_frames))
     kern = TK.tf_posteriors_kernel if use_numba else TK.tf_posteriors_reference
-    kern(np.ascontiguousarray(ipd), np.ascontiguousarray(ild), np.ascontiguousarray(weight),
-         omega, itd, phase_var, ild_mean, ild_var, use_ild, prior, float(cfg.outlier_prior),
-         int(cfg.prior_iterations), post, frame_prior)
+    ipd_c, ild_c, w_c = (np.ascontiguousarray(a) for a in (ipd, ild, weight))
+    w_total = float(weight.sum())
+    pri = np.concatenate([(1.0 - cfg.outlier_prior) * prior, [cfg.outlier_prior]])
+    resid2 = None
+    for v_pass in range(cfg.variance_iterations + 1):
+        for it in range(cfg.prior_iterations + 1):
+            kern(ipd_c, ild_c, w_c, omega, itd, phase_var, ild_mean, ild_var, use_ild,
+                 np.log(pri), post)
+            if it == cfg.prior_iterations or w_total <= 0:
+                break
+            # M-step of the window's priors (Dirichlet pseudo-count 1 per class)
+            acc = np.einsum("kfb,fb->k", post, weight)
+            pri = (acc + 1.0) / (w_total + K + 1.0)
+            pri[K] = np.clip(pri[K], cfg.outlier_prior_min, 0.9)
+            pri[:K] *= (1.0 - pri[K]) / pri[:K].sum()
+        if v_pass == cfg.variance_iterations or w_total <= 0:
+            break
+        # M-step of each talker's IPD variance per bin (MESSL), pooled over neighbouring
+        # bins, for a bin of weight 1 (the weighted-data model)
+        if resid2 is None:
+            r = ipd[None] - omega[None, None, :] * itd[:, None, None]
+            resid2 = (r - 2 * np.pi * np.floor((r + np.pi) / (2 * np.pi))) ** 2
+        g = post[:K] * weight[None]
+        num = uniform_filter1d((g * resid2).sum(axis=1), VARIANCE_POOL, axis=1, mode="nearest")
+        den = uniform_filter1d(g.sum(axis=1), VARIANCE_POOL, axis=1, mode="nearest")
+        est = num / np.maximum(den, 1e-9)
+        phase_var = np.where(den > 1e-6, np.clip(est, cfg.phase_var_min, PHASE_VAR_MAX),
+                             phase_var)
+    share = np.repeat((pri[:K] / pri[:K].sum())[:, None], n_frames, axis=1)
+    wf = weight.sum(axis=1)
+    frame = np.einsum("kfb,fb->kf", post[:K], weight) / np.maximum(wf, 1e-12)[None]
     act = np.ones(n_frames) if activity is None else np.clip(np.asarray(activity, float), 0, 1)
-    talkers = frame_prior[:K]
-    share = talkers / np.maximum(talkers.sum(axis=0, keepdims=True), 1e-12)
-    presence = share * act[None, :]
-    return TFClusterResult(itd, std, prior, post, presence, share, int(len(tau)), em_used)
+    presence = np.where(wf[None] > 0, frame / np.maximum(frame.sum(axis=0, keepdims=True),
+                                                          1e-12), 0.0) * act[None, :]
+    return TFClusterResult(itd, std, pri[:K] / pri[:K].sum(), post, presence, share,
+                           int(len(tau)), em_used, float(pri[K]))
 
 
 def hop_frames(window: float, hop_duration: float) -> int:
