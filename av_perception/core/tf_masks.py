@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-
 from scipy.ndimage import uniform_filter1d
 
 from . import _tf_kernels as TK

@@ -20,7 +20,6 @@ from .fusion import (
 )
 from .poses import HeadPoses
 from .tracking import AUDIO_ONLY_PERIOD, TrackingConfig, TrackingPipeline, calibrate_step
-from .voices import VoiceResult, VoiceSeparator
 from .vision import (
     DETECTION_NICENESS,
     AsyncDetection,
@@ -28,6 +27,7 @@ from .vision import (
     VisionPipeline,
     VisionRunResult,
 )
+from .voices import VoiceResult, VoiceSeparator
 
 __all__ = ["AUDIO_ONLY_PERIOD", "AsyncDetection", "AudioPipeline", "AudioRunResult",
            "DETECTION_NICENESS",

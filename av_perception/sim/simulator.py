@@ -2,8 +2,9 @@
 
 :func:`simulate` writes ``OUTDIR/bag/`` (rosbag2), ``audio.wav`` (the same 2-channel
 audio), ``images/person_<id>.wav`` (each person's reverberant speech alone at the two
-microphones, same scale: the reference of separation), ``ground_truth.jsonl`` (one line per video frame, positions in the left camera
-optical frame) and ``scene.json``; :func:`ground_truth_records` builds the lines.
+microphones, same scale: the reference of separation), ``ground_truth.jsonl`` (one
+line per video frame, positions in the left camera optical frame) and ``scene.json``;
+:func:`ground_truth_records` builds the lines.
 Layout and the ground-truth format: docs/simulation.md, "Outputs".
 """
 from __future__ import annotations
