@@ -44,7 +44,8 @@ from .pipeline import (
     VisionPipeline,
 )
 
-__all__ = ["ProcessResult", "PROCESS_STAGES", "process_bag", "fusion_events"]
+__all__ = ["ProcessResult", "PROCESS_STAGES", "process_bag", "fusion_events", "BagVoices",
+           "bag_voices"]
 
 #: stage configs the offline pipeline reads from a params file
 PROCESS_STAGES = (AudioFrontEndConfig, MicArrayConfig, VisionConfig, DetectionConfig,
@@ -372,3 +373,56 @@ def summarize(result: ProcessResult, output: Path) -> str:
             f"{output}{frame}; {result.audio_frames} audio frames; "
             f"{result.bag_seconds:.1f} s of bag in {result.wall_seconds:.1f} s "
             f"({result.realtime_factor:.2f}x real time)")
+
+
+@dataclass
+class BagVoices:
+    """Each track's voice over a processed bag (:func:`bag_voices`).
+
+    voices : {track id: (n,) float} at ``rate``, sample 0 = ``start`` (the bag's first
+        audio sample read), n = the audio's length.
+    presence : {track id: (F,) speech presence per audio frame} and ``stamps`` (F,) s.
+    """
+
+    rate: int
+    start: float
+    voices: dict
+    presence: dict
+    stamps: np.ndarray
+    windows: int = 0
+    wall_seconds: float = 0.0
+
+
+def bag_voices(result: ProcessResult, configs: dict) -> BagVoices:
+    """The voices of the tracks of a :func:`process_bag` run made with ``keep_outputs``
+    and ``keep_spectra`` (tracks in the camera frame).  Raises ValueError when the audio
+    cannot give voices (no audio, a sample-rate change)."""
+    from .core.tf_masks import VoiceConfig
+    from .io.heads import load_head_model
+    from .io.voice_files import voice_at_rate
+    from .pipeline.voices import VoiceSeparator
+
+    if len(set(result.audio_rates)) > 1:
+        raise ValueError(
+            f"the audio's sample rate changes in the bag "
+            f"({' -> '.join(str(r) for r in result.audio_rates)} Hz): a voice has one rate; "
+            "split the bag where the rate changes (ros2 bag convert) and separate each part")
+    feats = result.features
+    if result.audio_start is None or feats is None or not len(feats):
+        raise ValueError("no usable audio in the bag (a 2-channel audio topic with finite "
+                         "samples is needed): no voice")
+    if feats.spec is None:
+        raise ValueError("the bag was processed without keep_spectra=True")
+    rate_in = result.audio_rates[0]
+    n_in = int(round((result.audio_end - result.audio_start) * rate_in))
+    audio_cfg = configs.get(AudioFrontEndConfig, AudioFrontEndConfig())
+    mics = configs.get(MicArrayConfig, MicArrayConfig())
+    fe = AudioPipeline(audio_cfg, mics).front_end
+    rate = fe.config.processing_rate
+    n_proc = int(np.ceil(n_in * rate / rate_in)) + fe.config.frame_length
+    sep = VoiceSeparator(fe, load_head_model(mics, audio_cfg),
+                         configs.get(VoiceConfig, VoiceConfig()))
+    res = sep.run(feats, result.outputs, result.audio_start, n_proc)
+    voices = {tid: voice_at_rate(v, rate, rate_in, n_in) for tid, v in res.voices.items()}
+    return BagVoices(rate_in, result.audio_start, voices, res.presence, res.stamps,
+                     res.windows, res.wall_seconds)

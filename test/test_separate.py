@@ -103,3 +103,35 @@ def test_mono_bag_is_refused_clearly(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "1 channel" in err and "two ear channels" in err
     assert not list((tmp_path / "v").glob("voice_*.wav"))
+
+
+def test_process_output_bag_carries_the_same_voices(scene, tmp_path):
+    from av_perception.io.audio_msgs import decode_audio_common4
+    from av_perception.io.bag import BagReader
+
+    bag = scene / "bag"
+    assert main(["separate", str(bag), "--output", str(tmp_path / "v"), "-q"]) == 0
+    out_bag = tmp_path / "out"
+    assert main(["process", str(bag), "--output", str(tmp_path / "t.csv"), "--output-bag",
+                 str(out_bag), "--no-images", "--voices", "-q"]) == 0
+    with BagReader(bag) as reader:
+        first = min(m.msg.header.stamp.sec + 1e-9 * m.msg.header.stamp.nanosec
+                    for m in reader.messages(["/audio"]))
+    with BagReader(out_bag) as reader:
+        topics = sorted(t for t in reader.topics if t.endswith("/audio"))
+        wavs = sorted((tmp_path / "v").glob("voice_*.wav"))
+        assert topics == sorted(f"/humans/voices/voice{p.stem.split('_')[1]}/audio"
+                                for p in wavs)
+        for topic in topics:
+            parts = [decode_audio_common4(m.msg) for m in reader.messages([topic])]
+            assert parts[0][2] == pytest.approx(first, abs=1e-6)  # sample 0 = the bag's
+            assert all(p[1] == FS and p[0].shape[1] == 1 for p in parts)
+            x = np.concatenate([p[0][:, 0] for p in parts])
+            _, v = scipy.io.wavfile.read(tmp_path / "v" / f"voice_{topic.split('/')[3][5:]}.wav")
+            np.testing.assert_array_equal(x, v)
+
+
+def test_process_voices_need_an_output_bag(scene, tmp_path, capsys):
+    assert main(["process", str(scene / "bag"), "--output", str(tmp_path / "t.csv"),
+                 "--voices"]) == 2
+    assert "--output-bag" in capsys.readouterr().err

@@ -27,18 +27,12 @@ def register(sub):
 def run(args) -> int:
     import dataclasses
 
-    import numpy as np
-
-    from ..core.config import AudioFrontEndConfig, MicArrayConfig
     from ..core.tf_masks import VoiceConfig
-    from ..io.heads import load_head_model
     from ..io.params import load_offline_configs
-    from ..io.voice_files import voice_at_rate, write_voice
+    from ..io.voice_files import write_voice
     from ..nodes.settings import TrackingNodeConfig
-    from ..offline import PROCESS_STAGES, process_bag, progress_printer, summarize
+    from ..offline import PROCESS_STAGES, bag_voices, process_bag, progress_printer, summarize
     from ..pipeline import TrackingConfig
-    from ..pipeline.audio import AudioPipeline
-    from ..pipeline.voices import VoiceSeparator
 
     configs = load_offline_configs(args.config, (*PROCESS_STAGES, TrackingNodeConfig,
                                                  VoiceConfig))
@@ -50,11 +44,11 @@ def run(args) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         print(f"error: {out_dir} exists and is not a directory", file=sys.stderr)
         return 2
-    out_dir.mkdir(parents=True, exist_ok=True)
     problem = _audio_problem(args.bag, args.audio_topic)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    out_dir.mkdir(parents=True, exist_ok=True)
     tracks_csv = out_dir / "tracks.csv"
     result = process_bag(args.bag, tracks_csv, configs, audio_topic=args.audio_topic,
                          keep_outputs=True, keep_spectra=True,
@@ -63,41 +57,27 @@ def run(args) -> int:
         print(file=sys.stderr)
     print(summarize(result, tracks_csv))
     errors = list(dict.fromkeys(result.errors))
-    if len(set(result.audio_rates)) > 1:
-        print(f"error: the audio's sample rate changes in the bag "
-              f"({' -> '.join(str(r) for r in result.audio_rates)} Hz): a voice file has one "
-              "rate; split the bag where the rate changes (ros2 bag convert) and separate "
-              "each part", file=sys.stderr)
-        return 2
-    feats = result.features
-    if result.audio_start is None or feats is None or not len(feats):
+    try:
+        voices = bag_voices(result, configs)
+    except ValueError as exc:
         for e in errors[:5]:
-            print(f"error: {e}", file=sys.stderr)
-        print("error: no usable audio in the bag (a 2-channel audio topic with finite "
-              "samples is needed): no voice written", file=sys.stderr)
+            print(f"warning: {e}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    rate_in = result.audio_rates[0]
-    n_in = int(round((result.audio_end - result.audio_start) * rate_in))
-    audio_pipe = AudioPipeline(configs[AudioFrontEndConfig], configs[MicArrayConfig])
-    fe = audio_pipe.front_end
-    rate = fe.config.processing_rate
-    n_proc = int(np.ceil(n_in * rate / rate_in)) + fe.config.frame_length
-    geometry = load_head_model(configs[MicArrayConfig], configs[AudioFrontEndConfig])
-    sep = VoiceSeparator(fe, geometry, configs[VoiceConfig])
-    res = sep.run(feats, result.outputs, result.audio_start, n_proc)
     for e in errors[:20]:
         print(f"warning: {e}", file=sys.stderr)
-    if not res.voices:
+    if not voices.voices:
         print(f"note: no track existed while there was audio: no voice file written "
               f"({out_dir})")
         return 0
-    for tid in sorted(res.voices):
-        y = voice_at_rate(res.voices[tid], rate, rate_in, n_in)
-        write_voice(out_dir / f"voice_{tid}.wav", y, rate_in)
-    audio_s = n_in / rate_in
-    print(f"voices: {len(res.voices)} track(s) ({', '.join(map(str, sorted(res.voices)))}), "
-          f"{audio_s:.1f} s each at {rate_in} Hz, {res.windows} windows; voice stage "
-          f"{audio_s / max(res.wall_seconds, 1e-9):.0f}x real time -> {out_dir}")
+    for tid in sorted(voices.voices):
+        write_voice(out_dir / f"voice_{tid}.wav", voices.voices[tid], voices.rate)
+    n = len(next(iter(voices.voices.values())))
+    audio_s = n / voices.rate
+    print(f"voices: {len(voices.voices)} track(s) "
+          f"({', '.join(map(str, sorted(voices.voices)))}), {audio_s:.1f} s each at "
+          f"{voices.rate} Hz, {voices.windows} windows; voice stage "
+          f"{audio_s / max(voices.wall_seconds, 1e-9):.0f}x real time -> {out_dir}")
     return 0
 
 

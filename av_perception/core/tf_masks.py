@@ -316,7 +316,9 @@ def cluster_window(ipd, ild, weight, omega, track_itd, *, tau_max: float,
         if v_pass == cfg.variance_iterations or w_total <= 0:
             break
         # M-step of each talker's IPD variance per bin (MESSL), pooled over neighbouring
-        # bins, for a bin of weight 1 (the weighted-data model)
+        # bins: the weighted sample variance of the residuals (the MLE under r ~ N(0, v/w),
+        # sum(gamma w r^2) / sum(gamma), is smaller; measured worse for a lone talker:
+        # docs/algorithms.md)
         if resid2 is None:
             r = ipd[None] - omega[None, None, :] * itd[:, None, None]
             resid2 = (r - 2 * np.pi * np.floor((r + np.pi) / (2 * np.pi))) ** 2
