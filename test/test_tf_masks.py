@@ -208,3 +208,44 @@ def test_bad_input_is_refused_clearly():
     with pytest.raises(ValueError, match="keep_spectra"):
         feats = fe.process(np.zeros((4096, 2)), FS, 0.0)
         VoiceSeparator(fe, fe.geometry).run(feats, [], 0.0, 4096)
+
+
+def test_streaming_voices_equal_the_batch_and_bound_the_latency(two_sources, rng):
+    img_a, img_b, mix = two_sources
+    fe, feats = _front_end(mix)
+    geometry = type("G", (), {"itd": staticmethod(
+        lambda p: np.where(np.asarray(p)[:, 0] > 0, ITD_A, ITD_B))})()
+
+    def out(t, ids):
+        pos = np.array([[1.0 if i == 4 else -1.0, 0, 2] for i in ids]).reshape(-1, 3)
+        return type("Out", (), {"stamp": t, "ids": np.array(ids), "position": pos})()
+
+    # track 9 appears at 0.5 s; track 4 ends at 1.5 s
+    outputs = [out(0.0, [4]), out(0.5, [4, 9]), out(1.5, [9])]
+    batch = VoiceSeparator(fe, geometry).run(feats, outputs, 0.0, len(mix))
+    st = VoiceSeparator(fe, geometry).stream(0.0)
+    got = {}
+    a, seen = 0, -np.inf
+    while a < len(feats):
+        b = min(len(feats), a + int(rng.integers(1, 40)))
+        new = [o for o in outputs if seen < o.stamp <= feats.stamp[b - 1]]  # as they come
+        seen = feats.stamp[b - 1]
+        for tid, chunks in st.push(feats.slice(a, b), new).items():
+            got.setdefault(tid, []).extend(chunks)
+        # every sample older than the latency bound has been returned
+        done = max((c[-1][0] + len(c[-1][1]) for c in got.values()), default=0)
+        last_end = feats.stamp[b - 1] + (fe.config.frame_length / 2) / FS
+        assert done / FS >= last_end - st.latency - 1e-9
+        a = b
+    for tid, chunks in st.flush().items():
+        got.setdefault(tid, []).extend(chunks)
+    assert sorted(got) == sorted(batch.voices) == [4, 9]
+    for tid, chunks in got.items():
+        v = np.zeros(len(mix))
+        for s0, x in chunks:
+            v[s0:s0 + len(x)] = x[:len(mix) - s0]
+        np.testing.assert_allclose(v, batch.voices[tid], atol=1e-12)
+    # the voice of a track is silent outside its life
+    assert np.all(batch.voices[9][:int(0.3 * FS)] == 0)
+    assert np.all(batch.voices[4][int(1.6 * FS):] == 0)
+    assert st.latency == pytest.approx((25 * 256 + 512) / FS)

@@ -17,7 +17,7 @@ import numpy as np
 from ..core.separation import finish_overlap_add, overlap_add, separate_window
 from ..core.tf_masks import TFObservations, VoiceConfig, cluster_window, hop_frames
 
-__all__ = ["VoiceSeparator", "VoiceResult", "tracks_at"]
+__all__ = ["VoiceSeparator", "VoiceStream", "VoiceResult", "tracks_at"]
 
 
 @dataclass
@@ -92,8 +92,33 @@ class VoiceSeparator:
                                         0, ild_b.shape[1] - 1), band)
         return ild_b[:, j]
 
+    def cluster(self, features, ids, positions):
+        """Cluster one window of frames (features with ``spec``) among the tracks ``ids`` at
+        ``positions`` (camera frame); returns (ids kept (finite ITD), TFClusterResult) or
+        None when no track has a finite ITD.  Advances the observations' stream state."""
+        spec = features.spec
+        ipd, ild, weight = self.observations(spec[:, 0], spec[:, 1])
+        ids = np.asarray(ids, dtype=np.int64)
+        pos = np.asarray(positions, dtype=float).reshape(-1, 3)
+        if len(ids) == 0:
+            return None
+        itd = np.asarray(self.geometry.itd(pos), dtype=float)
+        ok = np.isfinite(itd)
+        if not np.any(ok):
+            return None
+        cl = cluster_window(ipd, ild, weight, self.front_end.omega, itd[ok],
+                            tau_max=self.tau_max, config=self.config,
+                            track_ild=self._track_ild(pos[ok]), activity=features.activity,
+                            min_frequency=self.front_end.config.min_frequency,
+                            use_numba=self.use_numba)
+        return ids[ok], cl
+
+    def stream(self, start_time: float) -> VoiceStream:
+        """A :class:`VoiceStream` whose sample 0 is at ``start_time`` (s)."""
+        return VoiceStream(self, start_time)
+
     def run(self, features, outputs, start_time: float, n_samples: int) -> VoiceResult:
-        """Separate every track of a whole stream.
+        """Separate every track of a whole stream (:meth:`stream`, fed at once).
 
         Parameters
         ----------
@@ -107,47 +132,136 @@ class VoiceSeparator:
         if len(features) and features.spec is None:
             raise ValueError("the features carry no STFT: build the front-end with "
                              "keep_spectra=True")
-        F = len(features)
-        acc = {}
-        n = self.frame_length
-        window = self.front_end.window
-        starts = np.round((res.stamps - (n - 1) / 2 / self.rate - start_time)
-                          * self.rate).astype(np.int64)
-        cfg = self.config
-        W = self.window_frames
-        for a in range(0, F, W):
-            b = min(a + W, F)
-            spec = features.spec[a:b]
-            ipd, ild, weight = self.observations(spec[:, 0], spec[:, 1])
-            ids, pos = tracks_at(outputs, [res.stamps[b - 1]])[0]
-            if len(ids) == 0:
-                continue
-            itd = np.asarray(self.geometry.itd(pos), dtype=float)
-            ok = np.isfinite(itd)
-            ids, pos, itd = ids[ok], pos[ok], itd[ok]
-            if len(ids) == 0:
-                continue
-            cl = cluster_window(ipd, ild, weight, self.front_end.omega, itd,
-                                tau_max=self.tau_max, config=cfg,
-                                track_ild=self._track_ild(pos),
-                                activity=features.activity[a:b],
-                                min_frequency=self.front_end.config.min_frequency,
-                                use_numba=self.use_numba)
-            res.windows += 1
-            res.em_windows += int(cl.em_used)
-            for k, tid in enumerate(ids.tolist()):
-                if tid not in acc:
-                    acc[tid] = (np.zeros(n_samples), np.zeros(n_samples))
-                    res.presence[tid] = np.full(F, np.nan)
-                y = separate_window(spec, cl.masks, cl.share, k, cfg.method, cfg.mask_floor,
-                                    cfg.mask_exponent)
-                overlap_add(y, starts[a:b], n_samples, window, *acc[tid])
-                res.presence[tid][a:b] = cl.presence[k]
-        # every track's signal is normalised by the frames of the whole stream: a track
-        # is silent (zero) where it did not exist, not amplified
-        norm_all = overlap_add(np.zeros((F, n // 2 + 1), complex), starts, n_samples,
-                               window)[1]
-        for tid, (out, _norm) in acc.items():
-            res.voices[tid] = finish_overlap_add(out, norm_all)
+        st = self.stream(start_time)
+        parts = st.push(features, outputs)
+        for tid, chunk in st.flush().items():
+            parts.setdefault(tid, []).extend(chunk)
+        for tid, chunks in parts.items():
+            v = np.zeros(n_samples)
+            for a, x in chunks:
+                lo, hi = max(a, 0), min(a + len(x), n_samples)
+                if hi > lo:
+                    v[lo:hi] = x[lo - a:hi - a]
+            res.voices[tid] = v
+        res.presence = {tid: np.asarray(p, dtype=float) for tid, p in st.presence.items()}
+        res.windows, res.em_windows = st.windows, st.em_windows
         res.wall_seconds = time.perf_counter() - t_wall
         return res
+
+
+class VoiceStream:
+    """Streaming voices: :meth:`push` features (with ``spec``) and the tracker outputs as
+    they come; every ``voices.window`` of frames is clustered among the tracks of the
+    newest output at its last frame, and each track's samples that no later frame can
+    change are returned.  Latency: one window plus one frame.
+
+    Attributes
+    ----------
+    presence : {track id: (F,) presence of every frame pushed so far (NaN: no track)}
+    """
+
+    def __init__(self, separator: VoiceSeparator, start_time: float):
+        self.sep = separator
+        self.start_time = float(start_time)
+        self._pending = None  # features not clustered yet
+        self._outputs: list = []
+        self._base = 0  # sample index of the buffers' first sample
+        self._acc: dict = {}  # track id -> sum of w y from _base on
+        self._norm = np.zeros(0)  # sum of w^2 over every frame, from _base on
+        self._next = None  # sample index of the next frame's start
+        self.frames = 0
+        self.presence: dict = {}
+        self.windows = 0
+        self.em_windows = 0
+
+    def _starts(self, stamps) -> np.ndarray:
+        n, rate = self.sep.frame_length, self.sep.rate
+        return np.round((np.asarray(stamps, dtype=float) - (n - 1) / 2 / rate
+                         - self.start_time) * rate).astype(np.int64)
+
+    def _grow(self, end: int) -> None:
+        need = end - self._base - len(self._norm)
+        if need > 0:
+            self._norm = np.concatenate([self._norm, np.zeros(need)])
+            for tid in self._acc:
+                self._acc[tid] = np.concatenate([self._acc[tid], np.zeros(need)])
+
+    def _window(self, feats) -> None:
+        sep = self.sep
+        n = sep.frame_length
+        starts = self._starts(feats.stamp)
+        self._grow(int(starts[-1]) + n)
+        window = sep.front_end.window
+        local = starts - self._base
+        norm = overlap_add(np.zeros((len(feats), n // 2 + 1), complex), local,
+                           len(self._norm), window)[1]
+        self._norm += norm
+        ids, pos = tracks_at(self._outputs, [feats.stamp[-1]])[0]
+        got = sep.cluster(feats, ids, pos)
+        f0 = self.frames
+        self.frames += len(feats)
+        for p in self.presence.values():
+            p.extend([np.nan] * len(feats))
+        self._next = int(starts[-1]) + sep.front_end.config.hop_length
+        if got is None:
+            return
+        ids, cl = got
+        self.windows += 1
+        self.em_windows += int(cl.em_used)
+        cfg = sep.config
+        for k, tid in enumerate(ids.tolist()):
+            if tid not in self._acc:
+                self._acc[tid] = np.zeros(len(self._norm))
+                self.presence[tid] = [np.nan] * self.frames
+            y = separate_window(feats.spec, cl.masks, cl.share, k, cfg.method, cfg.mask_floor,
+                                cfg.mask_exponent)
+            overlap_add(y, local, len(self._norm), window, self._acc[tid])
+            self.presence[tid][f0:self.frames] = cl.presence[k].tolist()
+
+    def _emit(self, upto: int) -> dict:
+        """Return every track's samples [_base, upto) and drop them from the buffers."""
+        m = max(0, min(upto - self._base, len(self._norm)))
+        out = {}
+        if m == 0:
+            return out
+        norm = self._norm[:m]
+        for tid, acc in self._acc.items():
+            out[tid] = [(self._base, finish_overlap_add(acc[:m], norm))]
+            self._acc[tid] = acc[m:]
+        self._norm = self._norm[m:]
+        self._base += m
+        return out
+
+    def push(self, features, outputs=()) -> dict:
+        """Add frames and the tracker outputs up to them; returns {track id: [(first sample
+        index, samples), ...]} of the samples now final."""
+        if len(features) and features.spec is None:
+            raise ValueError("the features carry no STFT: build the front-end with "
+                             "keep_spectra=True")
+        self._outputs.extend(outputs)
+        if len(features):
+            self._pending = (features if self._pending is None or not len(self._pending)
+                             else type(features).concatenate([self._pending, features]))
+        W = self.sep.window_frames
+        while self._pending is not None and len(self._pending) >= W:
+            self._window(self._pending.slice(0, W))
+            self._pending = self._pending.slice(W, len(self._pending))
+        if self._next is None:
+            return {}
+        upto = self._next
+        if self._pending is not None and len(self._pending):
+            upto = min(upto, int(self._starts(self._pending.stamp[:1])[0]))
+        return self._emit(upto)
+
+    def flush(self) -> dict:
+        """Cluster the frames left (a shorter window) and return every remaining sample."""
+        if self._pending is not None and len(self._pending):
+            self._window(self._pending)
+            self._pending = None
+        return self._emit(self._base + len(self._norm))
+
+    @property
+    def latency(self) -> float:
+        """s from a frame's last sample to its voice samples being returned (at most)."""
+        c = self.sep.front_end.config
+        return (self.sep.window_frames * c.hop_length + c.frame_length) / c.processing_rate
