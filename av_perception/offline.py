@@ -75,6 +75,7 @@ class ProcessResult:
     audio_start: float | None = None  # stamp (s) of the first audio sample read
     audio_end: float | None = None  # stamp (s) just after the last audio sample read
     audio_rates: list = field(default_factory=list)  # the sample rates met, in order
+    clipped_spans: list = field(default_factory=list)  # (start, end) s of clipped chunks
 
     @property
     def realtime_factor(self) -> float:
@@ -88,7 +89,8 @@ def bag_audio_features(bag, configs, topic, start_abs, stop_abs, errors, span=No
     ``span``: a ProcessResult whose audio_start / audio_end / audio_rates are filled;
     ``keep_spectra``: the features carry the front-end's STFT (``features.spec``)."""
     from .io.audio_msgs import BagAudioSource
-    from .io.audio_sources import ClippingMonitor
+    from .core.audio import pcm_to_float
+    from .io.audio_sources import CLIP_LEVEL, ClippingMonitor
     from .io.bag import BagError
 
     pipe = AudioPipeline(configs[AudioFrontEndConfig], configs[MicArrayConfig],
@@ -111,6 +113,8 @@ def bag_audio_features(bag, configs, topic, start_abs, stop_abs, errors, span=No
                 if not span.audio_rates or span.audio_rates[-1] != rate:
                     span.audio_rates.append(rate)
                 span.audio_end = float(chunk.stamp) + len(chunk.samples) / rate
+                if np.any(np.abs(pcm_to_float(chunk.samples)) >= CLIP_LEVEL):
+                    span.clipped_spans.append((float(chunk.stamp), span.audio_end))
             yield chunk
 
     result = pipe.run(spanned(monitor))
@@ -424,5 +428,18 @@ def bag_voices(result: ProcessResult, configs: dict) -> BagVoices:
                          configs.get(VoiceConfig, VoiceConfig()))
     res = sep.run(feats, result.outputs, result.audio_start, n_proc)
     voices = {tid: voice_at_rate(v, rate, rate_in, n_in) for tid, v in res.voices.items()}
+    # clipped chunks: their stretch is silent in every voice (a clipped mixture's masks and
+    # samples are wrong), reported in result.errors
+    for t0, t1 in result.clipped_spans:
+        a = max(0, int(round((t0 - result.audio_start) * rate_in)))
+        b = min(n_in, int(round((t1 - result.audio_start) * rate_in)))
+        for v in voices.values():
+            v[a:b] = 0.0
+    if result.clipped_spans:
+        total = sum(t1 - t0 for t0, t1 in result.clipped_spans)
+        result.errors.append(
+            f"{len(result.clipped_spans)} clipped audio chunk(s) ({total:.2f} s, the first at "
+            f"{result.clipped_spans[0][0]:.3f} s) are silent in the voices: lower the "
+            "recording gain")
     return BagVoices(rate_in, result.audio_start, voices, res.presence, res.stamps,
                      res.windows, res.wall_seconds)

@@ -135,3 +135,38 @@ def test_process_voices_need_an_output_bag(scene, tmp_path, capsys):
     assert main(["process", str(scene / "bag"), "--output", str(tmp_path / "t.csv"),
                  "--voices"]) == 2
     assert "--output-bag" in capsys.readouterr().err
+
+
+def test_clipped_audio_is_silent_in_the_voices_and_reported(tmp_path, monkeypatch, capsys):
+    render = simulator.render_audio
+
+    def clipped(*args, **kwargs):
+        audio = render(*args, **kwargs)
+        audio.samples[int(1.2 * FS):int(1.3 * FS)] = 1.0
+        return audio
+
+    monkeypatch.setattr(simulator, "render_audio", clipped)
+    scene = tmp_path / "scene"
+    assert main(["simulate", str(scene), "--preset", "two_static", "--seed", "33",
+                 "--duration", "2.5", "--quiet"]) == 0
+    monkeypatch.undo()
+    out = tmp_path / "v"
+    assert main(["separate", str(scene / "bag"), "--output", str(out), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "clipped audio chunk(s)" in err and "silent in the voices" in err
+    voices = list(out.glob("voice_*.wav"))
+    assert voices
+    for p in voices:
+        _, v = scipy.io.wavfile.read(p)
+        assert np.all(v[int(1.2 * FS):int(1.3 * FS)] == 0)
+        assert np.any(v[int(1.5 * FS):] != 0)
+
+
+def test_bag_voices_refuse_a_rate_change_and_need_audio():
+    from av_perception.offline import ProcessResult, bag_voices
+
+    r = ProcessResult(audio_start=0.0, audio_end=1.0, audio_rates=[16000, 48000])
+    with pytest.raises(ValueError, match="sample rate changes .*16000 -> 48000 Hz"):
+        bag_voices(r, {})
+    with pytest.raises(ValueError, match="no usable audio"):
+        bag_voices(ProcessResult(), {})

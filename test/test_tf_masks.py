@@ -208,6 +208,11 @@ def test_bad_input_is_refused_clearly():
     with pytest.raises(ValueError, match="keep_spectra"):
         feats = fe.process(np.zeros((4096, 2)), FS, 0.0)
         VoiceSeparator(fe, fe.geometry).run(feats, [], 0.0, 4096)
+    # no track at all: no voice
+    fe2 = BinauralFrontEnd(keep_spectra=True)
+    feats = fe2.process(np.random.default_rng(1).standard_normal((8000, 2)), FS, 0.0)
+    res = VoiceSeparator(fe2, fe2.geometry).run(feats, [], 0.0, 8000)
+    assert res.voices == {} and res.presence == {} and res.windows == 0
 
 
 def test_streaming_voices_equal_the_batch_and_bound_the_latency(two_sources, rng):

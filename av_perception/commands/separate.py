@@ -56,14 +56,14 @@ def run(args) -> int:
     if not args.quiet:
         print(file=sys.stderr)
     print(summarize(result, tracks_csv))
-    errors = list(dict.fromkeys(result.errors))
     try:
         voices = bag_voices(result, configs)
     except ValueError as exc:
-        for e in errors[:5]:
+        for e in list(dict.fromkeys(result.errors))[:5]:
             print(f"warning: {e}", file=sys.stderr)
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    errors = list(dict.fromkeys(result.errors))
     for e in errors[:20]:
         print(f"warning: {e}", file=sys.stderr)
     if not voices.voices:
