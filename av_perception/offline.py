@@ -88,8 +88,8 @@ def bag_audio_features(bag, configs, topic, start_abs, stop_abs, errors, span=No
     problems are appended to ``errors`` (no audio topic is not an error unless ``topic``).
     ``span``: a ProcessResult whose audio_start / audio_end / audio_rates are filled;
     ``keep_spectra``: the features carry the front-end's STFT (``features.spec``)."""
-    from .io.audio_msgs import BagAudioSource
     from .core.audio import pcm_to_float
+    from .io.audio_msgs import BagAudioSource
     from .io.audio_sources import CLIP_LEVEL, ClippingMonitor
     from .io.bag import BagError
 
