@@ -40,12 +40,15 @@ from av_perception.core.audio import BinauralFrontEnd  # noqa: E402
 from av_perception.core.config import AudioFrontEndConfig, MicArrayConfig  # noqa: E402
 from av_perception.core.separation import finish_overlap_add, overlap_add  # noqa: E402
 from av_perception.core.tf_masks import VoiceConfig  # noqa: E402
+from av_perception.io.heads import load_head_model  # noqa: E402
 from av_perception.pipeline.voices import VoiceSeparator  # noqa: E402
 from av_perception.sim.audio import render_audio  # noqa: E402
 from av_perception.sim.presets import MAN_A, WOMAN_A  # noqa: E402
 from av_perception.sim.scene import (  # noqa: E402
+    DUMMY_HEAD_EARS,
     NoiseSpec,
     PersonSpec,
+    RobotSpec,
     RoomSpec,
     Scene,
     SpeechSpec,
@@ -57,7 +60,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def make_bench_scene(seed: int, case: str, speech: str, duration: float = 6.0,
-                     rt60=(0.3, 0.4), distance=(1.6, 3.0)) -> Scene:
+                     rt60=(0.3, 0.4), distance=(1.6, 3.0), head: str = "free_field") -> Scene:
     rng = np.random.default_rng([seed, 20])
     while True:
         az = np.radians(rng.uniform(-50, 50, 2))
@@ -72,7 +75,11 @@ def make_bench_scene(seed: int, case: str, speech: str, duration: float = 6.0,
     utt = [Utterance(1, 0.2, duration - 0.2)]
     if case == "double":
         utt.append(Utterance(2, 0.3, duration - 0.1))
-    return Scene(name=f"sep_{case}", duration=duration, seed=seed,
+    robot = RobotSpec(head=head)
+    if head == "kemar":  # as make_scene: the ears at the dummy head's, its measured table
+        robot.mics = robot.mics.replace(left=DUMMY_HEAD_EARS[0], right=DUMMY_HEAD_EARS[1],
+                                        head_model="measured", measured_table="kemar")
+    return Scene(name=f"sep_{case}", duration=duration, seed=seed, robot=robot,
                  room=RoomSpec(rt60=float(rng.uniform(*rt60))), people=people,
                  utterances=utt, noise=NoiseSpec(snr_db=float(rng.uniform(15, 20))),
                  speech=SpeechSpec(source=speech))
@@ -116,6 +123,11 @@ def run_case(seed, case, speech, vcfg, **scene_kw):
     acfg = AudioFrontEndConfig()
     assert fs == acfg.processing_rate
     mics = MicArrayConfig()
+    if scene.robot.head == "kemar":  # the model the robot would use: the measured table
+        m = scene.robot.mics
+        mics = MicArrayConfig(left=tuple(m.left), right=tuple(m.right), head_model="measured",
+                              measured_table="kemar")
+    mics = load_head_model(mics, acfg)
     mix = audio.samples.astype(np.float64)
     n = len(mix)
     fe = BinauralFrontEnd(acfg, mics, keep_spectra=True)
@@ -156,9 +168,11 @@ def main(argv=None):
                     help="RT60 range (s), default 0.3 0.4 (0 0: anechoic)")
     ap.add_argument("--distance", type=float, nargs=2, default=(1.6, 3.0),
                     metavar=("LO", "HI"), help="talker distance range (m), default 1.6 3.0")
+    ap.add_argument("--head", default="free_field", choices=("free_field", "kemar"),
+                    help="the robot's ears (kemar: the dummy head, its measured model)")
     ap.add_argument("--tag", default="", help="suffix of the results file")
     args = ap.parse_args(argv)
-    scene_kw = dict(rt60=tuple(args.rt60), distance=tuple(args.distance))
+    scene_kw = dict(rt60=tuple(args.rt60), distance=tuple(args.distance), head=args.head)
     vcfg = VoiceConfig()
     if args.method:
         vcfg = dataclasses.replace(vcfg, method=args.method)
