@@ -245,6 +245,8 @@ def test_streaming_voices_equal_the_batch_and_bound_the_latency(two_sources, rng
     for tid, chunks in st.flush().items():
         got.setdefault(tid, []).extend(chunks)
     assert sorted(got) == sorted(batch.voices) == [4, 9]
+    # an ended track's voice stops being returned once all of it is out
+    assert got[4][-1][0] + len(got[4][-1][1]) < int(1.7 * FS)
     for tid, chunks in got.items():
         v = np.zeros(len(mix))
         for s0, x in chunks:

@@ -169,6 +169,7 @@ class VoiceStream:
         self._acc: dict = {}  # track id -> sum of w y from _base on
         self._norm = np.zeros(0)  # sum of w^2 over every frame, from _base on
         self._next = None  # sample index of the next frame's start
+        self._live: set = set()  # the tracks of the newest window
         self.frames = 0
         self.presence: dict = {}
         self.windows = 0
@@ -197,6 +198,11 @@ class VoiceStream:
                            len(self._norm), window)[1]
         self._norm += norm
         ids, pos = tracks_at(self._outputs, [feats.stamp[-1]])[0]
+        if len(self._outputs) > 1:  # older outputs are not needed any more
+            t = np.array([o.stamp for o in self._outputs])
+            keep = max(0, int(np.searchsorted(t, feats.stamp[-1], side="right")) - 1)
+            del self._outputs[:keep]
+        self._live = set(ids.tolist())
         got = sep.cluster(feats, ids, pos)
         f0 = self.frames
         self.frames += len(feats)
@@ -225,9 +231,11 @@ class VoiceStream:
         if m == 0:
             return out
         norm = self._norm[:m]
-        for tid, acc in self._acc.items():
+        for tid, acc in list(self._acc.items()):
             out[tid] = [(self._base, finish_overlap_add(acc[:m], norm))]
             self._acc[tid] = acc[m:]
+            if tid not in self._live and not np.any(self._acc[tid]):
+                del self._acc[tid]  # its track ended and every sample of it is out
         self._norm = self._norm[m:]
         self._base += m
         return out
