@@ -148,6 +148,12 @@ def test_em_recovers_two_itds_masks_and_presence(two_sources):
         assert np.median(c.presence[who]) > 0.9
         assert np.median(c.presence[1 - who]) < 0.1
         assert c.prior[who] > 0.9
+        # voices.min_share: the silent talker is taken out of the window
+        from dataclasses import replace
+        g = cluster_window(ipd[s], ild[s], w[s], fe.omega, pred, tau_max=fe.tau_max,
+                           config=replace(VoiceConfig(), min_share=0.2))
+        assert np.all(g.masks[1 - who] < 1e-6) and np.all(g.presence[1 - who] < 1e-6)
+        assert np.mean(g.masks[who]) > np.mean(c.masks[who])
 
 
 def _si_sdr(est, ref):

@@ -81,6 +81,9 @@ class VoiceConfig(StageConfig):
     phase_var_min: float = param(
         0.01, "Smallest re-estimated IPD variance (rad^2) of a talker at a bin of weight 1.",
         low=1e-4, high=1.0)
+    min_share: float = param(
+        0.0, "A talker whose share of a window (among the talkers) is below this is taken as "
+        "silent in it: its mask is emptied (0: never).", low=0.0, high=0.5)
     method: str = param(
         "mask", "How a voice is formed: 'mask' (the talker's TF mask on the left "
         "microphone) or 'mvdr' (mask-driven two-channel MVDR to the left microphone, then "
@@ -328,6 +331,15 @@ def cluster_window(ipd, ild, weight, omega, track_itd, *, tau_max: float,
         est = num / np.maximum(den, 1e-9)
         phase_var = np.where(den > 1e-6, np.clip(est, cfg.phase_var_min, PHASE_VAR_MAX),
                              phase_var)
+    rel = pri[:K] / pri[:K].sum()
+    silent = rel < cfg.min_share
+    if K > 1 and np.any(silent) and not np.all(silent) and w_total > 0:
+        # a talker with a tiny share of the window is taken as silent there: its bins go to
+        # the others (a lone talker's voice is not thinned by a silent neighbour's mask)
+        pri[:K][silent] = 1e-12
+        pri /= pri.sum()
+        kern(ipd_c, ild_c, w_c, omega, itd, phase_var, ild_mean, ild_var, use_ild,
+             np.log(pri), post)
     share = np.repeat((pri[:K] / pri[:K].sum())[:, None], n_frames, axis=1)
     wf = weight.sum(axis=1)
     frame = np.einsum("kfb,fb->kf", post[:K], weight) / np.maximum(wf, 1e-12)[None]
