@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["voice_mask", "mask_gain", "mvdr_weights", "separate_window", "overlap_add"]
+__all__ = ["voice_mask", "mask_gain", "mvdr_weights", "separate_window", "overlap_add",
+           "finish_overlap_add"]
 
 
 def mask_gain(posterior, floor: float, exponent: float = 1.0) -> np.ndarray:
