@@ -44,7 +44,8 @@ from .pipeline import (
     VisionPipeline,
 )
 
-__all__ = ["ProcessResult", "PROCESS_STAGES", "process_bag", "fusion_events"]
+__all__ = ["ProcessResult", "PROCESS_STAGES", "process_bag", "fusion_events", "BagVoices",
+           "bag_voices"]
 
 #: stage configs the offline pipeline reads from a params file
 PROCESS_STAGES = (AudioFrontEndConfig, MicArrayConfig, VisionConfig, DetectionConfig,
@@ -71,20 +72,29 @@ class ProcessResult:
     calibrator: object = None  # the HeadCalibrator when head_calibration.enabled
     attention_rows: int = 0  # rows of the attention file
     attention_switches: int = 0  # attention target changes between two tracks
+    audio_start: float | None = None  # stamp (s) of the first audio sample read
+    audio_end: float | None = None  # stamp (s) just after the last audio sample read
+    audio_rates: list = field(default_factory=list)  # the sample rates met, in order
+    clipped_spans: list = field(default_factory=list)  # (start, end) s of clipped chunks
 
     @property
     def realtime_factor(self) -> float:
         return self.bag_seconds / self.wall_seconds if self.wall_seconds > 0 else float("inf")
 
 
-def bag_audio_features(bag, configs, topic, start_abs, stop_abs, errors) -> BinauralFeatures:
+def bag_audio_features(bag, configs, topic, start_abs, stop_abs, errors, span=None,
+                       keep_spectra: bool = False) -> BinauralFeatures:
     """Binaural features of the audio of a bag between two absolute stamps (s or None);
-    problems are appended to ``errors`` (no audio topic is not an error unless ``topic``)."""
+    problems are appended to ``errors`` (no audio topic is not an error unless ``topic``).
+    ``span``: a ProcessResult whose audio_start / audio_end / audio_rates are filled;
+    ``keep_spectra``: the features carry the front-end's STFT (``features.spec``)."""
+    from .core.audio import pcm_to_float
     from .io.audio_msgs import BagAudioSource
-    from .io.audio_sources import ClippingMonitor
+    from .io.audio_sources import CLIP_LEVEL, ClippingMonitor
     from .io.bag import BagError
 
-    pipe = AudioPipeline(configs[AudioFrontEndConfig], configs[MicArrayConfig])
+    pipe = AudioPipeline(configs[AudioFrontEndConfig], configs[MicArrayConfig],
+                         keep_spectra=keep_spectra)
     try:
         src = BagAudioSource(bag, topic, start=start_abs, stop=stop_abs)
     except BagError as exc:
@@ -93,7 +103,21 @@ def bag_audio_features(bag, configs, topic, start_abs, stop_abs, errors) -> Bina
         errors.append(f"no audio used: {exc}")
         return BinauralFeatures.empty(pipe.front_end.n_bands)
     monitor = ClippingMonitor(src)
-    result = pipe.run(monitor)
+
+    def spanned(chunks):  # the audio's first stamp, end and rates, as read
+        for chunk in chunks:
+            if span is not None:
+                if span.audio_start is None:
+                    span.audio_start = float(chunk.stamp)
+                rate = int(chunk.sample_rate)
+                if not span.audio_rates or span.audio_rates[-1] != rate:
+                    span.audio_rates.append(rate)
+                span.audio_end = float(chunk.stamp) + len(chunk.samples) / rate
+                if np.any(np.abs(pcm_to_float(chunk.samples)) >= CLIP_LEVEL):
+                    span.clipped_spans.append((float(chunk.stamp), span.audio_end))
+            yield chunk
+
+    result = pipe.run(spanned(monitor))
     if monitor.samples and not len(result.features):
         errors.append(f"no audio features: all {len(result.errors)} audio chunk(s) of {src.topic} "
                       "were rejected (see below); tracking uses the images alone")
@@ -150,7 +174,8 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                 slop: float = 0.02, keep_outputs: bool = False, attention_output=None,
                 on_frame: Callable | None = None,
                 on_observations: Callable | None = None,
-                progress: Callable[[float, float, int], None] | None = None) -> ProcessResult:
+                progress: Callable[[float, float, int], None] | None = None,
+                keep_spectra: bool = False) -> ProcessResult:
     """Run audio features, visual observations and the tracker over a bag.
 
     Parameters
@@ -168,6 +193,7 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
     on_observations : called as on_observations(observations) with each pair's
         VisualObservations (benchmarks, tools)
     progress : called as progress(done_s, total_s, rows) after each frame
+    keep_spectra : the features in the result carry the front-end's STFT (``separate``)
 
     After each tracker step the tracks go back to the vision stage
     (:meth:`~av_perception.pipeline.VisionPipeline.update_tracks`): the detector of the
@@ -190,7 +216,7 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
     total = max(stop_abs - start_abs, 1e-9)
     # margin for the front-end's frames that straddle the window edges
     feats = bag_audio_features(bag, configs, audio_topic, start_abs - 0.1, stop_abs + 0.1,
-                            result.errors)
+                               result.errors, span=result, keep_spectra=keep_spectra)
     result.audio_frames = len(feats)
     result.features = feats
     vision = VisionPipeline(configs[VisionConfig], configs[DetectionConfig])
@@ -351,3 +377,69 @@ def summarize(result: ProcessResult, output: Path) -> str:
             f"{output}{frame}; {result.audio_frames} audio frames; "
             f"{result.bag_seconds:.1f} s of bag in {result.wall_seconds:.1f} s "
             f"({result.realtime_factor:.2f}x real time)")
+
+
+@dataclass
+class BagVoices:
+    """Each track's voice over a processed bag (:func:`bag_voices`).
+
+    voices : {track id: (n,) float} at ``rate``, sample 0 = ``start`` (the bag's first
+        audio sample read), n = the audio's length.
+    presence : {track id: (F,) speech presence per audio frame} and ``stamps`` (F,) s.
+    """
+
+    rate: int
+    start: float
+    voices: dict
+    presence: dict
+    stamps: np.ndarray
+    windows: int = 0
+    wall_seconds: float = 0.0
+
+
+def bag_voices(result: ProcessResult, configs: dict) -> BagVoices:
+    """The voices of the tracks of a :func:`process_bag` run made with ``keep_outputs``
+    and ``keep_spectra`` (tracks in the camera frame).  Raises ValueError when the audio
+    cannot give voices (no audio, a sample-rate change)."""
+    from .core.tf_masks import VoiceConfig
+    from .io.heads import load_head_model
+    from .io.voice_files import voice_at_rate
+    from .pipeline.voices import VoiceSeparator
+
+    if len(set(result.audio_rates)) > 1:
+        raise ValueError(
+            f"the audio's sample rate changes in the bag "
+            f"({' -> '.join(str(r) for r in result.audio_rates)} Hz): a voice has one rate; "
+            "split the bag where the rate changes (ros2 bag convert) and separate each part")
+    feats = result.features
+    if result.audio_start is None or feats is None or not len(feats):
+        raise ValueError("no usable audio in the bag (a 2-channel audio topic with finite "
+                         "samples is needed): no voice")
+    if feats.spec is None:
+        raise ValueError("the bag was processed without keep_spectra=True")
+    rate_in = result.audio_rates[0]
+    n_in = int(round((result.audio_end - result.audio_start) * rate_in))
+    audio_cfg = configs.get(AudioFrontEndConfig, AudioFrontEndConfig())
+    mics = configs.get(MicArrayConfig, MicArrayConfig())
+    fe = AudioPipeline(audio_cfg, mics).front_end
+    rate = fe.config.processing_rate
+    n_proc = int(np.ceil(n_in * rate / rate_in)) + fe.config.frame_length
+    sep = VoiceSeparator(fe, load_head_model(mics, audio_cfg),
+                         configs.get(VoiceConfig, VoiceConfig()))
+    res = sep.run(feats, result.outputs, result.audio_start, n_proc)
+    voices = {tid: voice_at_rate(v, rate, rate_in, n_in) for tid, v in res.voices.items()}
+    # clipped chunks: their stretch is silent in every voice (a clipped mixture's masks and
+    # samples are wrong), reported in result.errors
+    for t0, t1 in result.clipped_spans:
+        a = max(0, int(round((t0 - result.audio_start) * rate_in)))
+        b = min(n_in, int(round((t1 - result.audio_start) * rate_in)))
+        for v in voices.values():
+            v[a:b] = 0.0
+    if result.clipped_spans:
+        total = sum(t1 - t0 for t0, t1 in result.clipped_spans)
+        result.errors.append(
+            f"{len(result.clipped_spans)} clipped audio chunk(s) ({total:.2f} s, the first at "
+            f"{result.clipped_spans[0][0]:.3f} s) are silent in the voices: lower the "
+            "recording gain")
+    return BagVoices(rate_in, result.audio_start, voices, res.presence, res.stamps,
+                     res.windows, res.wall_seconds)

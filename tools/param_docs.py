@@ -44,7 +44,12 @@ SECTION_ROLES = {
     "head_calibration": "self-calibration of the binaural model from tracked talkers",
     "attention": "the attention target (`attention`, `attention/voice_id`): who the robot "
                  "looks at, with hysteresis",
+    "voices": "time-frequency clustering of the tracks' talkers, speech presence and voices "
+              "(`av-perception separate`; no node yet)",
 }
+
+#: stages read by offline commands only (no node declares them yet): module, class
+OFFLINE_ONLY = (("av_perception.core.tf_masks", "VoiceConfig"),)
 
 INTRO = """\
 # Parameters
@@ -109,6 +114,11 @@ def sections() -> dict:
             classes = out.setdefault(cls.SECTION, [])
             if cls not in classes:
                 classes.append(cls)
+    for module, name in OFFLINE_ONLY:
+        cls = getattr(importlib.import_module(module), name)
+        classes = out.setdefault(cls.SECTION, [])
+        if cls not in classes:
+            classes.append(cls)
     return out
 
 
@@ -125,6 +135,8 @@ def node_table(secs: dict) -> str:
 
     declared = {node: set(node_stages(node)) for node in NODES}
     declared["`process`, `demo`"] = set(PROCESS_STAGES)
+    declared["`separate`"] = set(PROCESS_STAGES) | {
+        getattr(importlib.import_module(m), n) for m, n in OFFLINE_ONLY}
 
     def mark(classes, have) -> str:
         n = sum(c in have for c in classes)
@@ -154,7 +166,8 @@ def render() -> str:
              "## Which node declares which section\n",
              node_table(secs) + "\n",
              "The last column is what the offline commands `av-perception process` and "
-             "`demo` read from `--config`; `av-perception audio` reads `audio` and `mics`, "
+             "`demo` read from `--config` (`separate`: the same and `voices`); "
+             "`av-perception audio` reads `audio` and `mics`, "
              "`av-perception vision` reads `vision`, `detection`, `vision_input` and "
              "`camera`.\n"]
     for name, classes in secs.items():

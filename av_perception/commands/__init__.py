@@ -4,6 +4,7 @@
 COMMAND_MODULES = [
     "av_perception.commands.audio",
     "av_perception.commands.process",
+    "av_perception.commands.separate",
     "av_perception.commands.replay",
     "av_perception.commands.demo",
     "av_perception.commands.simulate",

@@ -43,6 +43,10 @@ def register(sub):
                         "attention/voice_id (String), stamped with the image stamps")
     p.add_argument("--output-format", choices=("sqlite3", "mcap"), default="sqlite3",
                    help="storage of --output-bag (default sqlite3)")
+    p.add_argument("--voices", action="store_true",
+                   help="also write each track's voice to --output-bag as "
+                        "<tracking.voices_namespace>/<voice id>/audio (AudioStamped, mono "
+                        "float32, the bag's audio rate; voices.* parameters, as 'separate')")
     p.add_argument("--no-images", action="store_true",
                    help="leave speakers/image out of --output-bag (much smaller)")
     p.add_argument("--fixed-frame", metavar="FRAME",
@@ -55,22 +59,31 @@ def register(sub):
 
 def run(args) -> int:
     from ..core.attention import AttentionConfig
+    from ..core.tf_masks import VoiceConfig
     from ..interrupt import Interrupted
     from ..io.image_msgs import counting_corrupt_images, damaged_frames_warning
     from ..io.params import load_offline_configs
     from ..io.track_output import TrackOutputConfig
     from ..nodes.settings import TrackingNodeConfig
-    from ..offline import PROCESS_STAGES, process_bag, progress_printer, summarize
+    from ..offline import PROCESS_STAGES, bag_voices, process_bag, progress_printer, summarize
+    from ..pipeline import TrackingConfig
 
-    configs = load_offline_configs(args.config, (*PROCESS_STAGES, TrackingNodeConfig))
+    configs = load_offline_configs(args.config, (*PROCESS_STAGES, TrackingNodeConfig,
+                                                 VoiceConfig))
+    if args.voices and not args.output_bag:
+        print("error: --voices writes the voices into --output-bag: give --output-bag DIR "
+              "(or use 'av-perception separate' for WAV files)", file=sys.stderr)
+        return 2
+    if args.voices and (configs[TrackingConfig].fixed_frame or args.fixed_frame):
+        print("error: --voices needs the tracks in the camera frame: leave --fixed-frame / "
+              "tracking.fixed_frame out", file=sys.stderr)
+        return 2
     if args.attention and not configs[AttentionConfig].enabled:
         print("error: --attention asks for the attention file but attention.enabled is false "
               "in the params file: set it true or leave --attention out", file=sys.stderr)
         return 2
     if args.fixed_frame is not None:
         import dataclasses
-
-        from ..pipeline import TrackingConfig
 
         configs[TrackingConfig] = dataclasses.replace(configs[TrackingConfig],
                                                       fixed_frame=args.fixed_frame)
@@ -105,7 +118,19 @@ def run(args) -> int:
                 audio_topic=args.audio_topic, left_topic=args.left_topic,
                 right_topic=args.right_topic, attention_output=args.attention,
                 left_info=args.left_info, right_info=args.right_info, slop=args.slop,
-                on_frame=on_frame, progress=None if args.quiet else progress_printer())
+                on_frame=on_frame, progress=None if args.quiet else progress_printer(),
+                keep_outputs=args.voices, keep_spectra=args.voices)
+        if args.voices:
+            try:
+                voices = bag_voices(result, configs)
+            except ValueError as exc:
+                result.errors.append(f"no voices written: {exc}")
+                voices = None
+            node = configs[TrackingNodeConfig]
+            for tid in sorted(voices.voices) if voices is not None else ():
+                bag_writer.write_voice(
+                    f"{node.voices_namespace}/{node.voice_id_prefix}{tid}/audio",
+                    voices.voices[tid], voices.rate, voices.start)
     except Interrupted as exc:
         if bag_writer is not None:
             bag_writer.close()

@@ -10,9 +10,10 @@ DESCRIPTION = """\
 Simulate people talking and moving in a room, heard by the robot's two microphones
 (pyroomacoustics image-source method) and seen by its stereo camera (real face
 photos at the true disparity).  Writes OUTDIR/bag (rosbag2: stereo images,
-camera_info, /audio AudioStamped), OUTDIR/audio.wav, OUTDIR/ground_truth.jsonl
-(per frame: id, x, y, z, speaking, visible) and OUTDIR/scene.json (re-loadable
-with --scene).  Deterministic for a given seed."""
+camera_info, /audio AudioStamped), OUTDIR/audio.wav, OUTDIR/images/person_<id>.wav
+(each person's reverberant speech alone at the two microphones, the reference of
+separation), OUTDIR/ground_truth.jsonl (per frame: id, x, y, z, speaking, visible)
+and OUTDIR/scene.json (re-loadable with --scene).  Deterministic for a given seed."""
 
 
 def register(subparsers) -> None:

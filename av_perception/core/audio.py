@@ -158,6 +158,8 @@ class BinauralFeatures:
     n_bins : number of bins that passed the noise mask.
     ipd : optional (F, B, 2) (cos, sin) of the interaural phase difference.
     cross : optional (F, 2, B) weighted PHAT cross-spectrum per frame (for pooling).
+    spec : optional (F, 2, B) complex, the frame's Hann-windowed STFT (left, right) at the
+        processing rate (for the time-frequency stage: :mod:`.tf_masks`).
     """
 
     stamp: np.ndarray
@@ -173,6 +175,7 @@ class BinauralFeatures:
     ipd: np.ndarray | None = None
     cross: np.ndarray | None = None
     band_edges: tuple = field(default=())
+    spec: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.stamp)
@@ -191,7 +194,7 @@ class BinauralFeatures:
     def slice(self, start: int, stop: int) -> BinauralFeatures:
         """Frames ``start:stop`` (optional per-frame arrays included when present)."""
         names = ["stamp", "itd", "azimuth", "reliability", "ild", "ild_bands", "activity",
-                 "direct_path", "snr_db", "n_bins", "ipd", "cross"]
+                 "direct_path", "snr_db", "n_bins", "ipd", "cross", "spec"]
         kw = {n: (None if getattr(self, n) is None else getattr(self, n)[start:stop])
               for n in names}
         return BinauralFeatures(**kw, band_edges=self.band_edges)
@@ -204,7 +207,7 @@ class BinauralFeatures:
         names = ["stamp", "itd", "azimuth", "reliability", "ild", "ild_bands", "activity",
                  "direct_path", "snr_db", "n_bins"]
         kw = {n: np.concatenate([getattr(p, n) for p in parts]) for n in names}
-        for name in ("ipd", "cross"):
+        for name in ("ipd", "cross", "spec"):
             arrays = [getattr(p, name) for p in parts if len(p)]
             kw[name] = (np.concatenate(arrays) if arrays and all(a is not None for a in arrays)
                         else None)
@@ -225,17 +228,21 @@ class BinauralFrontEnd:
     keep_cross : bool
         Also return each frame's weighted PHAT cross-spectrum (``features.cross``), for
         :meth:`pooled_itd` over several frames.
+    keep_spectra : bool
+        Also return each frame's STFT (``features.spec``), for the time-frequency stage.
     """
 
     def __init__(self, config: AudioFrontEndConfig | None = None,
                  mics: MicArrayConfig | MicGeometry | None = None,
-                 use_numba: bool = True, keep_ipd: bool = False, keep_cross: bool = False):
+                 use_numba: bool = True, keep_ipd: bool = False, keep_cross: bool = False,
+                 keep_spectra: bool = False):
         self.config = config or AudioFrontEndConfig()
         mics = mics if mics is not None else MicArrayConfig()
         self.geometry = (mics if isinstance(mics, MicGeometry)
                          else make_head_model(mics, self.config.ild_band_edges))
         self.keep_ipd = keep_ipd
         self.keep_cross = keep_cross
+        self.keep_spectra = keep_spectra
         self._kernel = K.binaural_kernel if use_numba else K.binaural_reference
         self._pooled = K.pooled_kernel if use_numba else K.pooled_reference
         c = self.config
@@ -426,6 +433,7 @@ class BinauralFrontEnd:
             ipd=interaural_phase_difference(spec_l, spec_r) if self.keep_ipd else None,
             cross=cross if self.keep_cross else None,
             band_edges=self.config.ild_band_edges,
+            spec=np.stack([spec_l, spec_r], axis=1) if self.keep_spectra else None,
         )
 
     def _direction_grid(self):

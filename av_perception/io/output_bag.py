@@ -4,7 +4,9 @@
 ``speakers/markers`` (MarkerArray, the markers ``tracker_node`` publishes) and optionally
 ``speakers/image`` (the annotated left image), and the attention target (``attention``
 PointStamped when there is one, ``attention/voice_id`` String at every frame, empty when
-none), built as rosbags messages so that no ROS installation is needed.  Every message is
+none), built as rosbags messages so that no ROS installation is needed; with
+``process --voices``, each track's voice as ``<voices_namespace>/<voice id>/audio``
+(:meth:`OutputBagWriter.write_voice`).  Every message is
 stamped with the left image's header.
 """
 from __future__ import annotations
@@ -28,6 +30,8 @@ OUTPUT_TOPICS = {
     "attention": "geometry_msgs/msg/PointStamped",
     "attention/voice_id": "std_msgs/msg/String",
 }
+#: message type of the voices (``process --output-bag --voices``)
+VOICE_AUDIO_TYPE = "audio_common_msgs/msg/AudioStamped"
 _SPHERE, _TEXT_VIEW_FACING, _ADD, _DELETE = 2, 9, 0, 2
 
 
@@ -103,6 +107,7 @@ class OutputBagWriter:
         self._writer.open()
         self._conns = {t: self._writer.add_connection(t, OUTPUT_TOPICS[t], typestore=self.store)
                        for t in self.counts}
+        self._types: dict = {}  # topics added later (voices) -> message type
 
     # ------------------------------------------------------------ messages
     def _msg(self, msgtype: str, **fields):
@@ -181,7 +186,7 @@ class OutputBagWriter:
     def _put(self, topic: str, msg, t_ns: int):
         import sqlite3
 
-        data = self.store.serialize_cdr(msg, OUTPUT_TOPICS[topic])
+        data = self.store.serialize_cdr(msg, self._types.get(topic) or OUTPUT_TOPICS[topic])
         try:
             self._writer.write(self._conns[topic], t_ns, data)
         except (OSError, sqlite3.Error) as exc:  # a full disk names the bag, not just errno
@@ -213,6 +218,34 @@ class OutputBagWriter:
         if self.images and left_image is not None and calibration is not None:
             self._put("speakers/image", self.image(header, annotate_frame(
                 left_image, output, calibration)), t_ns)
+
+    def write_voice(self, topic: str, samples, rate: int, start: float, frame_id: str = "",
+                    chunk: int = 1024) -> int:
+        """Write a mono voice as ``audio_common_msgs/AudioStamped`` chunks (float32, the
+        audio type the package reads) on ``topic``, each stamped with its first sample's
+        time (``start`` = sample 0, s) and logged when its last sample is complete, as a
+        live capture.  Returns the number of messages."""
+        if topic not in self._conns:
+            self._types[topic] = VOICE_AUDIO_TYPE
+            self._conns[topic] = self._writer.add_connection(topic, VOICE_AUDIO_TYPE,
+                                                             typestore=self.store)
+            self.counts[topic] = 0
+        x = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
+        start_ns = int(round(float(start) * NS_PER_S))
+        n = 0
+        for a in range(0, len(x), int(chunk)):
+            block = x[a:a + int(chunk)]
+            t_ns = start_ns + int(round(a * NS_PER_S / rate))
+            data = self._msg("audio_common_msgs/msg/AudioData", float32_data=block)
+            info = self._msg("audio_common_msgs/msg/AudioInfo", format=1, channels=1,
+                             rate=int(rate), chunk=len(block))
+            msg = self._msg(VOICE_AUDIO_TYPE,
+                            header=self.header(t_ns // NS_PER_S, t_ns % NS_PER_S, frame_id),
+                            audio=self._msg("audio_common_msgs/msg/Audio", audio_data=data,
+                                            info=info))
+            self._put(topic, msg, t_ns + int(round(len(block) * NS_PER_S / rate)))
+            n += 1
+        return n
 
     def close(self) -> None:
         if self._writer is not None:

@@ -5,7 +5,9 @@ per stage: a node and an offline command run the same code on the same inputs.
 * :mod:`.vision` -- stereo pairs -> visual observations (:class:`VisionPipeline`),
 * :mod:`.fusion` -- audio-visual clustering over windows (:class:`FusionPipeline`),
 * :mod:`.tracking` -- the tracker fed in time order (:class:`TrackingPipeline`),
-* :mod:`.buffer` -- the time-ordered input buffer of fusion and tracking.
+* :mod:`.buffer` -- the time-ordered input buffer of fusion and tracking,
+* :mod:`.voices` -- per-track speech presence and voice from the front-end's STFT
+  (:class:`VoiceSeparator`).
 """
 from .audio import AudioPipeline, AudioRunResult, audio_frames_of
 from .buffer import InputError, TimeOrderedBuffer
@@ -25,6 +27,7 @@ from .vision import (
     VisionPipeline,
     VisionRunResult,
 )
+from .voices import VoiceResult, VoiceSeparator
 
 __all__ = ["AUDIO_ONLY_PERIOD", "AsyncDetection", "AudioPipeline", "AudioRunResult",
            "DETECTION_NICENESS",
@@ -32,6 +35,7 @@ __all__ = ["AUDIO_ONLY_PERIOD", "AsyncDetection", "AudioPipeline", "AudioRunResu
            "FusionWindow", "HeadPoses", "InputError", "PredictedHeads", "TimeOrderedBuffer",
            "TrackerInputConfig",
            "TrackingConfig", "TrackingPipeline", "VisionPipeline", "VisionRunResult",
+           "VoiceResult", "VoiceSeparator",
            "audio_frames_of", "calibrate_step", "warm_up_kernels"]
 
 

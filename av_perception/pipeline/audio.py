@@ -36,11 +36,13 @@ class AudioPipeline:
     """
 
     def __init__(self, audio: AudioFrontEndConfig | None = None,
-                 mics: MicArrayConfig | None = None, use_numba: bool = True):
+                 mics: MicArrayConfig | None = None, use_numba: bool = True,
+                 keep_spectra: bool = False):
         self.audio_config = audio or AudioFrontEndConfig()
         self.mics_config = mics or MicArrayConfig()
         self.geometry = load_head_model(self.mics_config, self.audio_config)
-        self.front_end = BinauralFrontEnd(self.audio_config, self.geometry, use_numba=use_numba)
+        self.front_end = BinauralFrontEnd(self.audio_config, self.geometry, use_numba=use_numba,
+                                          keep_spectra=keep_spectra)
         self.processing_time = 0.0
         self.rejected_chunks = 0
         self.last_error = ""

@@ -34,6 +34,9 @@ class AudioRender:
     scale : the final gain applied to every component.
     rt60_measured : RT60 (s) measured by pyroomacoustics on the first RIR (None if anechoic).
     dry : {person id: dry speech (n,)} before the room.
+    images : {person id: float32 (n, 2)} each person's reverberant speech at the two
+        microphones alone, with the same final scaling as ``samples`` (the reference of
+        separation: ``samples`` = sum of the images + distractors + noise).
     """
 
     samples: np.ndarray
@@ -43,6 +46,7 @@ class AudioRender:
     rt60_measured: float | None = None
     dry: dict = field(default_factory=dict)
     n_rirs: int = 0
+    images: dict = field(default_factory=dict)
 
 
 def room_parameters(room, speed_of_sound: float = 343.0) -> tuple[float, int]:
@@ -333,7 +337,8 @@ def person_dry_speech(scene, source, person) -> np.ndarray:
     return dry
 
 
-def render_audio(scene, speech_source=None, keep_dry: bool = False) -> AudioRender:
+def render_audio(scene, speech_source=None, keep_dry: bool = False,
+                 keep_images: bool = False) -> AudioRender:
     """Render the two microphone signals of ``scene`` (see module docstring).
 
     Parameters
@@ -343,6 +348,8 @@ def render_audio(scene, speech_source=None, keep_dry: bool = False) -> AudioRend
         Defaults to the one described by ``scene.speech``.
     keep_dry : bool
         Keep each person's dry speech in the result.
+    keep_images : bool
+        Keep each person's reverberant image at the microphones (``images``).
     """
     fs = scene.audio.rate
     n = scene.n_samples
@@ -351,6 +358,7 @@ def render_audio(scene, speech_source=None, keep_dry: bool = False) -> AudioRend
     segment = max(1, int(round(scene.audio.segment * fs)))
     speech = np.zeros((n, 2))
     dry_all = {}
+    images = {}
     for p in scene.people:
         dry = person_dry_speech(scene, source, p)
         if keep_dry:
@@ -364,8 +372,10 @@ def render_audio(scene, speech_source=None, keep_dry: bool = False) -> AudioRend
             p = traj.position(t) + off
             return p if head is None else head.to_camera(p, t)
 
-        speech += _render_source(model, dry, mouth, traj.is_static() and head is None,
-                                 segment)
+        image = _render_source(model, dry, mouth, traj.is_static() and head is None, segment)
+        speech += image
+        if keep_images:
+            images[p.id] = image
     mask = np.zeros(n, dtype=bool)
     for u in scene.utterances:
         mask[int(round(u.start * fs)):int(round(u.end * fs))] = True
@@ -407,5 +417,6 @@ def render_audio(scene, speech_source=None, keep_dry: bool = False) -> AudioRend
         p0 = scene.people[0]
         rt60 = model.measured_rt60(p0.trajectory().position([0.0])[0] +
                                    np.asarray(scene.mouth_offset))
+    images = {pid: (im * scale).astype(np.float32) for pid, im in images.items()}
     return AudioRender((total * scale).astype(np.float32), fs, p_speech, scale, rt60,
-                       dry_all, model.count)
+                       dry_all, model.count, images)

@@ -1,8 +1,10 @@
 """Top-level simulation: a :class:`Scene` -> bag, WAV, ground truth, scene file.
 
 :func:`simulate` writes ``OUTDIR/bag/`` (rosbag2), ``audio.wav`` (the same 2-channel
-audio), ``ground_truth.jsonl`` (one line per video frame, positions in the left camera
-optical frame) and ``scene.json``; :func:`ground_truth_records` builds the lines.
+audio), ``images/person_<id>.wav`` (each person's reverberant speech alone at the two
+microphones, same scale: the reference of separation), ``ground_truth.jsonl`` (one
+line per video frame, positions in the left camera optical frame) and ``scene.json``;
+:func:`ground_truth_records` builds the lines.
 Layout and the ground-truth format: docs/simulation.md, "Outputs".
 """
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .video import VideoRenderer
 
 __all__ = ["simulate", "SimulationResult", "OUTPUT_NAMES", "ground_truth_records"]
 
-OUTPUT_NAMES = ("bag", "audio.wav", "ground_truth.jsonl", "scene.json")
+OUTPUT_NAMES = ("bag", "audio.wav", "ground_truth.jsonl", "scene.json", "images")
 
 
 @dataclass
@@ -127,8 +129,13 @@ def simulate(scene, outdir, *, storage: str = "sqlite3", compressed: bool = Fals
 
     t0 = time.perf_counter()
     say("rendering audio")
-    audio = render_audio(scene, speech_source, keep_dry=scene.video.talking_faces)
+    audio = render_audio(scene, speech_source, keep_dry=scene.video.talking_faces,
+                         keep_images=True)
     scipy.io.wavfile.write(outdir / "audio.wav", audio.rate, audio.samples)
+    if audio.images:  # each person's reverberant image: the reference of separation
+        (outdir / "images").mkdir()
+        for pid, image in audio.images.items():
+            scipy.io.wavfile.write(outdir / "images" / f"person_{pid}.wav", audio.rate, image)
     timings["audio"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

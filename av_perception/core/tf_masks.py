@@ -1,0 +1,355 @@
+"""Time-frequency binaural observations, their clustering per talker, and TF masks.
+
+:class:`TFObservations` turns the front-end's own STFT (``BinauralFeatures.spec``, no
+second STFT) into per-bin IPD, ILD and reliability weights.  :func:`cluster_window`
+clusters the weighted bins of one window (0.25-0.5 s) into one component per track plus
+an outlier class: the weighted-data EM (:func:`av_perception.core.wdem.fit`) on the bins'
+ITD candidates, started at the tracks' predicted ITDs, fits each talker's ITD, spread and
+share; a MESSL-like E-step (phase-wrapping aware: the IPD each ITD predicts per bin) then
+gives every bin's posterior per talker (the TF mask) with per-frame priors (the speech
+presence).  Model: docs/algorithms.md, "Time-frequency model and separation".
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from scipy.ndimage import uniform_filter1d
+
+from . import _tf_kernels as TK
+from . import wdem
+from .config import ConfigError, StageConfig, param
+
+__all__ = ["VoiceConfig", "TFObservations", "TFClusterResult", "cluster_window",
+           "tf_observations"]
+
+SEPARATION_METHODS = ("mask", "mvdr")
+VARIANCE_POOL = 9  # bins pooled in the re-estimation of a talker's IPD variance
+PHASE_VAR_MAX = 3.0  # rad^2: about a uniform phase (pi^2 / 3)
+
+
+@dataclass(frozen=True)
+class VoiceConfig(StageConfig):
+    """Time-frequency clustering of the talkers and their separated voices."""
+
+    SECTION: ClassVar[str] = "voices"
+
+    window: float = param(
+        0.4, "Length (s) of the windows whose time-frequency bins are clustered together "
+        "(the separated voice lags the input by about this much).", low=0.1, high=2.0)
+    coherence_smoothing: float = param(
+        0.7, "Recursive smoothing (per frame) of the auto/cross spectra whose coherence gives "
+        "each bin's direct-to-total ratio.", low=0.0, high=0.99)
+    floor_rise_db_per_s: float = param(
+        3.0, "How fast (dB/s) the per-bin noise floor of the local SNR may rise.",
+        low=0.1, high=60.0)
+    candidate_max_frequency: float = param(
+        1500.0, "Highest frequency (Hz) whose bins give ITD candidates to the weighted-data "
+        "EM (above it the phase wraps too often); every bin gets a mask.",
+        low=300.0, high=8000.0)
+    min_weight: float = param(
+        0.05, "Bins of lower reliability weight are left out of the EM.", low=0.0, high=1.0)
+    prior_weight: float = param(
+        0.1, "Weight of each track's predicted ITD in the EM, as a fraction of the window's "
+        "total weight (a prior on the talker's ITD).", low=0.0, high=10.0)
+    max_itd_shift: float = param(
+        1.0e-4, "A fitted talker ITD further than this (s) from the track's predicted ITD is "
+        "not trusted: the predicted one is used.", low=0.0, high=1e-3)
+    itd_std_min: float = param(
+        1.0e-5, "Smallest spread (s) of a talker's ITD.", low=1e-6, high=1e-3)
+    itd_std_max: float = param(
+        8.0e-5, "Largest spread (s) of a talker's ITD.", low=1e-6, high=1e-3)
+    phase_std: float = param(
+        0.6, "Phase noise (rad) added to each talker's IPD spread at every bin.",
+        low=0.05, high=3.0)
+    ild_std: float = param(
+        4.0, "Spread (dB) of a talker's ILD around the head model's prediction (models "
+        "with ILD only).", low=0.5, high=30.0)
+    outlier_prior: float = param(
+        0.1, "Prior of the outlier class (reverberation, noise) in every bin.",
+        low=0.001, high=0.9)
+    prior_iterations: int = param(
+        8, "Re-estimations of the window's priors (talkers and outlier class) per pass.",
+        low=0, high=50)
+    variance_iterations: int = param(
+        3, "Re-estimations of each talker's IPD variance per bin (MESSL M-step) per "
+        "window.", low=0, high=20)
+    outlier_prior_min: float = param(
+        0.02, "Smallest prior of the outlier class after re-estimation.", low=0.0, high=0.9)
+    phase_var_min: float = param(
+        0.01, "Smallest re-estimated IPD variance (rad^2) of a talker at a bin of weight 1.",
+        low=1e-4, high=1.0)
+    min_share: float = param(
+        0.0, "A talker whose share of a window (among the talkers) is below this is taken as "
+        "silent in it: its mask is emptied (0: never).", low=0.0, high=0.5)
+    method: str = param(
+        "mask", "How a voice is formed: 'mask' (the talker's TF mask on the left "
+        "microphone) or 'mvdr' (mask-driven two-channel MVDR to the left microphone, then "
+        "the mask as post-filter).", choices=SEPARATION_METHODS)
+    mask_floor: float = param(
+        0.05, "Smallest gain of a voice's mask (limits musical noise).", low=0.0, high=1.0)
+    mask_exponent: float = param(
+        0.5, "The mask is the posterior to this power (> 1: sharper).", low=0.25, high=4.0)
+
+    def validate(self):
+        if self.itd_std_min > self.itd_std_max:
+            raise ConfigError("voices.itd_std_min must be <= voices.itd_std_max")
+
+
+def tf_observations(spec_l, spec_r, in_band, diffuse, coh_alpha, floor_rise, state=None,
+                    use_numba: bool = True):
+    """IPD (rad), ILD (dB) and reliability weight of every bin (batch form).
+
+    Parameters
+    ----------
+    spec_l, spec_r : (F, B) complex
+        STFT of the left and right microphones (the front-end's ``features.spec``).
+    in_band : (B,) bool
+        Bins that may have weight.
+    diffuse : (B,)
+        Coherence of a diffuse field between the microphones.
+    coh_alpha, floor_rise : float
+        Smoothing of the spectra; per-frame rise factor of the noise floor.
+    state : (5, B) array or None
+        Carried between calls of a stream (None: a fresh stream).
+
+    Returns
+    -------
+    ipd, ild, weight : (F, B) each
+    """
+    spec_l = np.ascontiguousarray(spec_l, dtype=np.complex128)
+    spec_r = np.ascontiguousarray(spec_r, dtype=np.complex128)
+    if spec_l.ndim != 2 or spec_l.shape != spec_r.shape:
+        raise ValueError(f"spec_l and spec_r must be (F, B) of one shape, got {spec_l.shape} "
+                         f"and {spec_r.shape}")
+    n_bins = spec_l.shape[1]
+    in_band = np.asarray(in_band, dtype=np.bool_)
+    diffuse = np.asarray(diffuse, dtype=np.float64)
+    if in_band.shape != (n_bins,) or diffuse.shape != (n_bins,):
+        raise ValueError(f"in_band and diffuse must have shape ({n_bins},)")
+    if not (np.all(np.isfinite(spec_l)) and np.all(np.isfinite(spec_r))):
+        raise ValueError("the spectra contain NaN or infinite values: drop those frames first")
+    if state is None:
+        state = (np.zeros((TK.N_STATE, n_bins)), np.zeros(1, dtype=np.int64))
+    out = [np.zeros(spec_l.shape) for _ in range(3)]
+    kern = TK.tf_observations_kernel if use_numba else TK.tf_observations_reference
+    kern(spec_l, spec_r, in_band, diffuse, float(coh_alpha), float(floor_rise), state[0],
+         state[1], *out)
+    return out[0], out[1], out[2]
+
+
+class TFObservations:
+    """Streaming per-bin observations from the front-end's STFT.
+
+    Parameters
+    ----------
+    front_end : BinauralFrontEnd
+        Gives the bins' frequencies, band, diffuse coherence and hop.
+    config : VoiceConfig
+    """
+
+    def __init__(self, front_end, config: VoiceConfig | None = None, use_numba: bool = True):
+        self.config = config or VoiceConfig()
+        c = front_end.config
+        self.omega = front_end.omega
+        self.freqs = front_end.freqs
+        self.in_band = front_end.in_band
+        self.diffuse = front_end.diffuse_coherence
+        self.floor_rise = 10 ** (self.config.floor_rise_db_per_s * c.hop_duration / 10)
+        self.use_numba = use_numba
+        self.reset()
+
+    def reset(self):
+        n = len(self.freqs)
+        self._state = (np.zeros((TK.N_STATE, n)), np.zeros(1, dtype=np.int64))
+
+    def __call__(self, spec_l, spec_r):
+        """(ipd, ild, weight), each (F, B), of the next frames of the stream."""
+        return tf_observations(spec_l, spec_r, self.in_band, self.diffuse,
+                               self.config.coherence_smoothing, self.floor_rise, self._state,
+                               self.use_numba)
+
+
+@dataclass
+class TFClusterResult:
+    """The clustering of one window of K talkers.
+
+    itd : (K,) s, fitted ITD of each talker (the predicted one where the fit is not trusted).
+    itd_std : (K,) s, their spreads.
+    prior : (K,) relative share of each talker in the window (sums to 1).
+    outlier_prior : the outlier class's prior fitted in the window.
+    masks : (K + 1, F, B) posterior of each talker per bin; the last is the outlier class.
+    presence : (K, F) speech presence of each talker per frame in [0, 1]: its share of the
+        frame's weighted posteriors among the talkers, times the frame's activity.
+    share : (K, F) each talker's share among the talkers (sums to 1; the window's
+        priors): the part of the outlier class (reverberation) that belongs to its voice.
+    n_observations : weighted ITD candidates given to the EM.
+    em_used : whether the EM's fit was used (False: too few observations, the predictions).
+    """
+
+    itd: np.ndarray
+    itd_std: np.ndarray
+    prior: np.ndarray
+    masks: np.ndarray
+    presence: np.ndarray
+    share: np.ndarray
+    n_observations: int = 0
+    em_used: bool = False
+    outlier_prior: float = 0.0
+
+
+def itd_candidates(ipd, weight, omega, freq_ok, tau_max, min_weight):
+    """ITD candidates (s) of the bins and their weights (each bin's weight split evenly
+    among its candidates in [-tau_max, tau_max]): ((N,), (N,))."""
+    cols = np.flatnonzero(freq_ok)
+    if len(cols) == 0:
+        return np.zeros(0), np.zeros(0)
+    phi = ipd[:, cols]
+    w = weight[:, cols]
+    om = omega[cols]
+    keep = w > min_weight
+    phi, w = phi[keep], w[keep]
+    om = np.broadcast_to(om, keep.shape)[keep]
+    m_max = int(np.ceil(float(np.max(om, initial=0.0)) * tau_max / (2 * np.pi))) + 1
+    m = np.arange(-m_max, m_max + 1)
+    tau = (phi[:, None] + 2 * np.pi * m[None, :]) / om[:, None]
+    ok = np.abs(tau) <= tau_max
+    n = ok.sum(axis=1)
+    ww = np.where(ok, (w / np.maximum(n, 1))[:, None], 0.0)
+    return tau[ok], ww[ok]
+
+
+def cluster_window(ipd, ild, weight, omega, track_itd, *, tau_max: float,
+                   config: VoiceConfig | None = None, track_ild=None, activity=None,
+                   min_frequency: float = 0.0, use_numba: bool = True) -> TFClusterResult:
+    """Cluster the weighted bins of one window into its K tracks plus an outlier class.
+
+    Parameters
+    ----------
+    ipd, ild, weight : (F, B)
+        Per-bin observations (:func:`tf_observations`): rad, dB, [0, 1].
+    omega : (B,) rad/s of the bins.
+    track_itd : (K,) s, the tracks' predicted ITDs (initial means and priors).
+    tau_max : s, largest ITD (the outlier class spans [-tau_max, tau_max]).
+    track_ild : (K, B) dB or None
+        The tracks' predicted ILD per bin (head models with ILD), used in the masks.
+    activity : (F,) frame activity in [0, 1] (scales the presence) or None (1).
+    min_frequency : Hz, lowest bin giving ITD candidates.
+
+    Returns
+    -------
+    TFClusterResult
+    """
+    cfg = config or VoiceConfig()
+    ipd = np.asarray(ipd, dtype=np.float64)
+    ild = np.asarray(ild, dtype=np.float64)
+    weight = np.asarray(weight, dtype=np.float64)
+    omega = np.asarray(omega, dtype=np.float64)
+    itd0 = np.atleast_1d(np.asarray(track_itd, dtype=np.float64))
+    n_frames, n_bins = ipd.shape if ipd.ndim == 2 else (0, 0)
+    if ipd.ndim != 2 or ild.shape != ipd.shape or weight.shape != ipd.shape:
+        raise ValueError(f"ipd, ild and weight must be (F, B) of one shape, got {ipd.shape}, "
+                         f"{ild.shape}, {weight.shape}")
+    if omega.shape != (n_bins,):
+        raise ValueError(f"omega must have shape ({n_bins},), got {omega.shape}")
+    if itd0.ndim != 1 or len(itd0) == 0:
+        raise ValueError("track_itd must hold at least one ITD (s)")
+    for name, a in (("ipd", ipd), ("ild", ild), ("weight", weight), ("track_itd", itd0)):
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} contains NaN or infinite values")
+    if tau_max <= 0:
+        raise ValueError("tau_max must be positive")
+    K = len(itd0)
+    itd0 = np.clip(itd0, -tau_max, tau_max)
+    freq = omega / (2 * np.pi)
+    freq_ok = (freq >= max(min_frequency, 1.0)) & (freq <= cfg.candidate_max_frequency)
+    tau, w = itd_candidates(ipd, weight, omega, freq_ok, tau_max, cfg.min_weight)
+    itd, std = itd0.copy(), np.full(K, 0.5 * (cfg.itd_std_min + cfg.itd_std_max))
+    prior = np.full(K, 1.0 / K)
+    em_used = False
+    total = float(w.sum())
+    if len(tau) >= 4 * K and total > 0:
+        # the tracks' predicted ITDs enter as weighted pseudo-observations: a prior.  In
+        # ms: the EM's covariance regularisation (1e-6) is far below (0.01 ms)^2
+        x = 1e3 * np.concatenate([tau, itd0])
+        ww = np.concatenate([w, np.full(K, cfg.prior_weight * total / K)])
+        try:
+            fit = wdem.fit(x[:, None], ww, K, variant="wd", covariance="full",
+                           outlier_volume=2e3 * tau_max, init="means",
+                           means_init=1e3 * itd0[:, None], max_iter=40, tol=1e-5,
+                           use_numba=use_numba)
+        except (ValueError, np.linalg.LinAlgError):
+            fit = None
+        if fit is not None:
+            mu = 1e-3 * fit.means[:, 0]
+            ok = np.isfinite(mu) & (np.abs(mu - itd0) <= cfg.max_itd_shift)
+            itd = np.where(ok, mu, itd0)
+            s = 1e-3 * np.sqrt(np.maximum(fit.covariances[:, 0, 0], 0.0))
+            std = np.where(ok & np.isfinite(s), s, std)
+            mix = np.where(np.isfinite(fit.mixing), fit.mixing, 0.0) + 0.05
+            prior = mix / mix.sum()
+            em_used = True
+    std = np.clip(std, cfg.itd_std_min, cfg.itd_std_max)
+    phase_var = (omega[None, :] * std[:, None]) ** 2 + cfg.phase_std ** 2
+    use_ild = track_ild is not None
+    ild_mean = (np.ascontiguousarray(track_ild, dtype=np.float64) if use_ild
+                else np.zeros((K, n_bins)))
+    if ild_mean.shape != (K, n_bins):
+        raise ValueError(f"track_ild must have shape ({K}, {n_bins}), got {ild_mean.shape}")
+    ild_var = np.full((K, n_bins), cfg.ild_std ** 2)
+    post = np.zeros((K + 1, n_frames, n_bins))
+    kern = TK.tf_posteriors_kernel if use_numba else TK.tf_posteriors_reference
+    ipd_c, ild_c, w_c = (np.ascontiguousarray(a) for a in (ipd, ild, weight))
+    w_total = float(weight.sum())
+    pri = np.concatenate([(1.0 - cfg.outlier_prior) * prior, [cfg.outlier_prior]])
+    resid2 = None
+    for v_pass in range(cfg.variance_iterations + 1):
+        for it in range(cfg.prior_iterations + 1):
+            kern(ipd_c, ild_c, w_c, omega, itd, phase_var, ild_mean, ild_var, use_ild,
+                 np.log(pri), post)
+            if it == cfg.prior_iterations or w_total <= 0:
+                break
+            # M-step of the window's priors (Dirichlet pseudo-count 1 per class)
+            acc = np.einsum("kfb,fb->k", post, weight)
+            pri = (acc + 1.0) / (w_total + K + 1.0)
+            pri[K] = np.clip(pri[K], cfg.outlier_prior_min, 0.9)
+            pri[:K] *= (1.0 - pri[K]) / pri[:K].sum()
+        if v_pass == cfg.variance_iterations or w_total <= 0:
+            break
+        # M-step of each talker's IPD variance per bin (MESSL), pooled over neighbouring
+        # bins: the weighted sample variance of the residuals (the MLE under r ~ N(0, v/w),
+        # sum(gamma w r^2) / sum(gamma), is smaller; measured worse for a lone talker:
+        # docs/algorithms.md)
+        if resid2 is None:
+            r = ipd[None] - omega[None, None, :] * itd[:, None, None]
+            resid2 = (r - 2 * np.pi * np.floor((r + np.pi) / (2 * np.pi))) ** 2
+        g = post[:K] * weight[None]
+        num = uniform_filter1d((g * resid2).sum(axis=1), VARIANCE_POOL, axis=1, mode="nearest")
+        den = uniform_filter1d(g.sum(axis=1), VARIANCE_POOL, axis=1, mode="nearest")
+        est = num / np.maximum(den, 1e-9)
+        phase_var = np.where(den > 1e-6, np.clip(est, cfg.phase_var_min, PHASE_VAR_MAX),
+                             phase_var)
+    rel = pri[:K] / pri[:K].sum()
+    silent = rel < cfg.min_share
+    if K > 1 and np.any(silent) and not np.all(silent) and w_total > 0:
+        # a talker with a tiny share of the window is taken as silent there: its bins go to
+        # the others (a lone talker's voice is not thinned by a silent neighbour's mask)
+        pri[:K][silent] = 1e-12
+        pri /= pri.sum()
+        kern(ipd_c, ild_c, w_c, omega, itd, phase_var, ild_mean, ild_var, use_ild,
+             np.log(pri), post)
+    share = np.repeat((pri[:K] / pri[:K].sum())[:, None], n_frames, axis=1)
+    wf = weight.sum(axis=1)
+    frame = np.einsum("kfb,fb->kf", post[:K], weight) / np.maximum(wf, 1e-12)[None]
+    act = np.ones(n_frames) if activity is None else np.clip(np.asarray(activity, float), 0, 1)
+    presence = np.where(wf[None] > 0, frame / np.maximum(frame.sum(axis=0, keepdims=True),
+                                                          1e-12), 0.0) * act[None, :]
+    return TFClusterResult(itd, std, pri[:K] / pri[:K].sum(), post, presence, share,
+                           int(len(tau)), em_used, float(pri[K]))
+
+
+def hop_frames(window: float, hop_duration: float) -> int:
+    """Frames per clustering window."""
+    return max(1, int(math.ceil(window / hop_duration - 1e-9)))

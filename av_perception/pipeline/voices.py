@@ -1,0 +1,275 @@
+"""Voice stage: the front-end's STFT + the tracks -> per-track speech presence and voice.
+
+:class:`VoiceSeparator` takes the audio features of a stream (front-end built with
+``keep_spectra=True``) window by window (``voices.window``), with the tracks alive at each
+window's end (their predicted ITD, and ILD with a head model that has one), clusters the
+window's bins (:func:`~av_perception.core.tf_masks.cluster_window`) and adds each track's
+voice to its signal (overlap-add at the processing rate, from the stream's first sample).
+The latency of a voice is one window plus one frame.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..core.separation import finish_overlap_add, overlap_add, separate_window
+from ..core.tf_masks import TFObservations, VoiceConfig, cluster_window, hop_frames
+
+__all__ = ["VoiceSeparator", "VoiceStream", "VoiceResult", "tracks_at"]
+
+
+@dataclass
+class VoiceResult:
+    """Per-track outputs of :meth:`VoiceSeparator.run`.
+
+    rate : Hz of ``voices`` (the processing rate).
+    voices : {track id: (n,) float} voice at the left microphone, sample 0 = the stream's
+        first sample; zero where the track did not exist.
+    presence : {track id: (F,) float} speech presence per frame of ``stamps`` (NaN where
+        the track did not exist).
+    stamps : (F,) s, the frames' centre stamps.
+    windows, em_windows : windows clustered; windows where the EM's fit was used.
+    wall_seconds : time spent in the stage.
+    """
+
+    rate: int
+    voices: dict = field(default_factory=dict)
+    presence: dict = field(default_factory=dict)
+    stamps: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    windows: int = 0
+    em_windows: int = 0
+    wall_seconds: float = 0.0
+
+
+def tracks_at(outputs, stamps) -> list:
+    """For each stamp, the (ids, positions) of the newest tracker output at or before it
+    (the first output before any); ``outputs`` sorted by stamp, each with ``stamp``,
+    ``ids`` (K,), ``position`` (K, 3)."""
+    if not outputs:
+        return [(np.zeros(0, dtype=np.int64), np.zeros((0, 3))) for _ in stamps]
+    t = np.array([o.stamp for o in outputs])
+    idx = np.clip(np.searchsorted(t, stamps, side="right") - 1, 0, len(outputs) - 1)
+    return [(np.asarray(outputs[i].ids, dtype=np.int64), np.asarray(outputs[i].position))
+            for i in idx]
+
+
+class VoiceSeparator:
+    """Per-track TF masks, speech presence and voices (see module docstring).
+
+    Parameters
+    ----------
+    front_end : BinauralFrontEnd
+        The front-end whose STFT the features carry (its window, hop, bins).
+    geometry : MicGeometry
+        Predicts each track's ITD (and ILD) from its position (camera frame).
+    config : VoiceConfig
+    """
+
+    def __init__(self, front_end, geometry, config: VoiceConfig | None = None,
+                 use_numba: bool = True):
+        self.config = config or VoiceConfig()
+        self.front_end = front_end
+        self.geometry = geometry
+        self.use_numba = use_numba
+        self.observations = TFObservations(front_end, self.config, use_numba)
+        c = front_end.config
+        self.rate = c.processing_rate
+        self.frame_length = c.frame_length
+        self.window_frames = hop_frames(self.config.window, c.hop_duration)
+        self.tau_max = front_end.tau_max
+
+    def _track_ild(self, positions):
+        g = self.geometry
+        if not getattr(g, "has_ild", False) or len(positions) == 0:
+            return None
+        band = self.front_end.band_of_bin
+        ild_b = np.asarray(g.ild(positions))  # (K, J)
+        if ild_b.ndim != 2 or ild_b.shape[1] != self.front_end.n_bands:
+            return None
+        j = np.where(band < 0, np.where(self.front_end.freqs < self.front_end.freqs.mean(),
+                                        0, ild_b.shape[1] - 1), band)
+        return ild_b[:, j]
+
+    def cluster(self, features, ids, positions):
+        """Cluster one window of frames (features with ``spec``) among the tracks ``ids`` at
+        ``positions`` (camera frame); returns (ids kept (finite ITD), TFClusterResult) or
+        None when no track has a finite ITD.  Advances the observations' stream state."""
+        spec = features.spec
+        ipd, ild, weight = self.observations(spec[:, 0], spec[:, 1])
+        ids = np.asarray(ids, dtype=np.int64)
+        pos = np.asarray(positions, dtype=float).reshape(-1, 3)
+        if len(ids) == 0:
+            return None
+        itd = np.asarray(self.geometry.itd(pos), dtype=float)
+        ok = np.isfinite(itd)
+        if not np.any(ok):
+            return None
+        cl = cluster_window(ipd, ild, weight, self.front_end.omega, itd[ok],
+                            tau_max=self.tau_max, config=self.config,
+                            track_ild=self._track_ild(pos[ok]), activity=features.activity,
+                            min_frequency=self.front_end.config.min_frequency,
+                            use_numba=self.use_numba)
+        return ids[ok], cl
+
+    def stream(self, start_time: float) -> VoiceStream:
+        """A :class:`VoiceStream` whose sample 0 is at ``start_time`` (s)."""
+        return VoiceStream(self, start_time)
+
+    def run(self, features, outputs, start_time: float, n_samples: int) -> VoiceResult:
+        """Separate every track of a whole stream (:meth:`stream`, fed at once).
+
+        Parameters
+        ----------
+        features : BinauralFeatures with ``spec`` (front-end built with keep_spectra)
+        outputs : tracker outputs (``stamp``, ``ids``, ``position`` in the camera frame)
+        start_time : s, stamp of the stream's first sample (sample 0 of the voices)
+        n_samples : length of the voices at the processing rate
+        """
+        t_wall = time.perf_counter()
+        res = VoiceResult(rate=self.rate, stamps=np.asarray(features.stamp, dtype=float))
+        if len(features) and features.spec is None:
+            raise ValueError("the features carry no STFT: build the front-end with "
+                             "keep_spectra=True")
+        st = self.stream(start_time)
+        parts = st.push(features, outputs)
+        for tid, chunk in st.flush().items():
+            parts.setdefault(tid, []).extend(chunk)
+        for tid, chunks in parts.items():
+            v = np.zeros(n_samples)
+            for a, x in chunks:
+                lo, hi = max(a, 0), min(a + len(x), n_samples)
+                if hi > lo:
+                    v[lo:hi] = x[lo - a:hi - a]
+            res.voices[tid] = v
+        res.presence = {tid: np.asarray(p, dtype=float) for tid, p in st.presence.items()}
+        res.windows, res.em_windows = st.windows, st.em_windows
+        res.wall_seconds = time.perf_counter() - t_wall
+        return res
+
+
+class VoiceStream:
+    """Streaming voices: :meth:`push` features (with ``spec``) and the tracker outputs as
+    they come; every ``voices.window`` of frames is clustered among the tracks of the
+    newest output at its last frame, and each track's samples that no later frame can
+    change are returned.  Latency: one window plus one frame.
+
+    Attributes
+    ----------
+    presence : {track id: (F,) presence of every frame pushed so far (NaN: no track)}
+    """
+
+    def __init__(self, separator: VoiceSeparator, start_time: float):
+        self.sep = separator
+        self.start_time = float(start_time)
+        self._pending = None  # features not clustered yet
+        self._outputs: list = []
+        self._base = 0  # sample index of the buffers' first sample
+        self._acc: dict = {}  # track id -> sum of w y from _base on
+        self._norm = np.zeros(0)  # sum of w^2 over every frame, from _base on
+        self._next = None  # sample index of the next frame's start
+        self._live: set = set()  # the tracks of the newest window
+        self.frames = 0
+        self.presence: dict = {}
+        self.windows = 0
+        self.em_windows = 0
+
+    def _starts(self, stamps) -> np.ndarray:
+        n, rate = self.sep.frame_length, self.sep.rate
+        return np.round((np.asarray(stamps, dtype=float) - (n - 1) / 2 / rate
+                         - self.start_time) * rate).astype(np.int64)
+
+    def _grow(self, end: int) -> None:
+        need = end - self._base - len(self._norm)
+        if need > 0:
+            self._norm = np.concatenate([self._norm, np.zeros(need)])
+            for tid in self._acc:
+                self._acc[tid] = np.concatenate([self._acc[tid], np.zeros(need)])
+
+    def _window(self, feats) -> None:
+        sep = self.sep
+        n = sep.frame_length
+        starts = self._starts(feats.stamp)
+        self._grow(int(starts[-1]) + n)
+        window = sep.front_end.window
+        local = starts - self._base
+        norm = overlap_add(np.zeros((len(feats), n // 2 + 1), complex), local,
+                           len(self._norm), window)[1]
+        self._norm += norm
+        ids, pos = tracks_at(self._outputs, [feats.stamp[-1]])[0]
+        if len(self._outputs) > 1:  # older outputs are not needed any more
+            t = np.array([o.stamp for o in self._outputs])
+            keep = max(0, int(np.searchsorted(t, feats.stamp[-1], side="right")) - 1)
+            del self._outputs[:keep]
+        self._live = set(ids.tolist())
+        got = sep.cluster(feats, ids, pos)
+        f0 = self.frames
+        self.frames += len(feats)
+        for p in self.presence.values():
+            p.extend([np.nan] * len(feats))
+        self._next = int(starts[-1]) + sep.front_end.config.hop_length
+        if got is None:
+            return
+        ids, cl = got
+        self.windows += 1
+        self.em_windows += int(cl.em_used)
+        cfg = sep.config
+        for k, tid in enumerate(ids.tolist()):
+            if tid not in self._acc:
+                self._acc[tid] = np.zeros(len(self._norm))
+                self.presence[tid] = [np.nan] * self.frames
+            y = separate_window(feats.spec, cl.masks, cl.share, k, cfg.method, cfg.mask_floor,
+                                cfg.mask_exponent)
+            overlap_add(y, local, len(self._norm), window, self._acc[tid])
+            self.presence[tid][f0:self.frames] = cl.presence[k].tolist()
+
+    def _emit(self, upto: int) -> dict:
+        """Return every track's samples [_base, upto) and drop them from the buffers."""
+        m = max(0, min(upto - self._base, len(self._norm)))
+        out = {}
+        if m == 0:
+            return out
+        norm = self._norm[:m]
+        for tid, acc in list(self._acc.items()):
+            out[tid] = [(self._base, finish_overlap_add(acc[:m], norm))]
+            self._acc[tid] = acc[m:]
+            if tid not in self._live and not np.any(self._acc[tid]):
+                del self._acc[tid]  # its track ended and every sample of it is out
+        self._norm = self._norm[m:]
+        self._base += m
+        return out
+
+    def push(self, features, outputs=()) -> dict:
+        """Add frames and the tracker outputs up to them; returns {track id: [(first sample
+        index, samples), ...]} of the samples now final."""
+        if len(features) and features.spec is None:
+            raise ValueError("the features carry no STFT: build the front-end with "
+                             "keep_spectra=True")
+        self._outputs.extend(outputs)
+        if len(features):
+            self._pending = (features if self._pending is None or not len(self._pending)
+                             else type(features).concatenate([self._pending, features]))
+        W = self.sep.window_frames
+        while self._pending is not None and len(self._pending) >= W:
+            self._window(self._pending.slice(0, W))
+            self._pending = self._pending.slice(W, len(self._pending))
+        if self._next is None:
+            return {}
+        upto = self._next
+        if self._pending is not None and len(self._pending):
+            upto = min(upto, int(self._starts(self._pending.stamp[:1])[0]))
+        return self._emit(upto)
+
+    def flush(self) -> dict:
+        """Cluster the frames left (a shorter window) and return every remaining sample."""
+        if self._pending is not None and len(self._pending):
+            self._window(self._pending)
+            self._pending = None
+        return self._emit(self._base + len(self._norm))
+
+    @property
+    def latency(self) -> float:
+        """s from a frame's last sample to its voice samples being returned (at most)."""
+        c = self.sep.front_end.config
+        return (self.sep.window_frames * c.hop_length + c.frame_length) / c.processing_rate
