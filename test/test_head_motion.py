@@ -191,6 +191,36 @@ def test_pipeline_moves_tracks_with_a_jump_of_the_fixed_frame():
     assert np.allclose(out.position[0], PEOPLE[0] + [3.0, 0, 0], atol=0.05)
 
 
+def test_audio_only_steps_move_tracks_with_a_jump_of_the_fixed_frame():
+    """A frozen camera (audio-only steps) while /tf jumps by 3 m (odometry reset): the
+    audio-only step moves the tracks with the jump as an image step does -- the speaker
+    keeps the identity and their place relative to the camera, and a notice says so."""
+    geo = make_head_model(MicArrayConfig())
+    itd = float(geo.itd(PEOPLE[:1])[0])
+    pipe = _pipeline(camera_timeout=0.3)
+    hop = 1.0 / (4 * FPS)
+    for k in range(31):  # 2 s of images, audio and /tf (head still)
+        t = k / FPS
+        pipe.add_transform("base_link", "head", t, (0.0, 0, 0), (0, 0, 0, 1))
+        pipe.add_audio(t - 1.0 / FPS + hop * (np.arange(4) + 1), np.full(4, itd), np.ones(4))
+        out = pipe.step(t, PEOPLE[:1], np.eye(3)[None] * 1e-4, frame_id=FRAME)
+    assert pipe.in_fixed_frame and list(out.ids) == [1]
+    pipe.pop_notices()
+    outs = []
+    for k in range(31, 61):  # the camera freezes; the fixed frame jumps by 3 m
+        t = k / FPS
+        pipe.add_transform("base_link", "head", t, (3.0, 0, 0), (0, 0, 0, 1))
+        pipe.add_audio(t - 1.0 / FPS + hop * (np.arange(4) + 1), np.full(4, itd), np.ones(4))
+        out = pipe.step_audio_only()
+        if out is not None:
+            outs.append(out)
+    assert pipe.audio_only_steps >= 5 and pipe.poses.jumps == 1
+    assert "moved with it" in " ".join(pipe.pop_notices())
+    last = outs[-1]
+    assert list(last.ids) == [1]
+    assert np.allclose(last.position[0], PEOPLE[0] + [3.0, 0, 0], atol=0.1), last.position
+
+
 def test_simulated_head_tf_and_ground_truth(tmp_path):
     """The simulator's /tf chain gives the head's camera pose; the ground truth (fixed
     frame) is the camera-frame position moved by that pose; the audio follows the head."""
