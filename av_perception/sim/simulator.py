@@ -97,7 +97,7 @@ def _frame_ns(scene, k: int) -> int:
 
 def simulate(scene, outdir, *, storage: str = "sqlite3", compressed: bool = False,
              overwrite: bool = False, write_bag: bool = True, speech_source=None,
-             progress=None) -> SimulationResult:
+             progress=None, configs: dict | None = None) -> SimulationResult:
     """Render ``scene`` into ``outdir`` (see module docstring for the layout).
 
     Parameters
@@ -116,7 +116,17 @@ def simulate(scene, outdir, *, storage: str = "sqlite3", compressed: bool = Fals
         Overrides ``scene.speech``.
     progress : callable(str), optional
         Receives short progress messages.
+    configs : dict, optional
+        {config class: instance} of the package's pipeline that drives the head of
+        ``head_motion.mode = 'attention'`` (the closed loop, :mod:`.closed_loop`).
     """
+    if scene.head_motion.mode == "attention":  # the head follows the pipeline's attention
+        from .closed_loop import simulate_closed_loop
+
+        return simulate_closed_loop(scene, outdir, storage=storage, compressed=compressed,
+                                    overwrite=overwrite, write_bag=write_bag,
+                                    speech_source=speech_source, configs=configs,
+                                    progress=progress)
     outdir = Path(outdir)
     if storage not in ("sqlite3", "mcap"):
         raise ValueError(f"bag format must be 'sqlite3' or 'mcap', got {storage!r}")
