@@ -20,7 +20,7 @@ PAGE = ROOT / "docs" / "parameters.md"
 REGENERATE = ".venv/bin/python tools/param_docs.py"
 
 NODES = ("audio_features_node", "visual_features_node", "av_fusion_node", "tracker_node",
-         "perception_node")
+         "perception_node", "gaze_controller_node")
 
 #: what each section is for (one line; the table says the rest)
 SECTION_ROLES = {
@@ -44,6 +44,8 @@ SECTION_ROLES = {
     "head_calibration": "self-calibration of the binaural model from tracked talkers",
     "attention": "the attention target (`attention`, `attention/voice_id`): who the robot "
                  "looks at, with hysteresis",
+    "gaze": "the simulated head of `gaze_controller_node` (`replay --gaze`) that turns "
+            "towards `attention`",
 }
 
 INTRO = """\

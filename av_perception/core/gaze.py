@@ -14,10 +14,18 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-__all__ = ["GazeLimits", "GazeController", "pan_tilt_towards"]
+from .config import StageConfig, param
+
+__all__ = ["GazeConfig", "GazeLimits", "GazeController", "pan_tilt_towards",
+           "head_rotation", "ROS_TO_OPTICAL"]
+
+#: neck-frame (rest optical: x right, y down, z forward) components of ROS body axes
+#: (x forward, y left, z up): p_optical = ROS_TO_OPTICAL @ p_ros
+ROS_TO_OPTICAL = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,46 @@ class GazeLimits:
         if not 0.0 <= self.pan_limit <= 90.0 or not 0.0 <= self.tilt_limit <= 45.0:
             raise ValueError("gaze pan_limit must be in [0, 90] and tilt_limit in [0, 45] "
                              f"degrees, got {self.pan_limit}, {self.tilt_limit}")
+
+
+@dataclass(frozen=True)
+class GazeConfig(StageConfig):
+    """The simulated head of gaze_controller_node (section ``gaze``; ``replay --gaze``)."""
+
+    SECTION: ClassVar[str] = "gaze"
+
+    max_speed: float = param(60.0, "Highest pan and tilt speed of the head (deg/s).",
+                             low=1.0, high=360.0)
+    reaction_delay: float = param(
+        0.4, "The head aims at the attention target received this many seconds earlier.",
+        low=0.0, high=5.0)
+    pan_limit: float = param(40.0, "Largest pan either side (deg).", low=0.0, high=90.0)
+    tilt_limit: float = param(20.0, "Largest tilt up or down (deg).", low=0.0, high=45.0)
+    rate: float = param(50.0, "Rate of the head's /tf and gaze/joint_states (Hz).",
+                        low=1.0, high=500.0)
+    target_axes: str = param(
+        "ros", "Axes of the attention's frame: 'ros' (x forward, y left, z up: base_link, "
+        "odom) or 'optical' (x right, y down, z forward: a still camera's optical frame, "
+        "the tracker's frame without tracking.fixed_frame).", choices=("ros", "optical"))
+    neck_position: tuple = param(
+        (0.0, 0.0, 0.0), "The neck pivot in the attention's frame (m).", length=3)
+    neck_frame: str = param("gaze_neck", "frame_id of the neck (the pivot, rest axes "
+                            "x forward, y left, z up), child of the attention's frame.")
+    head_frame: str = param("gaze_head", "frame_id of the turned head, child of neck_frame.")
+
+    @property
+    def limits(self) -> GazeLimits:
+        return GazeLimits(self.max_speed, self.reaction_delay, self.pan_limit,
+                          self.tilt_limit)
+
+
+def head_rotation(pan: float, tilt: float) -> np.ndarray:
+    """Head -> neck rotation (3, 3) in ROS body axes (x forward, y left, z up): pan about
+    z (positive to the left), then tilt about -y (positive up)."""
+    cp, sp, ct, st = math.cos(pan), math.sin(pan), math.cos(tilt), math.sin(tilt)
+    Rz = np.array([[cp, -sp, 0.0], [sp, cp, 0.0], [0.0, 0.0, 1.0]])
+    Ry = np.array([[ct, 0.0, -st], [0.0, 1.0, 0.0], [st, 0.0, ct]])
+    return Rz @ Ry
 
 
 def pan_tilt_towards(points) -> tuple[np.ndarray, np.ndarray]:
