@@ -191,6 +191,24 @@ def test_a_turning_camera_makes_a_keyframe_so_a_face_coming_into_view_is_found(
     assert off.detect(moving_face[1][0]) == []  # 0: every_k only
 
 
+def test_asynchronous_detection_starts_a_detection_when_the_camera_turned(moving_face):
+    from av_perception.pipeline import AsyncDetection
+
+    det = AsyncDetection(DetectionPipeline(DetectionConfig(every_k=5, haar_min_neighbors=3)))
+    try:
+        det.pipeline.tracker.rotation = _pan(0.0)
+        det.detect(moving_face[0][0])  # nothing held: a detection starts
+        assert det.wait_idle()
+        for i, deg in ((1, 0.0), (2, 1.0), (3, 4.0)):
+            det.pipeline.tracker.rotation = _pan(deg)
+            det.detect(moving_face[i][0])
+            assert det.wait_idle()
+        # frames 1 and 2: boxes held, every_k not reached; frame 3: turned 4 deg > 3
+        assert det.detections_run == 2
+    finally:
+        det.close()
+
+
 def test_tracking_drops_a_vanished_face(moving_face):
     p = DetectionPipeline(DetectionConfig(every_k=4, haar_min_neighbors=3))
     assert len(p.detect(moving_face[0][0])) == 1
