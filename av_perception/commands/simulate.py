@@ -152,6 +152,8 @@ def run(args) -> int:
     result = simulate(scene, args.outdir, storage=args.storage, compressed=args.compressed,
                       overwrite=args.overwrite, write_bag=not args.no_bag, progress=say,
                       configs=configs)
+    for e in result.errors:  # the closed loop's pipeline
+        print(f"warning: {e}", file=sys.stderr)
     if not args.quiet:
         print(result.summary())
         print(f"total {time.perf_counter() - t0:.1f} s")

@@ -276,13 +276,10 @@ def simulate_closed_loop(scene, outdir, *, storage: str = "sqlite3", compressed:
         rt60 = audio.parts.model.measured_rt60(
             scene.people[0].trajectory().position([0.0])[0] + np.asarray(scene.mouth_offset))
     visible = state["visible"]
-    result = SimulationResult(
+    return SimulationResult(
         outdir=outdir, bag=outdir / "bag" if write_bag else None, n_frames=len(times),
         n_audio_chunks=state["chunk"], timings={"closed loop": time.perf_counter() - t_start},
         rt60_measured=rt60, n_rirs=audio.parts.model.count,
-        visible_fraction=float(np.mean(visible)) if visible else 0.0)
-    result.pipeline_steps = loop.outputs
-    result.attention_steps = state["targets"]
-    result.attention_switches = loop.tracking.attention.switches
-    result.errors = loop.errors
-    return result
+        visible_fraction=float(np.mean(visible)) if visible else 0.0,
+        pipeline_steps=loop.outputs, attention_steps=state["targets"],
+        attention_switches=loop.tracking.attention.switches, errors=loop.errors)
