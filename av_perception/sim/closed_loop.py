@@ -132,8 +132,7 @@ class _Loop:
         self.audio = AudioPipeline(c.get(AudioFrontEndConfig), mics)
         self.vision = VisionPipeline(c.get(VisionConfig), c.get(DetectionConfig))
         self.tracking = TrackingPipeline(c.get(TrackerConfig), mics, scene.robot.camera,
-                                         tracking, c.get(HeadCalibrationConfig,
-                                                         HeadCalibrationConfig(enabled=False)),
+                                         tracking, c.get(HeadCalibrationConfig),
                                          c.get(AudioFrontEndConfig),
                                          c.get(AttentionConfig, AttentionConfig()))
         self.calibration = StereoCalibration.from_config(scene.robot.camera)
