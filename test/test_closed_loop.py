@@ -136,3 +136,13 @@ def test_closed_loop_turns_the_head_to_each_speaker(tmp_path):
             assert cam.cx + cam.fx * c[0] / c[2] == pytest.approx(p["u"], abs=0.5)
             checked += 1
     assert checked > 20
+
+
+def test_simulate_config_needs_the_closed_loop(tmp_path, capsys):
+    from av_perception.cli import main
+
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("/**:\n  ros__parameters:\n    attention:\n      switch_delay: 0.3\n")
+    assert main(["simulate", str(tmp_path / "out"), "--duration", "1", "--config",
+                 str(cfg), "--quiet"]) == 2
+    assert "--head-motion attention" in capsys.readouterr().err
