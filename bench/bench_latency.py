@@ -131,14 +131,14 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
         end = time.monotonic() + 1.0
         while time.monotonic() < end:
             ex.spin_once(timeout_sec=0.01)
-        vision = node.vision_pipeline
+        vision = node.vision_stage.pipeline
         tp = node.tracking_pipeline
         stats = {
             "vision_ms": 1000 * vision.mean_processing_time,
             "tracker_ms": 1000 * tp.processing_time / max(tp.steps, 1),
             "fusion_ms": 1000 * node.fusion_pipeline.processing_time
             / max(node.fusion_pipeline.windows, 1),
-            "dropped": node.pairs_dropped_busy,
+            "dropped": node.vision_stage.pairs_dropped_busy,
             "waits": node.audio_waits,
             "timeouts": node.audio_wait_timeouts,
             "publication_ms": 1000 * np.asarray(pub_lat),

@@ -230,9 +230,11 @@ class AsyncDetection:
         self._since += 1
         with self._cv:
             idle = not self._busy and self._job is None
+            turned = self.pipeline.turned(self._key_rotation)
             if idle and (self._since >= self.pipeline.config.every_k
-                         or len(self.pipeline.tracker) == 0
-                         or self.pipeline.turned(self._key_rotation)):
+                         or len(self.pipeline.tracker) == 0 or turned):
+                if turned and self._since < self.pipeline.config.every_k:
+                    self.pipeline.stats["turn_keyframes"] += 1
                 self._job = (self._generation, image, grey,
                              None if regions is None else list(regions),
                              self.pipeline.tracker.rotation)
