@@ -5,7 +5,7 @@ the left; tilt about the camera x axis, positive up) towards a target given in t
 *neck frame* (the rest camera optical frame: x right, y down, z forward; pan = tilt = 0
 looks along +z).  The target it aims at is the one it was given ``reaction_delay`` s
 earlier (a robot reacts late); it turns at up to ``max_speed`` and stays within
-+-``pan_limit`` / +-``tilt_limit``.  Without a target it holds its pose.  Used by the
++-``pan_limit`` / +-``tilt_limit``.  Without a target it keeps its aim.  Used by the
 simulator's closed loop (``simulate --head-motion attention``) and by the simulated head
 of ``replay --gaze`` (docs/simulation.md, "Closed loop").  Pure numpy, no ROS.
 """
@@ -137,7 +137,7 @@ class GazeController:
             raise ValueError(f"gaze stamp must be finite, got {stamp}")
         while self._seen and self._seen[0][0] <= stamp - self.limits.reaction_delay:
             _, aim = self._seen.popleft()
-            if aim is not None:  # no target: hold the pose (keep the last aim)
+            if aim is not None:  # no target: keep the last aim
                 self._aim = aim
         dt = 0.0 if self.time is None else max(stamp - self.time, 0.0)
         self.time = stamp if self.time is None else max(self.time, stamp)
