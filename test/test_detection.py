@@ -167,11 +167,11 @@ def _pan(deg):
     return np.array([[np.cos(a), 0, -np.sin(a)], [0, 1, 0], [np.sin(a), 0, np.cos(a)]])
 
 
-@pytest.mark.parametrize("turn", [0.0, 4.0])
+@pytest.mark.parametrize("turn", [0.0, 7.0])
 def test_a_turning_camera_makes_a_keyframe_so_a_face_coming_into_view_is_found(
         moving_face, turn):
     """every_k 5: a face appearing on frame 1 is found there when the camera turned by
-    more than detection.turn_keyframe (3 deg) since the keyframe, at the next keyframe
+    more than detection.turn_keyframe (6 deg) since the keyframe, at the next keyframe
     (frame 5) when it did not turn."""
     p = DetectionPipeline(DetectionConfig(every_k=5, haar_min_neighbors=3))
     blank = np.full_like(moving_face[0][0], 127)
@@ -199,11 +199,11 @@ def test_asynchronous_detection_starts_a_detection_when_the_camera_turned(moving
         det.pipeline.tracker.rotation = _pan(0.0)
         det.detect(moving_face[0][0])  # nothing held: a detection starts
         assert det.wait_idle()
-        for i, deg in ((1, 0.0), (2, 1.0), (3, 4.0)):
+        for i, deg in ((1, 0.0), (2, 2.0), (3, 7.0)):
             det.pipeline.tracker.rotation = _pan(deg)
             det.detect(moving_face[i][0])
             assert det.wait_idle()
-        # frames 1 and 2: boxes held, every_k not reached; frame 3: turned 4 deg > 3
+        # frames 1 and 2: boxes held, every_k not reached; frame 3: turned 7 deg > 6
         assert det.detections_run == 2
     finally:
         det.close()

@@ -160,7 +160,7 @@ class DetectionConfig(StageConfig):
         3, "Run the detectors on every k-th frame and track the boxes in between "
         "(1 = detect on every frame).", low=1, high=120)
     turn_keyframe: float = param(
-        3.0, "A turning head (the camera's rotation from /tf): a frame is also a keyframe "
+        6.0, "A turning head (the camera's rotation from /tf): a frame is also a keyframe "
         "when the camera turned by more than this many degrees since the last one, so that "
         "faces coming into view are detected at once (0 = every_k only).",
         low=0.0, high=90.0)
