@@ -12,6 +12,7 @@ NODES = [
     "av_fusion_node = av_perception.nodes.av_fusion_node:main",
     "tracker_node = av_perception.nodes.tracker_node:main",
     "perception_node = av_perception.nodes.perception_node:main",
+    "gaze_controller_node = av_perception.nodes.gaze_controller_node:main",
 ]
 
 

@@ -11,9 +11,14 @@ pairing, the visual front-end, the wait for the audio up to the stamp, the track
 the publication and the delivery); the node's own stamp -> publication latency (what
 tracker_node reports on /diagnostics) is tabled too.  Runs twice: with the live default
 ``detection.asynchronous`` (detectors on a worker thread) and detecting in the frame (the
-baseline).  Prints markdown tables.
+baseline).  With ``--tf`` the two runs are instead: asynchronous detection without /tf, and
+with a turning head: ``tracking.fixed_frame base_link`` and /tf (``base_link -> head``,
+100 Hz, pan 40 deg sin(1.5 t): +-40 deg at up to 60 deg/s; /tf_static ``head ->
+cam_left``) published by the same camera process (the images do not turn: this measures
+the cost of the poses, the fixed frame and the detector's turn keyframes).  Prints
+markdown tables.
 
-Run: ``.venv/bin/python bench/bench_latency.py [--seconds 10] [--fps 15]``
+Run: ``.venv/bin/python bench/bench_latency.py [--seconds 10] [--fps 15] [--tf]``
 """
 from __future__ import annotations
 
@@ -28,8 +33,25 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 
 
+def _tf_message(stamp: float, parent: str, child: str, pan: float):
+    from geometry_msgs.msg import TransformStamped
+    from tf2_msgs.msg import TFMessage
+
+    from av_perception.core.poses import quat_from_matrix
+    from av_perception.nodes.conversions import sec_to_time
+
+    c, s = np.cos(pan), np.sin(pan)
+    q = quat_from_matrix(np.array([[c, 0, -s], [0, 1, 0], [s, 0, c]]))
+    t = TransformStamped(child_frame_id=child)
+    t.header.frame_id = parent
+    t.header.stamp = sec_to_time(stamp)
+    r = t.transform.rotation
+    r.x, r.y, r.z, r.w = (float(v) for v in q)
+    return TFMessage(transforms=[t])
+
+
 def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, right,
-            audio_wait: float = 0.0):
+            audio_wait: float = 0.0, tf: bool = False):
     """One run of perception_node; returns (latencies ms, stats, pairs sent, tracks)."""
     import rclpy
     from rclpy.parameter import Parameter
@@ -42,7 +64,8 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
     node = PerceptionNode(parameter_overrides=[
         Parameter("capture.input_file", value=str(wav)),
         Parameter("detection.asynchronous", value=asynchronous),
-        Parameter("tracking.audio_wait", value=audio_wait)])
+        Parameter("tracking.audio_wait", value=audio_wait),
+        *([Parameter("tracking.fixed_frame", value="base_link")] if tf else [])])
     io = rclpy.create_node("bench_latency_io")
     lat, tracks, pub_lat = [], [], []
     publish = node.outputs.publish
@@ -63,10 +86,22 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
     pub_img = [io.create_publisher(Image, f"stereo/{s}/image_raw", 10) for s in ("left", "right")]
     pub_info = [io.create_publisher(CameraInfo, f"stereo/{s}/camera_info", 10)
                 for s in ("left", "right")]
+    pub_tf = None
+    if tf:
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from tf2_msgs.msg import TFMessage
+
+        pub_tf = io.create_publisher(TFMessage, "/tf", 100)
+        io.create_publisher(TFMessage, "/tf_static", QoSProfile(
+            depth=10, reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL)).publish(
+            _tf_message(0.0, "head", "cam_left", 0.0))
     ex = rclpy.executors.SingleThreadedExecutor()
     ex.add_node(node)
     ex.add_node(io)
     sent = 0
+    t_start = node.get_clock().now().nanoseconds * 1e-9
+    next_tf = time.monotonic()
     try:
         end = time.monotonic() + 5
         while time.monotonic() < end and pub_img[1].get_subscription_count() == 0:
@@ -75,6 +110,11 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
         end = warm + seconds
         next_pub = time.monotonic()
         while time.monotonic() < end:
+            if pub_tf is not None and time.monotonic() >= next_tf:
+                stamp = node.get_clock().now().nanoseconds * 1e-9
+                pub_tf.publish(_tf_message(stamp, "base_link", "head",
+                                           np.radians(40.0) * np.sin(1.5 * (stamp - t_start))))
+                next_tf += 0.01
             if time.monotonic() >= next_pub:
                 stamp = node.get_clock().now().nanoseconds * 1e-9
                 for pub, info in zip(pub_info, info_msgs(stamp)):
@@ -91,17 +131,20 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
         end = time.monotonic() + 1.0
         while time.monotonic() < end:
             ex.spin_once(timeout_sec=0.01)
-        vision = node.vision_pipeline
+        vision = node.vision_stage.pipeline
         tp = node.tracking_pipeline
         stats = {
             "vision_ms": 1000 * vision.mean_processing_time,
             "tracker_ms": 1000 * tp.processing_time / max(tp.steps, 1),
             "fusion_ms": 1000 * node.fusion_pipeline.processing_time
             / max(node.fusion_pipeline.windows, 1),
-            "dropped": node.pairs_dropped_busy,
+            "dropped": node.vision_stage.pairs_dropped_busy,
             "waits": node.audio_waits,
             "timeouts": node.audio_wait_timeouts,
             "publication_ms": 1000 * np.asarray(pub_lat),
+            "frame": tp.output_frame or "camera",
+            "turn_keyframes": getattr(vision.front_end.detector, "stats", {}).get(
+                "turn_keyframes", 0),
         }
     finally:
         ex.shutdown()
@@ -116,6 +159,8 @@ def main(argv=None) -> int:
     ap.add_argument("--fps", type=float, default=15.0)
     ap.add_argument("--audio-wait", type=float, default=0.0,
                     help="tracking.audio_wait (s) of both runs (default: the default, 0)")
+    ap.add_argument("--tf", action="store_true",
+                    help="compare a still camera with a turning head (/tf, fixed frame)")
     args = ap.parse_args(argv)
 
     import rclpy
@@ -136,10 +181,13 @@ def main(argv=None) -> int:
     rclpy.init()
     runs = {}
     try:
-        for mode, asynchronous in (("asynchronous detection (default)", True),
-                                   ("detection in the frame (baseline)", False)):
+        modes = ((("no /tf (camera frame)", True, False),
+                  ("/tf: pan +-40 deg, 60 deg/s (base_link)", True, True)) if args.tf else
+                 (("asynchronous detection (default)", True, False),
+                  ("detection in the frame (baseline)", False, False)))
+        for mode, asynchronous, tf in modes:
             runs[mode] = measure(args.seconds, args.fps, asynchronous, wav, left, right,
-                                 args.audio_wait)
+                                 args.audio_wait, tf)
     finally:
         rclpy.try_shutdown()
 
@@ -159,7 +207,7 @@ def main(argv=None) -> int:
               f"{lat_ms.max():.1f} | {lat_ms.mean():.1f} |")
     if len(p99) == 2:
         a, b = p99.values()
-        print(f"\np99 baseline / asynchronous: {b / a:.2f}x")
+        print(f"\np99 {'/tf / no /tf' if args.tf else 'baseline / asynchronous'}: {b / a:.2f}x")
     print()
     print("Publication latency (image stamp -> the node's publish call of `speakers`, "
           "measured in the node; the table above adds the delivery to a subscriber on the "
@@ -177,12 +225,13 @@ def main(argv=None) -> int:
     print()
     print("| detection | visual front-end ms/pair | tracker ms/step | fusion ms/window | "
           "pairs dropped (busy) | steps that waited for audio | waits timed out | "
-          "tracks (median) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+          "tracks (median) | tracking frame | turn keyframes |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for mode, (_, stats, _, tracks) in runs.items():
         print(f"| {mode} | {stats['vision_ms']:.1f} | {stats['tracker_ms']:.2f} | "
               f"{stats['fusion_ms']:.2f} | {stats['dropped']} | {stats['waits']} | "
-              f"{stats['timeouts']} | {int(np.median(tracks)) if tracks else 0} |")
+              f"{stats['timeouts']} | {int(np.median(tracks)) if tracks else 0} | "
+              f"{stats['frame']} | {stats['turn_keyframes']} |")
     return 0
 
 

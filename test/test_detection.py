@@ -162,6 +162,53 @@ def test_every_k_tracks_between_keyframes(moving_face):
     assert all(not d.tracked for d in p.detect(moving_face[6][0]))
 
 
+def _pan(deg):
+    a = np.radians(deg)
+    return np.array([[np.cos(a), 0, -np.sin(a)], [0, 1, 0], [np.sin(a), 0, np.cos(a)]])
+
+
+@pytest.mark.parametrize("turn", [0.0, 7.0])
+def test_a_turning_camera_makes_a_keyframe_so_a_face_coming_into_view_is_found(
+        moving_face, turn):
+    """every_k 5: a face appearing on frame 1 is found there when the camera turned by
+    more than detection.turn_keyframe (6 deg) since the keyframe, at the next keyframe
+    (frame 5) when it did not turn."""
+    p = DetectionPipeline(DetectionConfig(every_k=5, haar_min_neighbors=3))
+    blank = np.full_like(moving_face[0][0], 127)
+    p.tracker.rotation = _pan(0.0)
+    assert p.detect(blank) == []
+    p.tracker.rotation = _pan(turn)
+    dets = p.detect(moving_face[1][0])
+    if turn > p.config.turn_keyframe:
+        assert len(dets) == 1 and not dets[0].tracked
+        assert p.stats["turn_keyframes"] == 1 and p.stats["keyframes"] == 2
+    else:
+        assert dets == [] and p.stats["keyframes"] == 1
+    off = DetectionPipeline(DetectionConfig(every_k=5, haar_min_neighbors=3, turn_keyframe=0))
+    off.tracker.rotation = _pan(0.0)
+    off.detect(blank)
+    off.tracker.rotation = _pan(turn)
+    assert off.detect(moving_face[1][0]) == []  # 0: every_k only
+
+
+def test_asynchronous_detection_starts_a_detection_when_the_camera_turned(moving_face):
+    from av_perception.pipeline import AsyncDetection
+
+    det = AsyncDetection(DetectionPipeline(DetectionConfig(every_k=5, haar_min_neighbors=3)))
+    try:
+        det.pipeline.tracker.rotation = _pan(0.0)
+        det.detect(moving_face[0][0])  # nothing held: a detection starts
+        assert det.wait_idle()
+        for i, deg in ((1, 0.0), (2, 2.0), (3, 7.0)):
+            det.pipeline.tracker.rotation = _pan(deg)
+            det.detect(moving_face[i][0])
+            assert det.wait_idle()
+        # frames 1 and 2: boxes held, every_k not reached; frame 3: turned 7 deg > 6
+        assert det.detections_run == 2
+    finally:
+        det.close()
+
+
 def test_tracking_drops_a_vanished_face(moving_face):
     p = DetectionPipeline(DetectionConfig(every_k=4, haar_min_neighbors=3))
     assert len(p.detect(moving_face[0][0])) == 1

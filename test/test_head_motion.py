@@ -115,6 +115,63 @@ def test_a_person_the_head_turns_away_from_keeps_the_identity():
     assert len(found[4.0]) == 2, found
 
 
+_ASSIGNED = pytest.mark.xfail(strict=True, reason=(
+    "not re-entry (no re-entry happens) but the visual assignment: after ~1 s out of view "
+    "A's coasting track has grown enough that B's detections are assigned to it "
+    "(inference.visual_responsibilities: the out-of-view prior unseen_detection_prob is "
+    "normalised over the tracks, and even unnormalised the clutter alternative loses; the "
+    "competitor should be a new person). Left to the owner of inference.py."))
+
+
+@pytest.mark.parametrize("offset, t_b", [
+    (0.35, 2.3), (0.55, 2.3),
+    pytest.param(0.2, 3.0, marks=_ASSIGNED), pytest.param(0.35, 3.0, marks=_ASSIGNED),
+    pytest.param(0.55, 3.0, marks=_ASSIGNED)])
+def test_a_new_person_next_to_an_unseen_one_does_not_take_their_identity(offset, t_b):
+    """Re-entry's risk (tracker.reentry_sigma): A (seen) sits just outside the view after
+    the head turned 40 deg away; B steps into the view ``offset`` m from A's place at
+    ``t_b`` s (A out of view since 2.1 s).  B is someone new -- A's place is still out of
+    view -- and when the head turns back A is found with the identity A had.  Re-entry
+    never gives B A's identity here (its gate adds reentry_sigma to the covariances, and
+    a new track is only continued when it is born); what does, once A's track has
+    coasted ~1 s, is the visual assignment (the xfail cases)."""
+
+    def turn(t):
+        a = math.radians(-40)
+        there = min(max(t - 1.5, 0.0) * math.radians(60), -a)
+        back = min(max(t - 5.0, 0.0) * math.radians(60), -a)
+        return -(there - back)
+
+    a_place = np.array([0.2, -0.1, 2.5])
+    b_place = a_place + [offset, 0.0, 0.0]
+    rng = np.random.default_rng(8)
+    tracker = Tracker(TrackerConfig(), None, CAM)
+    tracker.set_pose_source(lambda s: Pose(pan_rotation(turn(s)), np.zeros(3)))
+    ids = {"A": [], "B": []}
+    for k in range(int(8 * FPS)):
+        t = k / FPS
+        pose = Pose(pan_rotation(turn(t)), np.zeros(3))
+        people = {"A": a_place, **({"B": b_place} if t >= t_b else {})}
+        xyz, names = [], []
+        for name, p in people.items():
+            cam = pose.apply_inverse(p[None])[0]
+            u = CAM.cx + CAM.fx * cam[0] / cam[2]
+            if cam[2] > 0.5 and 20 < u < CAM.width - 20:
+                xyz.append(cam + rng.normal(0, 0.01, 3))
+                names.append(name)
+        xyz = np.array(xyz).reshape(-1, 3)
+        out = tracker.update_visual(t, xyz, np.tile(np.eye(3) * 0.02 ** 2, (len(xyz), 1, 1)))
+        for name in names:
+            if len(out.ids):
+                d = np.linalg.norm(out.position - people[name], axis=1)
+                if d.min() < 0.15:
+                    ids[name].append(int(out.ids[d.argmin()]))
+    assert ids["A"][:5] == [1] * 5 and len(ids["B"]) > 20
+    assert 1 not in ids["B"], (ids, tracker.stats["reentries"])
+    assert ids["A"][-1] == 1, ids["A"]
+    assert tracker.stats["reentries"] == 0
+
+
 def test_itd_model_uses_the_pose_at_the_audio_stamp():
     """The tracker's ITD of a fixed-frame point equals the camera-frame ITD of that point
     seen from the pose at the tracker's time."""
@@ -189,6 +246,36 @@ def test_pipeline_moves_tracks_with_a_jump_of_the_fixed_frame():
     assert "moved with it" in " ".join(pipe.pop_notices())
     assert len(out.ids) == 1 and int(out.ids[0]) == 1  # the same identity
     assert np.allclose(out.position[0], PEOPLE[0] + [3.0, 0, 0], atol=0.05)
+
+
+def test_audio_only_steps_move_tracks_with_a_jump_of_the_fixed_frame():
+    """A frozen camera (audio-only steps) while /tf jumps by 3 m (odometry reset): the
+    audio-only step moves the tracks with the jump as an image step does -- the speaker
+    keeps the identity and their place relative to the camera, and a notice says so."""
+    geo = make_head_model(MicArrayConfig())
+    itd = float(geo.itd(PEOPLE[:1])[0])
+    pipe = _pipeline(camera_timeout=0.3)
+    hop = 1.0 / (4 * FPS)
+    for k in range(31):  # 2 s of images, audio and /tf (head still)
+        t = k / FPS
+        pipe.add_transform("base_link", "head", t, (0.0, 0, 0), (0, 0, 0, 1))
+        pipe.add_audio(t - 1.0 / FPS + hop * (np.arange(4) + 1), np.full(4, itd), np.ones(4))
+        out = pipe.step(t, PEOPLE[:1], np.eye(3)[None] * 1e-4, frame_id=FRAME)
+    assert pipe.in_fixed_frame and list(out.ids) == [1]
+    pipe.pop_notices()
+    outs = []
+    for k in range(31, 61):  # the camera freezes; the fixed frame jumps by 3 m
+        t = k / FPS
+        pipe.add_transform("base_link", "head", t, (3.0, 0, 0), (0, 0, 0, 1))
+        pipe.add_audio(t - 1.0 / FPS + hop * (np.arange(4) + 1), np.full(4, itd), np.ones(4))
+        out = pipe.step_audio_only()
+        if out is not None:
+            outs.append(out)
+    assert pipe.audio_only_steps >= 5 and pipe.poses.jumps == 1
+    assert "moved with it" in " ".join(pipe.pop_notices())
+    last = outs[-1]
+    assert list(last.ids) == [1]
+    assert np.allclose(last.position[0], PEOPLE[0] + [3.0, 0, 0], atol=0.1), last.position
 
 
 def test_simulated_head_tf_and_ground_truth(tmp_path):

@@ -23,6 +23,7 @@ NODES = {
     "av_fusion_node": "av_perception.nodes.av_fusion_node",
     "tracker_node": "av_perception.nodes.tracker_node",
     "perception_node": "av_perception.nodes.perception_node",
+    "gaze_controller_node": "av_perception.nodes.gaze_controller_node",
 }
 
 

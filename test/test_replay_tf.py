@@ -1,5 +1,8 @@
 """``av-perception replay --fixed-frame``: a simulated bag with a panning head (/tf,
-/tf_static) is played; the speakers come in the fixed frame at the ground truth."""
+/tf_static) is played; the speakers come in the fixed frame at the ground truth; with
+``--gaze`` the simulated head turns towards the speaker (gaze/joint_states)."""
+import math
+
 import numpy as np
 import pytest
 from replayutil import run_replay
@@ -9,7 +12,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(300)]
 
 def test_replay_publishes_tracks_in_the_fixed_frame(ros_context, tmp_path):
     pytest.importorskip("tf2_msgs.msg", reason="tf2_msgs (make msgs)")
-    from sensor_msgs.msg import PointCloud2
+    from sensor_msgs.msg import JointState, PointCloud2
 
     from av_perception.eval.readers import read_ground_truth
     from av_perception.nodes.conversions import cloud_to_tracks
@@ -23,10 +26,12 @@ def test_replay_publishes_tracks_in_the_fixed_frame(ros_context, tmp_path):
     node = ros_context.create_node("replay_tf_listener")
     got = []
     node.create_subscription(PointCloud2, "/rtf/speakers", got.append, 200)
+    joints = []
+    node.create_subscription(JointState, "/rtf/gaze/joint_states", joints.append, 500)
 
     returncode, log = run_replay(ros_context, node, tmp_path / "bag", "--namespace", "rtf",
                                  "--fixed-frame", "base_link", "--delay", "1.5",
-                                 "--linger", "1.5")
+                                 "--linger", "1.5", "--gaze")
     assert returncode == 0, log
     gt = read_ground_truth(tmp_path)
     frames = sorted(gt.stamp.unique())
@@ -48,3 +53,9 @@ def test_replay_publishes_tracks_in_the_fixed_frame(ros_context, tmp_path):
             assert d.min() < 0.05, (t, p.id, d.min())
             checked += 1
     assert checked >= 10, log
+    # --gaze: the simulated head (neck at base_link's origin) ends up looking at the talker
+    person = gt[gt.id == gt.id.iloc[0]].iloc[-1]
+    assert scene.utterances and joints, log
+    pan = [j.position[0] for j in joints]
+    assert abs(pan[-1] - math.atan2(person.y, person.x)) < math.radians(3.0), (pan[-1], log)
+    assert np.max(np.abs(np.diff(pan))) <= math.radians(60.0) * 0.1  # speed-limited

@@ -20,7 +20,7 @@ PAGE = ROOT / "docs" / "parameters.md"
 REGENERATE = ".venv/bin/python tools/param_docs.py"
 
 NODES = ("audio_features_node", "visual_features_node", "av_fusion_node", "tracker_node",
-         "perception_node")
+         "perception_node", "gaze_controller_node")
 
 #: what each section is for (one line; the table says the rest)
 SECTION_ROLES = {
@@ -46,6 +46,8 @@ SECTION_ROLES = {
                  "looks at, with hysteresis",
     "voices": "time-frequency clustering of the tracks' talkers, speech presence and voices "
               "(`av-perception separate`; no node yet)",
+    "gaze": "the simulated head of `gaze_controller_node` (`replay --gaze`) that turns "
+            "towards `attention`",
 }
 
 #: stages read by offline commands only (no node declares them yet): module, class

@@ -35,6 +35,10 @@ def register(sub):
                    help="the tracker works in FRAME (tracking.fixed_frame): the bag's /tf and "
                         "/tf_static are published and the tracker reads the camera pose "
                         "from them")
+    p.add_argument("--gaze", action="store_true",
+                   help="also run gaze_controller_node: a simulated pan/tilt head turning "
+                        "towards the attention target (gaze/joint_states, /tf gaze_neck -> "
+                        "gaze_head; gaze.* parameters from --config)")
     p.add_argument("--audio-topic", help="audio topic (detected when there is only one)")
     p.add_argument("--left-topic", help="left image topic (detected by default)")
     p.add_argument("--right-topic", help="right image topic")
@@ -60,7 +64,7 @@ def run(args) -> int:
         config=args.config, pipeline=not args.no_pipeline, delay=max(args.delay, 0.0),
         linger=max(args.linger, 0.0), frame_id=args.frame_id, audio_topic=args.audio_topic,
         left_topic=args.left_topic, right_topic=args.right_topic, left_info=args.left_info,
-        right_info=args.right_info, fixed_frame=args.fixed_frame)
+        right_info=args.right_info, fixed_frame=args.fixed_frame, gaze=args.gaze)
     try:
         return replay(opts, log=lambda s: print(s, file=sys.stderr, flush=True))
     except BagError as exc:

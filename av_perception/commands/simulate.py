@@ -50,11 +50,18 @@ def register(subparsers) -> None:
                    help="what hears: two free-field mics 15 cm apart (default) or the MIT KEMAR "
                         "dummy head (HRIRs from the slab package; ears at the dummy-head "
                         "profile's positions, reverberation binaural too)")
-    p.add_argument("--head-motion", choices=("still", "scripted", "follow"), default=None,
+    p.add_argument("--head-motion", choices=("still", "scripted", "follow", "attention"),
+                   default=None,
                    help="the robot head pans/tilts during the scene: scripted (a sinusoidal "
-                        "pan) or follow (turns to the active speaker after --reaction-delay); "
-                        "camera and microphones turn together, /tf in the bag, ground truth "
-                        "in the fixed frame base_link (default: still)")
+                        "pan), follow (turns to the true active speaker after "
+                        "--reaction-delay) or attention (a closed loop: the package's own "
+                        "pipeline runs on what was rendered so far and its attention target "
+                        "turns the head, --config for its parameters); camera and "
+                        "microphones turn together, /tf in the bag, ground truth in the "
+                        "fixed frame base_link (default: still)")
+    p.add_argument("--config", metavar="YAML",
+                   help="--head-motion attention: ROS-params YAML of the pipeline that "
+                        "drives the head, as for process (default: the package defaults)")
     p.add_argument("--pan", type=float, default=40.0,
                    help="largest pan of --head-motion, degrees either side (default 40)")
     p.add_argument("--tilt", type=float, default=0.0,
@@ -131,6 +138,16 @@ def run(args) -> int:
                            head_motion=motion, double_talk=args.double_talk)
         scene.video.talking_faces = not args.still_faces
 
+    configs = None
+    if args.config is not None:
+        if scene.head_motion.mode != "attention":
+            raise ValueError("--config sets the pipeline of --head-motion attention: add "
+                             "--head-motion attention or drop --config")
+        from ..io.params import load_offline_configs
+        from ..offline import PROCESS_STAGES
+
+        configs = load_offline_configs(args.config, PROCESS_STAGES)
+
     def say(msg):
         if not args.quiet:
             print(msg, file=sys.stderr, flush=True)
@@ -140,7 +157,10 @@ def run(args) -> int:
         f"head {scene.robot.head}, "
         f"{len(scene.utterances)} utterances, seed {scene.seed}, speech {scene.speech.source})")
     result = simulate(scene, args.outdir, storage=args.storage, compressed=args.compressed,
-                      overwrite=args.overwrite, write_bag=not args.no_bag, progress=say)
+                      overwrite=args.overwrite, write_bag=not args.no_bag, progress=say,
+                      configs=configs)
+    for e in result.errors:  # the closed loop's pipeline
+        print(f"warning: {e}", file=sys.stderr)
     if not args.quiet:
         print(result.summary())
         print(f"total {time.perf_counter() - t0:.1f} s")

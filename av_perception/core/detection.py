@@ -20,6 +20,7 @@ import numpy as np
 
 from . import blazeface as bf
 from .config import ConfigError, StageConfig, param
+from .poses import rotation_angle
 from .template_tracking import BoxTracker
 
 __all__ = [
@@ -158,6 +159,11 @@ class DetectionConfig(StageConfig):
     every_k: int = param(
         3, "Run the detectors on every k-th frame and track the boxes in between "
         "(1 = detect on every frame).", low=1, high=120)
+    turn_keyframe: float = param(
+        6.0, "A turning head (the camera's rotation from /tf): a frame is also a keyframe "
+        "when the camera turned by more than this many degrees since the last one, so that "
+        "faces coming into view are detected at once (0 = every_k only).",
+        low=0.0, high=90.0)
     haar_scale_factor: float = param(
         1.2, "Scale step between the Haar pyramid levels (smaller: slower, finds more).",
         low=1.01, high=2.0)
@@ -706,12 +712,25 @@ class DetectionPipeline:
                     half_neighbors=c.confidence_half_neighbors))
         self.tracker = BoxTracker(c.track_search, c.track_min_score)
         self.frame_index = 0
-        self.stats = {"frames": 0, "keyframes": 0, "detections": 0, "tracked": 0}
+        self.key_rotation = None  # the camera's rotation at the last keyframe (or None)
+        self.stats = {"frames": 0, "keyframes": 0, "detections": 0, "tracked": 0,
+                      "turn_keyframes": 0}
 
     def reset(self) -> None:
         """Forget the tracked boxes; the next frame is a keyframe."""
         self.tracker.reset()
         self.frame_index = 0
+        self.key_rotation = None
+
+    def turned(self, key_rotation=None) -> bool:
+        """True when the camera (``tracker.rotation``, set per frame from /tf) turned by
+        more than ``turn_keyframe`` degrees since ``key_rotation`` (default: the last
+        keyframe's): new parts of the scene came into view."""
+        key = self.key_rotation if key_rotation is None else key_rotation
+        now = self.tracker.rotation
+        if self.config.turn_keyframe <= 0 or key is None or now is None:
+            return False
+        return math.degrees(rotation_angle(np.asarray(key).T @ now)) > self.config.turn_keyframe
 
     def roi_pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
         """ROI as integer pixel bounds (x0, y0, x1, y1)."""
@@ -740,6 +759,10 @@ class DetectionPipeline:
         c = self.config
         gray = gray_image(image)
         keyframe = self.frame_index % c.every_k == 0
+        if not keyframe and self.turned():  # faces may have come into view
+            keyframe = True
+            self.frame_index = 0  # every_k counts from here
+            self.stats["turn_keyframes"] += 1
         self.frame_index += 1
         self.stats["frames"] += 1
         if not keyframe:
@@ -747,6 +770,7 @@ class DetectionPipeline:
             self.stats["tracked"] += len(dets)
             return sorted(dets, key=lambda d: -d.confidence)
         self.stats["keyframes"] += 1
+        self.key_rotation = self.tracker.rotation
         dets = self.run_detectors(image, gray, regions)
         dets = non_max_suppression(dets, c.nms_iou, c.max_detections)
         self.stats["detections"] += len(dets)

@@ -112,6 +112,7 @@ STAGE_MODULES = (
     "av_perception.core.wdem", "av_perception.core.av_clustering", "av_perception.core.tracking",
     "av_perception.io.stereo_sources", "av_perception.io.audio_sources",
     "av_perception.io.track_output", "av_perception.pipeline", "av_perception.nodes.settings",
+    "av_perception.core.gaze",
 )
 
 

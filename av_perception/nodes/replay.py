@@ -39,6 +39,7 @@ class ReplayOptions:
     linger: float = 2.0  # s after the last message before exiting (pipeline catches up)
     frame_id: str = ""  # audio/features frame id (default: the left camera's)
     fixed_frame: str = ""  # tracking.fixed_frame of the TrackerNode (default: its params)
+    gaze: bool = False  # run gaze_controller_node: a simulated head turning to `attention`
     audio_topic: str | None = None
     left_topic: str | None = None
     right_topic: str | None = None
@@ -204,6 +205,8 @@ def replay(opts: ReplayOptions, log=print) -> int:
                 Parameter("vision_input.compressed", value=compressed)], **kwargs))
             nodes.append(TrackerNode(parameter_overrides=common + fixed + [
                 Parameter("tracker_input.compressed", value=compressed)], **kwargs))
+            if opts.gaze:
+                nodes.extend(_gaze_node(common, kwargs, opts, log))
         executor = SingleThreadedExecutor()
         for n in nodes:
             executor.add_node(n)
@@ -303,6 +306,23 @@ def replay(opts: ReplayOptions, log=print) -> int:
             except Exception:  # noqa: BLE001 - shutting down anyway
                 pass
         rclpy.try_shutdown()
+
+
+def _gaze_node(common: list, kwargs: dict, opts: ReplayOptions, log) -> list:
+    """[gaze_controller_node] turning towards ``attention`` (the attention's axes: ROS
+    body axes in --fixed-frame, else the camera's optical axes); [] without tf2_msgs."""
+    from rclpy.parameter import Parameter
+
+    try:
+        from .gaze_controller_node import GazeNode
+
+        axes = "ros" if opts.fixed_frame else "optical"
+        return [GazeNode(parameter_overrides=common + [
+            Parameter("gaze.target_axes", value=axes)], **kwargs)]
+    except ImportError as exc:
+        log(f"warning: --gaze needs tf2_msgs (ros-<distro>-tf2-msgs, or 'make msgs'): {exc}; "
+            "no simulated head")
+        return []
 
 
 def _tf_publishers(node, types: dict, log) -> dict:

@@ -453,6 +453,9 @@ class TrackingPipeline:
             # (0.9: the newest audio stamp advances in whole hops, e.g. 0.096 s for 0.1 s)
             if self.last_stamp is not None and stamp < self.last_stamp + 0.9 * AUDIO_ONLY_PERIOD:
                 return None
+            # /tf as at an image: into the fixed frame once the pose is known, the tracks
+            # moved with a jump of the fixed frame
+            self._follow_head(stamp)
             audio = self.buffer.release(stamp, kinds=(AUDIO,)).audio
             frames = AudioFrames(*audio) if len(audio[0]) else None
             ready = self.buffer.release(stamp, kinds=(EVENTS,)).events

@@ -173,6 +173,7 @@ class AsyncDetection:
         self._stop = False
         self._generation = 0
         self._since = 0
+        self._key_rotation = None  # the camera's rotation of the last detection started
         self.detect_time = 0.0  # s, total on the worker
         self.detections_run = 0
         self._thread = threading.Thread(target=self._run, name="av_perception_detection",
@@ -229,13 +230,17 @@ class AsyncDetection:
         self._since += 1
         with self._cv:
             idle = not self._busy and self._job is None
+            turned = self.pipeline.turned(self._key_rotation)
             if idle and (self._since >= self.pipeline.config.every_k
-                         or len(self.pipeline.tracker) == 0):
+                         or len(self.pipeline.tracker) == 0 or turned):
+                if turned and self._since < self.pipeline.config.every_k:
+                    self.pipeline.stats["turn_keyframes"] += 1
                 self._job = (self._generation, image, grey,
                              None if regions is None else list(regions),
                              self.pipeline.tracker.rotation)
                 self._busy = True
                 self._since = 0
+                self._key_rotation = self.pipeline.tracker.rotation
                 self._cv.notify_all()
         return out
 

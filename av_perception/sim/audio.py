@@ -19,8 +19,8 @@ import scipy.spatial
 
 from .voice import make_speech_source
 
-__all__ = ["AudioRender", "render_audio", "room_parameters", "RirModel", "distractor_signal",
-           "diffuse_noise"]
+__all__ = ["AudioRender", "AudioLevels", "AudioParts", "render_audio", "room_parameters",
+           "RirModel", "distractor_signal", "diffuse_noise"]
 
 
 @dataclass
@@ -46,6 +46,7 @@ class AudioRender:
     rt60_measured: float | None = None
     dry: dict = field(default_factory=dict)
     n_rirs: int = 0
+    levels: AudioLevels | None = None  # every gain of the mix
     images: dict = field(default_factory=dict)
 
 
@@ -240,19 +241,34 @@ def _render_source(model: RirModel, dry: np.ndarray, positions, static: bool,
         for m in range(2):
             _add(out[:, m], scipy.signal.oaconvolve(dry, h[m]), -model.offset)
         return out
-    active = np.nonzero(dry)[0]
-    ref = positions(np.array([active[0] / model.fs]))[0]
+    ref = _late_reference(model, dry, positions)
     win = scipy.signal.get_window("hann", 2 * segment, fftbins=True)
     for k in range(0, n // segment + 2):
-        a = k * segment - segment
-        lo, hi = max(a, 0), min(a + 2 * segment, n)
-        if hi <= lo or not np.any(dry[lo:hi]):
-            continue
-        x = dry[lo:hi] * win[lo - a:hi - a]
-        h = model.moving_rir(positions(np.array([k * segment / model.fs]))[0], ref)
-        for m in range(2):
-            _add(out[:, m], scipy.signal.fftconvolve(x, h[m]), lo - model.offset)
+        _add_segment(model, dry, positions, k, segment, ref, win, out)
     return out
+
+
+def _late_reference(model: RirModel, dry: np.ndarray, positions, horizon: float = np.inf):
+    """Where a moving source's late reverberation comes from: its point when it first
+    sounds (or at ``horizon`` s, when that is earlier: a pose not known yet)."""
+    active = np.nonzero(dry)[0]
+    return positions(np.array([min(active[0] / model.fs, horizon)]))[0]
+
+
+def _add_segment(model: RirModel, dry, positions, k: int, segment: int, ref, win,
+                 out: np.ndarray) -> None:
+    """Add segment ``k`` of a moving source (Hann window over samples
+    [(k - 1) segment, (k + 1) segment), the room response at t = k segment / fs) to
+    ``out`` (n, 2).  Once segment k is added, samples before k segment are complete."""
+    n = len(dry)
+    a = k * segment - segment
+    lo, hi = max(a, 0), min(a + 2 * segment, n)
+    if hi <= lo or not np.any(dry[lo:hi]):
+        return
+    x = dry[lo:hi] * win[lo - a:hi - a]
+    h = model.moving_rir(positions(np.array([k * segment / model.fs]))[0], ref)
+    for m in range(2):
+        _add(out[:, m], scipy.signal.fftconvolve(x, h[m]), lo - model.offset)
 
 
 def _colour(spec_len: int, fs: int, color: str) -> np.ndarray:
@@ -353,70 +369,122 @@ def render_audio(scene, speech_source=None, keep_dry: bool = False,
     """
     fs = scene.audio.rate
     n = scene.n_samples
-    source = speech_source or make_speech_source(scene.speech, scene.people)
-    model = RirModel(scene)
-    segment = max(1, int(round(scene.audio.segment * fs)))
+    parts = AudioParts(scene, speech_source)
+    model = parts.model
+    segment = parts.segment
     speech = np.zeros((n, 2))
-    dry_all = {}
     images = {}
-    for p in scene.people:
-        dry = person_dry_speech(scene, source, p)
-        if keep_dry:
-            dry_all[p.id] = dry
-        traj = p.trajectory()
-        off = np.asarray(scene.mouth_offset)
-
-        head = scene.head()  # a moving head: every talker moves relative to it
-
-        def mouth(t, traj=traj, off=off, head=head):
-            p = traj.position(t) + off
-            return p if head is None else head.to_camera(p, t)
-
-        image = _render_source(model, dry, mouth, traj.is_static() and head is None, segment)
+    for p, dry in zip(scene.people, parts.dry):
+        mouth = parts.mouth(p)
+        image = _render_source(model, dry, mouth,
+                               p.trajectory().is_static() and scene.head() is None, segment)
         speech += image
         if keep_images:
             images[p.id] = image
-    mask = np.zeros(n, dtype=bool)
-    for u in scene.utterances:
-        mask[int(round(u.start * fs)):int(round(u.end * fs))] = True
-    p_speech = float(np.mean(speech[mask] ** 2)) if np.any(mask) else 0.0
-    if p_speech <= 0:
-        p_speech = 1e-6  # no speech at all: noise levels relative to a nominal level
-    total = speech.copy()
-    for k, d in enumerate(scene.distractors):
-        rng = _child(scene.seed, 2, k)
-        x = np.zeros(n)
-        a = int(round(d.start * fs))
-        b = n if d.end is None else min(int(round(d.end * fs)), n)
-        if b > a:
-            x[a:b] = distractor_signal(d.kind, b - a, fs, rng)
-        head = scene.head()
-
-        def where(t, p=d.position, head=head):
-            pts = np.tile(p, (len(t), 1))
-            return pts if head is None else head.to_camera(pts, t)
-
-        y = _render_source(model, x, where, head is None, segment)
-        on = slice(a, b)
-        p_d = float(np.mean(y[on] ** 2)) if b > a else 0.0
-        if p_d > 0:
-            total += y * np.sqrt(p_speech * 10 ** (d.level_db / 10) / p_d)
-    spacing = scene.robot.mics.spacing
-    if scene.noise.snr_db is not None:
-        rng = _child(scene.seed, 3)
-        noise = diffuse_noise(n, fs, spacing, rng, scene.noise.kind, scene.noise.color,
-                              scene.robot.mics.speed_of_sound)
-        total += noise * np.sqrt(p_speech / 10 ** (scene.noise.snr_db / 10))
-    rng = _child(scene.seed, 4)
-    total += rng.standard_normal((n, 2)) * np.sqrt(p_speech * 10 ** (scene.audio.self_noise_db
-                                                                      / 10))
-    peak = float(np.max(np.abs(total))) if n else 0.0
-    scale = scene.audio.peak / peak if peak > 0 else 1.0
+    noises = [_render_source(model, x, parts.where(d), scene.head() is None, segment)
+              for d, x in zip(scene.distractors, parts.distractors)]
+    levels = parts.levels(speech, noises)
+    samples = parts.mix(levels, speech, noises, 0, n)
     rt60 = None
     if scene.people and model.max_order > 0:
         p0 = scene.people[0]
         rt60 = model.measured_rt60(p0.trajectory().position([0.0])[0] +
                                    np.asarray(scene.mouth_offset))
-    images = {pid: (im * scale).astype(np.float32) for pid, im in images.items()}
-    return AudioRender((total * scale).astype(np.float32), fs, p_speech, scale, rt60,
-                       dry_all, model.count, images)
+    dry_all = {p.id: d for p, d in zip(scene.people, parts.dry)} if keep_dry else {}
+    images = {pid: (im * levels.scale).astype(np.float32) for pid, im in images.items()}
+    return AudioRender(samples, fs, levels.speech_power, levels.scale, rt60, dry_all,
+                       model.count, levels, images)
+
+
+@dataclass
+class AudioLevels:
+    """The gains of the final mix: speech power (the SNR reference), each distractor's
+    rendered power over its playing time, the final scale."""
+
+    speech_power: float
+    distractor_power: list
+    scale: float
+
+
+class AudioParts:
+    """The pieces of :func:`render_audio` -- dry signals, noises, the room -- so that the
+    mix can be rendered a segment at a time (``sim.closed_loop``): :meth:`levels` of
+    rendered source images, :meth:`mix` of any sample range."""
+
+    def __init__(self, scene, speech_source=None):
+        self.scene = scene
+        fs = self.fs = scene.audio.rate
+        n = self.n = scene.n_samples
+        source = speech_source or make_speech_source(scene.speech, scene.people)
+        self.model = RirModel(scene)
+        self.segment = max(1, int(round(scene.audio.segment * fs)))
+        self.dry = [person_dry_speech(scene, source, p) for p in scene.people]
+        self.mask = np.zeros(n, dtype=bool)
+        for u in scene.utterances:
+            self.mask[int(round(u.start * fs)):int(round(u.end * fs))] = True
+        self.distractors, self.on = [], []
+        for k, d in enumerate(scene.distractors):
+            rng = _child(scene.seed, 2, k)
+            x = np.zeros(n)
+            a = int(round(d.start * fs))
+            b = n if d.end is None else min(int(round(d.end * fs)), n)
+            if b > a:
+                x[a:b] = distractor_signal(d.kind, b - a, fs, rng)
+            self.distractors.append(x)
+            self.on.append((a, b))
+        self.noise = None
+        if scene.noise.snr_db is not None:
+            self.noise = diffuse_noise(n, fs, scene.robot.mics.spacing, _child(scene.seed, 3),
+                                       scene.noise.kind, scene.noise.color,
+                                       scene.robot.mics.speed_of_sound)
+        self.self_noise = _child(scene.seed, 4).standard_normal((n, 2))
+
+    def mouth(self, person):
+        """positions(t) of a person's mouth in the camera frame (the head's motion in)."""
+        traj, off, head = person.trajectory(), np.asarray(self.scene.mouth_offset), \
+            self.scene.head()
+
+        def at(t):
+            p = traj.position(t) + off
+            return p if head is None else head.to_camera(p, t)
+
+        return at
+
+    def where(self, distractor):
+        """positions(t) of a distractor in the camera frame."""
+        p, head = distractor.position, self.scene.head()
+
+        def at(t):
+            pts = np.tile(p, (len(t), 1))
+            return pts if head is None else head.to_camera(pts, t)
+
+        return at
+
+    def levels(self, speech, images) -> AudioLevels:
+        """The mix's gains from the whole rendered speech (n, 2) and distractor images."""
+        p_speech = float(np.mean(speech[self.mask] ** 2)) if np.any(self.mask) else 0.0
+        if p_speech <= 0:
+            p_speech = 1e-6  # no speech at all: noise levels relative to a nominal level
+        p_d = [float(np.mean(y[a:b] ** 2)) if b > a else 0.0
+               for y, (a, b) in zip(images, self.on)]
+        levels = AudioLevels(p_speech, p_d, 1.0)
+        total = self.mix(levels, speech, images, 0, self.n, scaled=False)
+        peak = float(np.max(np.abs(total))) if self.n else 0.0
+        levels.scale = self.scene.audio.peak / peak if peak > 0 else 1.0
+        return levels
+
+    def mix(self, levels: AudioLevels, speech, images, a: int, b: int,
+            scaled: bool = True, offset: int = 0) -> np.ndarray:
+        """Samples [a, b) of the final mix (float32 (b - a, 2); float64 unscaled);
+        ``speech`` and ``images`` start at sample ``offset`` of the scene."""
+        scene, p_speech = self.scene, levels.speech_power
+        na, nb = a + offset, b + offset  # the noises' samples
+        total = speech[a:b].copy()
+        for d, y, p_d in zip(scene.distractors, images, levels.distractor_power):
+            if p_d > 0:
+                total += y[a:b] * np.sqrt(p_speech * 10 ** (d.level_db / 10) / p_d)
+        if self.noise is not None:
+            total += self.noise[na:nb] * np.sqrt(p_speech / 10 ** (scene.noise.snr_db / 10))
+        total += self.self_noise[na:nb] * np.sqrt(p_speech * 10 ** (scene.audio.self_noise_db
+                                                                  / 10))
+        return (total * levels.scale).astype(np.float32) if scaled else total

@@ -6,9 +6,12 @@ camera optical frame with the head at pan = tilt = 0.  The head turns about a ne
 motion, the scene as before), ``scripted`` (pan = A sin(w t), tilt = B sin(w t / 2), w
 such that the pan reaches ``max_speed``), ``follow`` (turns to the active speaker's face
 ``reaction_delay`` s after they start, at up to ``max_speed``, within +-pan_amplitude /
-+-tilt_amplitude).  The fixed frame (``fixed_frame``, ROS conventions: x forward, z up,
-on the floor below the camera) carries the ground truth; the bag's /tf_static and /tf
-give the chain fixed_frame -> neck -> head -> left camera.
++-tilt_amplitude), ``attention`` (a closed loop: the package's own attention target
+drives a :class:`~av_perception.core.gaze.GazeController` with those limits while the
+scene is rendered a segment at a time, ``sim.closed_loop``; the angles are filled in as
+the loop goes, :meth:`HeadMotion.set_angles`).  The fixed frame (``fixed_frame``, ROS
+conventions: x forward, z up, on the floor below the camera) carries the ground truth;
+the bag's /tf_static and /tf give the chain fixed_frame -> neck -> head -> left camera.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from ..core.poses import Pose, quat_from_matrix
 
 __all__ = ["HEAD_MODES", "HeadMotion", "HeadMotionSpec"]
 
-HEAD_MODES = ("still", "scripted", "follow")
+HEAD_MODES = ("still", "scripted", "follow", "attention")
 
 #: rest camera optical axes (x right, y down, z forward) in the fixed frame (x fwd, z up)
 R_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
@@ -86,7 +89,7 @@ class HeadMotion:
         n = len(self.t)
         a, b = math.radians(spec.pan_amplitude), math.radians(spec.tilt_amplitude)
         vmax = math.radians(spec.max_speed)
-        if spec.mode == "still":
+        if spec.mode in ("still", "attention"):  # attention: filled in by the closed loop
             self.pan, self.tilt = np.zeros(n), np.zeros(n)
         elif spec.mode == "scripted":
             w = vmax / a if a > 0 else 1.0
@@ -112,6 +115,20 @@ class HeadMotion:
             pan[k] = pan[k - 1] + np.clip(target_p - pan[k - 1], -step, step)
             tilt[k] = tilt[k - 1] + np.clip(target_t - tilt[k - 1], -step, step)
         return pan, tilt
+
+    def set_angles(self, k: int, pan, tilt) -> None:
+        """Closed loop: the angles (rad) of grid points k, k + 1, ... (times ``k * DT``);
+        later grid points hold the last value until they are set."""
+        pan, tilt = np.atleast_1d(pan), np.atleast_1d(tilt)
+        m = min(len(pan), len(self.t) - k)
+        if m <= 0:
+            return
+        self.pan[k:k + m], self.tilt[k:k + m] = pan[:m], tilt[:m]
+        self.pan[k + m:], self.tilt[k + m:] = pan[m - 1], tilt[m - 1]
+
+    def fixed_to_rest(self, points) -> np.ndarray:
+        """Fixed-frame points (N, 3) in the rest frame (the gaze controller's neck frame)."""
+        return (np.atleast_2d(points) - self.origin) @ R_OPTICAL
 
     def angles(self, t) -> tuple[np.ndarray, np.ndarray]:
         """(pan, tilt) in rad at times t (s from the start)."""

@@ -39,13 +39,22 @@ class SimulationResult:
     rt60_measured: float | None = None
     n_rirs: int = 0
     visible_fraction: float = 0.0
+    #: the closed loop (head_motion.mode 'attention'): tracker steps, steps with an
+    #: attention target, target switches, the pipeline's problems
+    pipeline_steps: int = 0
+    attention_steps: int = 0
+    attention_switches: int = 0
+    errors: list = field(default_factory=list)
 
     def summary(self) -> str:
         rt = f"{self.rt60_measured:.2f} s" if self.rt60_measured is not None else "anechoic"
         t = ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items())
+        loop = (f"; closed loop: {self.pipeline_steps} tracker steps, a target in "
+                f"{self.attention_steps}, {self.attention_switches} target switches"
+                if self.pipeline_steps else "")
         return (f"wrote {self.outdir}: {self.n_frames} stereo frames, {self.n_audio_chunks} audio "
                 f"chunks; measured RT60 {rt}; {self.n_rirs} room responses; people visible in "
-                f"{100 * self.visible_fraction:.0f} % of person-frames; time: {t}")
+                f"{100 * self.visible_fraction:.0f} % of person-frames{loop}; time: {t}")
 
 
 def _prepare_outdir(outdir: Path, overwrite: bool) -> None:
@@ -99,7 +108,7 @@ def _frame_ns(scene, k: int) -> int:
 
 def simulate(scene, outdir, *, storage: str = "sqlite3", compressed: bool = False,
              overwrite: bool = False, write_bag: bool = True, speech_source=None,
-             progress=None) -> SimulationResult:
+             progress=None, configs: dict | None = None) -> SimulationResult:
     """Render ``scene`` into ``outdir`` (see module docstring for the layout).
 
     Parameters
@@ -118,7 +127,17 @@ def simulate(scene, outdir, *, storage: str = "sqlite3", compressed: bool = Fals
         Overrides ``scene.speech``.
     progress : callable(str), optional
         Receives short progress messages.
+    configs : dict, optional
+        {config class: instance} of the package's pipeline that drives the head of
+        ``head_motion.mode = 'attention'`` (the closed loop, :mod:`.closed_loop`).
     """
+    if scene.head_motion.mode == "attention":  # the head follows the pipeline's attention
+        from .closed_loop import simulate_closed_loop
+
+        return simulate_closed_loop(scene, outdir, storage=storage, compressed=compressed,
+                                    overwrite=overwrite, write_bag=write_bag,
+                                    speech_source=speech_source, configs=configs,
+                                    progress=progress)
     outdir = Path(outdir)
     if storage not in ("sqlite3", "mcap"):
         raise ValueError(f"bag format must be 'sqlite3' or 'mcap', got {storage!r}")
