@@ -27,6 +27,7 @@ from .core.audio import BinauralFeatures
 from .core.av_clustering import AVClusteringConfig
 from .core.config import AudioFrontEndConfig, MicArrayConfig, StereoCameraConfig
 from .core.detection import DetectionConfig
+from .core.lip_activity import LipConfig
 from .core.head_calibration import HeadCalibrationConfig
 from .core.tracking import EventObservations, TrackerConfig
 from .core.vision import VisionConfig
@@ -47,7 +48,7 @@ from .pipeline import (
 __all__ = ["ProcessResult", "PROCESS_STAGES", "process_bag", "fusion_events"]
 
 #: stage configs the offline pipeline reads from a params file
-PROCESS_STAGES = (AudioFrontEndConfig, MicArrayConfig, VisionConfig, DetectionConfig,
+PROCESS_STAGES = (AudioFrontEndConfig, MicArrayConfig, VisionConfig, DetectionConfig, LipConfig,
                   TrackerConfig, StereoCameraConfig, TrackingConfig, AVClusteringConfig,
                   WdemConfig, FusionInputConfig, HeadCalibrationConfig, TrackOutputConfig,
                   AttentionConfig)
@@ -193,7 +194,10 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                             result.errors)
     result.audio_frames = len(feats)
     result.features = feats
-    vision = VisionPipeline(configs[VisionConfig], configs[DetectionConfig])
+    vision = VisionPipeline(configs[VisionConfig], configs[DetectionConfig],
+                            lips=configs[LipConfig])
+    if vision.lip_warning:  # processing goes on without the lip cue
+        result.errors.append(vision.lip_warning)
     # the live nodes' tracking stage: audio up to each image, events, head calibration
     tracking = TrackingPipeline(configs[TrackerConfig], configs[MicArrayConfig],
                                 configs[StereoCameraConfig], configs[TrackingConfig],
@@ -287,7 +291,8 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                         tracking.add_events(events.stamp, events)
                     result.fusion_windows = fusion.windows
                 out = tracking.step(stamp, obs.xyz, obs.covariance, obs.weight,
-                                    frames.header.frame_id if frames.header else "")
+                                    frames.header.frame_id if frames.header else "",
+                                    obs.lip_llr)
                 # the next pairs' detector looks around the heads (camera frame)
                 vision.update_tracks(tracking.to_camera(out))
                 for notice in tracking.pop_notices():

@@ -274,6 +274,14 @@ class TrackerConfig(StageConfig):
     speaking_idle: float = param(
         0.6, "Log-likelihood ratio against speaking of a fully inactive frame.",
         low=0.0, high=100.0)
+    lip_gain: float = param(
+        0.3, "Lip cue: log-likelihood ratio (speaking/silent) added per audio frame per unit "
+        "of a track's visual speaking evidence (its observations' lip_llr weighted by their "
+        "responsibilities; evidence for speaking counts in proportion to the frame's audio "
+        "activity, evidence against fully; 0 disables).", low=0.0, high=10.0)
+    lip_timeout: float = param(
+        0.4, "Lip cue: a track's visual speaking evidence is dropped (unknown) when it has had "
+        "no visual support for longer than this (s; the lips.window).", low=0.0, high=10.0)
 
     def validate(self):
         if self.min_depth >= self.max_depth:

@@ -38,6 +38,9 @@ class TrackState:
         m, anchor range of audio-only tracks from the microphone centre.
     ref_direction : (K, 3)
         Anchor direction around the microphone axis (unit).
+    lip_llr : (K,)
+        Visual speaking log-likelihood ratio of the track's lips: sum over the last
+        supporting image's observations of responsibility x ``lip_llr``; 0 = unknown.
     """
 
     mean: np.ndarray
@@ -53,6 +56,7 @@ class TrackState:
     visual_time: np.ndarray
     ref_range: np.ndarray
     ref_direction: np.ndarray
+    lip_llr: np.ndarray
 
     @classmethod
     def empty(cls) -> TrackState:
@@ -63,7 +67,7 @@ class TrackState:
                    last_visual=np.zeros(0), noise_scale=np.zeros(0),
                    visual_mean=np.zeros((0, 6)), visual_cov=np.zeros((0, 6, 6)),
                    visual_time=np.zeros(0), ref_range=np.zeros(0),
-                   ref_direction=np.zeros((0, 3)))
+                   ref_direction=np.zeros((0, 3)), lip_llr=np.zeros(0))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -74,7 +78,7 @@ class TrackState:
         row = {"mean": mean, "cov": cov, "ids": track_id, "logodds": logodds,
                "speaking": speaking, "confirmed": confirmed, "last_visual": last_visual,
                "noise_scale": 1.0, "visual_mean": mean, "visual_cov": cov,
-               "visual_time": visual_time, "ref_range": 0.0, "ref_direction": np.zeros(3)}
+               "visual_time": visual_time, "ref_range": 0.0, "ref_direction": np.zeros(3), "lip_llr": 0.0}
         for f in fields(self):
             current = getattr(self, f.name)
             new = np.asarray(row[f.name], dtype=current.dtype)

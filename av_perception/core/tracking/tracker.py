@@ -17,7 +17,14 @@ from ..poses import Pose, PosedGeometry
 from .births import AudioBirths, Birth, VisualBirths, event_birth, near_a_track, reentry_match
 from .config import TrackerConfig
 from .inference import ItdShrinkEstimator, process_noise_m_step, variational_update
-from .inputs import AudioFrames, EventObservations, TrackerInputError, check_stamp, check_visual
+from .inputs import (
+    AudioFrames,
+    EventObservations,
+    TrackerInputError,
+    check_lip,
+    check_stamp,
+    check_visual,
+)
 from .merging import due_merges, merge_duplicates
 from .models import (
     anchor_reference,
@@ -187,7 +194,7 @@ class Tracker:
             s, the image header stamp (or any time to report at when ``visual`` is None).
         visual : VisualObservations, optional
             Observations of the image pair at ``stamp`` (its ``xyz``, ``covariance``,
-            ``weight`` are used).
+            ``weight`` and, when present, ``lip_llr`` are used).
         audio : BinauralFeatures or AudioFrames, optional
             Audio frames received since the previous call; frames later than ``stamp``
             are kept for the next call.
@@ -245,10 +252,12 @@ class Tracker:
                 raise TrackerInputError(
                     "visual must have xyz, covariance and weight (e.g. VisualObservations), "
                     f"got {type(visual).__name__}")
-            return self.update_visual(stamp, visual.xyz, visual.covariance, visual.weight)
+            return self.update_visual(stamp, visual.xyz, visual.covariance, visual.weight,
+                                      getattr(visual, "lip_llr", None))
         return self.report(stamp)
 
-    def update_visual(self, stamp: float, xyz, covariance, weight=None) -> TrackerOutput:
+    def update_visual(self, stamp: float, xyz, covariance, weight=None,
+                      lip_llr=None) -> TrackerOutput:
         """Update with the visual observations of one image pair and report.
 
         Parameters
@@ -261,6 +270,10 @@ class Tracker:
             m^2, symmetric positive definite.
         weight : array (M,), optional
             In [0, 1] (default 1).
+        lip_llr : array (M,), optional
+            Visual speaking log-likelihood ratio of each observation's lips
+            (``VisualObservations.lip_llr``; 0 or NaN = unknown; default unknown).  Each
+            track's ``lip_llr`` becomes the sum of its responsibilities x these.
 
         Returns
         -------
@@ -268,6 +281,7 @@ class Tracker:
         """
         stamp = check_stamp(stamp)
         xyz, cov, w = check_visual(xyz, covariance, weight)
+        lip = check_lip(lip_llr, len(xyz))
         t = self._advance(stamp, "late_visual")
         if t is None:
             return self.report(stamp)
@@ -276,14 +290,14 @@ class Tracker:
             xyz, cov = pose.apply(xyz), symmetrise(pose.rotate_covariance(cov))
         self.stats["visual_frames"] += 1
         keep = w >= max(self.config.min_visual_weight, 1e-6)
-        xyz, cov, w = xyz[keep], cov[keep], w[keep]
+        xyz, cov, w, lip = xyz[keep], cov[keep], w[keep], lip[keep]
         dt_img = 1.0 / self.camera.fps if self._last_image is None else min(
             max(t - self._last_image, 0.0), 0.5)
         self._last_image = t
         # anchored after the bookkeeping: a track without visual support that this image
         # sees (an audio-born track coming into view) keeps its visual update
         alpha, _ = self._variational(xyz, cov / w[:, None, None], None, None, w, anchor=False)
-        self._visual_bookkeeping(t, dt_img, alpha, w)
+        self._visual_bookkeeping(t, dt_img, alpha, w, lip)
         self._anchor()
         self._births(t, xyz, cov, w, alpha)
         self._merge(alpha)
@@ -403,6 +417,7 @@ class Tracker:
                     tb = np.hstack([tb, np.zeros((len(tb), len(tr) - k0))])
                 llr = speaking_evidence(tb, wf, c.speaking_threshold, c.speaking_gain,
                                         c.speaking_idle)
+                llr = llr + self._lip_evidence(wf)
                 tr.speaking = speaking_hmm_step(tr.speaking, llr, c.speaking_entry,
                                                 c.speaking_exit)
                 tr.logodds = np.minimum(
@@ -427,6 +442,20 @@ class Tracker:
                 if birth is not None:
                     self._start(birth, float(stamps[a]))
         self._deaths()
+
+    def _lip_evidence(self, wf) -> np.ndarray:
+        """(K,) lip log-likelihood ratio of the tracks for one audio frame of weights
+        ``wf``: ``lip_gain`` x the track's ``lip_llr`` (dropped to 0 once it has had no
+        visual support for ``lip_timeout``), its part for speaking scaled by the frame's
+        mean activity (moving lips while nobody is heard are not speech)."""
+        c = self.config
+        tr = self._tracks
+        stale = (self.time - tr.last_visual) > c.lip_timeout
+        tr.lip_llr = np.where(stale, 0.0, tr.lip_llr)
+        if c.lip_gain <= 0.0:
+            return np.zeros(len(tr))
+        activity = float(np.mean(wf)) if len(wf) else 0.0
+        return c.lip_gain * np.where(tr.lip_llr > 0.0, activity * tr.lip_llr, tr.lip_llr)
 
     def _update_audio_batch(self, frames: AudioFrames) -> None:
         """Audio frames in time order (one or more stamps) in one variational update at
@@ -552,9 +581,9 @@ class Tracker:
             self._anchor()
         return alpha, beta
 
-    def _visual_bookkeeping(self, t, dt_img, alpha, w) -> None:
-        """Existence, confirmation, visual support (and the process-noise M-step) after
-        the E-S step of an image frame."""
+    def _visual_bookkeeping(self, t, dt_img, alpha, w, lip=None) -> None:
+        """Existence, confirmation, visual support, lip evidence (and the process-noise
+        M-step) after the E-S step of an image frame."""
         c = self.config
         tr = self._tracks
         k = len(tr)
@@ -572,6 +601,8 @@ class Tracker:
         seen = support >= 0.5
         if c.estimate_process_noise:
             process_noise_m_step(tr, t, seen, self._q_axes, c)
+        if lip is not None and len(w):  # seen tracks: their observations' lip evidence
+            tr.lip_llr = np.where(seen, alpha[:, 1:].T @ lip, tr.lip_llr)
         tr.last_visual = np.where(seen, t, tr.last_visual)
         tr.visual_mean = np.where(seen[:, None], tr.mean, tr.visual_mean)
         tr.visual_cov = np.where(seen[:, None, None], tr.cov, tr.visual_cov)
