@@ -27,8 +27,8 @@ from .core.audio import BinauralFeatures
 from .core.av_clustering import AVClusteringConfig
 from .core.config import AudioFrontEndConfig, MicArrayConfig, StereoCameraConfig
 from .core.detection import DetectionConfig
-from .core.lip_activity import LipConfig
 from .core.head_calibration import HeadCalibrationConfig
+from .core.lip_activity import LipConfig
 from .core.tracking import EventObservations, TrackerConfig
 from .core.vision import VisionConfig
 from .core.wdem import WdemConfig

@@ -18,8 +18,8 @@ from ..core.attention import AttentionConfig
 from ..core.av_clustering import AVClusteringConfig
 from ..core.config import AudioFrontEndConfig, MicArrayConfig, StereoCameraConfig
 from ..core.detection import DetectionConfig, DetectorError
-from ..core.lip_activity import LipConfig
 from ..core.head_calibration import HeadCalibrationConfig
+from ..core.lip_activity import LipConfig
 from ..core.tracking import TrackerConfig
 from ..core.vision import VisionConfig
 from ..core.wdem import WdemConfig

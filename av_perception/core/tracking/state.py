@@ -78,7 +78,8 @@ class TrackState:
         row = {"mean": mean, "cov": cov, "ids": track_id, "logodds": logodds,
                "speaking": speaking, "confirmed": confirmed, "last_visual": last_visual,
                "noise_scale": 1.0, "visual_mean": mean, "visual_cov": cov,
-               "visual_time": visual_time, "ref_range": 0.0, "ref_direction": np.zeros(3), "lip_llr": 0.0}
+               "visual_time": visual_time, "ref_range": 0.0, "ref_direction": np.zeros(3),
+               "lip_llr": 0.0}
         for f in fields(self):
             current = getattr(self, f.name)
             new = np.asarray(row[f.name], dtype=current.dtype)
