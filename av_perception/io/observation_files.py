@@ -6,7 +6,8 @@ box u, v, w, h in pixels of the rectified left image.  With extra columns:
 kind (face/profile/upper_body/point), var_x, var_y, var_z (m^2), quality,
 disparity (px), lip_llr and lip_reliability (the lip cue, 0 = unknown; files written
 before it have no such columns, and the reader accepts them as they are).  Rows are
-written frame by frame and flushed, so that a run that stops early leaves everything computed before it in the file.
+written frame by frame and flushed, so that a run that stops early leaves everything
+computed before it in the file.
 """
 from __future__ import annotations
 
