@@ -601,8 +601,9 @@ class Tracker:
         seen = support >= 0.5
         if c.estimate_process_noise:
             process_noise_m_step(tr, t, seen, self._q_axes, c)
-        if lip is not None and len(w):  # seen tracks: their observations' lip evidence
-            tr.lip_llr = np.where(seen, alpha[:, 1:].T @ lip, tr.lip_llr)
+        if lip is not None and len(w):  # tracks this image explains: their lip evidence
+            share = np.sum(alpha[:, 1:], axis=0)
+            tr.lip_llr = np.where(share >= 0.25, alpha[:, 1:].T @ lip, tr.lip_llr)
         tr.last_visual = np.where(seen, t, tr.last_visual)
         tr.visual_mean = np.where(seen[:, None], tr.mean, tr.visual_mean)
         tr.visual_cov = np.where(seen[:, None, None], tr.cov, tr.visual_cov)

@@ -1,0 +1,121 @@
+"""Speaking status with the lip cue on vs off, through the whole pipeline
+(BENCHMARKS.md, "Visual speech activity", "Lip cue in the tracker").
+
+    PYTHONPATH=. python bench/bench_speaking_lips.py --seeds 301 302 303 304 305 \
+        --presets default two_static hard --out /tmp/speaking_lips
+
+Per preset and seed: ``simulate --duration 10`` (talking faces, the default), then
+``process`` twice -- the defaults (lip cue on) and with ``lips.enabled: false`` --
+and ``evaluate --json``; prints speaking F1, MOTA, IDF1 of both, mean and worst per
+preset, and the CPU seconds of each ``process`` run per second of scene.
+``--set section.field value`` (repeatable) adds parameters to both runs (tuning: seeds
+0-4 only).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run(*args):
+    subprocess.run([sys.executable, "-m", "av_perception.cli", *args], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def cpu_children() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def params_file(path: Path, values: dict) -> Path:
+    """A ROS-params YAML for every node with ``{"section.field": value}``."""
+    sections: dict = {}
+    for key, v in values.items():
+        sec, name = key.split(".", 1)
+        sections.setdefault(sec, {})[name] = v
+    lines = ["/**:", "  ros__parameters:"]
+    for sec, kv in sections.items():
+        lines.append(f"    {sec}:")
+        lines += [f"      {k}: {json.dumps(v)}" for k, v in kv.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def summary(ev: dict) -> dict:
+    t, s = ev.get("tracking", {}), ev.get("speaking", {})
+    return {"f1": s.get("f1"), "precision": s.get("precision"), "recall": s.get("recall"),
+            "mota": t.get("mota"), "idf1": t.get("idf1")}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, nargs="+", default=[301, 302, 303, 304, 305])
+    ap.add_argument("--presets", nargs="+", default=["default", "two_static", "hard"])
+    ap.add_argument("--out", default="/tmp/speaking_lips")
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--set", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    ap.add_argument("--tag", default="", help="suffix of the result files (tuning runs)")
+    ap.add_argument("--only", choices=("on", "off"), help="run one setting only")
+    a = ap.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    extra = {k: _value(v) for k, v in a.set}
+    cfg = {"on": params_file(out / f"on{a.tag}.yaml", extra),
+           "off": params_file(out / f"off{a.tag}.yaml", {**extra, "lips.enabled": False})}
+    kinds = [a.only] if a.only else ["on", "off"]
+    results: dict = {}
+    for preset in a.presets:
+        for seed in a.seeds:
+            d = out / f"{preset}_{seed}"
+            if not (d / "bag").exists():
+                run("simulate", str(d), "--preset", preset, "--seed", str(seed), "--duration",
+                    str(a.duration), "--quiet", "--overwrite")
+            for kind in kinds:
+                tracks = d / f"tracks_{kind}{a.tag}.csv"
+                c0 = cpu_children()
+                run("process", str(d / "bag"), "-o", str(tracks), "--quiet", "--config",
+                    str(cfg[kind]))
+                cpu = cpu_children() - c0
+                js = d / f"eval_{kind}{a.tag}.json"
+                run("evaluate", str(d), str(tracks), "--json", str(js))
+                r = summary(json.loads(js.read_text())) | {"cpu_per_s": cpu / a.duration}
+                results[(preset, seed, kind)] = r
+                print(preset, seed, kind, json.dumps(r), flush=True)
+    print("\n| preset | seed | " + " | ".join(f"F1 {k}" for k in kinds)
+          + " | " + " | ".join(f"MOTA {k}" for k in kinds) + " | "
+          + " | ".join(f"IDF1 {k}" for k in kinds) + " | "
+          + " | ".join(f"CPU s/s {k}" for k in kinds) + " |")
+    print("|---|---|" + "---:|" * (4 * len(kinds)))
+    for preset in a.presets:
+        for seed in a.seeds:
+            r = [results[(preset, seed, k)] for k in kinds]
+            print(f"| {preset} | {seed} | " + " | ".join(f"{x['f1']:.3f}" for x in r) + " | "
+                  + " | ".join(f"{x['mota']:.3f}" for x in r) + " | "
+                  + " | ".join(f"{x['idf1']:.3f}" for x in r) + " | "
+                  + " | ".join(f"{x['cpu_per_s']:.2f}" for x in r) + " |")
+    print("\n| preset | setting | speaking F1 mean | worst | MOTA mean | worst | IDF1 mean "
+          "| worst |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for preset in a.presets:
+        for k in kinds:
+            rs = [results[(preset, s, k)] for s in a.seeds]
+            cells = []
+            for key in ("f1", "mota", "idf1"):
+                v = [x[key] for x in rs]
+                cells += [f"{sum(v) / len(v):.3f}", f"{min(v):.3f}"]
+            print(f"| {preset} | lips {k} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
