@@ -10,6 +10,11 @@ and ``evaluate --json``; prints speaking F1, MOTA, IDF1 of both, mean and worst 
 preset, and the CPU seconds of each ``process`` run per second of scene.
 ``--set section.field value`` (repeatable) adds parameters to both runs (tuning: seeds
 0-4 only).
+
+    PYTHONPATH=. python bench/bench_speaking_lips.py --cost --presets default --seeds 301
+
+``--cost``: the visual front-end alone over each scene's bag (in this process, detection
+in the frame as ``process``), CPU time per frame of each step, the lip cue's per face.
 """
 from __future__ import annotations
 
@@ -58,6 +63,39 @@ def summary(ev: dict) -> dict:
             "mota": t.get("mota"), "idf1": t.get("idf1")}
 
 
+def cost(scene_dirs) -> None:
+    """CPU ms per frame of the front-end with the lip cue on and off, its steps (wall), and
+    the face mesh per face."""
+    import time
+
+    from av_perception.core.lip_activity import LipConfig
+    from av_perception.io.stereo_sources import BagStereoSource
+    from av_perception.pipeline import VisionPipeline
+
+    for d, enabled in [(d, e) for d in scene_dirs for e in (True, False)]:
+        pipe = VisionPipeline(lips=LipConfig(enabled=enabled))
+        pipe.warm_up()
+        steps: dict = {}
+        frames = 0
+        with BagStereoSource(str(d / "bag")) as src:
+            c0 = time.process_time()
+            for stamp, left, right, cal in src:
+                pipe.process_pair(left, right, stamp, cal)
+                frames += 1
+                for k, v in pipe.front_end.last_timing.items():
+                    steps[k] = steps.get(k, 0.0) + v
+            cpu = time.process_time() - c0
+        lips = pipe.front_end.lips
+        per = {k: 1000.0 * v / frames for k, v in steps.items()}
+        setting = "on" if enabled else "off"
+        print(f"{d.name} lips {setting}: {frames} frames, "
+              f"CPU {1000.0 * cpu / frames:.1f} ms/frame; "
+              + ", ".join(f"{k} {v:.1f}" for k, v in per.items()) + " ms/frame (wall)"
+              + (f"; meshes {lips.stats['meshes']} ({lips.stats['meshes'] / frames:.2f}/frame), "
+                 f"{1000.0 * lips.stats['time'] / max(lips.stats['boxes'], 1):.2f} ms per face"
+                 if lips is not None else ""), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[301, 302, 303, 304, 305])
@@ -67,9 +105,19 @@ def main():
     ap.add_argument("--set", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     ap.add_argument("--tag", default="", help="suffix of the result files (tuning runs)")
     ap.add_argument("--only", choices=("on", "off"), help="run one setting only")
+    ap.add_argument("--cost", action="store_true", help="front-end cost only (see above)")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    if a.cost:
+        dirs = [out / f"{p}_{s}" for p in a.presets for s in a.seeds]
+        for d in dirs:
+            if not (d / "bag").exists():
+                run("simulate", str(d), "--preset", d.name.rsplit("_", 1)[0], "--seed",
+                    d.name.rsplit("_", 1)[1], "--duration", str(a.duration), "--quiet",
+                    "--overwrite")
+        cost(dirs)
+        return
     extra = {k: _value(v) for k, v in a.set}
     cfg = {"on": params_file(out / f"on{a.tag}.yaml", extra),
            "off": params_file(out / f"off{a.tag}.yaml", {**extra, "lips.enabled": False})}
