@@ -280,8 +280,9 @@ class TrackerConfig(StageConfig):
         "responsibilities; evidence for speaking counts in proportion to the frame's audio "
         "activity, evidence against fully; 0 disables).", low=0.0, high=10.0)
     lip_timeout: float = param(
-        0.4, "Lip cue: a track's visual speaking evidence is dropped (unknown) when it has had "
-        "no visual support for longer than this (s; the lips.window).", low=0.0, high=10.0)
+        0.4, "Lip cue: a track's visual speaking evidence is dropped (unknown) when no image "
+        "has brought known lip evidence for it for longer than this (s; the lips.window).",
+        low=0.0, high=10.0)
 
     def validate(self):
         if self.min_depth >= self.max_depth:

@@ -445,12 +445,13 @@ class Tracker:
 
     def _lip_evidence(self, wf) -> np.ndarray:
         """(K,) lip log-likelihood ratio of the tracks for one audio frame of weights
-        ``wf``: ``lip_gain`` x the track's ``lip_llr`` (dropped to 0 once it has had no
-        visual support for ``lip_timeout``), its part for speaking scaled by the frame's
-        mean activity (moving lips while nobody is heard are not speech)."""
+        ``wf``: ``lip_gain`` x the track's ``lip_llr`` (dropped to 0 once no image has
+        brought known lip evidence for ``lip_timeout``: out of view, turned away, lost),
+        its part for speaking scaled by the frame's mean activity (moving lips while
+        nobody is heard are not speech)."""
         c = self.config
         tr = self._tracks
-        stale = (self.time - tr.last_visual) > c.lip_timeout
+        stale = (self.time - tr.lip_time) > c.lip_timeout
         tr.lip_llr = np.where(stale, 0.0, tr.lip_llr)
         if c.lip_gain <= 0.0:
             return np.zeros(len(tr))
@@ -602,8 +603,11 @@ class Tracker:
         if c.estimate_process_noise:
             process_noise_m_step(tr, t, seen, self._q_axes, c)
         if lip is not None and len(w):  # tracks this image explains: their lip evidence
-            share = np.sum(alpha[:, 1:], axis=0)
-            tr.lip_llr = np.where(share >= 0.25, alpha[:, 1:].T @ lip, tr.lip_llr)
+            known = (lip != 0.0).astype(float)  # 0: unknown (no mesh, NaN, lip cue off)
+            share = alpha[:, 1:].T @ known
+            fresh = share >= 0.25
+            tr.lip_llr = np.where(fresh, alpha[:, 1:].T @ lip, tr.lip_llr)
+            tr.lip_time = np.where(fresh, t, tr.lip_time)
         tr.last_visual = np.where(seen, t, tr.last_visual)
         tr.visual_mean = np.where(seen[:, None], tr.mean, tr.visual_mean)
         tr.visual_cov = np.where(seen[:, None, None], tr.cov, tr.visual_cov)
