@@ -4,7 +4,9 @@
     PYTHONPATH=. python bench/bench_speaking_lips.py --seeds 301 302 303 304 305 \
         --presets default two_static hard --out /tmp/speaking_lips
 
-Per preset and seed: ``simulate --duration 10`` (talking faces, the default), then
+Per preset and seed: ``simulate --duration 10`` (talking faces, the default; preset
+``one_bearing``: the ``two_static`` scene of the seed with both people on one bearing,
+:func:`one_bearing_scene`, through ``simulate --scene``), then
 ``process`` twice -- the defaults (lip cue on) and with ``lips.enabled: false`` --
 and ``evaluate --json``; prints speaking F1, MOTA, IDF1 of both, mean and worst per
 preset, and the CPU seconds of each ``process`` run per second of scene.
@@ -29,6 +31,38 @@ from pathlib import Path
 def run(*args):
     subprocess.run([sys.executable, "-m", "av_perception.cli", *args], check=True,
                    stdout=subprocess.DEVNULL)
+
+
+def one_bearing_scene(out: Path, seed: int, duration: float) -> Path:
+    """``two_static`` of ``seed`` with its second person moved onto the first one's bearing:
+    seated at 2.2 m (head 0.2 m below the camera) and standing behind at 3.3 m (0.6 m
+    above the near head); same voices, faces and turns.  Returns the scene JSON."""
+    base = out / f"two_static_{seed}"
+    if not (base / "scene.json").exists():
+        run("simulate", str(base), "--preset", "two_static", "--seed", str(seed),
+            "--duration", str(duration), "--quiet", "--overwrite")
+    scene = json.loads((base / "scene.json").read_text())
+    near, far = scene["people"][0], scene["people"][1]
+    t0, x0, _, z0 = near["waypoints"][0]
+    near["waypoints"] = [[t0, x0, -0.2, z0]]
+    far["waypoints"] = [[t0, x0 * 3.3 / z0, -0.6, 3.3]]
+    scene["name"] = "one_bearing"
+    scene["description"] = "two_static with both people on one bearing, 2.2 m and 3.3 m"
+    path = out / f"one_bearing_{seed}.json"
+    path.write_text(json.dumps(scene))
+    return path
+
+
+def simulate(out: Path, preset: str, seed: int, duration: float) -> Path:
+    d = out / f"{preset}_{seed}"
+    if not (d / "bag").exists():
+        if preset == "one_bearing":
+            run("simulate", str(d), "--scene", str(one_bearing_scene(out, seed, duration)),
+                "--quiet", "--overwrite")
+        else:
+            run("simulate", str(d), "--preset", preset, "--seed", str(seed), "--duration",
+                str(duration), "--quiet", "--overwrite")
+    return d
 
 
 def cpu_children() -> float:
@@ -110,13 +144,7 @@ def main():
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.cost:
-        dirs = [out / f"{p}_{s}" for p in a.presets for s in a.seeds]
-        for d in dirs:
-            if not (d / "bag").exists():
-                run("simulate", str(d), "--preset", d.name.rsplit("_", 1)[0], "--seed",
-                    d.name.rsplit("_", 1)[1], "--duration", str(a.duration), "--quiet",
-                    "--overwrite")
-        cost(dirs)
+        cost([simulate(out, p, s, a.duration) for p in a.presets for s in a.seeds])
         return
     extra = {k: _value(v) for k, v in a.set}
     cfg = {"on": params_file(out / f"on{a.tag}.yaml", extra),
@@ -125,10 +153,7 @@ def main():
     results: dict = {}
     for preset in a.presets:
         for seed in a.seeds:
-            d = out / f"{preset}_{seed}"
-            if not (d / "bag").exists():
-                run("simulate", str(d), "--preset", preset, "--seed", str(seed), "--duration",
-                    str(a.duration), "--quiet", "--overwrite")
+            d = simulate(out, preset, seed, a.duration)
             for kind in kinds:
                 tracks = d / f"tracks_{kind}{a.tag}.csv"
                 c0 = cpu_children()
