@@ -28,6 +28,7 @@ from .core.av_clustering import AVClusteringConfig
 from .core.config import AudioFrontEndConfig, MicArrayConfig, StereoCameraConfig
 from .core.detection import DetectionConfig
 from .core.head_calibration import HeadCalibrationConfig
+from .core.lip_activity import LipConfig
 from .core.tracking import EventObservations, TrackerConfig
 from .core.vision import VisionConfig
 from .core.wdem import WdemConfig
@@ -48,7 +49,7 @@ __all__ = ["ProcessResult", "PROCESS_STAGES", "process_bag", "fusion_events", "B
            "bag_voices"]
 
 #: stage configs the offline pipeline reads from a params file
-PROCESS_STAGES = (AudioFrontEndConfig, MicArrayConfig, VisionConfig, DetectionConfig,
+PROCESS_STAGES = (AudioFrontEndConfig, MicArrayConfig, VisionConfig, DetectionConfig, LipConfig,
                   TrackerConfig, StereoCameraConfig, TrackingConfig, AVClusteringConfig,
                   WdemConfig, FusionInputConfig, HeadCalibrationConfig, TrackOutputConfig,
                   AttentionConfig)
@@ -219,7 +220,10 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                                result.errors, span=result, keep_spectra=keep_spectra)
     result.audio_frames = len(feats)
     result.features = feats
-    vision = VisionPipeline(configs[VisionConfig], configs[DetectionConfig])
+    vision = VisionPipeline(configs[VisionConfig], configs[DetectionConfig],
+                            lips=configs[LipConfig])
+    if vision.lip_warning:  # processing goes on without the lip cue
+        result.errors.append(vision.lip_warning)
     # the live nodes' tracking stage: audio up to each image, events, head calibration
     tracking = TrackingPipeline(configs[TrackerConfig], configs[MicArrayConfig],
                                 configs[StereoCameraConfig], configs[TrackingConfig],
@@ -313,7 +317,8 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                         tracking.add_events(events.stamp, events)
                     result.fusion_windows = fusion.windows
                 out = tracking.step(stamp, obs.xyz, obs.covariance, obs.weight,
-                                    frames.header.frame_id if frames.header else "")
+                                    frames.header.frame_id if frames.header else "",
+                                    obs.lip_llr)
                 # the next pairs' detector looks around the heads (camera frame)
                 vision.update_tracks(tracking.to_camera(out))
                 for notice in tracking.pop_notices():

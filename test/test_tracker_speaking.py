@@ -120,6 +120,7 @@ def test_lip_evidence_tells_two_tracks_on_one_bearing_apart(talker, rng):
         lip = np.full(2, -4.0)
         lip[rows[talker]] = 4.0  # the talker's lips move, the other's are still
         trk._tracks.lip_llr[:] = lip
+        trk._tracks.lip_time[:] = t
         while t_audio <= t:
             trk.update_audio(t_audio, g0 + rng.normal(0, 20e-6), 0.8)
             t_audio += HOP

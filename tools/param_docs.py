@@ -34,6 +34,8 @@ SECTION_ROLES = {
     "vision": "stereo matching, triangulation and observation weights",
     "detection": "head detectors, detection interval, template tracking, worker thread",
     "camera": "calibration of a rectified pair when CameraInfo is not used",
+    "lips": "the lip cue: face mesh on every face box, lip windows per box track, the "
+            "speaking evidence of each visual observation",
     "fusion_input": "buffering and merging of the two input streams of av_fusion_node",
     "fusion": "audio-visual clustering over sliding windows",
     "wdem": "weighted-data EM used by the clustering",

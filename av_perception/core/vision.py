@@ -17,7 +17,9 @@ import cv2
 import numpy as np
 
 from .config import ConfigError, StageConfig, StereoCameraConfig, param
-from .detection import Detection, DetectionConfig, DetectionPipeline
+from .detection import BlazeFacePass, Detection, DetectionConfig, DetectionPipeline
+from .lip_activity import LipConfig
+from .lip_frontend import LipFrontEnd
 from .stereo import RegionMatcher, StereoCalibration, StereoInputError
 
 __all__ = [
@@ -154,6 +156,11 @@ class VisualObservations:
     tracked : array (M,) of bool
         Box came from tracking between detector keyframes.
     rejected : list of RejectedObservation
+    lip_llr : array (M,)
+        Reliability-weighted speaking log-likelihood ratio of the face's lip motion
+        (section ``lips``); 0 = unknown (no face mesh, lip cue off, not a face).
+    lip_reliability : array (M,)
+        [0, 1] trust in that evidence; 0 = unknown.
     """
 
     stamp: float
@@ -167,6 +174,15 @@ class VisualObservations:
     disparity: np.ndarray
     tracked: np.ndarray
     rejected: list = field(default_factory=list)
+    lip_llr: np.ndarray | None = None
+    lip_reliability: np.ndarray | None = None
+
+    def __post_init__(self):
+        m = len(self.weight)
+        for name in ("lip_llr", "lip_reliability"):
+            v = getattr(self, name)
+            setattr(self, name, np.zeros(m) if v is None
+                    else np.asarray(v, dtype=np.float64).reshape(m))
 
     def __len__(self) -> int:
         return len(self.weight)
@@ -187,7 +203,8 @@ class VisualObservations:
         return VisualObservations(
             self.stamp, self.xyz[mask], self.covariance[mask], self.weight[mask],
             self.box[mask], self.kind[mask], self.confidence[mask], self.quality[mask],
-            self.disparity[mask], self.tracked[mask], list(self.rejected))
+            self.disparity[mask], self.tracked[mask], list(self.rejected),
+            self.lip_llr[mask], self.lip_reliability[mask])
 
     @classmethod
     def concatenate(cls, stamp: float, parts) -> VisualObservations:
@@ -196,7 +213,7 @@ class VisualObservations:
         if not parts:
             return cls.empty(stamp)
         names = ["xyz", "covariance", "weight", "box", "kind", "confidence", "quality",
-                 "disparity", "tracked"]
+                 "disparity", "tracked", "lip_llr", "lip_reliability"]
         kw = {n: np.concatenate([getattr(p, n) for p in parts]) for n in names}
         return cls(float(stamp), **kw, rejected=[r for p in parts for r in p.rejected])
 
@@ -279,6 +296,12 @@ class VisualFrontEnd:
         Default: ``StereoCameraConfig()`` (640x480, fx 500, baseline 0.12 m).
     detection : DetectionConfig, optional
         Detector settings (section ``detection``).
+    lips : LipConfig, optional
+        The lip cue (section ``lips``; default on): with a BlazeFace detector, every
+        face box gets ``lip_llr`` / ``lip_reliability`` (:class:`.lip_frontend.LipFrontEnd`);
+        ``lip_warning`` says why it is off when it cannot run.
+    landmarker : optional
+        Face-mesh object for the lip cue (tests; default: loaded from ``lips.model``).
 
     Notes
     -----
@@ -289,7 +312,8 @@ class VisualFrontEnd:
 
     def __init__(self, config: VisionConfig | None = None,
                  calibration: StereoCalibration | StereoCameraConfig | None = None,
-                 detection: DetectionConfig | None = None):
+                 detection: DetectionConfig | None = None, lips: LipConfig | None = None,
+                 landmarker=None):
         self.config = c = config or VisionConfig()
         if calibration is None:
             calibration = StereoCameraConfig()
@@ -308,14 +332,26 @@ class VisualFrontEnd:
             calibration, c.min_depth, c.max_depth, c.disparity_method, c.vertical_search,
             c.min_texture, c.min_match_score, c.ambiguity_margin, c.max_template_samples,
             lr_tolerance=c.left_right_tolerance, use_numba=c.use_numba)
+        self.lip_config = lips or LipConfig()
+        self.lips: LipFrontEnd | None = None
+        if self.lip_config.enabled and any(isinstance(d, BlazeFacePass)
+                                           for d in self.detector.detectors):
+            self.lips = LipFrontEnd(self.lip_config, landmarker)
         self.stats: dict = {"frames": 0, "observations": 0, "interest_points": 0,
                             "rejected": {}}
         self.last_timing: dict = {}
 
     # ----------------------------------------------------------------- state
     def reset(self) -> None:
-        """Forget tracked boxes (e.g. after a jump in the input)."""
+        """Forget tracked boxes and lip histories (e.g. after a jump in the input)."""
         self.detector.reset()
+        if self.lips is not None:
+            self.lips.reset()
+
+    @property
+    def lip_warning(self) -> str | None:
+        """Why the lip cue is off although ``lips.enabled`` asks for it (None: it is not)."""
+        return None if self.lips is None else self.lips.warning
 
     def warm_up(self) -> None:
         """Compile the numba kernel (call once at node start)."""
@@ -366,7 +402,9 @@ class VisualFrontEnd:
         dets = (self.detector.detect(image) if regions is None
                 else self.detector.detect(image, regions))
         t2 = time.perf_counter()
-        heads = self._heads(gl, gr, dets, stamp)
+        lips = self.lips.observe(image, dets, stamp) if self.lips is not None else None
+        t2b = time.perf_counter()
+        heads = self._heads(gl, gr, dets, stamp, lips)
         t3 = time.perf_counter()
         parts = [heads]
         if self.config.interest_points:
@@ -379,12 +417,14 @@ class VisualFrontEnd:
         self.stats["interest_points"] += len(obs) - len(heads)
         for r in heads.rejected:
             self.stats["rejected"][r.reason] = self.stats["rejected"].get(r.reason, 0) + 1
-        self.last_timing = {"rectify": t1 - t0, "detect": t2 - t1, "stereo": t3 - t2,
+        self.last_timing = {"rectify": t1 - t0, "detect": t2 - t1, "lips": t2b - t2,
+                            "stereo": t3 - t2b,
                             "interest_points": t4 - t3, "total": t4 - t0}
         return obs
 
     # ------------------------------------------------------------ internals
-    def _heads(self, gl, gr, dets: list[Detection], stamp: float) -> VisualObservations:
+    def _heads(self, gl, gr, dets: list[Detection], stamp: float,
+               lips=None) -> VisualObservations:
         c = self.config
         if not dets:
             return VisualObservations.empty(stamp)
@@ -426,7 +466,8 @@ class VisualFrontEnd:
         return VisualObservations(
             stamp, xyz, cov, conf[ok] * res.quality[ok], h, kinds[ok], conf[ok],
             res.quality[ok], res.disparity[ok], np.array([d.tracked for d in dets])[ok],
-            rejected)
+            rejected, None if lips is None else lips[0][ok],
+            None if lips is None else lips[1][ok])
 
     def _interest_points(self, gl, gr, dets, stamp) -> VisualObservations:
         c = self.config

@@ -3,9 +3,11 @@
 One row per observation: stamp in seconds (the left image header stamp),
 x, y, z in metres (left camera optical frame), weight in [0, 1], and the head
 box u, v, w, h in pixels of the rectified left image.  With extra columns:
-kind (face/profile/upper_body/point), var_x, var_y, var_z (m^2), quality and
-disparity (px).  Rows are written frame by frame and flushed, so that a run
-that stops early leaves everything computed before it in the file.
+kind (face/profile/upper_body/point), var_x, var_y, var_z (m^2), quality,
+disparity (px), lip_llr and lip_reliability (the lip cue, 0 = unknown; files written
+before it have no such columns, and the reader accepts them as they are).  Rows are
+written frame by frame and flushed, so that a run that stops early leaves everything
+computed before it in the file.
 """
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ __all__ = ["OBSERVATION_COLUMNS", "EXTRA_OBSERVATION_COLUMNS", "ObservationCsvWr
            "read_observations_csv"]
 
 OBSERVATION_COLUMNS = ("stamp", "x", "y", "z", "weight", "u", "v", "w", "h")
-EXTRA_OBSERVATION_COLUMNS = ("kind", "var_x", "var_y", "var_z", "quality", "disparity")
+EXTRA_OBSERVATION_COLUMNS = ("kind", "var_x", "var_y", "var_z", "quality", "disparity",
+                             "lip_llr", "lip_reliability")
 
 
 def _num(v: float, fmt: str) -> str:
@@ -45,6 +48,10 @@ class ObservationCsvWriter(CsvOutput):
         """Append the rows of one frame; returns how many were written."""
         stamp = f"{float(obs.stamp):.6f}"
         var = obs.variances if len(obs) else np.zeros((0, 3))
+        lip = getattr(obs, "lip_llr", None)
+        lip = np.zeros(len(obs)) if lip is None else np.asarray(lip)
+        rel = getattr(obs, "lip_reliability", None)
+        rel = np.zeros(len(obs)) if rel is None else np.asarray(rel)
         rows = []
         for i in range(len(obs)):
             x, y, z = obs.xyz[i]
@@ -54,7 +61,8 @@ class ObservationCsvWriter(CsvOutput):
                    _num(w, "{:.2f}"), _num(h, "{:.2f}")]
             if self.extra_columns:
                 row += [str(obs.kind[i]), *(_num(var[i, k], "{:.4e}") for k in range(3)),
-                        _num(obs.quality[i], "{:.4f}"), _num(obs.disparity[i], "{:.3f}")]
+                        _num(obs.quality[i], "{:.4f}"), _num(obs.disparity[i], "{:.3f}"),
+                        _num(lip[i], "{:.4f}"), _num(rel[i], "{:.4f}")]
             rows.append(row)
         return self.write_frame(rows)
 

@@ -109,6 +109,7 @@ def load_configs(path, classes, node_name: str | None = None, allow_unknown: boo
 #: modules that define stage configs (imported so that every section is known)
 STAGE_MODULES = (
     "av_perception.core.config", "av_perception.core.vision", "av_perception.core.detection",
+    "av_perception.core.lip_activity",
     "av_perception.core.wdem", "av_perception.core.av_clustering", "av_perception.core.tracking",
     "av_perception.io.stereo_sources", "av_perception.io.audio_sources",
     "av_perception.io.track_output", "av_perception.pipeline", "av_perception.nodes.settings",

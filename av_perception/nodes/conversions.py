@@ -107,7 +107,11 @@ def cloud_to_features(msg) -> dict:
 #: left-image pixels) and the diagonal of the position covariance (m^2)
 VISUAL_OBSERVATION_FIELDS = ("x", "y", "z", "weight", "u", "v", "w", "h", "var_x", "var_y",
                              "var_z")
-__all__ += ["VISUAL_OBSERVATION_FIELDS", "observations_to_cloud", "cloud_to_observations"]
+#: optional fields (float32): the lip cue of each observation (0 = unknown); clouds
+#: without them (older writers) read as unknown
+VISUAL_LIP_FIELDS = ("lip_llr", "lip_reliability")
+__all__ += ["VISUAL_OBSERVATION_FIELDS", "VISUAL_LIP_FIELDS", "observations_to_cloud",
+            "cloud_to_observations"]
 
 
 def observations_to_cloud(header, obs) -> PointCloud2:
@@ -125,12 +129,19 @@ def observations_to_cloud(header, obs) -> PointCloud2:
         "w": box[:, 2].astype(f32), "h": box[:, 3].astype(f32),
         "var_x": var[:, 0].astype(f32), "var_y": var[:, 1].astype(f32),
         "var_z": var[:, 2].astype(f32),
+        **{name: _lip_column(obs, name, len(xyz)).astype(f32) for name in VISUAL_LIP_FIELDS},
     })
+
+
+def _lip_column(obs, name: str, m: int) -> np.ndarray:
+    v = getattr(obs, name, None)
+    return np.zeros(m) if v is None else np.asarray(v, dtype=np.float64).reshape(m)
 
 
 def cloud_to_observations(msg) -> dict:
     """``visual/observations`` PointCloud2 -> {stamp (float s), frame_id, xyz (M, 3),
-    weight (M,), box (M, 4), variances (M, 3)} as float64 arrays."""
+    weight (M,), box (M, 4), variances (M, 3), lip_llr (M,), lip_reliability (M,)} as
+    float64 arrays (the lip fields 0 = unknown when the cloud lacks them)."""
     data = read_pointcloud2(msg)
     missing = [f for f in VISUAL_OBSERVATION_FIELDS if f not in data]
     if missing:
@@ -143,6 +154,8 @@ def cloud_to_observations(msg) -> dict:
         "weight": col["weight"],
         "box": np.column_stack([col["u"], col["v"], col["w"], col["h"]]).reshape(-1, 4),
         "variances": np.column_stack([col["var_x"], col["var_y"], col["var_z"]]).reshape(-1, 3),
+        **{name: col[name] if name in col else np.zeros(len(col["x"]))
+           for name in VISUAL_LIP_FIELDS},
     }
 
 

@@ -19,6 +19,7 @@ from ..core.av_clustering import AVClusteringConfig
 from ..core.config import AudioFrontEndConfig, MicArrayConfig, StereoCameraConfig
 from ..core.detection import DetectionConfig, DetectorError
 from ..core.head_calibration import HeadCalibrationConfig
+from ..core.lip_activity import LipConfig
 from ..core.tracking import TrackerConfig
 from ..core.vision import VisionConfig
 from ..core.wdem import WdemConfig
@@ -46,7 +47,7 @@ from .tracking_stage import TrackingStage
 from .vision_stage import VisionStage
 
 STAGES = (AudioFrontEndConfig, MicArrayConfig, AudioCaptureConfig, AudioOutputConfig,
-          VisionInputConfig, VisionConfig, DetectionConfig, StereoCameraConfig,
+          VisionInputConfig, VisionConfig, DetectionConfig, LipConfig, StereoCameraConfig,
           TrackerConfig, TrackingConfig, TrackOutputConfig, TrackingNodeConfig,
           AVClusteringConfig, WdemConfig, HeadCalibrationConfig, AttentionConfig)
 
@@ -171,7 +172,7 @@ class PerceptionNode(Node):
         stamp = time_to_sec(header.stamp)
         stage = self.tracking_stage
         self._wait_for_audio(stamp, stage.pipeline)
-        out = stage.step(stamp, obs.xyz, obs.covariance, obs.weight, header)
+        out = stage.step(stamp, obs.xyz, obs.covariance, obs.weight, header, obs.lip_llr)
         if out is None:
             return None
         # the next pairs' detector looks around the heads (in the camera frame)

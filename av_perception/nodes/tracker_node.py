@@ -241,7 +241,8 @@ class TrackerNode(Node):
         cov = np.zeros((len(var), 3, 3))
         idx = np.arange(3)
         cov[:, idx, idx] = var
-        out = self.stage.step(obs["stamp"], obs["xyz"], cov, obs["weight"], header)
+        out = self.stage.step(obs["stamp"], obs["xyz"], cov, obs["weight"], header,
+                              obs.get("lip_llr"))
         if out is None:
             return None
         if self.publishing.publish_image:

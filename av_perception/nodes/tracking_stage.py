@@ -329,13 +329,14 @@ class TrackingStage:
         s = pipeline.tracker.stats
         return pipeline.late_visual + s["late_visual"] + s["late_audio"]
 
-    def step(self, stamp: float, xyz, covariance, weight, header: Header):
-        """Step the tracker with one frame of observations and publish its outputs
-        (header: the observations'); returns the TrackerOutput, None when dropped."""
+    def step(self, stamp: float, xyz, covariance, weight, header: Header, lip_llr=None):
+        """Step the tracker with one frame of observations (lip_llr: their visual speaking
+        evidence, None = unknown) and publish its outputs (header: the observations');
+        returns the TrackerOutput, None when dropped."""
         pipeline = self.pipeline
         late_before = self._late_count(pipeline)
         try:
-            out = pipeline.step(stamp, xyz, covariance, weight, header.frame_id)
+            out = pipeline.step(stamp, xyz, covariance, weight, header.frame_id, lip_llr)
         except TrackerInputError as exc:
             self.inputs_rejected += 1
             self.diag.count("rejected_observations")

@@ -17,6 +17,7 @@ from std_msgs.msg import Header
 
 from ..core.config import StereoCameraConfig
 from ..core.detection import DetectionConfig
+from ..core.lip_activity import LipConfig
 from ..core.stereo import CalibrationError, StereoCalibration
 from ..core.vision import VisionConfig, VisionInputError
 from ..io.image_msgs import ImageConversionError, stereo_pair_to_numpy
@@ -29,7 +30,7 @@ from .tf_input import TF_MISSING, subscribe_tf
 
 __all__ = ["SIDES", "STAGES", "VisionStage"]
 
-STAGES = (VisionInputConfig, VisionConfig, DetectionConfig, StereoCameraConfig)
+STAGES = (VisionInputConfig, VisionConfig, DetectionConfig, LipConfig, StereoCameraConfig)
 SIDES = ("left", "right")
 # fields of vision_input whose change needs new subscriptions / a new synchroniser
 _SUBSCRIPTION_FIELDS = ("compressed", "left_image_topic", "right_image_topic", "left_info_topic",
@@ -87,6 +88,8 @@ class VisionStage:
             lambda pair: self.process_pair(*pair), self._internal_error,
             lambda: self.input.max_pending_pairs, thread_name, self._lock)
         self.diag_timer = node.create_timer(self.input.diagnostics_period, self.publish_diagnostics)
+        if self.pipeline.lip_warning:  # the node runs on without the lip cue
+            node.get_logger().warn(self.pipeline.lip_warning)
         c = self.input
         kind = "CompressedImage" if c.compressed else "Image"
         node.get_logger().info(
@@ -100,7 +103,8 @@ class VisionStage:
         """The vision pipeline of ``configs`` (DetectorError when its detector cannot be
         loaded)."""
         return VisionPipeline(configs[VisionConfig], configs[DetectionConfig],
-                              configs[StereoCameraConfig], live=True)
+                              configs[StereoCameraConfig], live=True,
+                              lips=configs.get(LipConfig))
 
     def _apply(self, configs, pipeline):
         with self._lock:
@@ -352,6 +356,11 @@ class VisionStage:
                 self.diag.condition("detector", 1, fallback)
             else:
                 self.diag.resolve("detector")
+            lip_warning = self.pipeline.lip_warning
+            if lip_warning:  # the face mesh cannot be loaded: speaking from audio only
+                self.diag.condition("lips", 1, lip_warning)
+            else:
+                self.diag.resolve("lips")
             if self.sub_tracks is not None and self.tracks_ignored:
                 self.diag.condition(
                     "tracks_frame", 1,
@@ -382,6 +391,8 @@ class VisionStage:
                 "calibration": self._calibration_text(),
                 "last_error": self.last_error or "none",
                 "detector_fallback": fallback or "none",
+                "lip_cue": ("off: " + lip_warning) if lip_warning else (
+                    "on" if self.pipeline.front_end.lips is not None else "off"),
             }
             self._period = {"observations": 0, "frames": 0, "processing": 0.0, "dropped": 0,
                             "unpaired": tuple(self.sync.unpaired), "regions": 0,

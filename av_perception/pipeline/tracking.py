@@ -378,9 +378,11 @@ class TrackingPipeline:
         """True when audio up to ``stamp`` has arrived."""
         return self.audio_until >= stamp
 
-    def step(self, stamp: float, xyz, covariance, weight=None, frame_id: str = ""):
+    def step(self, stamp: float, xyz, covariance, weight=None, frame_id: str = "",
+             lip_llr=None):
         """Advance the tracker to an image: the buffered audio up to ``stamp``, then its
-        visual observations (xyz (M, 3), covariance (M, 3, 3), weight (M,)).
+        visual observations (xyz (M, 3), covariance (M, 3, 3), weight (M,), lip_llr (M,)
+        the visual speaking evidence of each, None = unknown).
 
         Returns the TrackerOutput, or None when the image is older than the previous one
         (dropped, counted in ``late_visual``).
@@ -423,7 +425,7 @@ class TrackingPipeline:
             xyz = np.asarray(xyz, dtype=float).reshape(-1, 3)
             cov = np.asarray(covariance, dtype=float).reshape(-1, 3, 3)
             w = np.ones(len(xyz)) if weight is None else np.asarray(weight, dtype=float)
-            visual = SimpleNamespace(xyz=xyz, covariance=cov, weight=w)
+            visual = SimpleNamespace(xyz=xyz, covariance=cov, weight=w, lip_llr=lip_llr)
             ready = self.buffer.release(stamp, kinds=(EVENTS,)).events
             events = ready[-1][1] if ready else None  # the newest window covers the others
             out = self.tracker.step(stamp, visual=visual, audio=frames, events=events)

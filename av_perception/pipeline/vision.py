@@ -11,6 +11,7 @@ import numpy as np
 from ..compile_lock import serialized_compilation
 from ..core.config import StereoCameraConfig
 from ..core.detection import DetectionConfig, gray_image
+from ..core.lip_activity import LipConfig
 from ..core.vision import VisionConfig, VisionInputError, VisualFrontEnd, head_regions
 
 __all__ = ["AsyncDetection", "DETECTION_NICENESS", "PredictedHeads", "TRACK_MAX_AGE",
@@ -293,13 +294,19 @@ class VisionPipeline:
     visual_features_node from the ``speakers`` topic); every later pair's detector then
     also looks around those tracks' heads predicted to its stamp (BlazeFace only,
     ``detection.max_regions``; ``regions_used`` counts them).
+
+    The lip cue (``lips``, default on with BlazeFace): every face box of every frame gets
+    the face mesh and a speaking log-likelihood ratio (``lip_llr``, ``lip_reliability``
+    of the observations); ``lip_warning`` says why it is off when the mesh model cannot
+    be loaded (the pipeline runs on without it).
     """
 
     def __init__(self, vision: VisionConfig | None = None,
                  detection: DetectionConfig | None = None, calibration=None,
-                 live: bool = False):
+                 live: bool = False, lips: LipConfig | None = None):
         self.vision_config = vision or VisionConfig()
         self.detection_config = detection or DetectionConfig()
+        self.lip_config = lips or LipConfig()
         # live nodes detect on a worker thread when detection.asynchronous (AsyncDetection)
         self.asynchronous_detection = live and self.detection_config.asynchronous
         self._calibration_source = calibration if calibration is not None \
@@ -318,7 +325,8 @@ class VisionPipeline:
         self._rotation = None  # camera rotation of the next pair (set_camera_rotation)
 
     def _build(self, calibration) -> VisualFrontEnd:
-        front_end = VisualFrontEnd(self.vision_config, calibration, self.detection_config)
+        front_end = VisualFrontEnd(self.vision_config, calibration, self.detection_config,
+                                   self.lip_config)
         if self.asynchronous_detection:
             front_end.detector = AsyncDetection(front_end.detector)
         return front_end
@@ -327,6 +335,11 @@ class VisionPipeline:
         """Stop the detection worker thread (asynchronous detection)."""
         if isinstance(self.front_end.detector, AsyncDetection):
             self.front_end.detector.close()
+
+    @property
+    def lip_warning(self) -> str | None:
+        """Why the lip cue is off although ``lips.enabled`` asks for it (None: it is not)."""
+        return self.front_end.lip_warning
 
     @property
     def calibration(self):

@@ -279,11 +279,15 @@ class TrackerConfig(StageConfig):
         0.6, "Log-likelihood ratio against speaking of a fully inactive audio frame "
         "(activity weight 0; scaled by 1 - w~): a talker's frames are mostly active.",
         low=0.0, high=100.0)
-    lip_weight: float = param(
-        0.04, "Share of a track's visual speaking log-likelihood ratio (lip_llr, the lip "
-        "motion over its window) that each audio frame counts: about the audio hop over "
-        "the lip window (16 ms / 0.4 s), so that the window's evidence counts once.",
-        low=0.0, high=1.0)
+    lip_gain: float = param(
+        1.0, "Lip cue: log-likelihood ratio (speaking/silent) added per audio frame per unit "
+        "of a track's visual speaking evidence (its observations' lip_llr weighted by their "
+        "responsibilities; evidence for speaking counts in proportion to the frame's audio "
+        "activity, evidence against fully; 0 disables).", low=0.0, high=10.0)
+    lip_timeout: float = param(
+        0.4, "Lip cue: a track's visual speaking evidence is dropped (unknown) when no image "
+        "has brought known lip evidence for it for longer than this (s; the lips.window).",
+        low=0.0, high=10.0)
 
     def validate(self):
         if self.min_depth >= self.max_depth:

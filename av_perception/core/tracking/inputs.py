@@ -8,7 +8,8 @@ import numpy as np
 
 from .models import symmetrise
 
-__all__ = ["AudioFrames", "EventObservations", "TrackerInputError", "check_stamp", "check_visual"]
+__all__ = ["AudioFrames", "EventObservations", "TrackerInputError", "check_lip", "check_stamp",
+           "check_visual"]
 
 
 class TrackerInputError(ValueError):
@@ -122,6 +123,18 @@ def check_stamp(stamp) -> float:
     if not math.isfinite(s):
         raise TrackerInputError(f"stamp must be finite, got {stamp!r}")
     return s
+
+
+def check_lip(lip_llr, m: int) -> np.ndarray:
+    """Lip evidence of M visual observations as (M,) floats (None: zeros); a non-finite
+    value is unknown (0).  TrackerInputError on a wrong shape."""
+    if lip_llr is None:
+        return np.zeros(m)
+    v = np.asarray(lip_llr, dtype=float).reshape(-1)
+    if v.shape != (m,):
+        raise TrackerInputError(f"lip_llr must have shape ({m},) like the observations, "
+                                f"got {v.shape}")
+    return np.where(np.isfinite(v), v, 0.0)
 
 
 def check_visual(xyz, covariance, weight):

@@ -39,8 +39,11 @@ class TrackState:
     ref_direction : (K, 3)
         Anchor direction around the microphone axis (unit).
     lip_llr : (K,)
-        Reliability-weighted visual speaking log-likelihood ratio (lip motion), set from
-        the visual observations; 0 = unknown.
+        Visual speaking log-likelihood ratio of the track's lips: sum over the last
+        image's observations with known lip evidence of responsibility x ``lip_llr``;
+        0 = unknown.
+    lip_time : (K,)
+        s, stamp of that image (-inf: never).
     """
 
     mean: np.ndarray
@@ -57,6 +60,7 @@ class TrackState:
     ref_range: np.ndarray
     ref_direction: np.ndarray
     lip_llr: np.ndarray
+    lip_time: np.ndarray
 
     @classmethod
     def empty(cls) -> TrackState:
@@ -67,7 +71,8 @@ class TrackState:
                    last_visual=np.zeros(0), noise_scale=np.zeros(0),
                    visual_mean=np.zeros((0, 6)), visual_cov=np.zeros((0, 6, 6)),
                    visual_time=np.zeros(0), ref_range=np.zeros(0),
-                   ref_direction=np.zeros((0, 3)), lip_llr=np.zeros(0))
+                   ref_direction=np.zeros((0, 3)), lip_llr=np.zeros(0),
+                   lip_time=np.zeros(0))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -80,7 +85,7 @@ class TrackState:
                "speaking": speaking, "confirmed": confirmed, "last_visual": last_visual,
                "noise_scale": 1.0, "visual_mean": mean, "visual_cov": cov,
                "visual_time": visual_time, "ref_range": 0.0, "ref_direction": np.zeros(3),
-               "lip_llr": 0.0}
+               "lip_llr": 0.0, "lip_time": -np.inf}
         for f in fields(self):
             current = getattr(self, f.name)
             new = np.asarray(row[f.name], dtype=current.dtype)

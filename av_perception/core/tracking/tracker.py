@@ -22,7 +22,14 @@ from .inference import (
     speaking_filter,
     variational_update,
 )
-from .inputs import AudioFrames, EventObservations, TrackerInputError, check_stamp, check_visual
+from .inputs import (
+    AudioFrames,
+    EventObservations,
+    TrackerInputError,
+    check_lip,
+    check_stamp,
+    check_visual,
+)
 from .merging import due_merges, merge_duplicates
 from .models import (
     anchor_reference,
@@ -190,7 +197,7 @@ class Tracker:
             s, the image header stamp (or any time to report at when ``visual`` is None).
         visual : VisualObservations, optional
             Observations of the image pair at ``stamp`` (its ``xyz``, ``covariance``,
-            ``weight`` are used).
+            ``weight`` and, when present, ``lip_llr`` are used).
         audio : BinauralFeatures or AudioFrames, optional
             Audio frames received since the previous call; frames later than ``stamp``
             are kept for the next call.
@@ -248,10 +255,12 @@ class Tracker:
                 raise TrackerInputError(
                     "visual must have xyz, covariance and weight (e.g. VisualObservations), "
                     f"got {type(visual).__name__}")
-            return self.update_visual(stamp, visual.xyz, visual.covariance, visual.weight)
+            return self.update_visual(stamp, visual.xyz, visual.covariance, visual.weight,
+                                      getattr(visual, "lip_llr", None))
         return self.report(stamp)
 
-    def update_visual(self, stamp: float, xyz, covariance, weight=None) -> TrackerOutput:
+    def update_visual(self, stamp: float, xyz, covariance, weight=None,
+                      lip_llr=None) -> TrackerOutput:
         """Update with the visual observations of one image pair and report.
 
         Parameters
@@ -264,6 +273,10 @@ class Tracker:
             m^2, symmetric positive definite.
         weight : array (M,), optional
             In [0, 1] (default 1).
+        lip_llr : array (M,), optional
+            Visual speaking log-likelihood ratio of each observation's lips
+            (``VisualObservations.lip_llr``; 0 or NaN = unknown; default unknown).  Each
+            track's ``lip_llr`` becomes the sum of its responsibilities x these.
 
         Returns
         -------
@@ -271,6 +284,7 @@ class Tracker:
         """
         stamp = check_stamp(stamp)
         xyz, cov, w = check_visual(xyz, covariance, weight)
+        lip = check_lip(lip_llr, len(xyz))
         t = self._advance(stamp, "late_visual")
         if t is None:
             return self.report(stamp)
@@ -279,14 +293,14 @@ class Tracker:
             xyz, cov = pose.apply(xyz), symmetrise(pose.rotate_covariance(cov))
         self.stats["visual_frames"] += 1
         keep = w >= max(self.config.min_visual_weight, 1e-6)
-        xyz, cov, w = xyz[keep], cov[keep], w[keep]
+        xyz, cov, w, lip = xyz[keep], cov[keep], w[keep], lip[keep]
         dt_img = 1.0 / self.camera.fps if self._last_image is None else min(
             max(t - self._last_image, 0.0), 0.5)
         self._last_image = t
         # anchored after the bookkeeping: a track without visual support that this image
         # sees (an audio-born track coming into view) keeps its visual update
         alpha, _ = self._variational(xyz, cov / w[:, None, None], None, None, w, anchor=False)
-        self._visual_bookkeeping(t, dt_img, alpha, w)
+        self._visual_bookkeeping(t, dt_img, alpha, w, lip)
         self._anchor()
         self._births(t, xyz, cov, w, alpha)
         self._merge(alpha)
@@ -397,7 +411,7 @@ class Tracker:
         # each frame's speaking evidence outside its ITDs: inactivity and the lips
         inactive = np.add.reduceat(1.0 - wn, starts) / (ends - starts)
         frame_llr = (-c.speaking_idle * inactive[:, None]
-                     + c.lip_weight * tr.lip_llr[None, :])
+                     + self._lip_evidence(1.0 - inactive))
         beta_full = np.zeros((len(g), k0 + 1))
         beta_full[:, 0] = 1.0
         direct_full = np.zeros((len(g), k0))
@@ -443,6 +457,21 @@ class Tracker:
                 if birth is not None:
                     self._start(birth, float(stamps[a]))
         self._deaths()
+
+    def _lip_evidence(self, activity) -> np.ndarray:
+        """(T, K) lip log-likelihood ratio of the tracks for T audio frames of mean
+        activity weights ``activity`` (T,): ``lip_gain`` x the track's ``lip_llr``
+        (dropped to 0 once no image has brought known lip evidence for ``lip_timeout``:
+        out of view, turned away, lost), its part for speaking scaled by the frame's
+        activity (moving lips while nobody is heard are not speech)."""
+        c = self.config
+        tr = self._tracks
+        stale = (self.time - tr.lip_time) > c.lip_timeout
+        tr.lip_llr = np.where(stale, 0.0, tr.lip_llr)
+        lip = tr.lip_llr[None, :]
+        if c.lip_gain <= 0.0:
+            return np.zeros((len(activity), len(tr)))
+        return c.lip_gain * np.where(lip > 0.0, np.asarray(activity)[:, None] * lip, lip)
 
     def _update_audio_batch(self, frames: AudioFrames) -> None:
         """Audio frames in time order (one or more stamps) in one variational update at
@@ -572,9 +601,9 @@ class Tracker:
             self._anchor()
         return (alpha, beta) if g is None else (alpha, beta, q, direct)
 
-    def _visual_bookkeeping(self, t, dt_img, alpha, w) -> None:
-        """Existence, confirmation, visual support (and the process-noise M-step) after
-        the E-S step of an image frame."""
+    def _visual_bookkeeping(self, t, dt_img, alpha, w, lip=None) -> None:
+        """Existence, confirmation, visual support, lip evidence (and the process-noise
+        M-step) after the E-S step of an image frame."""
         c = self.config
         tr = self._tracks
         k = len(tr)
@@ -592,6 +621,12 @@ class Tracker:
         seen = support >= 0.5
         if c.estimate_process_noise:
             process_noise_m_step(tr, t, seen, self._q_axes, c)
+        if lip is not None and len(w):  # tracks this image explains: their lip evidence
+            known = (lip != 0.0).astype(float)  # 0: unknown (no mesh, NaN, lip cue off)
+            share = alpha[:, 1:].T @ known
+            fresh = share >= 0.25
+            tr.lip_llr = np.where(fresh, alpha[:, 1:].T @ lip, tr.lip_llr)
+            tr.lip_time = np.where(fresh, t, tr.lip_time)
         tr.last_visual = np.where(seen, t, tr.last_visual)
         tr.visual_mean = np.where(seen[:, None], tr.mean, tr.visual_mean)
         tr.visual_cov = np.where(seen[:, None, None], tr.cov, tr.visual_cov)

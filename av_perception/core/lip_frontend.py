@@ -1,0 +1,191 @@
+"""The lip cue of the visual front-end: face mesh on each face box, a lip history per box
+track, and the speaking evidence of each box (docs/algorithms.md, "Visual speech
+activity").
+
+Every face box of a frame -- a detector keyframe's detections and the template-tracked
+boxes between keyframes alike -- is given to the face mesh (BlazeFace keypoints place the
+crop; a keyframe detection that already carries its mesh, ``detection.landmarks``, is not
+run twice).  Boxes are chained from frame to frame by overlap (intersection-over-union
+>= ``lips.match_iou`` with the previous frame's boxes, greedy, best first): one chain is
+one box track with its own :class:`~.lip_activity.LipActivity` window.  A chain that
+breaks, or whose eye span jumps (``lips.max_jump``: another face under the box), starts a
+new window, whose evidence stays unknown until ``lips.min_samples`` openings arrived.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from .lip_activity import LipActivity, LipConfig, LipEvidence
+
+__all__ = ["LipFrontEnd", "chain_boxes"]
+
+
+def chain_boxes(previous, boxes, min_iou: float) -> np.ndarray:
+    """Index of each box's predecessor (greedy by intersection-over-union).
+
+    Parameters
+    ----------
+    previous : array (P, 4)
+        x, y, w, h of the previous frame's boxes (pixels).
+    boxes : array (N, 4)
+        This frame's boxes.
+    min_iou : float
+        Pairs overlapping less are not chained.
+
+    Returns
+    -------
+    array (N,) int: row of ``previous`` continued by each box, -1 for none (each
+    previous box continues at most one box).
+    """
+    from .detection import box_iou
+
+    prev = np.asarray(previous, dtype=np.float64).reshape(-1, 4)
+    cur = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    out = np.full(len(cur), -1, dtype=np.int64)
+    if not len(prev) or not len(cur):
+        return out
+    iou = box_iou(cur, prev)
+    iou = np.where(np.isfinite(iou), iou, 0.0)
+    while True:
+        i, j = np.unravel_index(int(np.argmax(iou)), iou.shape)
+        if iou[i, j] < max(min_iou, 1e-9):
+            return out
+        out[i] = j
+        iou[i, :] = -1.0
+        iou[:, j] = -1.0
+
+
+class LipFrontEnd:
+    """Face boxes of one frame -> speaking evidence of each box.
+
+    Parameters
+    ----------
+    config : LipConfig
+    landmarker : object with ``run(rgb, box_xyxy, keypoints) -> FaceLandmarks | None``,
+        optional.  Default: :class:`~.blazeface.FaceLandmarker` of ``config.model``;
+        when it cannot be loaded, :attr:`warning` says why (naming the file and the fix)
+        and every box's evidence is unknown.
+
+    Attributes
+    ----------
+    warning : str or None
+        Why the lip cue is off although ``lips.enabled`` asks for it.
+    stats : dict
+        ``frames``, ``boxes`` (faces given to the mesh), ``meshes`` (valid meshes),
+        ``mesh_errors``, ``chains`` (histories started), ``time`` (s, total).
+    """
+
+    def __init__(self, config: LipConfig | None = None, landmarker=None):
+        from . import blazeface as bf
+        from .detection import BLAZEFACE_CENTRE_SHIFT
+
+        self.config = config or LipConfig()
+        self._shift = BLAZEFACE_CENTRE_SHIFT
+        self.warning: str | None = None
+        self.landmarker = landmarker
+        if landmarker is None:
+            try:
+                self.landmarker = bf.FaceLandmarker(self.config.model)
+            except bf.ModelError as exc:
+                self.warning = (f"lip cue off (lips.enabled): the face mesh cannot be loaded: "
+                                f"{exc}; speaking status from audio only (set lips.model to "
+                                "a face_landmark.tflite file, or lips.enabled false)")
+        self.activity = LipActivity(self.config)
+        self._boxes = np.zeros((0, 4))
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._next = 0
+        self.last_time = 0.0
+        self.stats = {"frames": 0, "boxes": 0, "meshes": 0, "mesh_errors": 0, "chains": 0,
+                      "time": 0.0}
+
+    @property
+    def active(self) -> bool:
+        """True when a face mesh is available."""
+        return self.landmarker is not None
+
+    def reset(self) -> None:
+        """Forget every history (a jump in the input)."""
+        self.activity = LipActivity(self.config)
+        self._boxes = np.zeros((0, 4))
+        self._ids = np.zeros(0, dtype=np.int64)
+
+    def _mesh(self, rgb, det):
+        """The face mesh points (468, 3) and presence of a detection, or (None, 0)."""
+        lm = det.landmarks
+        if lm is None:
+            if det.keypoints is None or rgb is None or self.landmarker is None:
+                return None, 0.0
+            shift = self._shift * det.h  # the detection box sits above BlazeFace's box
+            box = (det.x, det.y + shift, det.x + det.w, det.y + det.h + shift)
+            try:
+                lm = self.landmarker.run(rgb, box, det.keypoints)
+            except Exception:  # cv2.error, a broken model: this face says nothing
+                self.stats["mesh_errors"] += 1
+                return None, 0.0
+            if lm is None:
+                return None, 0.0
+        pts = np.asarray(lm.points, dtype=np.float64)
+        if pts.shape != (468, 3) or not np.all(np.isfinite(pts)):
+            return None, 0.0
+        return pts, float(lm.presence)
+
+    def observe(self, image, detections, stamp: float) -> tuple[np.ndarray, np.ndarray]:
+        """Speaking evidence of each detection of a frame.
+
+        Parameters
+        ----------
+        image : array (H, W, 3) BGR or (H, W) grey, uint8
+            The rectified left image the detections are in.
+        detections : list of Detection
+            The frame's boxes (keyframe detections or tracked boxes).
+        stamp : float
+            s.
+
+        Returns
+        -------
+        lip_llr : array (N,)
+            Reliability-weighted speaking log-likelihood ratio of each detection's box
+            track (0 = unknown).
+        reliability : array (N,)
+            [0, 1] (0 = unknown).
+        """
+        t0 = time.perf_counter()
+        n = len(detections)
+        llr = np.zeros(n)
+        rel = np.zeros(n)
+        if not self.active or not math.isfinite(float(stamp)):
+            return llr, rel
+        boxes = np.array([[d.x, d.y, d.w, d.h] for d in detections],
+                         dtype=np.float64).reshape(-1, 4)
+        pred = chain_boxes(self._boxes, boxes, self.config.match_iou)
+        ids = np.empty(n, dtype=np.int64)
+        for i in range(n):
+            if pred[i] >= 0:
+                ids[i] = self._ids[pred[i]]
+            else:
+                ids[i] = self._next
+                self._next += 1
+                self.stats["chains"] += 1
+        rgb = None
+        if any(d.keypoints is not None and d.landmarks is None for d in detections):
+            from .blazeface import to_rgb
+
+            rgb = to_rgb(image)
+        for i, d in enumerate(detections):
+            pts, presence = self._mesh(rgb, d) if d.kind == "face" else (None, 0.0)
+            self.stats["boxes"] += 1
+            sample = None
+            if pts is not None:
+                self.stats["meshes"] += 1
+                sample = self.activity.sample(pts, presence)
+            ev: LipEvidence = self.activity.update(int(ids[i]), float(stamp), sample)
+            llr[i], rel[i] = ev.log_lr, ev.reliability
+        self.activity.forget(ids.tolist())
+        self._boxes, self._ids = boxes, ids
+        self.stats["frames"] += 1
+        self.last_time = time.perf_counter() - t0
+        self.stats["time"] += self.last_time
+        return llr, rel
