@@ -280,7 +280,7 @@ class TrackerConfig(StageConfig):
         "(activity weight 0; scaled by 1 - w~): a talker's frames are mostly active.",
         low=0.0, high=100.0)
     lip_gain: float = param(
-        1.0, "Lip cue: log-likelihood ratio (speaking/silent) added per audio frame per unit "
+        0.3, "Lip cue: log-likelihood ratio (speaking/silent) added per audio frame per unit "
         "of a track's visual speaking evidence (its observations' lip_llr weighted by their "
         "responsibilities; evidence for speaking counts in proportion to the frame's audio "
         "activity, evidence against fully; 0 disables).", low=0.0, high=10.0)
