@@ -232,6 +232,7 @@ def sim_frames(n_frames: int):
     for seed in SEEDS:
         rng = np.random.default_rng(100 + seed)
         parts = PRESETS["default"][0](seed, 10.0)
+        parts.pop("talkativeness", None)
         people = []
         for pid, old in zip((1, 2, 3), parts["people"]):
             z = rng.uniform(1.0, 4.5)

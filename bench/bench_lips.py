@@ -64,6 +64,7 @@ def make_bench_scene(seed: int, duration: float, talking: bool):
 
     rng = np.random.default_rng([seed, 18])
     parts = PRESETS["default"][0](seed, duration)
+    parts.pop("talkativeness", None)
     faces = rng.choice(FACES, size=3, replace=False)
     people = []
     for k, ((z0, z1), old) in enumerate(zip(BINS, parts["people"])):

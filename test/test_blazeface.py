@@ -432,6 +432,7 @@ def test_simulator_faces_at_3_to_4_5_m_are_found():
     from av_perception.sim.video import VideoRenderer
 
     parts = PRESETS["default"][0](0, 4.0)
+    parts.pop("talkativeness")  # the schedule's input (make_scene's --double-talk option)
     where = [(-0.9, 3.2, "astronaut"), (0.2, 4.4, "lfw:3"), (1.1, 3.7, "hopper")]
     parts["people"] = [PersonSpec(k + 1, [[0.0, x, -0.4, z]], face, old.voice, old.shirt)
                        for k, ((x, z, face), old) in enumerate(zip(where, parts["people"]))]
