@@ -97,17 +97,18 @@ def summary(ev: dict) -> dict:
             "mota": t.get("mota"), "idf1": t.get("idf1")}
 
 
-def cost(scene_dirs) -> None:
-    """CPU ms per frame of the front-end with the lip cue on and off, its steps (wall), and
-    the face mesh per face."""
+def cost(scene_dirs, every_k=(1,)) -> None:
+    """CPU ms per frame of the front-end with the lip cue on (mesh every k-th frame, for
+    each k of ``every_k``) and off, its steps (wall), and the face mesh per face."""
     import time
 
     from av_perception.core.lip_activity import LipConfig
     from av_perception.io.stereo_sources import BagStereoSource
     from av_perception.pipeline import VisionPipeline
 
-    for d, enabled in [(d, e) for d in scene_dirs for e in (True, False)]:
-        pipe = VisionPipeline(lips=LipConfig(enabled=enabled))
+    settings = [(True, k) for k in every_k] + [(False, 1)]
+    for d, (enabled, k) in [(d, e) for d in scene_dirs for e in settings]:
+        pipe = VisionPipeline(lips=LipConfig(enabled=enabled, every_k=k))
         pipe.warm_up()
         steps: dict = {}
         frames = 0
@@ -116,17 +117,17 @@ def cost(scene_dirs) -> None:
             for stamp, left, right, cal in src:
                 pipe.process_pair(left, right, stamp, cal)
                 frames += 1
-                for k, v in pipe.front_end.last_timing.items():
-                    steps[k] = steps.get(k, 0.0) + v
+                for step, v in pipe.front_end.last_timing.items():
+                    steps[step] = steps.get(step, 0.0) + v
             cpu = time.process_time() - c0
         lips = pipe.front_end.lips
-        per = {k: 1000.0 * v / frames for k, v in steps.items()}
-        setting = "on" if enabled else "off"
+        per = {step: 1000.0 * v / frames for step, v in steps.items()}
+        setting = f"on (every_k {k})" if enabled else "off"
         print(f"{d.name} lips {setting}: {frames} frames, "
               f"CPU {1000.0 * cpu / frames:.1f} ms/frame; "
               + ", ".join(f"{k} {v:.1f}" for k, v in per.items()) + " ms/frame (wall)"
-              + (f"; meshes {lips.stats['meshes']} ({lips.stats['meshes'] / frames:.2f}/frame), "
-                 f"{1000.0 * lips.stats['time'] / max(lips.stats['boxes'], 1):.2f} ms per face"
+              + (f"; meshes {lips.stats['meshed']} ({lips.stats['meshed'] / frames:.2f}/frame), "
+                 f"{1000.0 * lips.stats['time'] / max(lips.stats['meshed'], 1):.2f} ms per mesh"
                  if lips is not None else ""), flush=True)
 
 
@@ -140,11 +141,13 @@ def main():
     ap.add_argument("--tag", default="", help="suffix of the result files (tuning runs)")
     ap.add_argument("--only", choices=("on", "off"), help="run one setting only")
     ap.add_argument("--cost", action="store_true", help="front-end cost only (see above)")
+    ap.add_argument("--every-k", type=int, nargs="+", default=[1],
+                    help="--cost: lips.every_k values to measure")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.cost:
-        cost([simulate(out, p, s, a.duration) for p in a.presets for s in a.seeds])
+        cost([simulate(out, p, s, a.duration) for p in a.presets for s in a.seeds], a.every_k)
         return
     extra = {k: _value(v) for k, v in a.set}
     cfg = {"on": params_file(out / f"on{a.tag}.yaml", extra),
