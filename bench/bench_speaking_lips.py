@@ -16,7 +16,9 @@ preset, and the CPU seconds of each ``process`` run per second of scene.
     PYTHONPATH=. python bench/bench_speaking_lips.py --cost --presets default --seeds 301
 
 ``--cost``: the visual front-end alone over each scene's bag (in this process, detection
-in the frame as ``process``), CPU time per frame of each step, the lip cue's per face.
+in the frame as ``process``), CPU time per frame of each step, the lip cue's per mesh,
+with the lip cue off and on (:data:`COST_SETTINGS`: a mesh on every face of every frame,
+``lips.max_faces_per_frame`` 2, ``lips.every_k`` 2 and 3).
 """
 from __future__ import annotations
 
@@ -97,18 +99,26 @@ def summary(ev: dict) -> dict:
             "mota": t.get("mota"), "idf1": t.get("idf1")}
 
 
-def cost(scene_dirs, every_k=(1,)) -> None:
-    """CPU ms per frame of the front-end with the lip cue on (mesh every k-th frame, for
-    each k of ``every_k``) and off, its steps (wall), and the face mesh per face."""
+#: --cost: lip cue settings (label, LipConfig fields)
+COST_SETTINGS = (("every frame", {"max_faces_per_frame": 0}),
+                 ("max_faces_per_frame 2 (default)", {"max_faces_per_frame": 2}),
+                 ("every_k 2", {"every_k": 2, "max_faces_per_frame": 0}),
+                 ("every_k 3", {"every_k": 3, "max_faces_per_frame": 0}),
+                 ("off", {"enabled": False}))
+
+
+def cost(scene_dirs) -> None:
+    """CPU ms per frame of the front-end with the lip cue off and on (a mesh on every face
+    of every frame, at most two per frame, every second or third frame per face), its
+    steps (wall), and the face mesh per mesh."""
     import time
 
     from av_perception.core.lip_activity import LipConfig
     from av_perception.io.stereo_sources import BagStereoSource
     from av_perception.pipeline import VisionPipeline
 
-    settings = [(True, k) for k in every_k] + [(False, 1)]
-    for d, (enabled, k) in [(d, e) for d in scene_dirs for e in settings]:
-        pipe = VisionPipeline(lips=LipConfig(enabled=enabled, every_k=k))
+    for d, (setting, fields) in [(d, e) for d in scene_dirs for e in COST_SETTINGS]:
+        pipe = VisionPipeline(lips=LipConfig(**fields))
         pipe.warm_up()
         steps: dict = {}
         frames = 0
@@ -122,7 +132,6 @@ def cost(scene_dirs, every_k=(1,)) -> None:
             cpu = time.process_time() - c0
         lips = pipe.front_end.lips
         per = {step: 1000.0 * v / frames for step, v in steps.items()}
-        setting = f"on (every_k {k})" if enabled else "off"
         print(f"{d.name} lips {setting}: {frames} frames, "
               f"CPU {1000.0 * cpu / frames:.1f} ms/frame; "
               + ", ".join(f"{k} {v:.1f}" for k, v in per.items()) + " ms/frame (wall)"
@@ -141,13 +150,11 @@ def main():
     ap.add_argument("--tag", default="", help="suffix of the result files (tuning runs)")
     ap.add_argument("--only", choices=("on", "off"), help="run one setting only")
     ap.add_argument("--cost", action="store_true", help="front-end cost only (see above)")
-    ap.add_argument("--every-k", type=int, nargs="+", default=[1],
-                    help="--cost: lips.every_k values to measure")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.cost:
-        cost([simulate(out, p, s, a.duration) for p in a.presets for s in a.seeds], a.every_k)
+        cost([simulate(out, p, s, a.duration) for p in a.presets for s in a.seeds])
         return
     extra = {k: _value(v) for k, v in a.set}
     cfg = {"on": params_file(out / f"on{a.tag}.yaml", extra),

@@ -35,7 +35,8 @@ class LipConfig(StageConfig):
     SECTION: ClassVar[str] = "lips"
 
     enabled: bool = param(
-        True, "Run the face mesh on every BlazeFace face box (keyframes and tracked boxes) and "
+        True, "Run the face mesh on the BlazeFace face boxes (keyframes and tracked boxes; "
+        "at most max_faces_per_frame per frame) and "
         "give each visual observation a speaking log-likelihood ratio from its lip motion "
         "(off, or with another detector than BlazeFace, or when the mesh model cannot be "
         "loaded: no lip cue, speaking status from audio only; the last is reported on "
