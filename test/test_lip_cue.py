@@ -363,6 +363,26 @@ def test_max_faces_per_frame_round_robin_largest_first():
     assert np.all(llr[20:, [0, 3]] > 0.5) and np.all(llr[20:, [1, 2]] < -0.5)
 
 
+def test_faces_without_keypoints_do_not_use_the_mesh_budget():
+    """Haar-like face boxes (no keypoints: no mesh possible) and keyframe boxes that carry
+    their mesh do not count in max_faces_per_frame: with a cap of 1, the one BlazeFace box
+    without a mesh is meshed on every frame."""
+    fake = FakeMesh()
+    fake.faces = {100: talking, 300: still, 500: still, 700: still}
+    front = LipFrontEnd(LipConfig(max_faces_per_frame=1), landmarker=fake)
+    lm = FakeMesh()
+    lm.faces = {0: still}
+    for k in range(10):
+        fake.frame = lm.frame = k
+        d = face(700)
+        carried = Detection(d.x, d.y, d.w, d.h, 0.9, "face", "blazeface", False,
+                            d.keypoints, lm.run(None, (700, 100, 800, 200), None))
+        front.observe(IMAGE, [face(300, keypoints=False), face(500, keypoints=False),
+                              carried, face(100)], k / FPS)
+        assert fake.calls == k + 1
+    assert front.stats["meshes"] == 20  # the carried mesh and the meshed box, each frame
+
+
 def test_every_k_evidence_reaches_the_tracker_on_one_bearing():
     """The front-end with every_k = 3 (meshing each face on one frame in three) feeding
     the tracker: two people on one bearing, the same ITD for both; the near one talks

@@ -135,8 +135,9 @@ class LipFrontEnd:
 
         Returns
         -------
-        array (N,) bool.  Non-face boxes: False; a detection that already carries its
-        mesh: True (it costs nothing and is not counted in the budget).
+        array (N,) bool.  Non-face boxes: False; a face that already carries its mesh,
+        or has no keypoints to place one (Haar, YuNet): True (it costs nothing and is
+        not counted in ``max_faces_per_frame``).
         """
         k = self.config.every_k
         cap = self.config.max_faces_per_frame
@@ -145,7 +146,7 @@ class LipFrontEnd:
         for i, d in enumerate(detections):
             if d.kind != "face":
                 continue
-            if d.landmarks is not None:
+            if d.landmarks is not None or d.keypoints is None:
                 out[i] = True
                 continue
             cid = int(ids[i])
