@@ -71,12 +71,15 @@ class LipConfig(StageConfig):
                             low=0.05, high=5.0)
     every_k: int = param(
         1, "Run the face mesh on each face's box track every k-th frame only (staggered "
-        "across faces, so the mesh cost per frame is flat: about faces / k meshes); each "
-        "mesh then counts as k frames' openings for min_samples and the log-likelihood "
-        "ratio, so the window statistic keeps its scale (1 = every frame).", low=1, high=10)
+        "across faces, so the mesh cost per frame is flat: about faces / k meshes); a mesh "
+        "counts as many openings as frames passed since the previous one (min_samples, the "
+        "log-likelihood ratio, the mean reliability), so the window keeps its scale; 1 = "
+        "every frame (the default: every second frame lost speaking F1 with two people on "
+        "one bearing).", low=1, high=10)
     max_faces_per_frame: int = param(
         2, "At most this many face meshes per frame (the box tracks waiting longest first, "
-        "then the largest boxes; the others wait for a later frame); 0 = no limit.",
+        "then the largest boxes; the others keep their evidence and wait for a later frame; "
+        "a mesh counts as many openings as frames since the previous one); 0 = no limit.",
         low=0, high=64)
 
     def _fail(self, name: str, value, allowed: str):
