@@ -16,7 +16,9 @@ preset, and the CPU seconds of each ``process`` run per second of scene.
     PYTHONPATH=. python bench/bench_speaking_lips.py --cost --presets default --seeds 301
 
 ``--cost``: the visual front-end alone over each scene's bag (in this process, detection
-in the frame as ``process``), CPU time per frame of each step, the lip cue's per face.
+in the frame as ``process``), CPU time per frame of each step, the lip cue's per mesh,
+with the lip cue off and on (:data:`COST_SETTINGS`: a mesh on every face of every frame,
+``lips.max_faces_per_frame`` 2, ``lips.every_k`` 2 and 3).
 """
 from __future__ import annotations
 
@@ -97,17 +99,26 @@ def summary(ev: dict) -> dict:
             "mota": t.get("mota"), "idf1": t.get("idf1")}
 
 
+#: --cost: lip cue settings (label, LipConfig fields)
+COST_SETTINGS = (("every frame", {"max_faces_per_frame": 0}),
+                 ("max_faces_per_frame 2 (default)", {"max_faces_per_frame": 2}),
+                 ("every_k 2", {"every_k": 2, "max_faces_per_frame": 0}),
+                 ("every_k 3", {"every_k": 3, "max_faces_per_frame": 0}),
+                 ("off", {"enabled": False}))
+
+
 def cost(scene_dirs) -> None:
-    """CPU ms per frame of the front-end with the lip cue on and off, its steps (wall), and
-    the face mesh per face."""
+    """CPU ms per frame of the front-end with the lip cue off and on (a mesh on every face
+    of every frame, at most two per frame, every second or third frame per face), its
+    steps (wall), and the face mesh per mesh."""
     import time
 
     from av_perception.core.lip_activity import LipConfig
     from av_perception.io.stereo_sources import BagStereoSource
     from av_perception.pipeline import VisionPipeline
 
-    for d, enabled in [(d, e) for d in scene_dirs for e in (True, False)]:
-        pipe = VisionPipeline(lips=LipConfig(enabled=enabled))
+    for d, (setting, fields) in [(d, e) for d in scene_dirs for e in COST_SETTINGS]:
+        pipe = VisionPipeline(lips=LipConfig(**fields))
         pipe.warm_up()
         steps: dict = {}
         frames = 0
@@ -116,17 +127,16 @@ def cost(scene_dirs) -> None:
             for stamp, left, right, cal in src:
                 pipe.process_pair(left, right, stamp, cal)
                 frames += 1
-                for k, v in pipe.front_end.last_timing.items():
-                    steps[k] = steps.get(k, 0.0) + v
+                for step, v in pipe.front_end.last_timing.items():
+                    steps[step] = steps.get(step, 0.0) + v
             cpu = time.process_time() - c0
         lips = pipe.front_end.lips
-        per = {k: 1000.0 * v / frames for k, v in steps.items()}
-        setting = "on" if enabled else "off"
+        per = {step: 1000.0 * v / frames for step, v in steps.items()}
         print(f"{d.name} lips {setting}: {frames} frames, "
               f"CPU {1000.0 * cpu / frames:.1f} ms/frame; "
               + ", ".join(f"{k} {v:.1f}" for k, v in per.items()) + " ms/frame (wall)"
-              + (f"; meshes {lips.stats['meshes']} ({lips.stats['meshes'] / frames:.2f}/frame), "
-                 f"{1000.0 * lips.stats['time'] / max(lips.stats['boxes'], 1):.2f} ms per face"
+              + (f"; meshes {lips.stats['meshed']} ({lips.stats['meshed'] / frames:.2f}/frame), "
+                 f"{1000.0 * lips.stats['time'] / max(lips.stats['meshed'], 1):.2f} ms per mesh"
                  if lips is not None else ""), flush=True)
 
 

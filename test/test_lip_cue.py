@@ -282,6 +282,152 @@ def test_observation_cloud_carries_the_lip_fields_and_reads_old_clouds():
     assert old["lip_llr"].tolist() == [0.0, 0.0]
 
 
+def _calls_per_face(fake):
+    """Wrap ``fake.run`` to log (frame, face key) of each call."""
+    log = []
+    run = fake.run
+
+    def logged(rgb, box, keypoints):
+        log.append((fake.frame, min(fake.faces, key=lambda k: abs(k - box[0]))))
+        return run(rgb, box, keypoints)
+
+    fake.run = logged
+    return log
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_every_k_meshes_each_face_every_k_th_frame_staggered(k):
+    """lips.every_k: each of three faces is meshed on every k-th frame, on different
+    frames (1 or 2 meshes per frame for 3 faces, never 3 at once when k = 3); the
+    frames in between keep the window's evidence: the talker positive and the still
+    faces negative on every frame after the warm-up, at the same reliability."""
+    fake = FakeMesh()
+    fake.faces = {100: talking, 300: still, 500: still}
+    front = LipFrontEnd(LipConfig(every_k=k), landmarker=fake)
+    log = _calls_per_face(fake)
+    n = 60
+    res = run_frames(front, fake, n, lambda j: [face(100), face(300), face(500)])
+    per_frame = np.bincount([f for f, _ in log], minlength=n)
+    assert per_frame.max() - per_frame.min() <= 1 and per_frame.max() == math.ceil(3 / k)
+    for key in fake.faces:
+        frames = np.array([f for f, kk in log if kk == key])
+        assert np.all(np.diff(frames) == k) and frames[0] < k
+    assert len(log) == pytest.approx(3 * n / k, abs=3)
+    assert front.stats["meshed"] == len(log) and front.stats["boxes"] == 3 * n
+    llr = np.array([r[0] for r in res])
+    rel = np.array([r[1] for r in res])
+    steady = slice(int(front.config.window * FPS) + k, n)
+    assert np.all(llr[steady, 0] > 1.0), llr[:, 0]
+    assert np.all(llr[steady, 1:] < -1.0), llr[:, 1:]
+    assert np.all(rel[steady] > 0.9) and np.all(np.abs(llr) <= front.config.max_log_lr + 1e-9)
+
+
+def test_every_k_counts_each_mesh_as_k_frames():
+    """The window statistic keeps its scale: with every_k = 2 the talker's and the
+    still face's evidence on a meshed frame is close to every frame's (same sign,
+    within 30 % before the clip) and min_samples is reached within the same time."""
+    out = {}
+    for k in (1, 2):
+        fake = FakeMesh()
+        fake.faces = {100: talking, 400: still}
+        front = LipFrontEnd(LipConfig(every_k=k, max_log_lr=20.0), landmarker=fake)
+        res = run_frames(front, fake, 40, lambda j: [face(100), face(400)])
+        out[k] = np.array([r[0] for r in res])
+    first = {k: int(np.argmax(np.any(v != 0.0, axis=1))) for k, v in out.items()}
+    assert first[2] <= first[1] + 2
+    both = slice(10, 40)
+    assert np.all(np.sign(out[2][both]) == np.sign(out[1][both]))
+    ratio = np.median(out[2][both], axis=0) / np.median(out[1][both], axis=0)
+    assert np.all((ratio > 0.7) & (ratio < 1.3)), ratio
+
+
+def test_max_faces_per_frame_round_robin_largest_first():
+    """lips.max_faces_per_frame = 2 with four faces (every_k 1): two meshes per frame,
+    each face every second frame (round robin: the faces waiting longest first), the
+    two largest boxes on the first frame; every face's evidence is known after the
+    warm-up."""
+    fake = FakeMesh()
+    fake.faces = {100: talking, 250: still, 400: still, 550: talking}
+    widths = {100: 60.0, 250: 120.0, 400: 80.0, 550: 100.0}
+    front = LipFrontEnd(LipConfig(max_faces_per_frame=2), landmarker=fake)
+    log = _calls_per_face(fake)
+    n = 60
+    res = run_frames(front, fake, n, lambda j: [face(x, w=w) for x, w in widths.items()])
+    per_frame = np.bincount([f for f, _ in log], minlength=n)
+    assert np.all(per_frame == 2)
+    assert sorted(kk for f, kk in log if f == 0) == [250, 550]
+    for key in fake.faces:
+        frames = np.array([f for f, kk in log if kk == key])
+        assert np.all(np.diff(frames) == 2)
+    llr = np.array([r[0] for r in res])
+    assert np.all(llr[20:, [0, 3]] > 0.5) and np.all(llr[20:, [1, 2]] < -0.5)
+
+
+def test_faces_without_keypoints_do_not_use_the_mesh_budget():
+    """Haar-like face boxes (no keypoints: no mesh possible) and keyframe boxes that carry
+    their mesh do not count in max_faces_per_frame: with a cap of 1, the one BlazeFace box
+    without a mesh is meshed on every frame."""
+    fake = FakeMesh()
+    fake.faces = {100: talking, 300: still, 500: still, 700: still}
+    front = LipFrontEnd(LipConfig(max_faces_per_frame=1), landmarker=fake)
+    lm = FakeMesh()
+    lm.faces = {0: still}
+    for k in range(10):
+        fake.frame = lm.frame = k
+        d = face(700)
+        carried = Detection(d.x, d.y, d.w, d.h, 0.9, "face", "blazeface", False,
+                            d.keypoints, lm.run(None, (700, 100, 800, 200), None))
+        front.observe(IMAGE, [face(300, keypoints=False), face(500, keypoints=False),
+                              carried, face(100)], k / FPS)
+        assert fake.calls == k + 1
+    assert front.stats["meshes"] == 20  # the carried mesh and the meshed box, each frame
+
+
+def test_every_k_evidence_reaches_the_tracker_on_one_bearing():
+    """The front-end with every_k = 3 (meshing each face on one frame in three) feeding
+    the tracker: two people on one bearing, the same ITD for both; the near one talks
+    from 1 s to 4 s, the far one from 4.5 s: the talker is flagged and the other not
+    through each turn (after 0.5 s), as with the evidence of every frame."""
+    rng = np.random.default_rng(11)
+    near, far = _point_at(20.0, 1.2, 0.1), _point_at(20.0, 2.6, -0.2)
+    pts = np.array([near, far])
+    turns = [(1.0, 4.0, 0), (4.5, 6.0, 1)]
+
+    def mouth(i):
+        return lambda j: talking(j) if any(a <= j / FPS < b and s == i
+                                           for a, b, s in turns) else still(j)
+
+    fake = FakeMesh()
+    fake.faces = {100: mouth(0), 400: mouth(1)}
+    front = LipFrontEnd(LipConfig(every_k=3), landmarker=fake)
+    trk = Tracker()
+    log = []
+    t_audio = 0.0
+    for j in range(int(6.0 * FPS)):
+        t = j / FPS
+        while t_audio <= t:
+            spk = [s for a, b, s in turns if a <= t_audio < b]
+            if spk:
+                g, w = GEOM.itd(pts[spk[0]] + [0, 0.07, 0])[0] + rng.normal(0, 30e-6), 0.8
+            else:
+                g, w = rng.uniform(-4e-4, 4e-4), 0.01
+            trk.update_audio(t_audio, g, w)
+            out = trk.report()
+            if len(out) == 2:
+                n_ = int(np.argmin(out.position[:, 2]))
+                log.append((t_audio, out.speaking[n_], out.speaking[1 - n_]))
+            t_audio += HOP
+        fake.frame = j
+        lip, _ = front.observe(IMAGE, [face(100), face(400)], t)
+        trk.update_visual(t, pts + rng.normal(0, 0.01, (2, 3)), _cov(2), np.ones(2), lip)
+    assert fake.calls == pytest.approx(2 * 6.0 * FPS / 3, abs=2)
+    tt, s_near, s_far = np.array(log).T
+    turn1 = (tt >= 1.5) & (tt < 4.0)
+    turn2 = (tt >= 5.0) & (tt < 6.0)
+    assert np.all(s_near[turn1] >= 0.5) and np.all(s_far[turn1] < 0.5)
+    assert np.all(s_far[turn2] >= 0.5) and np.all(s_near[turn2] < 0.5)
+
+
 # ---------------------------------------------------------------------------
 # tracker: per-track lip evidence
 # ---------------------------------------------------------------------------

@@ -35,7 +35,8 @@ class LipConfig(StageConfig):
     SECTION: ClassVar[str] = "lips"
 
     enabled: bool = param(
-        True, "Run the face mesh on every BlazeFace face box (keyframes and tracked boxes) and "
+        True, "Run the face mesh on the BlazeFace face boxes (keyframes and tracked boxes; "
+        "at most max_faces_per_frame per frame) and "
         "give each visual observation a speaking log-likelihood ratio from its lip motion "
         "(off, or with another detector than BlazeFace, or when the mesh model cannot be "
         "loaded: no lip cue, speaking status from audio only; the last is reported on "
@@ -68,6 +69,18 @@ class LipConfig(StageConfig):
     max_jump: float = param(0.35, "Relative change of the eye span between two samples of a "
                                   "track above which its history restarts (another face).",
                             low=0.05, high=5.0)
+    every_k: int = param(
+        1, "Run the face mesh on each face's box track every k-th frame only (staggered "
+        "across faces, so the mesh cost per frame is flat: about faces / k meshes); a mesh "
+        "counts as many openings as frames passed since the previous one (min_samples, the "
+        "log-likelihood ratio, the mean reliability), so the window keeps its scale; 1 = "
+        "every frame (the default: every second frame lost speaking F1 with two people on "
+        "one bearing).", low=1, high=10)
+    max_faces_per_frame: int = param(
+        2, "At most this many face meshes per frame (the box tracks waiting longest first, "
+        "then the largest boxes; the others keep their evidence and wait for a later frame; "
+        "a mesh counts as many openings as frames since the previous one); 0 = no limit.",
+        low=0, high=64)
 
     def _fail(self, name: str, value, allowed: str):
         raise ConfigError(f"parameter 'lips.{name}' = {value!r} is not allowed: must be "
@@ -230,9 +243,13 @@ class LipActivity:
             return LipSample(math.nan, eye_px, yaw, 0.0)
         return LipSample(opening, eye_px, yaw, rel)
 
-    def update(self, track_id, t: float, sample: LipSample | None) -> LipEvidence:
+    def update(self, track_id, t: float, sample: LipSample | None,
+               frames: float = 1.0) -> LipEvidence:
         """Add the sample of ``track_id`` at time ``t`` (s; None = face not seen) and
-        return the track's evidence at ``t``."""
+        return the track's evidence at ``t``.  ``frames``: how many frames the sample
+        stands for (the frames since the track's previous mesh, lips.every_k and
+        lips.max_faces_per_frame); it counts that many times in min_samples, the
+        log-likelihood ratio and the window's mean reliability."""
         h = self._hist.setdefault(track_id, deque())
         s = sample if sample is not None else LipSample.missing()
         if h and t < h[-1][0]:  # time went back (bag loop): start again
@@ -241,7 +258,7 @@ class LipActivity:
             last = next((e for e in reversed(h) if math.isfinite(e[1].eye_px)), None)
             if last is not None and abs(s.eye_px / last[1].eye_px - 1.0) > self.config.max_jump:
                 h.clear()  # another face under the same track
-        h.append((float(t), s))
+        h.append((float(t), s, max(1.0, float(frames))))
         while h and h[0][0] <= t - self.config.window + 1e-9:
             h.popleft()
         return self.evidence(track_id)
@@ -251,13 +268,28 @@ class LipActivity:
         h = self._hist.get(track_id)
         if not h:
             return LipEvidence.unknown()
-        ok = [s for _, s in h if math.isfinite(s.opening) and s.reliability > 0.0]
-        spread, n = lip_statistic([s.opening for s in ok])
-        if n < self.config.min_samples:
+        ok = [(s, w) for _, s, w in h if math.isfinite(s.opening) and s.reliability > 0.0]
+        spread, n = lip_statistic([s.opening for s, _ in ok])
+        # a sample of a face meshed every k-th frame stands for k frames of the window
+        n_eff = round(sum(w for _, w in ok)) if n >= 2 else n
+        if n_eff < self.config.min_samples:
             return LipEvidence.unknown(n)
         # mean reliability over the window's frames: missing frames count as 0
-        rel = float(sum(s.reliability for s in ok) / len(h))
-        return LipEvidence(rel * speaking_log_lr(spread, n, self.config), rel, spread, n)
+        rel = float(sum(s.reliability * w for s, w in ok) / sum(w for _, _, w in h))
+        return LipEvidence(rel * speaking_log_lr(spread, n_eff, self.config), rel, spread, n)
+
+    def hold(self, track_id, t: float) -> LipEvidence:
+        """The track's evidence at ``t`` (s) without a new sample (a frame on which its
+        face was not meshed, lips.every_k): samples older than the window are dropped."""
+        h = self._hist.get(track_id)
+        if not h:
+            return LipEvidence.unknown()
+        if t < h[-1][0]:  # time went back (bag loop): start again
+            h.clear()
+            return LipEvidence.unknown()
+        while h and h[0][0] <= t - self.config.window + 1e-9:
+            h.popleft()
+        return self.evidence(track_id)
 
     def forget(self, keep_ids) -> None:
         """Drop the histories of tracks not in ``keep_ids``."""

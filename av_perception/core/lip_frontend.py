@@ -10,6 +10,13 @@ run twice).  Boxes are chained from frame to frame by overlap (intersection-over
 one box track with its own :class:`~.lip_activity.LipActivity` window.  A chain that
 breaks, or whose eye span jumps (``lips.max_jump``: another face under the box), starts a
 new window, whose evidence stays unknown until ``lips.min_samples`` openings arrived.
+
+Bounded cost: with ``lips.every_k`` > 1 a chain's face is meshed only when ``every_k``
+frames have passed since its last mesh (a new chain's first mesh is delayed by its id
+modulo ``every_k``, so that faces seen together are meshed on different frames and the
+cost per frame stays flat); ``lips.max_faces_per_frame`` caps the meshes of one frame
+(chains waiting longest first, then the largest boxes).  A chain not meshed on a frame
+keeps the evidence of its window (:meth:`~.lip_activity.LipActivity.hold`).
 """
 from __future__ import annotations
 
@@ -74,7 +81,8 @@ class LipFrontEnd:
     warning : str or None
         Why the lip cue is off although ``lips.enabled`` asks for it.
     stats : dict
-        ``frames``, ``boxes`` (faces given to the mesh), ``meshes`` (valid meshes),
+        ``frames``, ``boxes`` (face boxes seen), ``meshed`` (boxes given to the mesh or
+        carrying one), ``meshes`` (valid meshes),
         ``mesh_errors``, ``chains`` (histories started), ``time`` (s, total).
     """
 
@@ -98,8 +106,10 @@ class LipFrontEnd:
         self._ids = np.zeros(0, dtype=np.int64)
         self._next = 0
         self.last_time = 0.0
-        self.stats = {"frames": 0, "boxes": 0, "meshes": 0, "mesh_errors": 0, "chains": 0,
-                      "time": 0.0}
+        self._last_mesh: dict = {}  # chain id -> frame index of its last mesh
+        self._frame = 0
+        self.stats = {"frames": 0, "boxes": 0, "meshed": 0, "meshes": 0, "mesh_errors": 0,
+                      "chains": 0, "time": 0.0}
 
     @property
     def active(self) -> bool:
@@ -111,6 +121,46 @@ class LipFrontEnd:
         self.activity = LipActivity(self.config)
         self._boxes = np.zeros((0, 4))
         self._ids = np.zeros(0, dtype=np.int64)
+        self._last_mesh = {}
+
+    def mesh_schedule(self, detections, ids) -> np.ndarray:
+        """Which detections of this frame get the face mesh (``lips.every_k``,
+        ``lips.max_faces_per_frame``).
+
+        Parameters
+        ----------
+        detections : list of Detection
+        ids : array (N,) int
+            Chain id of each detection.
+
+        Returns
+        -------
+        array (N,) bool.  Non-face boxes: False; a face that already carries its mesh,
+        or has no keypoints to place one (Haar, YuNet): True (it costs nothing and is
+        not counted in ``max_faces_per_frame``).
+        """
+        k = self.config.every_k
+        cap = self.config.max_faces_per_frame
+        out = np.zeros(len(detections), dtype=bool)
+        wait = {}
+        for i, d in enumerate(detections):
+            if d.kind != "face":
+                continue
+            if d.landmarks is not None or d.keypoints is None:
+                out[i] = True
+                continue
+            cid = int(ids[i])
+            last = self._last_mesh.get(cid)
+            if last is None:  # new chain: staggered first mesh
+                last = self._frame - k + cid % k
+                self._last_mesh[cid] = last
+            if self._frame - last >= k:
+                wait[i] = (self._frame - last, float(d.w) * float(d.h))
+        due = sorted(wait, key=lambda i: wait[i], reverse=True)
+        if cap > 0:
+            due = due[:cap]
+        out[due] = True
+        return out
 
     def _mesh(self, rgb, det):
         """The face mesh points (468, 3) and presence of a detection, or (None, 0)."""
@@ -169,21 +219,37 @@ class LipFrontEnd:
                 ids[i] = self._next
                 self._next += 1
                 self.stats["chains"] += 1
+        todo = self.mesh_schedule(detections, ids)
         rgb = None
-        if any(d.keypoints is not None and d.landmarks is None for d in detections):
+        if any(todo[i] and d.keypoints is not None and d.landmarks is None
+               for i, d in enumerate(detections)):
             from .blazeface import to_rgb
 
             rgb = to_rgb(image)
         for i, d in enumerate(detections):
-            pts, presence = self._mesh(rgb, d) if d.kind == "face" else (None, 0.0)
             self.stats["boxes"] += 1
+            if d.kind == "face" and not todo[i]:  # not this frame's turn: keep the window
+                ev: LipEvidence = self.activity.hold(int(ids[i]), float(stamp))
+                llr[i], rel[i] = ev.log_lr, ev.reliability
+                continue
+            pts, presence = (None, 0.0)
+            frames = 1
+            if d.kind == "face":
+                pts, presence = self._mesh(rgb, d)
+                last = self._last_mesh.get(int(ids[i]), self._frame - 1)
+                frames = max(1, self._frame - last)
+                self._last_mesh[int(ids[i])] = self._frame
+                self.stats["meshed"] += 1
             sample = None
             if pts is not None:
                 self.stats["meshes"] += 1
                 sample = self.activity.sample(pts, presence)
-            ev: LipEvidence = self.activity.update(int(ids[i]), float(stamp), sample)
+            ev = self.activity.update(int(ids[i]), float(stamp), sample, frames)
             llr[i], rel[i] = ev.log_lr, ev.reliability
         self.activity.forget(ids.tolist())
+        keep = set(ids.tolist())
+        self._last_mesh = {c: f for c, f in self._last_mesh.items() if c in keep}
+        self._frame += 1
         self._boxes, self._ids = boxes, ids
         self.stats["frames"] += 1
         self.last_time = time.perf_counter() - t0
