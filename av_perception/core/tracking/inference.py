@@ -233,7 +233,7 @@ def es_update(mu0, cov0, H, Om, b) -> tuple[np.ndarray, np.ndarray]:
 
 def variational_update(mean, cov, xyz, R, g, wn, *, speaking, logodds, visual_weight,
                        unsupported, in_view: Callable, itd_model: Callable, config,
-                       frame=None, frame_llr=None):
+                       frame=None, frame_llr=None, frozen=None, seen_cov=None):
     """VB iterations (E-Z visual, speaking E-step, E-Z audio, E-S) at one time, until no
     position moves more than ``vb_tolerance`` and the speaking filter's log evidence
     improves by less than ``vb_bound_tolerance``, or ``vb_iterations`` are done.
@@ -260,6 +260,13 @@ def variational_update(mean, cov, xyz, R, g, wn, *, speaking, logodds, visual_we
     frame_llr : array (T, K), optional
         Speaking evidence of each audio frame that is not in the ITDs (default: zeros,
         one frame).
+    frozen : array (K,) bool, optional
+        Tracks whose visual association uses ``seen_cov`` instead of their grown position
+        covariance: seen before, without visual support for ``visual_timeout`` and
+        predicted out of view (a person out of view is taken to be where they were last
+        seen; one who came into view is a birth, see ``Tracker``).
+    seen_cov : array (K, 3, 3), optional
+        m^2, position covariances at the last visual support (rows of ``frozen`` used).
 
     Returns
     -------
@@ -305,7 +312,11 @@ def variational_update(mean, cov, xyz, R, g, wn, *, speaking, logodds, visual_we
         assoc_mu, assoc_cov = (mu0, cov0) if c.association == "predictive" else (mu, cov)
         H_parts, O_parts, b_parts = [], [], []
         if xyz is not None:
-            alpha = visual_responsibilities(xyz, R, Rinv, assoc_mu, assoc_cov, visual_weight,
+            vis_cov = assoc_cov
+            if frozen is not None and np.any(frozen):
+                vis_cov = assoc_cov.copy()
+                vis_cov[frozen, :3, :3] = seen_cov[frozen]
+            alpha = visual_responsibilities(xyz, R, Rinv, assoc_mu, vis_cov, visual_weight,
                                             logodds, unsupported, in_view, c)
             if len(xyz):
                 a = np.where(alpha[:, 1:] >= c.min_responsibility, alpha[:, 1:], 0.0)

@@ -579,6 +579,16 @@ class Tracker:
         """Boolean (K,): tracks without visual support for ``visual_timeout``."""
         return (self.time - self._tracks.last_visual) > self.config.visual_timeout
 
+    def _unseen_out_of_view(self) -> np.ndarray:
+        """Boolean (K,): tracks seen before, without visual support for ``visual_timeout``,
+        whose predicted position is out of view.  A person out of view is taken to be where
+        they were last seen: their visual association uses the covariance of their last
+        visual support (not the one grown while coasting) and re-entry does not give them a
+        new track (a detection in view near such a track is a new person; issue 21)."""
+        tr = self._tracks
+        return (self._unsupported() & np.isfinite(tr.last_visual)
+                & ~self._in_view(tr.mean[:, :3]))
+
     def _variational(self, xyz, R, g, wn, visual_weight=None, anchor: bool = True,
                      frame=None, frame_llr=None):
         """VB iterations at the current time (:func:`.inference.variational_update`);
@@ -591,7 +601,9 @@ class Tracker:
             tr.mean, tr.cov, xyz, R, g, wn, speaking=tr.speaking, logodds=tr.logodds,
             visual_weight=visual_weight, unsupported=self._unsupported(),
             in_view=self._in_view, itd_model=self.itd_model, config=self.config,
-            frame=frame, frame_llr=frame_llr)
+            frame=frame, frame_llr=frame_llr,
+            frozen=self._unseen_out_of_view() if xyz is not None and len(tr) else None,
+            seen_cov=tr.visual_cov[:, :3, :3])
         if not len(tr):
             return (alpha, beta) if g is None else (alpha, beta, None, None)
         self.stats["vb_iterations"] += iterations
@@ -699,7 +711,8 @@ class Tracker:
         c = self.config
         complete, single = self._visual_births.update(t, xyz, cov, w, alpha,
                                                       self._tracks.mean[:, :3])
-        unseen = self._unsupported()  # before this frame's births (all visual)
+        # before this frame's births (all visual); not the tracks out of view (issue 21)
+        unseen = self._unsupported() & ~self._unseen_out_of_view()
         for chain in complete:
             if near_a_track(chain.mu[:3], self._tracks.mean[:, :3], c.merge_distance):
                 continue  # same head as a track (possibly born this frame)
