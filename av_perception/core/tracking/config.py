@@ -177,9 +177,10 @@ class TrackerConfig(StageConfig):
         low=0.01, high=10.0)
     reentry_sigma: float = param(
         0.25, "A visual birth within the visual_gate (Mahalanobis; both covariances plus "
-        "this many metres squared) of a track without visual support (a person out of view "
-        "or heard only) continues that track instead of starting a new identity: a person "
-        "coming back into view keeps their id.  0: the covariances alone; negative: off.",
+        "this many metres squared) of a track without visual support (a person heard only, "
+        "or whose place is back in view; not one seen before and predicted out of view) "
+        "continues that track instead of starting a new identity: a person coming back "
+        "into view keeps their id.  0: the covariances alone; negative: off.",
         low=-1.0, high=5.0)
     birth_existence: float = param(
         0.8, "Existence probability of a track born from a visual chain.", low=0.01, high=0.99)

@@ -581,12 +581,16 @@ class Tracker:
 
     def _unseen_out_of_view(self) -> np.ndarray:
         """Boolean (K,): tracks seen before, without visual support for ``visual_timeout``,
-        whose predicted position is out of view.  A person out of view is taken to be where
-        they were last seen: their visual association uses the covariance of their last
-        visual support (not the one grown while coasting) and re-entry does not give them a
-        new track (a detection in view near such a track is a new person; issue 21)."""
+        predicted out of view and still within ``reentry_sigma`` of where they were last
+        seen (not moved by the ITDs: a heard track's place is a guess).  Such a person is
+        taken to be where they were last seen: their visual association uses the
+        covariance of their last visual support (not the one grown while coasting) and
+        re-entry does not give them a new track (a detection in view near such a track is
+        a new person; issue 21)."""
         tr = self._tracks
-        return (self._unsupported() & np.isfinite(tr.last_visual)
+        still = np.linalg.norm(tr.mean[:, :3] - tr.visual_mean[:, :3], axis=1) \
+            <= max(self.config.reentry_sigma, 0.0)
+        return (self._unsupported() & np.isfinite(tr.last_visual) & still
                 & ~self._in_view(tr.mean[:, :3]))
 
     def _variational(self, xyz, R, g, wn, visual_weight=None, anchor: bool = True,
