@@ -405,18 +405,7 @@ def test_every_k_evidence_reaches_the_tracker_on_one_bearing():
     t_audio = 0.0
     for j in range(int(6.0 * FPS)):
         t = j / FPS
-        while t_audio <= t:
-            spk = [s for a, b, s in turns if a <= t_audio < b]
-            if spk:
-                g, w = GEOM.itd(pts[spk[0]] + [0, 0.07, 0])[0] + rng.normal(0, 30e-6), 0.8
-            else:
-                g, w = rng.uniform(-4e-4, 4e-4), 0.01
-            trk.update_audio(t_audio, g, w)
-            out = trk.report()
-            if len(out) == 2:
-                n_ = int(np.argmin(out.position[:, 2]))
-                log.append((t_audio, out.speaking[n_], out.speaking[1 - n_]))
-            t_audio += HOP
+        t_audio = _feed_turns(trk, t_audio, t, turns, pts, rng, log)
         fake.frame = j
         lip, _ = front.observe(IMAGE, [face(100), face(400)], t)
         trk.update_visual(t, pts + rng.normal(0, 0.01, (2, 3)), _cov(2), np.ones(2), lip)
@@ -493,18 +482,7 @@ def _one_bearing(rng, lips, seconds=6.0):
     t_audio = 0.0
     for k in range(int(seconds * FPS)):
         t = k / FPS
-        while t_audio <= t:
-            spk = [s for a, b, s in turns if a <= t_audio < b]
-            if spk:
-                g, w = GEOM.itd(pts[spk[0]] + [0, 0.07, 0])[0] + rng.normal(0, 30e-6), 0.8
-            else:
-                g, w = rng.uniform(-4e-4, 4e-4), 0.01
-            trk.update_audio(t_audio, g, w)
-            out = trk.report()
-            if len(out) == 2:
-                j = int(np.argmin(out.position[:, 2]))
-                log.append((t_audio, out.speaking[j], out.speaking[1 - j]))
-            t_audio += HOP
+        t_audio = _feed_turns(trk, t_audio, t, turns, pts, rng, log)
         talking_now = [any(a <= t - 0.2 < b and s == i for a, b, s in turns) for i in (0, 1)]
         lip = None
         if lips:  # the front-end's evidence, 0.2 s behind (half the window)
@@ -515,6 +493,25 @@ def _one_bearing(rng, lips, seconds=6.0):
         trk.update_visual(t, xyz, _cov(2), np.ones(2), lip)
     return np.array(log)
 
+
+
+def _feed_turns(trk, t_audio, t, turns, pts, rng, log):
+    """Audio frames up to ``t``: the talker's ITD during ``turns`` (start, end, index into
+    ``pts``), weak random ITDs otherwise; logs (stamp, P near, P far) once two tracks
+    exist.  Returns the next audio stamp."""
+    while t_audio <= t:
+        spk = [s for a, b, s in turns if a <= t_audio < b]
+        if spk:
+            g, w = GEOM.itd(pts[spk[0]] + [0, 0.07, 0])[0] + rng.normal(0, 30e-6), 0.8
+        else:
+            g, w = rng.uniform(-4e-4, 4e-4), 0.01
+        trk.update_audio(t_audio, g, w)
+        out = trk.report()
+        if len(out) == 2:
+            j = int(np.argmin(out.position[:, 2]))
+            log.append((t_audio, out.speaking[j], out.speaking[1 - j]))
+        t_audio += HOP
+    return t_audio
 
 @pytest.mark.parametrize("lips", [False, True, "gappy"])
 def test_lips_decide_between_two_people_on_one_bearing(rng, lips):
