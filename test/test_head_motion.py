@@ -346,3 +346,45 @@ def test_broken_chain_holds_the_last_pose_and_says_so():
     assert values["poses_held"] > 0
     assert pipe.output_frame == "base_link" and list(out.ids) == [1]
     assert np.allclose(out.position[0], expect, atol=0.02)  # the last pose, held
+
+
+def _audio_only_birth(point, sigma_across=0.1, sigma_depth=0.9):
+    """An audio-only track's birth at ``point`` (camera frame): precise across the ITD
+    cone (x), vague in depth and height."""
+    from av_perception.core.tracking.births import Birth
+
+    P = np.diag([sigma_across ** 2, sigma_depth ** 2, sigma_depth ** 2, 0.25, 0.25, 0.25])
+    return Birth(np.r_[point, 0.0, 0.0, 0.0], P, 0.9, False, 0.9, "births_audio")
+
+
+@pytest.mark.parametrize("second, absorbed", [((0.0, 0.0, 0.35), True),
+                                               ((1.35, 0.0, 0.0), False)])
+def test_a_heard_only_track_beside_the_one_a_face_continues_ends(second, absorbed):
+    """The seed-203 head-motion case (BENCHMARKS.md, Head motion): a talker heard out of
+    view got two audio-only tracks (the first drifted towards the front while the head
+    turned, the second was born when the ITDs left it).  When the face appears, the
+    heard-only track that takes it keeps the voice; the other one, in view and within
+    its re-entry gate (the same voice heard twice, never seen), ends at once instead of
+    lingering beside the person.  A heard-only track in view outside that gate (1.35 m
+    across the ITD cone: another talker whose face is not found) is left alone."""
+    person = np.array([-0.55, 0.0, 2.2])
+    rng = np.random.default_rng(3)
+    trk = Tracker(TrackerConfig(), None, CAM)
+    trk.update_visual(0.0, np.zeros((0, 3)), np.zeros((0, 3, 3)))
+    trk._start(_audio_only_birth(person + [0.05, 0.05, -0.1]), 0.0)
+    trk._start(_audio_only_birth(person + np.array(second)), 0.0)
+    first, other = (int(i) for i in trk._tracks.ids)
+    ended, seen_ids = [], set()
+    for k in range(1, int(0.5 * FPS)):  # ended at once, not by the slow decay
+        t = k / FPS
+        xyz = person[None] + rng.normal(0, 0.01, (1, 3))
+        out = trk.update_visual(t, xyz, np.tile(np.eye(3) * 0.02 ** 2, (1, 1, 1)))
+        ended += [int(i) for i in out.ended]
+        if len(out.ids):
+            d = np.linalg.norm(out.position - person, axis=1)
+            if d.min() < 0.1:
+                seen_ids.add(int(out.ids[int(np.argmin(d))]))
+    assert seen_ids == {first}, (seen_ids, first)
+    assert trk.stats["heard_duplicates"] == int(absorbed)
+    assert (other in ended) == absorbed, (other, ended)
+    assert (other in [int(i) for i in trk._tracks.ids]) != absorbed

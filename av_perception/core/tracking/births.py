@@ -13,7 +13,8 @@ from scipy.optimize import linear_sum_assignment
 from .models import constant_velocity_model, gauss_logpdf, symmetrise
 
 __all__ = ["AudioBirths", "Birth", "BirthChain", "VisualBirths", "event_birth",
-           "near_a_track", "reentry_match"]
+           "near_a_track", "reentry_candidates",
+           "reentry_match"]
 
 # audio-only births: frames count when their normalised weight is at least this and the
 # mass they leave to clutter (w~ x beta_0) exceeds _BIRTH_MIN_MASS
@@ -75,14 +76,27 @@ def reentry_match(mean, cov, track_mean, track_cov, eligible, sigma: float,
     int
         Row of the track, or -1 when none is within the gate.
     """
+    rows = reentry_candidates(mean, cov, track_mean, track_cov, eligible, sigma, gate)
+    return int(rows[0]) if len(rows) else -1
+
+
+def reentry_candidates(mean, cov, track_mean, track_cov, eligible, sigma: float,
+                       gate: float) -> np.ndarray:
+    """Every ``eligible`` track within the gate of :func:`reentry_match`, nearest first.
+
+    Returns
+    -------
+    array (n,) int
+        Rows of the tracks (empty when none is within the gate or ``sigma`` < 0).
+    """
     idx = np.flatnonzero(eligible)
     if not len(idx) or sigma < 0:
-        return -1
+        return np.zeros(0, dtype=np.int64)
     r = track_mean[idx] - mean
     S = track_cov[idx] + cov + sigma ** 2 * np.eye(3)
     md = np.einsum("ni,ni->n", r, np.linalg.solve(S, r[..., None])[..., 0])
-    best = int(np.argmin(md))
-    return int(idx[best]) if md[best] <= gate else -1
+    order = np.argsort(md, kind="stable")
+    return idx[order[md[order] <= gate]].astype(np.int64)
 
 
 class BirthChain:

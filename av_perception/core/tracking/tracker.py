@@ -14,7 +14,8 @@ from ..config import MicArrayConfig, StereoCameraConfig
 from ..geometry import MicGeometry
 from ..head import make_head_model
 from ..poses import Pose, PosedGeometry
-from .births import AudioBirths, Birth, VisualBirths, event_birth, near_a_track, reentry_match
+from .births import (AudioBirths, Birth, VisualBirths, event_birth, near_a_track,
+                     reentry_candidates, reentry_match)
 from .config import TrackerConfig
 from .inference import (
     ItdShrinkEstimator,
@@ -150,7 +151,7 @@ class Tracker:
                       "late_visual": 0, "births_visual": 0, "births_audio": 0, "deaths": 0,
                       "merges": 0, "vb_iterations": 0, "event_windows": 0, "late_events": 0,
                       "births_events": 0, "births_events_audio": 0,
-                      "reentries": 0}
+                      "reentries": 0, "heard_duplicates": 0}
 
     @property
     def num_tracks(self) -> int:
@@ -299,10 +300,12 @@ class Tracker:
         self._last_image = t
         # anchored after the bookkeeping: a track without visual support that this image
         # sees (an audio-born track coming into view) keeps its visual update
+        heard_only = ~np.isfinite(self._tracks.last_visual)  # never seen so far
         alpha, _ = self._variational(xyz, cov / w[:, None, None], None, None, w, anchor=False)
         self._visual_bookkeeping(t, dt_img, alpha, w, lip)
         self._anchor()
         self._births(t, xyz, cov, w, alpha)
+        self._end_heard_duplicates(t, heard_only)
         self._merge(alpha)
         self._deaths()
         return self.report(stamp)
@@ -728,6 +731,36 @@ class Tracker:
             if not self._reenter(mu, P, t, unseen):
                 self._new_track(mu, P, t, c.birth_existence, True, c.speaking_entry)
                 self.stats["births_visual"] += 1
+
+    def _end_heard_duplicates(self, t: float, heard_only) -> None:
+        """A track heard only (never seen) that this frame saw for the first time -- by
+        association or by re-entry -- takes the voice: the other heard-only tracks predicted
+        in view within its re-entry gate (:func:`.births.reentry_candidates`) are the same
+        voice heard twice and end with the frame's deaths.  (E.g. a talker heard out of
+        view while the head turns: the ITDs of a lateral talker read towards the front, so
+        the first audio-only track drifts, a second is born when the ITDs leave it, and
+        the face that appears continues one of them; the other would linger in view beside
+        it.)  ``heard_only``: boolean (K,) of the tracks before the frame's births."""
+        tr = self._tracks
+        n = len(heard_only)
+        if n < 2:
+            return
+        seen_now = heard_only & (tr.last_visual[:n] >= t)
+        if not np.any(seen_now):
+            return
+        rest = np.zeros(len(tr), dtype=bool)
+        rest[:n] = heard_only & ~seen_now & np.isfinite(tr.logodds[:n])
+        rest &= self._in_view(tr.mean[:, :3])
+        c = self.config
+        for k in np.flatnonzero(seen_now):
+            rows = reentry_candidates(tr.mean[k, :3], tr.cov[k, :3, :3], tr.mean[:, :3],
+                                      tr.cov[:, :3, :3], rest, c.reentry_sigma,
+                                      c.visual_gate)
+            for j in rows:
+                tr.speaking[k] = max(tr.speaking[k], tr.speaking[j])
+                tr.logodds[j] = -np.inf
+                rest[j] = False
+                self.stats["heard_duplicates"] += 1
 
     def _reenter(self, mu, P, t, unseen) -> bool:
         """A visual birth (mean (6,), covariance (6, 6)) near a track without visual
