@@ -6,8 +6,10 @@ still head (BENCHMARKS.md, "Head motion").
 
 Per seed: ``simulate --preset default --duration 10`` still, and the same scene with
 ``--head-motion scripted --pan 40 --head-speed 60`` (pan +-40 deg, up to 60 deg/s);
-``process`` (the pan with ``--fixed-frame base_link``), ``evaluate --json``; prints
-MOTA, IDF1, ID switches and speaking F1 of both and their differences.
+``process --attention`` (the pan with ``--fixed-frame base_link``), ``evaluate --json``
+with the attention file; prints MOTA, IDF1, ID switches, speaking F1 and the attention
+(fraction of the speaking time on a speaker after a 0.5 s reaction, switches per turn)
+of both and their differences.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 
 def run(*args):
@@ -46,24 +50,37 @@ def main():
             tracks = d / "tracks.csv"
             cfg = ["--config", a.config] if a.config else []
             ff = ["--fixed-frame", "base_link"] if kind == "pan" else []
-            run("process", str(d / "bag"), "-o", str(tracks), "--quiet", *ff, *cfg)
-            run("evaluate", str(d), str(tracks), "--json", str(d / "eval.json"))
+            att = d / "attention.csv"
+            run("process", str(d / "bag"), "-o", str(tracks), "--attention", str(att),
+                "--quiet", *ff, *cfg)
+            run("evaluate", str(d), str(tracks), str(att), "--json", str(d / "eval.json"))
             res[kind] = json.loads((d / "eval.json").read_text())
         for kind in ("still", "pan"):
             res[kind]["visible"] = _visible_fraction(out / f"{kind}_{seed}")
         rows.append((seed, res))
         print(seed, json.dumps({k: _summary(v) for k, v in res.items()}), flush=True)
     print("\n| seed | MOTA still | MOTA pan | IDF1 still | IDF1 pan | ID sw. still | ID sw. pan "
-          "| speaking F1 still | speaking F1 pan | in view still | in view pan |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| speaking F1 still | speaking F1 pan | attention on speaker still | pan "
+          "| switches per turn still | pan | in view still | in view pan |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for seed, r in rows:
         a, b = _summary(r["still"]), _summary(r["pan"])
         print(f"| {seed} | {a['mota']:.3f} | {b['mota']:.3f} | {a['idf1']:.3f} | "
               f"{b['idf1']:.3f} | {a['num_switches']} | {b['num_switches']} | {a['f1']:.3f} | "
-              f"{b['f1']:.3f} | {a['visible']:.2f} | {b['visible']:.2f} |")
-    for name, key in (("MOTA", "mota"), ("IDF1", "idf1"), ("speaking F1", "f1")):
+              f"{b['f1']:.3f} | {a['on_speaker']:.3f} | {b['on_speaker']:.3f} | "
+              f"{a['switches_per_turn']:.2f} | {b['switches_per_turn']:.2f} | "
+              f"{a['visible']:.2f} | {b['visible']:.2f} |")
+    for name, key in (("MOTA", "mota"), ("IDF1", "idf1"), ("speaking F1", "f1"),
+                      ("attention on the speaker", "on_speaker")):
         d = [_summary(r["pan"])[key] - _summary(r["still"])[key] for _, r in rows]
         print(f"{name} pan - still: mean {sum(d) / len(d):+.3f}, worst {min(d):+.3f}")
+    for kind in ("still", "pan"):
+        on = [_summary(r[kind])["on_speaker"] for _, r in rows]
+        spt = [_summary(r[kind])["switches_per_turn"] for _, r in rows]
+        most = [_summary(r[kind])["max_switches_in_turn"] for _, r in rows]
+        print(f"attention {kind}: on the speaker mean {np.mean(on):.3f} worst {min(on):.3f}; "
+              f"switches per turn mean {np.mean(spt):.2f} worst {max(spt):.2f}; most in one "
+              f"turn {max(most)}")
     sw = [_summary(r["pan"])["num_switches"] for _, r in rows]
     print(f"ID switches with the pan: total {sum(sw)}, worst {max(sw)}")
 
@@ -78,8 +95,11 @@ def _visible_fraction(scene_dir: Path) -> float:
 def _summary(ev):
     t = ev.get("tracking", ev)
     s = ev.get("speaking", {})
+    a = ev.get("attention", {})
     return ({k: t.get(k) for k in ("mota", "idf1", "num_switches")}
-            | {"f1": s.get("f1"), "visible": ev.get("visible", float("nan"))})
+            | {"f1": s.get("f1"), "visible": ev.get("visible", float("nan"))}
+            | {k: a.get(k, float("nan")) for k in ("on_speaker", "switches_per_turn",
+                                                    "max_switches_in_turn")})
 
 
 if __name__ == "__main__":
