@@ -106,6 +106,44 @@ def test_a_dead_track_releases_the_target_at_once():
     assert (targets[first_step_at(stamps, 2.0):] == NO_TARGET).all()
 
 
+def test_a_fixation_is_not_broken_within_min_dwell():
+    """1 hands the turn to 2 at 3 s; then 2 pauses 0.3 s while 1 adds a short remark:
+    without ``min_dwell`` the attention goes back to 1 and again to 2 (three switches in
+    one turn), with ``min_dwell`` 1 s (the default) it stays on 2."""
+    schedule = {1: [(0.0, 3.0), (3.1, 3.6)], 2: [(2.5, 3.2), (3.5, 6.0)]}
+    stamps, targets, sel = run(schedule, 6.0, AttentionConfig(min_dwell=0.0))
+    k = first_step_at(stamps, 3.0)
+    assert targets[k] == 2 and 1 in targets[k:] and sel.switches == 3
+    stamps, targets, sel = run(schedule, 6.0)
+    assert AttentionConfig().min_dwell == 1.0
+    assert (targets[k:] == 2).all() and sel.switches == 1
+
+
+def test_a_target_the_tracker_stops_reporting_is_held_until_its_track_ends():
+    """The tracker does not report a silent track out of view (it keeps its identity): the
+    attention holds it at its last position instead of jumping to someone else, and
+    releases it when the track ends (``ended``, as :meth:`update_output` passes it)."""
+    sel = AttentionSelector()
+    for t in np.arange(0, 2, 1 / FPS):
+        out = sel.update(t, [1, 2], [POS[1], POS[2]], [0.95, 0.02], ended=[])
+    assert out.track_id == 1
+    for t in np.arange(2, 3, 1 / FPS):  # 1 unreported, 2 silent
+        out = sel.update(t, [2], [POS[2]], [0.02], ended=[])
+        assert out.track_id == 1 and out.position == pytest.approx(POS[1])
+    out = sel.update(3.0, [1, 2], [POS[1], POS[2]], [0.02, 0.02], ended=[])
+    assert out.track_id == 1 and sel.switches == 0
+    out = sel.update(3.1, [2], [POS[2]], [0.02], ended=[1])
+    assert out.track_id == NO_TARGET
+    # held while silent: another speaker still takes it after switch_delay
+    sel = AttentionSelector()
+    for t in np.arange(0, 2, 1 / FPS):
+        sel.update(t, [1, 2], [POS[1], POS[2]], [0.95, 0.02], ended=[])
+    hist = [sel.update(2 + t, [2], [POS[2]], [0.95], ended=[]).track_id
+            for t in np.arange(0, 1, 1 / FPS)]
+    k = first_step_at(np.arange(0, 1, 1 / FPS), D)
+    assert hist[:k] == [1] * k and set(hist[k:]) == {2}
+
+
 def test_empty_nan_and_broken_inputs():
     sel = AttentionSelector()
     out = sel.update(0.0, [], np.zeros((0, 3)), [])

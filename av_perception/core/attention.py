@@ -14,11 +14,15 @@ talk over each other for a moment; the last speaker is held through pauses.  The
 * a speaking target is replaced only by a track whose run reaches ``switch_delay`` and
   whose probability exceeds the target's by ``switch_margin`` (overlapping speech does
   not switch); a silent target by any track whose run reaches ``switch_delay`` (a turn
-  taken during an overlap switches as soon as the previous speaker stops);
+  taken during an overlap switches as soon as the previous speaker stops); neither
+  within ``min_dwell`` s of the target being taken (a gaze fixates);
 * a silent target is held while nobody else qualifies; after ``hold_time`` s of silence
   it stays the target (``idle_target = 'last_speaker'``, a gaze that rests on the last
   speaker) or is released (``'none'``);
-* a target whose track is no longer reported (the track ended) is released at once.
+* a target whose track ended is released at once; one that the tracker merely stops
+  reporting (silent and out of view, its identity kept) is held at its last position
+  as a silent target (:meth:`AttentionSelector.update_output`; :meth:`~AttentionSelector.
+  update` without ``ended`` releases it too).
 
 Pure numpy, no ROS.
 """
@@ -60,6 +64,11 @@ class AttentionConfig(StageConfig):
         0.3, "While the current target still speaks, a new speaker takes the attention "
         "only if its speaking probability exceeds the target's by this much (overlapping "
         "speech does not switch).", low=0.0, high=1.0)
+    min_dwell: float = param(
+        1.0, "After the attention moved to a track, no other speaker takes it for this "
+        "many seconds, whether the new target speaks or not (a gaze fixates; during an "
+        "overlap the speaking probabilities of two talkers cross back and forth).  An "
+        "ended track still releases it at once.", low=0.0, high=10.0)
     hold_time: float = param(
         2.0, "The last speaker keeps the attention through pauses of this many seconds "
         "whatever idle_target says (another speaker can still take it after "
@@ -123,15 +132,18 @@ class AttentionSelector:
         #: speaking stamp)
         self.onsets: dict = {}
         self.last_spoke = -math.inf  # stamp of the target's last speaking step
+        self.taken_at = -math.inf  # stamp at which the target was taken
         self.last_position = np.full(3, np.nan)  # the target's last finite position
         self.last_stamp = -math.inf
         self.switches = 0  # target changes from one track to another (total)
 
     def update_output(self, output) -> AttentionTarget:
         """:meth:`update` from a :class:`~av_perception.core.tracking.TrackerOutput`."""
-        return self.update(output.stamp, output.ids, output.position, output.speaking)
+        return self.update(output.stamp, output.ids, output.position, output.speaking,
+                           ended=output.ended)
 
-    def update(self, stamp: float, ids, positions, speaking) -> AttentionTarget:
+    def update(self, stamp: float, ids, positions, speaking,
+               ended=None) -> AttentionTarget:
         """One tracker step.
 
         Parameters
@@ -145,6 +157,11 @@ class AttentionSelector:
             track but its last finite position is reported.
         speaking : (K,) float
             Speaking probabilities; NaN counts as not speaking.
+        ended : (E,) int, optional
+            Ids of the tracks that ended since the previous step.  When given, a target
+            missing from ``ids`` but not ended (a silent track the tracker does not report
+            while it is out of view) is held at its last position as a silent target;
+            when None, a missing target is released.
 
         Returns
         -------
@@ -181,9 +198,12 @@ class AttentionSelector:
                 runs[i] = (start, last)
         self.onsets = runs
         before = self.target
-        if self.target not in present:  # the track ended (or none yet)
-            self.target = NO_TARGET
-        if self.target != NO_TARGET and talking[present[self.target]]:
+        if self.target not in present and (
+                ended is None or self.target in {int(i) for i in np.ravel(ended)}):
+            self.target = NO_TARGET  # the track ended (or none yet)
+        shown = self.target in present  # False: held while unreported
+        target_prob = prob[present[self.target]] if shown else 0.0
+        if shown and talking[present[self.target]]:
             self.last_spoke = stamp
         # the candidates: speaking long enough, not the target
         best, best_key = NO_TARGET, None
@@ -197,7 +217,10 @@ class AttentionSelector:
         if best != NO_TARGET:
             # a target silent for no more than max_gap still speaks (a dip between words)
             silent = self.target == NO_TARGET or stamp - self.last_spoke > c.max_gap + 1e-9
-            if silent or best_key[0] >= prob[present[self.target]] + c.switch_margin:
+            dwelt = stamp - self.taken_at >= c.min_dwell - 1e-9
+            if silent and self.target != NO_TARGET and not dwelt:
+                pass  # a gaze fixates: not replaced within min_dwell of being taken
+            elif silent or (dwelt and best_key[0] >= target_prob + c.switch_margin):
                 self._take(best, stamp)
         if (self.target != NO_TARGET and c.idle_target == "none"
                 and stamp - self.last_spoke > c.hold_time):
@@ -207,6 +230,9 @@ class AttentionSelector:
         if self.target == NO_TARGET:
             self.last_position = np.full(3, np.nan)
             return AttentionTarget(stamp, switched=before != NO_TARGET)
+        if self.target not in present:  # held while unreported: its last position
+            return AttentionTarget(stamp, self.target, self.last_position.copy(), 0.0,
+                                   switched=before != self.target)
         j = present[self.target]
         if np.isfinite(positions[j]).all():
             self.last_position = positions[j].copy()
@@ -215,5 +241,5 @@ class AttentionSelector:
 
     def _take(self, track_id: int, stamp: float) -> None:
         self.target = track_id
-        self.last_spoke = stamp
+        self.last_spoke = self.taken_at = stamp
         self.last_position = np.full(3, np.nan)
