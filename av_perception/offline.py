@@ -51,9 +51,9 @@ __all__ = ["ProcessResult", "PROCESS_STAGES", "process_bag", "fusion_events", "B
 
 #: stage configs the offline pipeline reads from a params file
 PROCESS_STAGES = (AudioFrontEndConfig, MicArrayConfig, VisionConfig, DetectionConfig, LipConfig,
-                  BodyCueConfig, TrackerConfig, StereoCameraConfig, TrackingConfig, AVClusteringConfig,
-                  WdemConfig, FusionInputConfig, HeadCalibrationConfig, TrackOutputConfig,
-                  AttentionConfig)
+                  BodyCueConfig, TrackerConfig, StereoCameraConfig, TrackingConfig,
+                  AVClusteringConfig, WdemConfig, FusionInputConfig, HeadCalibrationConfig,
+                  TrackOutputConfig, AttentionConfig)
 
 
 @dataclass

@@ -80,11 +80,11 @@ def episodes(scene_dir: Path, tracks: Path, max_length: float = 3.0):
     t0 = scene["epoch"]
     ts, ids, xyz = load_tracks(tracks)
     out = []
+    rel = stamps - t0
     for p in scene["people"]:
         for a, b in p.get("turn_away", []):
             if b - a > max_length + 1e-9:
                 continue
-            rel = stamps - t0
 
             def window(lo, hi, pid=p["id"]):
                 got = [matched_ids(ts, ids, xyz, stamps[k], people[pid][k])

@@ -116,11 +116,12 @@ def test_no_observation_for_a_track_that_never_showed_its_face_or_after_max_gap(
 
 
 def test_body_regions_and_config_errors():
-    c = BodyCueConfig(region_width=1.0, region_top=-0.5, region_bottom=2.0)
-    b = body_regions([99.5], [49.5], [20.0], c)
-    np.testing.assert_allclose(b, [[90.0, 40.0, 20.0, 50.0]])
-    with pytest.raises(ConfigError, match="region_top"):
-        BodyCueConfig(region_top=1.0, region_bottom=0.5)
+    c = BodyCueConfig(head_size=0.5, torso_width=1.0, torso_top=1.0, torso_bottom=2.0)
+    head, torso = body_regions([99.5], [49.5], [20.0], c)
+    np.testing.assert_allclose(head, [[95.0, 45.0, 10.0, 10.0]])
+    np.testing.assert_allclose(torso, [[90.0, 70.0, 20.0, 20.0]])
+    with pytest.raises(ConfigError, match="torso_top"):
+        BodyCueConfig(torso_top=1.0, torso_bottom=0.5)
     scene = _scene([])
     fe = _front_end(scene)
     with pytest.raises(ValueError, match="one id per predicted head"):
@@ -153,3 +154,48 @@ def test_turn_away_spec_schedule_and_preset():
     assert a.utterances == make_scene("default", seed=5).utterances
     again = Scene.from_dict(a.to_dict())
     assert [p.turn_away for p in again.people] == [p.turn_away for p in a.people]
+
+
+def _ids_near(tracks_csv, scene, pid, t0, t1):
+    """Track ids within 0.5 m of person ``pid`` in the frames of [t0, t1) (s)."""
+    rows = np.atleast_1d(np.genfromtxt(tracks_csv, delimiter=",", names=True))
+    rel = rows["stamp"] - scene.epoch
+    out = []
+    for t in np.unique(rel[(rel >= t0) & (rel < t1)]):
+        truth = scene.positions([t])[pid][0]
+        sel = np.abs(rel - t) < 1e-3
+        xyz = np.column_stack([rows["x"][sel], rows["y"][sel], rows["z"][sel]])
+        d = np.linalg.norm(xyz - truth, axis=1)
+        out.append(int(rows["track_id"][sel][np.argmin(d)]) if d.min() <= 0.5 else None)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_person_who_turns_away_for_2_5_s_keeps_their_track(tmp_path):
+    """two_static (seed 7, 9 s): person 1 turns away from 3.0 to 5.5 s and is silent from
+    2.5 to 6 s (their voice would keep the track alive).  With the body cue the same track
+    follows them before, during and after; without it the track dies while they are
+    turned away and they come back under a new id."""
+    from av_perception.core.body_cue import BodyCueConfig
+    from av_perception.offline import process_bag
+    from av_perception.sim import simulate
+
+    scene = make_scene("two_static", seed=7, duration=9.0)
+    scene.people[0].turn_away = [[3.0, 5.5]]
+    scene.utterances = [u for u in scene.utterances
+                        if u.person != 1 or u.end <= 2.5 or u.start >= 6.0]
+    simulate(scene, tmp_path / "scene")
+    ids = {}
+    for on in (True, False):
+        out = tmp_path / f"tracks_{on}.csv"
+        process_bag(tmp_path / "scene" / "bag", out, {BodyCueConfig: BodyCueConfig(enabled=on)})
+        ids[on] = [_ids_near(out, scene, 1, a, b)
+                   for a, b in ((2.5, 3.0), (3.0, 5.5), (6.0, 7.0))]
+    before, during, after = ids[True]
+    assert before and all(i == before[0] and i is not None for i in before)
+    assert sum(i == before[0] for i in during) >= 0.9 * len(during), during
+    assert after and all(i == before[0] for i in after), after
+    before_off, _, after_off = ids[False]
+    assert before_off[-1] is not None and after_off[-1] is not None
+    assert after_off[-1] != before_off[-1]  # the cue is what keeps the id
