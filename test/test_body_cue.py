@@ -61,6 +61,26 @@ def test_turned_head_is_observed_at_its_3d_position(face, position):
     assert 0 < obs.weight[0] <= BodyCueConfig().weight
 
 
+def test_the_torso_look_follows_a_person_who_walks_while_turned_away():
+    """Turned away from 0.8 s, walking sideways from 1.0 s: at 1.15 s the person is 7.5 cm
+    (17 px) from where the track predicts them (its last sighting); the torso's look,
+    learned while the face was seen, moves the observation to them."""
+    scene = _scene([PersonSpec(1, walk([(0.0, -0.4, 2.2), (0.6, -0.4, 2.2)], speed=0.5,
+                                       start=1.0), "lfw:3", turn_away=[[0.8, 3.0]])])
+    r = VideoRenderer(scene)
+    fe = _front_end(scene)
+    rng = np.random.default_rng(4)
+    f = r.render(0.5, rng)
+    last = _truth(scene, 0.5)
+    assert list(fe.process(f.left, f.right, 0.5, tracks=(last[None], [TRACK])).kind) == ["face"]
+    f = r.render(1.15, rng)
+    truth = _truth(scene, 1.15)
+    assert np.linalg.norm(truth - last) > 0.07
+    obs = fe.process(f.left, f.right, 1.15, tracks=(last[None], [TRACK]))
+    assert list(obs.kind) == ["body"] and fe.body.stats["moved"] == 1
+    assert np.linalg.norm(obs.xyz[0] - truth) < 0.025, (obs.xyz[0], truth)
+
+
 def test_no_face_while_turned_away_but_the_person_stays_visible():
     scene = _scene([PersonSpec(1, still((0.2, -0.4, 2.2)), "astronaut", turn_away=[[1.0, 2.0]])])
     r = VideoRenderer(scene)
@@ -89,7 +109,8 @@ def test_nothing_where_the_person_has_gone():
         f = r.render(t, rng)
         assert not f.views[1].visible_left
         assert len(fe.process(f.left, f.right, t, tracks=(where[None], [TRACK]))) == 0
-    assert fe.body.stats["depth_mismatch"] + fe.body.stats["no_match"] >= 2
+    st = fe.body.stats
+    assert st["not_found"] + st["depth_mismatch"] + st["no_match"] >= 2
 
 
 def test_no_observation_for_a_track_that_never_showed_its_face_or_after_max_gap():

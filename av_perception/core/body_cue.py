@@ -3,7 +3,8 @@
 For every track whose face was observed within ``body.max_gap`` s but is not observed in
 this frame: the torso's appearance, learned below the face while it was seen, is searched
 around its predicted place (normalised cross-correlation, ``body.search``) and moves the
-head there; the head box (the back of the head) and the torso box below it are matched in
+head there (not found: no observation; a track without a learned look stays at its
+predicted pixel); the head box (the back of the head) and the torso box below it are matched in
 the right image, and when their stereo depth agrees with the predicted depth within
 ``depth_tolerance`` the head is observed at that pixel and depth with a covariance wider
 than a face's (``lateral_sigma``).  The cue never observes a track that has not shown its
@@ -53,7 +54,8 @@ class BodyCueConfig(StageConfig):
         "head.", low=0.2, high=2.0)
     search: float = param(
         0.6, "The torso's appearance (learned while the face is seen) is searched this many "
-        "face widths left and right of its predicted place (half as far up and down); "
+        "face widths left and right of its predicted place (half as far up and down); not "
+        "found (below min_score, or its search window leaves the image): no observation.  "
         "0 disables the search (the head stays at its predicted pixel).",
         low=0.0, high=3.0)
     min_score: float = param(
@@ -119,8 +121,8 @@ class BodyCue:
     State per track id: the stamp of its last face observation near its predicted
     head and the torso's appearance below that face (grey patch and the face width it
     was cut at); :meth:`reset` forgets them.  ``stats`` counts the tracks looked at,
-    the observations, the torso searches that moved the head, and the rejections (depth
-    mismatch, no stereo match).
+    the observations, the torso searches that moved the head, and the rejections (torso
+    look not found, depth mismatch, no stereo match).
     """
 
     def __init__(self, config: BodyCueConfig, calibration, matcher, face_width: float = 0.16,
@@ -135,8 +137,8 @@ class BodyCue:
         self.depth_offset = float(depth_offset)
         self._last_face: dict[int, float] = {}
         self._torso: dict[int, tuple] = {}  # id -> (grey patch, face width px)
-        self.stats = {"tracks": 0, "observations": 0, "moved": 0, "depth_mismatch": 0,
-                      "no_match": 0}
+        self.stats = {"tracks": 0, "observations": 0, "moved": 0, "not_found": 0,
+                      "depth_mismatch": 0, "no_match": 0}
 
     def reset(self) -> None:
         self._last_face = {}
@@ -196,13 +198,18 @@ class BodyCue:
             dist = np.maximum(np.abs(fu[None, :] - u[:, None]), np.abs(fv[None, :] - v[:, None]))
             near = dist <= side[:, None]
             seen = ok & near.any(axis=1)
+            # the face's width in pixels from its stereo depth (as the predicted heads')
+            with np.errstate(divide="ignore", invalid="ignore"):
+                f_side = cal.fx * self.face_width / cal.depth_from_disparity(faces.disparity)
             for k in np.flatnonzero(seen):  # the torso below the face, for the search
                 j = int(np.argmin(np.where(near[k], dist[k], np.inf)))
-                _, torso = body_regions(fu[j], fv[j], fb[j, 2], c)
+                if not (np.isfinite(f_side[j]) and f_side[j] > 0):
+                    continue
+                _, torso = body_regions(fu[j], fv[j], f_side[j], c)
                 box, frac = _inside(torso, width, height)
                 if frac[0] >= 0.999 and box[0, 2] >= 4 and box[0, 3] >= 4:
                     x0, y0, w, h = (int(round(x)) for x in box[0])
-                    self._torso[ids[k]] = (gl[y0:y0 + h, x0:x0 + w].copy(), float(fb[j, 2]))
+                    self._torso[ids[k]] = (gl[y0:y0 + h, x0:x0 + w].copy(), float(f_side[j]))
         for k in np.flatnonzero(seen):
             self._last_face[ids[k]] = stamp
         live = set(ids)
@@ -216,11 +223,18 @@ class BodyCue:
         idx = np.flatnonzero(want)
         self.stats["tracks"] += len(idx)
         u, v = u.copy(), v.copy()
+        lost = np.zeros(len(p), dtype=bool)
         for k in idx:  # move the head to where its torso is
             moved = self._search(gl, ids[k], u[k], v[k], side[k])
             if moved is not None:
                 u[k], v[k] = moved
                 self.stats["moved"] += 1
+            elif c.search > 0 and ids[k] in self._torso:
+                lost[k] = True  # its look is known but not found: not observed
+        self.stats["not_found"] += int(np.count_nonzero(lost))
+        idx = idx[~lost[idx]]
+        if not len(idx):
+            return VisualObservations.empty(stamp)
         head, torso = body_regions(u[idx], v[idx], side[idx], c)
         hbox, hin = _inside(head, width, height)
         tbox, tin = _inside(torso, width, height)
