@@ -22,7 +22,12 @@ import numpy as np
 
 from .config import ConfigError, StageConfig, param
 
-__all__ = ["BodyCueConfig", "BodyCue", "body_regions"]
+__all__ = ["BodyCueConfig", "BodyCue", "body_regions", "MAX_BODY_OBSERVATIONS"]
+
+#: most tracks the cue observes in one frame (the most probable first, as the tracks come):
+#: with the largest detection.max_detections and vision.max_interest_points a frame still
+#: fits the 256 points the fusion and tracker take (pipeline.buffer.MAX_VISUAL_POINTS)
+MAX_BODY_OBSERVATIONS = 6
 
 
 @dataclass(frozen=True)
@@ -220,7 +225,7 @@ class BodyCue:
                          for k in range(len(p))], dtype=bool)
         if not want.any():
             return VisualObservations.empty(stamp)
-        idx = np.flatnonzero(want)
+        idx = np.flatnonzero(want)[:MAX_BODY_OBSERVATIONS]
         self.stats["tracks"] += len(idx)
         u, v = u.copy(), v.copy()
         lost = np.zeros(len(p), dtype=bool)
