@@ -25,6 +25,7 @@ import numpy as np
 from .core.attention import AttentionConfig
 from .core.audio import BinauralFeatures
 from .core.av_clustering import AVClusteringConfig
+from .core.body_cue import BodyCueConfig
 from .core.config import AudioFrontEndConfig, MicArrayConfig, StereoCameraConfig
 from .core.detection import DetectionConfig
 from .core.head_calibration import HeadCalibrationConfig
@@ -50,9 +51,9 @@ __all__ = ["ProcessResult", "PROCESS_STAGES", "process_bag", "fusion_events", "B
 
 #: stage configs the offline pipeline reads from a params file
 PROCESS_STAGES = (AudioFrontEndConfig, MicArrayConfig, VisionConfig, DetectionConfig, LipConfig,
-                  TrackerConfig, StereoCameraConfig, TrackingConfig, AVClusteringConfig,
-                  WdemConfig, FusionInputConfig, HeadCalibrationConfig, TrackOutputConfig,
-                  AttentionConfig)
+                  BodyCueConfig, TrackerConfig, StereoCameraConfig, TrackingConfig,
+                  AVClusteringConfig, WdemConfig, FusionInputConfig, HeadCalibrationConfig,
+                  TrackOutputConfig, AttentionConfig)
 
 
 @dataclass
@@ -221,7 +222,7 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
     result.audio_frames = len(feats)
     result.features = feats
     vision = VisionPipeline(configs[VisionConfig], configs[DetectionConfig],
-                            lips=configs[LipConfig])
+                            lips=configs[LipConfig], body=configs[BodyCueConfig])
     if vision.lip_warning:  # processing goes on without the lip cue
         result.errors.append(vision.lip_warning)
     # the live nodes' tracking stage: audio up to each image, events, head calibration

@@ -138,14 +138,16 @@ def test_shipped_config_files_load():
 
 
 def test_the_detections_and_interest_points_of_a_frame_fit_what_the_pipeline_takes():
-    """A frame of the largest allowed detections and interest points is not refused by the
-    fusion and the tracker (pipeline.buffer.MAX_VISUAL_POINTS)."""
+    """A frame of the largest allowed detections, interest points and body-cue observations
+    is not refused by the fusion and the tracker (pipeline.buffer.MAX_VISUAL_POINTS)."""
+    from av_perception.core.body_cue import MAX_BODY_OBSERVATIONS
     from av_perception.core.detection import DetectionConfig
     from av_perception.core.vision import VisionConfig
     from av_perception.pipeline.buffer import MAX_VISUAL_POINTS, check_point_count
 
     most = {s.name: s.high for c in (DetectionConfig, VisionConfig) for s in c.parameter_specs()}
-    n = int(most["detection.max_detections"] + most["vision.max_interest_points"])
+    n = int(most["detection.max_detections"] + most["vision.max_interest_points"]
+            + MAX_BODY_OBSERVATIONS)
     assert n <= MAX_VISUAL_POINTS
     check_point_count(n, "observations")  # accepted
     with pytest.raises(ValueError, match="more than the 256"):

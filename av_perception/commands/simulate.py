@@ -77,6 +77,9 @@ def register(subparsers) -> None:
     p.add_argument("--double-talk", action="store_true",
                    help="replace the preset's turns by double talk over the same talkers: "
                         "every next talker starts 30-80 %% into the current turn")
+    p.add_argument("--turn-away", action="store_true",
+                   help="every person turns their head away from the camera once or twice "
+                        "for 1-3 s (the back of the head is seen; ground truth unchanged)")
     p.add_argument("--no-bag", action="store_true",
                    help="skip the rosbag2 (only audio.wav, ground truth and scene.json)")
     p.add_argument("--overwrite", action="store_true",
@@ -121,6 +124,8 @@ def run(args) -> int:
             overrides.append("still-faces")
         if args.double_talk:
             overrides.append("double-talk")
+        if args.turn_away:
+            overrides.append("turn-away")
         if overrides or args.speech or args.speech_dir:
             raise ValueError(f"--scene renders the file as it is: drop "
                              f"{', '.join('--' + n for n in overrides) or '--speech'}")
@@ -135,7 +140,8 @@ def run(args) -> int:
         scene = make_scene(args.preset, seed=args.seed, duration=args.duration, rate=args.rate,
                            fps=args.fps, snr_db=args.snr, rt60=args.rt60,
                            speech=_speech_spec(args), head=args.head or "free_field",
-                           head_motion=motion, double_talk=args.double_talk)
+                           head_motion=motion, double_talk=args.double_talk,
+                           turn_away=args.turn_away)
         scene.video.talking_faces = not args.still_faces
 
     configs = None

@@ -16,6 +16,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
+from .body_cue import BodyCue, BodyCueConfig
 from .config import ConfigError, StageConfig, StereoCameraConfig, param
 from .detection import BlazeFacePass, Detection, DetectionConfig, DetectionPipeline
 from .lip_activity import LipConfig
@@ -150,7 +151,8 @@ class VisualObservations:
         u, v, w, h of the head box (interest points: the matched patch), pixels
         of the rectified left image.
     kind : array (M,) of str
-        ``face``, ``profile``, ``upper_body`` or ``point``.
+        ``face``, ``profile``, ``upper_body``, ``body`` (the body cue: a track whose
+        face is not seen) or ``point``.
     confidence, quality, disparity : arrays (M,)
         Detector confidence, stereo match quality, disparity in px.
     tracked : array (M,) of bool
@@ -302,6 +304,10 @@ class VisualFrontEnd:
         ``lip_warning`` says why it is off when it cannot run.
     landmarker : optional
         Face-mesh object for the lip cue (tests; default: loaded from ``lips.model``).
+    body : BodyCueConfig, optional
+        The body cue (section ``body``; default on): tracks passed to :meth:`process`
+        whose face is not seen are observed from the stereo depth of their head-and-torso
+        column (:class:`.body_cue.BodyCue`, kind ``body``).
 
     Notes
     -----
@@ -313,7 +319,7 @@ class VisualFrontEnd:
     def __init__(self, config: VisionConfig | None = None,
                  calibration: StereoCalibration | StereoCameraConfig | None = None,
                  detection: DetectionConfig | None = None, lips: LipConfig | None = None,
-                 landmarker=None):
+                 landmarker=None, body: BodyCueConfig | None = None):
         self.config = c = config or VisionConfig()
         if calibration is None:
             calibration = StereoCameraConfig()
@@ -337,14 +343,21 @@ class VisualFrontEnd:
         if self.lip_config.enabled and any(isinstance(d, BlazeFacePass)
                                            for d in self.detector.detectors):
             self.lips = LipFrontEnd(self.lip_config, landmarker)
+        self.body_config = body or BodyCueConfig()
+        self.body = (BodyCue(self.body_config, calibration, self.matcher, c.face_width,
+                             c.disparity_noise, c.output_frame, c.depth_offset)
+                     if self.body_config.enabled else None)
         self.stats: dict = {"frames": 0, "observations": 0, "interest_points": 0,
-                            "rejected": {}}
+                            "body": 0, "rejected": {}}
         self.last_timing: dict = {}
 
     # ----------------------------------------------------------------- state
     def reset(self) -> None:
-        """Forget tracked boxes and lip histories (e.g. after a jump in the input)."""
+        """Forget tracked boxes, lip histories and the body cue's face times (e.g. after a
+        jump in the input)."""
         self.detector.reset()
+        if self.body is not None:
+            self.body.reset()
         if self.lips is not None:
             self.lips.reset()
 
@@ -358,7 +371,8 @@ class VisualFrontEnd:
         self.matcher.warm_up()
 
     # ------------------------------------------------------------- process
-    def process(self, left, right, stamp: float, regions=None) -> VisualObservations:
+    def process(self, left, right, stamp: float, regions=None,
+                tracks=None) -> VisualObservations:
         """3D head observations of one stereo pair.
 
         Parameters
@@ -373,6 +387,9 @@ class VisualFrontEnd:
             predicted heads, :func:`head_regions`): BlazeFace also looks around them
             on keyframes (``detection.max_regions``); the Haar and YuNet detectors
             ignore them.
+        tracks : (positions (K, 3), ids (K,)), optional
+            The tracks' heads predicted to ``stamp`` (``output_frame``) and their ids:
+            the body cue observes those whose face this pair does not show.
 
         Returns
         -------
@@ -405,20 +422,27 @@ class VisualFrontEnd:
         lips = self.lips.observe(image, dets, stamp) if self.lips is not None else None
         t2b = time.perf_counter()
         heads = self._heads(gl, gr, dets, stamp, lips)
-        t3 = time.perf_counter()
+        t3a = time.perf_counter()
         parts = [heads]
+        n_body = 0
+        if self.body is not None and tracks is not None:
+            body = self.body.observe(gl, gr, stamp, tracks[0], tracks[1], heads)
+            n_body = len(body)
+            self.stats["body"] += n_body
+            parts.append(body)
+        t3 = time.perf_counter()
         if self.config.interest_points:
             parts.append(self._interest_points(gl, gr, dets, stamp))
         obs = VisualObservations.concatenate(stamp, parts)
         obs.rejected = heads.rejected
         t4 = time.perf_counter()
         self.stats["frames"] += 1
-        self.stats["observations"] += len(heads)
-        self.stats["interest_points"] += len(obs) - len(heads)
+        self.stats["observations"] += len(heads) + n_body
+        self.stats["interest_points"] += len(obs) - len(heads) - n_body
         for r in heads.rejected:
             self.stats["rejected"][r.reason] = self.stats["rejected"].get(r.reason, 0) + 1
         self.last_timing = {"rectify": t1 - t0, "detect": t2 - t1, "lips": t2b - t2,
-                            "stereo": t3 - t2b,
+                            "stereo": t3a - t2b, "body": t3 - t3a,
                             "interest_points": t4 - t3, "total": t4 - t0}
         return obs
 

@@ -3,7 +3,7 @@
 One row per observation: stamp in seconds (the left image header stamp),
 x, y, z in metres (left camera optical frame), weight in [0, 1], and the head
 box u, v, w, h in pixels of the rectified left image.  With extra columns:
-kind (face/profile/upper_body/point), var_x, var_y, var_z (m^2), quality,
+kind (face/profile/upper_body/body/point), var_x, var_y, var_z (m^2), quality,
 disparity (px), lip_llr and lip_reliability (the lip cue, 0 = unknown; files written
 before it have no such columns, and the reader accepts them as they are).  Rows are
 written frame by frame and flushed, so that a run that stops early leaves everything

@@ -16,6 +16,7 @@ from rclpy.node import Node
 
 from ..core.attention import AttentionConfig
 from ..core.av_clustering import AVClusteringConfig
+from ..core.body_cue import BodyCueConfig
 from ..core.config import AudioFrontEndConfig, MicArrayConfig, StereoCameraConfig
 from ..core.detection import DetectionConfig, DetectorError
 from ..core.head_calibration import HeadCalibrationConfig
@@ -47,7 +48,8 @@ from .tracking_stage import TrackingStage
 from .vision_stage import VisionStage
 
 STAGES = (AudioFrontEndConfig, MicArrayConfig, AudioCaptureConfig, AudioOutputConfig,
-          VisionInputConfig, VisionConfig, DetectionConfig, LipConfig, StereoCameraConfig,
+          VisionInputConfig, VisionConfig, DetectionConfig, LipConfig, BodyCueConfig,
+          StereoCameraConfig,
           TrackerConfig, TrackingConfig, TrackOutputConfig, TrackingNodeConfig,
           AVClusteringConfig, WdemConfig, HeadCalibrationConfig, AttentionConfig)
 

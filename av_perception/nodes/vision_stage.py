@@ -15,6 +15,7 @@ import threading
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 
+from ..core.body_cue import BodyCueConfig
 from ..core.config import StereoCameraConfig
 from ..core.detection import DetectionConfig
 from ..core.lip_activity import LipConfig
@@ -30,7 +31,8 @@ from .tf_input import TF_MISSING, subscribe_tf
 
 __all__ = ["SIDES", "STAGES", "VisionStage"]
 
-STAGES = (VisionInputConfig, VisionConfig, DetectionConfig, LipConfig, StereoCameraConfig)
+STAGES = (VisionInputConfig, VisionConfig, DetectionConfig, LipConfig, BodyCueConfig,
+          StereoCameraConfig)
 SIDES = ("left", "right")
 # fields of vision_input whose change needs new subscriptions / a new synchroniser
 _SUBSCRIPTION_FIELDS = ("compressed", "left_image_topic", "right_image_topic", "left_info_topic",
@@ -104,7 +106,7 @@ class VisionStage:
         loaded)."""
         return VisionPipeline(configs[VisionConfig], configs[DetectionConfig],
                               configs[StereoCameraConfig], live=True,
-                              lips=configs.get(LipConfig))
+                              lips=configs.get(LipConfig), body=configs.get(BodyCueConfig))
 
     def _apply(self, configs, pipeline):
         with self._lock:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..compile_lock import serialized_compilation
+from ..core.body_cue import BodyCueConfig
 from ..core.config import StereoCameraConfig
 from ..core.detection import DetectionConfig, gray_image
 from ..core.lip_activity import LipConfig
@@ -69,6 +70,7 @@ class PredictedHeads:
         self._stamp: float | None = None
         self._position = np.zeros((0, 3))
         self._velocity = np.zeros((0, 3))
+        self._ids = np.zeros(0, dtype=np.int64)  # -1: unknown
         self._previous: dict = {}  # id -> (stamp, position) for finite differences
         self.updates = 0
 
@@ -77,6 +79,7 @@ class PredictedHeads:
             self._stamp = None
             self._position = np.zeros((0, 3))
             self._velocity = np.zeros((0, 3))
+            self._ids = np.zeros(0, dtype=np.int64)
             self._previous = {}
 
     def __len__(self) -> int:
@@ -108,10 +111,13 @@ class PredictedHeads:
                             vel[j] = v
             if ids is not None:
                 self._previous = {tid: (stamp, pos[j].copy()) for j, tid in enumerate(ids)}
+            id_arr = (np.asarray(ids, dtype=np.int64) if ids is not None and len(ids) == k
+                      else np.full(k, -1, dtype=np.int64))
             if existence is not None and k:
                 order = np.argsort(-np.asarray(existence, dtype=np.float64).ravel(),
                                    kind="stable")
-                pos, vel = pos[order], vel[order]
+                pos, vel, id_arr = pos[order], vel[order], id_arr[order]
+            self._ids = id_arr
             self._stamp = stamp
             self._position = pos.copy()
             self._velocity = vel.copy()
@@ -133,6 +139,17 @@ class PredictedHeads:
             if not (-0.1 <= dt <= TRACK_MAX_AGE):
                 return np.zeros((0, 3))
             return self._position + max(dt, 0.0) * self._velocity
+
+    def tracks(self, stamp: float) -> tuple[np.ndarray, np.ndarray]:
+        """Positions (K, 3) predicted to ``stamp`` and the ids (K,) of the tracks that
+        have one (the body cue's input; empty as :meth:`predict`)."""
+        with self._lock:
+            ids = self._ids.copy()
+        p = self.predict(stamp)
+        if len(p) != len(ids):
+            return np.zeros((0, 3)), np.zeros(0, dtype=np.int64)
+        known = ids >= 0
+        return p[known], ids[known]
 
     def regions(self, stamp: float, calibration, vision: VisionConfig) -> list:
         """Boxes (x, y, w, h) of the predicted heads in the rectified left image at
@@ -303,8 +320,10 @@ class VisionPipeline:
 
     def __init__(self, vision: VisionConfig | None = None,
                  detection: DetectionConfig | None = None, calibration=None,
-                 live: bool = False, lips: LipConfig | None = None):
+                 live: bool = False, lips: LipConfig | None = None,
+                 body: BodyCueConfig | None = None):
         self.vision_config = vision or VisionConfig()
+        self.body_config = body or BodyCueConfig()
         self.detection_config = detection or DetectionConfig()
         self.lip_config = lips or LipConfig()
         # live nodes detect on a worker thread when detection.asynchronous (AsyncDetection)
@@ -326,7 +345,7 @@ class VisionPipeline:
 
     def _build(self, calibration) -> VisualFrontEnd:
         front_end = VisualFrontEnd(self.vision_config, calibration, self.detection_config,
-                                   self.lip_config)
+                                   self.lip_config, body=self.body_config)
         if self.asynchronous_detection:
             front_end.detector = AsyncDetection(front_end.detector)
         return front_end
@@ -437,8 +456,13 @@ class VisionPipeline:
                 regions = []
             self.last_regions = regions
             self.regions_used += len(regions)
-            obs = (self.front_end.process(left, right, stamp, regions) if regions
-                   else self.front_end.process(left, right, stamp))
+            tracks = None
+            if self.front_end.body is not None and len(self.heads):
+                try:
+                    tracks = self.heads.tracks(float(stamp))
+                except (TypeError, ValueError):  # the front-end reports the stamp
+                    tracks = None
+            obs = self.front_end.process(left, right, stamp, regions or None, tracks)
         except VisionInputError as exc:
             self.rejected_pairs += 1
             self.last_error = str(exc)

@@ -21,7 +21,7 @@ from .scene import (
     VideoSpec,
 )
 from .schedule import double_talk as double_talk_schedule
-from .schedule import turn_taking
+from .schedule import turn_away_intervals, turn_taking
 from .trajectory import still, walk
 from .voice import VoiceSpec
 
@@ -197,7 +197,8 @@ def describe_presets() -> str:
 def make_scene(preset: str = "default", seed: int = 0, duration: float | None = None, *,
                rate: int | None = None, fps: float | None = None, snr_db: float | None = None,
                rt60: float | None = None, speech: SpeechSpec | None = None,
-               head: str = "free_field", head_motion=None, double_talk: bool = False) -> Scene:
+               head: str = "free_field", head_motion=None, double_talk: bool = False,
+               turn_away: bool = False) -> Scene:
     """A preset scene.
 
     Parameters
@@ -222,6 +223,10 @@ def make_scene(preset: str = "default", seed: int = 0, duration: float | None = 
         Replace the preset's turns by a double-talk schedule over the same talkers
         (:func:`~av_perception.sim.schedule.double_talk`: every next talker starts
         30-80 % into the current turn).
+    turn_away : bool
+        Every person turns their head away from the camera once or twice for 1-3 s
+        (:func:`~av_perception.sim.schedule.turn_away_intervals`; the back of the head
+        is drawn, the ground truth is unchanged).
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
@@ -232,6 +237,11 @@ def make_scene(preset: str = "default", seed: int = 0, duration: float | None = 
     if double_talk:
         parts["utterances"] = double_talk_schedule(talk, duration,
                                                    _rng(seed, preset + "/double_talk"))
+    if turn_away:
+        rng = _rng(seed, preset + "/turn_away")
+        for p in parts["people"]:
+            p.turn_away = turn_away_intervals(duration, rng)
+            PersonSpec.__post_init__(p)
     if rt60 is not None:
         parts["room"].rt60 = float(rt60)
         RoomSpec.__post_init__(parts["room"])

@@ -146,6 +146,9 @@ class PersonSpec:
     face : name of a face photo (see :func:`av_perception.sim.faces.face_names`).
     shirt : BGR colour of the clothes, 0..255.
     sway : amplitude (m) of the idle head motion.
+    turn_away : intervals [[start, end], ...] (s) in which the head is turned away from
+        the camera: the back of the head (hair, no face) is drawn; the person stays where
+        the trajectory says (ground truth unchanged: still there and visible).
     """
 
     id: int
@@ -155,13 +158,26 @@ class PersonSpec:
     shirt: tuple = (150, 90, 40)
     sway: float = 0.0
     name: str = ""
+    turn_away: list = field(default_factory=list)
 
     def __post_init__(self):
         if isinstance(self.voice, dict):
             self.voice = VoiceSpec(**self.voice)
         self.shirt = tuple(int(v) for v in self.shirt)
         self.waypoints = [[float(v) for v in row] for row in self.waypoints]
+        self.turn_away = sorted([float(a), float(b)] for a, b in self.turn_away)
+        for a, b in self.turn_away:
+            if not (np.isfinite(a) and np.isfinite(b) and b > a >= 0.0):
+                raise ValueError(f"person {self.id}: turn_away interval [{a}, {b}] needs "
+                                 "0 <= start < end (s)")
+        for (_, b0), (a1, _) in zip(self.turn_away, self.turn_away[1:]):
+            if a1 < b0:
+                raise ValueError(f"person {self.id}: turn_away intervals overlap ({a1} < {b0})")
         self.trajectory()  # validates
+
+    def turned_away(self, t: float) -> bool:
+        """True while the head is turned away at ``t`` (start inclusive, end exclusive)."""
+        return any(a <= t < b for a, b in self.turn_away)
 
     def trajectory(self) -> Trajectory:
         return Trajectory(self.waypoints, self.sway, phase=0.7 * self.id + 0.3)

@@ -6,7 +6,7 @@ import numpy as np
 from .scene import Utterance
 
 __all__ = ["double_talk", "double_talk_fractions", "turn_taking", "speaking_intervals",
-           "overlap_time"]
+           "overlap_time", "turn_away_intervals"]
 
 
 def turn_taking(talkativeness: dict, duration: float, rng, *, turn=(1.2, 3.0),
@@ -151,3 +151,42 @@ def overlap_time(utterances) -> float:
         if sum(1 for u in utterances if u.start <= mid < u.end) >= 2:
             total += b - a
     return total
+
+
+def turn_away_intervals(duration: float, rng, *, episodes=(1, 2), length=(1.0, 3.0),
+                        first: float = 2.0, gap: float = 2.0,
+                        end_margin: float = 2.0) -> list[list[float]]:
+    """Random intervals [[start, end], ...] in which one person's head is turned away.
+
+    Parameters
+    ----------
+    duration : float
+        Scene length (s).
+    rng : numpy.random.Generator
+    episodes : (low, high)
+        Number of episodes, uniform over low..high (fewer when the scene is too short).
+    length : (low, high)
+        Uniform range (s) of an episode's length.
+    first, gap, end_margin : float
+        The face is seen for at least ``first`` s before the first episode, ``gap`` s
+        between episodes and ``end_margin`` s after the last one (so that whether the
+        person kept their track can be judged before and after every episode).
+
+    Returns
+    -------
+    list of [start, end], sorted.
+    """
+    n = int(rng.integers(episodes[0], episodes[1] + 1))
+    out = []
+    t = first
+    for k in range(n):
+        dur = float(rng.uniform(*length))
+        left = duration - end_margin - dur - t
+        # room for the episodes still to come at their shortest
+        left -= (n - k - 1) * (length[0] + gap)
+        if left < 0:
+            break
+        start = t + float(rng.uniform(0.0, left / (n - k)))
+        out.append([round(start, 3), round(start + dur, 3)])
+        t = start + dur + gap
+    return out

@@ -21,6 +21,9 @@ __all__ = ["VideoRenderer", "RenderedFrame", "PersonView"]
 _BODY_RES = 0.004  # m per pixel of the body sprite
 _TEX_RES = 0.01  # m per pixel of the wall / floor textures
 _MOUTH_LEVELS = 8  # talking faces: the opening is drawn in steps of 1 / 8
+_HAIR_RES = 0.002  # m per pixel of the hair sprites
+#: hair colour (BGR) of the back of a head whose face photo shows its own hair
+_DEFAULT_HAIR = (40, 55, 80)
 
 
 @dataclass
@@ -148,6 +151,23 @@ def _body_sprite(shirt, seed: int) -> tuple[np.ndarray, np.ndarray, tuple]:
     return np.clip(img, 0, 255), alpha, ((w - 1) / 2.0, -top / _BODY_RES)
 
 
+def _back_of_head(width_m: float, height_m: float, colour, seed: int):
+    """The back of a head (turned away): an ellipse of hair with strands running down,
+    darker towards the edge; image and alpha at 2 mm/px, ``width_m`` x ``height_m``."""
+    rng = np.random.default_rng(seed)
+    w, h = int(round(width_m / _HAIR_RES)), int(round(height_m / _HAIR_RES))
+    noise = rng.standard_normal((h, w)).astype(np.float32)
+    strands = cv2.GaussianBlur(noise, (0, 0), sigmaX=1.2, sigmaY=9.0)
+    strands /= max(float(strands.std()), 1e-6)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = np.hypot((xx - (w - 1) / 2) / ((w - 1) / 2), (yy - (h - 1) / 2) / ((h - 1) / 2))
+    shade = 1.0 - 0.35 * np.clip(r, 0, 1) ** 2
+    tex = np.clip(1.0 + 0.22 * strands, 0.4, 1.8) * shade
+    img = np.clip(tex[:, :, None] * np.asarray(colour, np.float32)[None, None, :], 0, 255)
+    alpha = np.clip((1 - r) * 20 + 0.5, 0, 1).astype(np.float32)
+    return img.astype(np.float32), alpha
+
+
 def _wall_texture(width_m: float, height_m: float) -> np.ndarray:
     import skimage.data
 
@@ -202,6 +222,7 @@ class VideoRenderer:
         self.faces = {}
         self.bodies = {}
         self.hair = {}
+        self.backs = {}  # the back of the head of people who turn away
         for k, p in enumerate(scene.people):
             face = load_face(p.face)
             self.faces[p.id] = _Sprite(face.image, face.alpha, face.width_m / SPRITE_SIZE[0],
@@ -221,6 +242,12 @@ class VideoRenderer:
                 hs = _Sprite(himg, halpha, 0.002, label=2 * k + 2)
                 hs.offset_y = -0.04 * face.height_m / 0.2375
                 self.hair[p.id] = hs
+            if p.turn_away:  # same label as the face: the person stays visible
+                bimg, balpha = _back_of_head(face.width_m * 1.15, face.height_m * 1.12,
+                                             face.hair or _DEFAULT_HAIR, seed=2000 + p.id)
+                back = _Sprite(bimg, balpha, _HAIR_RES, label=2 * k + 1)
+                back.offset_y = -0.03 * face.height_m / 0.2375
+                self.backs[p.id] = back
         self._noise_bank = None
         #: {person id: MouthEnvelope} of the talking faces (empty: mouths still)
         self.mouths = {}
@@ -358,6 +385,11 @@ class VideoRenderer:
                 bu = u + cam.fx * _BODY_RES / z * (body.centre[0] - ax)
                 bv = v + cam.fy * _BODY_RES / z * (body.centre[1] - ay)
                 body.draw(canvas, labels, cam.fx, cam.fy, bu, bv, z, row_limit=floor_row)
+                if p.id in self.backs and p.turned_away(t):  # hair, no face
+                    back = self.backs[p.id]
+                    back.draw(canvas, labels, cam.fx, cam.fy, u, v + cam.fy * back.offset_y / z,
+                              z)
+                    continue
                 if p.id in self.hair:
                     hs = self.hair[p.id]
                     hs.draw(canvas, labels, cam.fx, cam.fy, u, v + cam.fy * hs.offset_y / z, z)
