@@ -85,14 +85,14 @@ class VoiceConfig(StageConfig):
         0.0, "A talker whose share of a window (among the talkers) is below this is taken as "
         "silent in it: its mask is emptied (0: never).", low=0.0, high=0.5)
     frequency_prior_pool: int = param(
-        17, "Bins pooled in each talker's prior per frequency (its share of the window's "
+        0, "Bins pooled in each talker's prior per frequency (its share of the window's "
         "weighted posteriors at and around that frequency); 0: one prior per window.",
         low=0, high=257)
     frequency_prior_count: float = param(
         1.0, "Pseudo-count (weight per bin) drawing the per-frequency priors toward the "
         "window's priors.", low=0.0, high=1000.0)
     method: str = param(
-        "mask", "How a voice is formed: 'mask' (the talker's TF mask on the left "
+        "mwf", "How a voice is formed: 'mask' (the talker's TF mask on the left "
         "microphone), 'mvdr' (mask-driven two-channel MVDR to the left microphone, then "
         "the mask as post-filter) or 'mwf' (two-channel Wiener filter from the talker's "
         "mask-weighted spatial covariance over voices.mwf_memory).",
