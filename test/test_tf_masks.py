@@ -293,18 +293,46 @@ def test_frequency_priors_give_each_talker_its_own_spectrum(rng):
     sel = (feats.stamp > 0.3) & (feats.stamp < 0.7)
     from dataclasses import replace
     masks = {}
-    for pool in (0, 17):
+    for pool, ratio in ((0, 2.0), (17, 2.0), (17, 0.0)):
         cl = cluster_window(ipd[sel], ild[sel], w[sel], fe.omega, [ITD_A, ITD_B],
                             tau_max=fe.tau_max,
-                            config=replace(VoiceConfig(), frequency_prior_pool=pool))
-        masks[pool] = cl.masks
+                            config=replace(VoiceConfig(), frequency_prior_pool=pool,
+                                           frequency_prior_ratio=ratio))
+        masks[pool, ratio] = cl.masks
     f = fe.freqs
     a_band, b_band = (f > 300) & (f < 1700), (f > 2300) & (f < 6400)
     # the right talker's share of its own band, without and with priors per frequency
-    right = {pool: 0.5 * (np.mean(m[0][:, a_band]) + np.mean(m[1][:, b_band]))
-             for pool, m in masks.items()}
-    # measured: 0.58 without, 0.90 with
-    assert right[17] > right[0] + 0.1
+    right = {key: 0.5 * (np.mean(m[0][:, a_band]) + np.mean(m[1][:, b_band]))
+             for key, m in masks.items()}
+    # measured: 0.58 without, 0.78 with (bounded: the default), 0.90 unbounded
+    assert right[17, 2.0] > right[0, 2.0] + 0.1
+    assert right[17, 0.0] > right[17, 2.0]
+
+
+def test_bounded_frequency_priors_leave_a_silent_track_no_band(rng):
+    """A talks alone (200-6500 Hz) with noise at SNR 0 dB; B is a silent track.  Unbounded
+    per-frequency priors let B take a band of A's voice; within a factor 2 of its window
+    prior (the default) it takes none."""
+    n = int(1.6 * FS)
+    f = np.fft.rfftfreq(n, 1 / FS)
+    s = np.fft.irfft(np.fft.rfft(rng.standard_normal(n)) * ((f > 200) & (f < 6500)), n)
+    img = _binaural(s, ITD_A)
+    mix = img + np.sqrt(np.mean(img ** 2)) * rng.standard_normal((n, 2))
+    fe, feats = _front_end(mix)
+    ipd, ild, w = TFObservations(fe)(feats.spec[:, 0], feats.spec[:, 1])
+    sel = (feats.stamp > 0.3) & (feats.stamp < 0.7)
+    from dataclasses import replace
+    worst = {}
+    for ratio in (2.0, 0.0):
+        cl = cluster_window(ipd[sel], ild[sel], w[sel], fe.omega, [ITD_A, ITD_B],
+                            tau_max=fe.tau_max,
+                            config=replace(VoiceConfig(), frequency_prior_pool=17,
+                                           frequency_prior_ratio=ratio))
+        fb = fe.freqs
+        worst[ratio] = max(np.mean(cl.masks[1][:, (fb >= lo) & (fb < lo + 500)])
+                           for lo in range(250, 6000, 500))
+    # measured: B's worst 500 Hz band 0.023 bounded, 0.25 unbounded
+    assert worst[2.0] < 0.05 < 0.15 < worst[0.0]
 
 
 def test_speaking_gate_leaves_a_silent_track_out(two_sources):

@@ -85,9 +85,13 @@ class VoiceConfig(StageConfig):
         0.0, "A talker whose share of a window (among the talkers) is below this is taken as "
         "silent in it: its mask is emptied (0: never).", low=0.0, high=0.5)
     frequency_prior_pool: int = param(
-        0, "Bins pooled in each talker's prior per frequency (its share of the window's "
+        17, "Bins pooled in each talker's prior per frequency (its share of the window's "
         "weighted posteriors at and around that frequency); 0: one prior per window.",
         low=0, high=257)
+    frequency_prior_ratio: float = param(
+        2.0, "Each talker's per-frequency prior stays within this factor of its window "
+        "prior (0: unbounded; a silent track's unbounded priors take whole bands of a lone "
+        "talker's voice).", low=0.0, high=100.0)
     frequency_prior_count: float = param(
         1.0, "Pseudo-count (weight per bin) drawing the per-frequency priors toward the "
         "window's priors.", low=0.0, high=1000.0)
@@ -377,9 +381,11 @@ def cluster_window(ipd, ild, weight, omega, track_itd, *, tau_max: float,
 
 def _frequency_priors(acc_bin, pri, cfg) -> np.ndarray:
     """Per-frequency priors (K + 1, B) from the weighted posteriors summed over the window's
-    frames ``acc_bin`` (K + 1, B), pooled over ``cfg.frequency_prior_pool`` bins and drawn
+    frames ``acc_bin`` (K + 1, B), pooled over ``cfg.frequency_prior_pool`` bins, drawn
     toward the window's priors ``pri`` by ``cfg.frequency_prior_count`` (weight units per
-    bin): each talker's share of each frequency (a talker's voice has its own spectrum)."""
+    bin) and kept within a factor ``cfg.frequency_prior_ratio`` of them (before the talkers'
+    rows are rescaled to leave the outlier class its prior): each talker's share of each
+    frequency (a talker's voice has its own spectrum)."""
     n_bins = acc_bin.shape[1]
     if cfg.frequency_prior_pool <= 0:
         return np.repeat(pri[:, None], n_bins, axis=1)
@@ -387,6 +393,9 @@ def _frequency_priors(acc_bin, pri, cfg) -> np.ndarray:
     c = cfg.frequency_prior_count
     pb = (pooled + c * pri[:, None]) / (pooled.sum(axis=0, keepdims=True) + c)
     pb = np.maximum(pb, 1e-6)
+    r = cfg.frequency_prior_ratio
+    if r > 0:  # within a factor r of the window's prior: a silent track takes no band
+        pb[:-1] = np.clip(pb[:-1], pri[:-1, None] / r, pri[:-1, None] * r)
     out = pb[-1].clip(cfg.outlier_prior_min, 0.9)
     pb[:-1] *= (1.0 - out) / pb[:-1].sum(axis=0)
     pb[-1] = out
