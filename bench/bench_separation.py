@@ -1,7 +1,7 @@
 """Separation of simultaneous talkers: SI-SDR improvement of each track's voice.
 
-Scenes (one per seed and case; nothing here was tuned on seeds 401-405): a 6 x 5 x 3 m
-room, RT60 U(0.3, 0.4) s, diffuse noise SNR U(15, 20) dB, the default 15 cm microphone
+Scenes (one per seed and case; the evaluation seeds are 403-407, never tuned on): a 6 x 5
+x 3 m room, RT60 U(0.3, 0.4) s, diffuse noise SNR U(15, 20) dB, the default 15 cm microphone
 bar, talkers still at 1.6-3.0 m, azimuths drawn in [-50, 50] deg at least 20 deg apart:
 
 * ``double``: two people talking at once for the whole scene (6 s);
@@ -12,15 +12,19 @@ bar, talkers still at 1.6-3.0 m, azimuths drawn in [-50, 50] deg at least 20 deg
 Speech ``synthetic`` (the built-in voice model) or ``recorded`` (CMU ARCTIC, the
 simulator's recorded option).  The voices are made by
 :class:`~av_perception.pipeline.voices.VoiceSeparator` from the front-end's STFT with the
-tracks at their true positions (oracle tracks: the tracker is not in this loop).  Score:
+tracks at their true positions (oracle tracks: the tracker is not in this loop); with
+``--speaking truth`` their outputs (every 0.1 s) carry the scene's speaking status
+(oracle), which ``voices.speaking_gate`` uses; ``--baseline`` also runs main's former
+voices (``BASELINE``) on the same scenes.  Score:
 SI-SDR of a talker's voice against its reverberant image at the left microphone, minus the
 SI-SDR of the left microphone's mixture against the same image (dB), over the samples
 where the image is active; ``IRM``: the same for the ideal ratio mask (from the true
 images, same STFT and overlap-add) -- the bound of masking.  The stage's cost: real-time
 factor of the voice stage alone (front-end excluded) on one core.
 
-Run:  PYTHONPATH=. .venv/bin/python bench/bench_separation.py [--seeds 401 402 403 404 405]
-      [--speech synthetic recorded] [--method mask]
+Run:  PYTHONPATH=. .venv/bin/python bench/bench_separation.py [--seeds 403 404 405 406 407]
+      [--speech synthetic recorded] [--method mask] [--baseline] [--speaking truth]
+      [--set frequency_prior_pool=0 ...]
 """
 from __future__ import annotations
 
@@ -193,7 +197,7 @@ def _value(text):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[401, 402, 403, 404, 405])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[403, 404, 405, 406, 407])
     ap.add_argument("--speech", nargs="+", default=["synthetic", "recorded"])
     ap.add_argument("--method", default=None, help="voices.method (default: the default)")
     ap.add_argument("--rt60", type=float, nargs=2, default=(0.3, 0.4), metavar=("LO", "HI"),
