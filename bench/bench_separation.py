@@ -1,7 +1,7 @@
 """Separation of simultaneous talkers: SI-SDR improvement of each track's voice.
 
-Scenes (one per seed and case; nothing here was tuned on seeds 401-405): a 6 x 5 x 3 m
-room, RT60 U(0.3, 0.4) s, diffuse noise SNR U(15, 20) dB, the default 15 cm microphone
+Scenes (one per seed and case; the evaluation seeds are 403-407, never tuned on): a 6 x 5
+x 3 m room, RT60 U(0.3, 0.4) s, diffuse noise SNR U(15, 20) dB, the default 15 cm microphone
 bar, talkers still at 1.6-3.0 m, azimuths drawn in [-50, 50] deg at least 20 deg apart:
 
 * ``double``: two people talking at once for the whole scene (6 s);
@@ -12,15 +12,19 @@ bar, talkers still at 1.6-3.0 m, azimuths drawn in [-50, 50] deg at least 20 deg
 Speech ``synthetic`` (the built-in voice model) or ``recorded`` (CMU ARCTIC, the
 simulator's recorded option).  The voices are made by
 :class:`~av_perception.pipeline.voices.VoiceSeparator` from the front-end's STFT with the
-tracks at their true positions (oracle tracks: the tracker is not in this loop).  Score:
+tracks at their true positions (oracle tracks: the tracker is not in this loop); with
+``--speaking truth`` their outputs (every 0.1 s) carry the scene's speaking status
+(oracle), which ``voices.speaking_gate`` uses; ``--baseline`` also runs main's former
+voices (``BASELINE``) on the same scenes.  Score:
 SI-SDR of a talker's voice against its reverberant image at the left microphone, minus the
 SI-SDR of the left microphone's mixture against the same image (dB), over the samples
 where the image is active; ``IRM``: the same for the ideal ratio mask (from the true
 images, same STFT and overlap-add) -- the bound of masking.  The stage's cost: real-time
 factor of the voice stage alone (front-end excluded) on one core.
 
-Run:  PYTHONPATH=. .venv/bin/python bench/bench_separation.py [--seeds 401 402 403 404 405]
-      [--speech synthetic recorded] [--method mask]
+Run:  PYTHONPATH=. .venv/bin/python bench/bench_separation.py [--seeds 403 404 405 406 407]
+      [--speech synthetic recorded] [--method mask] [--baseline] [--speaking truth]
+      [--set frequency_prior_pool=0 ...]
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import itertools  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -116,7 +121,20 @@ def irm_voice(fe, images, mix, pid, n):
     return finish_overlap_add(out, norm)
 
 
-def run_case(seed, case, speech, vcfg, **scene_kw):
+def _outputs(scene, ids, pos, speaking: str, step: float = 0.1):
+    """Tracker outputs of the still talkers every ``step`` s: with the scene's true
+    speaking status (``speaking='truth'``) or without one (``'none'``)."""
+    if speaking == "none":
+        return [_output(ids, pos)]
+    t = np.arange(0.0, scene.duration + step, step)
+    truth = scene.speaking(t)
+    return [_output(ids, pos, t[i], np.array([float(truth[int(p)][i]) for p in ids]))
+            for i in range(len(t))]
+
+
+def run_case(seed, case, speech, vcfgs, speaking="none", **scene_kw):
+    """Rows of every voice of the scene for each config of ``vcfgs`` {name: VoiceConfig}
+    (the same scene, the same mixture)."""
     scene = make_bench_scene(seed, case, speech, **scene_kw)
     audio = render_audio(scene, keep_images=True)
     fs = audio.rate
@@ -134,34 +152,52 @@ def run_case(seed, case, speech, vcfg, **scene_kw):
     feats = fe.process(mix, fs, 0.0)
     pos = np.array([p.trajectory().position([0.0])[0] + np.asarray(scene.mouth_offset)
                     for p in scene.people])
-    out = _output(np.array([p.id for p in scene.people]), pos)
-    sep = VoiceSeparator(fe, fe.geometry, vcfg)
-    sep.run(feats.slice(0, 60), [out], 0.0, n)  # compile / load the kernels first
-    sep = VoiceSeparator(fe, fe.geometry, vcfg)
-    t0 = time.perf_counter()
-    res = sep.run(feats, [out], 0.0, n)
-    cost = time.perf_counter() - t0
-    rows = []
+    outs = _outputs(scene, np.array([p.id for p in scene.people]), pos, speaking)
     talkers = [1, 2] if case == "double" else [1]
-    for pid in talkers:
-        ref = audio.images[pid][:, 0].astype(np.float64)
-        act = active_samples(ref, fs)
-        base = si_sdr(mix[:, 0], ref, act)
-        gain = si_sdr(res.voices[pid], ref, act) - base
-        irm = si_sdr(irm_voice(fe, {k: v.astype(float) for k, v in audio.images.items()},
-                               mix, pid, n), ref, act) - base
-        rows.append(dict(seed=seed, case=case, speech=speech, person=pid, base=base,
-                         gain=gain, irm=irm, rt=(n / fs) / cost))
+    irms = {pid: irm_voice(fe, {k: v.astype(float) for k, v in audio.images.items()}, mix,
+                           pid, n) for pid in talkers}
+    rows = []
+    for name, vcfg in vcfgs.items():
+        sep = VoiceSeparator(fe, fe.geometry, vcfg)
+        sep.run(feats.slice(0, 60), outs, 0.0, n)  # compile / load the kernels first
+        sep = VoiceSeparator(fe, fe.geometry, vcfg)
+        t0 = time.perf_counter()
+        res = sep.run(feats, outs, 0.0, n)
+        cost = time.perf_counter() - t0
+        for pid in talkers:
+            ref = audio.images[pid][:, 0].astype(np.float64)
+            act = active_samples(ref, fs)
+            base = si_sdr(mix[:, 0], ref, act)
+            gain = si_sdr(res.voices[pid], ref, act) - base
+            irm = si_sdr(irms[pid], ref, act) - base
+            rows.append(dict(config=name, seed=seed, case=case, speech=speech, person=pid,
+                             base=base, gain=gain, irm=irm, rt=(n / fs) / cost))
     return rows
 
 
-def _output(ids, pos):
-    return type("Out", (), {"stamp": 0.0, "ids": ids, "position": pos})()
+def _output(ids, pos, stamp=0.0, speaking=None):
+    out = type("Out", (), {"stamp": stamp, "ids": ids, "position": pos})()
+    if speaking is not None:
+        out.speaking = speaking
+    return out
+
+
+# main's voices before issue 20's second pass (per-window priors, masks on the left mic)
+BASELINE = dict(method="mask", frequency_prior_pool=0, speaking_gate=0.0)
+
+
+def _value(text):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[401, 402, 403, 404, 405])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[403, 404, 405, 406, 407])
     ap.add_argument("--speech", nargs="+", default=["synthetic", "recorded"])
     ap.add_argument("--method", default=None, help="voices.method (default: the default)")
     ap.add_argument("--rt60", type=float, nargs=2, default=(0.3, 0.4), metavar=("LO", "HI"),
@@ -171,39 +207,56 @@ def main(argv=None):
     ap.add_argument("--head", default="free_field", choices=("free_field", "kemar"),
                     help="the robot's ears (kemar: the dummy head, its measured model)")
     ap.add_argument("--tag", default="", help="suffix of the results file")
+    ap.add_argument("--speaking", default="none", choices=("none", "truth"),
+                    help="the tracks' speaking status: none (every track modelled) or the "
+                    "scene's truth (oracle; used by voices.speaking_gate)")
+    ap.add_argument("--baseline", action="store_true",
+                    help="also run main's former voices (" + ", ".join(
+                        f"{k} {v}" for k, v in BASELINE.items()) + ") on the same scenes")
+    ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="voices parameters of the run (e.g. frequency_prior_pool=0)")
     args = ap.parse_args(argv)
     scene_kw = dict(rt60=tuple(args.rt60), distance=tuple(args.distance), head=args.head)
     vcfg = VoiceConfig()
     if args.method:
         vcfg = dataclasses.replace(vcfg, method=args.method)
+    if args.set:
+        vcfg = dataclasses.replace(vcfg, **{k: _value(v) for k, v in
+                                            (a.split("=", 1) for a in args.set)})
+    vcfgs = {"voices": vcfg}
+    if args.baseline:
+        vcfgs = {"main": dataclasses.replace(VoiceConfig(), **BASELINE), **vcfgs}
     rows = []
     for speech in args.speech:
         for case in ("double", "alone"):
             for seed in args.seeds:
-                r = run_case(seed, case, speech, vcfg, **scene_kw)
+                r = run_case(seed, case, speech, vcfgs, speaking=args.speaking, **scene_kw)
                 for x in r:
-                    print(f"{speech:9s} {case:6s} seed {seed} person {x['person']}: mixture "
-                          f"{x['base']:6.2f} dB, voice {x['gain']:+6.2f} dB, IRM "
-                          f"{x['irm']:+6.2f} dB, stage {x['rt']:.0f}x real time", flush=True)
+                    print(f"{x['config']:6s} {speech:9s} {case:6s} seed {seed} person "
+                          f"{x['person']}: mixture {x['base']:6.2f} dB, voice {x['gain']:+6.2f}"
+                          f" dB, IRM {x['irm']:+6.2f} dB, stage {x['rt']:.0f}x real time",
+                          flush=True)
                 rows.extend(r)
-    lines = ["| speech | case | voices | SI-SDR gain mean (dB) | worst | IRM bound mean | "
-             "IRM worst | mixture SI-SDR mean | stage x real time (worst) |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for speech in args.speech:
-        for case in ("double", "alone"):
-            sel = [x for x in rows if x["speech"] == speech and x["case"] == case]
-            if not sel:
-                continue
-            g = np.array([x["gain"] for x in sel])
-            i = np.array([x["irm"] for x in sel])
-            b = np.array([x["base"] for x in sel])
-            rt = min(x["rt"] for x in sel)
-            lines.append(f"| {speech} | {case} | {len(sel)} | {g.mean():+.2f} | {g.min():+.2f} | "
-                         f"{i.mean():+.2f} | {i.min():+.2f} | {b.mean():.2f} | {rt:.0f} |")
+    lines = ["| voices | speech | case | voices | SI-SDR gain mean (dB) | worst | IRM bound "
+             "mean | IRM worst | mixture SI-SDR mean | stage x real time (worst) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, speech, case in itertools.product(vcfgs, args.speech, ("double", "alone")):
+        sel = [x for x in rows if x["speech"] == speech and x["case"] == case
+               and x["config"] == name]
+        if not sel:
+            continue
+        g = np.array([x["gain"] for x in sel])
+        i = np.array([x["irm"] for x in sel])
+        b = np.array([x["base"] for x in sel])
+        rt = min(x["rt"] for x in sel)
+        lines.append(f"| {name} | {speech} | {case} | {len(sel)} | {g.mean():+.2f} | "
+                     f"{g.min():+.2f} | {i.mean():+.2f} | {i.min():+.2f} | {b.mean():.2f} | "
+                     f"{rt:.0f} |")
     table = "\n".join(lines)
     print(table)
     RESULTS.mkdir(exist_ok=True)
-    tag = (f"_{args.method}" if args.method else "") + (f"_{args.tag}" if args.tag else "")
+    tag = ((f"_{args.method}" if args.method else "") + (f"_{args.tag}" if args.tag else "")
+           + ("_truth" if args.speaking == "truth" else ""))
     (RESULTS / f"bench_separation{tag}.md").write_text(table + "\n")
 
 

@@ -39,10 +39,11 @@ def test_simulator_writes_each_persons_image(scene):
 def test_separate_writes_process_track_file_and_aligned_voices(scene, tmp_path, capsys):
     bag = scene / "bag"
     out = tmp_path / "voices"
-    # floor 1: every voice is the left microphone itself where its track exists, which
-    # shows the alignment sample by sample
+    # masks with floor 1 and every track modelled: every voice is the left microphone
+    # itself where its track exists, which shows the alignment sample by sample
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("/**:\n  ros__parameters:\n    voices:\n      mask_floor: 1.0\n")
+    cfg.write_text("/**:\n  ros__parameters:\n    voices:\n      mask_floor: 1.0\n"
+                   "      method: mask\n      speaking_gate: 0.0\n")
     assert main(["separate", str(bag), "--output", str(out), "--config", str(cfg), "-q"]) == 0
     assert main(["process", str(bag), "--output", str(tmp_path / "p.csv"), "--config",
                  str(cfg), "-q"]) == 0
@@ -61,14 +62,29 @@ def test_separate_writes_process_track_file_and_aligned_voices(scene, tmp_path, 
     assert "voices: 2 track(s)" in capsys.readouterr().out
 
 
-def test_separate_with_default_masks_keeps_voices_finite_and_quieter(scene, tmp_path):
+def test_separate_with_defaults_keeps_voices_finite_and_a_silent_track_silent(scene,
+                                                                             tmp_path):
     out = tmp_path / "v"
     assert main(["separate", str(scene / "bag"), "--output", str(out), "-q"]) == 0
     _, mix = scipy.io.wavfile.read(scene / "audio.wav")
-    for p in out.glob("voice_*.wav"):
-        _, v = scipy.io.wavfile.read(p)
+    # in these 3 s one person talks (from 0.5 s), the other is silent (its image is zero)
+    energy = [np.sum(scipy.io.wavfile.read(scene / "images" / f"person_{i}.wav")[1] ** 2)
+              for i in (1, 2)]
+    assert min(energy) == 0 and max(energy) > 0
+    rows = (out / "tracks.csv").read_text().splitlines()[1:]
+    top: dict = {}
+    for line in rows:
+        f = line.split(",")
+        top[int(f[1])] = max(top.get(int(f[1]), 0.0), float(f[-1]))
+    assert sorted(top.values())[0] < 0.3 < sorted(top.values())[1]  # the tracker agrees
+    for tid, sp in top.items():
+        _, v = scipy.io.wavfile.read(out / f"voice_{tid}.wav")
         assert np.all(np.isfinite(v)) and len(v) == len(mix)
-        assert 0 < np.sum(v.astype(float) ** 2) < np.sum(mix[:, 0].astype(float) ** 2)
+        e = np.sum(v.astype(float) ** 2)
+        if sp < 0.3:  # voices.speaking_gate: the silent track's voice is silent
+            assert e == 0
+        else:
+            assert 0 < e < np.sum(mix[:, 0].astype(float) ** 2)
 
 
 def test_nan_audio_is_zeroed_and_reported(tmp_path, monkeypatch, capsys):
@@ -151,7 +167,10 @@ def test_clipped_audio_is_silent_in_the_voices_and_reported(tmp_path, monkeypatc
                  "--duration", "2.5", "--quiet"]) == 0
     monkeypatch.undo()
     out = tmp_path / "v"
-    assert main(["separate", str(scene / "bag"), "--output", str(out), "-q"]) == 0
+    cfg = tmp_path / "c.yaml"  # every track modelled: each voice has sound outside the clip
+    cfg.write_text("/**:\n  ros__parameters:\n    voices:\n      speaking_gate: 0.0\n")
+    assert main(["separate", str(scene / "bag"), "--output", str(out), "--config", str(cfg),
+                 "-q"]) == 0
     err = capsys.readouterr().err
     assert "clipped audio chunk(s)" in err and "silent in the voices" in err
     voices = list(out.glob("voice_*.wav"))

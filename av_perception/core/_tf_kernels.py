@@ -7,7 +7,7 @@
 * :func:`tf_posteriors_kernel` / :func:`tf_posteriors_reference`: the MESSL-like E-step of
   the time-frequency mixture -- per bin, the posterior of each talker (wrapped-Gaussian
   IPD around the phase its ITD predicts, variance divided by the bin's weight, optional
-  ILD Gaussian) and of a uniform outlier class.
+  ILD Gaussian, prior per frequency) and of a uniform outlier class.
 
 The public entry points (which validate their inputs) are in :mod:`.tf_masks`.
 """
@@ -120,8 +120,9 @@ def tf_posteriors_kernel(ipd, ild, weight, omega, itd, phase_var, ild_mean, ild_
     ipd, ild, weight : (F, B); omega : (B,) rad/s; itd : (K,) s; phase_var : (K, B) rad^2,
     the variance of talker k's IPD residual at bin b for a bin of weight 1 (a bin of
     weight w has variance phase_var / w: the weighted-data model); ild_mean, ild_var :
-    (K, B) dB, dB^2 (used when use_ild); log_prior : (K + 1,) log priors, the last the
-    outlier class's (uniform phase; ILD N(0, 20 dB)).  Output post : (K + 1, F, B).
+    (K, B) dB, dB^2 (used when use_ild); log_prior : (K + 1, B) log priors per bin (a
+    talker's share of each frequency), the last the outlier class's (uniform phase; ILD
+    N(0, 20 dB)).  Output post : (K + 1, F, B).
     Returns the weighted log-likelihood sum_tb w_tb log p(x_tb).
     """
     n_k = itd.shape[0]
@@ -142,12 +143,12 @@ def tf_posteriors_kernel(ipd, ild, weight, omega, itd, phase_var, ild_mean, ild_
                     d = ild[t, b] - ild_mean[k, b]
                     vv = ild_var[k, b]
                     ll += -0.5 * d * d / vv - 0.5 * math.log(TWO_PI * vv)
-                val[k] = ll + log_prior[k]
+                val[k] = ll + log_prior[k, b]
             ll = -math.log(TWO_PI)
             if use_ild:
                 ll += -0.5 * ild[t, b] * ild[t, b] / OUTLIER_ILD_VAR - 0.5 * math.log(
                     TWO_PI * OUTLIER_ILD_VAR)
-            val[n_k] = ll + log_prior[n_k]
+            val[n_k] = ll + log_prior[n_k, b]
             for k in range(n_k + 1):
                 if val[k] > m:
                     m = val[k]
@@ -174,7 +175,7 @@ def tf_posteriors_reference(ipd, ild, weight, omega, itd, phase_var, ild_mean, i
         d = ild[None] - ild_mean[:, None, :]
         ll = ll - 0.5 * d ** 2 / ild_var[:, None, :] - 0.5 * np.log(TWO_PI * ild_var[:, None, :])
         lo = lo - 0.5 * ild[None] ** 2 / OUTLIER_ILD_VAR - 0.5 * np.log(TWO_PI * OUTLIER_ILD_VAR)
-    val = np.concatenate([ll, lo]) + np.asarray(log_prior)[:, None, None]
+    val = np.concatenate([ll, lo]) + np.asarray(log_prior)[:, None, :]
     m = val.max(axis=0)
     e = np.exp(val - m[None])
     s = e.sum(axis=0)

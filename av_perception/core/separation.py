@@ -1,12 +1,13 @@
-"""A talker's voice from its time-frequency mask: masking or a mask-driven MVDR, and the
-weighted overlap-add back to samples.  Model: docs/algorithms.md, "Time-frequency model
+"""A talker's voice from its time-frequency mask: masking, a mask-driven MVDR or a
+long-memory mask-weighted multichannel Wiener filter, and the weighted overlap-add back to
+samples.  Model: docs/algorithms.md, "Time-frequency model
 and separation"."""
 from __future__ import annotations
 
 import numpy as np
 
 __all__ = ["voice_mask", "mask_gain", "mvdr_weights", "separate_window", "overlap_add",
-           "finish_overlap_add"]
+           "finish_overlap_add", "MWFState", "mwf_window"]
 
 
 def mask_gain(posterior, floor: float, exponent: float = 1.0) -> np.ndarray:
@@ -41,6 +42,68 @@ def mvdr_weights(spec, target, other, reg: float = 1e-3) -> np.ndarray:
     return w
 
 
+class MWFState:
+    """Long-memory spatial covariances of one talker's mask-weighted image and of the
+    mixture, per bin ((B, 2, 2) complex each), for :func:`mwf_window`."""
+
+    def __init__(self, n_bins: int):
+        self.target = np.zeros((n_bins, 2, 2), dtype=np.complex128)
+        self.mixture = np.zeros((n_bins, 2, 2), dtype=np.complex128)
+
+
+def mwf_window(spec, mask, state: MWFState, forget: float, mask_weight: float,
+               reg: float = 1e-3) -> np.ndarray:
+    """One window of a talker's voice by a mask-weighted multichannel Wiener filter.
+
+    The covariances decay by ``forget`` per window and add the window's frames:
+    ``Phi_x += sum_t x x^H`` and ``Phi_s += sum_t m' x x^H`` with the mask drawn toward 1,
+    ``m' = mask_weight * mask + 1 - mask_weight`` (1: the mask as is; 0: the mixture).  The
+    filter ``w = (Phi_x + load I)^-1 (Phi_s + load_s I) e_left`` (two taps per bin, the
+    same for the whole window; ``load_s`` in proportion to the traces, so that a mask of 1
+    gives the left microphone exactly) gives ``y = w^H x``: the least-squares estimate of
+    the talker's image at the left microphone when ``Phi_s`` is its covariance.
+
+    Parameters
+    ----------
+    spec : (F, 2, B) complex, the two microphones' STFT of the window.
+    mask : (F, B) the talker's mask in [0, 1] (:func:`voice_mask`).
+    state : MWFState, updated in place.
+    forget : factor in [0, 1] on the covariances per window (the memory).
+    mask_weight : in [0, 1].
+    reg : diagonal loading relative to the mixture covariance's mean power per channel.
+
+    Returns
+    -------
+    (F, B) complex, the voice's STFT at the left microphone.
+    """
+    spec = np.asarray(spec)
+    mask = np.asarray(mask, dtype=np.float64)
+    if spec.ndim != 3 or spec.shape[1] != 2 or mask.shape != (spec.shape[0], spec.shape[2]):
+        raise ValueError(f"spec must be (F, 2, B) and mask (F, B), got {spec.shape} and "
+                         f"{mask.shape}")
+    if state.target.shape[0] != spec.shape[2]:
+        raise ValueError(f"the state has {state.target.shape[0]} bins, the window "
+                         f"{spec.shape[2]}")
+    if not (0.0 <= forget <= 1.0 and 0.0 <= mask_weight <= 1.0):
+        raise ValueError("forget and mask_weight must be in [0, 1]")
+    m = mask_weight * np.clip(mask, 0.0, 1.0) + (1.0 - mask_weight)
+    outer = np.einsum("fib,fjb->fbij", spec, np.conj(spec))  # (F, B, 2, 2)
+    state.mixture *= forget
+    state.target *= forget
+    state.mixture += outer.sum(axis=0)
+    state.target += np.einsum("fb,fbij->bij", m, outer)
+    phi_x, phi_s = state.mixture, state.target
+    tr_x = np.real(np.trace(phi_x, axis1=1, axis2=2))
+    load = reg * tr_x / 2 + 1e-12
+    # the target's covariance is loaded in proportion (phi_s = c phi_x gives w = c e_left)
+    load_s = load * np.real(np.trace(phi_s, axis1=1, axis2=2)) / np.maximum(tr_x, 1e-12)
+    eye = np.eye(2)[None]
+    w = np.linalg.solve(phi_x + load[:, None, None] * eye,
+                        (phi_s + load_s[:, None, None] * eye)[:, :, 0:1])[:, :, 0]  # (B, 2)
+    w[~np.all(np.isfinite(w), axis=1)] = np.array([1.0, 0.0])
+    return np.einsum("bc,fcb->fb", np.conj(w), spec)
+
+
 def voice_mask(post, share, k: int) -> np.ndarray:
     """Talker ``k``'s mask (F, B): its posterior plus its share of the outlier class (the
     reverberation of its own voice is part of its image at the microphone).
@@ -65,7 +128,8 @@ def separate_window(spec, post, share, k: int, method: str, floor: float,
         w = mvdr_weights(spec, mask, 1.0 - mask)
         y = np.einsum("bc,fcb->fb", np.conj(w), spec)
         return gain * y
-    raise ValueError(f"unknown separation method {method!r}: use 'mask' or 'mvdr'")
+    raise ValueError(f"unknown separation method {method!r}: use 'mask' or 'mvdr' "
+                     "('mwf' needs a state: mwf_window)")
 
 
 def overlap_add(spec, starts, n_out: int, window, out=None, norm=None):

@@ -25,7 +25,7 @@ from .config import ConfigError, StageConfig, param
 __all__ = ["VoiceConfig", "TFObservations", "TFClusterResult", "cluster_window",
            "tf_observations"]
 
-SEPARATION_METHODS = ("mask", "mvdr")
+SEPARATION_METHODS = ("mask", "mvdr", "mwf")
 VARIANCE_POOL = 9  # bins pooled in the re-estimation of a talker's IPD variance
 PHASE_VAR_MAX = 3.0  # rad^2: about a uniform phase (pi^2 / 3)
 
@@ -84,10 +84,34 @@ class VoiceConfig(StageConfig):
     min_share: float = param(
         0.0, "A talker whose share of a window (among the talkers) is below this is taken as "
         "silent in it: its mask is emptied (0: never).", low=0.0, high=0.5)
+    frequency_prior_pool: int = param(
+        17, "Bins pooled in each talker's prior per frequency (its share of the window's "
+        "weighted posteriors at and around that frequency); 0: one prior per window.",
+        low=0, high=257)
+    frequency_prior_ratio: float = param(
+        2.0, "Each talker's per-frequency prior stays within this factor of its window "
+        "prior (0: unbounded; a silent track's unbounded priors take whole bands of a lone "
+        "talker's voice).", low=0.0, high=100.0)
+    frequency_prior_count: float = param(
+        1.0, "Pseudo-count (weight per bin) drawing the per-frequency priors toward the "
+        "window's priors.", low=0.0, high=1000.0)
     method: str = param(
-        "mask", "How a voice is formed: 'mask' (the talker's TF mask on the left "
-        "microphone) or 'mvdr' (mask-driven two-channel MVDR to the left microphone, then "
-        "the mask as post-filter).", choices=SEPARATION_METHODS)
+        "mwf", "How a voice is formed: 'mask' (the talker's TF mask on the left "
+        "microphone), 'mvdr' (mask-driven two-channel MVDR to the left microphone, then "
+        "the mask as post-filter) or 'mwf' (two-channel Wiener filter from the talker's "
+        "mask-weighted spatial covariance over voices.mwf_memory).",
+        choices=SEPARATION_METHODS)
+    mwf_memory: float = param(
+        4.0, "Time constant (s) of the spatial covariances of method 'mwf' (the talkers are "
+        "assumed still for about this long).", low=0.1, high=60.0)
+    mwf_mask_weight: float = param(
+        0.7, "Method 'mwf': the mask weighting a talker's covariance is drawn toward 1 as "
+        "w * mask + 1 - w (1: the mask; 0: the mixture, no separation).", low=0.0, high=1.0)
+    speaking_gate: float = param(
+        0.3, "A track whose speaking probability (the tracker's, the highest over the "
+        "window) is below this is left out of the window's model: its voice is silent "
+        "there and its bins go to the others (0: every track is modelled).",
+        low=0.0, high=1.0)
     mask_floor: float = param(
         0.05, "Smallest gain of a voice's mask (limits musical noise).", low=0.0, high=1.0)
     mask_exponent: float = param(
@@ -304,18 +328,21 @@ def cluster_window(ipd, ild, weight, omega, track_itd, *, tau_max: float,
     ipd_c, ild_c, w_c = (np.ascontiguousarray(a) for a in (ipd, ild, weight))
     w_total = float(weight.sum())
     pri = np.concatenate([(1.0 - cfg.outlier_prior) * prior, [cfg.outlier_prior]])
+    pri_bin = np.repeat(pri[:, None], n_bins, axis=1)
     resid2 = None
     for v_pass in range(cfg.variance_iterations + 1):
         for it in range(cfg.prior_iterations + 1):
             kern(ipd_c, ild_c, w_c, omega, itd, phase_var, ild_mean, ild_var, use_ild,
-                 np.log(pri), post)
+                 np.log(pri_bin), post)
             if it == cfg.prior_iterations or w_total <= 0:
                 break
             # M-step of the window's priors (Dirichlet pseudo-count 1 per class)
-            acc = np.einsum("kfb,fb->k", post, weight)
+            acc_bin = np.einsum("kfb,fb->kb", post, weight)
+            acc = acc_bin.sum(axis=1)
             pri = (acc + 1.0) / (w_total + K + 1.0)
             pri[K] = np.clip(pri[K], cfg.outlier_prior_min, 0.9)
             pri[:K] *= (1.0 - pri[K]) / pri[:K].sum()
+            pri_bin = _frequency_priors(acc_bin, pri, cfg)
         if v_pass == cfg.variance_iterations or w_total <= 0:
             break
         # M-step of each talker's IPD variance per bin (MESSL), pooled over neighbouring
@@ -338,8 +365,10 @@ def cluster_window(ipd, ild, weight, omega, track_itd, *, tau_max: float,
         # the others (a lone talker's voice is not thinned by a silent neighbour's mask)
         pri[:K][silent] = 1e-12
         pri /= pri.sum()
+        pri_bin[:K][silent] = 1e-12
+        pri_bin /= pri_bin.sum(axis=0, keepdims=True)
         kern(ipd_c, ild_c, w_c, omega, itd, phase_var, ild_mean, ild_var, use_ild,
-             np.log(pri), post)
+             np.log(pri_bin), post)
     share = np.repeat((pri[:K] / pri[:K].sum())[:, None], n_frames, axis=1)
     wf = weight.sum(axis=1)
     frame = np.einsum("kfb,fb->kf", post[:K], weight) / np.maximum(wf, 1e-12)[None]
@@ -348,6 +377,29 @@ def cluster_window(ipd, ild, weight, omega, track_itd, *, tau_max: float,
                                                           1e-12), 0.0) * act[None, :]
     return TFClusterResult(itd, std, pri[:K] / pri[:K].sum(), post, presence, share,
                            int(len(tau)), em_used, float(pri[K]))
+
+
+def _frequency_priors(acc_bin, pri, cfg) -> np.ndarray:
+    """Per-frequency priors (K + 1, B) from the weighted posteriors summed over the window's
+    frames ``acc_bin`` (K + 1, B), pooled over ``cfg.frequency_prior_pool`` bins, drawn
+    toward the window's priors ``pri`` by ``cfg.frequency_prior_count`` (weight units per
+    bin) and kept within a factor ``cfg.frequency_prior_ratio`` of them (before the talkers'
+    rows are rescaled to leave the outlier class its prior): each talker's share of each
+    frequency (a talker's voice has its own spectrum)."""
+    n_bins = acc_bin.shape[1]
+    if cfg.frequency_prior_pool <= 0:
+        return np.repeat(pri[:, None], n_bins, axis=1)
+    pooled = uniform_filter1d(acc_bin, cfg.frequency_prior_pool, axis=1, mode="nearest")
+    c = cfg.frequency_prior_count
+    pb = (pooled + c * pri[:, None]) / (pooled.sum(axis=0, keepdims=True) + c)
+    pb = np.maximum(pb, 1e-6)
+    r = cfg.frequency_prior_ratio
+    if r > 0:  # within a factor r of the window's prior: a silent track takes no band
+        pb[:-1] = np.clip(pb[:-1], pri[:-1, None] / r, pri[:-1, None] * r)
+    out = pb[-1].clip(cfg.outlier_prior_min, 0.9)
+    pb[:-1] *= (1.0 - out) / pb[:-1].sum(axis=0)
+    pb[-1] = out
+    return pb
 
 
 def hop_frames(window: float, hop_duration: float) -> int:

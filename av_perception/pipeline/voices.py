@@ -14,10 +14,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.separation import finish_overlap_add, overlap_add, separate_window
+from ..core.separation import (
+    MWFState,
+    finish_overlap_add,
+    mwf_window,
+    overlap_add,
+    separate_window,
+    voice_mask,
+)
 from ..core.tf_masks import TFObservations, VoiceConfig, cluster_window, hop_frames
 
-__all__ = ["VoiceSeparator", "VoiceStream", "VoiceResult", "tracks_at"]
+__all__ = ["VoiceSeparator", "VoiceStream", "VoiceResult", "tracks_at", "speaking_in"]
 
 
 @dataclass
@@ -55,6 +62,29 @@ def tracks_at(outputs, stamps) -> list:
             for i in idx]
 
 
+def speaking_in(outputs, t0: float, t1: float, ids) -> np.ndarray:
+    """Each track's highest speaking probability over the outputs stamped in (t0, t1] and
+    the newest at or before t0 (1 where no output says: the outputs carry no
+    ``speaking``, or the track is not in them)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    best = np.full(len(ids), -1.0)
+    if not outputs:
+        return np.ones(len(ids))
+    t = np.array([o.stamp for o in outputs])
+    first = max(0, int(np.searchsorted(t, t0, side="right")) - 1)
+    last = int(np.searchsorted(t, t1, side="right"))
+    for o in outputs[first:max(last, first + 1)]:
+        sp = getattr(o, "speaking", None)
+        if sp is None:
+            return np.ones(len(ids))
+        by = dict(zip(np.asarray(o.ids, dtype=np.int64).tolist(),
+                      np.asarray(sp, dtype=float).tolist()))
+        for i, tid in enumerate(ids.tolist()):
+            if tid in by and np.isfinite(by[tid]):
+                best[i] = max(best[i], by[tid])
+    return np.where(best < 0, 1.0, best)
+
+
 class VoiceSeparator:
     """Per-track TF masks, speech presence and voices (see module docstring).
 
@@ -79,6 +109,7 @@ class VoiceSeparator:
         self.frame_length = c.frame_length
         self.window_frames = hop_frames(self.config.window, c.hop_duration)
         self.tau_max = front_end.tau_max
+        self.window_seconds = self.window_frames * c.hop_duration
 
     def _track_ild(self, positions):
         g = self.geometry
@@ -92,10 +123,11 @@ class VoiceSeparator:
                                         0, ild_b.shape[1] - 1), band)
         return ild_b[:, j]
 
-    def cluster(self, features, ids, positions):
+    def cluster(self, features, ids, positions, speaking=None):
         """Cluster one window of frames (features with ``spec``) among the tracks ``ids`` at
-        ``positions`` (camera frame); returns (ids kept (finite ITD), TFClusterResult) or
-        None when no track has a finite ITD.  Advances the observations' stream state."""
+        ``positions`` (camera frame); returns (ids kept (finite ITD, speaking probability
+        at least ``voices.speaking_gate`` when ``speaking`` is given), TFClusterResult) or
+        None when no track is kept.  Advances the observations' stream state."""
         spec = features.spec
         ipd, ild, weight = self.observations(spec[:, 0], spec[:, 1])
         ids = np.asarray(ids, dtype=np.int64)
@@ -104,6 +136,8 @@ class VoiceSeparator:
             return None
         itd = np.asarray(self.geometry.itd(pos), dtype=float)
         ok = np.isfinite(itd)
+        if speaking is not None and self.config.speaking_gate > 0:
+            ok &= np.asarray(speaking, dtype=float) >= self.config.speaking_gate
         if not np.any(ok):
             return None
         cl = cluster_window(ipd, ild, weight, self.front_end.omega, itd[ok],
@@ -174,6 +208,7 @@ class VoiceStream:
         self.presence: dict = {}
         self.windows = 0
         self.em_windows = 0
+        self._mwf: dict = {}  # track id -> MWFState (method 'mwf')
 
     def _starts(self, stamps) -> np.ndarray:
         n, rate = self.sep.frame_length, self.sep.rate
@@ -198,31 +233,49 @@ class VoiceStream:
                            len(self._norm), window)[1]
         self._norm += norm
         ids, pos = tracks_at(self._outputs, [feats.stamp[-1]])[0]
+        speaking = speaking_in(self._outputs, float(feats.stamp[0]), float(feats.stamp[-1]),
+                               ids)
         if len(self._outputs) > 1:  # older outputs are not needed any more
             t = np.array([o.stamp for o in self._outputs])
             keep = max(0, int(np.searchsorted(t, feats.stamp[-1], side="right")) - 1)
             del self._outputs[:keep]
         self._live = set(ids.tolist())
-        got = sep.cluster(feats, ids, pos)
+        got = sep.cluster(feats, ids, pos, speaking)
         f0 = self.frames
         self.frames += len(feats)
         for p in self.presence.values():
             p.extend([np.nan] * len(feats))
         self._next = int(starts[-1]) + sep.front_end.config.hop_length
+        for tid in self._mwf.keys() - self._live:
+            del self._mwf[tid]  # an ended track's covariances
+        cfg = sep.config
+        if cfg.speaking_gate > 0:  # the gated tracks exist: silent voice, presence 0
+            for tid, sp in zip(ids.tolist(), speaking.tolist()):
+                if sp < cfg.speaking_gate:
+                    self._start_track(tid)
+                    self.presence[tid][f0:self.frames] = [0.0] * len(feats)
         if got is None:
             return
         ids, cl = got
         self.windows += 1
         self.em_windows += int(cl.em_used)
-        cfg = sep.config
+        forget = float(np.exp(-sep.window_seconds / cfg.mwf_memory))
         for k, tid in enumerate(ids.tolist()):
-            if tid not in self._acc:
-                self._acc[tid] = np.zeros(len(self._norm))
-                self.presence[tid] = [np.nan] * self.frames
-            y = separate_window(feats.spec, cl.masks, cl.share, k, cfg.method, cfg.mask_floor,
-                                cfg.mask_exponent)
+            self._start_track(tid)
+            if cfg.method == "mwf":
+                state = self._mwf.setdefault(tid, MWFState(feats.spec.shape[2]))
+                y = mwf_window(feats.spec, voice_mask(cl.masks, cl.share, k), state, forget,
+                               cfg.mwf_mask_weight)
+            else:
+                y = separate_window(feats.spec, cl.masks, cl.share, k, cfg.method,
+                                    cfg.mask_floor, cfg.mask_exponent)
             overlap_add(y, local, len(self._norm), window, self._acc[tid])
             self.presence[tid][f0:self.frames] = cl.presence[k].tolist()
+
+    def _start_track(self, tid) -> None:
+        if tid not in self._acc:
+            self._acc[tid] = np.zeros(len(self._norm))
+            self.presence[tid] = [np.nan] * self.frames
 
     def _emit(self, upto: int) -> dict:
         """Return every track's samples [_base, upto) and drop them from the buffers."""
