@@ -417,9 +417,11 @@ class AudioFrontEndConfig(StageConfig):
     )
 
     itd_profile: bool = param(
-        True, "Also give each frame's ITD profile: the share of its weighted time-frequency "
+        False, "Also give each frame's ITD profile: the share of its weighted time-frequency "
         "bins pointing at each of itd_profile_cells ITDs, times its activity (the tracker's "
-        "per-track speech presence with several talkers at once: tracker.tf_presence_gain).")
+        "per-track speech presence with several talkers at once: tracker.tf_presence_gain).  "
+        "Off by default: measured, it does not raise the speaking F1 (BENCHMARKS.md, "
+        "Speaking status).")
     itd_profile_cells: int = param(
         33, "ITDs of the profile, evenly spaced over the largest physical ITD either side.",
         low=2, high=256)
