@@ -202,3 +202,30 @@ def test_audio_feature_cloud_carries_the_profile(rng):
         0.1 * rng.standard_normal((4000, 2)), FS, 100.0)
     assert plain.itd_profile is None
     assert "itd_profile" not in cloud_to_features(features_to_cloud("mics", plain))
+
+
+def test_tracking_stage_hands_the_profiles_to_the_tracker(rng):
+    """The tracking stage (nodes and `process`): profiles given with the audio features
+    (a ``cloud_to_features`` dict, as tracker_node receives them) reach the tracker's
+    speaking emission; features without profiles do not call it."""
+    from av_perception.pipeline.tracking import TrackingPipeline
+
+    people = np.array([[-0.9, -0.4, 2.4], [1.1, 0.0, 2.0]])
+    calls = []
+    for with_profile in (True, False):
+        tp = TrackingPipeline()
+        real = tp.tracker._tf_presence
+        tp.tracker._tf_presence = lambda prof, real=real: calls.append(prof.shape) or real(prof)
+        for k in range(10):
+            tp.step(k / 15.0, *_visual(people, rng))
+        stamps = np.arange(10 / 15.0 + 0.001, 11 / 15.0, 0.016)
+        feats = {"stamp": stamps, "itd": np.full(len(stamps), 1.5e-4),
+                 "activity": np.full(len(stamps), 0.9), "reliability": np.full(len(stamps), 0.9)}
+        if with_profile:
+            feats["itd_profile"] = np.full((len(stamps), 33), 0.01)
+        tp.add_audio_features(feats)
+        tp.step(11 / 15.0, *_visual(people, rng))
+        if with_profile:
+            assert calls == [(len(stamps), 33)], calls
+        else:
+            assert len(calls) == 1, calls
