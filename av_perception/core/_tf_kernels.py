@@ -181,3 +181,69 @@ def tf_posteriors_reference(ipd, ild, weight, omega, itd, phase_var, ild_mean, i
     s = e.sum(axis=0)
     post[:] = e / s[None]
     return float(np.sum(weight * (m + np.log(s))))
+
+
+
+
+@njit(cache=True)
+def itd_profile_kernel(cross, omega, use_bin, grid, kappa, log_outlier, activity, out):
+    """Per frame, the share of its weighted bins whose IPD points at each grid ITD.
+
+    cross : (F, 2, B) the frame's weighted PHAT cross-spectrum (Re, Im): per bin its
+    weight x (cos, sin) of the IPD; omega : (B,) rad/s; use_bin : (B,) bool; grid : (N,)
+    ITDs (s); kappa : von Mises concentration of a bin's IPD around omega x ITD;
+    log_outlier : log of the outlier class's (uniform phase) weight against a cell's
+    exp(kappa cos r) (its prior ratio plus log I0(kappa), the von Mises normaliser);
+    activity : (F,) scales each frame's profile.  Output out : (F, N): sum over the used
+    bins of weight x posterior of the grid cell (outlier class left out), over their
+    total weight, times the activity.
+    """
+    n_frames = cross.shape[0]
+    n_bins = cross.shape[2]
+    n_grid = grid.shape[0]
+    val = np.empty(n_grid)
+    for f in range(n_frames):
+        for j in range(n_grid):
+            out[f, j] = 0.0
+        total = 0.0
+        for b in range(n_bins):
+            re = cross[f, 0, b]
+            im = cross[f, 1, b]
+            w = math.sqrt(re * re + im * im)
+            if w <= 0.0 or not use_bin[b]:
+                continue
+            total += w
+            phi = math.atan2(im, re)
+            m = log_outlier
+            for j in range(n_grid):
+                v = kappa * math.cos(phi - omega[b] * grid[j])
+                val[j] = v
+                if v > m:
+                    m = v
+            s = math.exp(log_outlier - m)
+            for j in range(n_grid):
+                e = math.exp(val[j] - m)
+                val[j] = e
+                s += e
+            for j in range(n_grid):
+                out[f, j] += w * val[j] / s
+        if total > 0.0:
+            for j in range(n_grid):
+                out[f, j] *= activity[f] / total
+
+
+def itd_profile_reference(cross, omega, use_bin, grid, kappa, log_outlier, activity, out):
+    """Plain-numpy reference of :func:`itd_profile_kernel` (same arguments)."""
+    w = np.hypot(cross[:, 0], cross[:, 1])  # (F, B)
+    phi = np.arctan2(cross[:, 1], cross[:, 0])
+    val = kappa * np.cos(phi[:, :, None] - omega[None, :, None] * grid[None, None, :])
+    lo = np.full(val.shape[:2] + (1,), log_outlier)
+    allv = np.concatenate([val, lo], axis=2)
+    m = allv.max(axis=2, keepdims=True)
+    e = np.exp(allv - m)
+    post = e[:, :, :-1] / e.sum(axis=2, keepdims=True)
+    wu = np.where(use_bin[None, :], w, 0.0)
+    total = wu.sum(axis=1)
+    prof = np.einsum("fb,fbj->fj", wu, post)
+    out[:] = np.where(total[:, None] > 0,
+                      prof * (activity / np.where(total > 0, total, 1.0))[:, None], 0.0)

@@ -20,6 +20,7 @@ from . import _binaural_kernels as K
 from .config import AudioFrontEndConfig, MicArrayConfig
 from .geometry import MicGeometry
 from .head import make_head_model
+from .tf_presence import itd_grid, itd_profile
 
 __all__ = [
     "AudioInputError",
@@ -160,6 +161,8 @@ class BinauralFeatures:
     cross : optional (F, 2, B) weighted PHAT cross-spectrum per frame (for pooling).
     spec : optional (F, 2, B) complex, the frame's Hann-windowed STFT (left, right) at the
         processing rate (for the time-frequency stage: :mod:`.tf_masks`).
+    itd_profile : optional (F, N), the share of each frame's weighted bins pointing at
+        each ITD of :func:`.tf_presence.itd_grid` (``audio.itd_profile``), times activity.
     """
 
     stamp: np.ndarray
@@ -176,6 +179,7 @@ class BinauralFeatures:
     cross: np.ndarray | None = None
     band_edges: tuple = field(default=())
     spec: np.ndarray | None = None
+    itd_profile: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.stamp)
@@ -194,7 +198,7 @@ class BinauralFeatures:
     def slice(self, start: int, stop: int) -> BinauralFeatures:
         """Frames ``start:stop`` (optional per-frame arrays included when present)."""
         names = ["stamp", "itd", "azimuth", "reliability", "ild", "ild_bands", "activity",
-                 "direct_path", "snr_db", "n_bins", "ipd", "cross", "spec"]
+                 "direct_path", "snr_db", "n_bins", "ipd", "cross", "spec", "itd_profile"]
         kw = {n: (None if getattr(self, n) is None else getattr(self, n)[start:stop])
               for n in names}
         return BinauralFeatures(**kw, band_edges=self.band_edges)
@@ -207,7 +211,7 @@ class BinauralFeatures:
         names = ["stamp", "itd", "azimuth", "reliability", "ild", "ild_bands", "activity",
                  "direct_path", "snr_db", "n_bins"]
         kw = {n: np.concatenate([getattr(p, n) for p in parts]) for n in names}
-        for name in ("ipd", "cross", "spec"):
+        for name in ("ipd", "cross", "spec", "itd_profile"):
             arrays = [getattr(p, name) for p in parts if len(p)]
             kw[name] = (np.concatenate(arrays) if arrays and all(a is not None for a in arrays)
                         else None)
@@ -244,6 +248,7 @@ class BinauralFrontEnd:
         self.keep_cross = keep_cross
         self.keep_spectra = keep_spectra
         self._kernel = K.binaural_kernel if use_numba else K.binaural_reference
+        self._use_numba = use_numba
         self._pooled = K.pooled_kernel if use_numba else K.pooled_reference
         c = self.config
         fs = c.processing_rate
@@ -264,6 +269,8 @@ class BinauralFrontEnd:
         self.band_of_bin = band.astype(np.int64)
         self.n_bands = len(edges) - 1
         self.tau_max = self.geometry.max_itd * (1.0 + c.itd_margin)
+        #: ITDs (s) of the frames' ITD profile (``audio.itd_profile``)
+        self.profile_grid = itd_grid(self.geometry.max_itd, c.itd_profile_cells)
         self._grid = False  # joint ITD+ILD azimuth grid, built on first use
         step = c.itd_scan_step / fs
         n_half = int(np.ceil(self.tau_max / step))
@@ -414,11 +421,14 @@ class BinauralFrontEnd:
         """Features of already framed audio (F, 2, frame_length) at the processing rate."""
         spec_l, spec_r = self.spectra(frames)
         out = np.zeros((len(frames), K.OUT_BANDS + self.n_bands))
-        cross = np.zeros((len(frames) if self.keep_cross else 0, 2, len(self.freqs)))
+        profile = self.config.itd_profile
+        cross = np.zeros((len(frames) if self.keep_cross or profile else 0, 2,
+                          len(self.freqs)))
         self._kernel(spec_l, spec_r, self.omega, self.diffuse_coherence, self._in_band,
                      self.band_of_bin, self.scan_tau, self.scan_cos, self.scan_sin, self.tau_max,
                      self._state, self._initialised, self.params, out, cross)
         itd = out[:, K.OUT_ITD]
+        c = self.config
         return BinauralFeatures(
             stamp=np.asarray(stamps, dtype=np.float64),
             itd=itd,
@@ -434,6 +444,12 @@ class BinauralFrontEnd:
             cross=cross if self.keep_cross else None,
             band_edges=self.config.ild_band_edges,
             spec=np.stack([spec_l, spec_r], axis=1) if self.keep_spectra else None,
+            itd_profile=(itd_profile(cross, self.omega, self._in_band
+                                     & (self.freqs <= c.itd_profile_max_frequency),
+                                     self.profile_grid, c.itd_profile_phase_std,
+                                     c.itd_profile_outlier_prior, out[:, K.OUT_ACTIVITY],
+                                     self._use_numba)
+                         if profile else None),
         )
 
     def _direction_grid(self):

@@ -416,6 +416,25 @@ class AudioFrontEndConfig(StageConfig):
         "azimuth.", low=100.0, high=48000.0,
     )
 
+    itd_profile: bool = param(
+        False, "Also give each frame's ITD profile: the share of its weighted time-frequency "
+        "bins pointing at each of itd_profile_cells ITDs, times its activity (the tracker's "
+        "per-track speech presence with several talkers at once: tracker.tf_presence_gain).  "
+        "Off by default: measured, it does not raise the speaking F1 (BENCHMARKS.md, "
+        "Speaking status).")
+    itd_profile_cells: int = param(
+        33, "ITDs of the profile, evenly spaced over the largest physical ITD either side.",
+        low=2, high=256)
+    itd_profile_max_frequency: float = param(
+        7500.0, "Highest frequency (Hz) of the bins voting in the ITD profile.",
+        low=100.0, high=48000.0)
+    itd_profile_phase_std: float = param(
+        0.3, "Spread (rad) of a bin's IPD around the phase an ITD predicts, in the ITD "
+        "profile.", low=0.05, high=3.0)
+    itd_profile_outlier_prior: float = param(
+        0.3, "Prior of the outlier class (reverberation, noise: uniform phase) of a bin in "
+        "the ITD profile.", low=0.001, high=0.99)
+
     def validate(self):
         if self.hop_length > self.frame_length:
             raise ConfigError(

@@ -26,6 +26,7 @@ __all__ = [
     "make_pointcloud2",
     "read_pointcloud2",
     "AUDIO_FEATURE_FIELDS",
+    "AUDIO_PROFILE_PREFIX",
     "features_to_cloud",
     "cloud_to_features",
 ]
@@ -67,6 +68,9 @@ def make_pointcloud2(header, fields: dict) -> PointCloud2:
 #: fields of the ``audio/features`` cloud, one point per audio frame
 AUDIO_FEATURE_FIELDS = ("t_offset", "itd", "ild", "activity", "reliability", "azimuth",
                         "direct_path")
+#: optional fields (float32) of the ``audio/features`` cloud: the frame's ITD profile
+#: (``audio.itd_profile``), one field per ITD of the grid: itd_profile_000, _001, ...
+AUDIO_PROFILE_PREFIX = "itd_profile_"
 
 
 def features_to_cloud(header_frame_id: str, feats) -> PointCloud2:
@@ -80,6 +84,10 @@ def features_to_cloud(header_frame_id: str, feats) -> PointCloud2:
     t0 = float(feats.stamp[0])
     header = Header(stamp=sec_to_time(t0), frame_id=header_frame_id)
     f32 = np.float32
+    profile = getattr(feats, "itd_profile", None)
+    extra = ({} if profile is None else
+             {f"{AUDIO_PROFILE_PREFIX}{j:03d}": profile[:, j].astype(f32)
+              for j in range(profile.shape[1])})
     return make_pointcloud2(header, {
         "t_offset": (feats.stamp - t0).astype(f32),
         "itd": feats.itd.astype(f32),
@@ -88,16 +96,22 @@ def features_to_cloud(header_frame_id: str, feats) -> PointCloud2:
         "reliability": feats.reliability.astype(f32),
         "azimuth": feats.azimuth.astype(f32),
         "direct_path": feats.direct_path.astype(f32),
+        **extra,
     })
 
 
 def cloud_to_features(msg) -> dict:
-    """``audio/features`` PointCloud2 -> {stamp (float64 s), itd, ild, activity, ...}."""
+    """``audio/features`` PointCloud2 -> {stamp (float64 s), itd, ild, activity, ...,
+    itd_profile (F, N) when the cloud has it}."""
     data = read_pointcloud2(msg)
     missing = [f for f in ("t_offset", "itd", "activity") if f not in data]
     if missing:
         raise ValueError(f"audio/features cloud lacks field(s) {', '.join(missing)}")
-    out = {k: v.astype(np.float64) for k, v in data.items() if k != "t_offset"}
+    cols = sorted(k for k in data if k.startswith(AUDIO_PROFILE_PREFIX))
+    out = {k: v.astype(np.float64) for k, v in data.items()
+           if k != "t_offset" and not k.startswith(AUDIO_PROFILE_PREFIX)}
+    if cols:
+        out["itd_profile"] = np.stack([data[k].astype(np.float64) for k in cols], axis=1)
     out["stamp"] = time_to_sec(msg.header.stamp) + data["t_offset"].astype(np.float64)
     return out
 

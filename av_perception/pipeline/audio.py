@@ -12,7 +12,7 @@ from ..core.audio import AudioInputError, BinauralFeatures, BinauralFrontEnd
 from ..core.config import AudioFrontEndConfig, MicArrayConfig
 from ..io.heads import load_head_model
 
-__all__ = ["AudioPipeline", "AudioRunResult", "audio_frames_of"]
+__all__ = ["AudioPipeline", "AudioRunResult", "audio_frames_of", "audio_profile_of"]
 
 
 @dataclass
@@ -102,3 +102,11 @@ def audio_frames_of(features):
     return (features["stamp"], features["itd"],
             features["activity"] * (rel if rel is not None else 1.0))
 
+
+
+def audio_profile_of(features):
+    """The frames' ITD profiles (F, N) from :class:`BinauralFeatures` or a
+    ``cloud_to_features`` dict, or None when they have none."""
+    if isinstance(features, BinauralFeatures):
+        return features.itd_profile
+    return features.get("itd_profile")

@@ -84,11 +84,19 @@ def check_point_count(n: int, what: str) -> None:
             "valid messages are used")
 
 
+def _rows(arrays, sel):
+    """Rows ``sel`` of a buffered message's (stamps, ITDs, weights, profile or None)."""
+    return tuple(None if a is None else a[sel] for a in arrays)
+
+
 @dataclass
 class Released:
     """What :meth:`TimeOrderedBuffer.release` hands on, each in stamp order."""
 
     audio: tuple = field(default_factory=lambda: (np.zeros(0), np.zeros(0), np.zeros(0)))
+    #: (n, N) ITD profiles of the released audio frames, or None (not every message had one
+    #: of one size)
+    audio_profile: np.ndarray | None = None
     visual: list = field(default_factory=list)  # (stamp, item)
     events: list = field(default_factory=list)  # (stamp, item)
 
@@ -135,9 +143,10 @@ class TimeOrderedBuffer:
         h = self.head[kind]
         self.head[kind] = stamp if h is None else max(h, stamp)
 
-    def add_audio(self, stamps, itds, weights, keep=None) -> int:
+    def add_audio(self, stamps, itds, weights, keep=None, profile=None) -> int:
         """Buffer one message of audio frames; ``keep`` (bool mask in the order given)
-        leaves frames out of the buffer while their stamps still advance the head.
+        leaves frames out of the buffer while their stamps still advance the head;
+        ``profile`` (n, N): the frames' ITD profiles (optional).
         Returns the number buffered; raises InputError (nothing buffered) for an
         unusable message."""
         t = np.asarray(stamps, dtype=np.float64).reshape(-1)
@@ -146,6 +155,12 @@ class TimeOrderedBuffer:
             if len(keep) != len(t):
                 raise InputError(f"audio frames: {len(t)} stamps but a mask of {len(keep)}")
         order = np.argsort(t, kind="stable") if len(t) else np.zeros(0, int)
+        if profile is not None:
+            profile = np.asarray(profile, dtype=np.float64)
+            if profile.ndim != 2 or len(profile) != len(t):
+                raise InputError(f"audio frames: {len(t)} stamps but an ITD profile of shape "
+                                 f"{profile.shape} (must be ({len(t)}, N))")
+            profile = profile[order]
         t, tau, w = check_audio(t, itds, weights)
         if len(t) == 0:
             return 0
@@ -153,8 +168,9 @@ class TimeOrderedBuffer:
         if keep is not None:
             k = keep[order]
             t, tau, w = t[k], tau[k], w[k]
+            profile = None if profile is None else profile[k]
         if len(t):
-            self._items[AUDIO].append((float(t[0]), float(t[-1]), (t, tau, w)))
+            self._items[AUDIO].append((float(t[0]), float(t[-1]), (t, tau, w, profile)))
             self.audio_frames += len(t)
         self._limit()
         return len(t)
@@ -205,13 +221,14 @@ class TimeOrderedBuffer:
         clock jump back; counted in ``dropped_audio_frames``) and lower the audio head to
         the newest frame kept; returns the number dropped."""
         keep, n = [], 0
-        for first, last, (t, tau, w) in self._items[AUDIO]:
+        for first, last, arrays in self._items[AUDIO]:
+            t = arrays[0]
             k = t <= limit
             n += int((~k).sum())
             if k.all():
-                keep.append((first, last, (t, tau, w)))
+                keep.append((first, last, arrays))
             elif k.any():
-                keep.append((float(t[k][0]), float(t[k][-1]), (t[k], tau[k], w[k])))
+                keep.append((float(t[k][0]), float(t[k][-1]), _rows(arrays, k)))
         self._items[AUDIO] = keep
         self.audio_frames -= n
         self.dropped_audio_frames += n
@@ -224,17 +241,22 @@ class TimeOrderedBuffer:
         out = Released()
         if AUDIO in kinds:
             take, keep = [], []
-            for _first, last, (t, tau, w) in self._items[AUDIO]:
+            for _first, last, arrays in self._items[AUDIO]:
+                t = arrays[0]
                 n = int(np.searchsorted(t, until, side="right"))
                 if n:
-                    take.append((t[:n], tau[:n], w[:n]))
+                    take.append(_rows(arrays, slice(0, n)))
                 if n < len(t):
-                    keep.append((float(t[n]), last, (t[n:], tau[n:], w[n:])))
+                    keep.append((float(t[n]), last, _rows(arrays, slice(n, None))))
             self._items[AUDIO] = keep
             if take:
                 at, ax, aw = (np.concatenate([x[i] for x in take]) for i in range(3))
                 order = np.argsort(at, kind="stable")
                 out.audio = (at[order], ax[order], aw[order])
+                profiles = [x[3] for x in take]
+                if all(p is not None and p.shape[1] == profiles[0].shape[1]
+                       for p in profiles):
+                    out.audio_profile = np.concatenate(profiles)[order]
                 self.audio_frames -= len(at)
         for kind in (VISUAL, EVENTS):
             if kind not in kinds:

@@ -19,7 +19,7 @@ from ..core.config import (
 )
 from ..core.head_calibration import CalibrationFit, HeadCalibrationConfig, HeadCalibrator
 from ..io.heads import load_head_model, save_calibration
-from .audio import audio_frames_of
+from .audio import audio_frames_of, audio_profile_of
 from .buffer import AUDIO, EVENTS, InputError, TimeOrderedBuffer, check_point_count
 from .poses import HeadPoses
 
@@ -187,14 +187,16 @@ class TrackingPipeline:
     def _restart(self, notice: str, keep: tuple | None = None) -> None:
         """A new tracker after a clock jump; ``keep`` = (lo, hi): the buffered audio of the
         new timeline to keep."""
-        audio = self.buffer.release(kinds=(AUDIO,)).audio
+        got = self.buffer.release(kinds=(AUDIO,))
+        audio, profile = got.audio, got.audio_profile
         self._new_tracker()
         self.resets += 1
         self.notices.append(notice)
         if keep is not None and len(audio[0]):
             sel = (audio[0] >= keep[0]) & (audio[0] <= keep[1])
             if sel.any():
-                self.buffer.add_audio(*(a[sel] for a in audio))
+                self.buffer.add_audio(*(a[sel] for a in audio),
+                                      profile=None if profile is None else profile[sel])
 
     def pop_notices(self) -> list:
         """The messages of the restarts and of /tf since the last call (oldest first)."""
@@ -323,10 +325,10 @@ class TrackingPipeline:
         h = self.buffer.head[AUDIO]
         return -math.inf if h is None else h
 
-    def add_audio(self, stamps, itds, weights) -> int:
-        """Buffer audio frames (stamp s, ITD s, weight = activity x reliability);
-        returns the number buffered.  Raises InputError (nothing buffered) for
-        non-finite stamps or mismatched sizes."""
+    def add_audio(self, stamps, itds, weights, profile=None) -> int:
+        """Buffer audio frames (stamp s, ITD s, weight = activity x reliability, and
+        optionally their ITD profiles (n, N)); returns the number buffered.  Raises
+        InputError (nothing buffered) for non-finite stamps or mismatched sizes."""
         w = np.nan_to_num(np.atleast_1d(np.asarray(weights, dtype=float)), nan=0.0)
         inf = np.isinf(np.asarray(itds, dtype=float))
         if inf.any():  # NaN marks a frame without ITD; an infinite one is broken input
@@ -349,12 +351,13 @@ class TrackingPipeline:
                     and self._visual_ref is not None):
                 # the audio jumped forward (a clock step): not a frozen camera
                 self._visual_ref = float(t.min())
-            return self.buffer.add_audio(stamps, itds, np.clip(w, 0.0, None))
+            return self.buffer.add_audio(stamps, itds, np.clip(w, 0.0, None),
+                                         profile=profile)
 
     def add_audio_features(self, features) -> int:
         """Buffer :class:`~av_perception.core.audio.BinauralFeatures` or a
         ``cloud_to_features`` dict."""
-        return self.add_audio(*audio_frames_of(features))
+        return self.add_audio(*audio_frames_of(features), profile=audio_profile_of(features))
 
     def add_events(self, stamp: float, events) -> None:
         """Keep the newest fusion window's events (stamp = window end, s;
@@ -420,8 +423,9 @@ class TrackingPipeline:
             # the audio (the tracker keeps frames later than the image for the next step;
             # audio more than max_audio_buffer ahead of the image waits in the buffer, so
             # that audio drifting ahead cannot pile up), the events up to the image
-            audio = self.buffer.release(stamp + tc.max_audio_buffer, kinds=(AUDIO,)).audio
-            frames = AudioFrames(*audio) if len(audio[0]) else None
+            got = self.buffer.release(stamp + tc.max_audio_buffer, kinds=(AUDIO,))
+            audio = got.audio
+            frames = AudioFrames(*audio, got.audio_profile) if len(audio[0]) else None
             xyz = np.asarray(xyz, dtype=float).reshape(-1, 3)
             cov = np.asarray(covariance, dtype=float).reshape(-1, 3, 3)
             w = np.ones(len(xyz)) if weight is None else np.asarray(weight, dtype=float)
@@ -458,8 +462,9 @@ class TrackingPipeline:
             # /tf as at an image: into the fixed frame once the pose is known, the tracks
             # moved with a jump of the fixed frame
             self._follow_head(stamp)
-            audio = self.buffer.release(stamp, kinds=(AUDIO,)).audio
-            frames = AudioFrames(*audio) if len(audio[0]) else None
+            got = self.buffer.release(stamp, kinds=(AUDIO,))
+            audio = got.audio
+            frames = AudioFrames(*audio, got.audio_profile) if len(audio[0]) else None
             ready = self.buffer.release(stamp, kinds=(EVENTS,)).events
             events = ready[-1][1] if ready else None
             out = self.tracker.step(stamp, audio=frames, events=events)

@@ -280,6 +280,16 @@ class TrackerConfig(StageConfig):
         0.6, "Log-likelihood ratio against speaking of a fully inactive audio frame "
         "(activity weight 0; scaled by 1 - w~): a talker's frames are mostly active.",
         low=0.0, high=100.0)
+    tf_presence_gain: float = param(
+        2.0, "Time-frequency speech presence: weight of the evidence from each audio frame's "
+        "ITD profile (audio.itd_profile: the share of its bins pointing at each ITD), a "
+        "mixture of the tracks at their predicted ITDs and clutter like the ITD emission, so "
+        "that two people talking at once both get speaking evidence (0 disables; frames "
+        "without a profile have none).", low=0.0, high=10.0)
+    tf_presence_sigma: float = param(
+        1.2e-4, "Time-frequency speech presence: spread (s) of a talker's mass in the ITD "
+        "profile around its predicted ITD (the bins' phase spread; the track's ITD "
+        "uncertainty is added).", low=1e-6, high=1e-3)
     lip_gain: float = param(
         0.3, "Lip cue: log-likelihood ratio (speaking/silent) added per audio frame per unit "
         "of a track's visual speaking evidence (its observations' lip_llr weighted by their "

@@ -24,6 +24,7 @@ __all__ = [
     "es_update",
     "process_noise_m_step",
     "speaking_filter",
+    "tf_presence_terms",
     "variational_update",
     "visual_responsibilities",
 ]
@@ -195,6 +196,53 @@ def speaking_filter(ll, wn, frame, prior, frame_llr, others, config):
         p = speaking_hmm_step(p, llr[t], c.speaking_entry, c.speaking_exit)
         q[t] = p
     return q, evidence
+
+
+def tf_presence_terms(profile, grid, G, itd_var, rate, config) -> np.ndarray:
+    """Speaking evidence of every track from the frames' ITD profiles (time-frequency
+    speech presence; :mod:`av_perception.core.tf_presence`).
+
+    Each profile cell (an ITD tau_j holding mass h_tj, the share of frame t's bins that
+    point there) is taken as a weighted ITD observation of the speaking emission
+    (:func:`~.models.emission_terms`): a mixture of the tracks at their predicted ITDs,
+    N(tau_j; G_k, sigma^2 + var_k), at their rates, and clutter.  A track whose ITD holds
+    mass gets evidence for speaking even when another talker is louder in the frame;
+    mass elsewhere is evidence against (the share penalty).  Summed over the cells, times
+    ``tf_presence_gain``.
+
+    Parameters
+    ----------
+    profile : array (T, N)
+        The frames' ITD profiles (rows of zeros: no evidence).
+    grid : array (N,)
+        s, the profile's ITDs.
+    G, itd_var : array (K,)
+        s and s^2: the tracks' predicted ITDs and their variances (J P J^T).
+    rate : array (T, K)
+        Expected emission rate of each track in each frame (eps + (1 - eps) P(speaking)).
+    config : TrackerConfig
+
+    Returns
+    -------
+    array (T, K): log-likelihood ratios speaking / silent.
+    """
+    c = config
+    n_frames, n_cells = profile.shape
+    k = len(G)
+    if n_frames == 0 or k == 0 or c.tf_presence_gain <= 0.0:
+        return np.zeros((n_frames, k))
+    s2 = c.tf_presence_sigma ** 2 + np.maximum(itd_var, 0.0)  # (K,)
+    d = np.asarray(grid)[:, None] - np.asarray(G)[None, :]  # (N, K)
+    ll = -0.5 * d * d / s2[None, :] - 0.5 * np.log(2.0 * math.pi * s2)[None, :]
+    # the mass above the frame's uniform level: what points at particular ITDs (a flat
+    # floor of reverberant and noisy bins says nothing about who speaks)
+    excess = np.maximum(profile - profile.mean(axis=1, keepdims=True), 0.0)
+    cr = clutter_rate(c)
+    terms, _ = emission_terms(np.tile(ll, (n_frames, 1)), excess.reshape(-1),
+                              np.repeat(rate, n_cells, axis=0),
+                              math.log(cr * c.audio_clutter_density), cr,
+                              c.speaking_silent_rate, c.speaking_share_penalty)
+    return c.tf_presence_gain * terms.reshape(n_frames, n_cells, k).sum(axis=1)
 
 
 def es_update(mu0, cov0, H, Om, b) -> tuple[np.ndarray, np.ndarray]:

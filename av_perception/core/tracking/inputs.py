@@ -22,12 +22,14 @@ class AudioFrames:
 
     stamp : (F,) s, frame centre times.  itd : (F,) s (NaN = no ITD).  weight : (F,) in
     [0, 1], activity x reliability.  Entries with the same stamp form one frame (e.g.
-    sub-band ITDs).
+    sub-band ITDs).  profile : optional (F, N), each frame's ITD profile
+    (``BinauralFeatures.itd_profile``; the first entry of a frame counts).
     """
 
     stamp: np.ndarray
     itd: np.ndarray
     weight: np.ndarray
+    profile: np.ndarray | None = None
 
     def __post_init__(self):
         self.stamp = np.atleast_1d(np.asarray(self.stamp, dtype=float))
@@ -42,6 +44,14 @@ class AudioFrames:
             raise TrackerInputError("audio frame stamps must be finite")
         if not np.all(np.isfinite(self.weight)) or np.any(self.weight < 0):
             raise TrackerInputError("audio frame weights must be finite and >= 0")
+        if self.profile is not None:
+            self.profile = np.asarray(self.profile, dtype=float)
+            if self.profile.ndim != 2 or len(self.profile) != n:
+                raise TrackerInputError(
+                    f"audio frames' ITD profile must be (F, N) with F = {n}, got "
+                    f"{self.profile.shape}")
+            if not np.all(np.isfinite(self.profile)):
+                raise TrackerInputError("audio frames' ITD profile must be finite")
 
     def __len__(self) -> int:
         return len(self.stamp)
@@ -50,14 +60,30 @@ class AudioFrames:
     def from_features(cls, features) -> AudioFrames:
         """From :class:`~av_perception.core.audio.BinauralFeatures` (weight = activity x
         reliability)."""
-        return cls(features.stamp, features.itd, features.weight)
+        return cls(features.stamp, features.itd, features.weight,
+                   getattr(features, "itd_profile", None))
 
     @classmethod
     def empty(cls) -> AudioFrames:
         return cls(np.zeros(0), np.zeros(0), np.zeros(0))
 
     def select(self, mask) -> AudioFrames:
-        return AudioFrames(self.stamp[mask], self.itd[mask], self.weight[mask])
+        return AudioFrames(self.stamp[mask], self.itd[mask], self.weight[mask],
+                           None if self.profile is None else self.profile[mask])
+
+    @classmethod
+    def concatenate(cls, a: AudioFrames, b: AudioFrames) -> AudioFrames:
+        """Frames of ``a`` then ``b``; the profile is kept when both have one of one size
+        (or one side has no frames)."""
+        if not len(a):
+            return b
+        if not len(b):
+            return a
+        pa, pb = a.profile, b.profile
+        profile = (np.concatenate([pa, pb]) if pa is not None and pb is not None
+                   and pa.shape[1] == pb.shape[1] else None)
+        return cls(np.concatenate([a.stamp, b.stamp]), np.concatenate([a.itd, b.itd]),
+                   np.concatenate([a.weight, b.weight]), profile)
 
 
 @dataclass

@@ -14,13 +14,22 @@ from ..config import MicArrayConfig, StereoCameraConfig
 from ..geometry import MicGeometry
 from ..head import make_head_model
 from ..poses import Pose, PosedGeometry
-from .births import (AudioBirths, Birth, VisualBirths, event_birth, near_a_track,
-                     reentry_candidates, reentry_match)
+from ..tf_presence import itd_grid
+from .births import (
+    AudioBirths,
+    Birth,
+    VisualBirths,
+    event_birth,
+    near_a_track,
+    reentry_candidates,
+    reentry_match,
+)
 from .config import TrackerConfig
 from .inference import (
     ItdShrinkEstimator,
     process_noise_m_step,
     speaking_filter,
+    tf_presence_terms,
     variational_update,
 )
 from .inputs import (
@@ -217,12 +226,7 @@ class Tracker:
                         "audio must be AudioFrames or BinauralFeatures, got "
                         f"{type(audio).__name__}")
                 audio = AudioFrames.from_features(audio)
-            frames = audio
-            if len(frames):
-                self._pending = AudioFrames(
-                    np.concatenate([self._pending.stamp, frames.stamp]),
-                    np.concatenate([self._pending.itd, frames.itd]),
-                    np.concatenate([self._pending.weight, frames.weight]))
+            self._pending = AudioFrames.concatenate(self._pending, audio)
         if len(self._pending):
             order = np.argsort(self._pending.stamp, kind="stable")
             pend = self._pending.select(order)
@@ -396,7 +400,7 @@ class Tracker:
         self.stats["audio_frames"] += 1
         self._audio_update(np.full(len(g), t), g, w)
 
-    def _audio_update(self, stamps, g, w) -> None:
+    def _audio_update(self, stamps, g, w, profile=None) -> None:
         """One variational update with the ITDs of one or more audio frames (``stamps``
         (F,), non-decreasing, the tracker already predicted to the last): the speaking
         HMMs are filtered frame by frame inside it; existence, shrink M-step and audio
@@ -415,6 +419,8 @@ class Tracker:
         inactive = np.add.reduceat(1.0 - wn, starts) / (ends - starts)
         frame_llr = (-c.speaking_idle * inactive[:, None]
                      + self._lip_evidence(1.0 - inactive))
+        if profile is not None and k0 and c.tf_presence_gain > 0.0:
+            frame_llr = frame_llr + self._tf_presence(profile[starts])
         beta_full = np.zeros((len(g), k0 + 1))
         beta_full[:, 0] = 1.0
         direct_full = np.zeros((len(g), k0))
@@ -476,6 +482,18 @@ class Tracker:
             return np.zeros((len(activity), len(tr)))
         return c.lip_gain * np.where(lip > 0.0, np.asarray(activity)[:, None] * lip, lip)
 
+    def _tf_presence(self, profile) -> np.ndarray:
+        """(T, K) speaking evidence of the tracks from T frames' ITD profiles, at their
+        predicted ITDs and the current speaking probabilities
+        (:func:`.inference.tf_presence_terms`)."""
+        tr = self._tracks
+        grid = itd_grid(self.geometry.max_itd, profile.shape[1])
+        G, J = self.itd_model(tr.mean[:, :3])
+        var = np.einsum("ki,kij,kj->k", J, tr.cov[:, :3, :3], J)
+        eps = self.config.speaking_silent_rate
+        rate = np.repeat((eps + (1.0 - eps) * tr.speaking)[None, :], len(profile), axis=0)
+        return tf_presence_terms(profile, grid, G, var, rate, self.config)
+
     def _update_audio_batch(self, frames: AudioFrames) -> None:
         """Audio frames in time order (one or more stamps) in one variational update at
         the last one's stamp (``audio_batch_span``); frames too late are dropped and
@@ -493,7 +511,8 @@ class Tracker:
                 return
         self._advance(float(frames.stamp[-1]), "late_audio")
         self.stats["audio_frames"] += len(np.unique(frames.stamp))
-        self._audio_update(np.maximum(frames.stamp, before), frames.itd, frames.weight)
+        self._audio_update(np.maximum(frames.stamp, before), frames.itd, frames.weight,
+                           frames.profile)
 
     def report(self, stamp: float | None = None) -> TrackerOutput:
         """The confirmed tracks, predicted to ``stamp`` (default: the tracker clock) without
