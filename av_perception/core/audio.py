@@ -14,7 +14,6 @@ from math import gcd
 
 import numpy as np
 import scipy.fft
-import scipy.signal
 
 from . import _binaural_kernels as K
 from .config import AudioFrontEndConfig, MicArrayConfig
@@ -35,6 +34,19 @@ __all__ = [
 
 _WEIGHTING_MODES = {"none": 0, "coherence": 1, "onset": 2, "coherence+onset": 3, "cdr": 4,
                     "cdr+onset": 5}
+
+
+def periodic_hann(n: int) -> np.ndarray:
+    """The periodic Hann window of n samples, computed as
+    ``scipy.signal.get_window("hann", n, fftbins=True)`` does (bit for bit), without
+    importing scipy.signal (~0.4 s of start-up with the scipy.stats it imports)."""
+    if n <= 1:
+        return np.ones(max(int(n), 0))
+    fac = np.linspace(-np.pi, np.pi, n + 1)
+    w = np.zeros(n + 1)
+    w += 0.5 * np.cos(0 * fac)
+    w += 0.5 * np.cos(1 * fac)
+    return w[:-1]
 
 
 class AudioInputError(ValueError):
@@ -78,6 +90,8 @@ class StreamResampler:
         else:
             max_rate = max(self.up, self.down)
             self.half_len = 10 * max_rate
+            import scipy.signal  # here: its import (~0.4 s, with scipy.stats) only when resampling
+
             self.taps = scipy.signal.firwin(
                 2 * self.half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0)) * self.up
         self.delay = self.half_len / (self.up * self.rate_in)
@@ -97,6 +111,8 @@ class StreamResampler:
         n = len(self._buf)
         if n == 0:
             return np.zeros((0, self.channels))
+        import scipy.signal
+
         y = scipy.signal.upfirdn(self.taps, self._buf, self.up, self.down, axis=0)
         k0 = self._j_done - (self._b0 * self.up) // self.down
         k_end = -(-(n * self.up) // self.down)  # outputs with k*down < n*up
@@ -253,7 +269,7 @@ class BinauralFrontEnd:
         c = self.config
         fs = c.processing_rate
         n = c.frame_length
-        self.window = scipy.signal.get_window("hann", n, fftbins=True)
+        self.window = periodic_hann(n)
         freqs = np.fft.rfftfreq(n, 1.0 / fs)
         self.freqs = freqs
         self.omega = 2 * np.pi * freqs

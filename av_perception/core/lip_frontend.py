@@ -96,7 +96,7 @@ class LipFrontEnd:
         self.landmarker = landmarker
         if landmarker is None:
             try:
-                self.landmarker = bf.FaceLandmarker(self.config.model)
+                self.landmarker = bf.FaceLandmarker(self.config.model, self.config.model_runtime)
             except bf.ModelError as exc:
                 self.warning = (f"lip cue off (lips.enabled): the face mesh cannot be loaded: "
                                 f"{exc}; speaking status from audio only (set lips.model to "

@@ -7,7 +7,6 @@ import functools
 import math
 
 import numpy as np
-from scipy import integrate, optimize, stats
 
 WD_DEGREES_OF_FREEDOM = 1.0
 VARIANTS = ("wd", "fwd")
@@ -43,6 +42,8 @@ def t_scale_factor(dof: float, d: int) -> float:
     dof, d = float(dof), int(d)
     if not (dof > 0 and d >= 1):
         raise ValueError(f"t_scale_factor needs nu > 0 and d >= 1, got nu={dof}, d={d}")
+
+    from scipy import integrate, optimize, stats  # here: scipy.stats costs ~0.3 s to import
 
     def excess(c):
         e = integrate.quad(lambda r: r / (dof * c + r) * stats.chi2.pdf(r, d), 0, np.inf)[0]
