@@ -26,6 +26,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench_speaking_lips import params_file  # the same ROS-params writer
+
 #: (label, params {section.field: value}); the first is the baseline of the ratios
 SETTINGS = (("defaults (model runtime litert when installed)", {}),
             ("model runtime opencv (as before 2026-12-07)",
@@ -50,20 +52,6 @@ def cli(*args, cpu: int | None = None, tree: str | None = None) -> float:
     if proc.returncode:
         raise SystemExit(f"av-perception {' '.join(args)} failed ({proc.returncode})")
     return usage.ru_utime + usage.ru_stime
-
-
-def params_file(path: Path, values: dict) -> Path:
-    """A ROS-params YAML for every node with ``{"section.field": value}``."""
-    sections: dict = {}
-    for key, v in values.items():
-        sec, name = key.split(".", 1)
-        sections.setdefault(sec, {})[name] = v
-    lines = ["/**:", "  ros__parameters:"]
-    for sec, kv in sections.items():
-        lines.append(f"    {sec}:")
-        lines += [f"      {k}: {json.dumps(v)}" for k, v in kv.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def main():
