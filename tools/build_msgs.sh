@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the message packages of msgs/ (hri_msgs, tf2_msgs) into a virtual environment with ROS from
+# Build the message packages of msgs/ (hri_msgs, tf2_msgs, audio_common_msgs) into a virtual environment with ROS from
 # pip, when they cannot be imported there.  A no-op when they can (a ROS distribution's
 # own packages, or an earlier build): it never shadows installed packages.
 #
@@ -14,7 +14,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV=$(cd "${1:-$ROOT/.venv}" && pwd)
 PY=$VENV/bin/python
-PACKAGES=(hri_msgs tf2_msgs)
+PACKAGES=(hri_msgs tf2_msgs audio_common_msgs)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -38,7 +38,14 @@ class VoiceConfig(StageConfig):
 
     window: float = param(
         0.4, "Length (s) of the windows whose time-frequency bins are clustered together "
-        "(the separated voice lags the input by about this much).", low=0.1, high=2.0)
+        "(the separated voice lags the input by about this much unless voices.hop is set).",
+        low=0.1, high=2.0)
+    hop: float = param(
+        0.0, "Clustering hop (s): every hop the window (voices.window) ending at the newest "
+        "frame is clustered and the voices of the hop's new frames are formed, so that a "
+        "voice lags the input by one hop plus one frame (0.064: <= 100 ms live) at "
+        "window/hop times the CPU; 0: the hop is the window (windows do not overlap).",
+        low=0.0, high=2.0)
     coherence_smoothing: float = param(
         0.7, "Recursive smoothing (per frame) of the auto/cross spectra whose coherence gives "
         "each bin's direct-to-total ratio.", low=0.0, high=0.99)
@@ -120,6 +127,9 @@ class VoiceConfig(StageConfig):
     def validate(self):
         if self.itd_std_min > self.itd_std_max:
             raise ConfigError("voices.itd_std_min must be <= voices.itd_std_max")
+        if self.hop > self.window:
+            raise ConfigError(f"voices.hop = {self.hop} is longer than voices.window = "
+                              f"{self.window}: give a hop <= the window (0: the window)")
 
 
 def tf_observations(spec_l, spec_r, in_band, diffuse, coh_alpha, floor_rise, state=None,

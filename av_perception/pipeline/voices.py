@@ -5,7 +5,9 @@
 window's end (their predicted ITD, and ILD with a head model that has one), clusters the
 window's bins (:func:`~av_perception.core.tf_masks.cluster_window`) and adds each track's
 voice to its signal (overlap-add at the processing rate, from the stream's first sample).
-The latency of a voice is one window plus one frame.
+With ``voices.hop`` the window slides by a hop: every hop the window ending at the newest
+frame is clustered and only the hop's new frames get voices.  The latency of a voice is
+one hop (the window when ``voices.hop`` is 0) plus one frame.
 """
 from __future__ import annotations
 
@@ -108,8 +110,12 @@ class VoiceSeparator:
         self.rate = c.processing_rate
         self.frame_length = c.frame_length
         self.window_frames = hop_frames(self.config.window, c.hop_duration)
+        #: frames added between two clusterings (the window when voices.hop is 0)
+        self.hop_frames = (min(hop_frames(self.config.hop, c.hop_duration), self.window_frames)
+                           if self.config.hop > 0 else self.window_frames)
         self.tau_max = front_end.tau_max
         self.window_seconds = self.window_frames * c.hop_duration
+        self.hop_seconds = self.hop_frames * c.hop_duration
 
     def _track_ild(self, positions):
         g = self.geometry
@@ -123,13 +129,24 @@ class VoiceSeparator:
                                         0, ild_b.shape[1] - 1), band)
         return ild_b[:, j]
 
+    def observe(self, features):
+        """(ipd, ild, weight), each (F, B), of the next frames of the stream (features with
+        ``spec``).  Advances the observations' stream state."""
+        spec = features.spec
+        return self.observations(spec[:, 0], spec[:, 1])
+
     def cluster(self, features, ids, positions, speaking=None):
         """Cluster one window of frames (features with ``spec``) among the tracks ``ids`` at
         ``positions`` (camera frame); returns (ids kept (finite ITD, speaking probability
         at least ``voices.speaking_gate`` when ``speaking`` is given), TFClusterResult) or
         None when no track is kept.  Advances the observations' stream state."""
-        spec = features.spec
-        ipd, ild, weight = self.observations(spec[:, 0], spec[:, 1])
+        return self.cluster_observed(self.observe(features), features.activity, ids,
+                                     positions, speaking)
+
+    def cluster_observed(self, observed, activity, ids, positions, speaking=None):
+        """:meth:`cluster` of a window's observations ``observed`` = (ipd, ild, weight)
+        (:meth:`observe`) and frame ``activity`` (F,) or None."""
+        ipd, ild, weight = observed
         ids = np.asarray(ids, dtype=np.int64)
         pos = np.asarray(positions, dtype=float).reshape(-1, 3)
         if len(ids) == 0:
@@ -142,7 +159,7 @@ class VoiceSeparator:
             return None
         cl = cluster_window(ipd, ild, weight, self.front_end.omega, itd[ok],
                             tau_max=self.tau_max, config=self.config,
-                            track_ild=self._track_ild(pos[ok]), activity=features.activity,
+                            track_ild=self._track_ild(pos[ok]), activity=activity,
                             min_frequency=self.front_end.config.min_frequency,
                             use_numba=self.use_numba)
         return ids[ok], cl
@@ -185,9 +202,10 @@ class VoiceSeparator:
 
 class VoiceStream:
     """Streaming voices: :meth:`push` features (with ``spec``) and the tracker outputs as
-    they come; every ``voices.window`` of frames is clustered among the tracks of the
-    newest output at its last frame, and each track's samples that no later frame can
-    change are returned.  Latency: one window plus one frame.
+    they come; every ``voices.hop`` of new frames (``voices.window`` when the hop is 0), the
+    last ``voices.window`` of frames is clustered among the tracks of the newest output at
+    its last frame, the new frames' voices are formed, and each track's samples that no
+    later frame can change are returned.  Latency: one hop plus one frame.
 
     Attributes
     ----------
@@ -209,6 +227,7 @@ class VoiceStream:
         self.windows = 0
         self.em_windows = 0
         self._mwf: dict = {}  # track id -> MWFState (method 'mwf')
+        self._history = None  # (ipd, ild, weight, activity, stamps) of the window's frames
 
     def _starts(self, stamps) -> np.ndarray:
         n, rate = self.sep.frame_length, self.sep.rate
@@ -222,9 +241,26 @@ class VoiceStream:
             for tid in self._acc:
                 self._acc[tid] = np.concatenate([self._acc[tid], np.zeros(need)])
 
+    def _observe(self, feats):
+        """The observations of the clustering window ending with the new frames ``feats``:
+        (ipd, ild, weight, activity, stamps), the last voices.window frames."""
+        ipd, ild, weight = self.sep.observe(feats)
+        act = (np.ones(len(feats)) if feats.activity is None
+               else np.asarray(feats.activity, dtype=float))
+        new = (ipd, ild, weight, act, np.asarray(feats.stamp, dtype=float))
+        h = self._history
+        if h is not None and self.sep.hop_frames < self.sep.window_frames:
+            keep = self.sep.window_frames - len(feats)
+            new = tuple(np.concatenate([a[max(len(a) - keep, 0):], b]) if keep > 0 else b
+                        for a, b in zip(h, new))
+        self._history = new
+        return new
+
     def _window(self, feats) -> None:
         sep = self.sep
         n = sep.frame_length
+        ipd, ild, weight, act, hstamps = self._observe(feats)
+        new = len(feats)
         starts = self._starts(feats.stamp)
         self._grow(int(starts[-1]) + n)
         window = sep.front_end.window
@@ -233,14 +269,18 @@ class VoiceStream:
                            len(self._norm), window)[1]
         self._norm += norm
         ids, pos = tracks_at(self._outputs, [feats.stamp[-1]])[0]
-        speaking = speaking_in(self._outputs, float(feats.stamp[0]), float(feats.stamp[-1]),
+        speaking = speaking_in(self._outputs, float(hstamps[0]), float(feats.stamp[-1]),
                                ids)
         if len(self._outputs) > 1:  # older outputs are not needed any more
             t = np.array([o.stamp for o in self._outputs])
-            keep = max(0, int(np.searchsorted(t, feats.stamp[-1], side="right")) - 1)
+            if sep.hop_frames == sep.window_frames:
+                start = feats.stamp[-1]
+            else:  # the next window's first frame
+                start = hstamps[sep.hop_frames if len(hstamps) == sep.window_frames else 0]
+            keep = max(0, int(np.searchsorted(t, start, side="right")) - 1)
             del self._outputs[:keep]
         self._live = set(ids.tolist())
-        got = sep.cluster(feats, ids, pos, speaking)
+        got = sep.cluster_observed((ipd, ild, weight), act, ids, pos, speaking)
         f0 = self.frames
         self.frames += len(feats)
         for p in self.presence.values():
@@ -259,18 +299,19 @@ class VoiceStream:
         ids, cl = got
         self.windows += 1
         self.em_windows += int(cl.em_used)
-        forget = float(np.exp(-sep.window_seconds / cfg.mwf_memory))
+        forget = float(np.exp(-new * sep.front_end.config.hop_duration / cfg.mwf_memory))
+        masks, share = cl.masks[:, -new:], cl.share[:, -new:]  # the new frames'
         for k, tid in enumerate(ids.tolist()):
             self._start_track(tid)
             if cfg.method == "mwf":
                 state = self._mwf.setdefault(tid, MWFState(feats.spec.shape[2]))
-                y = mwf_window(feats.spec, voice_mask(cl.masks, cl.share, k), state, forget,
+                y = mwf_window(feats.spec, voice_mask(masks, share, k), state, forget,
                                cfg.mwf_mask_weight)
             else:
-                y = separate_window(feats.spec, cl.masks, cl.share, k, cfg.method,
+                y = separate_window(feats.spec, masks, share, k, cfg.method,
                                     cfg.mask_floor, cfg.mask_exponent)
             overlap_add(y, local, len(self._norm), window, self._acc[tid])
-            self.presence[tid][f0:self.frames] = cl.presence[k].tolist()
+            self.presence[tid][f0:self.frames] = cl.presence[k, -new:].tolist()
 
     def _start_track(self, tid) -> None:
         if tid not in self._acc:
@@ -303,7 +344,7 @@ class VoiceStream:
         if len(features):
             self._pending = (features if self._pending is None or not len(self._pending)
                              else type(features).concatenate([self._pending, features]))
-        W = self.sep.window_frames
+        W = self.sep.hop_frames
         while self._pending is not None and len(self._pending) >= W:
             self._window(self._pending.slice(0, W))
             self._pending = self._pending.slice(W, len(self._pending))
@@ -323,6 +364,17 @@ class VoiceStream:
 
     @property
     def latency(self) -> float:
-        """s from a frame's last sample to its voice samples being returned (at most)."""
+        """s from a frame's last sample to its voice samples being returned (at most): one
+        hop (voices.hop, the window when 0) plus one frame."""
         c = self.sep.front_end.config
-        return (self.sep.window_frames * c.hop_length + c.frame_length) / c.processing_rate
+        return (self.sep.hop_frames * c.hop_length + c.frame_length) / c.processing_rate
+
+    @property
+    def track_ids(self) -> set:
+        """The tracks whose voice has samples still to come (a track that ended is dropped
+        once every sample of its voice has been returned)."""
+        return set(self._acc) | self._live
+
+    def reset_history(self) -> None:
+        """Forget the clustering window's past frames (a gap in the stream)."""
+        self._history = None
