@@ -47,6 +47,10 @@ def _binaural(s, itd):
 
 @pytest.fixture(scope="module")
 def two_sources():
+    return make_two_sources()
+
+
+def make_two_sources():
     """A (even 125 Hz groups, ITD_A) from 0 to 1.4 s and B (odd groups, ITD_B) from
     0.6 to 2 s; the images at the microphones and the mixture."""
     rng = np.random.default_rng(7)

@@ -47,12 +47,14 @@ SECTION_ROLES = {
     "attention": "the attention target (`attention`, `attention/voice_id`): who the robot "
                  "looks at, with hysteresis",
     "voices": "time-frequency clustering of the tracks' talkers, speech presence and voices "
-              "(`av-perception separate`; no node yet)",
+              "(`av-perception separate`, `process --voices`, perception_node's live voices)",
+    "voice_output": "perception_node's live voices: `<voices_namespace>/<voice id>/audio` "
+                    "per track, their hop (latency)",
     "gaze": "the simulated head of `gaze_controller_node` (`replay --gaze`) that turns "
             "towards `attention`",
 }
 
-#: stages read by offline commands only (no node declares them yet): module, class
+#: stages the offline commands read beyond process's (`separate`): module, class
 OFFLINE_ONLY = (("av_perception.core.tf_masks", "VoiceConfig"),)
 
 INTRO = """\

@@ -83,16 +83,21 @@ class AudioStage:
     ``audio/direction`` on ``node``, with one /diagnostics status named ``diag_name``.
 
     ``on_features(features)`` (optional) gets every chunk's features after they are
-    published (perception_node hands them to its fusion and tracking stages).  The
+    published (perception_node hands them to its fusion and tracking stages);
+    ``on_chunk(start, end, clipped)`` (optional) every chunk's span (s) before it is
+    processed, refused or not.  With ``keep_spectra`` the features carry their STFT.  The
     device is reopened every ``capture.reconnect_interval`` s; while it is not open the
     status stays ERROR.
     """
 
     CONFIGS = (AudioFrontEndConfig, MicArrayConfig, AudioCaptureConfig, AudioOutputConfig)
 
-    def __init__(self, node, configs: dict, diag_name: str, on_features=None):
+    def __init__(self, node, configs: dict, diag_name: str, on_features=None,
+                 keep_spectra: bool = False, on_chunk=None):
         self.node = node
         self.on_features = on_features
+        self.on_chunk = on_chunk
+        self.keep_spectra = keep_spectra
         self.capture = None
         self.source = None
         self._next_open = 0.0
@@ -115,15 +120,18 @@ class AudioStage:
             f"{list(self.mics.right)}")
 
     # ---------------------------------------------------------------- config
-    def configure(self, configs: dict) -> None:
-        """New stage configs (validated): a new pipeline, the source reopened when the
-        capture settings changed."""
+    def configure(self, configs: dict, keep_spectra: bool | None = None) -> None:
+        """New stage configs (validated): a new pipeline (its features with their STFT when
+        ``keep_spectra``; None: as before), the source reopened when the capture settings
+        changed."""
+        if keep_spectra is not None:
+            self.keep_spectra = keep_spectra
         old_capture, old_output = self.capture, getattr(self, "output", None)
         self.audio = configs[AudioFrontEndConfig]
         self.mics = configs[MicArrayConfig]
         self.capture = configs[AudioCaptureConfig]
         self.output = configs[AudioOutputConfig]
-        self.pipeline = AudioPipeline(self.audio, self.mics)
+        self.pipeline = AudioPipeline(self.audio, self.mics, keep_spectra=self.keep_spectra)
         self.pipeline.warm_up()
         if old_capture is not None and self.capture != old_capture:
             self.close_source()
@@ -189,6 +197,10 @@ class AudioStage:
         peak = float(np.max(np.abs(chunk.samples))) if len(chunk.samples) else 0.0
         if peak >= 0.999:
             self.diag.warn("input is clipping: lower the capture gain")
+        if self.on_chunk is not None and chunk.stamp is not None and chunk.sample_rate:
+            self.on_chunk(float(chunk.stamp),
+                          float(chunk.stamp) + len(chunk.samples) / chunk.sample_rate,
+                          peak >= 0.999)
         try:
             feats = self.pipeline.process_audio(chunk.samples, chunk.sample_rate, chunk.stamp)
         except AudioInputError as exc:

@@ -8,6 +8,7 @@ recording.  Topics and behaviour: docs/architecture.md.
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 
@@ -17,10 +18,11 @@ from rclpy.node import Node
 from ..core.attention import AttentionConfig
 from ..core.av_clustering import AVClusteringConfig
 from ..core.body_cue import BodyCueConfig
-from ..core.config import AudioFrontEndConfig, MicArrayConfig, StereoCameraConfig
+from ..core.config import AudioFrontEndConfig, ConfigError, MicArrayConfig, StereoCameraConfig
 from ..core.detection import DetectionConfig, DetectorError
 from ..core.head_calibration import HeadCalibrationConfig
 from ..core.lip_activity import LipConfig
+from ..core.tf_masks import VoiceConfig
 from ..core.tracking import TrackerConfig
 from ..core.vision import VisionConfig
 from ..core.wdem import WdemConfig
@@ -42,16 +44,18 @@ from .common import (
 )
 from .conversions import time_to_sec
 from .fusion_stage import FusionStage
-from .settings import AudioOutputConfig, FusionNodeConfig, TrackingNodeConfig
+from .settings import AudioOutputConfig, FusionNodeConfig, TrackingNodeConfig, VoiceOutputConfig
 from .tracker_node import AUDIO_IDLE
 from .tracking_stage import TrackingStage
 from .vision_stage import VisionStage
+from .voice_stage import VoiceAudioStage, live_voice_config
 
 STAGES = (AudioFrontEndConfig, MicArrayConfig, AudioCaptureConfig, AudioOutputConfig,
           VisionInputConfig, VisionConfig, DetectionConfig, LipConfig, BodyCueConfig,
           StereoCameraConfig,
           TrackerConfig, TrackingConfig, TrackOutputConfig, TrackingNodeConfig,
-          AVClusteringConfig, WdemConfig, HeadCalibrationConfig, AttentionConfig)
+          AVClusteringConfig, WdemConfig, HeadCalibrationConfig, AttentionConfig,
+          VoiceConfig, VoiceOutputConfig)
 
 
 class PerceptionNode(Node):
@@ -62,6 +66,8 @@ class PerceptionNode(Node):
         super().__init__("perception_node", **kwargs)
         declare_stage_parameters(self, STAGES)
         configs = configs_from_node(self, STAGES)  # ConfigError stops the node at start
+        live_voice_config(configs)  # ... as a voice_output.hop longer than voices.window
+        self.voice_stage = VoiceAudioStage(self, "av_perception: perception_node voices")
         self.tracking_stage = TrackingStage(self, configs,
                                             "av_perception: perception_node tracking",
                                             extra_values=self._tracking_values,
@@ -73,7 +79,10 @@ class PerceptionNode(Node):
                                         "av_perception: perception_node fusion",
                                         subscribe=False, on_windows=self._on_windows)
         self.audio_stage = AudioStage(self, configs, "av_perception: perception_node audio",
-                                      on_features=self._on_audio_features)
+                                      on_features=self._on_audio_features,
+                                      keep_spectra=configs[VoiceOutputConfig].publish_audio,
+                                      on_chunk=self.voice_stage.input_chunk)
+        self._configure_voices(configs)
         self.vision_stage = VisionStage(  # DetectorError stops the node
             self, configs, "av_perception: perception_node vision",
             on_observations=self._track, thread_name="perception_vision")
@@ -122,15 +131,22 @@ class PerceptionNode(Node):
         if not result.successful:
             return result
         try:
+            live_voice_config(configs)
             vision = VisionStage.make_pipeline(configs)
             vision.warm_up()
-        except DetectorError as exc:
+        except (DetectorError, ConfigError) as exc:
             return SetParametersResult(successful=False, reason=str(exc))
-        self.audio_stage.configure(configs)
+        self.audio_stage.configure(configs, keep_spectra=configs[VoiceOutputConfig].publish_audio)
+        self._configure_voices(configs)
         self.vision_stage.configure(configs, vision)
         self.tracking_stage.configure(configs)
         self.fusion_stage.configure(self._fusion_configs(configs))
         return result
+
+    def _configure_voices(self, configs) -> None:
+        """The live voices on the audio stage's (new) front-end."""
+        pipe = self.audio_stage.pipeline
+        self.voice_stage.configure(configs, pipe.front_end, pipe.geometry)
 
     def _camera_topic(self) -> str:
         vs = self.vision_stage
@@ -138,9 +154,13 @@ class PerceptionNode(Node):
 
     # ------------------------------------------------------------ audio stage
     def _on_audio_features(self, feats):
-        """The audio stage's features, to the tracking and fusion stages."""
+        """The audio stage's features, to the voices (with their STFT), the tracking and
+        fusion stages."""
         if not len(feats):
             return
+        if feats.spec is not None:
+            self.voice_stage.push(feats)
+            feats = dataclasses.replace(feats, spec=None)  # the other stages keep no STFT
         self.tracking_stage.add_audio_features(feats, "audio frames")
         self._last_audio_arrival = time.monotonic()
         self.fusion_stage.add_audio_features(feats)
@@ -178,7 +198,9 @@ class PerceptionNode(Node):
         if out is None:
             return None
         # the next pairs' detector looks around the heads (in the camera frame)
-        self.vision_stage.update_tracks(stage.pipeline.to_camera(out))
+        in_camera = stage.pipeline.to_camera(out)
+        self.vision_stage.update_tracks(in_camera)
+        self.voice_stage.add_output(in_camera)
         if stage.publishing.publish_image:
             stage.outputs.publish_image(left_image, header, out, calibration)
         self._fuse(stamp, obs, header.frame_id)  # after publishing: no latency
@@ -209,6 +231,7 @@ class PerceptionNode(Node):
 
     def destroy_node(self):
         self.audio_stage.close()
+        self.voice_stage.close()
         if self.vision_stage is not None:
             self.vision_stage.close()
         self.tracking_stage.close()

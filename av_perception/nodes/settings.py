@@ -8,7 +8,8 @@ from typing import ClassVar
 
 from ..core.config import ConfigError, StageConfig, param
 
-__all__ = ["AudioOutputConfig", "FusionNodeConfig", "TrackerInputConfig", "TrackingNodeConfig"]
+__all__ = ["AudioOutputConfig", "FusionNodeConfig", "TrackerInputConfig", "TrackingNodeConfig",
+           "VoiceOutputConfig"]
 
 
 @dataclass(frozen=True)
@@ -106,3 +107,22 @@ class TrackingNodeConfig(StageConfig):
             raise ConfigError(
                 f"parameter 'tracking.voice_id_prefix' = {p!r} is not allowed: must start with "
                 "a letter and contain only letters, digits and '_'")
+
+
+@dataclass(frozen=True)
+class VoiceOutputConfig(StageConfig):
+    """perception_node's live voices (section ``voice_output``; the clustering and the
+    voices: the ``voices`` section)."""
+
+    SECTION: ClassVar[str] = "voice_output"
+
+    publish_audio: bool = param(
+        False, "Publish each track's separated voice as <tracking.voices_namespace>/"
+        "<tracking.voice_id_prefix><id>/audio (audio_common_msgs/AudioStamped: mono float32 "
+        "at audio.processing_rate, stamped with its first sample's time on the audio's "
+        "clock; publishers created and destroyed with the voices).  Costs CPU: the voice "
+        "stage clusters a voices.window every voice_output.hop.")
+    hop: float = param(
+        0.064, "voices.hop of the live voices (s): a voice lags its sound by one hop plus one "
+        "audio frame (0.064: 96 ms at 16 kHz) at voices.window / hop times the CPU of "
+        "non-overlapping windows; 0: voices.hop.", low=0.0, high=2.0)
