@@ -15,10 +15,15 @@ baseline).  With ``--tf`` the two runs are instead: asynchronous detection witho
 with a turning head: ``tracking.fixed_frame base_link`` and /tf (``base_link -> head``,
 100 Hz, pan 40 deg sin(1.5 t): +-40 deg at up to 60 deg/s; /tf_static ``head ->
 cam_left``) published by the same camera process (the images do not turn: this measures
-the cost of the poses, the fixed frame and the detector's turn keyframes).  Prints
-markdown tables.
+the cost of the poses, the fixed frame and the detector's turn keyframes).  With
+``--voices`` the two runs are: live voices off, and on (``voice_output.publish_audio``,
+``voice_output.hop`` by default 0.064 s): the voice topics' latency is tabled -- received:
+now minus the stamp of a chunk's first sample (the sound of its oldest sample to its
+delivery); added: the node's publication minus the arrival of the audio chunk that held
+that sample (what the voices add to the audio input) --, and the process's CPU time per
+second of both runs.  Prints markdown tables.
 
-Run: ``.venv/bin/python bench/bench_latency.py [--seconds 10] [--fps 15] [--tf]``
+Run: ``.venv/bin/python bench/bench_latency.py [--seconds 10] [--fps 15] [--tf | --voices]``
 """
 from __future__ import annotations
 
@@ -51,7 +56,8 @@ def _tf_message(stamp: float, parent: str, child: str, pan: float):
 
 
 def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, right,
-            audio_wait: float = 0.0, tf: bool = False):
+            audio_wait: float = 0.0, tf: bool = False, voices: bool = False,
+            voice_hop: float = 0.064):
     """One run of perception_node; returns (latencies ms, stats, pairs sent, tracks)."""
     import rclpy
     from rclpy.parameter import Parameter
@@ -65,7 +71,9 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
         Parameter("capture.input_file", value=str(wav)),
         Parameter("detection.asynchronous", value=asynchronous),
         Parameter("tracking.audio_wait", value=audio_wait),
-        *([Parameter("tracking.fixed_frame", value="base_link")] if tf else [])])
+        *([Parameter("tracking.fixed_frame", value="base_link")] if tf else []),
+        *([Parameter("voice_output.publish_audio", value=True),
+           Parameter("voice_output.hop", value=voice_hop)] if voices else [])])
     io = rclpy.create_node("bench_latency_io")
     lat, tracks, pub_lat = [], [], []
     publish = node.outputs.publish
@@ -83,6 +91,30 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
         tracks.append(len(cloud_to_tracks(msg)["ids"]))
 
     io.create_subscription(PointCloud2, "speakers", on_speakers, 100)
+    voice_lat, added, voice_topics = [], [], set()
+    if voices:
+        from audio_common_msgs.msg import AudioStamped
+
+        live = node.voice_stage.live
+        pop = live.pop_latencies
+
+        def pop_kept():  # the status pops the latencies every period: keep them
+            x = pop()
+            added.extend(x)
+            return x
+
+        live.pop_latencies = pop_kept
+
+        def on_voice(msg):
+            now = io.get_clock().now().nanoseconds * 1e-9
+            voice_lat.append(now - time_to_sec(msg.header.stamp))
+
+        def subscribe_voices():
+            for name, _ in io.get_topic_names_and_types():
+                if name.startswith("/humans/voices/") and name.endswith("/audio") \
+                        and name not in voice_topics:
+                    voice_topics.add(name)
+                    io.create_subscription(AudioStamped, name, on_voice, 1000)
     pub_img = [io.create_publisher(Image, f"stereo/{s}/image_raw", 10) for s in ("left", "right")]
     pub_info = [io.create_publisher(CameraInfo, f"stereo/{s}/camera_info", 10)
                 for s in ("left", "right")]
@@ -101,6 +133,7 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
     ex.add_node(io)
     sent = 0
     t_start = node.get_clock().now().nanoseconds * 1e-9
+    cpu0 = wall0 = None
     next_tf = time.monotonic()
     try:
         end = time.monotonic() + 5
@@ -123,14 +156,22 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
                 pub_img[1].publish(image_msg(right, stamp, "cam_right"))
                 sent += 1
                 next_pub += 1.0 / fps
+                if voices and sent % 8 == 0:
+                    subscribe_voices()
                 if time.monotonic() < warm:
                     lat.clear()
                     tracks.clear()
                     pub_lat.clear()
+                    voice_lat.clear()
+                    added.clear()
+                    cpu0, wall0 = time.process_time(), time.monotonic()
             ex.spin_once(timeout_sec=0.002)
+        cpu = (time.process_time() - cpu0) / (time.monotonic() - wall0)
         end = time.monotonic() + 1.0
         while time.monotonic() < end:
             ex.spin_once(timeout_sec=0.01)
+        if voices:
+            live.pop_latencies()
         vision = node.vision_stage.pipeline
         tp = node.tracking_pipeline
         stats = {
@@ -145,6 +186,11 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
             "frame": tp.output_frame or "camera",
             "turn_keyframes": getattr(vision.front_end.detector, "stats", {}).get(
                 "turn_keyframes", 0),
+            "cpu_s_per_s": cpu,
+            "voice_received_ms": 1000 * np.asarray(voice_lat),
+            "voice_added_ms": 1000 * np.asarray(added),
+            "voice_topics": len(voice_topics),
+            "voice_bound_ms": 1000 * live.latency_bound if voices else float("nan"),
         }
     finally:
         ex.shutdown()
@@ -161,6 +207,10 @@ def main(argv=None) -> int:
                     help="tracking.audio_wait (s) of both runs (default: the default, 0)")
     ap.add_argument("--tf", action="store_true",
                     help="compare a still camera with a turning head (/tf, fixed frame)")
+    ap.add_argument("--voices", action="store_true",
+                    help="compare live voices off and on (voice_output.publish_audio)")
+    ap.add_argument("--voice-hop", type=float, default=0.064,
+                    help="voice_output.hop (s) of the --voices run")
     args = ap.parse_args(argv)
 
     import rclpy
@@ -181,13 +231,16 @@ def main(argv=None) -> int:
     rclpy.init()
     runs = {}
     try:
-        modes = ((("no /tf (camera frame)", True, False),
-                  ("/tf: pan +-40 deg, 60 deg/s (base_link)", True, True)) if args.tf else
-                 (("asynchronous detection (default)", True, False),
-                  ("detection in the frame (baseline)", False, False)))
-        for mode, asynchronous, tf in modes:
+        modes = ((("no /tf (camera frame)", True, False, False),
+                  ("/tf: pan +-40 deg, 60 deg/s (base_link)", True, True, False)) if args.tf
+                 else (("voices off", True, False, False),
+                       (f"voices on (hop {args.voice_hop:g} s)", True, False, True))
+                 if args.voices else
+                 (("asynchronous detection (default)", True, False, False),
+                  ("detection in the frame (baseline)", False, False, False)))
+        for mode, asynchronous, tf, voices in modes:
             runs[mode] = measure(args.seconds, args.fps, asynchronous, wav, left, right,
-                                 args.audio_wait, tf)
+                                 args.audio_wait, tf, voices, args.voice_hop)
     finally:
         rclpy.try_shutdown()
 
@@ -207,7 +260,9 @@ def main(argv=None) -> int:
               f"{lat_ms.max():.1f} | {lat_ms.mean():.1f} |")
     if len(p99) == 2:
         a, b = p99.values()
-        print(f"\np99 {'/tf / no /tf' if args.tf else 'baseline / asynchronous'}: {b / a:.2f}x")
+        ratio = ("/tf / no /tf" if args.tf else "on / off" if args.voices
+                 else "baseline / asynchronous")
+        print(f"\np99 {ratio}: {b / a:.2f}x")
     print()
     print("Publication latency (image stamp -> the node's publish call of `speakers`, "
           "measured in the node; the table above adds the delivery to a subscriber on the "
@@ -232,6 +287,28 @@ def main(argv=None) -> int:
               f"{stats['fusion_ms']:.2f} | {stats['dropped']} | {stats['waits']} | "
               f"{stats['timeouts']} | {int(np.median(tracks)) if tracks else 0} | "
               f"{stats['frame']} | {stats['turn_keyframes']} |")
+    print()
+    print("| run | process CPU s per s |")
+    print("|---|---:|")
+    for mode, (_, stats, _, _) in runs.items():
+        print(f"| {mode} | {stats['cpu_s_per_s']:.3f} |")
+    if args.voices:
+        print()
+        print("Voice chunks (`/humans/voices/<id>/audio`): received = delivery time - stamp "
+              "of the chunk's first sample; added = publication - arrival of the audio chunk "
+              "holding that sample (ms); bound = one hop + one frame:")
+        print()
+        print("| run | topics | chunks | latency | p50 (ms) | p90 | p99 | max | bound |")
+        print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
+        for mode, (_, stats, _, _) in runs.items():
+            for what in ("received", "added"):
+                x = stats[f"voice_{what}_ms"]
+                if not len(x):
+                    continue
+                p = np.percentile(x, [50, 90, 99])
+                print(f"| {mode} | {stats['voice_topics']} | {len(x)} | {what} | {p[0]:.1f} | "
+                      f"{p[1]:.1f} | {p[2]:.1f} | {x.max():.1f} | "
+                      f"{stats['voice_bound_ms']:.0f} |")
     return 0
 
 
