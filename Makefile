@@ -18,7 +18,7 @@ $(STAMP): setup.py
 
 venv: $(STAMP)
 
-# ROS4HRI and tf2 message types (hri_msgs, tf2_msgs) built into the venv when it cannot import them
+# ROS4HRI, tf2 and audio_common message types (hri_msgs, tf2_msgs, audio_common_msgs) built into the venv when it cannot import them
 # (a no-op with a ROS distribution's own packages); needs cmake and a C++ compiler
 msgs: $(STAMP)
 	bash tools/build_msgs.sh $(VENV)

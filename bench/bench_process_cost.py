@@ -15,7 +15,12 @@ baseline of the ratios.  On the first scene a ``--duration 1`` run of each setti
 the fixed start-up (imports, numba's cache, model loading): the steady cost per s is
 (full - short) / (length - 1).  ``--evaluate``: also ``evaluate --json`` of each
 setting's track file (MOTA, IDF1, speaking F1), to check that a faster setting tracks
-the same.
+the same.  ``--separate``: the settings are ``process`` and ``separate`` (each track's
+voice, ``voices.*`` defaults) with the defaults, the same way (issue 20: ``separate`` >= 3x
+real time on one core with three tracks; the voice files written are counted).
+
+    PYTHONPATH=. python bench/bench_process_cost.py --separate --presets default \
+        --seeds 301 302 303 304 305 --out /tmp/separate_cost
 """
 from __future__ import annotations
 
@@ -64,14 +69,21 @@ def main():
     ap.add_argument("--out", default="/tmp/process_cost")
     ap.add_argument("--evaluate", action="store_true", help="also MOTA, IDF1, speaking F1")
     ap.add_argument("--baseline", help="source tree whose defaults are the first setting")
+    ap.add_argument("--separate", action="store_true",
+                    help="compare process and separate (defaults) instead of SETTINGS")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = list(SETTINGS)
+    settings = (list(SETTINGS) if not a.separate else
+                [("process (defaults)", {}), ("separate (defaults)", {})])
+    commands = ["process"] * len(settings)
+    if a.separate:
+        commands[1] = "separate"
     trees = [None] * len(settings)
     if a.baseline:
         settings.insert(0, (f"baseline {a.baseline} (its defaults)", {}))
         trees.insert(0, a.baseline)
+        commands.insert(0, commands[-1])
     configs = [params_file(out / f"setting{i}.yaml", v) for i, (_, v) in enumerate(settings)]
     costs: dict = {i: [] for i in range(len(settings))}
     startup: dict = {i: [] for i in range(len(settings))}
@@ -87,21 +99,28 @@ def main():
             for rep in range(a.reps):
                 for i, cfg in enumerate(configs):
                     tracks = d / f"tracks{i}.csv"
-                    cpu = cli("process", str((d / "bag").resolve()), "-o",
-                              str(tracks.resolve()), "--config", str(cfg.resolve()), "--quiet",
+                    target = tracks
+                    if commands[i] == "separate":
+                        target = d / f"voices{i}"
+                        tracks = target / "tracks.csv"
+                    cpu = cli(commands[i], str((d / "bag").resolve()), "-o",
+                              str(target.resolve()), "--config", str(cfg.resolve()), "--quiet",
                               cpu=a.cpu, tree=trees[i])
                     costs[i].append(cpu / length)
                     note = ""
-                    if first:
+                    if commands[i] == "separate":
+                        note = f"; {len(list(target.glob('voice_*.wav')))} voice file(s)"
+                    if first and commands[i] == "process":
                         short = cli("process", str((d / "bag").resolve()), "-o",
                                     str((out / "short.csv").resolve()), "--config",
                                     str(cfg.resolve()), "--duration", "1", "--quiet",
                                     cpu=a.cpu, tree=trees[i])
                         startup[i].append((short, (cpu - short) / (length - 1.0)))
-                        note = (f"; 1 s run {short:.2f} CPU s, steady "
+                        note += (f"; 1 s run {short:.2f} CPU s, steady "
                                 f"{(cpu - short) / (length - 1.0):.3f} per s")
                     print(f"{preset} {seed} rep {rep} {settings[i][0]}: {cpu:.2f} CPU s "
-                          f"({cpu / length:.3f} per s of scene){note}", flush=True)
+                          f"({cpu / length:.3f} per s of scene, {length / cpu:.2f}x real "
+                          f"time){note}", flush=True)
                     if a.evaluate and rep == 0:
                         ev = out / f"eval{i}.json"
                         subprocess.run([sys.executable, "-m", "av_perception.cli", "evaluate",
@@ -115,7 +134,8 @@ def main():
                               flush=True)
                 first = False
     base = sum(costs[0]) / len(costs[0])
-    print("\nsetting | CPU s per s of scene: mean (min-max) | ratio to the first | "
+    print("\nsetting | CPU s per s of scene: mean (min-max) | x real time (worst) | "
+          "ratio to the first | "
           "start-up CPU s | steady CPU s per s | MOTA / IDF1 / speaking F1 mean (worst)")
     for i, (label, _) in enumerate(settings):
         c = costs[i]
@@ -126,7 +146,8 @@ def main():
         if quality[i]:
             cols = list(zip(*quality[i]))
             q = " / ".join(f"{sum(v) / len(v):.3f} ({min(v):.3f})" for v in cols)
-        print(f"{label} | {m:.3f} ({min(c):.3f}-{max(c):.3f}) | {m / base:.2f} | {su:.2f} | "
+        print(f"{label} | {m:.3f} ({min(c):.3f}-{max(c):.3f}) | {1 / m:.2f} ({1 / max(c):.2f}) "
+              f"| {m / base:.2f} | {su:.2f} | "
               f"{st:.3f} | {q}")
 
 

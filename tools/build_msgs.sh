@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Build the message packages of msgs/ (hri_msgs, tf2_msgs, audio_common_msgs) into a virtual environment with ROS from
-# pip, when they cannot be imported there.  A no-op when they can (a ROS distribution's
-# own packages, or an earlier build): it never shadows installed packages.
+# Build the message packages of msgs/ (hri_msgs, tf2_msgs, audio_common_msgs) into a virtual
+# environment with ROS from pip, when they cannot be imported there.  A no-op when they can
+# (a ROS distribution's own packages, or an earlier build): it never shadows installed packages.
 #
 #   bash tools/build_msgs.sh [VENV]     (default .venv; `make msgs` runs it)
 #
@@ -25,7 +25,7 @@ echo "building ROS messages ${missing[*]} into $VENV (tools/build_msgs.sh)"
 for tool in cmake c++; do
   if ! command -v $tool >/dev/null; then
     echo "error: '$tool' is needed to build ${missing[*]}: install it (apt-get install" \
-         "cmake g++), or install ros-<distro>-hri-msgs and ros-<distro>-tf2-msgs from your ROS distribution" >&2
+         "cmake g++), or install ros-<distro>-hri-msgs, ros-<distro>-tf2-msgs and ros-<distro>-audio-common-msgs from your ROS distribution" >&2
     exit 1
   fi
 done
