@@ -162,3 +162,16 @@ def test_features_without_stft_are_refused():
     feats = pipe.process_audio(np.zeros((4096, 2)), FS, 0.0)
     with pytest.raises(ValueError, match="keep_spectra"):
         live.push(feats, 0.0)
+
+
+def test_no_track_no_voice(sources):
+    img_a, img_b, mix = sources
+    pipe = AudioPipeline(keep_spectra=True)
+    live = LiveVoices(pipe.front_end, _Geometry(), replace(VoiceConfig(), hop=0.064))
+    got = []
+    for a in range(0, len(mix), CHUNK):
+        feats = pipe.process_audio(0.5 * mix[a:a + CHUNK] / np.max(np.abs(mix)), FS,
+                                   T0 + a / FS)
+        got += live.push(feats, T0 + a / FS)
+    got += live.flush()
+    assert got == [] and live.ended == [] and live.chunks == 0
