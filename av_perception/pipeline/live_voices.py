@@ -158,7 +158,8 @@ class LiveVoices:
         self._last_stamp = float(features.stamp[-1])
         out += self._chunks(self.stream.push(features, outputs), now)
         ids = self.stream.track_ids
-        self.ended.extend(sorted(self._ids - ids))
+        # a track of a restarted stream that goes on in the new one has not ended
+        self.ended = sorted((set(self.ended) | (self._ids - ids)) - ids)
         self._ids = set(ids)
         return out
 

@@ -374,7 +374,3 @@ class VoiceStream:
         """The tracks whose voice has samples still to come (a track that ended is dropped
         once every sample of its voice has been returned)."""
         return set(self._acc) | self._live
-
-    def reset_history(self) -> None:
-        """Forget the clustering window's past frames (a gap in the stream)."""
-        self._history = None
