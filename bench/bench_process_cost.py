@@ -146,9 +146,9 @@ def main():
         if quality[i]:
             cols = list(zip(*quality[i]))
             q = " / ".join(f"{sum(v) / len(v):.3f} ({min(v):.3f})" for v in cols)
+        up = f"{su:.2f} | {st:.3f}" if startup[i] else "- | -"
         print(f"{label} | {m:.3f} ({min(c):.3f}-{max(c):.3f}) | {1 / m:.2f} ({1 / max(c):.2f}) "
-              f"| {m / base:.2f} | {su:.2f} | "
-              f"{st:.3f} | {q}")
+              f"| {m / base:.2f} | {up} | {q}")
 
 
 if __name__ == "__main__":
