@@ -91,7 +91,7 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
         tracks.append(len(cloud_to_tracks(msg)["ids"]))
 
     io.create_subscription(PointCloud2, "speakers", on_speakers, 100)
-    voice_lat, added, voice_topics = [], [], set()
+    voice_lat, added, sound, voice_topics = [], [], [], set()
     if voices:
         from audio_common_msgs.msg import AudioStamped
 
@@ -99,9 +99,10 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
         pop = live.pop_latencies
 
         def pop_kept():  # the status pops the latencies every period: keep them
-            x = pop()
-            added.extend(x)
-            return x
+            s, a = pop()
+            sound.extend(s)
+            added.extend(a)
+            return s, a
 
         live.pop_latencies = pop_kept
 
@@ -164,6 +165,7 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
                     pub_lat.clear()
                     voice_lat.clear()
                     added.clear()
+                    sound.clear()
                     cpu0, wall0 = time.process_time(), time.monotonic()
             ex.spin_once(timeout_sec=0.002)
         cpu = (time.process_time() - cpu0) / (time.monotonic() - wall0)
@@ -189,6 +191,7 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
             "cpu_s_per_s": cpu,
             "voice_received_ms": 1000 * np.asarray(voice_lat),
             "voice_added_ms": 1000 * np.asarray(added),
+            "voice_published_ms": 1000 * np.asarray(sound),
             "voice_topics": len(voice_topics),
             "voice_bound_ms": 1000 * live.latency_bound if voices else float("nan"),
         }
@@ -295,13 +298,14 @@ def main(argv=None) -> int:
     if args.voices:
         print()
         print("Voice chunks (`/humans/voices/<id>/audio`): received = delivery time - stamp "
-              "of the chunk's first sample; added = publication - arrival of the audio chunk "
-              "holding that sample (ms); bound = one hop + one frame:")
+              "of the chunk's first sample; published = publication - that stamp; added = "
+              "publication - arrival of the audio chunk holding that sample at the audio "
+              "stage (ms); bound = one hop + one frame:")
         print()
         print("| run | topics | chunks | latency | p50 (ms) | p90 | p99 | max | bound |")
         print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
         for mode, (_, stats, _, _) in runs.items():
-            for what in ("received", "added"):
+            for what in ("received", "published", "added"):
                 x = stats[f"voice_{what}_ms"]
                 if not len(x):
                     continue

@@ -104,9 +104,11 @@ def test_live_chunks_are_the_batch_voices_stamped_on_the_audio_clock(sources, ho
     assert not any(c.track_id == 4 for c in _run_tail(got, last4))
     assert k4 < len(ended) - 1  # before the end of the stream
     # the latency of a chunk (added to the arrival of its first sample) and its bound
-    lat = live.pop_latencies()
+    sound, lat = live.pop_latencies()
     assert 0 < len(lat) <= live.chunks  # the flush's chunks have no publication time
     assert np.max(lat) <= live.latency_bound + CHUNK / FS + 0.0011
+    # from the sound: the chunk's first sample is at most one input chunk older
+    assert np.all(sound >= lat) and np.all(sound <= lat + CHUNK / FS + 1e-9)
     assert live.latency_bound == pytest.approx(((25 if hop == 0 else 4) * 256 + 512) / FS)
 
 

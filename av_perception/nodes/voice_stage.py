@@ -171,16 +171,20 @@ class VoiceAudioStage:
     # ----------------------------------------------------------- diagnostics
     def values(self) -> dict:
         live = self.live
-        lat = list(live.pop_latencies()) if live is not None else []
+        sound, added = live.pop_latencies() if live is not None else ([], [])
+        added = [x for x in added if np.isfinite(x)]
         return {
             "voice_topics": len(self.publishers),
             "voice_ids": " ".join(f"{self.names.voice_id_prefix}{t}"
                                   for t in sorted(self.publishers)) or "none",
             "chunks_published": self.chunks_published,
             "latency_bound_ms": 1000.0 * live.latency_bound if live else float("nan"),
-            "added_latency_p50_ms": percentile_ms(lat, 50),
-            "added_latency_p99_ms": percentile_ms(lat, 99),
-            "added_latency_max_ms": 1000.0 * max(lat) if lat else float("nan"),
+            "latency_p50_ms": percentile_ms(sound, 50),
+            "latency_p99_ms": percentile_ms(sound, 99),
+            "latency_max_ms": 1000.0 * max(sound) if len(sound) else float("nan"),
+            "added_latency_p50_ms": percentile_ms(added, 50),
+            "added_latency_p99_ms": percentile_ms(added, 99),
+            "added_latency_max_ms": 1000.0 * max(added) if added else float("nan"),
             "clipped_chunks": live.clipped_chunks if live else 0,
             "clipped_samples_zeroed": live.zeroed_samples if live else 0,
             "restarts": live.restarts if live else 0,

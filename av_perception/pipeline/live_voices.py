@@ -18,8 +18,10 @@ stream meets is handled here, without ROS:
   :data:`MAX_GAP`: the voices so far are flushed and a new stream starts, with the reason
   in :attr:`LiveVoices.restart_reason`.
 
-The added latency of every chunk (its publication time minus the arrival of the audio
-chunk holding its first sample, both on the caller's clock) is kept for the statistics.
+Two latencies of every chunk are kept for the statistics: from the sound (its publication
+time minus its first sample's time: the audio clock must be the caller's, as a live
+capture's stamps are) and added (minus the arrival of the audio chunk holding that sample:
+what the voices add to the audio stage, without the capture and the queueing before it).
 """
 from __future__ import annotations
 
@@ -83,7 +85,7 @@ class LiveVoices:
         self.samples = 0
         self.clipped_chunks = 0
         self.zeroed_samples = 0
-        self.latencies: list = []  # s, added latency of each chunk since the last pop
+        self.latencies: list = []  # s, (from the sound, added) of each chunk since the last pop
 
     @property
     def latency_bound(self) -> float:
@@ -182,8 +184,8 @@ class LiveVoices:
                 out.append(VoiceChunk(int(tid), t0, self.rate, x, arrival))
                 self.chunks += 1
                 self.samples += len(x)
-                if np.isfinite(now) and np.isfinite(arrival):
-                    self.latencies.append(now - arrival)
+                if np.isfinite(now):
+                    self.latencies.append((now - t0, now - arrival))
         if out:  # inputs and clipped spans before the oldest sample out are done
             done = min(c.stamp for c in out)
             while len(self._inputs) > 1 and self._inputs[0][0] <= done:
@@ -211,7 +213,8 @@ class LiveVoices:
                 return arrival
         return float("nan")
 
-    def pop_latencies(self) -> np.ndarray:
-        """The added latencies (s) of the chunks since the last call."""
-        out, self.latencies = np.asarray(self.latencies), []
-        return out
+    def pop_latencies(self) -> tuple:
+        """(from the sound, added) latencies (s, arrays; added NaN where the arrival is
+        unknown) of the chunks since the last call."""
+        out, self.latencies = np.asarray(self.latencies).reshape(-1, 2), []
+        return out[:, 0], out[:, 1]
