@@ -105,12 +105,27 @@ def test_posterior_kernel_agrees_with_reference(rng, use_ild):
     im, iv = rng.normal(0, 3, (K, B)), rng.uniform(1, 20, (K, B))
     pri = rng.uniform(0.05, 1.0, (K + 1, B))
     lp = np.log(pri / pri.sum(axis=0))  # a prior per frequency
+    lik = [np.zeros((K + 1, F, B)) for _ in range(2)]
+    TK.tf_loglik_kernel(ipd, ild, w, omega, itd, pv, im, iv, use_ild, lik[0])
+    TK.tf_loglik_reference(ipd, ild, w, omega, itd, pv, im, iv, use_ild, lik[1])
+    np.testing.assert_allclose(lik[0], lik[1], rtol=1e-12, atol=1e-12)
+    # a talker's IPD log density: wrapped-Gaussian of variance phase_var / weight
+    r = np.angle(np.exp(1j * (ipd[2, 7] - omega[7] * itd[1])))
+    v = pv[1, 7] / max(w[2, 7], TK.W_MIN)
+    expect = -0.5 * r * r / v - 0.5 * np.log(2 * np.pi * v)
+    if use_ild:
+        d = ild[2, 7] - im[1, 7]
+        expect += -0.5 * d * d / iv[1, 7] - 0.5 * np.log(2 * np.pi * iv[1, 7])
+    assert lik[0][1, 2, 7] == pytest.approx(expect, rel=1e-12)
     out = [np.zeros((K + 1, F, B)) for _ in range(2)]
-    l1 = TK.tf_posteriors_kernel(ipd, ild, w, omega, itd, pv, im, iv, use_ild, lp, out[0])
-    l2 = TK.tf_posteriors_reference(ipd, ild, w, omega, itd, pv, im, iv, use_ild, lp, out[1])
+    l1 = TK.tf_posteriors_kernel(lik[0], w, lp, out[0])
+    l2 = TK.tf_posteriors_reference(lik[0], w, lp, out[1])
     np.testing.assert_allclose(out[0], out[1], atol=1e-12)
     np.testing.assert_allclose(out[0].sum(axis=0), 1.0, atol=1e-12)
     assert l1 == pytest.approx(l2, rel=1e-10)
+    # Bayes: the posterior is the likelihood times the prior, normalised
+    joint = np.exp(lik[0][:, 4, 9] + lp[:, 9])
+    np.testing.assert_allclose(out[0][:, 4, 9], joint / joint.sum(), rtol=1e-10)
 
 
 def test_itd_candidates_cover_every_wrap():

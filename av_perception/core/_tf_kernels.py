@@ -4,10 +4,12 @@
   the interaural phase difference (rad), level difference (dB) and a reliability weight
   (local SNR over a tracked noise floor x direct-to-total ratio from the smoothed
   coherence), streaming (state carried between calls).
-* :func:`tf_posteriors_kernel` / :func:`tf_posteriors_reference`: the MESSL-like E-step of
-  the time-frequency mixture -- per bin, the posterior of each talker (wrapped-Gaussian
-  IPD around the phase its ITD predicts, variance divided by the bin's weight, optional
-  ILD Gaussian, prior per frequency) and of a uniform outlier class.
+* :func:`tf_loglik_kernel` / :func:`tf_loglik_reference` and :func:`tf_posteriors_kernel`
+  / :func:`tf_posteriors_reference`: the MESSL-like E-step of the time-frequency mixture
+  -- per bin, the log-likelihood of each talker (wrapped-Gaussian IPD around the phase its
+  ITD predicts, variance divided by the bin's weight, optional ILD Gaussian) and of a
+  uniform outlier class (once per variance estimate), then the posteriors with the priors
+  per frequency (once per prior estimate).
 
 The public entry points (which validate their inputs) are in :mod:`.tf_masks`.
 """
@@ -112,28 +114,24 @@ def tf_observations_reference(spec_l, spec_r, in_band, diffuse, coh_alpha, floor
 
 
 @njit(cache=True)
-def tf_posteriors_kernel(ipd, ild, weight, omega, itd, phase_var, ild_mean, ild_var,
-                         use_ild, log_prior, post):
-    """E-step of the time-frequency mixture: every bin's posterior of each talker and of
-    the outlier class.
+def tf_loglik_kernel(ipd, ild, weight, omega, itd, phase_var, ild_mean, ild_var, use_ild,
+                     loglik):
+    """Per-bin log-likelihoods of the time-frequency mixture's classes (no priors).
 
     ipd, ild, weight : (F, B); omega : (B,) rad/s; itd : (K,) s; phase_var : (K, B) rad^2,
     the variance of talker k's IPD residual at bin b for a bin of weight 1 (a bin of
     weight w has variance phase_var / w: the weighted-data model); ild_mean, ild_var :
-    (K, B) dB, dB^2 (used when use_ild); log_prior : (K + 1, B) log priors per bin (a
-    talker's share of each frequency), the last the outlier class's (uniform phase; ILD
-    N(0, 20 dB)).  Output post : (K + 1, F, B).
-    Returns the weighted log-likelihood sum_tb w_tb log p(x_tb).
+    (K, B) dB, dB^2 (used when use_ild).  Output loglik : (K + 1, F, B), talker k's
+    wrapped-Gaussian IPD (and ILD Gaussian) log density; the last row the outlier class's
+    (uniform phase; ILD N(0, 20 dB)).
     """
     n_k = itd.shape[0]
     n_frames, n_bins = ipd.shape
-    val = np.empty(n_k + 1)
-    total = 0.0
+    lo = -math.log(TWO_PI)
     for t in range(n_frames):
         for b in range(n_bins):
             w = weight[t, b]
             wb = w if w > W_MIN else W_MIN
-            m = -1e300
             for k in range(n_k):
                 r = ipd[t, b] - omega[b] * itd[k]
                 r = r - TWO_PI * math.floor((r + math.pi) / TWO_PI)
@@ -143,29 +141,17 @@ def tf_posteriors_kernel(ipd, ild, weight, omega, itd, phase_var, ild_mean, ild_
                     d = ild[t, b] - ild_mean[k, b]
                     vv = ild_var[k, b]
                     ll += -0.5 * d * d / vv - 0.5 * math.log(TWO_PI * vv)
-                val[k] = ll + log_prior[k, b]
-            ll = -math.log(TWO_PI)
+                loglik[k, t, b] = ll
+            ll = lo
             if use_ild:
                 ll += -0.5 * ild[t, b] * ild[t, b] / OUTLIER_ILD_VAR - 0.5 * math.log(
                     TWO_PI * OUTLIER_ILD_VAR)
-            val[n_k] = ll + log_prior[n_k, b]
-            for k in range(n_k + 1):
-                if val[k] > m:
-                    m = val[k]
-            s = 0.0
-            for k in range(n_k + 1):
-                e = math.exp(val[k] - m)
-                post[k, t, b] = e
-                s += e
-            for k in range(n_k + 1):
-                post[k, t, b] /= s
-            total += w * (m + math.log(s))
-    return total
+            loglik[n_k, t, b] = ll
 
 
-def tf_posteriors_reference(ipd, ild, weight, omega, itd, phase_var, ild_mean, ild_var,
-                            use_ild, log_prior, post):
-    """Plain-numpy reference of :func:`tf_posteriors_kernel` (same arguments)."""
+def tf_loglik_reference(ipd, ild, weight, omega, itd, phase_var, ild_mean, ild_var, use_ild,
+                        loglik):
+    """Plain-numpy reference of :func:`tf_loglik_kernel` (same arguments)."""
     r = ipd[None] - omega[None, None, :] * np.asarray(itd)[:, None, None]
     r = r - TWO_PI * np.floor((r + np.pi) / TWO_PI)
     v = phase_var[:, None, :] / np.maximum(weight, W_MIN)[None]
@@ -175,14 +161,48 @@ def tf_posteriors_reference(ipd, ild, weight, omega, itd, phase_var, ild_mean, i
         d = ild[None] - ild_mean[:, None, :]
         ll = ll - 0.5 * d ** 2 / ild_var[:, None, :] - 0.5 * np.log(TWO_PI * ild_var[:, None, :])
         lo = lo - 0.5 * ild[None] ** 2 / OUTLIER_ILD_VAR - 0.5 * np.log(TWO_PI * OUTLIER_ILD_VAR)
-    val = np.concatenate([ll, lo]) + np.asarray(log_prior)[:, None, :]
+    loglik[:] = np.concatenate([ll, lo])
+
+
+@njit(cache=True)
+def tf_posteriors_kernel(loglik, weight, log_prior, post):
+    """E-step of the time-frequency mixture: every bin's posterior of each talker and of
+    the outlier class from the classes' log-likelihoods.
+
+    loglik : (K + 1, F, B) (:func:`tf_loglik_kernel`); weight : (F, B); log_prior :
+    (K + 1, B) log priors per bin (a talker's share of each frequency), the last the
+    outlier class's.  Output post : (K + 1, F, B).
+    Returns the weighted log-likelihood sum_tb w_tb log p(x_tb).
+    """
+    n_c, n_frames, n_bins = loglik.shape
+    val = np.empty(n_c)
+    total = 0.0
+    for t in range(n_frames):
+        for b in range(n_bins):
+            m = -1e300
+            for k in range(n_c):
+                val[k] = loglik[k, t, b] + log_prior[k, b]
+                if val[k] > m:
+                    m = val[k]
+            s = 0.0
+            for k in range(n_c):
+                e = math.exp(val[k] - m)
+                post[k, t, b] = e
+                s += e
+            for k in range(n_c):
+                post[k, t, b] /= s
+            total += weight[t, b] * (m + math.log(s))
+    return total
+
+
+def tf_posteriors_reference(loglik, weight, log_prior, post):
+    """Plain-numpy reference of :func:`tf_posteriors_kernel` (same arguments)."""
+    val = loglik + np.asarray(log_prior)[:, None, :]
     m = val.max(axis=0)
     e = np.exp(val - m[None])
     s = e.sum(axis=0)
     post[:] = e / s[None]
     return float(np.sum(weight * (m + np.log(s))))
-
-
 
 
 @njit(cache=True)

@@ -334,6 +334,8 @@ def cluster_window(ipd, ild, weight, omega, track_itd, *, tau_max: float,
         raise ValueError(f"track_ild must have shape ({K}, {n_bins}), got {ild_mean.shape}")
     ild_var = np.full((K, n_bins), cfg.ild_std ** 2)
     post = np.zeros((K + 1, n_frames, n_bins))
+    loglik = np.zeros((K + 1, n_frames, n_bins))
+    lik = TK.tf_loglik_kernel if use_numba else TK.tf_loglik_reference
     kern = TK.tf_posteriors_kernel if use_numba else TK.tf_posteriors_reference
     ipd_c, ild_c, w_c = (np.ascontiguousarray(a) for a in (ipd, ild, weight))
     w_total = float(weight.sum())
@@ -341,9 +343,10 @@ def cluster_window(ipd, ild, weight, omega, track_itd, *, tau_max: float,
     pri_bin = np.repeat(pri[:, None], n_bins, axis=1)
     resid2 = None
     for v_pass in range(cfg.variance_iterations + 1):
+        # the likelihoods change with the variances only; the posteriors with the priors
+        lik(ipd_c, ild_c, w_c, omega, itd, phase_var, ild_mean, ild_var, use_ild, loglik)
         for it in range(cfg.prior_iterations + 1):
-            kern(ipd_c, ild_c, w_c, omega, itd, phase_var, ild_mean, ild_var, use_ild,
-                 np.log(pri_bin), post)
+            kern(loglik, w_c, np.log(pri_bin), post)
             if it == cfg.prior_iterations or w_total <= 0:
                 break
             # M-step of the window's priors (Dirichlet pseudo-count 1 per class)
@@ -377,8 +380,7 @@ def cluster_window(ipd, ild, weight, omega, track_itd, *, tau_max: float,
         pri /= pri.sum()
         pri_bin[:K][silent] = 1e-12
         pri_bin /= pri_bin.sum(axis=0, keepdims=True)
-        kern(ipd_c, ild_c, w_c, omega, itd, phase_var, ild_mean, ild_var, use_ild,
-             np.log(pri_bin), post)
+        kern(loglik, w_c, np.log(pri_bin), post)
     share = np.repeat((pri[:K] / pri[:K].sum())[:, None], n_frames, axis=1)
     wf = weight.sum(axis=1)
     frame = np.einsum("kfb,fb->kf", post[:K], weight) / np.maximum(wf, 1e-12)[None]
