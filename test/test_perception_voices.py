@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import require
 from stereobag import HEADS, render
 
 from av_perception.core.config import MicArrayConfig
@@ -26,7 +27,11 @@ def _si_sdr(est, ref):
 
 
 def test_live_voice_topics_carry_the_talkers_image(node_harness, tmp_path):
-    from audio_common_msgs.msg import AudioStamped
+    try:
+        from audio_common_msgs.msg import AudioStamped
+    except ImportError:
+        AudioStamped = None
+    require(AudioStamped is not None, "audio_common_msgs (make msgs)")
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
     from test_visual_node import image_msg, info_msgs
@@ -126,3 +131,28 @@ def test_live_voice_topics_carry_the_talkers_image(node_harness, tmp_path):
     assert float(busy[-1]["latency_bound_ms"]) == pytest.approx(96.0)
     assert int(busy[-1]["voice_topics"]) >= 1 and int(busy[-1]["restarts"]) == 0
     assert 0 < float(busy[-1]["added_latency_p50_ms"]) <= float(busy[-1]["latency_p50_ms"])
+
+
+def test_without_audio_stamped_the_voices_say_why_and_a_long_hop_is_refused(
+        node_harness, tmp_path, monkeypatch):
+    import sys
+
+    from rclpy.parameter import Parameter
+
+    from av_perception.nodes.perception_node import PerceptionNode
+
+    monkeypatch.setitem(sys.modules, "audio_common_msgs.msg", None)  # not installed
+    wav = tmp_path / "quiet.wav"
+    write_wav(wav, np.zeros((FS, 2)), FS)
+    node = PerceptionNode(parameter_overrides=[
+        Parameter("capture.input_file", value=str(wav)),
+        Parameter("voice_output.publish_audio", value=True)])
+    node_harness(node, "perception_voices_missing")
+    stage = node.voice_stage
+    assert "audio_common_msgs" in stage.problem and "make msgs" in stage.problem
+    assert stage.diag.conditions["audio_common_msgs"][0] == 1  # a lasting WARN
+    assert stage._publish([], []) == 0
+    # a hop longer than the clustering window is refused, naming both parameters
+    result = node.set_parameters([Parameter("voice_output.hop", value=0.5)])[0]
+    assert not result.successful
+    assert "voice_output.hop" in result.reason and "voices.window" in result.reason
