@@ -12,8 +12,8 @@ stream meets is handled here, without ROS:
 - clipped audio chunks (:meth:`LiveVoices.input_chunk` with ``clipped``): zero in every
   voice (a clipped mixture's masks and samples are wrong), counted;
 - refused chunks (NaN, infinite: the audio stage makes no frames of them): a gap of more
-  than 50 ms is zero in every voice (no frame covers it; the front-end closes up a shorter
-  one, as offline);
+  than 50 ms is zero in every voice (no frame covers it; the front-end's clock closes up
+  a shorter one: the later samples are stamped that much early, for every stage);
 - a sample-rate change, the stream's time going back or a gap longer than
   :data:`MAX_GAP`: the voices so far are flushed and a new stream starts, with the reason
   in :attr:`LiveVoices.restart_reason`.
