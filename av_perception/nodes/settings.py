@@ -90,7 +90,8 @@ class TrackingNodeConfig(StageConfig):
         False, "Publish ROS4HRI-style std_msgs/Bool <voices_namespace>/<voice_id_prefix><id>/"
         "is_speaking per track (publishers created and destroyed with the tracks).")
     voices_namespace: str = param(
-        "/humans/voices", "Namespace of the per-track is_speaking topics.")
+        "/humans/voices", "Namespace of the per-track voice topics (is_speaking; perception_node's "
+        "audio with voice_output.publish_audio).")
     voice_id_prefix: str = param(
         "voice", "Prefix of the voice ids (ROS topic name tokens cannot start with a digit).")
     diagnostics_period: float = param(
