@@ -93,6 +93,9 @@ class AudioStage:
     def __init__(self, node, configs: dict, diag_name: str, on_features=None):
         self.node = node
         self.on_features = on_features
+        #: () -> HeadPoses of the same process (perception_node: the tracking stage's /tf);
+        #: the head's turns then turn the front-end's precedence memory
+        self.poses_source = None
         self.capture = None
         self.source = None
         self._next_open = 0.0
@@ -189,6 +192,9 @@ class AudioStage:
         peak = float(np.max(np.abs(chunk.samples))) if len(chunk.samples) else 0.0
         if peak >= 0.999:
             self.diag.warn("input is clipping: lower the capture gain")
+        poses = self.poses_source() if self.poses_source else None
+        if poses is not None and poses.enabled:  # camera_frame: the images' frame_id
+            self.pipeline.set_camera_rotation(poses.rotation_at(chunk.stamp))
         try:
             feats = self.pipeline.process_audio(chunk.samples, chunk.sample_rate, chunk.stamp)
         except AudioInputError as exc:
