@@ -108,3 +108,35 @@ def test_pipeline_turns_the_memory_from_camera_rotations():
         assert np.median(np.degrees(f.azimuth[sel])) == pytest.approx(expect, abs=2.0)
     with pytest.raises(ValueError, match="3x3"):
         AudioPipeline(MEMORY).set_camera_rotation(np.eye(2))
+
+
+def test_process_takes_the_head_turns_from_the_bags_tf():
+    """offline.audio_head_rotation: the camera's rotation at any stamp from the bag's
+    /tf, whose turns between stamps are the head's (yaw 0 -> 20 deg over 1 s); a note
+    and no rotation when /tf has no pose of the camera frame."""
+    from av_perception.core.config import StereoCameraConfig
+    from av_perception.core.poses import quat_from_matrix
+    from av_perception.offline import audio_head_rotation
+    from av_perception.pipeline import TrackingConfig
+    from av_perception.pipeline.audio import head_turn
+
+    # camera optical axes (x right, y down, z forward) in base_link (x forward, z up)
+    optical = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+
+    def yawed(deg):
+        c, s = np.cos(np.radians(deg)), np.sin(np.radians(deg))
+        return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ optical
+
+    cam = StereoCameraConfig().frame_id
+    tf = [(t, "base_link", cam, (0.0, 0.0, 1.2), tuple(quat_from_matrix(yawed(20.0 * t))))
+          for t in (0.0, 1.0)]
+    configs = {TrackingConfig: TrackingConfig(fixed_frame="base_link"),
+               StereoCameraConfig: StereoCameraConfig()}
+    errors = []
+    rotation_at = audio_head_rotation(configs, tf, [], errors)
+    assert errors == []
+    assert head_turn(rotation_at(0.0), rotation_at(0.5)) == pytest.approx(np.radians(10.0))
+    assert head_turn(rotation_at(0.25), rotation_at(1.0)) == pytest.approx(np.radians(15.0))
+    other = [(r[0], r[1], "another_frame", r[3], r[4]) for r in tf]
+    assert audio_head_rotation(configs, other, [], errors) is None
+    assert "does not follow the head" in errors[0] and cam in errors[0]
