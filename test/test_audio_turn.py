@@ -108,6 +108,12 @@ def test_pipeline_turns_the_memory_from_camera_rotations():
         assert np.median(np.degrees(f.azimuth[sel])) == pytest.approx(expect, abs=2.0)
     with pytest.raises(ValueError, match="3x3"):
         AudioPipeline(MEMORY).set_camera_rotation(np.eye(2))
+    # a jump of /tf (90 deg between two chunks) is not taken for the head's turn
+    jump = AudioPipeline(MEMORY).run(
+        chunks, rotation_at=lambda t: _turned_left(0.0 if t < 1.5 else np.radians(-90.0)))
+    t = jump.features.stamp - 1.5
+    sel = (t > 0.05) & (t < 0.3)
+    assert np.median(np.degrees(jump.features.azimuth[sel])) == pytest.approx(30.0, abs=2.0)
 
 
 def test_process_takes_the_head_turns_from_the_bags_tf():

@@ -17,6 +17,11 @@ __all__ = ["AudioPipeline", "AudioRunResult", "audio_frames_of", "audio_profile_
            "head_turn"]
 
 
+#: a larger turn (rad) of the camera between two audio chunks is taken for a jump of /tf
+#: (an odometry reset), not the head's motion: the precedence memory is not turned by it
+MAX_TURN_PER_CHUNK = math.radians(45.0)
+
+
 def head_turn(rotation_before, rotation_after) -> float:
     """The head's turn (rad, positive to the left) about the camera's vertical axis between
     two camera rotations (3x3, camera optical frame -> a fixed frame, as /tf gives them):
@@ -75,7 +80,9 @@ class AudioPipeline:
         if rotation.shape != (3, 3) or not np.all(np.isfinite(rotation)):
             raise ValueError(f"camera rotation must be a finite 3x3 matrix, got {rotation!r}")
         if self._rotation is not None:
-            self.front_end.turn(head_turn(self._rotation, rotation))
+            turn = head_turn(self._rotation, rotation)
+            if abs(turn) <= MAX_TURN_PER_CHUNK:  # larger: a jump of /tf, not the head
+                self.front_end.turn(turn)
         self._rotation = rotation
 
     def process_audio(self, samples, sample_rate: int, stamp: float | None) -> BinauralFeatures:
