@@ -85,11 +85,14 @@ class ProcessResult:
 
 
 def bag_audio_features(bag, configs, topic, start_abs, stop_abs, errors, span=None,
-                       keep_spectra: bool = False) -> BinauralFeatures:
+                       keep_spectra: bool = False,
+                       rotation_at: Callable | None = None) -> BinauralFeatures:
     """Binaural features of the audio of a bag between two absolute stamps (s or None);
     problems are appended to ``errors`` (no audio topic is not an error unless ``topic``).
     ``span``: a ProcessResult whose audio_start / audio_end / audio_rates are filled;
-    ``keep_spectra``: the features carry the front-end's STFT (``features.spec``)."""
+    ``keep_spectra``: the features carry the front-end's STFT (``features.spec``);
+    ``rotation_at``: the camera's rotation at a stamp (the head's turns, from /tf), see
+    :meth:`AudioPipeline.run`."""
     from .core.audio import pcm_to_float
     from .io.audio_msgs import BagAudioSource
     from .io.audio_sources import CLIP_LEVEL, ClippingMonitor
@@ -119,7 +122,7 @@ def bag_audio_features(bag, configs, topic, start_abs, stop_abs, errors, span=No
                     span.clipped_spans.append((float(chunk.stamp), span.audio_end))
             yield chunk
 
-    result = pipe.run(spanned(monitor))
+    result = pipe.run(spanned(monitor), rotation_at)
     if monitor.samples and not len(result.features):
         errors.append(f"no audio features: all {len(result.errors)} audio chunk(s) of {src.topic} "
                       "were rejected (see below); tracking uses the images alone")
@@ -169,6 +172,29 @@ def bag_transforms(bag, errors) -> tuple[list, list]:
     return dynamic, static
 
 
+def audio_head_rotation(configs, tf_dynamic, tf_static, errors) -> Callable | None:
+    """stamp -> the camera's rotation (3x3, camera -> ``tracking.fixed_frame``) from all
+    of a bag's transforms, for the audio front-end's precedence memory (the head's turns);
+    the camera frame is ``camera.frame_id``.  None (and a note in ``errors``) when the
+    bag has no pose of that frame."""
+    from .pipeline import HeadPoses
+
+    poses = HeadPoses(configs[TrackingConfig])
+    for r in tf_static:
+        poses.add(r[1], r[2], r[0], r[3], r[4], static=True)
+    for r in tf_dynamic:
+        poses.add(r[1], r[2], r[0], r[3], r[4])
+    poses.camera_frame = configs[StereoCameraConfig].frame_id.strip("/")
+    stamps = [r[0] for r in tf_dynamic] or [0.0]
+    if poses.rotation_at(stamps[0]) is None and poses.rotation_at(stamps[-1]) is None:
+        errors.append(f"the audio front-end does not follow the head's turns: no pose of "
+                      f"{poses.camera_frame!r} (camera.frame_id) in "
+                      f"{poses.fixed_frame!r} in the bag's /tf")
+        return None
+
+    return poses.rotation_at
+
+
 def process_bag(bag, output, configs: dict | None = None, *, start: float | None = None,
                 duration: float | None = None, audio_topic: str | None = None,
                 left_topic: str | None = None, right_topic: str | None = None,
@@ -216,9 +242,15 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
     start_abs = bag_start + (start or 0.0)
     stop_abs = bag_end if duration is None else min(bag_end, start_abs + duration)
     total = max(stop_abs - start_abs, 1e-9)
+    tf_dynamic, tf_static = ([], [])
+    rotation_at = None
+    if configs[TrackingConfig].fixed_frame:  # the head's motion from /tf
+        tf_dynamic, tf_static = bag_transforms(bag, result.errors)
+        rotation_at = audio_head_rotation(configs, tf_dynamic, tf_static, result.errors)
     # margin for the front-end's frames that straddle the window edges
     feats = bag_audio_features(bag, configs, audio_topic, start_abs - 0.1, stop_abs + 0.1,
-                               result.errors, span=result, keep_spectra=keep_spectra)
+                               result.errors, span=result, keep_spectra=keep_spectra,
+                               rotation_at=rotation_at)
     result.audio_frames = len(feats)
     result.features = feats
     vision = VisionPipeline(configs[VisionConfig], configs[DetectionConfig],
@@ -231,9 +263,7 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                                 configs[HeadCalibrationConfig], configs[AudioFrontEndConfig],
                                 configs[AttentionConfig])
     result.calibrator = tracking.calibrator
-    tf_dynamic, tf_static = ([], [])
     if configs[TrackingConfig].fixed_frame:  # the head's motion from /tf
-        tf_dynamic, tf_static = bag_transforms(bag, result.errors)
         for r in tf_static:
             tracking.add_transform(r[1], r[2], r[0], r[3], r[4], static=True)
         if not tf_dynamic and not tf_static:

@@ -9,6 +9,7 @@ front-end".
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from math import gcd
 
@@ -329,6 +330,37 @@ class BinauralFrontEnd:
         self._next_frame = 0  # resampled index of the next frame start
         self._in_band = self.in_band
         self.input_rate = None
+
+    def turn(self, yaw: float) -> None:
+        """The head turned by ``yaw`` (rad, positive to the left, about the vertical) since
+        the last chunk: the precedence memory's direction turns with it.
+
+        The memory holds each bin's phasor of the last direct-path evidence; a turning head
+        would otherwise read a talker where it was at the last onset (a talker at 65 deg
+        ~10 deg towards the front while the head pans at 60 deg/s).  The memory's peak ITD
+        tau is mapped to its azimuth, moved by -yaw, and every bin's phasor is delayed by
+        the new ITD minus tau (one talker dominating the memory: exact for it; the
+        others' bins move by the same delay).  No effect without a memory
+        (``precedence_time`` 0) or before the first frame.
+        """
+        yaw = float(yaw)
+        if not math.isfinite(yaw):
+            raise ValueError(f"head turn {yaw!r} rad must be finite")
+        if yaw == 0.0 or self.params[K.P_MEMORY] <= 0.0:
+            return
+        mem = self._state[6:8]
+        if not np.any(mem):
+            return
+        tau, _ = self._pooled(mem[None], np.ones(1), self.omega, self.scan_tau, self.scan_cos,
+                              self.scan_sin, self.tau_max, int(self.params[K.P_NEWTON]))
+        if not math.isfinite(tau):
+            return
+        az = self.geometry.azimuth_from_itd(np.array([tau]))[0]
+        new = self.geometry.itd_from_azimuth(np.array([az - yaw]))[0]
+        rot = np.exp(1j * self.omega * (new - tau))
+        m = (mem[0] + 1j * mem[1]) * rot
+        self._state[6] = m.real
+        self._state[7] = m.imag
 
     def warm_up(self):
         """Compile/run the kernel once on a silent frame (call at node start)."""

@@ -379,7 +379,7 @@ class AudioFrontEndConfig(StageConfig):
         "that follows; 0 = each frame alone.", low=0.0, high=10.0,
     )
     precedence_gate: float = param(
-        0.5, "A frame whose own GCC-PHAT peak (direct-path weights without the onset factor, "
+        0.7, "A frame whose own GCC-PHAT peak (direct-path weights without the onset factor, "
         "the peak height in [0, 1]) reaches this, and whose mean weight reaches "
         "precedence_gate_direct, is read alone: it follows a moving talker or a new one at "
         "once; the precedence memory gives the ITD of the other frames; above 1 = every "

@@ -98,6 +98,9 @@ class AudioStage:
         self.on_features = on_features
         self.on_chunk = on_chunk
         self.keep_spectra = keep_spectra
+        #: () -> HeadPoses of the same process (perception_node: the tracking stage's /tf);
+        #: the head's turns then turn the front-end's precedence memory
+        self.poses_source = None
         self.capture = None
         self.source = None
         self._next_open = 0.0
@@ -201,6 +204,9 @@ class AudioStage:
             self.on_chunk(float(chunk.stamp),
                           float(chunk.stamp) + len(chunk.samples) / chunk.sample_rate,
                           peak >= 0.999)
+        poses = self.poses_source() if self.poses_source else None
+        if poses is not None and poses.enabled:  # camera_frame: the images' frame_id
+            self.pipeline.set_camera_rotation(poses.rotation_at(chunk.stamp))
         try:
             feats = self.pipeline.process_audio(chunk.samples, chunk.sample_rate, chunk.stamp)
         except AudioInputError as exc:

@@ -88,6 +88,8 @@ class PerceptionNode(Node):
             on_observations=self._track, thread_name="perception_vision")
         # the head's turning for the detector: the tracking stage's /tf (tracking.fixed_frame)
         self.vision_stage.poses_source = lambda: self.tracking_stage.pipeline.poses
+        # ... and for the audio front-end's precedence memory (BinauralFrontEnd.turn)
+        self.audio_stage.poses_source = lambda: self.tracking_stage.pipeline.poses
         self.add_on_set_parameters_callback(self._on_parameters)
         self.get_logger().info(
             f"perception ready: audio from "

@@ -1,8 +1,9 @@
 """Audio stage: chunks of binaural audio -> per-frame features."""
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,7 +13,21 @@ from ..core.audio import AudioInputError, BinauralFeatures, BinauralFrontEnd
 from ..core.config import AudioFrontEndConfig, MicArrayConfig
 from ..io.heads import load_head_model
 
-__all__ = ["AudioPipeline", "AudioRunResult", "audio_frames_of", "audio_profile_of"]
+__all__ = ["AudioPipeline", "AudioRunResult", "audio_frames_of", "audio_profile_of",
+           "head_turn"]
+
+
+#: a larger turn (rad) of the camera between two audio chunks is taken for a jump of /tf
+#: (an odometry reset), not the head's motion: the precedence memory is not turned by it
+MAX_TURN_PER_CHUNK = math.radians(45.0)
+
+
+def head_turn(rotation_before, rotation_after) -> float:
+    """The head's turn (rad, positive to the left) about the camera's vertical axis between
+    two camera rotations (3x3, camera optical frame -> a fixed frame, as /tf gives them):
+    the azimuth of the camera's new forward axis in the old camera frame."""
+    rel = np.asarray(rotation_before, dtype=float).T @ np.asarray(rotation_after, dtype=float)
+    return math.atan2(-rel[0, 2], rel[2, 2])
 
 
 @dataclass
@@ -46,11 +61,29 @@ class AudioPipeline:
         self.processing_time = 0.0
         self.rejected_chunks = 0
         self.last_error = ""
+        self._rotation = None  # the camera's rotation at the previous chunk (from /tf)
 
     def warm_up(self):
         """Compile the numba kernels now, so the first real chunk is not slow."""
         with serialized_compilation("audio"):
             self.front_end.warm_up()
+
+    def set_camera_rotation(self, rotation) -> None:
+        """The camera's rotation (3x3, camera -> fixed frame, from /tf) at the next chunk,
+        or None when unknown.  The head's turn since the previous known rotation turns the
+        front-end's precedence memory (:meth:`BinauralFrontEnd.turn`), so that a turning
+        head does not read its talkers where they were at their last onset."""
+        if rotation is None:
+            self._rotation = None
+            return
+        rotation = np.asarray(rotation, dtype=float)
+        if rotation.shape != (3, 3) or not np.all(np.isfinite(rotation)):
+            raise ValueError(f"camera rotation must be a finite 3x3 matrix, got {rotation!r}")
+        if self._rotation is not None:
+            turn = head_turn(self._rotation, rotation)
+            if abs(turn) <= MAX_TURN_PER_CHUNK:  # larger: a jump of /tf, not the head
+                self.front_end.turn(turn)
+        self._rotation = rotation
 
     def process_audio(self, samples, sample_rate: int, stamp: float | None) -> BinauralFeatures:
         """Process one chunk (n, 2); raises AudioInputError for unusable input."""
@@ -69,13 +102,18 @@ class AudioPipeline:
         finally:
             self.processing_time += time.perf_counter() - t0
 
-    def run(self, chunks: Iterable) -> AudioRunResult:
-        """Process a whole source (iterable of AudioChunk), keeping going past bad chunks."""
+    def run(self, chunks: Iterable, rotation_at: Callable | None = None) -> AudioRunResult:
+        """Process a whole source (iterable of AudioChunk), keeping going past bad chunks.
+
+        ``rotation_at(stamp)``: the camera's rotation (3x3 or None) at a chunk's stamp, for
+        :meth:`set_camera_rotation` (the head's turns from /tf), or None."""
         parts, errors = [], []
         audio_s = 0.0
         t0 = time.perf_counter()
         for chunk in chunks:
             audio_s += len(chunk.samples) / chunk.sample_rate
+            if rotation_at is not None and chunk.stamp is not None:
+                self.set_camera_rotation(rotation_at(float(chunk.stamp)))
             try:
                 parts.append(self.process_audio(chunk.samples, chunk.sample_rate, chunk.stamp))
             except AudioInputError as exc:

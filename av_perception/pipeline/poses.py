@@ -12,6 +12,8 @@ import math
 import threading
 from collections import deque
 
+import numpy as np
+
 from ..core.poses import Pose, TransformError, TransformTree
 
 __all__ = ["HeadPoses"]
@@ -94,6 +96,19 @@ class HeadPoses:
                 self._cache.clear()
             self._cache[key] = (pose, self.status, self.level)
             return pose
+
+    def rotation_at(self, stamp: float) -> np.ndarray | None:
+        """The camera's rotation (3x3, camera -> fixed) at ``stamp`` for another stage (the
+        audio front-end's precedence memory), or None when unknown; unlike
+        :meth:`camera_pose` it neither counts nor reports anything."""
+        if not self.enabled or not self.camera_frame or stamp is None:
+            return None
+        with self.lock:
+            try:
+                look = self.tree.lookup(self.fixed_frame, self.camera_frame, float(stamp))
+            except TransformError:
+                return None
+        return look.pose.R
 
     def _lookup(self, stamp: float) -> Pose | None:
         """One lookup (the caller holds the lock); sets status and level."""

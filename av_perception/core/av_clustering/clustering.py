@@ -11,6 +11,7 @@ from .births import _audio_births, _prune_and_merge, _reset_mixing, _visual_birt
 from .clusters import _Clusters, _State
 from .config import AVClusteringConfig
 from .events import AVWindowResult, _events, _expand
+from .shrink import ShrunkItdModel
 from .window import _validate_inputs, _Window
 
 
@@ -54,7 +55,8 @@ def _run_window(win: _Window, state: _State | None, wcfg: wdem.WdemConfig):
 def cluster_window(visual_points, visual_weights, itds, itd_weights, geometry=None,
                    config: AVClusteringConfig | None = None,
                    wdem_config: wdem.WdemConfig | None = None, visual_covariances=None,
-                   previous=None, stamp: float = 0.0, use_numba: bool = True) -> AVWindowResult:
+                   previous=None, stamp: float = 0.0, use_numba: bool = True,
+                   itd_shrink: float = 0.0) -> AVWindowResult:
     """Cluster one window of audio-visual observations.
 
     Parameters
@@ -68,6 +70,8 @@ def cluster_window(visual_points, visual_weights, itds, itd_weights, geometry=No
     previous : ``AVWindowResult.state`` of the previous window (warm start).
     stamp : s, written into the events.
     use_numba : run the window EM with the numba kernel (default) or its numpy reference.
+    itd_shrink : 1/m, the reverberation shrink b of the ITD model, (1 - b d) G(S)
+        (:mod:`.shrink`; :class:`AVClusterer` estimates it across windows).
 
     Returns
     -------
@@ -80,6 +84,8 @@ def cluster_window(visual_points, visual_weights, itds, itd_weights, geometry=No
                                          visual_covariances)
     if previous is not None and not isinstance(previous, _State):
         raise ValueError("previous must be the .state of an AVWindowResult")
+    if itd_shrink:
+        geometry = ShrunkItdModel(geometry, itd_shrink)
     win = _Window(X, wv, C, tau, wa, geometry, cfg, wcfg.variant, wcfg.reg_covar,
                   bool(use_numba))
     cl, e, hist, n_iter, next_label = _run_window(win, previous, wcfg)

@@ -48,6 +48,22 @@ class AVClusteringConfig(StageConfig):
     audio_std_max: float = param(
         1e-4, "Largest ITD standard deviation (s) of a cluster (keeps a silent cluster from "
         "absorbing every ITD; wider spreads are clutter).", low=1e-6, high=1e-2)
+    itd_model_std: float = param(
+        3e-5, "Smallest ITD standard deviation (s) with which a seen cluster's ITDs place it: "
+        "the ITD model's error that the shrink does not explain (each talker's own "
+        "reflections), which averaging frames does not remove.", low=0.0, high=1e-3)
+    itd_shrink_per_m: float = param(
+        0.0, "Initial (or fixed) reverberation shrink of the ITD model towards 0 per metre "
+        "of source distance: expected ITD = (1 - b d) G(S).", low=0.0, high=0.3)
+    estimate_itd_shrink: bool = param(
+        True, "Estimate the shrink b across windows from the ITDs of the clusters both seen "
+        "and heard (else itd_shrink_per_m is used as it is).")
+    itd_shrink_memory: float = param(
+        30.0, "Memory (s) of the running shrink estimate.", low=0.1, high=1e5)
+    itd_shrink_prior_sigma: float = param(
+        0.05, "Standard deviation (1/m) of the Gaussian prior of the shrink around "
+        "itd_shrink_per_m (frontal talkers, whose ITD says little about the shrink, leave "
+        "it near the prior).", low=1e-4, high=10.0)
     min_visual_mass: float = param(
         3.0, "Visual support (sum of weight x responsibility over the window) below which a "
         "cluster counts as not seen; also the mass a visual birth needs.", low=0.0, high=1e5)

@@ -1,8 +1,9 @@
 """numba kernel of the window EM (E-step, M-step with Gauss-Newton on the positions,
 the loop); its plain-numpy reference is :meth:`~.window._Window.run_reference`.  The
 kernel evaluates the ITD G and its gradient with :func:`~av_perception.core.head.model_itd_jac`
-(exact near-field formula in free field, the model's (lat, pol) table otherwise), the
-reference calls the model's ``itd`` / ``itd_jacobian`` (same arithmetic)."""
+(exact near-field formula in free field, the model's (lat, pol) table otherwise), times
+the reverberation shrink factor of :mod:`.shrink`; the reference calls the model's ``itd``
+/ ``itd_jacobian`` (same arithmetic)."""
 from __future__ import annotations
 
 import math
@@ -25,7 +26,12 @@ P_TOL = 8
 P_SPEED = 9
 P_AMAX2 = 10
 P_VMAX2 = 11
-N_PARAMS = 12
+P_SHRINK = 12  # reverberation shrink b (1/m) of the ITD model (shrink.py)
+P_CENTRE = 13  # 3 values: the mics' centre, from which the shrink's distance counts
+P_MODEL2 = 16  # itd_model_std ** 2: the ITD variance floor of the position step
+N_PARAMS = 17
+#: the shrink factor 1 - b d never falls below this (shrink.MIN_FACTOR)
+_MIN_FACTOR = 0.2
 
 
 @njit(cache=True)
@@ -52,14 +58,36 @@ def _inv3(M, out):
 
 
 @njit(cache=True)
-def _gn_objective(S, A, b, s_a, tbar, S0, inv_p2, ml, mr, hframe, htab, speed, J):
+def _itd_jac(S, ml, mr, hframe, htab, params, J):
+    """Expected ITD of S, (1 - b d) G(S) (b = params[P_SHRINK], d the distance to the mics'
+    centre; the factor floored at _MIN_FACTOR), and its gradient into J."""
+    g = model_itd_jac(S, ml, mr, params[P_SPEED], hframe, htab, J)
+    b = params[P_SHRINK]
+    if b == 0.0:
+        return g
+    d2 = 0.0
+    for a in range(3):
+        d2 += (S[a] - params[P_CENTRE + a]) ** 2
+    d = max(math.sqrt(d2), 1e-9)
+    f = 1.0 - b * d
+    if f < _MIN_FACTOR:
+        for a in range(3):
+            J[a] *= _MIN_FACTOR
+        return _MIN_FACTOR * g
+    for a in range(3):
+        J[a] = f * J[a] - b * g * (S[a] - params[P_CENTRE + a]) / d
+    return f * g
+
+
+@njit(cache=True)
+def _gn_objective(S, A, b, s_a, tbar, S0, inv_p2, ml, mr, hframe, htab, params, J):
     q = 0.0
     for a in range(3):
         q -= 2.0 * S[a] * b[a]
         q += inv_p2 * (S[a] - S0[a]) ** 2
         for c in range(3):
             q += S[a] * A[a, c] * S[c]
-    g = model_itd_jac(S, ml, mr, speed, hframe, htab, J)
+    g = _itd_jac(S, ml, mr, hframe, htab, params, J)
     return q + s_a * (tbar - g) ** 2
 
 
@@ -160,7 +188,6 @@ def _mstep_kernel(X, C, has_c, tau, pos, vcov, itd, avar, audio_only, pi_v, pi_a
     nv = X.shape[0]
     na = tau.shape[0]
     K = pos.shape[0]
-    speed = params[P_SPEED]
     tau_max = params[P_TAU_MAX]
     inv_p2 = params[P_INV_P2]
     if nv > 0:
@@ -226,17 +253,17 @@ def _mstep_kernel(X, C, has_c, tau, pos, vcov, itd, avar, audio_only, pi_v, pi_a
     f = np.empty(K)
     s_a = np.empty(K)
     for k in range(K):
-        s_a[k] = sw_a[k] / avar[k]
+        s_a[k] = sw_a[k] / max(avar[k], params[P_MODEL2])
         if not audio_only[k]:
             f[k] = _gn_objective(pos[k], A[k], b[k], s_a[k], tbar[k], start_pos[k], inv_p2, ml,
-                                 mr, hframe, htab, speed, J)
+                                 mr, hframe, htab, params, J)
     if any_seen:
         for _step in range(int(params[P_GN_STEPS])):
             all_small = True
             for k in range(K):
                 if audio_only[k]:
                     continue
-                g = model_itd_jac(pos[k], ml, mr, speed, hframe, htab, J)
+                g = _itd_jac(pos[k], ml, mr, hframe, htab, params, J)
                 for a in range(3):
                     grad[a] = (b[k, a] + s_a[k] * J[a] * (tbar[k] - g)
                                + inv_p2 * (start_pos[k, a] - pos[k, a]))
@@ -252,7 +279,7 @@ def _mstep_kernel(X, C, has_c, tau, pos, vcov, itd, avar, audio_only, pi_v, pi_a
                     for a in range(3):
                         S_new[a] = pos[k, a] + t * step[a]
                     f_new = _gn_objective(S_new, A[k], b[k], s_a[k], tbar[k], start_pos[k],
-                                          inv_p2, ml, mr, hframe, htab, speed, J2)
+                                          inv_p2, ml, mr, hframe, htab, params, J2)
                     worse = f_new > f[k] + 1e-12 * abs(f[k])
                     if not worse:
                         break
@@ -269,7 +296,7 @@ def _mstep_kernel(X, C, has_c, tau, pos, vcov, itd, avar, audio_only, pi_v, pi_a
         for k in range(K):
             if audio_only[k]:
                 continue
-            itd[k] = model_itd_jac(pos[k], ml, mr, speed, hframe, htab, J)
+            itd[k] = _itd_jac(pos[k], ml, mr, hframe, htab, params, J)
             for a in range(3):
                 for c in range(3):
                     info[k, a, c] = A[k, a, c] + s_a[k] * J[a] * J[c]

@@ -13,6 +13,7 @@ from ..head import make_head_model
 from .clustering import cluster_window
 from .config import AVClusteringConfig
 from .events import AVEvent, AVWindowResult
+from .shrink import ItdShrinkEstimate
 from .window import _validate_inputs
 
 #: more hops than this behind the data time are skipped in one step (a stamp far ahead
@@ -55,7 +56,13 @@ class AVClusterer:
         self._now = -math.inf
         self._next = None
         self._state = None
+        self._shrink = ItdShrinkEstimate(self.config)
         self.last_result: AVWindowResult | None = None
+
+    @property
+    def itd_shrink(self) -> float:
+        """Current reverberation shrink b (1/m) of the ITD model (estimated or fixed)."""
+        return self._shrink.value
 
     def update(self, t, visual_points=None, visual_weights=None, itds=None, itd_weights=None,
                visual_covariances=None, itd_stamps=None) -> list[AVEvent]:
@@ -133,7 +140,17 @@ class AVClusterer:
         result = cluster_window(self._vx, self._vw, self._ax, self._aw, self.geometry,
                                 self.config, self.wdem_config,
                                 self._vc if self._has_cov else None, self._state, self._now,
-                                self.use_numba)
+                                self.use_numba, self._shrink.value)
         self._state = result.state
+        if result.events and len(self._ax):
+            eta = result.audio_responsibilities[:, :-1] * self._aw[:, None]
+            s = eta.sum(axis=0)
+            tau = np.where(self._aw > 0, self._ax, 0.0)
+            tbar = np.where(s > 0, (eta * tau[:, None]).sum(axis=0) / np.maximum(s, 1e-300),
+                            np.nan)
+            ev = result.events
+            self._shrink.update(self.geometry, np.array([e.position for e in ev]), tbar,
+                                np.array([e.audio_mass for e in ev]),
+                                np.array([0.0 if e.out_of_view else e.visual_mass for e in ev]))
         self.last_result = result
         return result.events

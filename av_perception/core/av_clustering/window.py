@@ -16,11 +16,14 @@ from .kernels import (
     N_PARAMS,
     P_AMAX2,
     P_AMIN2,
+    P_CENTRE,
     P_GN_STEPS,
     P_INV_P2,
     P_LOG_OUT_A,
     P_LOG_OUT_V,
+    P_MODEL2,
     P_REG,
+    P_SHRINK,
     P_SPEED,
     P_TAU_MAX,
     P_TOL,
@@ -173,7 +176,8 @@ class _Window:
     def mstep(self, cl: _Clusters, e, start_pos):
         """Generalised M-step: S_k by a few Gauss-Newton steps with step halving (the
         objective never increases) on sum_j eta u |x_j - S|^2_{(Sigma_k + C_j)^-1}
-        + sum_i eta u (tau_i - G(S))^2 / sigma_k^2 + |S - S_k^0|^2 / p^2 (p =
+        + sum_i eta u (tau_i - G(S))^2 / max(sigma_k^2, m^2) + |S - S_k^0|^2 / p^2 (m =
+        ``itd_model_std``, p =
         ``position_prior_std``); Sigma_k by the measurement-error EM update, sigma_k^2
         the weighted ITD residual, both clipped to the configured ranges (unbounded, a
         silent cluster widens until it absorbs another speaker's ITDs)."""
@@ -221,7 +225,8 @@ class _Window:
         if np.any(seen):
             idx = np.flatnonzero(seen)
             cl.pos[idx], cl.info[idx] = self._gauss_newton(
-                cl.pos[idx], A[idx], b[idx], sw_a[idx] / cl.avar[idx], tbar[idx],
+                cl.pos[idx], A[idx], b[idx],
+                sw_a[idx] / np.maximum(cl.avar[idx], cfg.itd_model_std ** 2), tbar[idx],
                 start_pos[idx])
             cl.itd[idx] = self.geometry.itd(cl.pos[idx])
         # audio-only clusters: the ITD itself is the parameter
@@ -325,6 +330,9 @@ class _Window:
         params[P_SPEED] = self.geometry.speed_of_sound
         params[P_AMAX2] = cfg.audio_std_max ** 2
         params[P_VMAX2] = cfg.visual_std_max ** 2
+        params[P_SHRINK] = getattr(self.geometry, "shrink", 0.0)
+        params[P_CENTRE:P_CENTRE + 3] = self.geometry.centre
+        params[P_MODEL2] = cfg.itd_model_std ** 2
         wd = self.variant == "wd"
         zv, za = np.zeros(nv), np.zeros(na)
         hframe, htab = self.geometry.kernel_arrays()
