@@ -27,6 +27,25 @@ def test_audio_visual_and_events_are_released_in_stamp_order_up_to_a_time():
     assert b.messages == 0 and b.audio_frames == 0
 
 
+def test_audio_activity_travels_with_its_frames():
+    """The frames' activity (the speaking model's inactive frames) is released in stamp
+    order with them, split where a release cuts a message; a message without it makes
+    the release carry none (the tracker then takes the weights)."""
+    b = TimeOrderedBuffer()
+    b.add_audio([1.2, 1.0, 1.1], [3e-4, 1e-4, 2e-4], [0.1, 0.2, 0.3],
+                activity=[0.9, 0.7, 0.8])
+    b.add_audio([0.9, 1.3], [0.0, 4e-4], [0.4, 0.5], activity=[0.6, 1.0])
+    got = b.release(1.15)
+    assert list(got.audio[0]) == [0.9, 1.0, 1.1]
+    assert list(got.audio_activity) == [0.6, 0.7, 0.8]
+    assert list(b.release().audio_activity) == [0.9, 1.0]
+    b.add_audio([2.0], [0.0], [1.0], activity=[0.5])
+    b.add_audio([2.1], [0.0], [1.0])
+    assert b.release().audio_activity is None
+    with pytest.raises(InputError, match="activity"):
+        b.add_audio([3.0, 3.1], [0.0, 0.0], [1.0, 1.0], activity=[0.5])
+
+
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_a_message_with_a_non_finite_stamp_is_refused_and_nothing_of_it_is_kept(bad):
     b = TimeOrderedBuffer()

@@ -2,6 +2,7 @@
 the HMM's frame-level behaviour, the visual (lip) term.  Scene-level speaking results:
 test_tracker_scenes.py; the tracker's other unit tests: test_tracker.py."""
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -140,3 +141,61 @@ def test_lip_evidence_tells_two_tracks_on_one_bearing_apart(talker, rng):
         t_audio += HOP
     s = trk._tracks.speaking
     assert np.all(s >= 0.5), s
+
+
+def _two_people(rng):
+    """A tracker with two tracks at different ITDs (seen for 8 images); the rows of
+    the first and second person and their ITDs."""
+    people = [np.array([-0.6, 0.0, 2.0]), np.array([0.7, 0.0, 2.2])]
+    trk = Tracker()
+    for k in range(8):
+        trk.update_visual(k / FPS, *_frame(people, rng))
+    assert trk.num_tracks == 2
+    rows = [int(np.argmin(np.linalg.norm(trk._tracks.mean[:, :3] - p, axis=1)))
+            for p in people]
+    return trk, people, rows, [GEOM.itd(p)[0] for p in people]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("with_activity", [True, False])
+def test_unreliable_active_frames_are_not_inactive(with_activity, rng):
+    """Double talk: both people speak, the front-end's frames are fully active (activity
+    0.9) but their single ITD is unreliable (weight = activity x reliability 0.06) and
+    names the louder talker 3 frames in 4.  With the activity given, those frames are
+    not evidence against speaking: the quieter talker (whose lips move) stays speaking;
+    taken from the weights instead (no activity), the unreliable frames count as
+    inactive and turn it off.  Then silence (activity 0.01): both off."""
+    from av_perception.core.tracking import AudioFrames
+
+    trk, people, rows, itds = _two_people(rng)
+    t_audio = 8 / FPS
+    q = []
+    for k in range(8, int(5 * FPS)):
+        t = k / FPS
+        silent = t >= 4.0
+        trk._tracks.lip_llr[rows] = -1.3 if silent else 1.0
+        trk._tracks.lip_time[:] = t
+        stamps, g, w, act = [], [], [], []
+        while t_audio <= t:
+            n = len(q) + len(stamps)
+            stamps.append(t_audio)
+            g.append(itds[1 if n % 4 == 3 else 0] + rng.normal(0, 20e-6))
+            w.append(0.01 if silent else 0.06)
+            act.append(0.01 if silent else 0.9)
+            t_audio += HOP
+        frames = AudioFrames(np.array(stamps), np.array(g), np.array(w), None,
+                             np.array(act) if with_activity else None)
+        xyz, cov, w_img = _frame(people, rng)
+        trk.step(t, visual=SimpleNamespace(xyz=xyz, covariance=cov, weight=w_img),
+                 audio=frames)
+        q.append(trk._tracks.speaking[rows].copy())
+    q = np.array(q)
+    times = np.arange(8, int(5 * FPS)) / FPS
+    talk = q[(times >= 2.0) & (times < 4.0)]
+    quiet = talk[:, 1]  # the talker heard in 1 frame of 4
+    if with_activity:  # measured: min 0.976 (louder), 0.968 (quieter)
+        assert np.all(talk >= 0.9), talk.min(axis=0)
+    else:  # measured: max 0.021 (both go off)
+        assert np.all(quiet < 0.5), quiet.max()
+    # silence: both off within 0.2 s (measured 0.006 from then on)
+    assert np.all(q[times >= 4.2] < 0.5), q[times >= 4.2].max(axis=0)

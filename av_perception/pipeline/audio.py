@@ -13,7 +13,7 @@ from ..core.audio import AudioInputError, BinauralFeatures, BinauralFrontEnd
 from ..core.config import AudioFrontEndConfig, MicArrayConfig
 from ..io.heads import load_head_model
 
-__all__ = ["AudioPipeline", "AudioRunResult", "audio_frames_of", "audio_profile_of",
+__all__ = ["AudioPipeline", "AudioRunResult", "audio_activity_of", "audio_frames_of", "audio_profile_of",
            "head_turn"]
 
 
@@ -140,6 +140,14 @@ def audio_frames_of(features):
     return (features["stamp"], features["itd"],
             features["activity"] * (rel if rel is not None else 1.0))
 
+
+
+def audio_activity_of(features):
+    """The frames' activity (F,) from :class:`BinauralFeatures` or a ``cloud_to_features``
+    dict, or None when it has none."""
+    if isinstance(features, BinauralFeatures):
+        return features.activity
+    return features.get("activity")
 
 
 def audio_profile_of(features):

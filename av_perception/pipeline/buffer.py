@@ -85,7 +85,8 @@ def check_point_count(n: int, what: str) -> None:
 
 
 def _rows(arrays, sel):
-    """Rows ``sel`` of a buffered message's (stamps, ITDs, weights, profile or None)."""
+    """Rows ``sel`` of a buffered message's (stamps, ITDs, weights, profile or None,
+    activity or None)."""
     return tuple(None if a is None else a[sel] for a in arrays)
 
 
@@ -97,6 +98,8 @@ class Released:
     #: (n, N) ITD profiles of the released audio frames, or None (not every message had one
     #: of one size)
     audio_profile: np.ndarray | None = None
+    #: (n,) activity of the released audio frames, or None (not every message had it)
+    audio_activity: np.ndarray | None = None
     visual: list = field(default_factory=list)  # (stamp, item)
     events: list = field(default_factory=list)  # (stamp, item)
 
@@ -143,10 +146,12 @@ class TimeOrderedBuffer:
         h = self.head[kind]
         self.head[kind] = stamp if h is None else max(h, stamp)
 
-    def add_audio(self, stamps, itds, weights, keep=None, profile=None) -> int:
+    def add_audio(self, stamps, itds, weights, keep=None, profile=None,
+                  activity=None) -> int:
         """Buffer one message of audio frames; ``keep`` (bool mask in the order given)
         leaves frames out of the buffer while their stamps still advance the head;
-        ``profile`` (n, N): the frames' ITD profiles (optional).
+        ``profile`` (n, N): the frames' ITD profiles, ``activity`` (n,): their activity
+        (both optional).
         Returns the number buffered; raises InputError (nothing buffered) for an
         unusable message."""
         t = np.asarray(stamps, dtype=np.float64).reshape(-1)
@@ -161,6 +166,12 @@ class TimeOrderedBuffer:
                 raise InputError(f"audio frames: {len(t)} stamps but an ITD profile of shape "
                                  f"{profile.shape} (must be ({len(t)}, N))")
             profile = profile[order]
+        if activity is not None:
+            activity = np.asarray(activity, dtype=np.float64).reshape(-1)
+            if len(activity) != len(t):
+                raise InputError(f"audio frames: {len(t)} stamps but {len(activity)} "
+                                 "activity values")
+            activity = np.clip(np.nan_to_num(activity[order], nan=0.0), 0.0, None)
         t, tau, w = check_audio(t, itds, weights)
         if len(t) == 0:
             return 0
@@ -169,8 +180,10 @@ class TimeOrderedBuffer:
             k = keep[order]
             t, tau, w = t[k], tau[k], w[k]
             profile = None if profile is None else profile[k]
+            activity = None if activity is None else activity[k]
         if len(t):
-            self._items[AUDIO].append((float(t[0]), float(t[-1]), (t, tau, w, profile)))
+            self._items[AUDIO].append((float(t[0]), float(t[-1]),
+                                       (t, tau, w, profile, activity)))
             self.audio_frames += len(t)
         self._limit()
         return len(t)
@@ -257,6 +270,9 @@ class TimeOrderedBuffer:
                 if all(p is not None and p.shape[1] == profiles[0].shape[1]
                        for p in profiles):
                     out.audio_profile = np.concatenate(profiles)[order]
+                activities = [x[4] for x in take]
+                if all(a is not None for a in activities):
+                    out.audio_activity = np.concatenate(activities)[order]
                 self.audio_frames -= len(at)
         for kind in (VISUAL, EVENTS):
             if kind not in kinds:

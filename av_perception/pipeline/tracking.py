@@ -19,7 +19,7 @@ from ..core.config import (
 )
 from ..core.head_calibration import CalibrationFit, HeadCalibrationConfig, HeadCalibrator
 from ..io.heads import load_head_model, save_calibration
-from .audio import audio_frames_of, audio_profile_of
+from .audio import audio_activity_of, audio_frames_of, audio_profile_of
 from .buffer import AUDIO, EVENTS, InputError, TimeOrderedBuffer, check_point_count
 from .poses import HeadPoses
 
@@ -188,7 +188,7 @@ class TrackingPipeline:
         """A new tracker after a clock jump; ``keep`` = (lo, hi): the buffered audio of the
         new timeline to keep."""
         got = self.buffer.release(kinds=(AUDIO,))
-        audio, profile = got.audio, got.audio_profile
+        audio, profile, activity = got.audio, got.audio_profile, got.audio_activity
         self._new_tracker()
         self.resets += 1
         self.notices.append(notice)
@@ -196,7 +196,8 @@ class TrackingPipeline:
             sel = (audio[0] >= keep[0]) & (audio[0] <= keep[1])
             if sel.any():
                 self.buffer.add_audio(*(a[sel] for a in audio),
-                                      profile=None if profile is None else profile[sel])
+                                      profile=None if profile is None else profile[sel],
+                                      activity=None if activity is None else activity[sel])
 
     def pop_notices(self) -> list:
         """The messages of the restarts and of /tf since the last call (oldest first)."""
@@ -325,9 +326,10 @@ class TrackingPipeline:
         h = self.buffer.head[AUDIO]
         return -math.inf if h is None else h
 
-    def add_audio(self, stamps, itds, weights, profile=None) -> int:
+    def add_audio(self, stamps, itds, weights, profile=None, activity=None) -> int:
         """Buffer audio frames (stamp s, ITD s, weight = activity x reliability, and
-        optionally their ITD profiles (n, N)); returns the number buffered.  Raises
+        optionally their ITD profiles (n, N) and activity (n,)); returns the number
+        buffered.  Raises
         InputError (nothing buffered) for non-finite stamps or mismatched sizes."""
         w = np.nan_to_num(np.atleast_1d(np.asarray(weights, dtype=float)), nan=0.0)
         inf = np.isinf(np.asarray(itds, dtype=float))
@@ -352,12 +354,13 @@ class TrackingPipeline:
                 # the audio jumped forward (a clock step): not a frozen camera
                 self._visual_ref = float(t.min())
             return self.buffer.add_audio(stamps, itds, np.clip(w, 0.0, None),
-                                         profile=profile)
+                                         profile=profile, activity=activity)
 
     def add_audio_features(self, features) -> int:
         """Buffer :class:`~av_perception.core.audio.BinauralFeatures` or a
         ``cloud_to_features`` dict."""
-        return self.add_audio(*audio_frames_of(features), profile=audio_profile_of(features))
+        return self.add_audio(*audio_frames_of(features), profile=audio_profile_of(features),
+                              activity=audio_activity_of(features))
 
     def add_events(self, stamp: float, events) -> None:
         """Keep the newest fusion window's events (stamp = window end, s;
@@ -425,7 +428,8 @@ class TrackingPipeline:
             # that audio drifting ahead cannot pile up), the events up to the image
             got = self.buffer.release(stamp + tc.max_audio_buffer, kinds=(AUDIO,))
             audio = got.audio
-            frames = AudioFrames(*audio, got.audio_profile) if len(audio[0]) else None
+            frames = (AudioFrames(*audio, got.audio_profile, got.audio_activity)
+                      if len(audio[0]) else None)
             xyz = np.asarray(xyz, dtype=float).reshape(-1, 3)
             cov = np.asarray(covariance, dtype=float).reshape(-1, 3, 3)
             w = np.ones(len(xyz)) if weight is None else np.asarray(weight, dtype=float)
@@ -464,7 +468,8 @@ class TrackingPipeline:
             self._follow_head(stamp)
             got = self.buffer.release(stamp, kinds=(AUDIO,))
             audio = got.audio
-            frames = AudioFrames(*audio, got.audio_profile) if len(audio[0]) else None
+            frames = (AudioFrames(*audio, got.audio_profile, got.audio_activity)
+                      if len(audio[0]) else None)
             ready = self.buffer.release(stamp, kinds=(EVENTS,)).events
             events = ready[-1][1] if ready else None
             out = self.tracker.step(stamp, audio=frames, events=events)

@@ -23,13 +23,17 @@ class AudioFrames:
     stamp : (F,) s, frame centre times.  itd : (F,) s (NaN = no ITD).  weight : (F,) in
     [0, 1], activity x reliability.  Entries with the same stamp form one frame (e.g.
     sub-band ITDs).  profile : optional (F, N), each frame's ITD profile
-    (``BinauralFeatures.itd_profile``; the first entry of a frame counts).
+    (``BinauralFeatures.itd_profile``; the first entry of a frame counts).  activity :
+    optional (F,) in [0, 1], the front-end's activity alone (how much of the frame is
+    sound, whatever its ITD's reliability): the speaking model's inactive frames; None
+    = taken from ``weight``.
     """
 
     stamp: np.ndarray
     itd: np.ndarray
     weight: np.ndarray
     profile: np.ndarray | None = None
+    activity: np.ndarray | None = None
 
     def __post_init__(self):
         self.stamp = np.atleast_1d(np.asarray(self.stamp, dtype=float))
@@ -52,6 +56,14 @@ class AudioFrames:
                     f"{self.profile.shape}")
             if not np.all(np.isfinite(self.profile)):
                 raise TrackerInputError("audio frames' ITD profile must be finite")
+        if self.activity is not None:
+            self.activity = np.atleast_1d(np.asarray(self.activity, dtype=float))
+            if self.activity.shape != (n,):
+                raise TrackerInputError(
+                    f"audio frames' activity must have the stamps' shape ({n},), got "
+                    f"{self.activity.shape}")
+            if not np.all(np.isfinite(self.activity)) or np.any(self.activity < 0):
+                raise TrackerInputError("audio frames' activity must be finite and >= 0")
 
     def __len__(self) -> int:
         return len(self.stamp)
@@ -61,7 +73,7 @@ class AudioFrames:
         """From :class:`~av_perception.core.audio.BinauralFeatures` (weight = activity x
         reliability)."""
         return cls(features.stamp, features.itd, features.weight,
-                   getattr(features, "itd_profile", None))
+                   getattr(features, "itd_profile", None), features.activity)
 
     @classmethod
     def empty(cls) -> AudioFrames:
@@ -69,12 +81,13 @@ class AudioFrames:
 
     def select(self, mask) -> AudioFrames:
         return AudioFrames(self.stamp[mask], self.itd[mask], self.weight[mask],
-                           None if self.profile is None else self.profile[mask])
+                           None if self.profile is None else self.profile[mask],
+                           None if self.activity is None else self.activity[mask])
 
     @classmethod
     def concatenate(cls, a: AudioFrames, b: AudioFrames) -> AudioFrames:
-        """Frames of ``a`` then ``b``; the profile is kept when both have one of one size
-        (or one side has no frames)."""
+        """Frames of ``a`` then ``b``; the profile is kept when both have one of one size,
+        the activity when both have one (or one side has no frames)."""
         if not len(a):
             return b
         if not len(b):
@@ -82,8 +95,10 @@ class AudioFrames:
         pa, pb = a.profile, b.profile
         profile = (np.concatenate([pa, pb]) if pa is not None and pb is not None
                    and pa.shape[1] == pb.shape[1] else None)
+        activity = (np.concatenate([a.activity, b.activity])
+                    if a.activity is not None and b.activity is not None else None)
         return cls(np.concatenate([a.stamp, b.stamp]), np.concatenate([a.itd, b.itd]),
-                   np.concatenate([a.weight, b.weight]), profile)
+                   np.concatenate([a.weight, b.weight]), profile, activity)
 
 
 @dataclass

@@ -400,11 +400,12 @@ class Tracker:
         self.stats["audio_frames"] += 1
         self._audio_update(np.full(len(g), t), g, w)
 
-    def _audio_update(self, stamps, g, w, profile=None) -> None:
+    def _audio_update(self, stamps, g, w, profile=None, activity=None) -> None:
         """One variational update with the ITDs of one or more audio frames (``stamps``
         (F,), non-decreasing, the tracker already predicted to the last): the speaking
         HMMs are filtered frame by frame inside it; existence, shrink M-step and audio
-        births step frame by frame after it."""
+        births step frame by frame after it.  ``activity`` (F,): the front-end's activity
+        (the inactive frames of the speaking model; None: from the weights ``w``)."""
         c = self.config
         ok = np.isfinite(g)
         wn = np.where(ok, np.minimum(w / c.audio_full_weight, 1.0), 0.0)
@@ -415,8 +416,11 @@ class Tracker:
         starts = np.flatnonzero(np.r_[True, np.diff(stamps) > 0])
         ends = np.r_[starts[1:], len(stamps)]
         frame = np.repeat(np.arange(len(starts)), ends - starts)
-        # each frame's speaking evidence outside its ITDs: inactivity and the lips
-        inactive = np.add.reduceat(1.0 - wn, starts) / (ends - starts)
+        # each frame's speaking evidence outside its ITDs: inactivity and the lips; a frame
+        # is inactive by its activity alone (an active frame whose ITD is unreliable --
+        # two talkers at once, reverberation, noise -- is not evidence against speaking)
+        act = wn if activity is None else np.minimum(activity / c.audio_full_weight, 1.0)
+        inactive = np.add.reduceat(1.0 - act, starts) / (ends - starts)
         frame_llr = (-c.speaking_idle * inactive[:, None]
                      + self._lip_evidence(1.0 - inactive))
         if profile is not None and k0 and c.tf_presence_gain > 0.0:
@@ -512,7 +516,7 @@ class Tracker:
         self._advance(float(frames.stamp[-1]), "late_audio")
         self.stats["audio_frames"] += len(np.unique(frames.stamp))
         self._audio_update(np.maximum(frames.stamp, before), frames.itd, frames.weight,
-                           frames.profile)
+                           frames.profile, frames.activity)
 
     def report(self, stamp: float | None = None) -> TrackerOutput:
         """The confirmed tracks, predicted to ``stamp`` (default: the tracker clock) without
