@@ -13,8 +13,8 @@ from ..core.audio import AudioInputError, BinauralFeatures, BinauralFrontEnd
 from ..core.config import AudioFrontEndConfig, MicArrayConfig
 from ..io.heads import load_head_model
 
-__all__ = ["AudioPipeline", "AudioRunResult", "audio_activity_of", "audio_frames_of", "audio_profile_of",
-           "head_turn"]
+__all__ = ["AudioPipeline", "AudioRunResult", "audio_activity_of", "audio_frames_of",
+           "audio_profile_of", "head_turn"]
 
 
 #: a larger turn (rad) of the camera between two audio chunks is taken for a jump of /tf
