@@ -52,10 +52,16 @@ import numpy as np  # noqa: E402
 SEEDS = (101, 102, 103, 104, 105)
 BANDS = ((1.0, 2.0), (2.0, 3.0), (3.0, 4.5))
 FACE_W = 0.16
+#: detection parameters of each setting; "vision": parameters of the vision section
 SETTINGS = {
-    "haar": dict(detector="haar_frontal"),
-    "blazeface": dict(detector="blazeface", max_regions=0),
-    "blazeface+regions": dict(detector="blazeface"),
+    "haar": dict(detector="haar_frontal", vision=dict(half_face_stereo=False)),
+    "blazeface": dict(detector="blazeface", max_regions=0, search_crops=0,
+                      vision=dict(half_face_stereo=False)),
+    "blazeface+regions": dict(detector="blazeface", search_crops=0,
+                              vision=dict(half_face_stereo=False)),
+    "+search": dict(detector="blazeface", vision=dict(half_face_stereo=False)),
+    "+half-face stereo": dict(detector="blazeface", search_crops=0),
+    "+search+half-face stereo": dict(detector="blazeface"),
 }
 
 
@@ -109,6 +115,7 @@ def run_setting(scene_dir: Path, setting: dict, workdir: Path, name: str) -> dic
 
     from av_perception.core.config import StereoCameraConfig
     from av_perception.core.detection import DetectionConfig
+    from av_perception.core.vision import VisionConfig
     from av_perception.eval.metrics import evaluate_tracks
     from av_perception.eval.readers import read_ground_truth, read_tracks
     from av_perception.offline import process_bag
@@ -123,7 +130,9 @@ def run_setting(scene_dir: Path, setting: dict, workdir: Path, name: str) -> dic
                 frames_gt[round(float(rec["stamp"]), 6)] = rec["people"]
     obs_list = []
     tracks = workdir / f"tracks_{scene_dir.name}_{name}.csv"
-    configs = {DetectionConfig: DetectionConfig(**setting)}
+    setting = dict(setting)
+    vision = setting.pop("vision", {})
+    configs = {DetectionConfig: DetectionConfig(**setting), VisionConfig: VisionConfig(**vision)}
     cpu0 = time.process_time()
     res = process_bag(scene_dir / "bag", tracks, configs, on_observations=obs_list.append)
     cpu = time.process_time() - cpu0

@@ -109,6 +109,11 @@ class VisionConfig(StageConfig):
         "camera", "Frame of the 3D outputs: 'camera' (left optical frame) or 'rectified' "
         "(left rectified frame; equal when the images come rectified).",
         choices=("camera", "rectified"))
+    half_face_stereo: bool = param(
+        True, "When a face's stereo match fails the left-right check or the score (a nearer "
+        "object hides part of it in one image), match the left and right halves of its "
+        "region apart and keep the better half that passes every check unambiguously "
+        "(score, left-right, margin >= vision.ambiguity_margin, the size check).")
     use_numba: bool = param(True, "Use the numba matching kernel (else the numpy reference).")
 
     def validate(self):
@@ -348,7 +353,7 @@ class VisualFrontEnd:
                              c.disparity_noise, c.output_frame, c.depth_offset)
                      if self.body_config.enabled else None)
         self.stats: dict = {"frames": 0, "observations": 0, "interest_points": 0,
-                            "body": 0, "rejected": {}}
+                            "body": 0, "half_face": 0, "rejected": {}}
         self.last_timing: dict = {}
 
     # ----------------------------------------------------------------- state
@@ -459,9 +464,11 @@ class VisualFrontEnd:
         regions[:, 1] += 0.5 * (1 - f) * heads[:, 3]
         regions[:, 2:] *= f
         res = self.matcher.match(gl, gr, regions)
-        reason = res.reason.astype(object)
         conf = np.array([d.confidence for d in dets])
         kinds = np.array([d.kind for d in dets], dtype="<U10")
+        if c.half_face_stereo:
+            self._match_halves(gl, gr, regions, heads, kinds, res)
+        reason = res.reason.astype(object)
         if c.size_check_ratio > 0:
             is_face = (kinds == "face") | (kinds == "profile")
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -492,6 +499,41 @@ class VisualFrontEnd:
             res.quality[ok], res.disparity[ok], np.array([d.tracked for d in dets])[ok],
             rejected, None if lips is None else lips[0][ok],
             None if lips is None else lips[1][ok])
+
+    def _match_halves(self, gl, gr, regions, heads, kinds, res) -> None:
+        """Faces whose match failed as a partly hidden face's does (``left_right_mismatch``,
+        ``low_match_score``): match the left and right halves of their regions and take
+        the better half that passes every check with full margin and agrees with the box
+        size (``vision.half_face_stereo``); ``res`` is updated in place."""
+        c = self.config
+        retry = np.flatnonzero(((kinds == "face") | (kinds == "profile"))
+                               & np.isin(res.reason, ("left_right_mismatch", "low_match_score")))
+        if not retry.size:
+            return
+        left = regions[retry].copy()
+        left[:, 2] *= 0.5
+        right = left.copy()
+        right[:, 0] += left[:, 2]
+        half = self.matcher.match(gl, gr, np.concatenate([left, right]))
+        n = retry.size
+        z_size = self.calibration.fx * c.face_width / heads[retry, 2]
+        for k, i in enumerate(retry):
+            best = None
+            for j in (k, k + n):
+                if half.reason[j] != "ok" or half.uniqueness[j] < c.ambiguity_margin:
+                    continue
+                ratio = half.depth[j] / z_size[k]
+                if c.size_check_ratio > 0 and not (1.0 / c.size_check_ratio <= ratio
+                                                   <= c.size_check_ratio):
+                    continue
+                if best is None or half.quality[j] > half.quality[best]:
+                    best = j
+            if best is None:
+                continue
+            for name in ("disparity", "depth", "score", "uniqueness", "quality", "dy"):
+                getattr(res, name)[i] = getattr(half, name)[best]
+            res.reason[i] = "ok"
+            self.stats["half_face"] += 1
 
     def _interest_points(self, gl, gr, dets, stamp) -> VisualObservations:
         c = self.config
