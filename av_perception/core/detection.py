@@ -160,7 +160,7 @@ class DetectionConfig(StageConfig):
         "around the middle row, heads within ~0.6 m of the camera's height at 3 m and "
         "more with fx = 500 px).", low=0.0, high=1.0, length=2)
     search_columns: int = param(
-        1, "BlazeFace search: the band is cut into this many crops side by side (each "
+        2, "BlazeFace search: the band is cut into this many crops side by side (each "
         "widened by detection.search_max_size), run detection.search_crops per keyframe in "
         "turn.", low=1, high=32)
     search_scale: float = param(
