@@ -125,7 +125,7 @@ class VisionConfig(StageConfig):
         "object hides part of it in one image), match the left and right halves of its "
         "region apart and keep the better half that passes every check with a wide margin "
         "(ZNCC >= 0.8, margin >= 0.15, depth within 0.65-1.25 x the one its box size "
-        "implies).")
+        "implies); with vision.disparity_method 'ncc' only.")
     use_numba: bool = param(True, "Use the numba matching kernel (else the numpy reference).")
 
     def validate(self):
@@ -478,7 +478,7 @@ class VisualFrontEnd:
         res = self.matcher.match(gl, gr, regions)
         conf = np.array([d.confidence for d in dets])
         kinds = np.array([d.kind for d in dets], dtype="<U10")
-        if c.half_face_stereo:
+        if c.half_face_stereo and c.disparity_method == "ncc":  # bounds chosen for ZNCC
             self._match_halves(gl, gr, regions, heads, kinds, res)
         reason = res.reason.astype(object)
         if c.size_check_ratio > 0:
