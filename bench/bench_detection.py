@@ -208,13 +208,17 @@ def evaluate(config: DetectionConfig, data, min_size: int, regions: bool = False
 SETTINGS = [
     ("haar_frontal", dict(detector="haar_frontal"), False),
     ("haar_frontal, scale 2", dict(detector="haar_frontal", scale=2.0), False),
-    ("blazeface full_range, whole frame", dict(blazeface_variant="full_range"), False),
+    ("blazeface full_range, whole frame", dict(blazeface_variant="full_range",
+                                               search_crops=0), False),
     ("blazeface full_range, whole frame + 3x2 tiles",
-     dict(blazeface_variant="full_range", tile_columns=3, tile_rows=2), False),
-    ("blazeface back, input scale 0.5", dict(blazeface_input_scale=0.5), False),
-    ("**blazeface default** (back, input scale 0.75)", {}, False),
-    ("blazeface back, input scale 1.0", dict(blazeface_input_scale=1.0), False),
-    ("blazeface default + 2x2 tiles", dict(tile_columns=2, tile_rows=2), False),
+     dict(blazeface_variant="full_range", tile_columns=3, tile_rows=2, search_crops=0), False),
+    ("blazeface back, input scale 0.5", dict(blazeface_input_scale=0.5, search_crops=0), False),
+    ("blazeface back, input scale 0.75, no search (the default until 2026-12-07)",
+     dict(search_crops=0), False),
+    ("blazeface back, input scale 1.0", dict(blazeface_input_scale=1.0, search_crops=0), False),
+    ("blazeface back 0.75 + 2x2 tiles", dict(tile_columns=2, tile_rows=2, search_crops=0),
+     False),
+    ("**blazeface default** (back, input scale 0.75 + the search band)", {}, False),
     ("blazeface default + regions around predicted heads", {}, True),
 ]
 
@@ -261,8 +265,11 @@ def sim_recall(n_frames: int):
     for name, kw in (("haar_frontal, min_size 24 (the old defaults)",
                       dict(detector="haar_frontal", min_size=24)),
                      ("haar_frontal", dict(detector="haar_frontal")),
-                     ("blazeface (default)", {}),
-                     ("blazeface back, input scale 1.0", dict(blazeface_input_scale=1.0))):
+                     ("blazeface, no search (the default until 2026-12-07)",
+                      dict(search_crops=0)),
+                     ("blazeface (default: + the search band)", {}),
+                     ("blazeface back, input scale 1.0, no search",
+                      dict(blazeface_input_scale=1.0, search_crops=0))):
         pipe = DetectionPipeline(DetectionConfig(every_k=1, **kw), min_size=min_size)
         found = np.zeros((len(BINS), 2))
         false = 0
@@ -353,7 +360,8 @@ def main(argv=None):
     print("| detector | every_k | wall ms | fps (wall) | CPU ms | fps (CPU) | recall |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, kw in (("haar_frontal", dict(detector="haar_frontal")),
-                     ("blazeface (default)", {})):
+                     ("blazeface, no search", dict(search_crops=0)),
+                     ("blazeface (default: + the search band)", {})):
         for k in (1, 3):
             r = run(frames, calibration, VisionConfig(), DetectionConfig(every_k=k, **kw))
             print(f"| {name} | {k} | {r['mean']:.1f} | {r['fps']:.1f} | {r['cpu']:.1f} "

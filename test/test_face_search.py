@@ -1,0 +1,243 @@
+"""Issue 17, far faces: the search over the band of far heads (crops, rotation, which faces
+it keeps; on pasted photos, a far face the whole-frame pass misses) and the stereo of a
+face half hidden in the right image (its unhidden half gives the depth; a face hidden
+wholly gives none)."""
+import cv2
+import numpy as np
+import pytest
+from test_blazeface import ASTRONAUT_FACE, BlazeFaceConfig, matches, needs_models, paste_faces
+
+from av_perception.core import blazeface as bf
+from av_perception.core.config import ConfigError, StereoCameraConfig
+from av_perception.core.detection import Detection, DetectionConfig, DetectionPipeline
+from av_perception.core.face_search import FaceSearch, search_crops
+from av_perception.core.vision import VisionConfig, VisualFrontEnd
+
+pytestmark = pytest.mark.timeout(300)
+
+
+# ---------------------------------------------------------------------------
+# crops and rotation
+# ---------------------------------------------------------------------------
+def test_search_crops_cover_the_band_with_a_margin():
+    crops = search_crops(640, 480, (0.3, 0.7), 3, 40)
+    assert len(crops) == 3
+    for _, y0, _, y1 in crops:  # rows 144-336 plus the margin
+        assert (y0, y1) == (104.0, 376.0)
+    cell = 640 / 3
+    assert crops[0] == pytest.approx((0.0, 104.0, cell + 40, 376.0))
+    assert crops[1] == pytest.approx((cell - 40, 104.0, 2 * cell + 40, 376.0))
+    assert crops[2] == pytest.approx((2 * cell - 40, 104.0, 640.0, 376.0))
+    # a face up to the margin wide centred anywhere in the band lies inside some crop
+    for cx in np.linspace(0, 640, 97):
+        box = (cx - 20, cx + 20)
+        assert any(x0 <= max(box[0], 0) and min(box[1], 640) <= x1 for x0, _, x1, _ in crops)
+    (whole,) = search_crops(640, 480, (0.0, 1.0), 1, 40)  # clipped to the image
+    assert whole == (0.0, 0.0, 640.0, 480.0)
+    with pytest.raises(ValueError, match="top < bottom"):
+        search_crops(640, 480, (0.7, 0.3), 1, 40)
+    with pytest.raises(ValueError, match="columns"):
+        search_crops(640, 480, (0.3, 0.7), 0, 40)
+
+
+class _FakeModel:
+    """Returns given faces (x0, y0, x1, y1) lying in the crop it is run on; records the
+    crops."""
+
+    nms_iou = 0.3
+
+    def __init__(self, faces):
+        self.faces = np.asarray(faces, dtype=float).reshape(-1, 4)
+        self.crops = []
+
+    def detect_regions(self, rgb, regions):
+        ((crop, scale),) = regions
+        self.crops.append(crop)
+        x0, y0, x1, y1 = crop
+        f = self.faces
+        cx, cy = 0.5 * (f[:, 0] + f[:, 2]), 0.5 * (f[:, 1] + f[:, 3])
+        sel = (cx >= x0) & (cx < x1) & (cy >= y0) & (cy < y1)
+        return bf.RawFaces(f[sel], np.zeros((int(sel.sum()), 6, 2)), np.full(sel.sum(), 0.9))
+
+
+def test_the_search_turns_over_the_band_and_keeps_small_new_faces():
+    rgb = np.zeros((480, 640, 3), np.uint8)
+    faces = [(100, 200, 120, 220),  # small, new: kept
+             (300, 180, 360, 240),  # 60 px: a near face, left to the whole-frame pass
+             (500, 200, 520, 220),  # small, but the other passes found it: skipped
+             (220, 230, 240, 250)]  # cut by the first crop's right edge (213.3 + 20)
+    model = _FakeModel(faces)
+    search = FaceSearch(model, (0.3, 0.7), 3, 1, 1.0, 20)
+    known = np.array([[498.0, 198.0, 521.0, 222.0]])
+    found = [search.detect(rgb, known) for _ in range(4)]
+    xs = [c[0] for c in model.crops]
+    assert xs == pytest.approx([0.0, 640 / 3 - 20, 2 * 640 / 3 - 20, 0.0])  # in turn
+    assert found[0].boxes.tolist() == [[100, 200, 120, 220]]
+    # the face cut by crop 0's edge is whole in crop 1
+    assert found[1].boxes.tolist() == [[220, 230, 240, 250]]
+    assert len(found[2]) == 0 and search.runs == 4 and search.faces == 3
+    # two crops per call: the whole band in two calls
+    model2 = _FakeModel(faces)
+    s2 = FaceSearch(model2, (0.3, 0.7), 3, 2, 1.0, 20)
+    s2.detect(rgb)
+    s2.detect(rgb)
+    assert [c[0] for c in model2.crops] == pytest.approx(
+        [0.0, 640 / 3 - 20, 2 * 640 / 3 - 20, 0.0])
+
+
+def test_search_parameters_are_checked():
+    with pytest.raises(ConfigError, match="search_band"):
+        DetectionConfig(search_band=(0.6, 0.4))
+    with pytest.raises(ConfigError, match="search_variant"):
+        DetectionConfig(search_variant="tiny")
+    with pytest.raises(ConfigError, match="search_crops"):
+        DetectionConfig(search_crops=-1)
+
+
+# ---------------------------------------------------------------------------
+# on pasted photos
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def astronaut():
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut()[..., ::-1])
+
+
+@pytest.fixture(scope="module")
+def coffee():
+    from skimage import data
+
+    return np.ascontiguousarray(data.coffee()[..., ::-1])
+
+
+@needs_models
+def test_the_search_finds_far_faces_the_whole_frame_misses(astronaut, coffee):
+    """Astronaut faces 17-19 px wide (0.16 m at 4.2-4.7 m, fx 500) in the band: the
+    whole-frame pass (0.75 x) misses most; the search (default: the band's left half on
+    one keyframe, the right half on the next) finds every one in two frames, and no
+    face outside the band."""
+    wanted = [(60, 200, 17), (250, 260, 18), (450, 170, 19), (560, 300, 17)]
+    frame, truth = paste_faces(astronaut, coffee, wanted)
+    off = DetectionPipeline(BlazeFaceConfig(every_k=1, search_crops=0), min_size=9)
+    on = DetectionPipeline(BlazeFaceConfig(every_k=1), min_size=9)
+    assert on.config.search_columns == 2
+    before = sum(any(matches(d, b, 0.4) for d in off.detect(frame)) for b in truth)
+    first, second = on.detect(frame), on.detect(frame)
+    found = [[any(matches(d, b, 0.4) for d in dets) for b in truth]
+             for dets in (first, second)]
+    assert before <= 2, before  # measured: 1
+    assert found[0][:2] == [True, True] and found[1][2:] == [True, True], found
+    for d in first + second:  # nothing else
+        assert any(matches(d, b, 0.4) for b in truth)
+    # the same faces above the band (rows < 0.3 x 480 - 40): the search does not look there
+    high, truth_high = paste_faces(astronaut, coffee, [(x, 40, s) for x, _, s in wanted])
+    dets = on.detect(high) + on.detect(high)
+    got = sum(any(matches(d, b, 0.4) for d in dets) for b in truth_high)
+    assert got == sum(any(matches(d, b, 0.4) for d in off.detect(high)) for b in truth_high)
+
+
+# ---------------------------------------------------------------------------
+# stereo of a face half hidden in the right image
+# ---------------------------------------------------------------------------
+FX, BASELINE = 500.0, 0.12
+
+
+def _shift(img, d):
+    """The image moved left by d px (what the right camera sees at disparity d)."""
+    m = np.float32([[1, 0, -d], [0, 1, 0]])
+    return cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT)
+
+
+def _layer(canvas_l, canvas_r, img, mask, d):
+    """Paint a fronto-parallel layer at disparity d over both views."""
+    ml = mask[..., None]
+    mr = _shift(mask, d)[..., None]
+    canvas_l[:] = ml * img + (1 - ml) * canvas_l
+    canvas_r[:] = mr * _shift(img, d) + (1 - mr) * canvas_r
+
+
+def _pair(astronaut, z_face, hide_px, seed=0):
+    """A stereo pair: textured wall at 5.5 m, the astronaut's face (20 px box at 4 m,
+    centre (320, 220)) at ``z_face``, and a textured board at 1.5 m that hides
+    ``hide_px`` px of the face's right side in the right image only."""
+    rng = np.random.default_rng(seed)
+    h, w = 480, 640
+    wall = cv2.GaussianBlur(rng.uniform(60, 200, (h, w)).astype(np.float32), (0, 0), 2.0)
+    left = np.repeat(wall[..., None], 3, axis=2)
+    right = _shift(left, FX * BASELINE / 5.5)
+    side = FX * 0.16 / z_face
+    bx, by, bw, bh = ASTRONAUT_FACE
+    k = side / bw
+    big = cv2.resize(astronaut.astype(np.float32), None, fx=k, fy=k,
+                     interpolation=cv2.INTER_AREA)
+    face = np.zeros((h, w, 3), np.float32)
+    cx, cy = 320.0, 220.0
+    ox, oy = int(round(cx - (bx + bw / 2) * k)), int(round(cy - (by + bh / 2) * k))
+    y0, x0 = max(oy, 0), max(ox, 0)
+    face[y0:oy + big.shape[0], x0:ox + big.shape[1]] = big[y0 - oy:h - oy, x0 - ox:w - ox]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    head = (((xx - cx) / (0.62 * side)) ** 2 + ((yy - cy) / (0.8 * side)) ** 2 <= 1.0)
+    _layer(left, right, face, head.astype(np.float32), FX * BASELINE / z_face)
+    # the board: its left edge in the right image hide_px left of the face's right edge
+    d_board = FX * BASELINE / 1.5
+    d_face = FX * BASELINE / z_face
+    edge_right_image = cx + 0.5 * side - d_face - hide_px
+    board = (xx >= edge_right_image + d_board) & (yy > 150) & (yy < 330)
+    tex = cv2.GaussianBlur(rng.uniform(0, 255, (h, w)).astype(np.float32), (0, 0), 1.5)
+    _layer(left, right, np.repeat(tex[..., None], 3, axis=2), board.astype(np.float32),
+           d_board)
+    truth = (cx - 0.5 * side, cy - 0.5 * side, side, side)
+    return (np.clip(left, 0, 255).astype(np.uint8), np.clip(right, 0, 255).astype(np.uint8),
+            truth)
+
+
+def _front_end(box, half: bool):
+    fe = VisualFrontEnd(VisionConfig(half_face_stereo=half), StereoCameraConfig(),
+                        DetectionConfig(detector="haar_frontal", every_k=1))
+    det = Detection(*box, 0.9, "face", "test")
+    fe.detector.detect = lambda image, regions=None: [det]  # the face is given
+    return fe
+
+
+def test_a_face_half_hidden_in_the_right_image_gets_its_depth_from_the_other_half(
+        astronaut):
+    """Half the face hidden in the right image (3.9 and 4.4 m, three textures): the whole
+    region fails the checks in most cases, one half gives the depth in every case."""
+    before = after = 0
+    for z in (3.9, 4.4):
+        side = FX * 0.16 / z
+        for seed in range(3):
+            left, right, box = _pair(astronaut, z, 0.5 * side, seed)
+            fe0 = _front_end(box, half=False)
+            obs0 = fe0.process(left, right, 0.0)
+            before += len(obs0)
+            fe = _front_end(box, half=True)
+            obs = fe.process(left, right, 0.0)
+            assert len(obs) == 1, (z, seed)
+            assert obs.xyz[0, 2] == pytest.approx(z, abs=0.03 * z), (z, seed)
+            after += 1
+            if len(obs0):  # matched whole: the same observation, no half needed
+                assert fe.stats["half_face"] == 0 and obs.xyz == pytest.approx(obs0.xyz)
+            else:
+                assert obs0.rejected[0].reason in ("left_right_mismatch", "low_match_score")
+                assert fe.stats["half_face"] == 1
+    assert before <= 2 and after == 6  # measured: 2 and 6
+
+
+def test_a_face_hidden_more_than_half_gets_no_wrong_depth(astronaut):
+    """Hidden over more of the face (0.6 to 1.2 of its width): either no observation or
+    the right depth -- never the board's."""
+    for z in (3.2, 3.9, 4.4):
+        side = FX * 0.16 / z
+        for hide in (0.6, 0.8, 1.0, 1.2):
+            left, right, box = _pair(astronaut, z, hide * side, 0)
+            obs = _front_end(box, half=True).process(left, right, 0.0)
+            assert len(obs) == 0 or obs.xyz[0, 2] == pytest.approx(z, abs=0.05 * z)
+    # unhidden: matched whole, as before
+    left, right, box = _pair(astronaut, 3.9, -1.0 * FX * 0.16 / 3.9)
+    fe = _front_end(box, half=True)
+    obs = fe.process(left, right, 0.0)
+    assert len(obs) == 1 and fe.stats["half_face"] == 0
+    assert obs.xyz[0, 2] == pytest.approx(3.9, abs=0.1)
