@@ -62,7 +62,7 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
     import rclpy
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-    from test_visual_node import image_msg, info_msgs
+    from test_visual_node import publish_stereo_pair
 
     from av_perception.nodes.conversions import cloud_to_tracks, time_to_sec
     from av_perception.nodes.perception_node import PerceptionNode
@@ -151,10 +151,7 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
                 next_tf += 0.01
             if time.monotonic() >= next_pub:
                 stamp = node.get_clock().now().nanoseconds * 1e-9
-                for pub, info in zip(pub_info, info_msgs(stamp)):
-                    pub.publish(info)
-                pub_img[0].publish(image_msg(left, stamp, "cam_left"))
-                pub_img[1].publish(image_msg(right, stamp, "cam_right"))
+                publish_stereo_pair(pub_info, pub_img, left, right, stamp)
                 sent += 1
                 next_pub += 1.0 / fps
                 if voices and sent % 8 == 0:

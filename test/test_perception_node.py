@@ -23,7 +23,7 @@ def pair():
 def test_perception_node_tracks_the_rendered_heads_and_the_talker(node_harness, pair, tmp_path):
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-    from test_visual_node import image_msg, info_msgs
+    from test_visual_node import publish_stereo_pair
     from visualization_msgs.msg import MarkerArray
 
     from av_perception.nodes.conversions import (
@@ -70,10 +70,7 @@ def test_perception_node_tracks_the_rendered_heads_and_the_talker(node_harness, 
     while time.monotonic() < end and not enough():
         if time.monotonic() >= next_pub:
             stamp = node.get_clock().now().nanoseconds * 1e-9
-            for pub, info in zip(pub_info, info_msgs(stamp)):
-                pub.publish(info)
-            pub_img[0].publish(image_msg(left, stamp, "cam_left"))
-            pub_img[1].publish(image_msg(right, stamp, "cam_right"))
+            publish_stereo_pair(pub_info, pub_img, left, right, stamp)
             sent += 1
             next_pub = time.monotonic() + 1 / 15
         ex.spin_once(timeout_sec=0.005)

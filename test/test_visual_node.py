@@ -47,6 +47,15 @@ def info_msgs(stamp, cal=CAL, swap=False):
     return msgs[::-1] if swap else msgs
 
 
+def publish_stereo_pair(pub_info, pub_img, left, right, stamp):
+    """One stereo pair at ``stamp``: both camera_infos, then the left and right images
+    (publishers as [left, right])."""
+    for pub, info in zip(pub_info, info_msgs(stamp)):
+        pub.publish(info)
+    pub_img[0].publish(image_msg(left, stamp, "cam_left"))
+    pub_img[1].publish(image_msg(right, stamp, "cam_right"))
+
+
 class Harness(NodeHarness):
     """The node under test, publishers of stereo pairs and a listener of its clouds."""
 
