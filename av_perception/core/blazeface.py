@@ -34,7 +34,9 @@ __all__ = [
     "load_tflite",
     "mesh_measures",
     "model_path",
+    "nms_with_candidates",
     "package_data_dir",
+    "same_faces",
     "ssd_anchors",
     "to_rgb",
     "weighted_nms",
@@ -460,12 +462,16 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
 class RawFaces:
     """Faces found in one image before conversion to Detection.
 
-    boxes (N, 4) x0, y0, x1, y1 pixels; keypoints (N, 6, 2) pixels; scores (N,).
+    boxes (N, 4) x0, y0, x1, y1 pixels; keypoints (N, 6, 2) pixels; scores (N,);
+    candidate (N,) bool or None (all False): scored under the detector's threshold but at
+    least the low threshold of :meth:`BlazeFaceDetector.detect_regions` -- a face only
+    when something else confirms it.
     """
 
     boxes: np.ndarray
     keypoints: np.ndarray
     scores: np.ndarray
+    candidate: np.ndarray | None = None
 
     @staticmethod
     def empty() -> RawFaces:
@@ -473,6 +479,69 @@ class RawFaces:
 
     def __len__(self) -> int:
         return len(self.scores)
+
+    @property
+    def is_candidate(self) -> np.ndarray:
+        """(N,) bool: the low-scoring candidates."""
+        return (np.zeros(len(self.scores), dtype=bool) if self.candidate is None
+                else np.asarray(self.candidate, dtype=bool))
+
+    def select(self, mask) -> RawFaces:
+        """The faces where ``mask`` (bool (N,) or indices) holds."""
+        return RawFaces(self.boxes[mask], self.keypoints[mask], self.scores[mask],
+                        self.is_candidate[mask])
+
+    @staticmethod
+    def concatenate(parts) -> RawFaces:
+        """Join face sets (no suppression)."""
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return RawFaces.empty()
+        return RawFaces(np.concatenate([p.boxes for p in parts]),
+                        np.concatenate([p.keypoints for p in parts]),
+                        np.concatenate([p.scores for p in parts]),
+                        np.concatenate([p.is_candidate for p in parts]))
+
+
+def same_faces(boxes: np.ndarray, known: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """(N,) bool: boxes (N, 4, x0 y0 x1 y1) overlapping a ``known`` box (M, 4) by more than
+    ``iou_threshold`` (IoU), or whose centre lies in one or which contain a known centre:
+    the same face."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    known = np.asarray(known, dtype=np.float64).reshape(-1, 4)
+    if not len(boxes) or not len(known):
+        return np.zeros(len(boxes), dtype=bool)
+    out = np.zeros(len(boxes), dtype=bool)
+    cx = 0.5 * (boxes[:, 0] + boxes[:, 2])
+    cy = 0.5 * (boxes[:, 1] + boxes[:, 3])
+    kx = 0.5 * (known[:, 0] + known[:, 2])
+    ky = 0.5 * (known[:, 1] + known[:, 3])
+    for i, b in enumerate(boxes):
+        inside = ((cx[i] >= known[:, 0]) & (cx[i] <= known[:, 2]) & (cy[i] >= known[:, 1])
+                  & (cy[i] <= known[:, 3]))
+        holds = (kx >= b[0]) & (kx <= b[2]) & (ky >= b[1]) & (ky <= b[3])
+        out[i] = bool(np.any(inside | holds | (_iou_xyxy(b, known) > iou_threshold)))
+    return out
+
+
+def nms_with_candidates(faces: RawFaces, iou_threshold: float) -> RawFaces:
+    """Weighted NMS of the confident faces, and apart of the candidates (so that a
+    candidate never moves a confident face's box); candidates that are the same face as
+    a confident one (:func:`same_faces`) are dropped."""
+    if not len(faces):
+        return RawFaces.empty()
+    cand = faces.is_candidate
+    parts = []
+    for mask, flag in ((~cand, False), (cand, True)):
+        if not mask.any():
+            continue
+        b, s, k = weighted_nms(faces.boxes[mask], faces.scores[mask], faces.keypoints[mask],
+                               iou_threshold)
+        part = RawFaces(b, k, s, np.full(len(s), flag))
+        if flag and parts:
+            part = part.select(~same_faces(part.boxes, parts[0].boxes, iou_threshold))
+        parts.append(part)
+    return RawFaces.concatenate(parts)
 
 
 class BlazeFaceDetector:
@@ -556,7 +625,8 @@ class BlazeFaceDetector:
             self._anchor_cache[wh] = ssd_anchors(self.spec.anchors, wh)
         return self._anchor_cache[wh]
 
-    def detect_regions(self, rgb: np.ndarray, regions) -> RawFaces:
+    def detect_regions(self, rgb: np.ndarray, regions, low_score: float | None = None
+                       ) -> RawFaces:
         """Faces in image regions, merged by weighted NMS in image pixels.
 
         Parameters
@@ -567,7 +637,12 @@ class BlazeFaceDetector:
             into the square network input; with a scale (fully convolutional
             models only; ignored otherwise) the region is resized by it and
             padded to a multiple of 32 instead.
+        low_score : float, optional
+            Also return the faces scoring from this up to the threshold, flagged as
+            candidates (``RawFaces.candidate``; :func:`nms_with_candidates`: the
+            confident faces come out as without it).
         """
+        low = self.min_score if low_score is None else min(float(low_score), self.min_score)
         all_b, all_k, all_s = [], [], []
         for item in regions:
             region, scale = item if (isinstance(item, tuple) and len(item) == 2) else (item, None)
@@ -577,7 +652,7 @@ class BlazeFaceDetector:
             wh = (blob.shape[3], blob.shape[2])
             anchors = self._anchors_for(wh)
             raw_b, raw_s = self._forward(blob, len(anchors))
-            b, k, s = decode_boxes(raw_b, raw_s, anchors, wh, self.min_score)
+            b, k, s = decode_boxes(raw_b, raw_s, anchors, wh, low)
             if not len(s):
                 continue
             fx, fy = wh[0] / sx, wh[1] / sy
@@ -586,10 +661,13 @@ class BlazeFaceDetector:
             all_s.append(s)
         if not all_s:
             return RawFaces.empty()
-        b, s, k = weighted_nms(np.concatenate(all_b), np.concatenate(all_s),
-                               np.concatenate(all_k), self.nms_iou)
+        s = np.concatenate(all_s)
+        faces = nms_with_candidates(
+            RawFaces(np.concatenate(all_b), np.concatenate(all_k), s, s < self.min_score),
+            self.nms_iou)
+        b = faces.boxes
         ok = np.all(np.isfinite(b), axis=1) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
-        return RawFaces(b[ok], k[ok], s[ok])
+        return faces.select(ok)
 
     def detect(self, image: np.ndarray) -> RawFaces:
         """Faces in a whole grey/BGR/BGRA image (letterboxed once)."""
