@@ -87,6 +87,10 @@ class Detection:
         left ear tragion (the person's right/left), full-image pixels.
     landmarks : FaceLandmarks or None
         Face mesh and its measures (``detection.landmarks``), full-image pixels.
+    candidate : bool
+        BlazeFace: scored under its pass's threshold but at least
+        ``detection.candidate_score_threshold``; the front-end keeps it only when confirmed
+        (``vision.candidate_confirmation``).
     """
 
     x: float
@@ -99,6 +103,7 @@ class Detection:
     tracked: bool = False
     keypoints: np.ndarray | None = field(default=None, compare=False, repr=False)
     landmarks: FaceLandmarks | None = field(default=None, compare=False, repr=False)
+    candidate: bool = False
 
     @property
     def box(self) -> np.ndarray:
@@ -124,7 +129,7 @@ class Detection:
         if self.keypoints is not None:
             kp = self.keypoints + np.array([float(x) - self.x, float(y) - self.y])
         return Detection(float(x), float(y), self.w, self.h, float(confidence), self.kind,
-                         self.source, True, kp)
+                         self.source, True, kp, candidate=self.candidate)
 
     def shifted(self, scale: float, dx: float, dy: float) -> Detection:
         """A copy with box and keypoints/landmarks mapped by p -> p / scale + (dx, dy)."""
@@ -137,7 +142,7 @@ class Detection:
             lm = dataclasses.replace(lm, points=pts)
         return Detection(self.x / scale + dx, self.y / scale + dy, self.w / scale,
                          self.h / scale, self.confidence, self.kind, self.source, self.tracked,
-                         kp, lm)
+                         kp, lm, self.candidate)
 
 
 def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -439,24 +444,20 @@ class BlazeFacePass:
             crop = self.region_crop(width, height, box)
             if crop is not None and not _face_at(box, raw.boxes):
                 todo.append(crop)
+        low = c.candidate_score_threshold or None
         if todo:
-            extra = self.detector.detect_regions(rgb, todo)
+            extra = self.detector.detect_regions(rgb, todo, low)
             if not len(raw) or not len(extra):
                 raw = extra if len(extra) else raw
             else:
-                b, s, k = bf.weighted_nms(np.concatenate([raw.boxes, extra.boxes]),
-                                          np.concatenate([raw.scores, extra.scores]),
-                                          np.concatenate([raw.keypoints, extra.keypoints]),
-                                          self.detector.nms_iou)
-                raw = bf.RawFaces(b, k, s)
+                raw = bf.nms_with_candidates(bf.RawFaces.concatenate([raw, extra]),
+                                             self.detector.nms_iou)
         if self.search is None:
             return raw
-        found = self.search.detect(rgb, raw.boxes)  # faces not found yet
+        found = self.search.detect(rgb, raw.boxes, low)  # faces not found yet
         if not len(found):
             return raw
-        return bf.RawFaces(np.concatenate([raw.boxes, found.boxes]),
-                           np.concatenate([raw.keypoints, found.keypoints]),
-                           np.concatenate([raw.scores, found.scores]))
+        return bf.RawFaces.concatenate([raw, found])
 
     def detect(self, image: np.ndarray, min_size: int = 0, max_size: int = 0,
                regions=None) -> list[Detection]:
@@ -469,7 +470,8 @@ class BlazeFacePass:
         height, width = rgb.shape[:2]
         raw = self.detect_raw(rgb, regions)
         out = []
-        for box, kp, score in zip(raw.boxes, raw.keypoints, raw.scores):
+        for box, kp, score, cand in zip(raw.boxes, raw.keypoints, raw.scores,
+                                        raw.is_candidate):
             x0, y0, x1, y1 = (float(v) for v in box)
             side = max(x1 - x0, y1 - y0)
             if side < min_size or (max_size and side > max_size):
@@ -480,7 +482,8 @@ class BlazeFacePass:
             lm = self.landmarker.run(rgb, box, kp) if self.landmarker is not None else None
             shift = BLAZEFACE_CENTRE_SHIFT * (y1 - y0)
             out.append(Detection(x0, y0 - shift, x1 - x0, y1 - y0, float(score), "face",
-                                 self.source, False, np.asarray(kp, dtype=np.float64), lm))
+                                 self.source, False, np.asarray(kp, dtype=np.float64), lm,
+                                 bool(cand)))
         return out
 
 

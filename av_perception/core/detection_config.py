@@ -126,6 +126,13 @@ class DetectionConfig(StageConfig):
     search_max_size: int = param(
         40, "BlazeFace search: largest face side kept (px; nearer faces are the "
         "whole-frame pass's); also the crops' margin around the band.", low=8, high=512)
+    candidate_score_threshold: float = param(
+        0.5, "BlazeFace around the tracks' heads and in the search: faces scoring from this "
+        "up to their pass's threshold (detection.blazeface_score_threshold, "
+        "detection.search_score_threshold) are kept as candidates, which the front-end "
+        "accepts only when confirmed: by the stereo depth (a head of the face's size at "
+        "that depth) and a track predicted there (vision.candidate_confirmation).  0 = "
+        "no candidates (one threshold).", low=0.0, high=1.0)
     landmarks: bool = param(
         False, "Run MediaPipe's 468-point face mesh (face_landmark.tflite) on each BlazeFace "
         "face: mouth opening and coarse head yaw/pitch on each detection.")

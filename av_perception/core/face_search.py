@@ -177,15 +177,17 @@ class FaceSearch:
         self._next = (self._next + n) % len(crops)
         return out
 
-    def detect(self, rgb: np.ndarray, known=None) -> bf.RawFaces:
+    def detect(self, rgb: np.ndarray, known=None, low_score: float | None = None
+               ) -> bf.RawFaces:
         """Faces of the next crops that no ``known`` box (N, 4, x0 y0 x1 y1: what the
         other passes found, the regions looked at) covers; at most ``max_size`` px,
-        wholly inside the crop that found them."""
+        wholly inside the crop that found them; with ``low_score``, also the candidates
+        scoring from it up to the threshold (``RawFaces.candidate``)."""
         height, width = rgb.shape[:2]
         known = np.zeros((0, 4)) if known is None else np.asarray(known, float).reshape(-1, 4)
         parts = []
         for crop in self.next_crops(width, height):
-            raw = self.detector.detect_regions(rgb, [(crop, self.scale)])
+            raw = self.detector.detect_regions(rgb, [(crop, self.scale)], low_score)
             self.runs += 1
             if not len(raw):
                 continue
@@ -193,14 +195,11 @@ class FaceSearch:
             keep = ((side <= self.max_size) & _inside(raw.boxes, crop, width, height)
                     & ~_overlaps(raw.boxes, known))
             if keep.any():
-                parts.append(bf.RawFaces(raw.boxes[keep], raw.keypoints[keep],
-                                         raw.scores[keep]))
+                parts.append(raw.select(keep))
         if not parts:
             return bf.RawFaces.empty()
-        b = np.concatenate([p.boxes for p in parts])
-        k = np.concatenate([p.keypoints for p in parts])
-        s = np.concatenate([p.scores for p in parts])
+        found = bf.RawFaces.concatenate(parts)
         if len(parts) > 1:  # neighbouring crops overlap
-            b, s, k = bf.weighted_nms(b, s, k, self.detector.nms_iou)
-        self.faces += len(s)
-        return bf.RawFaces(b, k, s)
+            found = bf.nms_with_candidates(found, self.detector.nms_iou)
+        self.faces += len(found)
+        return found

@@ -42,6 +42,23 @@ __all__ = [
 HALF_FACE_MIN_SCORE = 0.8
 HALF_FACE_MIN_MARGIN = 0.15
 HALF_FACE_SIZE_RATIO = (0.65, 1.25)
+#: A low-scoring BlazeFace candidate (``detection.candidate_score_threshold``) is a head only
+#: when its stereo depth and the depth its box size implies agree this well (the bounds of
+#: the half-face matches), and (``vision.candidate_confirmation``) its match is as sure as
+#: a half face's (ZNCC, margin) or a track's head is predicted there: box centre within
+#: half the predicted face's side, depth within this fraction of the predicted depth.
+CANDIDATE_SIZE_RATIO = HALF_FACE_SIZE_RATIO
+CANDIDATE_MIN_SCORE = HALF_FACE_MIN_SCORE
+CANDIDATE_MIN_MARGIN = HALF_FACE_MIN_MARGIN
+CANDIDATE_TRACK_DEPTH = 0.15
+#: ``vision.track_depth_fallback``: a face at a track's predicted head (box centre within
+#: half the predicted face's side, box size within :data:`HALF_FACE_SIZE_RATIO` of the
+#: predicted depth's) whose match fails as a partly hidden face's does takes the depth of
+#: a half that passes the plain checks within :data:`CANDIDATE_TRACK_DEPTH` of the
+#: track's, else the track's predicted depth with this standard deviation (fraction of the
+#: depth) and :data:`TRACK_DEPTH_QUALITY` as its match quality.
+TRACK_DEPTH_SIGMA = 0.1
+TRACK_DEPTH_QUALITY = 0.5
 
 
 class VisionInputError(StereoInputError):
@@ -126,6 +143,20 @@ class VisionConfig(StageConfig):
         "region apart and keep the better half that passes every check with a wide margin "
         "(ZNCC >= 0.8, margin >= 0.15, depth within 0.65-1.25 x the one its box size "
         "implies); with vision.disparity_method 'ncc' only.")
+    track_depth_fallback: bool = param(
+        True, "A face at a track's predicted head (centre within half a face, size fitting "
+        "the predicted depth) whose stereo match fails as a partly hidden face's does, and "
+        "that vision.half_face_stereo's strict bounds do not rescue: its depth from a half "
+        "that passes the plain checks within 15 % of the track's predicted depth, else the "
+        "track's predicted depth with a 10 % standard deviation (an observation of its "
+        "image position); with vision.disparity_method 'ncc' only.")
+    candidate_confirmation: str = param(
+        "track", "What confirms a low-scoring BlazeFace candidate "
+        "(detection.candidate_score_threshold) besides a stereo depth that fits its size "
+        "(within 0.65-1.25 x the depth its box implies): 'track' (default: a track's head "
+        "predicted there, box centre within half a face, depth within 15 %), 'stereo' (a "
+        "match as sure as a half face's: ZNCC >= 0.8, margin >= 0.15), 'either', 'both'.",
+        choices=("track", "stereo", "either", "both"))
     use_numba: bool = param(True, "Use the numba matching kernel (else the numpy reference).")
 
     def validate(self):
@@ -365,7 +396,8 @@ class VisualFrontEnd:
                              c.disparity_noise, c.output_frame, c.depth_offset)
                      if self.body_config.enabled else None)
         self.stats: dict = {"frames": 0, "observations": 0, "interest_points": 0,
-                            "body": 0, "half_face": 0, "rejected": {}}
+                            "body": 0, "half_face": 0, "track_depth": 0, "candidates": 0,
+                            "rejected": {}}
         self.last_timing: dict = {}
 
     # ----------------------------------------------------------------- state
@@ -406,7 +438,8 @@ class VisualFrontEnd:
             ignore them.
         tracks : (positions (K, 3), ids (K,)), optional
             The tracks' heads predicted to ``stamp`` (``output_frame``) and their ids:
-            the body cue observes those whose face this pair does not show.
+            the body cue observes those whose face this pair does not show; they confirm
+            low-scoring face candidates (``vision.candidate_confirmation``).
 
         Returns
         -------
@@ -438,7 +471,7 @@ class VisualFrontEnd:
         t2 = time.perf_counter()
         lips = self.lips.observe(image, dets, stamp) if self.lips is not None else None
         t2b = time.perf_counter()
-        heads = self._heads(gl, gr, dets, stamp, lips)
+        heads = self._heads(gl, gr, dets, stamp, lips, tracks)
         t3a = time.perf_counter()
         parts = [heads]
         n_body = 0
@@ -465,7 +498,7 @@ class VisualFrontEnd:
 
     # ------------------------------------------------------------ internals
     def _heads(self, gl, gr, dets: list[Detection], stamp: float,
-               lips=None) -> VisualObservations:
+               lips=None, tracks=None) -> VisualObservations:
         c = self.config
         if not dets:
             return VisualObservations.empty(stamp)
@@ -478,8 +511,10 @@ class VisualFrontEnd:
         res = self.matcher.match(gl, gr, regions)
         conf = np.array([d.confidence for d in dets])
         kinds = np.array([d.kind for d in dets], dtype="<U10")
+        sigma_d = np.full(len(dets), c.disparity_noise)
+        z_track = self._track_depths(heads, tracks)
         if c.half_face_stereo and c.disparity_method == "ncc":  # bounds chosen for ZNCC
-            self._match_halves(gl, gr, regions, heads, kinds, res)
+            self._match_halves(gl, gr, regions, heads, kinds, res, z_track, sigma_d)
         reason = res.reason.astype(object)
         if c.size_check_ratio > 0:
             is_face = (kinds == "face") | (kinds == "profile")
@@ -489,6 +524,9 @@ class VisualFrontEnd:
             bad = (is_face & (reason == "ok")
                    & ((ratio > c.size_check_ratio) | (ratio < 1.0 / c.size_check_ratio)))
             reason[bad] = "size_mismatch"
+        cand = np.array([d.candidate for d in dets], dtype=bool)
+        if cand.any():
+            self._confirm_candidates(cand, reason, res, heads, z_track)
         ok = reason == "ok"
         rejected = [RejectedObservation(heads[i], str(kinds[i]), str(reason[i]), float(conf[i]),
                                         float(res.depth[i]) if np.isfinite(res.depth[i])
@@ -503,7 +541,7 @@ class VisualFrontEnd:
         v = h[:, 1] + 0.5 * h[:, 3] - 0.5
         sigma_uv = np.sqrt(c.pixel_noise ** 2 + (c.box_jitter * h[:, 2]) ** 2)
         xyz, cov = self.calibration.triangulate(u, v, res.disparity[ok], sigma_uv,
-                                                c.disparity_noise, frame=c.output_frame)
+                                                sigma_d[ok], frame=c.output_frame)
         if c.depth_offset:
             xyz = xyz + c.depth_offset * xyz / np.linalg.norm(xyz, axis=1, keepdims=True)
         return VisualObservations(
@@ -512,12 +550,16 @@ class VisualFrontEnd:
             rejected, None if lips is None else lips[0][ok],
             None if lips is None else lips[1][ok])
 
-    def _match_halves(self, gl, gr, regions, heads, kinds, res) -> None:
+    def _match_halves(self, gl, gr, regions, heads, kinds, res, z_track, sigma_d) -> None:
         """Faces whose match failed as a partly hidden face's does (``left_right_mismatch``,
         ``low_match_score``): match the left and right halves of their regions and take
         the better half that passes every check and the stricter :data:`HALF_FACE_MIN_SCORE`,
         :data:`HALF_FACE_MIN_MARGIN` and :data:`HALF_FACE_SIZE_RATIO`
-        (``vision.half_face_stereo``); ``res`` is updated in place."""
+        (``vision.half_face_stereo``); with ``vision.track_depth_fallback``, a face at a
+        track's predicted head (``z_track`` finite, :meth:`_track_depths`) takes the better
+        half within :data:`CANDIDATE_TRACK_DEPTH` of the track's depth, else that depth
+        (``sigma_d``: :data:`TRACK_DEPTH_SIGMA`).  ``res`` and ``sigma_d`` are updated in
+        place."""
         c = self.config
         lo, hi = HALF_FACE_SIZE_RATIO
         retry = np.flatnonzero(((kinds == "face") | (kinds == "profile"))
@@ -531,6 +573,7 @@ class VisualFrontEnd:
         half = self.matcher.match(gl, gr, np.concatenate([left, right]))
         n = retry.size
         z_size = self.calibration.fx * c.face_width / heads[retry, 2]
+        names = ("disparity", "depth", "score", "uniqueness", "quality", "dy")
         for k, i in enumerate(retry):
             best = None
             for j in (k, k + n):
@@ -540,12 +583,86 @@ class VisualFrontEnd:
                     continue
                 if best is None or half.quality[j] > half.quality[best]:
                     best = j
+            zt = z_track[i]
+            if best is None and c.track_depth_fallback and np.isfinite(zt):
+                for j in (k, k + n):  # the plain checks and the track's depth
+                    if (half.reason[j] == "ok"
+                            and abs(half.depth[j] - zt) <= CANDIDATE_TRACK_DEPTH * zt
+                            and (best is None or half.quality[j] > half.quality[best])):
+                        best = j
+                if best is None:  # the track's depth, with a wide deviation
+                    d = self.calibration.disparity_from_depth(zt)
+                    res.disparity[i], res.depth[i] = d, zt
+                    res.quality[i] = TRACK_DEPTH_QUALITY
+                    sigma_d[i] = max(float(sigma_d[i]), TRACK_DEPTH_SIGMA * d)
+                    res.reason[i] = "ok"
+                    self.stats["track_depth"] += 1
+                    continue
             if best is None:
                 continue
-            for name in ("disparity", "depth", "score", "uniqueness", "quality", "dy"):
+            for name in names:
                 getattr(res, name)[i] = getattr(half, name)[best]
             res.reason[i] = "ok"
             self.stats["half_face"] += 1
+
+    def _track_depths(self, heads, tracks) -> np.ndarray:
+        """(M,) the predicted depth of the track whose head is predicted at each box
+        (centre within half the predicted face's side, box side within
+        :data:`HALF_FACE_SIZE_RATIO` of the predicted face's; the nearest in the image),
+        NaN where none is."""
+        c = self.config
+        cal = self.calibration
+        out = np.full(len(heads), np.nan)
+        p = (np.zeros((0, 3)) if tracks is None
+             else np.asarray(tracks[0], dtype=np.float64).reshape(-1, 3))
+        p = p[np.isfinite(p).all(axis=1)]
+        if not len(p) or not len(heads):
+            return out
+        if c.depth_offset:  # head centre -> face surface, as the faces are measured
+            norm = np.linalg.norm(p, axis=1, keepdims=True)
+            p = p - c.depth_offset * p / np.where(norm > 0, norm, 1.0)
+        rect = p if c.output_frame == "rectified" else p @ cal.rotation.T
+        front = rect[:, 2] > 1e-6
+        if not front.any():
+            return out
+        p, zt = p[front], rect[front, 2]
+        ut, vt, _ = cal.project(p, frame=c.output_frame)
+        side = cal.fx * c.face_width / zt
+        u = heads[:, 0] + 0.5 * heads[:, 2] - 0.5
+        v = heads[:, 1] + 0.5 * heads[:, 3] - 0.5
+        du, dv = np.abs(u[:, None] - ut[None]), np.abs(v[:, None] - vt[None])
+        lo, hi = HALF_FACE_SIZE_RATIO
+        z_size = cal.fx * c.face_width / heads[:, 2]
+        fits = ((du <= 0.5 * side[None]) & (dv <= 0.5 * side[None])
+                & (z_size[:, None] >= lo * zt[None]) & (z_size[:, None] <= hi * zt[None]))
+        dist = np.where(fits, np.hypot(du, dv), np.inf)
+        j = np.argmin(dist, axis=1)
+        has = np.isfinite(dist[np.arange(len(heads)), j])
+        out[has] = zt[j[has]]
+        return out
+
+    def _confirm_candidates(self, cand, reason, res, heads, z_track) -> None:
+        """Low-scoring candidates (``Detection.candidate``) that matched: reason
+        ``unconfirmed`` unless their depth fits their size (:data:`CANDIDATE_SIZE_RATIO`)
+        and ``vision.candidate_confirmation`` holds (a sure match; a track's head predicted
+        there, ``z_track`` (:meth:`_track_depths`), within :data:`CANDIDATE_TRACK_DEPTH`)."""
+        c = self.config
+        idx = np.flatnonzero(cand & (reason == "ok"))
+        if not idx.size:
+            return
+        depth = res.depth[idx]
+        z_size = self.calibration.fx * c.face_width / heads[idx, 2]
+        lo, hi = CANDIDATE_SIZE_RATIO
+        plausible = (depth >= lo * z_size) & (depth <= hi * z_size)
+        sure = ((res.score[idx] >= CANDIDATE_MIN_SCORE)
+                & (res.uniqueness[idx] >= CANDIDATE_MIN_MARGIN))
+        zt = z_track[idx]
+        with np.errstate(invalid="ignore"):
+            at_track = np.isfinite(zt) & (np.abs(depth - zt) <= CANDIDATE_TRACK_DEPTH * zt)
+        rule = {"track": at_track, "stereo": sure, "either": at_track | sure,
+                "both": at_track & sure}[c.candidate_confirmation]
+        reason[idx[~(plausible & rule)]] = "unconfirmed"
+        self.stats["candidates"] += int(np.count_nonzero(plausible & rule))
 
     def _interest_points(self, gl, gr, dets, stamp) -> VisualObservations:
         c = self.config

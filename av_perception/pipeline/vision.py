@@ -457,7 +457,7 @@ class VisionPipeline:
             self.last_regions = regions
             self.regions_used += len(regions)
             tracks = None
-            if self.front_end.body is not None and len(self.heads):
+            if len(self.heads):  # the body cue, the candidates' confirmation
                 try:
                     tracks = self.heads.tracks(float(stamp))
                 except (TypeError, ValueError):  # the front-end reports the stamp
