@@ -74,7 +74,8 @@ def test_a_tracked_box_stays_a_candidate():
 @needs_models
 def test_the_detector_flags_candidates_only_under_its_threshold(astronaut, coffee):  # noqa: F811
     """Regions around given heads and the search: with candidates (threshold 0.3) the
-    confident faces are those without, and every added box is a flagged candidate."""
+    confident faces are those without, and every added box is a flagged candidate; only
+    a caller that confirms them (``keep_candidates``) gets them."""
     frame, truth = paste_faces(astronaut, coffee, [(60, 200, 16), (250, 230, 17),
                                                     (450, 170, 18)])
     regions = list(truth)
@@ -82,11 +83,15 @@ def test_the_detector_flags_candidates_only_under_its_threshold(astronaut, coffe
                             min_size=9)
     on = DetectionPipeline(BlazeFaceConfig(every_k=1, candidate_score_threshold=0.3),
                            min_size=9)
+    hidden = DetectionPipeline(BlazeFaceConfig(every_k=1, candidate_score_threshold=0.3),
+                               min_size=9)
+    on.keep_candidates = True  # as the visual front-end, which confirms them
     n_cand = 0
     for _ in range(2):  # both halves of the search band
         a = off.detect(frame, regions)
         b = on.detect(frame, regions)
         n_cand += sum(d.candidate for d in b)
+        assert not any(d.candidate for d in hidden.detect(frame, regions))  # by default
         assert not any(d.candidate for d in a)
         sure = sorted((d.x, d.y, d.w, d.confidence) for d in b if not d.candidate)
         np.testing.assert_allclose(np.array(sure).reshape(-1, 4), np.array(

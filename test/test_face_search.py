@@ -50,7 +50,7 @@ class _FakeModel:
         self.faces = np.asarray(faces, dtype=float).reshape(-1, 4)
         self.crops = []
 
-    def detect_regions(self, rgb, regions):
+    def detect_regions(self, rgb, regions, low_score=None):
         ((crop, scale),) = regions
         self.crops.append(crop)
         x0, y0, x1, y1 = crop

@@ -311,7 +311,8 @@ def test_regions_run_only_where_the_whole_frame_found_no_face():
     bp = BlazeFacePass(DetectionConfig(detector="blazeface", max_regions=2))
     runs = []
     real = bp.detector.detect_regions
-    bp.detector.detect_regions = lambda rgb, crops: runs.append(len(crops)) or real(rgb, crops)
+    bp.detector.detect_regions = (lambda rgb, crops, low=None:
+                                  runs.append(len(crops)) or real(rgb, crops, low))
     face = (182.0, 80.0, 88.0, 98.0)  # hand-labelled (test_blazeface.ASTRONAUT_FACE)
     (alone,) = bp.detect(image)
     assert runs == [1]

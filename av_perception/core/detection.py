@@ -555,6 +555,10 @@ class DetectionPipeline:
                     scale_factor=c.haar_scale_factor, min_neighbors=c.haar_min_neighbors,
                     half_neighbors=c.confidence_half_neighbors))
         self.tracker = BoxTracker(c.track_search, c.track_min_score)
+        #: pass on BlazeFace's low-scoring candidates (``Detection.candidate``,
+        #: detection.candidate_score_threshold); False (default): only what a detector
+        #: accepts -- the visual front-end, which confirms them, sets it
+        self.keep_candidates = False
         self.frame_index = 0
         self.key_rotation = None  # the camera's rotation at the last keyframe (or None)
         self.stats = {"frames": 0, "keyframes": 0, "detections": 0, "tracked": 0,
@@ -697,6 +701,8 @@ class DetectionPipeline:
                 continue
             if isinstance(det, BlazeFacePass):
                 found = det.detect(src, min_s, max_s, local)
+                if not self.keep_candidates:
+                    found = [d for d in found if not d.candidate]
             else:
                 found = det.detect(src, min_s, max_s)
             out.extend(d.shifted(s, x0, y0) for d in found)

@@ -382,6 +382,7 @@ class VisualFrontEnd:
             self.detection_config,
             min_size=int(math.floor(0.7 * fx * c.face_width / c.max_depth)),
             max_size=int(math.ceil(fx * largest / c.min_depth)))
+        self.detector.keep_candidates = True  # confirmed or rejected in _heads
         self.matcher = RegionMatcher(
             calibration, c.min_depth, c.max_depth, c.disparity_method, c.vertical_search,
             c.min_texture, c.min_match_score, c.ambiguity_margin, c.max_template_samples,
@@ -469,7 +470,12 @@ class VisualFrontEnd:
         dets = (self.detector.detect(image) if regions is None
                 else self.detector.detect(image, regions))
         t2 = time.perf_counter()
-        lips = self.lips.observe(image, dets, stamp) if self.lips is not None else None
+        lips = None
+        if self.lips is not None:  # the candidates get no face mesh
+            sure = [i for i, d in enumerate(dets) if not d.candidate]
+            llr, rel = self.lips.observe(image, [dets[i] for i in sure], stamp)
+            lips = (np.zeros(len(dets)), np.zeros(len(dets)))
+            lips[0][sure], lips[1][sure] = llr, rel
         t2b = time.perf_counter()
         heads = self._heads(gl, gr, dets, stamp, lips, tracks)
         t3a = time.perf_counter()
