@@ -21,7 +21,15 @@ configuration except these (:data:`SETTINGS`):
   ``vision.half_face_stereo: false``; the default until 2026-12-07);
 * ``+search``: and the search band (``vision.half_face_stereo: false``);
 * ``+half-face stereo``: the regions and the half-face stereo, no search;
-* ``+search+half-face stereo``: the default.
+* ``+search+half-face stereo``: the default of 2026-12-07 (main before the third pass of
+  issue 17): no candidates (``detection.candidate_score_threshold: 0``), no track depth
+  (``vision.track_depth_fallback: false``);
+* ``+track depth``: and a face hidden in the right image at a track's head takes its
+  depth from a half near the track's depth or from the track;
+* ``+candidates``: and the low-scoring candidates confirmed by a track (no track depth);
+* ``default``: both (the default since).
+
+The settings before ``+track depth`` turn off the candidates and the track depth.
 
 Metrics per seed:
 
@@ -29,7 +37,11 @@ Metrics per seed:
   when an accepted observation's box centre lies within 0.4 expected face widths
   (fx 0.16 m / z) of the person's true image position (u, v) -- detector keyframes and
   frames of template tracking alike, after the stereo checks;
-* false observations per frame: accepted observations matched to nobody;
+* false observations per frame: accepted observations matched to no visible person;
+* of nobody per frame: those of them farther than :data:`AT_PERSON` (0.3 m) in 3D from
+  every person of the scene, visible or not (the others observe a real person: one the
+  truth counts hidden -- less than half of the face in one image -- or one whose box
+  centre is a little more than 0.4 face widths off);
 * 3D median error (m) of the matched observations;
 * MOTA, IDF1 of the track file (``eval.metrics.evaluate_tracks``: 0.5 m gate, visible
   people);
@@ -37,6 +49,9 @@ Metrics per seed:
   audio features, vision, tracker; one thread: ``cv2.setNumThreads(1)``, BLAS/numba one
   thread); the machine is shared with other work, so CPU time is the measure (the wall
   time ratio is in the JSON as ``rtf_wall``).
+
+After the table: for each setting, the person-frames it finds that the first setting
+does not (and the ones it loses), with their 3D errors.
 
 Run: ``OPENBLAS_NUM_THREADS=1 PYTHONPATH=. nice .venv/bin/python
 bench/bench_detection_scenes.py [--seeds 101 102 ...] [--workdir DIR] [--duration S]``.

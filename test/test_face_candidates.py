@@ -47,6 +47,22 @@ def test_candidates_never_move_or_replace_a_confident_face():
     assert not plain.is_candidate.any()
 
 
+def test_duplicate_candidates_are_merged_and_confident_faces_untouched():
+    """The search's faces joined to the other passes': confident boxes exactly as given
+    (even two overlapping ones), two candidates of one face merged into one, a candidate
+    of a confident face dropped."""
+    boxes = np.array([[100, 100, 130, 130], [110, 100, 140, 130],  # confident, overlapping
+                      [102, 101, 131, 129],  # candidate of the first face
+                      [300, 200, 320, 220], [301, 201, 321, 221]], float)  # one new face
+    faces = bf.RawFaces(boxes, np.zeros((5, 6, 2)), np.array([0.9, 0.8, 0.6, 0.55, 0.5]),
+                        np.array([False, False, True, True, True]))
+    out = bf.without_duplicate_candidates(faces, 0.3)
+    np.testing.assert_allclose(out.boxes[~out.is_candidate], boxes[:2])
+    assert out.is_candidate.sum() == 1
+    assert 300 < out.boxes[out.is_candidate][0, 0] < 301
+    assert out.scores[out.is_candidate][0] == pytest.approx(0.55)
+
+
 @needs_models
 def test_a_low_threshold_adds_candidates_and_leaves_the_faces(astronaut, coffee):  # noqa: F811
     """Faces 16-40 px: the regions' pass with a low threshold returns the faces of the

@@ -35,6 +35,7 @@ __all__ = [
     "mesh_measures",
     "model_path",
     "nms_with_candidates",
+    "without_duplicate_candidates",
     "package_data_dir",
     "same_faces",
     "ssd_anchors",
@@ -522,6 +523,20 @@ def same_faces(boxes: np.ndarray, known: np.ndarray, iou_threshold: float) -> np
         holds = (kx >= b[0]) & (kx <= b[2]) & (ky >= b[1]) & (ky <= b[3])
         out[i] = bool(np.any(inside | holds | (_iou_xyxy(b, known) > iou_threshold)))
     return out
+
+
+def without_duplicate_candidates(faces: RawFaces, iou_threshold: float) -> RawFaces:
+    """The confident faces as they are; the candidates merged by weighted NMS, without
+    those that are the same face as a confident one (:func:`same_faces`)."""
+    cand = faces.is_candidate
+    if not cand.any():
+        return faces
+    sure = faces.select(~cand)
+    b, s, k = weighted_nms(faces.boxes[cand], faces.scores[cand], faces.keypoints[cand],
+                           iou_threshold)
+    extra = RawFaces(b, k, s, np.ones(len(s), dtype=bool))
+    extra = extra.select(~same_faces(extra.boxes, sure.boxes, iou_threshold))
+    return RawFaces.concatenate([sure, extra])
 
 
 def nms_with_candidates(faces: RawFaces, iou_threshold: float) -> RawFaces:

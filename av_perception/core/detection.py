@@ -454,10 +454,12 @@ class BlazeFacePass:
                                              self.detector.nms_iou)
         if self.search is None:
             return raw
-        found = self.search.detect(rgb, raw.boxes, low)  # faces not found yet
+        # faces not found yet (a candidate does not hide a face from the search)
+        found = self.search.detect(rgb, raw.boxes[~raw.is_candidate], low)
         if not len(found):
             return raw
-        return bf.RawFaces.concatenate([raw, found])
+        return bf.without_duplicate_candidates(bf.RawFaces.concatenate([raw, found]),
+                                               self.detector.nms_iou)
 
     def detect(self, image: np.ndarray, min_size: int = 0, max_size: int = 0,
                regions=None) -> list[Detection]:
