@@ -126,6 +126,10 @@ def _head(box, z):
     return np.array([[(u - CAL.cx) * z / CAL.fx, (v - CAL.cy) * z / CAL.fy, z]])
 
 
+def by_track(det: Detection):
+    return _front_end(det, candidate_confirmation="track")
+
+
 def _front_end(det: Detection, **vision):
     fe = VisualFrontEnd(VisionConfig(**vision), StereoCameraConfig(),
                         DetectionConfig(detector="haar_frontal", every_k=1))
@@ -144,25 +148,25 @@ def test_a_candidate_is_a_face_where_a_track_predicts_its_head(astronaut, z):  #
     obs = _front_end(Detection(*box, 0.9, "face", "blazeface")).process(left, right, 0.0)
     assert len(obs) == 1 and obs.xyz[0, 2] == pytest.approx(z, rel=0.03)
     # no track: unconfirmed
-    obs = _front_end(cand).process(left, right, 0.0)
+    obs = by_track(cand).process(left, right, 0.0)
     assert len(obs) == 0 and [r.reason for r in obs.rejected] == ["unconfirmed"]
     # a track at its head: a face
-    fe = _front_end(cand)
+    fe = by_track(cand)
     obs = fe.process(left, right, 0.0, tracks=(_head(box, z), [7]))
     assert len(obs) == 1 and obs.xyz[0, 2] == pytest.approx(z, rel=0.03)
     assert fe.stats["candidates"] == 1
-    # a track 0.2 m off the ray's depth by more than 15 %: not this face
-    obs = _front_end(cand).process(left, right, 0.0, tracks=(_head(box, 0.75 * z), [7]))
+    # a track on the ray but 25 % nearer: not this face
+    obs = by_track(cand).process(left, right, 0.0, tracks=(_head(box, 0.75 * z), [7]))
     assert len(obs) == 0
     # a track 2 face widths aside: not this face
     aside = _head(box, z) + [[0.32, 0.0, 0.0]]
-    obs = _front_end(cand).process(left, right, 0.0, tracks=(aside, [7]))
+    obs = by_track(cand).process(left, right, 0.0, tracks=(aside, [7]))
     assert len(obs) == 0
     # a box 1.5 x too big for the stereo depth: not a head of that size
     x, y, w, h = box
     big = Detection(x - 0.25 * w, y - 0.25 * h, 1.5 * w, 1.5 * h, 0.55, "face", "blazeface",
                     candidate=True)
-    obs = _front_end(big).process(left, right, 0.0, tracks=(_head(box, z), [7]))
+    obs = by_track(big).process(left, right, 0.0, tracks=(_head(box, z), [7]))
     assert len(obs) == 0
 
 

@@ -130,8 +130,8 @@ class DetectionConfig(StageConfig):
         0.5, "BlazeFace around the tracks' heads and in the search: faces scoring from this "
         "up to their pass's threshold (detection.blazeface_score_threshold, "
         "detection.search_score_threshold) are kept as candidates, which the front-end "
-        "accepts only when confirmed: by the stereo depth (a head of the face's size at "
-        "that depth) and a track predicted there (vision.candidate_confirmation).  0 = "
+        "accepts only when confirmed: a stereo depth that fits the face's size, and a sure "
+        "match or a track's head predicted there (vision.candidate_confirmation).  0 = "
         "no candidates (one threshold).", low=0.0, high=1.0)
     landmarks: bool = param(
         False, "Run MediaPipe's 468-point face mesh (face_landmark.tflite) on each BlazeFace "
