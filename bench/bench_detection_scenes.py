@@ -26,8 +26,10 @@ configuration except these (:data:`SETTINGS`):
   (``vision.track_depth_fallback: false``);
 * ``+track depth``: and a face hidden in the right image at a track's head takes its
   depth from a half near the track's depth or from the track;
-* ``+candidates``: and the low-scoring candidates confirmed by a track (no track depth);
-* ``default``: both (the default since).
+* ``+candidates``: and the low-scoring candidates confirmed by stereo or a track;
+* ``+candidates+track depth``: both;
+* ``default``: the defaults (since 2026-12-07, third pass: the candidates, no track
+  depth).
 
 The settings before ``+track depth`` turn off the candidates and the track depth.
 
@@ -76,9 +78,10 @@ BANDS = ((1.0, 2.0), (2.0, 3.0), (3.0, 4.5))
 FACE_W = 0.16
 #: detection parameters of each setting; "vision": parameters of the vision section.
 #: ``+search+half-face stereo`` is the default of 2026-12-07 (main before issue 17's third
-#: pass); ``default`` adds the track-depth fallback and the confirmed candidates.
+#: pass); ``default`` adds the confirmed candidates (the track-depth fallback is off).
 _OLD = dict(candidate_score_threshold=0.0)
 _NO_TRACK = dict(track_depth_fallback=False)
+_TRACK = dict(track_depth_fallback=True)
 SETTINGS = {
     "haar": dict(detector="haar_frontal", vision=dict(half_face_stereo=False)),
     "blazeface": dict(detector="blazeface", max_regions=0, search_crops=0, **_OLD,
@@ -90,8 +93,9 @@ SETTINGS = {
                                                vision=dict(half_face_stereo=False)),
     "+half-face stereo": dict(detector="blazeface", search_crops=0, **_OLD, vision=_NO_TRACK),
     "+search+half-face stereo": dict(detector="blazeface", **_OLD, vision=_NO_TRACK),
-    "+track depth": dict(detector="blazeface", **_OLD),
+    "+track depth": dict(detector="blazeface", **_OLD, vision=_TRACK),
     "+candidates": dict(detector="blazeface", vision=_NO_TRACK),
+    "+candidates+track depth": dict(detector="blazeface", vision=_TRACK),
     "default": dict(detector="blazeface"),
 }
 #: metres: an observation matched to no visible person but this near a person of the scene

@@ -201,17 +201,18 @@ def test_a_face_hidden_in_the_right_image_at_a_track_gets_a_depth_near_the_truth
         face = Detection(*box, 0.9, "face", "blazeface")
         obs = _front_end(face, track_depth_fallback=True).process(left, right, 0.0)
         assert len(obs) == 0 or obs.xyz[0, 2] == pytest.approx(z, rel=0.05)
-        fe = _front_end(face)
+        fe = _front_end(face, track_depth_fallback=True)
         obs = fe.process(left, right, 0.0, tracks=(_head(box, z), [3]))
         assert len(obs) == 1, hide
         assert obs.xyz[0, 2] == pytest.approx(z, rel=0.05), hide
         if fe.stats["track_depth"]:
             sz = np.sqrt(obs.covariance[0, 2, 2])
             assert sz == pytest.approx(TRACK_DEPTH_SIGMA * z, rel=0.1)
-        off = _front_end(face, track_depth_fallback=False)
+        off = _front_end(face)  # off by default
         obs = off.process(left, right, 0.0, tracks=(_head(box, z), [3]))
         assert len(obs) == 0 or obs.xyz[0, 2] == pytest.approx(z, rel=0.05)
         assert off.stats["track_depth"] == 0
         # a track at 0.5 z on the same ray: the face's size says it is not that person
-        obs = _front_end(face).process(left, right, 0.0, tracks=(_head(box, 0.5 * z), [3]))
+        obs = _front_end(face, track_depth_fallback=True).process(
+            left, right, 0.0, tracks=(_head(box, 0.5 * z), [3]))
         assert len(obs) == 0 or obs.xyz[0, 2] == pytest.approx(z, rel=0.05)
