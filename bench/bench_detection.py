@@ -361,7 +361,9 @@ def main(argv=None):
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, kw in (("haar_frontal", dict(detector="haar_frontal")),
                      ("blazeface, no search", dict(search_crops=0)),
-                     ("blazeface (default: + the search band)", {})):
+                     ("blazeface, no candidates (before 2026-12-07, third pass)",
+                      dict(candidate_score_threshold=0.0)),
+                     ("blazeface (default: + the search band, candidates)", {})):
         for k in (1, 3):
             r = run(frames, calibration, VisionConfig(), DetectionConfig(every_k=k, **kw))
             print(f"| {name} | {k} | {r['mean']:.1f} | {r['fps']:.1f} | {r['cpu']:.1f} "
