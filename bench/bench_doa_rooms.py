@@ -22,7 +22,9 @@ every 4th of the same frames, on a 0.5 degree grid over the front half plane; an
 same methods given all the active frames at once.  TOPS, CSSM and WAVES also work with
 two microphones but take 3-7 s per call (thousands of times slower than real time per
 frame); given all the frames at once on the first five rooms they were worse than
-SRP-PHAT in four of five (BENCHMARKS.md).
+SRP-PHAT in four of five (BENCHMARKS.md).  Every setting of ours is also reported on
+exactly the frames pyroomacoustics read (columns "..., pra's frames"), so that the
+comparison with pyroomacoustics is on the same frames.
 Also the front-end's real-time factor on one core.
 
 Rendered rooms and pyroomacoustics' errors are cached under
@@ -56,6 +58,8 @@ AZ_BANDS = ((0.0, 20.0), (20.0, 45.0), (45.0, 60.0), (60.0, 70.0))
 PRA_FRAME_METHODS = ("SRP", "MUSIC", "NormMUSIC")  # fast enough for one DOA per frame
 PRA_WHOLE_METHODS = ("SRP", "MUSIC", "NormMUSIC")  # TOPS, CSSM, WAVES: 3-7 s per call
 CACHE_VERSION = 1
+#: suffix of a setting's column on the frames pyroomacoustics read (every ``--stride``-th one)
+SAME_FRAMES = ", pra's frames"
 
 
 def cache_dir() -> Path:
@@ -312,26 +316,36 @@ def main(argv=None):
     rooms_ = rooms(args.rooms)
     results: dict[str, list[float]] = {n: [] for n in configs}
     pra_all: list[dict] = []
+    same_frames: dict[str, list[float]] = {}
     signals = []
     for r in rooms_:
         y = render_room(r, mics)
         signals.append(y)
         ref_frames = None
+        frame_errors = {}
         for name, cfg in configs.items():
             f = run_front_end(y, cfg, mics)
             act = active_frames(f)
             if ref_frames is None:
                 ref_frames = np.flatnonzero(act)
-            err = np.abs(np.degrees(f.azimuth[act]) - r["azimuth"])
+            frame_errors[name] = np.abs(np.degrees(f.azimuth) - r["azimuth"])
+            err = frame_errors[name][act]
             results[name].append(float(np.median(err)) if len(err) else 90.0)
         if not args.no_pra:
             pra_all.append(cached_pra(r, y, ref_frames, mics, args.stride))
+            # each setting on exactly the frames pyroomacoustics read (every stride-th one)
+            for name in configs:
+                same = frame_errors[name][ref_frames[::args.stride]]
+                same_frames.setdefault(name, []).append(
+                    float(np.median(same)) if len(same) else 90.0)
         print(f"room {r['seed']}: " + ", ".join(f"{n} {v[-1]:.1f}" for n, v in results.items())
               + ("" if args.no_pra else ", pra " + ", ".join(
                   f"{k} {v:.1f}" for k, v in pra_all[-1].items())),
               flush=True)
     whole = {}
     if pra_all:
+        for name, values in same_frames.items():
+            results[name + SAME_FRAMES] = values
         for m in PRA_FRAME_METHODS:
             results[f"pra {m}"] = [p[m] for p in pra_all]
         results["pra best per room"] = [min(p[m] for m in PRA_FRAME_METHODS) for p in pra_all]

@@ -50,9 +50,11 @@ def test_itd_search_is_limited_to_physical_lags():
 
 def test_numba_kernel_matches_numpy_reference(rng):
     modes = ("none", "coherence", "onset", "coherence+onset", "cdr", "cdr+onset")
-    for mode, (memory, gate) in itertools.product(modes, ((0.0, 0.5), (0.4, 0.5), (0.4, 1.5))):
+    settings = ((0.0, 0.5, 0.0), (0.4, 0.5, 0.0), (0.4, 1.5, 0.0), (0.4, 0.5, 0.1),
+                (0.4, 1.5, 0.1))  # precedence memory, gate, hold
+    for mode, (memory, gate, hold) in itertools.product(modes, settings):
         cfg = AudioFrontEndConfig(direct_path_weighting=mode, precedence_time=memory,
-                                  precedence_gate=gate)
+                                  precedence_gate=gate, precedence_hold_time=hold)
         x = binauralize(noise_bursts(FS, 1.5, seed=2), 1.3e-4, FS)
         x += 0.01 * rng.standard_normal(x.shape)
         a = BinauralFrontEnd(cfg, use_numba=True, keep_cross=True).process(x, FS, 0.0)
@@ -92,8 +94,9 @@ def test_kernel_direct_call_on_random_spectra(rng):
     spec_l = rng.standard_normal((20, n_bins)) + 1j * rng.standard_normal((20, n_bins))
     spec_r = rng.standard_normal((20, n_bins)) + 1j * rng.standard_normal((20, n_bins))
     outs = []
+    fe.params[K.P_HOLD] = 0.9  # the precedence hold on
     for kernel in (K.binaural_kernel, K.binaural_reference):
-        state = np.zeros((8, n_bins))
+        state = np.zeros((K.N_STATE, n_bins))
         init = np.zeros(1, dtype=np.int64)
         out = np.zeros((20, K.OUT_BANDS + fe.n_bands))
         cross = np.zeros((20, 2, n_bins))

@@ -30,7 +30,11 @@ P_GATE = 12  # a frame whose own GCC-PHAT (weights without the onset factor) pea
 # the memory gives the ITD of the other frames
 P_GATE_DIRECT = 13
 P_ALONE_POWER = 14  # a frame read alone weights its bins by (weight without onset) ** this
-N_PARAMS = 15
+P_HOLD = 15  # decay per frame of the precedence hold (0: off): a bin's memory is replaced only
+# by the part of its weight above the held weight of its strongest recent evidence (decayed)
+N_PARAMS = 16
+#: rows of the front-end's state: psd, noise, S_ll, S_rr, Re S_lr, Im S_lr, Re M, Im M, hold
+N_STATE = 9
 
 OUT_ITD = 0
 OUT_RELIABILITY = 1
@@ -225,12 +229,13 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
         cos / sin(omega * scan_tau).
     tau_max : float
         Largest lag searched, s.
-    state : float64 (8, B)
-        [psd, noise, S_ll, S_rr, Re S_lr, Im S_lr, Re M, Im M], updated in place
-        (M: precedence memory of the weighted PHAT cross-spectra).
+    state : float64 (N_STATE, B)
+        [psd, noise, S_ll, S_rr, Re S_lr, Im S_lr, Re M, Im M, Q], updated in place
+        (M: precedence memory of the weighted PHAT cross-spectra; Q: the precedence
+        hold, the weight of each bin's strongest recent evidence, decayed).
     initialised : int64 (1,)
         0 until the first frame was seen.
-    params : float64 (15,)
+    params : float64 (N_PARAMS,)
         See the ``P_*`` indices.
     out : float64 (F, 7 + J)
         itd, reliability, ild, activity, direct_path, snr_db, n_bins, ILD per band
@@ -256,6 +261,7 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
     gate = params[P_GATE]
     gate_direct = params[P_GATE_DIRECT]
     alone_power = params[P_ALONE_POWER]
+    hold = params[P_HOLD]
     keep_cross = out_cross.shape[0] == n_frames
 
     a = np.zeros(n_bins)
@@ -371,11 +377,28 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
         if memory > 0.0:
             # precedence memory: a bin's direct-path evidence replaces its memory, which
             # otherwise decays by `memory` per frame
+            # evidence; with the hold, only by the part of its weight above the (decayed)
+            # weight of the bin's strongest recent evidence: the first wavefront of an onset
+            # is not overwritten by the later frames of the same onset
             msum = 0.0
             for k in range(n_bins):
-                keep = memory * (1.0 - math.sqrt(a[k] * a[k] + b[k] * b[k]))
-                state[6, k] = keep * state[6, k] + a[k]
-                state[7, k] = keep * state[7, k] + b[k]
+                wk = math.sqrt(a[k] * a[k] + b[k] * b[k])
+                ua = a[k]
+                ub = b[k]
+                if hold > 0.0:
+                    held = hold * state[8, k]
+                    if wk > held:
+                        s = (wk - held) / wk
+                        ua *= s
+                        ub *= s
+                        state[8, k] = wk
+                    else:
+                        ua = 0.0
+                        ub = 0.0
+                        state[8, k] = held
+                keep = memory * (1.0 - math.sqrt(ua * ua + ub * ub))
+                state[6, k] = keep * state[6, k] + ua
+                state[7, k] = keep * state[7, k] + ub
                 msum += math.sqrt(state[6, k] * state[6, k] + state[7, k] * state[7, k])
             # a frame whose own GCC-PHAT (weights without the onset factor) is coherent is
             # read alone; the memory's peak is the ITD of the others
@@ -524,9 +547,17 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
         gmask = mask
         done = False
         if params[P_MEMORY] > 0:
-            keep = params[P_MEMORY] * (1.0 - np.sqrt(a ** 2 + b ** 2))
-            state[6] = keep * state[6] + a
-            state[7] = keep * state[7] + b
+            ua, ub = a, b
+            if params[P_HOLD] > 0:
+                wk = np.sqrt(a ** 2 + b ** 2)
+                held = params[P_HOLD] * state[8]
+                above = wk > held
+                s = np.where(above, (wk - held) / np.where(above, wk, 1.0), 0.0)
+                ua, ub = a * s, b * s
+                state[8] = np.where(above, wk, held)
+            keep = params[P_MEMORY] * (1.0 - np.sqrt(ua ** 2 + ub ** 2))
+            state[6] = keep * state[6] + ua
+            state[7] = keep * state[7] + ub
             fsum = np.sqrt(fa ** 2 + fb ** 2)[mask].sum()
             if fsum > 1e-12 and fsum >= params[P_GATE_DIRECT] * n_mask:
                 tau, r = gcc_peak_reference(fa, fb, mask, omega, scan_tau, scan_cos, scan_sin,

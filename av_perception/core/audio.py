@@ -312,6 +312,8 @@ class BinauralFrontEnd:
         self.params[K.P_GATE] = c.precedence_gate
         self.params[K.P_GATE_DIRECT] = c.precedence_gate_direct
         self.params[K.P_ALONE_POWER] = c.precedence_alone_power
+        self.params[K.P_HOLD] = (np.exp(-c.hop_duration / c.precedence_hold_time)
+                                 if c.precedence_hold_time > 0 else 0.0)
         self.input_rate: int | None = None
         self.stats = {"chunks": 0, "samples": 0, "clipped_samples": 0, "discontinuities": 0,
                       "frames": 0}
@@ -320,7 +322,7 @@ class BinauralFrontEnd:
     # ----------------------------------------------------------------- state
     def reset(self):
         """Forget the stream (time base, buffers, noise floor)."""
-        self._state = np.zeros((8, len(self.freqs)))
+        self._state = np.zeros((K.N_STATE, len(self.freqs)))
         self._initialised = np.zeros(1, dtype=np.int64)
         self._resampler: StreamResampler | None = None
         self._pending = np.zeros((0, 2))
