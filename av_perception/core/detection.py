@@ -210,7 +210,8 @@ class DetectionConfig(StageConfig):
         "asynchronous false): on the frames between keyframes BlazeFace (the search model "
         "when detection.search_crops > 0) looks at the strip that came into view since the "
         "last keyframe (plus 48 px), so that a face entering the view is found before the "
-        "next keyframe.")
+        "next keyframe.  Not with a detection.roi or detection.scale other than the "
+        "defaults.")
     haar_scale_factor: float = param(
         1.2, "Scale step between the Haar pyramid levels (smaller: slower, finds more).",
         low=1.01, high=2.0)
@@ -744,8 +745,8 @@ class DetectionPipeline:
         t = self.tracker
         bp = next((d for d in self.detectors if isinstance(d, BlazeFacePass)), None)
         if (bp is None or bp.edge is None or t.K is None or t.rotation is None
-                or self.key_rotation is None or self.config.roi != (0.0, 0.0, 1.0, 1.0)
-                or self.config.scale != 1.0):
+                or self.key_rotation is None or self.config.scale != 1.0
+                or tuple(float(v) for v in self.config.roi) != (0.0, 0.0, 1.0, 1.0)):
             return []
         height, width = gray.shape
         crop = entering_strip(width, height, t.K, self.key_rotation, t.rotation, EDGE_MARGIN)
