@@ -1,4 +1,5 @@
 """audio_features_node: in-process with rclpy, and as a separate process over DDS."""
+import math
 import os
 import subprocess
 import sys
@@ -175,3 +176,69 @@ def test_node_in_a_separate_process_over_dds(ros_context, tmp_path):
     assert len(got) >= 60, log
     x = np.median([m.vector.x for m in got])
     assert x == pytest.approx(-itd * 343.0 / 0.15, abs=0.01)
+
+
+def _tf_yaw(stamp, parent, child, yaw):
+    """/tf message: ``child`` turned by ``yaw`` rad about its own vertical (optical -y)."""
+    from geometry_msgs.msg import TransformStamped
+    from tf2_msgs.msg import TFMessage
+
+    from av_perception.nodes.conversions import sec_to_time
+
+    t = TransformStamped(child_frame_id=child)
+    t.header.frame_id = parent
+    t.header.stamp = sec_to_time(stamp)
+    t.transform.rotation.y = -math.sin(yaw / 2)
+    t.transform.rotation.w = math.cos(yaw / 2)
+    return TFMessage(transforms=[t])
+
+
+def test_node_turns_its_precedence_memory_with_the_head_from_tf(harness):
+    """output.fixed_frame: the node reads /tf and turns the front-end's precedence memory
+    with the head (the rotation of output.frame_id at each chunk), giving the features
+    that `process` computes (AudioPipeline with the same rotations); without the turns
+    they differ.  Every frame is read from the memory (precedence_gate above 1), so that
+    the turns show in every frame."""
+    from tf2_msgs.msg import TFMessage
+
+    from av_perception.core.config import AudioFrontEndConfig, MicArrayConfig
+    from av_perception.pipeline import AudioPipeline
+    from av_perception.pipeline.audio import head_turn
+
+    frame = "stereo_left_optical_frame"
+    h = harness({"output.fixed_frame": "base_link", "audio.precedence_gate": 1.5})
+    node = h.node
+    pub = h.publisher(TFMessage, "/tf", 100)
+    assert h.wait_for_subscribers(pub)
+
+    def yaw(t):  # a pan of +-30 deg at up to 60 deg/s
+        return math.radians(30) * math.sin(2.0 * t)
+
+    stamps = np.arange(0.0, 2.05, 0.01)
+    msg = TFMessage(transforms=[_tf_yaw(float(t), "base_link", frame, yaw(t)).transforms[0]
+                                for t in stamps])  # one message: none dropped
+    pub.publish(msg)
+    assert h.spin_until(lambda: node.stage.poses.transforms >= len(stamps))
+    poses = node.stage.poses
+    assert head_turn(poses.rotation_at(0.0), poses.rotation_at(0.5)) == pytest.approx(
+        yaw(0.5), abs=1e-6)
+    samples = binauralize(noise_bursts(FS, 2.0, seed=3), 2.0e-4, FS)
+    block = 512
+    chunks = [AudioChunk(samples[i:i + block], FS, i / FS)
+              for i in range(0, len(samples) - block, block)]
+    got = np.concatenate([node.process_chunk(c).itd for c in chunks])
+    ref_pipe = AudioPipeline(node.audio, node.stage.mics)
+    plain_pipe = AudioPipeline(node.audio, node.stage.mics)
+    ref, plain = [], []
+    for c in chunks:
+        ref_pipe.set_camera_rotation(poses.rotation_at(c.stamp))
+        ref.append(ref_pipe.process_audio(c.samples, c.sample_rate, c.stamp).itd)
+        plain.append(plain_pipe.process_audio(c.samples, c.sample_rate, c.stamp).itd)
+    ref, plain = np.concatenate(ref), np.concatenate(plain)
+    ok = np.isfinite(ref)
+    assert ok.mean() > 0.5 and np.array_equal(np.isfinite(got), ok)
+    assert np.allclose(got[ok], ref[ok], atol=1e-9)
+    assert np.nanmax(np.abs(plain - ref)) > 2e-5  # the turns change the directions read
+    assert node.stage.turned_chunks == len(chunks) and node.stage.unposed_chunks == 0
+    assert isinstance(node.audio, AudioFrontEndConfig)
+    assert isinstance(node.stage.mics, MicArrayConfig)

@@ -241,3 +241,72 @@ def test_a_face_hidden_more_than_half_gets_no_wrong_depth(astronaut):
     obs = fe.process(left, right, 0.0)
     assert len(obs) == 1 and fe.stats["half_face"] == 0
     assert obs.xyz[0, 2] == pytest.approx(3.9, abs=0.1)
+
+
+# ---------------------------------------------------------------------------
+# faces entering the view of a turning head
+# ---------------------------------------------------------------------------
+K_CAM = np.array([[500.0, 0.0, 319.5], [0.0, 500.0, 239.5], [0.0, 0.0, 1.0]])
+
+
+def _pan(deg):
+    """Camera -> fixed rotation of a head panned by ``deg`` about the camera's vertical."""
+    a = np.radians(deg)
+    return np.array([[np.cos(a), 0, -np.sin(a)], [0, 1, 0], [np.sin(a), 0, np.cos(a)]])
+
+
+@pytest.mark.parametrize("deg", [4.0, -4.0])
+def test_entering_strip_is_the_part_that_came_into_view(deg):
+    """The strip is where the keyframe's view ends now (a fixed point on its border, moved
+    by the rotation) out to the image's edge, plus the margin; none without a turn."""
+    from av_perception.core.face_search import entering_strip
+
+    R0, R1 = np.eye(3), _pan(deg)
+    strip = entering_strip(640, 480, K_CAM, R0, R1, 48.0)
+    # the direction seen at the keyframe's left / right border, projected now
+    side = 0.0 if deg > 0 else 640.0
+    ray = R0 @ np.linalg.inv(K_CAM) @ np.array([side, 239.5, 1.0])
+    p = K_CAM @ R1.T @ ray
+    border = p[0] / p[2]
+    # the border's direction (32.6 deg off the axis) is 4 deg nearer the axis now
+    half = 319.5 if deg > 0 else 320.5  # px from the principal point to that border
+    edge = 500.0 * np.tan(np.arctan(half / 500.0) - np.radians(4.0))
+    if deg > 0:
+        assert strip[0] == 0.0 and strip[2] == pytest.approx(border + 48.0)
+        assert border == pytest.approx(319.5 - edge, abs=0.5)  # 47 px of new view
+    else:
+        assert strip[2] == 640.0 and strip[0] == pytest.approx(border - 48.0)
+        assert border == pytest.approx(319.5 + edge, abs=0.5)
+    assert (strip[1], strip[3]) == (0.0, 480.0)
+    assert entering_strip(640, 480, K_CAM, R0, R0, 48.0) is None
+
+
+@needs_models
+@pytest.mark.parametrize("edge", [True, False])
+def test_a_face_entering_the_view_between_keyframes_is_found(astronaut, coffee, edge):
+    """A keyframe sees one face; the head turns 4 deg (below detection.turn_keyframe, so
+    the next frame is tracked) and a second face appears whole in the strip that came
+    into view: with detection.turn_edge_search it is found on that frame, without it
+    only the tracked face is there.  The tracked face is not found twice."""
+    cfg = BlazeFaceConfig(every_k=3, turn_keyframe=6.0, turn_edge_search=edge)
+    pipe = DetectionPipeline(cfg, min_size=9)
+    pipe.tracker.K = K_CAM
+    first, truth0 = paste_faces(astronaut, coffee, [(300, 200, 40)])
+    pipe.tracker.rotation = np.eye(3)
+    dets0 = pipe.detect(first)
+    assert len(dets0) == 1 and matches(dets0[0], truth0[0], 0.4)
+    R1 = _pan(4.0)
+    from av_perception.core.face_search import entering_strip
+
+    strip = entering_strip(640, 480, K_CAM, np.eye(3), R1, 48.0)
+    assert strip is not None and strip[0] == 0.0  # the new view is on the left
+    # the first face moved with the turn (~35 px to the right); the new one at the left
+    second, truth1 = paste_faces(astronaut, coffee, [(335, 200, 40), (36, 220, 40)])
+    pipe.tracker.rotation = R1
+    dets1 = pipe.detect(second)
+    assert not pipe.turned() and pipe.stats["keyframes"] == 1  # a tracked frame
+    found = [any(matches(d, b, 0.4) for d in dets1) for b in truth1]
+    assert found[0]
+    assert found[1] == edge, (edge, [(d.x, d.y, d.w) for d in dets1])
+    assert len(dets1) == (2 if edge else 1)
+    assert pipe.stats["entering"] == (1 if edge else 0)

@@ -388,3 +388,41 @@ def test_a_heard_only_track_beside_the_one_a_face_continues_ends(second, absorbe
     assert trk.stats["heard_duplicates"] == int(absorbed)
     assert (other in ended) == absorbed, (other, ended)
     assert (other in [int(i) for i in trk._tracks.ids]) != absorbed
+
+
+@pytest.mark.parametrize("hold", [4.0, 0.0])
+def test_a_birth_chain_the_head_turned_away_from_is_held(hold):
+    """A person at the image's edge is seen on the first frame only: the head turns 40 deg
+    away from them (60 deg/s), holds, and comes back after ~2.6 s.  In the fixed frame
+    their birth chain is held out of view (tracker.birth_unseen_hold) and continues when
+    they are seen again: the track is born at their second observation after the return
+    (three in all), one frame sooner than a chain started afresh (birth_window 3, the
+    camera frame's behaviour, birth_unseen_hold 0)."""
+
+    def turn(t):
+        there = min(t * math.radians(60), math.radians(40))
+        back = min(max(t - 2.0, 0.0) * math.radians(60), math.radians(40))
+        return there - back
+
+    person = np.array([2.5 * math.tan(math.radians(30)), -0.1, 2.5])
+    rng = np.random.default_rng(11)
+    tracker = Tracker(TrackerConfig(birth_unseen_hold=hold), None, CAM)
+    tracker.set_pose_source(lambda s: Pose(pan_rotation(turn(s)), np.zeros(3)))
+    seen_frames, reported = [], []
+    for k in range(int(4 * FPS)):
+        t = k / FPS
+        cam = Pose(pan_rotation(turn(t)), np.zeros(3)).apply_inverse(person[None])[0]
+        u = CAM.cx + CAM.fx * cam[0] / cam[2]
+        seen = 20 < u < CAM.width - 20
+        xyz = (cam + rng.normal(0, 0.01, 3))[None] if seen else np.zeros((0, 3))
+        out = tracker.update_visual(t, xyz, np.tile(np.eye(3) * 0.02 ** 2, (len(xyz), 1, 1)))
+        if seen:
+            seen_frames.append(k)
+        if len(out.ids) and np.linalg.norm(out.position - person, axis=1).min() < 0.15:
+            reported.append(k)
+    # seen on frame 0 alone, then out of view for more than 2 s
+    assert seen_frames[0] == 0 and seen_frames[1] > 2.0 * FPS, seen_frames
+    back = seen_frames[1]
+    assert seen_frames[1:4] == [back, back + 1, back + 2]
+    assert reported and reported[0] == (back + 1 if hold else back + 2), (back, reported)
+    assert tracker.stats["births_visual"] == 1

@@ -18,8 +18,9 @@ import cv2
 import numpy as np
 
 from . import blazeface as bf
+from .boxes import box_iou, non_max_suppression
 from .detection_config import DETECTOR_SETS, DetectionConfig
-from .face_search import FaceSearch, tile_boxes
+from .face_search import EdgeSearch, FaceSearch, entering_strip, tile_boxes
 from .poses import rotation_angle
 from .template_tracking import BoxTracker
 
@@ -56,6 +57,9 @@ FaceLandmarks = bf.FaceLandmarks
 #: it.  Measured (BlazeFace centre - Haar-box centre) / height on the astronaut and Grace
 #: Hopper portraits pasted at 30-120 px: 0.113 and 0.119 (sd 0.02).
 BLAZEFACE_CENTRE_SHIFT = 0.115
+#: px of the strip searched for entering faces inside the part seen at the keyframe (a
+#: face cut by its border: faces up to ~96 px, 0.16 m at 0.8 m with fx 500)
+EDGE_MARGIN = 48.0
 
 
 class DetectorError(RuntimeError):
@@ -143,50 +147,6 @@ class Detection:
         return Detection(self.x / scale + dx, self.y / scale + dy, self.w / scale,
                          self.h / scale, self.confidence, self.kind, self.source, self.tracked,
                          kp, lm, self.candidate)
-
-
-def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection areas of boxes a (N, 4) and b (M, 4) -> (N, M)."""
-    iw = (np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2])
-          - np.maximum(a[:, None, 0], b[None, :, 0]))
-    ih = (np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3])
-          - np.maximum(a[:, None, 1], b[None, :, 1]))
-    return np.clip(iw, 0, None) * np.clip(ih, 0, None)
-
-
-def box_iou(a, b) -> np.ndarray:
-    """Intersection over union of boxes a (N, 4) and b (M, 4) (x, y, w, h) -> (N, M)."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    inter = _intersection(a, b)
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
-def non_max_suppression(detections, iou_threshold: float = 0.3,
-                        max_detections: int | None = None) -> list[Detection]:
-    """Greedy non-maximum suppression on head boxes, across detector kinds.
-
-    A detection is dropped when its head box overlaps a more confident kept
-    one by more than ``iou_threshold`` (IoU), or lies mostly inside it
-    (intersection > 0.8 of the smaller box), so a face and the upper body
-    around it, or a frontal and a profile hit of the same head, give one
-    observation.
-    """
-    dets = sorted(detections, key=lambda d: -d.confidence)
-    if not dets:
-        return []
-    heads = np.array([d.head_box() for d in dets])
-    iou = box_iou(heads, heads)
-    area = heads[:, 2] * heads[:, 3]
-    contained = _intersection(heads, heads) > 0.8 * np.minimum(area[:, None], area[None])
-    keep: list[int] = []
-    for i in range(len(dets)):
-        if all(iou[i, j] <= iou_threshold and not contained[i, j] for j in keep):
-            keep.append(i)
-            if max_detections is not None and len(keep) >= max_detections:
-                break
-    return [dets[i] for i in keep]
 
 
 # ---------------------------------------------------------------------------
@@ -387,6 +347,9 @@ class BlazeFacePass:
                     raise DetectorError(str(exc)) from None
             self.search = FaceSearch(search_model, c.search_band, c.search_columns,
                                      c.search_crops, c.search_scale, c.search_max_size)
+        #: faces entering the view of a turning head (detection.turn_edge_search)
+        self.edge = EdgeSearch(self.search.detector if self.search else self.detector,
+                               c.search_scale, EDGE_MARGIN) if c.turn_edge_search else None
         self.landmarker = None
         #: why the face mesh is off although detection.landmarks asks for it (None: it is not)
         self.warning: str | None = None
@@ -469,8 +432,17 @@ class BlazeFacePass:
             rgb = bf.to_rgb(image)
         except ValueError as exc:
             raise DetectorError(str(exc)) from None
+        return self._detections(rgb, self.detect_raw(rgb, regions), min_size, max_size)
+
+    def detect_entering(self, image: np.ndarray, crop, known, min_size: int = 0,
+                        max_size: int = 0) -> list[Detection]:
+        """Faces of the strip ``crop`` that came into view (:class:`EdgeSearch`) not
+        covered by the ``known`` boxes (N, 4, x0 y0 x1 y1)."""
+        rgb = bf.to_rgb(image)
+        return self._detections(rgb, self.edge.detect(rgb, crop, known), min_size, max_size)
+
+    def _detections(self, rgb, raw, min_size, max_size) -> list[Detection]:
         height, width = rgb.shape[:2]
-        raw = self.detect_raw(rgb, regions)
         out = []
         for box, kp, score, cand in zip(raw.boxes, raw.keypoints, raw.scores,
                                         raw.is_candidate):
@@ -564,13 +536,34 @@ class DetectionPipeline:
         self.frame_index = 0
         self.key_rotation = None  # the camera's rotation at the last keyframe (or None)
         self.stats = {"frames": 0, "keyframes": 0, "detections": 0, "tracked": 0,
-                      "turn_keyframes": 0}
+                      "turn_keyframes": 0, "entering": 0}
 
     def reset(self) -> None:
         """Forget the tracked boxes; the next frame is a keyframe."""
         self.tracker.reset()
         self.frame_index = 0
         self.key_rotation = None
+
+    def _entering(self, image, gray, held) -> list[Detection]:
+        """Faces in the strip that a turning camera brought into view since the last
+        keyframe (detection.turn_edge_search), not among the ``held`` boxes; tracked
+        from now on."""
+        t = self.tracker
+        bp = next((d for d in self.detectors if isinstance(d, BlazeFacePass)), None)
+        if (bp is None or bp.edge is None or t.K is None or t.rotation is None
+                or self.key_rotation is None or self.config.scale != 1.0
+                or tuple(float(v) for v in self.config.roi) != (0.0, 0.0, 1.0, 1.0)):
+            return []
+        height, width = gray.shape
+        crop = entering_strip(width, height, t.K, self.key_rotation, t.rotation, EDGE_MARGIN)
+        if crop is None:
+            return []
+        known = [(d.x, d.y, d.x + d.w, d.y + d.h) for d in held]
+        new = bp.detect_entering(image, crop, known, self.min_size, self.max_size)
+        if new:
+            t.add(gray, new)
+            self.stats["entering"] += len(new)
+        return new
 
     def turned(self, key_rotation=None) -> bool:
         """True when the camera (``tracker.rotation``, set per frame from /tf) turned by
@@ -618,7 +611,7 @@ class DetectionPipeline:
         if not keyframe:
             dets = self.tracker.update(gray)
             self.stats["tracked"] += len(dets)
-            return sorted(dets, key=lambda d: -d.confidence)
+            return sorted(dets + self._entering(image, gray, dets), key=lambda d: -d.confidence)
         self.stats["keyframes"] += 1
         self.key_rotation = self.tracker.rotation
         dets = self.run_detectors(image, gray, regions)

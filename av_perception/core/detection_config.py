@@ -155,6 +155,13 @@ class DetectionConfig(StageConfig):
         "when the camera turned by more than this many degrees since the last one, so that "
         "faces coming into view are detected at once (0 = every_k only).",
         low=0.0, high=90.0)
+    turn_edge_search: bool = param(
+        True, "A turning head, BlazeFace, detection in the frame (process; nodes with "
+        "asynchronous false): on the frames between keyframes BlazeFace (the search model "
+        "when detection.search_crops > 0) looks at the strip that came into view since the "
+        "last keyframe (plus 48 px), so that a face entering the view is found before the "
+        "next keyframe.  Not with a detection.roi or detection.scale other than the "
+        "defaults.")
     haar_scale_factor: float = param(
         1.2, "Scale step between the Haar pyramid levels (smaller: slower, finds more).",
         low=1.01, high=2.0)

@@ -10,7 +10,9 @@ over a horizontal band of the frame where the heads of people 3 m away or more
 appear (``detection.search_band``), cut into ``search_columns`` overlapping crops that
 are run in rotation, ``search_crops`` per keyframe, and keeps the small faces (side
 at most ``search_max_size`` px) that the other passes did not find.  The front-end's
-stereo checks then treat them as any other detection.  docs/algorithms.md.
+stereo checks then treat them as any other detection.  :class:`EdgeSearch` looks, on
+the frames between keyframes of a turning head, at the strip of the image that came into
+view since the last keyframe (:func:`entering_strip`).  docs/algorithms.md.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import numpy as np
 
 from . import blazeface as bf
 
-__all__ = ["FaceSearch", "search_crops", "tile_boxes"]
+__all__ = ["EdgeSearch", "FaceSearch", "entering_strip", "search_crops", "tile_boxes"]
 
 
 def tile_boxes(width: int, height: int, columns: int, rows: int, overlap: float
@@ -203,3 +205,75 @@ class FaceSearch:
             found = bf.nms_with_candidates(found, self.detector.nms_iou)
         self.faces += len(found)
         return found
+
+
+def entering_strip(width: int, height: int, K, key_rotation, rotation, margin: float):
+    """The strip (x0, y0, x1, y1, pixels) of the image that came into view since a
+    keyframe as the camera turned, widened by ``margin`` px into the part seen then (a
+    face cut by the keyframe's border), or None when no column came into view.
+
+    Parameters
+    ----------
+    width, height : int
+        Image size (pixels).
+    K : array (3, 3)
+        Camera matrix.
+    key_rotation, rotation : array (3, 3)
+        The camera's rotation (camera -> a fixed frame) at the keyframe and now.
+    margin : float
+        Pixels.
+    """
+    K = np.asarray(K, dtype=float)
+    H = K @ np.asarray(rotation, float).T @ np.asarray(key_rotation, float) @ np.linalg.inv(K)
+    cy = K[1, 2]
+    edges = []
+    for u in (0.0, float(width)):  # the keyframe's side borders, now (pure rotation)
+        p = H @ np.array([u, cy, 1.0])
+        edges.append(p[0] / p[2] if p[2] > 1e-9 else np.nan)
+    left, right = edges
+    if not np.all(np.isfinite(edges)):
+        return None
+    if left >= 1.0:  # the view moved to the left: new columns on the left
+        return (0.0, 0.0, min(float(width), left + margin), float(height))
+    if right <= width - 1.0:
+        return (max(0.0, right - margin), 0.0, float(width), float(height))
+    return None
+
+
+class EdgeSearch:
+    """Faces in the strip that came into view (:func:`entering_strip`) that no known box
+    covers.
+
+    Parameters
+    ----------
+    detector : blazeface.BlazeFaceDetector
+    scale : float
+        Each strip is resized by it (fully convolutional models).
+    margin : float
+        Pixels of the strip inside the part of the image seen at the keyframe.
+
+    Attributes
+    ----------
+    runs, faces : int
+        Network runs so far and faces kept.
+    """
+
+    def __init__(self, detector: bf.BlazeFaceDetector, scale: float, margin: float):
+        self.detector = detector
+        self.scale = float(scale)
+        self.margin = float(margin)
+        self.runs = 0
+        self.faces = 0
+
+    def detect(self, rgb: np.ndarray, crop, known=None) -> bf.RawFaces:
+        """Faces of ``crop`` (x0, y0, x1, y1) wholly inside it (but at the image's edge)
+        that no ``known`` box (N, 4, x0 y0 x1 y1: the tracked faces) covers."""
+        height, width = rgb.shape[:2]
+        known = np.zeros((0, 4)) if known is None else np.asarray(known, float).reshape(-1, 4)
+        raw = self.detector.detect_regions(rgb, [(tuple(crop), self.scale)])
+        self.runs += 1
+        if not len(raw):
+            return raw
+        keep = _inside(raw.boxes, crop, width, height) & ~_overlaps(raw.boxes, known)
+        self.faces += int(keep.sum())
+        return raw.select(keep)

@@ -39,8 +39,13 @@ class BoxTracker:
 
     def start(self, gray: np.ndarray, detections) -> None:
         """Start tracking ``detections`` from this (keyframe) uint8 grey image (H, W)."""
-        height, width = gray.shape
         self._tracks = []
+        self.add(gray, detections)
+
+    def add(self, gray: np.ndarray, detections) -> None:
+        """Also track ``detections`` of this uint8 grey image (H, W) from now on (the boxes
+        held so far are kept)."""
+        height, width = gray.shape
         for d in detections:
             x0, y0 = int(round(d.x)), int(round(d.y))
             x1, y1 = int(round(d.x + d.w)), int(round(d.y + d.h))

@@ -23,6 +23,7 @@ from ..pipeline import AudioPipeline
 from .common import Diagnostics, RateMeter
 from .conversions import features_to_cloud, sec_to_time
 from .settings import AudioOutputConfig
+from .tf_input import TF_MISSING, subscribe_tf
 
 __all__ = ["AudioStage", "WavPlayback"]
 
@@ -87,7 +88,9 @@ class AudioStage:
     ``on_chunk(start, end, clipped)`` (optional) every chunk's span (s) before it is
     processed, refused or not.  With ``keep_spectra`` the features carry their STFT.  The
     device is reopened every ``capture.reconnect_interval`` s; while it is not open the
-    status stays ERROR.
+    status stays ERROR.  The head's turns (the precedence memory turned with them) come
+    from ``poses_source`` (perception_node: its tracking stage's /tf) or, with
+    ``output.fixed_frame`` (audio_features_node), from the stage's own /tf subscription.
     """
 
     CONFIGS = (AudioFrontEndConfig, MicArrayConfig, AudioCaptureConfig, AudioOutputConfig)
@@ -101,6 +104,12 @@ class AudioStage:
         #: () -> HeadPoses of the same process (perception_node: the tracking stage's /tf);
         #: the head's turns then turn the front-end's precedence memory
         self.poses_source = None
+        #: HeadPoses from the stage's own /tf (output.fixed_frame; audio_features_node)
+        self.poses = None
+        self._tf_subs: list = []
+        self._tf_problem = ""
+        self.turned_chunks = 0  # chunks given the head's rotation from /tf
+        self.unposed_chunks = 0  # chunks without it although /tf is read
         self.capture = None
         self.source = None
         self._next_open = 0.0
@@ -115,6 +124,7 @@ class AudioStage:
         self.frames_published = 0
         self.directions_published = 0
         self.poll_timer = node.create_timer(0.005, self.poll)
+        self._subscribe_tf()
         self._diag_timer()
         a = self.audio
         node.get_logger().info(
@@ -141,6 +151,34 @@ class AudioStage:
         if old_output is not None and (old_output.diagnostics_period
                                        != self.output.diagnostics_period):
             self._diag_timer()
+        if old_output is not None and (old_output.fixed_frame, old_output.frame_id) != (
+                self.output.fixed_frame, self.output.frame_id):
+            self._subscribe_tf()
+
+    def _subscribe_tf(self) -> None:
+        """/tf and /tf_static while output.fixed_frame is set (the poses of output.frame_id
+        in it turn the precedence memory)."""
+        frame = self.output.fixed_frame.strip("/")
+        if not frame:
+            self.poses = None
+            return
+        from ..pipeline import HeadPoses, TrackingConfig
+
+        if self.poses is None or self.poses.fixed_frame != frame:
+            self.poses = HeadPoses(TrackingConfig(fixed_frame=frame))
+        self.poses.camera_frame = self.output.frame_id.strip("/")
+        if self._tf_subs:
+            return
+        try:
+            self._tf_subs = subscribe_tf(self.node, self._on_transform)
+        except ImportError:
+            self._tf_problem = (f"output.fixed_frame is set but {TF_MISSING}: the precedence "
+                                "memory does not turn with the head")
+
+    def _on_transform(self, *args) -> None:
+        poses = self.poses
+        if poses is not None:
+            poses.add(*args)
 
     def _diag_timer(self):
         if self.diag_timer is not None:
@@ -204,9 +242,14 @@ class AudioStage:
             self.on_chunk(float(chunk.stamp),
                           float(chunk.stamp) + len(chunk.samples) / chunk.sample_rate,
                           peak >= 0.999)
-        poses = self.poses_source() if self.poses_source else None
+        poses = self.poses_source() if self.poses_source else self.poses
         if poses is not None and poses.enabled:  # camera_frame: the images' frame_id
-            self.pipeline.set_camera_rotation(poses.rotation_at(chunk.stamp))
+            rotation = poses.rotation_at(chunk.stamp)
+            self.pipeline.set_camera_rotation(rotation)
+            if rotation is None:
+                self.unposed_chunks += 1
+            else:
+                self.turned_chunks += 1
         try:
             feats = self.pipeline.process_audio(chunk.samples, chunk.sample_rate, chunk.stamp)
         except AudioInputError as exc:
@@ -256,6 +299,21 @@ class AudioStage:
         }
         if isinstance(src, WavPlayback) and src.finished:
             self.diag.warn(f"input file {self.capture.input_file} finished")
+        if self.poses is not None and not self.poses_source:  # its own /tf
+            values.update({"fixed_frame": self.poses.fixed_frame,
+                           "camera_frame": self.poses.camera_frame,
+                           "transforms": self.poses.transforms,
+                           "chunks_turned": self.turned_chunks,
+                           "chunks_without_pose": self.unposed_chunks})
+            if self._tf_problem:
+                self.diag.condition("tf", 1, self._tf_problem)
+            elif self.unposed_chunks and not self.turned_chunks:
+                self.diag.condition("tf", 1, (
+                    f"no pose of {self.poses.camera_frame!r} (output.frame_id) in "
+                    f"{self.poses.fixed_frame!r} from /tf yet: the precedence memory does not "
+                    "turn with the head"))
+            else:
+                self.diag.resolve("tf")
         self.diag.publish(values)  # events per period; "input" until the device opens
 
     def close(self):

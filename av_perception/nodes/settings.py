@@ -58,6 +58,12 @@ class AudioOutputConfig(StageConfig):
         low=0.0, high=1.0)
     diagnostics_period: float = param(
         1.0, "Seconds between /diagnostics messages.", low=0.1, high=60.0)
+    fixed_frame: str = param(
+        "", "audio_features_node: read /tf and /tf_static and turn the front-end's "
+        "precedence memory with the head -- the rotation of output.frame_id (the "
+        "microphones' frame, moving with the head) in this frame at each chunk (set it to "
+        "the tracker's tracking.fixed_frame).  '' = /tf is not read.  perception_node uses "
+        "tracking.fixed_frame.")
 
 
 @dataclass(frozen=True)

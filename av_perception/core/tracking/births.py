@@ -102,7 +102,7 @@ def reentry_candidates(mean, cov, track_mean, track_cov, eligible, sigma: float,
 class BirthChain:
     """A birth candidate: a Kalman filter over unassigned visual observations."""
 
-    __slots__ = ("mu", "cov", "n_obs", "llr", "misses", "stamp")
+    __slots__ = ("mu", "cov", "n_obs", "llr", "misses", "stamp", "seen")
 
     def __init__(self, mu, cov, stamp):
         self.mu = mu
@@ -110,7 +110,8 @@ class BirthChain:
         self.n_obs = 1
         self.llr = 0.0
         self.misses = 0
-        self.stamp = stamp
+        self.stamp = stamp  # s, the time mu and cov are predicted to
+        self.seen = stamp  # s, its last observation
 
 
 class VisualBirths:
@@ -118,6 +119,9 @@ class VisualBirths:
     within half of ``merge_distance`` of a track) are chained over image frames (gated
     Hungarian assignment, ``birth_max_misses``); a chain of ``birth_window`` observations
     whose log marginal likelihood beats clutter by ``birth_llr_threshold`` is complete.
+    Given an in-view test (tracking in a fixed frame), a chain predicted out of view is
+    held where it is, without misses, for ``birth_unseen_hold`` s after its last
+    observation (the head turned away from a person before their track was born).
 
     Parameters
     ----------
@@ -131,7 +135,7 @@ class VisualBirths:
         self.q_axes = q_axes
         self.chains: list[BirthChain] = []
 
-    def update(self, t: float, xyz, cov, w, alpha, positions):
+    def update(self, t: float, xyz, cov, w, alpha, positions, in_view=None):
         """One image frame.
 
         Parameters
@@ -144,6 +148,9 @@ class VisualBirths:
             Their responsibilities (column 0 = clutter).
         positions : array (K, 3)
             m, the tracks' positions.
+        in_view : callable, optional
+            Points (N, 3) -> bool (N,), the camera view at ``t`` (tracker frame): chains
+            outside it are held (``birth_unseen_hold``); None: no chain is held.
 
         Returns
         -------
@@ -164,8 +171,14 @@ class VisualBirths:
         v = xyz[idx]
         log_u = math.log(c.visual_clutter_density)
         chains = self.chains
-        for ch in chains:  # chains are predicted only here, at image frames
-            if t > ch.stamp:
+        held = np.zeros(len(chains), dtype=bool)
+        if in_view is not None and c.birth_unseen_hold > 0 and chains:
+            recent = np.array([t - ch.seen <= c.birth_unseen_hold for ch in chains])
+            held = recent & ~in_view(np.array([ch.mu[:3] for ch in chains]))
+        for a, ch in enumerate(chains):  # chains are predicted only here, at image frames
+            if held[a]:  # out of view: where it was, as a person the head turned from
+                ch.stamp = max(ch.stamp, t)
+            elif t > ch.stamp:
                 D, Q = constant_velocity_model(t - ch.stamp, np.zeros(1), self.q_axes[None, :])
                 ch.mu = D[0] @ ch.mu
                 ch.cov = D[0] @ ch.cov @ D[0].T + Q[0]
@@ -197,11 +210,12 @@ class VisualBirths:
                     ch.llr += ll[a, m] - log_u
                     ch.n_obs += 1
                     ch.misses = 0
+                    ch.seen = t
                     used[m] = True
                     extended[a] = True
         survivors, complete, single = [], [], []
         for a, ch in enumerate(chains):
-            if not extended[a]:
+            if not extended[a] and not held[a]:
                 ch.misses += 1
                 if ch.misses > c.birth_max_misses:
                     continue

@@ -167,6 +167,13 @@ class TrackerConfig(StageConfig):
         low=1.0, high=1000.0)
     birth_max_misses: int = param(
         1, "Image frames in a row a birth chain may miss before it is dropped.", low=0, high=10)
+    birth_unseen_hold: float = param(
+        4.0, "When tracking in a fixed frame (a pose source: tracking.fixed_frame): a birth "
+        "chain whose position the turning head has left out of the camera view is held "
+        "where it was (no miss counted, not predicted) for up to this many seconds since "
+        "its last observation, and continues when the view comes back: a person the head "
+        "turned away from before their track was born.  0 = off (dropped after "
+        "birth_max_misses, as in the camera frame).", low=0.0, high=60.0)
     birth_unassigned: float = param(
         0.5, "A visual observation feeds the births when its clutter responsibility is at "
         "least this.", low=0.0, high=1.0)

@@ -739,8 +739,10 @@ class Tracker:
 
     def _births(self, t, xyz, cov, w, alpha) -> None:
         c = self.config
-        complete, single = self._visual_births.update(t, xyz, cov, w, alpha,
-                                                      self._tracks.mean[:, :3])
+        # in a fixed frame, chains the head turned away from are held (birth_unseen_hold)
+        complete, single = self._visual_births.update(
+            t, xyz, cov, w, alpha, self._tracks.mean[:, :3],
+            in_view=self._in_view if self._pose is not None else None)
         # before this frame's births (all visual); not the tracks out of view (issue 21)
         unseen = self._unsupported() & ~self._unseen_out_of_view()
         for chain in complete:
