@@ -93,7 +93,8 @@ def test_kernel_direct_call_on_random_spectra(rng):
     spec_r = rng.standard_normal((20, n_bins)) + 1j * rng.standard_normal((20, n_bins))
     outs = []
     for kernel in (K.binaural_kernel, K.binaural_reference):
-        state = np.zeros((8, n_bins))
+        state = np.zeros((9, n_bins))
+        state[8, 1] = np.inf
         init = np.zeros(1, dtype=np.int64)
         out = np.zeros((20, K.OUT_BANDS + fe.n_bands))
         cross = np.zeros((20, 2, n_bins))

@@ -30,7 +30,13 @@ P_GATE = 12  # a frame whose own GCC-PHAT (weights without the onset factor) pea
 # the memory gives the ITD of the other frames
 P_GATE_DIRECT = 13
 P_ALONE_POWER = 14  # a frame read alone weights its bins by (weight without onset) ** this
-N_PARAMS = 15
+# a second talker: a frame below P_GATE whose own GCC-PHAT peak is at least
+# P_NEW_SEPARATION (s) from the memory's is read alone when an earlier such frame, at most
+# P_NEW_WINDOW frames before (0: off), peaked within P_NEW_AGREE (s) of it
+P_NEW_SEPARATION = 15
+P_NEW_AGREE = 16
+P_NEW_WINDOW = 17
+N_PARAMS = 18
 
 OUT_ITD = 0
 OUT_RELIABILITY = 1
@@ -225,12 +231,14 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
         cos / sin(omega * scan_tau).
     tau_max : float
         Largest lag searched, s.
-    state : float64 (8, B)
-        [psd, noise, S_ll, S_rr, Re S_lr, Im S_lr, Re M, Im M], updated in place
-        (M: precedence memory of the weighted PHAT cross-spectra).
+    state : float64 (9, B)
+        [psd, noise, S_ll, S_rr, Re S_lr, Im S_lr, Re M, Im M, (tau2, age)], updated in
+        place (M: precedence memory of the weighted PHAT cross-spectra; row 8: the last
+        frame's ITD away from the memory, s, and the frames since it, in its first two
+        entries).
     initialised : int64 (1,)
         0 until the first frame was seen.
-    params : float64 (15,)
+    params : float64 (18,)
         See the ``P_*`` indices.
     out : float64 (F, 7 + J)
         itd, reliability, ild, activity, direct_path, snr_db, n_bins, ILD per band
@@ -256,12 +264,18 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
     gate = params[P_GATE]
     gate_direct = params[P_GATE_DIRECT]
     alone_power = params[P_ALONE_POWER]
+    new_separation = params[P_NEW_SEPARATION]
+    new_agree = params[P_NEW_AGREE]
+    new_window = params[P_NEW_WINDOW]
     keep_cross = out_cross.shape[0] == n_frames
 
     a = np.zeros(n_bins)
     b = np.zeros(n_bins)
     fa = np.zeros(n_bins)  # the frame's PHAT terms with the weights but the onset factor
     fb = np.zeros(n_bins)
+    ma = np.zeros(n_bins)  # the memory, for its peak in a frame that may be a new talker's
+    mb = np.zeros(n_bins)
+    mmask = np.zeros(n_bins, dtype=np.bool_)
     mask = np.zeros(n_bins, dtype=np.bool_)
     frame_mask = np.zeros(n_bins, dtype=np.bool_)
     pl = np.zeros(n_bins)
@@ -368,6 +382,7 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
                 out_cross[f, 0, k] = a[k] / wsum if wsum > 1e-12 else 0.0
                 out_cross[f, 1, k] = b[k] / wsum if wsum > 1e-12 else 0.0
         done = False
+        state[8, 1] += 1.0
         if memory > 0.0:
             # precedence memory: a bin's direct-path evidence replaces its memory, which
             # otherwise decays by `memory` per frame
@@ -386,7 +401,23 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
             if fsum > 1e-12 and fsum >= gate_direct * n_mask:
                 tau, r = gcc_peak(fa, fb, mask, omega, scan_tau, scan_cos, scan_sin, tau_max,
                                   n_newton)
-                if r >= gate * fsum:
+                alone = r >= gate * fsum
+                if not alone and new_window > 0.0 and gate <= 1.0:
+                    # a second talker: the frame's own peak far from the memory's, read
+                    # alone when an earlier such frame (within new_window frames) read the
+                    # same ITD (within new_agree); reflections scatter, a talker recurs
+                    for k in range(n_bins):
+                        ma[k] = state[6, k]
+                        mb[k] = state[7, k]
+                        mmask[k] = ma[k] != 0.0 or mb[k] != 0.0
+                    tau_m, r_m = gcc_peak(ma, mb, mmask, omega, scan_tau, scan_cos, scan_sin,
+                                          tau_max, n_newton)
+                    if r_m <= 0.0 or abs(tau - tau_m) >= new_separation:
+                        alone = (state[8, 1] <= new_window
+                                 and abs(tau - state[8, 0]) <= new_agree)
+                        state[8, 0] = tau
+                        state[8, 1] = 0.0
+                if alone:
                     # read alone, with the bins' weights sharpened (the most direct bins)
                     done = True
                     rel = r / fsum
@@ -523,6 +554,7 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
             out_cross[f, 1] = b / wsum if wsum > 1e-12 else 0.0
         gmask = mask
         done = False
+        state[8, 1] += 1.0
         if params[P_MEMORY] > 0:
             keep = params[P_MEMORY] * (1.0 - np.sqrt(a ** 2 + b ** 2))
             state[6] = keep * state[6] + a
@@ -531,7 +563,17 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
             if fsum > 1e-12 and fsum >= params[P_GATE_DIRECT] * n_mask:
                 tau, r = gcc_peak_reference(fa, fb, mask, omega, scan_tau, scan_cos, scan_sin,
                                             tau_max, n_newton)
-                if r >= params[P_GATE] * fsum:
+                alone = r >= params[P_GATE] * fsum
+                if not alone and params[P_NEW_WINDOW] > 0 and params[P_GATE] <= 1.0:
+                    mmask = (state[6] != 0) | (state[7] != 0)
+                    tau_m, r_m = gcc_peak_reference(state[6], state[7], mmask, omega, scan_tau,
+                                                    scan_cos, scan_sin, tau_max, n_newton)
+                    if r_m <= 0.0 or abs(tau - tau_m) >= params[P_NEW_SEPARATION]:
+                        alone = bool(state[8, 1] <= params[P_NEW_WINDOW]
+                                     and abs(tau - state[8, 0]) <= params[P_NEW_AGREE])
+                        state[8, 0] = tau
+                        state[8, 1] = 0.0
+                if alone:
                     done = True
                     out[f, OUT_RELIABILITY] = max(r / fsum, 0.0)
                     wk = np.sqrt(fa ** 2 + fb ** 2)
