@@ -382,6 +382,9 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
                 out_cross[f, 0, k] = a[k] / wsum if wsum > 1e-12 else 0.0
                 out_cross[f, 1, k] = b[k] / wsum if wsum > 1e-12 else 0.0
         done = False
+        have_m = False  # the memory's peak (tau_m, r_m) of this frame, once computed
+        tau_m = 0.0
+        r_m = 0.0
         state[8, 1] += 1.0
         if memory > 0.0:
             # precedence memory: a bin's direct-path evidence replaces its memory, which
@@ -412,6 +415,7 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
                         mmask[k] = ma[k] != 0.0 or mb[k] != 0.0
                     tau_m, r_m = gcc_peak(ma, mb, mmask, omega, scan_tau, scan_cos, scan_sin,
                                           tau_max, n_newton)
+                    have_m = True
                     if r_m <= 0.0 or abs(tau - tau_m) >= new_separation:
                         alone = (state[8, 1] <= new_window
                                  and abs(tau - state[8, 0]) <= new_agree)
@@ -453,8 +457,11 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
             out[f, OUT_ITD] = np.nan
             out[f, OUT_RELIABILITY] = 0.0
         else:
-            tau, r = gcc_peak(a, b, mask, omega, scan_tau, scan_cos, scan_sin, tau_max,
-                              n_newton)
+            if have_m:  # the memory's peak, computed for the second talker
+                tau, r = tau_m, r_m
+            else:
+                tau, r = gcc_peak(a, b, mask, omega, scan_tau, scan_cos, scan_sin, tau_max,
+                                  n_newton)
             out[f, OUT_ITD] = tau
             rel = r / wsum
             out[f, OUT_RELIABILITY] = rel if rel > 0.0 else 0.0
