@@ -36,7 +36,8 @@ P_ALONE_POWER = 14  # a frame read alone weights its bins by (weight without ons
 P_NEW_SEPARATION = 15
 P_NEW_AGREE = 16
 P_NEW_WINDOW = 17
-N_PARAMS = 18
+P_NEW_SNR = 18  # dB: frame SNR a confirmed second-talker frame needs to be read alone
+N_PARAMS = 19
 
 OUT_ITD = 0
 OUT_RELIABILITY = 1
@@ -238,7 +239,7 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
         entries).
     initialised : int64 (1,)
         0 until the first frame was seen.
-    params : float64 (18,)
+    params : float64 (19,)
         See the ``P_*`` indices.
     out : float64 (F, 7 + J)
         itd, reliability, ild, activity, direct_path, snr_db, n_bins, ILD per band
@@ -267,6 +268,7 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
     new_separation = params[P_NEW_SEPARATION]
     new_agree = params[P_NEW_AGREE]
     new_window = params[P_NEW_WINDOW]
+    new_snr = params[P_NEW_SNR]
     keep_cross = out_cross.shape[0] == n_frames
 
     a = np.zeros(n_bins)
@@ -418,7 +420,8 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
                     have_m = True
                     if r_m <= 0.0 or abs(tau - tau_m) >= new_separation:
                         alone = (state[8, 1] <= new_window
-                                 and abs(tau - state[8, 0]) <= new_agree)
+                                 and abs(tau - state[8, 0]) <= new_agree
+                                 and snr_db >= new_snr)
                         state[8, 0] = tau
                         state[8, 1] = 0.0
                 if alone:
@@ -577,7 +580,8 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
                                                     scan_cos, scan_sin, tau_max, n_newton)
                     if r_m <= 0.0 or abs(tau - tau_m) >= params[P_NEW_SEPARATION]:
                         alone = bool(state[8, 1] <= params[P_NEW_WINDOW]
-                                     and abs(tau - state[8, 0]) <= params[P_NEW_AGREE])
+                                     and abs(tau - state[8, 0]) <= params[P_NEW_AGREE]
+                                     and snr_db >= params[P_NEW_SNR])
                         state[8, 0] = tau
                         state[8, 1] = 0.0
                 if alone:

@@ -407,6 +407,11 @@ class AudioFrontEndConfig(StageConfig):
         40.0, "Largest ITD difference (microseconds) between two second-talker candidates "
         "that confirms the later one (see precedence_second_window).", low=0.0, high=2000.0,
     )
+    precedence_second_snr_db: float = param(
+        10.0, "Frame SNR (dB over the noise floor) that a confirmed second-talker frame needs "
+        "to be read alone (see precedence_second_window): in a noisy frame the frame's own "
+        "peak is the noise's as often as a talker's.", low=-100.0, high=100.0,
+    )
     precedence_alone_power: float = param(
         4.0, "A frame read alone (see precedence_gate) weights its bins by their direct-path "
         "weight (without the onset factor) to this power: the most direct bins carry its "
