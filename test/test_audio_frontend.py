@@ -97,15 +97,18 @@ def test_kernel_direct_call_on_random_spectra(rng):
     fe.params[K.P_HOLD] = 0.9  # the precedence hold on
     for kernel in (K.binaural_kernel, K.binaural_reference):
         state = np.zeros((K.N_STATE, n_bins))
+        state[9, 1] = np.inf
         init = np.zeros(1, dtype=np.int64)
         out = np.zeros((20, K.OUT_BANDS + fe.n_bands))
         cross = np.zeros((20, 2, n_bins))
         kernel(spec_l, spec_r, fe.omega, fe.diffuse_coherence, fe.in_band, fe.band_of_bin,
                fe.scan_tau, fe.scan_cos, fe.scan_sin, fe.tau_max, state, init, fe.params, out,
                cross)
-        outs.append((np.nan_to_num(out), cross))
+        outs.append((np.nan_to_num(out), cross, state))
     assert np.allclose(outs[0][0], outs[1][0], rtol=1e-9, atol=1e-12)
     assert np.allclose(outs[0][1], outs[1][1], rtol=1e-9, atol=1e-12)
+    # the state too: the memory, the hold (row 8) and the second talker (row 9) agree
+    assert np.allclose(outs[0][2], outs[1][2], rtol=1e-9, atol=1e-12)
     weights = rng.uniform(0, 1, 20)
     weights[3] = 0.0
     args = (fe.omega, fe.scan_tau, fe.scan_cos, fe.scan_sin, fe.tau_max, 4)
