@@ -292,3 +292,16 @@ def test_periodic_hann_is_scipys_window_bit_for_bit():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=100, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_kernel_parameter_indices_are_distinct_and_each_setting_lands_in_its_own():
+    """Every P_* index is its own slot (two settings sharing one would silently overwrite
+    each other); the hold and the second talker's settings are read where they are set."""
+    idx = {name: getattr(K, name) for name in dir(K) if name.startswith("P_")}
+    assert len(set(idx.values())) == len(idx)
+    assert sorted(idx.values()) == list(range(K.N_PARAMS))
+    cfg = AudioFrontEndConfig(precedence_hold_time=0.1, precedence_second_separation=90.0)
+    fe = BinauralFrontEnd(cfg)
+    assert fe.params[K.P_HOLD] == pytest.approx(np.exp(-cfg.hop_duration / 0.1))
+    assert fe.params[K.P_NEW_SEPARATION] == pytest.approx(90e-6)
+    assert BinauralFrontEnd(AudioFrontEndConfig()).params[K.P_HOLD] == 0.0

@@ -30,8 +30,6 @@ P_GATE = 12  # a frame whose own GCC-PHAT (weights without the onset factor) pea
 # the memory gives the ITD of the other frames
 P_GATE_DIRECT = 13
 P_ALONE_POWER = 14  # a frame read alone weights its bins by (weight without onset) ** this
-P_HOLD = 15  # decay per frame of the precedence hold (0: off): a bin's memory is replaced only
-# by the part of its weight above the held weight of its strongest recent evidence (decayed)
 # a second talker: a frame below P_GATE whose own GCC-PHAT peak is at least
 # P_NEW_SEPARATION (s) from the memory's is read alone when an earlier such frame, at most
 # P_NEW_WINDOW frames before (0: off), peaked within P_NEW_AGREE (s) of it
@@ -39,7 +37,9 @@ P_NEW_SEPARATION = 15
 P_NEW_AGREE = 16
 P_NEW_WINDOW = 17
 P_NEW_SNR = 18  # dB: frame SNR a confirmed second-talker frame needs to be read alone
-N_PARAMS = 19
+P_HOLD = 19  # decay per frame of the precedence hold (0: off): a bin's memory is replaced only
+# by the part of its weight above the held weight of its strongest recent evidence (decayed)
+N_PARAMS = 20
 #: rows of the front-end's state: psd, noise, S_ll, S_rr, Re S_lr, Im S_lr, Re M, Im M, hold,
 #: second talker
 N_STATE = 10
