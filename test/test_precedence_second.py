@@ -73,9 +73,12 @@ def test_second_talker_frames_are_read_at_the_second_talker():
 
 
 @pytest.mark.timeout(240)
-def test_second_talker_reading_is_the_same_with_the_numpy_reference():
+@pytest.mark.parametrize("hold", [0.0, 0.1])
+def test_second_talker_reading_is_the_same_with_the_numpy_reference(hold):
+    """Also with the precedence hold (audio.precedence_hold_time): both change the memory's
+    update, the kernel and the reference agree on the outputs and on the state."""
     scene, render = _double_talk(SEEDS[0], duration=4.0)
-    cfg = AudioFrontEndConfig()
+    cfg = AudioFrontEndConfig(precedence_hold_time=hold)
     a = BinauralFrontEnd(cfg, mics=scene.robot.mics, use_numba=True, keep_cross=True)
     b = BinauralFrontEnd(cfg, mics=scene.robot.mics, use_numba=False, keep_cross=True)
     fa = a.process(render.samples, render.rate, 0.0)
@@ -85,7 +88,12 @@ def test_second_talker_reading_is_the_same_with_the_numpy_reference():
         assert np.array_equal(np.isnan(va), np.isnan(vb)), name
         ok = ~np.isnan(va)
         assert np.allclose(va[ok], vb[ok], rtol=1e-7, atol=1e-10), name
-    off = _read(scene, render, 0.0)
+    assert np.allclose(a._state, b._state, rtol=1e-7, atol=1e-10)
+    if hold:
+        assert np.any(a._state[8] > 0)  # the hold was exercised
+    off = BinauralFrontEnd(AudioFrontEndConfig(precedence_second_window=0.0,
+                                               precedence_hold_time=hold),
+                           mics=scene.robot.mics).process(render.samples, render.rate, 0.0)
     assert np.sum(np.abs(off.itd - fa.itd) > 5e-6) >= 5  # the reading was exercised
 
 
