@@ -65,8 +65,8 @@ def test_second_talker_frames_are_read_at_the_second_talker():
         lone += alone.sum()
         lone_before += (alone & at_talker_off).sum()
         lone_after += (alone & at_talker_on).sum()
-    # measured (seeds 8, 9): 61 of 600 overlap frames changed, 33 of them from one talker
-    # to the other; a lone talker's frames at its ITD 332 -> 329 of 432
+    # measured (seeds 8, 9): 55 of 600 overlap frames changed, 28 of them from one talker
+    # to the other; a lone talker's frames at its ITD 332 -> 335 of 432
     assert changed >= 0.05 * overlap
     assert to_other >= 0.4 * changed
     assert lone_after >= lone_before - 0.02 * lone

@@ -431,6 +431,7 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
                 tau, r = gcc_peak(fa, fb, mask, omega, scan_tau, scan_cos, scan_sin, tau_max,
                                   n_newton)
                 alone = r >= gate * fsum
+                second = False
                 if not alone and new_window > 0.0 and gate <= 1.0:
                     # a second talker: the frame's own peak far from the memory's, read
                     # alone when an earlier such frame (within new_window frames) read the
@@ -446,6 +447,7 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
                         alone = (state[9, 1] <= new_window
                                  and abs(tau - state[9, 0]) <= new_agree
                                  and snr_db >= new_snr)
+                        second = alone
                         state[9, 0] = tau
                         state[9, 1] = 0.0
                 if alone:
@@ -467,7 +469,7 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
                     else:
                         gsum = 1.0
                     out[f, OUT_ITD] = tau
-                    if keep_cross:
+                    if keep_cross and not second:  # a second talker's: onset-weighted
                         for k in range(n_bins):
                             out_cross[f, 0, k] = fa[k] / gsum
                             out_cross[f, 1, k] = fb[k] / gsum
@@ -606,6 +608,7 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
                 tau, r = gcc_peak_reference(fa, fb, mask, omega, scan_tau, scan_cos, scan_sin,
                                             tau_max, n_newton)
                 alone = r >= params[P_GATE] * fsum
+                second = False
                 if not alone and params[P_NEW_WINDOW] > 0 and params[P_GATE] <= 1.0:
                     mmask = (state[6] != 0) | (state[7] != 0)
                     tau_m, r_m = gcc_peak_reference(state[6], state[7], mmask, omega, scan_tau,
@@ -614,6 +617,7 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
                         alone = bool(state[9, 1] <= params[P_NEW_WINDOW]
                                      and abs(tau - state[9, 0]) <= params[P_NEW_AGREE]
                                      and snr_db >= params[P_NEW_SNR])
+                        second = alone
                         state[9, 0] = tau
                         state[9, 1] = 0.0
                 if alone:
@@ -629,7 +633,7 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
                     else:
                         gsum = 1.0
                     out[f, OUT_ITD] = tau
-                    if keep_cross:
+                    if keep_cross and not second:
                         out_cross[f, 0] = ga / gsum
                         out_cross[f, 1] = gb / gsum
             if not done:
