@@ -347,8 +347,9 @@ class BinauralFrontEnd:
         ~10 deg towards the front while the head pans at 60 deg/s).  The memory's peak ITD
         tau is mapped to its azimuth, moved by -yaw, and every bin's phasor is delayed by
         the new ITD minus tau (one talker dominating the memory: exact for it; the
-        others' bins move by the same delay).  No effect without a memory
-        (``precedence_time`` 0) or before the first frame.
+        others' bins move by the same delay).  A turn releases the precedence hold
+        (``precedence_hold_time``).  No effect without a memory (``precedence_time`` 0) or
+        before the first frame.
         """
         yaw = float(yaw)
         if not math.isfinite(yaw):
@@ -368,6 +369,9 @@ class BinauralFrontEnd:
         m = (mem[0] + 1j * mem[1]) * rot
         self._state[6] = m.real
         self._state[7] = m.imag
+        # the precedence hold assumes a still head: a turn releases it (the memory's turn is
+        # exact only for the talker that dominates it; held, its errors would stay)
+        self._state[8] = 0.0
         # the last ITD heard away from the memory (a second talker) turns the same way
         az2 = self.geometry.azimuth_from_itd(np.array([self._state[9, 0]]))[0]
         self._state[9, 0] = self.geometry.itd_from_azimuth(np.array([az2 - yaw]))[0]
