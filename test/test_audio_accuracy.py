@@ -83,7 +83,10 @@ def test_reverberant_rooms_error_and_the_gain_of_direct_path_weighting():
     # pyroomacoustics SRP-PHAT 12.2 deg.  With audio.precedence_gate 0.5 (the default
     # until 2026-12-07) pooled 7.4 (1 m: 2.2), frames 10.8: at RT60 0.6 s, SNR 0 dB, 1 m,
     # -35 deg the frames now read 3.1 deg (were 19.7) but fewer are read alone, and the
-    # pool of the others' onset-weighted cross-spectra reads 26.5 deg (was 0.7)
+    # pool of the others' onset-weighted cross-spectra reads 26.5 deg (was 0.7).  With the
+    # memory's second talker (audio.precedence_second_window 0.5, 2026-12-07) frames 9.75,
+    # pooled 7.87 (3 m: 11.34): its frames keep their onset-weighted cross-spectra for the
+    # pool (with their sharpened ones, 3 m read 15.2)
     assert pooled[near].mean() < 5.0
     assert pooled[~near].mean() < 13.5
     assert pooled.mean() < 8.0

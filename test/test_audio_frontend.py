@@ -97,15 +97,18 @@ def test_kernel_direct_call_on_random_spectra(rng):
     fe.params[K.P_HOLD] = 0.9  # the precedence hold on
     for kernel in (K.binaural_kernel, K.binaural_reference):
         state = np.zeros((K.N_STATE, n_bins))
+        state[9, 1] = np.inf
         init = np.zeros(1, dtype=np.int64)
         out = np.zeros((20, K.OUT_BANDS + fe.n_bands))
         cross = np.zeros((20, 2, n_bins))
         kernel(spec_l, spec_r, fe.omega, fe.diffuse_coherence, fe.in_band, fe.band_of_bin,
                fe.scan_tau, fe.scan_cos, fe.scan_sin, fe.tau_max, state, init, fe.params, out,
                cross)
-        outs.append((np.nan_to_num(out), cross))
+        outs.append((np.nan_to_num(out), cross, state))
     assert np.allclose(outs[0][0], outs[1][0], rtol=1e-9, atol=1e-12)
     assert np.allclose(outs[0][1], outs[1][1], rtol=1e-9, atol=1e-12)
+    # the state too: the memory, the hold (row 8) and the second talker (row 9) agree
+    assert np.allclose(outs[0][2], outs[1][2], rtol=1e-9, atol=1e-12)
     weights = rng.uniform(0, 1, 20)
     weights[3] = 0.0
     args = (fe.omega, fe.scan_tau, fe.scan_cos, fe.scan_sin, fe.tau_max, 4)
@@ -289,3 +292,16 @@ def test_periodic_hann_is_scipys_window_bit_for_bit():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=100, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_kernel_parameter_indices_are_distinct_and_each_setting_lands_in_its_own():
+    """Every P_* index is its own slot (two settings sharing one would silently overwrite
+    each other); the hold and the second talker's settings are read where they are set."""
+    idx = {name: getattr(K, name) for name in dir(K) if name.startswith("P_")}
+    assert len(set(idx.values())) == len(idx)
+    assert sorted(idx.values()) == list(range(K.N_PARAMS))
+    cfg = AudioFrontEndConfig(precedence_hold_time=0.1, precedence_second_separation=90.0)
+    fe = BinauralFrontEnd(cfg)
+    assert fe.params[K.P_HOLD] == pytest.approx(np.exp(-cfg.hop_duration / 0.1))
+    assert fe.params[K.P_NEW_SEPARATION] == pytest.approx(90e-6)
+    assert BinauralFrontEnd(AudioFrontEndConfig()).params[K.P_HOLD] == 0.0

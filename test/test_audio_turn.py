@@ -146,3 +146,19 @@ def test_process_takes_the_head_turns_from_the_bags_tf():
     other = [(r[0], r[1], "another_frame", r[3], r[4]) for r in tf]
     assert audio_head_rotation(configs, other, [], errors) is None
     assert "does not follow the head" in errors[0] and cam in errors[0]
+
+
+def test_a_head_turn_releases_the_precedence_hold():
+    """The hold (audio.precedence_hold_time) assumes a still head: a turn releases it, so
+    that the talker's evidence at its new direction replaces the turned memory at once;
+    no turn (0 rad) keeps it."""
+    cfg = AudioFrontEndConfig(precedence_hold_time=0.1)
+    fe = BinauralFrontEnd(cfg)
+    itd = fe.geometry.itd_from_azimuth(np.radians([30.0]))[0]
+    fe.process(binauralize(noise_bursts(FS, 1.0, seed=3), itd, FS), FS, 0.0)
+    held = fe._state[8].copy()
+    assert np.any(held > 0.1)
+    fe.turn(0.0)
+    np.testing.assert_array_equal(fe._state[8], held)
+    fe.turn(np.radians(5.0))
+    assert not np.any(fe._state[8])

@@ -30,11 +30,19 @@ P_GATE = 12  # a frame whose own GCC-PHAT (weights without the onset factor) pea
 # the memory gives the ITD of the other frames
 P_GATE_DIRECT = 13
 P_ALONE_POWER = 14  # a frame read alone weights its bins by (weight without onset) ** this
-P_HOLD = 15  # decay per frame of the precedence hold (0: off): a bin's memory is replaced only
+# a second talker: a frame below P_GATE whose own GCC-PHAT peak is at least
+# P_NEW_SEPARATION (s) from the memory's is read alone when an earlier such frame, at most
+# P_NEW_WINDOW frames before (0: off), peaked within P_NEW_AGREE (s) of it
+P_NEW_SEPARATION = 15
+P_NEW_AGREE = 16
+P_NEW_WINDOW = 17
+P_NEW_SNR = 18  # dB: frame SNR a confirmed second-talker frame needs to be read alone
+P_HOLD = 19  # decay per frame of the precedence hold (0: off): a bin's memory is replaced only
 # by the part of its weight above the held weight of its strongest recent evidence (decayed)
-N_PARAMS = 16
-#: rows of the front-end's state: psd, noise, S_ll, S_rr, Re S_lr, Im S_lr, Re M, Im M, hold
-N_STATE = 9
+N_PARAMS = 20
+#: rows of the front-end's state: psd, noise, S_ll, S_rr, Re S_lr, Im S_lr, Re M, Im M, hold,
+#: second talker
+N_STATE = 10
 
 OUT_ITD = 0
 OUT_RELIABILITY = 1
@@ -230,9 +238,11 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
     tau_max : float
         Largest lag searched, s.
     state : float64 (N_STATE, B)
-        [psd, noise, S_ll, S_rr, Re S_lr, Im S_lr, Re M, Im M, Q], updated in place
-        (M: precedence memory of the weighted PHAT cross-spectra; Q: the precedence
-        hold, the weight of each bin's strongest recent evidence, decayed).
+        [psd, noise, S_ll, S_rr, Re S_lr, Im S_lr, Re M, Im M, Q, (tau2, age)], updated in
+        place (M: precedence memory of the weighted PHAT cross-spectra; Q: the precedence
+        hold, the weight of each bin's strongest recent evidence, decayed; row 9: the last
+        frame's ITD away from the memory, s, and the frames since it, in its first two
+        entries).
     initialised : int64 (1,)
         0 until the first frame was seen.
     params : float64 (N_PARAMS,)
@@ -262,12 +272,19 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
     gate_direct = params[P_GATE_DIRECT]
     alone_power = params[P_ALONE_POWER]
     hold = params[P_HOLD]
+    new_separation = params[P_NEW_SEPARATION]
+    new_agree = params[P_NEW_AGREE]
+    new_window = params[P_NEW_WINDOW]
+    new_snr = params[P_NEW_SNR]
     keep_cross = out_cross.shape[0] == n_frames
 
     a = np.zeros(n_bins)
     b = np.zeros(n_bins)
     fa = np.zeros(n_bins)  # the frame's PHAT terms with the weights but the onset factor
     fb = np.zeros(n_bins)
+    ma = np.zeros(n_bins)  # the memory, for its peak in a frame that may be a new talker's
+    mb = np.zeros(n_bins)
+    mmask = np.zeros(n_bins, dtype=np.bool_)
     mask = np.zeros(n_bins, dtype=np.bool_)
     frame_mask = np.zeros(n_bins, dtype=np.bool_)
     pl = np.zeros(n_bins)
@@ -374,6 +391,10 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
                 out_cross[f, 0, k] = a[k] / wsum if wsum > 1e-12 else 0.0
                 out_cross[f, 1, k] = b[k] / wsum if wsum > 1e-12 else 0.0
         done = False
+        have_m = False  # the memory's peak (tau_m, r_m) of this frame, once computed
+        tau_m = 0.0
+        r_m = 0.0
+        state[9, 1] += 1.0
         if memory > 0.0:
             # precedence memory: a bin's direct-path evidence replaces its memory, which
             # otherwise decays by `memory` per frame
@@ -409,7 +430,27 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
             if fsum > 1e-12 and fsum >= gate_direct * n_mask:
                 tau, r = gcc_peak(fa, fb, mask, omega, scan_tau, scan_cos, scan_sin, tau_max,
                                   n_newton)
-                if r >= gate * fsum:
+                alone = r >= gate * fsum
+                second = False
+                if not alone and new_window > 0.0 and gate <= 1.0:
+                    # a second talker: the frame's own peak far from the memory's, read
+                    # alone when an earlier such frame (within new_window frames) read the
+                    # same ITD (within new_agree); reflections scatter, a talker recurs
+                    for k in range(n_bins):
+                        ma[k] = state[6, k]
+                        mb[k] = state[7, k]
+                        mmask[k] = ma[k] != 0.0 or mb[k] != 0.0
+                    tau_m, r_m = gcc_peak(ma, mb, mmask, omega, scan_tau, scan_cos, scan_sin,
+                                          tau_max, n_newton)
+                    have_m = True
+                    if r_m <= 0.0 or abs(tau - tau_m) >= new_separation:
+                        alone = (state[9, 1] <= new_window
+                                 and abs(tau - state[9, 0]) <= new_agree
+                                 and snr_db >= new_snr)
+                        second = alone
+                        state[9, 0] = tau
+                        state[9, 1] = 0.0
+                if alone:
                     # read alone, with the bins' weights sharpened (the most direct bins)
                     done = True
                     rel = r / fsum
@@ -428,7 +469,7 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
                     else:
                         gsum = 1.0
                     out[f, OUT_ITD] = tau
-                    if keep_cross:
+                    if keep_cross and not second:  # a second talker's: onset-weighted
                         for k in range(n_bins):
                             out_cross[f, 0, k] = fa[k] / gsum
                             out_cross[f, 1, k] = fb[k] / gsum
@@ -445,8 +486,11 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
             out[f, OUT_ITD] = np.nan
             out[f, OUT_RELIABILITY] = 0.0
         else:
-            tau, r = gcc_peak(a, b, mask, omega, scan_tau, scan_cos, scan_sin, tau_max,
-                              n_newton)
+            if have_m:  # the memory's peak, computed for the second talker
+                tau, r = tau_m, r_m
+            else:
+                tau, r = gcc_peak(a, b, mask, omega, scan_tau, scan_cos, scan_sin, tau_max,
+                                  n_newton)
             out[f, OUT_ITD] = tau
             rel = r / wsum
             out[f, OUT_RELIABILITY] = rel if rel > 0.0 else 0.0
@@ -546,6 +590,7 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
             out_cross[f, 1] = b / wsum if wsum > 1e-12 else 0.0
         gmask = mask
         done = False
+        state[9, 1] += 1.0
         if params[P_MEMORY] > 0:
             ua, ub = a, b
             if params[P_HOLD] > 0:
@@ -562,7 +607,20 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
             if fsum > 1e-12 and fsum >= params[P_GATE_DIRECT] * n_mask:
                 tau, r = gcc_peak_reference(fa, fb, mask, omega, scan_tau, scan_cos, scan_sin,
                                             tau_max, n_newton)
-                if r >= params[P_GATE] * fsum:
+                alone = r >= params[P_GATE] * fsum
+                second = False
+                if not alone and params[P_NEW_WINDOW] > 0 and params[P_GATE] <= 1.0:
+                    mmask = (state[6] != 0) | (state[7] != 0)
+                    tau_m, r_m = gcc_peak_reference(state[6], state[7], mmask, omega, scan_tau,
+                                                    scan_cos, scan_sin, tau_max, n_newton)
+                    if r_m <= 0.0 or abs(tau - tau_m) >= params[P_NEW_SEPARATION]:
+                        alone = bool(state[9, 1] <= params[P_NEW_WINDOW]
+                                     and abs(tau - state[9, 0]) <= params[P_NEW_AGREE]
+                                     and snr_db >= params[P_NEW_SNR])
+                        second = alone
+                        state[9, 0] = tau
+                        state[9, 1] = 0.0
+                if alone:
                     done = True
                     out[f, OUT_RELIABILITY] = max(r / fsum, 0.0)
                     wk = np.sqrt(fa ** 2 + fb ** 2)
@@ -575,7 +633,7 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
                     else:
                         gsum = 1.0
                     out[f, OUT_ITD] = tau
-                    if keep_cross:
+                    if keep_cross and not second:
                         out_cross[f, 0] = ga / gsum
                         out_cross[f, 1] = gb / gsum
             if not done:

@@ -314,6 +314,10 @@ class BinauralFrontEnd:
         self.params[K.P_ALONE_POWER] = c.precedence_alone_power
         self.params[K.P_HOLD] = (np.exp(-c.hop_duration / c.precedence_hold_time)
                                  if c.precedence_hold_time > 0 else 0.0)
+        self.params[K.P_NEW_SEPARATION] = c.precedence_second_separation * 1e-6
+        self.params[K.P_NEW_AGREE] = c.precedence_second_agreement * 1e-6
+        self.params[K.P_NEW_WINDOW] = c.precedence_second_window / c.hop_duration
+        self.params[K.P_NEW_SNR] = c.precedence_second_snr_db
         self.input_rate: int | None = None
         self.stats = {"chunks": 0, "samples": 0, "clipped_samples": 0, "discontinuities": 0,
                       "frames": 0}
@@ -323,6 +327,7 @@ class BinauralFrontEnd:
     def reset(self):
         """Forget the stream (time base, buffers, noise floor)."""
         self._state = np.zeros((K.N_STATE, len(self.freqs)))
+        self._state[9, 1] = np.inf  # no frame away from the memory yet (second talker)
         self._initialised = np.zeros(1, dtype=np.int64)
         self._resampler: StreamResampler | None = None
         self._pending = np.zeros((0, 2))
@@ -342,8 +347,9 @@ class BinauralFrontEnd:
         ~10 deg towards the front while the head pans at 60 deg/s).  The memory's peak ITD
         tau is mapped to its azimuth, moved by -yaw, and every bin's phasor is delayed by
         the new ITD minus tau (one talker dominating the memory: exact for it; the
-        others' bins move by the same delay).  No effect without a memory
-        (``precedence_time`` 0) or before the first frame.
+        others' bins move by the same delay).  A turn releases the precedence hold
+        (``precedence_hold_time``).  No effect without a memory (``precedence_time`` 0) or
+        before the first frame.
         """
         yaw = float(yaw)
         if not math.isfinite(yaw):
@@ -363,6 +369,12 @@ class BinauralFrontEnd:
         m = (mem[0] + 1j * mem[1]) * rot
         self._state[6] = m.real
         self._state[7] = m.imag
+        # the precedence hold assumes a still head: a turn releases it (the memory's turn is
+        # exact only for the talker that dominates it; held, its errors would stay)
+        self._state[8] = 0.0
+        # the last ITD heard away from the memory (a second talker) turns the same way
+        az2 = self.geometry.azimuth_from_itd(np.array([self._state[9, 0]]))[0]
+        self._state[9, 0] = self.geometry.itd_from_azimuth(np.array([az2 - yaw]))[0]
 
     def warm_up(self):
         """Compile/run the kernel once on a silent frame (call at node start)."""

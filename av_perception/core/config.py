@@ -389,6 +389,29 @@ class AudioFrontEndConfig(StageConfig):
         0.3, "Mean direct-path weight (without the onset factor) over the unmasked bins that "
         "a frame needs to be read alone (see precedence_gate).", low=0.0, high=1.0,
     )
+    precedence_second_window: float = param(
+        0.5, "A second talker heard while the precedence memory holds the first: a frame "
+        "not read alone by precedence_gate (but with precedence_gate_direct) whose own "
+        "GCC-PHAT peak lies at least precedence_second_separation from the memory's peak is "
+        "read alone when an earlier such frame, at most this long before (s), peaked within "
+        "precedence_second_agreement of it (reflections scatter, a talker recurs); 0 = off "
+        "(off too with precedence_gate above 1: every frame from the memory).",
+        low=0.0, high=5.0,
+    )
+    precedence_second_separation: float = param(
+        90.0, "ITD distance (microseconds) from the precedence memory's peak that makes a "
+        "frame's own peak a second talker's candidate (see precedence_second_window).",
+        low=0.0, high=2000.0,
+    )
+    precedence_second_agreement: float = param(
+        40.0, "Largest ITD difference (microseconds) between two second-talker candidates "
+        "that confirms the later one (see precedence_second_window).", low=0.0, high=2000.0,
+    )
+    precedence_second_snr_db: float = param(
+        10.0, "Frame SNR (dB over the noise floor) that a confirmed second-talker frame needs "
+        "to be read alone (see precedence_second_window): in a noisy frame the frame's own "
+        "peak is the noise's as often as a talker's.", low=-100.0, high=100.0,
+    )
     precedence_alone_power: float = param(
         4.0, "A frame read alone (see precedence_gate) weights its bins by their direct-path "
         "weight (without the onset factor) to this power: the most direct bins carry its "
