@@ -418,13 +418,13 @@ class AudioFrontEndConfig(StageConfig):
         "ITD.", low=1.0, high=16.0,
     )
     precedence_hold_time: float = param(
-        0.0, "Time constant (s) of the precedence hold: each bin holds the weight of its "
+        0.1, "Time constant (s) of the precedence hold: each bin holds the weight of its "
         "strongest recent direct-path evidence, decaying with this time constant, and its "
         "precedence memory is replaced only by the part of a frame's weight above it: the "
         "first frames of an onset are not overwritten by the later frames of the same onset, "
-        "which carry its reflections.  0.1 gives the best direction in reverberant rooms; "
-        "0 = off, the default, because the tracker's speaking status reads worse with it "
-        "(a weaker second talker's onsets are held back too).", low=0.0, high=10.0,
+        "which carry its reflections.  A head turn (/tf) releases it.  Default 0.1 (chosen "
+        "on tuning rooms and scenes, with the memory's second talker, "
+        "audio.precedence_second_*); 0 = off.", low=0.0, high=10.0,
     )
     onset_db: float = param(
         6.0, "Power increase (dB over the smoothed past) that gives a bin full onset weight.",
