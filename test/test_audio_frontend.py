@@ -304,4 +304,4 @@ def test_kernel_parameter_indices_are_distinct_and_each_setting_lands_in_its_own
     fe = BinauralFrontEnd(cfg)
     assert fe.params[K.P_HOLD] == pytest.approx(np.exp(-cfg.hop_duration / 0.1))
     assert fe.params[K.P_NEW_SEPARATION] == pytest.approx(90e-6)
-    assert BinauralFrontEnd(AudioFrontEndConfig()).params[K.P_HOLD] == 0.0
+    assert BinauralFrontEnd(AudioFrontEndConfig(precedence_hold_time=0.0)).params[K.P_HOLD] == 0.0
