@@ -147,12 +147,8 @@ class TrackerConfig(StageConfig):
         0.1, "Tracker.step applies the audio frames that lie within this many seconds of "
         "each other in one variational update (the speaking HMM still steps per frame); "
         "0 = one update per frame.  Cuts the tracker's cost per image roughly by the number "
-        "of frames merged.", low=0.0, high=1.0)
-    audio_batch_rotation: float = param(
-        1.0, "With a moving head (a pose source: tracking.fixed_frame): an audio batch also "
-        "ends where the camera has turned more than this many degrees since its first frame, "
-        "so that each batch's ITDs are evaluated with the head pose at their own time.",
-        low=0.01, high=180.0)
+        "of frames merged.  With a moving head (tracking.fixed_frame) each frame of a batch "
+        "keeps the microphones' geometry at its own stamp.", low=0.0, high=1.0)
     max_lateness: float = param(
         0.25, "Input older than the tracker clock by more than this (s) is dropped; less "
         "late input is applied at the current time.", low=0.0, high=10.0)

@@ -216,8 +216,9 @@ def tf_presence_terms(profile, grid, G, itd_var, rate, config) -> np.ndarray:
         The frames' ITD profiles (rows of zeros: no evidence).
     grid : array (N,)
         s, the profile's ITDs.
-    G, itd_var : array (K,)
-        s and s^2: the tracks' predicted ITDs and their variances (J P J^T).
+    G, itd_var : array (K,) or (T, K)
+        s and s^2: the tracks' predicted ITDs and their variances (J P J^T), per frame
+        when the microphones moved between the frames.
     rate : array (T, K)
         Expected emission rate of each track in each frame (eps + (1 - eps) P(speaking)).
     config : TrackerConfig
@@ -228,17 +229,22 @@ def tf_presence_terms(profile, grid, G, itd_var, rate, config) -> np.ndarray:
     """
     c = config
     n_frames, n_cells = profile.shape
-    k = len(G)
+    k = np.shape(G)[-1]
     if n_frames == 0 or k == 0 or c.tf_presence_gain <= 0.0:
         return np.zeros((n_frames, k))
-    s2 = c.tf_presence_sigma ** 2 + np.maximum(itd_var, 0.0)  # (K,)
-    d = np.asarray(grid)[:, None] - np.asarray(G)[None, :]  # (N, K)
-    ll = -0.5 * d * d / s2[None, :] - 0.5 * np.log(2.0 * math.pi * s2)[None, :]
+    s2 = c.tf_presence_sigma ** 2 + np.maximum(itd_var, 0.0)  # (K,) or (T, K)
+    d = np.asarray(grid)[:, None] - np.asarray(G)[..., None, :]  # (N, K) or (T, N, K)
+    s2 = s2[..., None, :]
+    ll = -0.5 * d * d / s2 - 0.5 * np.log(2.0 * math.pi * s2)
+    if ll.ndim == 2:
+        ll = np.tile(ll, (n_frames, 1))
+    else:
+        ll = ll.reshape(n_frames * n_cells, k)
     # the mass above the frame's uniform level: what points at particular ITDs (a flat
     # floor of reverberant and noisy bins says nothing about who speaks)
     excess = np.maximum(profile - profile.mean(axis=1, keepdims=True), 0.0)
     cr = clutter_rate(c)
-    terms, _ = emission_terms(np.tile(ll, (n_frames, 1)), excess.reshape(-1),
+    terms, _ = emission_terms(ll, excess.reshape(-1),
                               np.repeat(rate, n_cells, axis=0),
                               math.log(cr * c.audio_clutter_density), cr,
                               c.speaking_silent_rate, c.speaking_share_penalty)
@@ -301,7 +307,10 @@ def variational_update(mean, cov, xyz, R, g, wn, *, speaking, logodds, visual_we
     in_view : callable
         Points (N, 3) -> bool (N,).
     itd_model : callable
-        Points (N, 3) -> expected ITD (N,) s and gradient (N, 3) s/m.
+        Points (K, 3) -> expected ITD (K,) s and gradient (K, 3) s/m; or, when the
+        microphones moved between the ITDs' frames, per ITD: (F, K) and (F, K, 3) (the
+        ITD rows then enter the E-S step as a position pseudo-observation of precision
+        sum_f b_fk J_fk J_fk^T / sigma_f^2, the same model as one row per frame).
     config : TrackerConfig
     frame : array (F,) int, optional
         Audio frame (0 .. T-1) of each ITD (default: all in frame 0).
@@ -393,14 +402,22 @@ def variational_update(mean, cov, xyz, R, g, wn, *, speaking, logodds, visual_we
             bk = bk * (wn[:, None] / sig2)  # (F, K)
             if not c.audio_moves_in_view:
                 bk = bk * ~in_view(mu0[:, :3])[None, :]
-            om = bk.sum(axis=0)  # (K,)
-            y = g[:, None] - G_lin[None, :] + np.sum(J_lin * mu[:, :3], axis=1)[None, :]
-            ba = np.sum(bk * y, axis=0)
-            H = np.zeros((k, 1, 6))
-            H[:, 0, :3] = J_lin
-            H_parts.append(H)
-            O_parts.append(om[:, None, None])
-            b_parts.append(ba[:, None])
+            if np.ndim(G_lin) == 1:  # one geometry for every ITD: one row per track
+                om = bk.sum(axis=0)  # (K,)
+                y = g[:, None] - G_lin[None, :] + np.sum(J_lin * mu[:, :3], axis=1)[None, :]
+                ba = np.sum(bk * y, axis=0)
+                H = np.zeros((k, 1, 6))
+                H[:, 0, :3] = J_lin
+                H_parts.append(H)
+                O_parts.append(om[:, None, None])
+                b_parts.append(ba[:, None])
+            else:  # a geometry per ITD (a turning head): the rows summed in position
+                y = g[:, None] - G_lin + np.einsum("fki,ki->fk", J_lin, mu[:, :3])
+                H = np.zeros((k, 3, 6))
+                H[:, :, :3] = np.eye(3)
+                H_parts.append(H)
+                O_parts.append(np.einsum("fk,fki,fkj->kij", bk, J_lin, J_lin))
+                b_parts.append(np.einsum("fk,fki->ki", bk * y, J_lin))
         if not H_parts:
             break
         H = np.concatenate(H_parts, axis=1)

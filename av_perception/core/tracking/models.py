@@ -247,8 +247,9 @@ def itd_loglik(g, wn, G, J, position_cov, itd_sigma: float, association: str, ga
     ----------
     g, wn : array (F,)
         ITDs (s) and normalised weights w~ in (0, 1].
-    G, J : array (K,), (K, 3)
-        Expected ITD (s) of each track and its gradient (s/m), see :func:`itd_model`.
+    G, J : array (K,), (K, 3) or (F, K), (F, K, 3)
+        Expected ITD (s) of each track and its gradient (s/m), see :func:`itd_model`;
+        per ITD when the microphones moved between the frames (a turning head).
     position_cov : array (K, 3, 3)
         m^2.
     itd_sigma : float
@@ -268,21 +269,26 @@ def itd_loglik(g, wn, G, J, position_cov, itd_sigma: float, association: str, ga
     ll_direct : array (F, K), only with ``direct``
         ll - ll_direct is log of the share of the direct path, the rest is reflection.
     """
-    jpj = np.einsum("ki,kij,kj->k", J, position_cov, J)  # (K,) s^2
+    if np.ndim(G) == 2:  # per ITD (F, K)
+        jpj = np.einsum("fki,kij,fkj->fk", J, position_cov, J)  # (F, K) s^2
+        G = np.asarray(G)
+    else:
+        jpj = np.einsum("ki,kij,kj->k", J, position_cov, J)[None, :]  # (1, K) s^2
+        G = np.asarray(G)[None, :]
     var_obs = itd_sigma ** 2 / wn  # (F,)
-    r = g[:, None] - G[None, :]
+    r = g[:, None] - G
     if association == "predictive":
-        var = var_obs[:, None] + jpj[None, :]
+        var = var_obs[:, None] + jpj
         ll = -0.5 * (r * r / var + np.log(var) + LOG2PI)
     else:
         var = var_obs[:, None]
-        ll = -0.5 * (r * r / var + np.log(var) + LOG2PI) - 0.5 * jpj[None, :] / var
+        ll = -0.5 * (r * r / var + np.log(var) + LOG2PI) - 0.5 * jpj / var
     ll = np.where(r * r / var <= gate, ll, -np.inf)
     rho = reflection_prob
     ll_direct = ll
     if rho > 0.0:
-        lo = np.minimum(G, 0.0)[None, :]
-        width = np.maximum(np.abs(G), 1e-7)[None, :]
+        lo = np.minimum(G, 0.0)
+        width = np.maximum(np.abs(G), 1e-7)
         s = np.sqrt(var)
         u = (ndtr((g[:, None] - lo) / s) - ndtr((g[:, None] - lo - width) / s)) / width
         ll_direct = math.log1p(-rho) + ll

@@ -188,6 +188,27 @@ class Tracker:
         G, J = itd_model(self.geometry, self._shrink.value, self._pose.apply_inverse(points))
         return G, J @ self._pose.R.T
 
+    def _frame_itd_model(self, R, t, rows=None):
+        """The ITD model with the microphones of each of T frames (camera poses R
+        (T, 3, 3), t (T, 3) in the fixed frame): a callable points (K, 3) -> expected
+        ITD (N, K) s and gradient (N, K, 3) s/m, one row per entry of ``rows`` (frame
+        indices, N of them; default: each frame once).  Row n equals :meth:`itd_model`
+        with the tracker's pose set to frame ``rows[n]``'s."""
+        shrink = self._shrink.value
+
+        def model(points):
+            p = np.asarray(points, dtype=float)
+            n_frames, k = len(R), len(p)
+            # into each frame's camera: R^T (p - t)
+            pc = np.einsum("fji,fkj->fki", R, p[None, :, :] - t[:, None, :])
+            G, J = itd_model(self.geometry, shrink, pc.reshape(-1, 3))
+            G = G.reshape(n_frames, k)
+            J = np.einsum("fkj,fij->fki", J.reshape(n_frames, k, 3), R)  # J_c R^T
+            if rows is None:
+                return G, J
+            return G[rows], J[rows]
+        return model
+
     def _camera_itd_model(self, points):
         return itd_model(self.geometry, self._shrink.value, points)
 
@@ -237,20 +258,17 @@ class Tracker:
                 starts = np.flatnonzero(np.r_[True, np.diff(now.stamp) > 0])
                 ends = np.r_[starts[1:], len(now)]
                 span = self.config.audio_batch_span
-                turn = None
-                if self.pose_source is not None:  # a batch ends where the head turned
-                    poses = [self.pose_source(float(x)) for x in now.stamp[starts]]
-                    turn = np.radians(self.config.audio_batch_rotation)
+                rows = None
+                if self.pose_source is not None:  # each frame's geometry at its own stamp
+                    rows = self._frame_poses(now.stamp, starts, ends)
                 a = 0
                 while a < len(starts):  # frames within audio_batch_span of a: one update
                     b = max(a + 1, int(np.searchsorted(
                         now.stamp[starts], now.stamp[starts[a]] + span, side="right")))
-                    if turn is not None:
-                        for j in range(a + 1, b):
-                            if poses[a].angle_to(poses[j]) > turn:
-                                b = j
-                                break
-                    self._update_audio_batch(now.select(slice(starts[a], ends[b - 1])))
+                    part = slice(starts[a], ends[b - 1])
+                    self._update_audio_batch(
+                        now.select(part),
+                        None if rows is None else (rows[0][part], rows[1][part]))
                     a = b
         if events is not None:
             window_end = getattr(events, "stamp", None)
@@ -400,12 +418,16 @@ class Tracker:
         self.stats["audio_frames"] += 1
         self._audio_update(np.full(len(g), t), g, w)
 
-    def _audio_update(self, stamps, g, w, profile=None, activity=None) -> None:
+    def _audio_update(self, stamps, g, w, profile=None, activity=None,
+                      poses=None) -> None:
         """One variational update with the ITDs of one or more audio frames (``stamps``
         (F,), non-decreasing, the tracker already predicted to the last): the speaking
         HMMs are filtered frame by frame inside it; existence, shrink M-step and audio
         births step frame by frame after it.  ``activity`` (F,): the front-end's activity
-        (the inactive frames of the speaking model; None: from the weights ``w``)."""
+        (the inactive frames of the speaking model; None: from the weights ``w``).
+        ``poses`` (R (F, 3, 3), t (F, 3)): the camera pose of each row's frame (a turning
+        head: the ITD model, the shrink M-step and the audio births of each frame use the
+        microphones where they were; None: the tracker's pose for all)."""
         c = self.config
         ok = np.isfinite(g)
         wn = np.where(ok, np.minimum(w / c.audio_full_weight, 1.0), 0.0)
@@ -416,6 +438,9 @@ class Tracker:
         starts = np.flatnonzero(np.r_[True, np.diff(stamps) > 0])
         ends = np.r_[starts[1:], len(stamps)]
         frame = np.repeat(np.arange(len(starts)), ends - starts)
+        frame_pose = None  # the pose of each frame (T of them)
+        if poses is not None and self._pose is not None:
+            frame_pose = (poses[0][starts], poses[1][starts])
         # each frame's speaking evidence outside its ITDs: inactivity and the lips; a frame
         # is inactive by its activity alone (an active frame whose ITD is unreliable --
         # two talkers at once, reverberation, noise -- is not evidence against speaking)
@@ -424,14 +449,18 @@ class Tracker:
         frame_llr = (-c.speaking_idle * inactive[:, None]
                      + self._lip_evidence(1.0 - inactive))
         if profile is not None and k0 and c.tf_presence_gain > 0.0:
-            frame_llr = frame_llr + self._tf_presence(profile[starts])
+            frame_llr = frame_llr + self._tf_presence(profile[starts], frame_pose)
         beta_full = np.zeros((len(g), k0 + 1))
         beta_full[:, 0] = 1.0
         direct_full = np.zeros((len(g), k0))
         q = None
         if np.any(use):
+            model = None
+            if frame_pose is not None:
+                model = self._frame_itd_model(frame_pose[0], frame_pose[1], frame[use])
             _, beta, q, direct = self._variational(None, None, g[use], wn[use],
-                                                   frame=frame[use], frame_llr=frame_llr)
+                                                   frame=frame[use], frame_llr=frame_llr,
+                                                   itd_model=model)
             beta_full[use] = beta
             if direct is not None:
                 direct_full[use] = direct
@@ -440,6 +469,8 @@ class Tracker:
                                    tr.speaking, frame_llr, np.zeros_like(frame_llr), c)
         for n, (a, b) in enumerate(zip(starts, ends)):
             gf, wf, bf = g[a:b], wn[a:b], beta_full[a:b]
+            pose_n = self._pose if frame_pose is None else Pose(frame_pose[0][n],
+                                                                frame_pose[1][n])
             tr = self._tracks
             if len(tr):
                 tb, td = bf[:, 1:], direct_full[a:b]
@@ -455,6 +486,8 @@ class Tracker:
                 if c.estimate_itd_shrink:  # the direct path only
                     talking = (((self.time - tr.last_visual) <= c.visual_timeout)
                                & (tr.speaking >= 0.5))
+                    if frame_pose is not None:  # the microphones of this frame
+                        self._shrink.geometry = PosedGeometry(self.geometry, pose_n)
                     self._shrink.update(gf, wf, td, tr.mean[:, :3], talking)
             if c.audio_births:
                 if self._pose is None:
@@ -466,9 +499,11 @@ class Tracker:
                         float(stamps[a]), gf, wf, bf[:, 0], self._shrink.value,
                         self._in_camera_view, self._camera_itd_model)
                     if birth is not None:
-                        birth = birth.moved(self._pose)
+                        birth = birth.moved(pose_n)
                 if birth is not None:
                     self._start(birth, float(stamps[a]))
+        if frame_pose is not None:
+            self._shrink.geometry = self._geo
         self._deaths()
 
     def _lip_evidence(self, activity) -> np.ndarray:
@@ -486,22 +521,41 @@ class Tracker:
             return np.zeros((len(activity), len(tr)))
         return c.lip_gain * np.where(lip > 0.0, np.asarray(activity)[:, None] * lip, lip)
 
-    def _tf_presence(self, profile) -> np.ndarray:
+    def _tf_presence(self, profile, frame_pose=None) -> np.ndarray:
         """(T, K) speaking evidence of the tracks from T frames' ITD profiles, at their
         predicted ITDs and the current speaking probabilities
-        (:func:`.inference.tf_presence_terms`)."""
+        (:func:`.inference.tf_presence_terms`); ``frame_pose``: each frame's camera pose
+        (R (T, 3, 3), t (T, 3)) or None (the tracker's)."""
         tr = self._tracks
         grid = itd_grid(self.geometry.max_itd, profile.shape[1])
-        G, J = self.itd_model(tr.mean[:, :3])
-        var = np.einsum("ki,kij,kj->k", J, tr.cov[:, :3, :3], J)
+        if frame_pose is None:
+            G, J = self.itd_model(tr.mean[:, :3])
+            var = np.einsum("ki,kij,kj->k", J, tr.cov[:, :3, :3], J)
+        else:
+            G, J = self._frame_itd_model(*frame_pose)(tr.mean[:, :3])
+            var = np.einsum("fki,kij,fkj->fk", J, tr.cov[:, :3, :3], J)
         eps = self.config.speaking_silent_rate
         rate = np.repeat((eps + (1.0 - eps) * tr.speaking)[None, :], len(profile), axis=0)
         return tf_presence_terms(profile, grid, G, var, rate, self.config)
 
-    def _update_audio_batch(self, frames: AudioFrames) -> None:
+    def _frame_poses(self, stamps, starts, ends) -> tuple[np.ndarray, np.ndarray]:
+        """The camera pose at each audio row's stamp (one lookup per frame: ``starts`` /
+        ``ends`` delimit the rows of equal stamps): rotations (N, 3, 3), translations
+        (N, 3)."""
+        R = np.empty((len(stamps), 3, 3))
+        t = np.empty((len(stamps), 3))
+        for a, b in zip(starts, ends):
+            pose = self.pose_source(float(stamps[a]))
+            R[a:b], t[a:b] = pose.R, pose.t
+        return R, t
+
+    def _update_audio_batch(self, frames: AudioFrames, poses=None) -> None:
         """Audio frames in time order (one or more stamps) in one variational update at
         the last one's stamp (``audio_batch_span``); frames too late are dropped and
-        counted, slightly late ones happen at the tracker's time, as in update_audio."""
+        counted, slightly late ones happen at the tracker's time, as in update_audio.
+        ``poses``: the camera pose at each row's own stamp, (R (N, 3, 3), t (N, 3)), when
+        tracking in a fixed frame (each frame's ITDs are modelled with the head's
+        geometry at its time)."""
         if np.any(np.isinf(frames.itd)):
             raise TrackerInputError("ITDs must be finite (NaN marks a frame without ITD)")
         if not self.config.audio_enabled or not len(frames):
@@ -511,12 +565,14 @@ class Tracker:
         if np.any(late):
             self.stats["late_audio"] += len(np.unique(frames.stamp[late]))
             frames = frames.select(~late)
+            if poses is not None:
+                poses = (poses[0][~late], poses[1][~late])
             if not len(frames):
                 return
         self._advance(float(frames.stamp[-1]), "late_audio")
         self.stats["audio_frames"] += len(np.unique(frames.stamp))
         self._audio_update(np.maximum(frames.stamp, before), frames.itd, frames.weight,
-                           frames.profile, frames.activity)
+                           frames.profile, frames.activity, poses)
 
     def report(self, stamp: float | None = None) -> TrackerOutput:
         """The confirmed tracks, predicted to ``stamp`` (default: the tracker clock) without
@@ -620,17 +676,19 @@ class Tracker:
                 & ~self._in_view(tr.mean[:, :3]))
 
     def _variational(self, xyz, R, g, wn, visual_weight=None, anchor: bool = True,
-                     frame=None, frame_llr=None):
+                     frame=None, frame_llr=None, itd_model=None):
         """VB iterations at the current time (:func:`.inference.variational_update`);
         updates the track posteriors (then anchors the tracks without visual support
         unless ``anchor`` is False) and returns the responsibilities alpha, beta (with
         ITDs also the speaking posteriors per audio frame and the direct-path part of
-        beta)."""
+        beta).  ``itd_model``: per-ITD geometry (:meth:`_frame_itd_model`; default
+        :meth:`itd_model`)."""
         tr = self._tracks
         mu, cov, alpha, beta, iterations, q, direct = variational_update(
             tr.mean, tr.cov, xyz, R, g, wn, speaking=tr.speaking, logodds=tr.logodds,
             visual_weight=visual_weight, unsupported=self._unsupported(),
-            in_view=self._in_view, itd_model=self.itd_model, config=self.config,
+            in_view=self._in_view, itd_model=itd_model or self.itd_model,
+            config=self.config,
             frame=frame, frame_llr=frame_llr,
             frozen=self._unseen_out_of_view() if xyz is not None and len(tr) else None,
             seen_cov=tr.visual_cov[:, :3, :3])
