@@ -176,3 +176,38 @@ def test_a_heard_talker_stays_in_place_with_batches_as_with_one_update_per_frame
     assert abs(geo.itd(last.apply_inverse(out_b.position))[0]
                - geo.itd(last.apply_inverse(person))[0]) < 5e-6
     assert n_b == n_still < n_s / 3, (n_b, n_still, n_s)
+
+
+def test_head_poses_cache_and_vectorised_lookups_equal_fresh_lookups():
+    """/tf arriving while stamps are looked up (as live: images, audio frames, the
+    outputs' extrapolation): every cached or vectorised answer equals a fresh lookup in
+    the transform tree at that moment, with the same status; lookups are counted."""
+    from av_perception.core.poses import quat_from_matrix
+    from av_perception.pipeline import TrackingConfig
+    from av_perception.pipeline.poses import HeadPoses
+    poses = HeadPoses(TrackingConfig(fixed_frame="base_link"))
+    poses.camera_frame = CAM.frame_id
+    poses.add("head", CAM.frame_id, 0.0, (0, 0, 0.05), (0, 0, 0, 1), static=True)
+    rng = np.random.default_rng(6)
+    n = 0
+    for k in range(300):
+        s = k / 100.0
+        poses.add("base_link", "head", s, (0, 0, 0), quat_from_matrix(pan_pose(s).R))
+        if k < 2 or k % 3:
+            continue
+        stamps = np.sort(s + rng.uniform(-0.3, 0.15, 5))  # before, within and past /tf
+        for x in stamps:  # one at a time, twice (the second from the cache)
+            for _ in range(2):
+                got = poses.camera_pose(float(x))
+                look = poses.tree.lookup("base_link", CAM.frame_id, float(x))
+                assert np.allclose(got.R, look.pose.R, atol=1e-12)
+                assert np.allclose(got.t, look.pose.t, atol=1e-12)
+                assert (poses.level == 1) == (look.status == "held")
+                n += 1
+        R, t = poses.camera_poses(stamps)
+        n += len(stamps)
+        for x, Rk, tk in zip(stamps, R, t):
+            look = poses.tree.lookup("base_link", CAM.frame_id, float(x))
+            assert np.allclose(Rk, look.pose.R, atol=1e-12)
+            assert np.allclose(tk, look.pose.t, atol=1e-12)
+    assert poses.lookups == n and poses.held > 0

@@ -134,3 +134,57 @@ def test_posed_geometry_matches_the_camera_frame_geometry():
                     for e in np.eye(3)], axis=1)
     assert np.allclose(pg.itd_jacobian(pts_fixed), num, atol=1e-8)
     assert np.allclose(pg.centre, pose.apply(geo.centre)[0])
+
+
+def _turning_tree(rng, n=300, rate=100.0):
+    """odom -> base (driving) -> head (panning, 100 Hz) -> cam (static), random wobble."""
+    tree = TransformTree(max_age=1.0, max_extrapolation=0.1)
+    tree.add("head", "cam", 0.0, (0.0, 0.1, 0.05), quat_from_matrix(rz(0.3)), static=True)
+    for k in range(n):
+        s = k / rate
+        tree.add("odom", "base", s, (0.2 * s, 0.0, 0.0), qz(0.1 * s))
+        tree.add("base", "head", s, rng.normal(0, 1e-3, 3),
+                 qz(math.radians(40) * math.sin(1.5 * s) + rng.normal(0, 1e-3)))
+    return tree
+
+
+def test_lookup_many_equals_one_lookup_per_stamp():
+    """The vectorised lookup of many stamps equals :meth:`lookup` stamp by stamp where
+    every link is interpolated, and marks the other stamps (before, extrapolated)."""
+    tree = _turning_tree(np.random.default_rng(2))
+    stamps = np.r_[np.sort(np.random.default_rng(3).uniform(2.0, 2.99, 40)), 2.99, 3.05,
+                   1.5]
+    R, t, ok = tree.lookup_many("odom", "cam", stamps)
+    assert ok[:41].all() and not ok[41:].any()  # 3.05: past the newest; 1.5: before
+    for k in np.flatnonzero(ok):
+        look = tree.lookup("odom", "cam", float(stamps[k]))
+        assert look.status == "ok"
+        assert np.allclose(R[k], look.pose.R, atol=1e-12)
+        assert np.allclose(t[k], look.pose.t, atol=1e-12)
+    R2, t2, ok2 = tree.lookup_many("cam", "odom", stamps[:5])  # the other way round
+    for k in range(5):
+        look = tree.lookup("cam", "odom", float(stamps[k]))
+        assert ok2[k] and np.allclose(R2[k], look.pose.R, atol=1e-12)
+        assert np.allclose(t2[k], look.pose.t, atol=1e-12)
+
+
+def test_link_history_appends_replaces_inserts_and_forgets_like_a_sorted_list():
+    """The link's history against a plain reference (a sorted list of the samples of the
+    last max_age s, plus the one before): in order, out of order, same stamp replaced."""
+    rng = np.random.default_rng(4)
+    tree = TransformTree(max_age=0.5, jump_distance=10.0, jump_angle=math.pi)
+    ref = {}
+    s = 0.0
+    for k in range(400):
+        s += 0.01
+        stamp = s if k % 7 else round(s - rng.uniform(0.0, 0.3), 2)  # some out of order
+        t = rng.normal(0, 0.1, 3)
+        tree.add("a", "b", stamp, t, (0, 0, 0, 1))
+        ref[stamp] = t
+        keys = sorted(ref)
+        old = [x for x in keys if x < keys[-1] - 0.5]
+        for x in old[:-1]:
+            del ref[x]
+        link = tree.links["b"]
+        assert np.array_equal(link.stamps, sorted(ref))
+        assert np.allclose(link.trans, [ref[x] for x in sorted(ref)])

@@ -215,7 +215,8 @@ def test_tracking_stage_hands_the_profiles_to_the_tracker(rng):
     for with_profile in (True, False):
         tp = TrackingPipeline()
         real = tp.tracker._tf_presence
-        tp.tracker._tf_presence = lambda prof, real=real: calls.append(prof.shape) or real(prof)
+        tp.tracker._tf_presence = lambda prof, *pose, real=real: (calls.append(prof.shape)
+                                                                  or real(prof, *pose))
         for k in range(10):
             tp.step(k / 15.0, *_visual(people, rng))
         stamps = np.arange(10 / 15.0 + 0.001, 11 / 15.0, 0.016)

@@ -28,6 +28,8 @@ __all__ = [
     "quat_multiply",
     "quat_slerp",
     "quat_to_matrix",
+    "quats_slerp",
+    "quats_to_matrices",
     "rotation_angle",
 ]
 
@@ -102,6 +104,54 @@ def quat_slerp(a, b, u: float) -> np.ndarray:
     else:
         q = (math.sin((1 - u) * theta) * a + math.sin(u * theta) * b) / math.sin(theta)
     return q / np.linalg.norm(q)
+
+
+def _unit_slerp(a: np.ndarray, b: np.ndarray, u: float) -> np.ndarray:
+    """:func:`quat_slerp` of unit quaternions (not checked: the pose buffer's, normalised
+    when they were stored)."""
+    d = float(a[0] * b[0] + a[1] * b[1] + a[2] * b[2] + a[3] * b[3])
+    if d < 0:
+        b, d = -b, -d
+    d = min(d, 1.0)
+    theta = math.acos(d)
+    if theta < 1e-9:
+        q = a + u * (b - a)
+    else:
+        q = (math.sin((1 - u) * theta) * a + math.sin(u * theta) * b) / math.sin(theta)
+    return q / math.sqrt(float(q @ q))
+
+
+def _unit_quat_matrix(q: np.ndarray) -> np.ndarray:
+    """:func:`quat_to_matrix` of a unit quaternion (not checked, not normalised again)."""
+    x, y, z, w = (float(v) for v in q)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+def quats_slerp(a: np.ndarray, b: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """:func:`quat_slerp` of N pairs of unit quaternions (N, 4) at u (N,), vectorised."""
+    d = np.einsum("ni,ni->n", a, b)
+    b = np.where((d < 0)[:, None], -b, b)
+    d = np.minimum(np.abs(d), 1.0)
+    theta = np.arccos(d)
+    small = theta < 1e-9
+    sin = np.where(small, 1.0, np.sin(theta))
+    wa = np.where(small, 1.0 - u, np.sin((1.0 - u) * theta) / sin)
+    wb = np.where(small, u, np.sin(u * theta) / sin)
+    q = wa[:, None] * a + wb[:, None] * b
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
+
+
+def quats_to_matrices(q: np.ndarray) -> np.ndarray:
+    """Rotation matrices (N, 3, 3) of unit quaternions (N, 4) (x, y, z, w)."""
+    x, y, z, w = q.T
+    return np.stack([
+        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
+        np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
+        np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1)],
+        axis=1)
 
 
 def rotation_angle(R) -> float:
@@ -210,57 +260,127 @@ class PoseLookup:
 
 
 class _Link:
-    """The history of one parent -> child link (stamps ascending)."""
+    """The history of one parent -> child link (stamps ascending).
+
+    Samples live in arrays with spare room at the end: a sample newer than the newest
+    (the usual case) is written in place, the window's start moves past the samples older
+    than ``max_age`` (amortised O(1) per sample); quaternions are stored unit-norm."""
 
     def __init__(self, parent: str, static: bool):
         self.parent = parent
         self.static = static
-        self.stamps = np.zeros(0)
-        self.trans = np.zeros((0, 3))
-        self.quats = np.zeros((0, 4))
+        self._stamps = np.zeros(16)
+        self._trans = np.zeros((16, 3))
+        self._quats = np.zeros((16, 4))
+        self._lo = 0  # the samples are rows _lo .. _hi - 1
+        self._hi = 0
+
+    @property
+    def stamps(self) -> np.ndarray:
+        return self._stamps[self._lo:self._hi]
+
+    @property
+    def trans(self) -> np.ndarray:
+        return self._trans[self._lo:self._hi]
+
+    @property
+    def quats(self) -> np.ndarray:
+        return self._quats[self._lo:self._hi]
+
+    def __len__(self) -> int:
+        return self._hi - self._lo
+
+    def _reset(self) -> None:
+        self._lo = self._hi = 0
+
+    def _append(self, stamp: float, t: np.ndarray, q: np.ndarray) -> None:
+        if self._hi == len(self._stamps):  # full: compact, grow when half full
+            n = self._hi - self._lo
+            size = len(self._stamps) * (2 if 2 * n >= len(self._stamps) else 1)
+            for name, cols in (("_stamps", None), ("_trans", 3), ("_quats", 4)):
+                old = getattr(self, name)
+                new = np.zeros(size if cols is None else (size, cols))
+                new[:n] = old[self._lo:self._hi]
+                setattr(self, name, new)
+            self._lo, self._hi = 0, n
+        self._stamps[self._hi] = stamp
+        self._trans[self._hi] = t
+        self._quats[self._hi] = q
+        self._hi += 1
 
     def add(self, stamp: float, t: np.ndarray, q: np.ndarray, max_age: float,
             jump_distance: float, jump_angle: float) -> str | None:
         """Insert a sample; a message (and a new history) when it jumps from the newest."""
         if self.static:
-            self.stamps, self.trans, self.quats = np.array([stamp]), t[None], q[None]
+            self._reset()
+            self._append(stamp, t, q)
             return None
         jump = None
-        if len(self.stamps) and stamp >= self.stamps[-1]:
-            d = float(np.linalg.norm(t - self.trans[-1]))
-            a = 2.0 * math.acos(min(abs(float(q @ self.quats[-1])), 1.0))
+        n = len(self)
+        newest = self._stamps[self._hi - 1] if n else -math.inf
+        if n and stamp >= newest:
+            d = float(np.linalg.norm(t - self._trans[self._hi - 1]))
+            a = 2.0 * math.acos(min(abs(float(q @ self._quats[self._hi - 1])), 1.0))
             if d > jump_distance or a > jump_angle:
                 jump = (f"moved {d:.2f} m and turned {math.degrees(a):.0f} deg between two "
-                        f"samples {stamp - self.stamps[-1]:.3f} s apart")
-        if len(self.stamps) and stamp < self.stamps[-1] - max_age:
-            jump = f"went back in time by {self.stamps[-1] - stamp:.1f} s"
+                        f"samples {stamp - newest:.3f} s apart")
+        if n and stamp < newest - max_age:
+            jump = f"went back in time by {newest - stamp:.1f} s"
         if jump is not None:
-            self.stamps, self.trans, self.quats = np.zeros(0), np.zeros((0, 3)), np.zeros((0, 4))
-        k = int(np.searchsorted(self.stamps, stamp, side="right"))
-        if k and self.stamps[k - 1] == stamp:  # same stamp: replace
-            self.trans[k - 1], self.quats[k - 1] = t, q
-            return jump
-        self.stamps = np.insert(self.stamps, k, stamp)
-        self.trans = np.insert(self.trans, k, t, axis=0)
-        self.quats = np.insert(self.quats, k, q, axis=0)
-        old = self.stamps < self.stamps[-1] - max_age
-        if old.any():
-            keep = ~old
-            keep[max(int(np.flatnonzero(old)[-1]), 0)] = True  # one sample before the window
-            self.stamps, self.trans, self.quats = (self.stamps[keep], self.trans[keep],
-                                                   self.quats[keep])
+            self._reset()
+            n = 0
+        if not n or stamp > newest:  # in order: appended
+            self._append(stamp, t, q)
+        else:
+            s = self.stamps
+            k = int(np.searchsorted(s, stamp, side="right"))
+            if k and s[k - 1] == stamp:  # same stamp: replace
+                self._trans[self._lo + k - 1], self._quats[self._lo + k - 1] = t, q
+                return jump
+            stamps = np.insert(s, k, stamp)
+            trans = np.insert(self.trans, k, t, axis=0)
+            quats = np.insert(self.quats, k, q, axis=0)
+            self._reset()
+            for row in zip(stamps, trans, quats):
+                self._append(*row)
+        # one sample before the window [newest - max_age, newest] is kept
+        s = self.stamps
+        first = int(np.searchsorted(s, s[-1] - max_age, side="left")) - 1
+        if first > 0:
+            self._lo += first
         return jump
+
+    def interpolated(self, stamps: np.ndarray):
+        """(R (N, 3, 3), t (N, 3), ok (N,)) at ``stamps`` (N,), vectorised: the rows
+        ``ok`` are within the link's samples (or the link is static) and equal :meth:`at`;
+        the others are not meaningful (look them up with :meth:`at`)."""
+        n = len(stamps)
+        if self.static:
+            return (np.broadcast_to(_unit_quat_matrix(self._quats[self._lo]), (n, 3, 3)),
+                    np.broadcast_to(self._trans[self._lo], (n, 3)), np.ones(n, dtype=bool))
+        s = self.stamps
+        if len(s) < 2:
+            return np.tile(np.eye(3), (n, 1, 1)), np.zeros((n, 3)), np.zeros(n, dtype=bool)
+        ok = (stamps >= s[0]) & (stamps <= s[-1])
+        stamps = np.clip(stamps, s[0], s[-1])
+        b = np.minimum(np.searchsorted(s, stamps, side="right"), len(s) - 1)
+        a = b - 1
+        u = (stamps - s[a]) / (s[b] - s[a])
+        tr, qs = self.trans, self.quats
+        t = tr[a] + u[:, None] * (tr[b] - tr[a])
+        return quats_to_matrices(quats_slerp(qs[a], qs[b], u)), t, ok
 
     def at(self, stamp: float, max_extrapolation: float) -> tuple[Pose, str, float]:
         """(pose, status, lag) at ``stamp`` (see :class:`PoseLookup`)."""
         s = self.stamps
+        tr, qs = self.trans, self.quats
         if self.static or len(s) == 1:
             lag = 0.0 if self.static else max(stamp - s[0], 0.0)
             status = "ok" if self.static or lag == 0.0 else (
                 "extrapolated" if lag <= max_extrapolation else "held")
-            return Pose.from_quat(self.trans[0], self.quats[0]), status, lag
+            return Pose(_unit_quat_matrix(qs[0]), tr[0].copy()), status, lag
         if stamp < s[0]:
-            return Pose.from_quat(self.trans[0], self.quats[0]), "before", 0.0
+            return Pose(_unit_quat_matrix(qs[0]), tr[0].copy()), "before", 0.0
         if stamp <= s[-1]:
             k = min(int(np.searchsorted(s, stamp, side="right")), len(s) - 1)
             a, b = k - 1, k
@@ -271,8 +391,8 @@ class _Link:
             lag = stamp - s[-1]
             status = "extrapolated" if lag <= max_extrapolation else "held"
             u = 1.0 + min(lag, max_extrapolation) / (s[b] - s[a])
-        t = self.trans[a] + u * (self.trans[b] - self.trans[a])
-        return Pose.from_quat(t, quat_slerp(self.quats[a], self.quats[b], u)), status, lag
+        t = tr[a] + u * (tr[b] - tr[a])
+        return Pose(_unit_quat_matrix(_unit_slerp(qs[a], qs[b], u)), t), status, lag
 
 
 class TransformTree:
@@ -386,3 +506,29 @@ class TransformTree:
         for f in from_target:
             t_pose = link_pose(f) @ t_pose
         return PoseLookup(t_pose.inverse() @ s_pose, *worst)
+
+    def lookup_many(self, target: str, source: str, stamps) -> tuple:
+        """The poses of ``source`` in ``target`` at ``stamps`` (N,) s, vectorised:
+        (R (N, 3, 3), t (N, 3), ok (N,)); the rows ``ok`` are within every link's samples
+        (each link interpolated: :meth:`lookup` with status 'ok'), the others are to be
+        looked up one by one (:meth:`lookup`: extrapolated, held, before).  Raises
+        TransformError as :meth:`lookup`."""
+        target, source = target.strip("/"), source.strip("/")
+        stamps = np.asarray(stamps, dtype=float).reshape(-1)
+        n = len(stamps)
+        ok = np.ones(n, dtype=bool)
+        if target == source or n == 0:
+            return np.tile(np.eye(3), (n, 1, 1)), np.zeros((n, 3)), ok
+        from_source, from_target = self._chain(target, source)
+        composed = []
+        for chain in (from_source, from_target):
+            R, t = np.tile(np.eye(3), (n, 1, 1)), np.zeros((n, 3))
+            for f in chain:  # link @ pose
+                Rl, tl, inside = self.links[f].interpolated(stamps)
+                R, t = Rl @ R, np.einsum("nij,nj->ni", Rl, t) + tl
+                ok &= inside
+            composed.append((R, t))
+        (Rs, ts), (Rt, tt) = composed
+        # target pose inverted, then the source's: R_t^T R_s, R_t^T (t_s - t_t)
+        return (np.swapaxes(Rt, 1, 2) @ Rs,
+                np.einsum("nji,nj->ni", Rt, ts - tt), ok)

@@ -46,7 +46,10 @@ class HeadPoses:
         self.extrapolated = 0
         self.bad_transforms = 0
         self.transforms = 0
-        self._cache: dict = {}  # stamp -> (pose, status, level) until a transform arrives
+        #: (stamp, camera frame) -> (pose, status, level): a lookup stays valid until a
+        #: transform changes it (a newer sample of a link: only the lookups past its
+        #: previous newest sample)
+        self._cache: dict = {}
 
     @property
     def enabled(self) -> bool:
@@ -57,6 +60,11 @@ class HeadPoses:
         """One transform of /tf (or /tf_static when ``static``); bad ones are counted and
         said once in :attr:`notices`."""
         with self.lock:
+            link = self.tree.links.get(child.strip("/"))
+            newest = None  # the link's newest sample before this one
+            if link is not None and not static and not link.static and len(link) \
+                    and link.parent == parent.strip("/"):
+                newest = float(link.stamps[-1])
             try:
                 msg = self.tree.add(parent, child, stamp, translation, quat, static)
             except TransformError as exc:
@@ -65,7 +73,13 @@ class HeadPoses:
                     self.notices.append(f"a transform was dropped: {exc}")
                 return
             self.transforms += 1
-            self._cache.clear()
+            if newest is None or msg is not None or not float(stamp) > newest:
+                self._cache.clear()
+            elif self._cache:  # a newer sample changes only the lookups after the newest
+                # (extrapolated, held) and, the history's start moving on, the oldest
+                start = float(stamp) - self.tree.max_age
+                self._cache = {k: v for k, v in self._cache.items()
+                               if start <= k[0] < newest}
             if msg is not None:
                 self.notices.append(f"/tf jumped: {self.tree.last_jump} (odometry reset?); "
                                     "the link's history restarts there")
@@ -96,6 +110,40 @@ class HeadPoses:
                 self._cache.clear()
             self._cache[key] = (pose, self.status, self.level)
             return pose
+
+    def camera_poses(self, stamps) -> tuple[np.ndarray, np.ndarray] | None:
+        """The camera's poses at ``stamps`` (N,) as arrays (R (N, 3, 3), t (N, 3)), as N
+        calls of :meth:`camera_pose` (counted, cached, reported the same): the stamps
+        within the /tf samples vectorised, the others (extrapolated, held, no chain) one
+        by one.  None where :meth:`camera_pose` would give None for a stamp."""
+        if not self.enabled or not self.camera_frame:
+            return None
+        stamps = np.asarray(stamps, dtype=float).reshape(-1)
+        n = len(stamps)
+        with self.lock:
+            try:
+                R, t, ok = self.tree.lookup_many(self.fixed_frame, self.camera_frame, stamps)
+            except TransformError:
+                R, t, ok = np.zeros((n, 3, 3)), np.zeros((n, 3)), np.zeros(n, dtype=bool)
+            R, t = np.array(R), np.array(t)
+            if np.any(ok):
+                self.lookups += int(ok.sum())
+                if len(self._cache) + n > 256:
+                    self._cache.clear()
+                for k in np.flatnonzero(ok):
+                    self._cache[(float(stamps[k]), self.camera_frame)] = (
+                        Pose(R[k], t[k]), "", 0)
+        for k in np.flatnonzero(~ok):  # one by one, with their status
+            pose = self.camera_pose(float(stamps[k]))
+            if pose is None:
+                return None
+            R[k], t[k] = pose.R, pose.t
+        if n and ok[-1]:  # the last lookup was an interpolation
+            with self.lock:
+                self.status, self.level = "", 0
+                self.last_good = self._cache.get((float(stamps[-1]), self.camera_frame),
+                                                 (Pose(R[-1], t[-1]),))[0]
+        return R, t
 
     def rotation_at(self, stamp: float) -> np.ndarray | None:
         """The camera's rotation (3x3, camera -> fixed) at ``stamp`` for another stage (the

@@ -258,7 +258,7 @@ class TrackingPipeline:
         tracker = self.tracker
         if tracker.pose_source is None:
             tracker.transform_tracks(pose)
-            tracker.set_pose_source(self.poses.camera_pose)
+            tracker.set_pose_source(self.poses.camera_pose, self.poses.camera_poses)
             self.notices.append(f"camera pose in {self.poses.fixed_frame} available: "
                                 f"tracking in {self.poses.fixed_frame} from {stamp:.3f} s")
         elif self.poses.jumps != self._jumps_seen and self._last_pose is not None:

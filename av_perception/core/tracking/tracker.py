@@ -98,16 +98,20 @@ class Tracker:
         #: camera pose in the fixed frame at a stamp (callable stamp -> Pose), or None: the
         #: tracker then works in the camera frame (set_pose_source)
         self.pose_source = None
+        self._poses_many = None
         self._pose: Pose | None = None
         self.reset()
 
-    def set_pose_source(self, source) -> None:
+    def set_pose_source(self, source, many=None) -> None:
         """Track in a fixed frame: ``source(stamp)`` gives the camera's :class:`Pose`
         (camera -> fixed) at a stamp (s).  Visual observations and events are moved into
         the fixed frame with the pose at their stamp, the ITD model and the in-view test
         use the pose at the audio frame's / the tracker's time; outputs are in the fixed
-        frame.  None: the camera frame (no transform at all)."""
+        frame.  None: the camera frame (no transform at all).  ``many(stamps)``, optional:
+        the same for an array of stamps as arrays (R (N, 3, 3), t (N, 3)), or None (then
+        ``source`` per stamp) -- the audio frames' poses in one call."""
         self.pose_source = source
+        self._poses_many = many if source is not None else None
         self._pose = None if source is None or self.time is None else source(self.time)
 
     def transform_tracks(self, pose: Pose) -> None:
@@ -542,6 +546,10 @@ class Tracker:
         """The camera pose at each audio row's stamp (one lookup per frame: ``starts`` /
         ``ends`` delimit the rows of equal stamps): rotations (N, 3, 3), translations
         (N, 3)."""
+        many = None if self._poses_many is None else self._poses_many(stamps[starts])
+        if many is not None:
+            return np.repeat(many[0], ends - starts, axis=0), np.repeat(many[1], ends - starts,
+                                                                       axis=0)
         R = np.empty((len(stamps), 3, 3))
         t = np.empty((len(stamps), 3))
         for a, b in zip(starts, ends):
