@@ -50,6 +50,16 @@ class HeadPoses:
         #: transform changes it (a newer sample of a link: only the lookups past its
         #: previous newest sample)
         self._cache: dict = {}
+        self._cache_span = (math.inf, -math.inf)  # the oldest and newest stamp in it
+
+    def _remember(self, stamp: float, entry) -> None:
+        """Cache one lookup (the caller holds the lock)."""
+        if len(self._cache) > 256:
+            self._cache.clear()
+            self._cache_span = (math.inf, -math.inf)
+        self._cache[(stamp, self.camera_frame)] = entry
+        lo, hi = self._cache_span
+        self._cache_span = (min(lo, stamp), max(hi, stamp))
 
     @property
     def enabled(self) -> bool:
@@ -75,11 +85,17 @@ class HeadPoses:
             self.transforms += 1
             if newest is None or msg is not None or not float(stamp) > newest:
                 self._cache.clear()
-            elif self._cache:  # a newer sample changes only the lookups after the newest
-                # (extrapolated, held) and, the history's start moving on, the oldest
+                self._cache_span = (math.inf, -math.inf)
+            elif self._cache and (self._cache_span[1] >= newest or self._cache_span[0]
+                                  < float(stamp) - self.tree.max_age):
+                # a newer sample changes only the lookups after the newest (extrapolated,
+                # held) and, the history's start moving on, the oldest
                 start = float(stamp) - self.tree.max_age
                 self._cache = {k: v for k, v in self._cache.items()
                                if start <= k[0] < newest}
+                stamps = [k[0] for k in self._cache]
+                self._cache_span = (min(stamps, default=math.inf),
+                                    max(stamps, default=-math.inf))
             if msg is not None:
                 self.notices.append(f"/tf jumped: {self.tree.last_jump} (odometry reset?); "
                                     "the link's history restarts there")
@@ -106,9 +122,7 @@ class HeadPoses:
                 pose, self.status, self.level = hit
                 return pose
             pose = self._lookup(stamp)
-            if len(self._cache) > 256:
-                self._cache.clear()
-            self._cache[key] = (pose, self.status, self.level)
+            self._remember(key[0], (pose, self.status, self.level))
             return pose
 
     def camera_poses(self, stamps) -> tuple[np.ndarray, np.ndarray] | None:
@@ -128,11 +142,8 @@ class HeadPoses:
             R, t = np.array(R), np.array(t)
             if np.any(ok):
                 self.lookups += int(ok.sum())
-                if len(self._cache) + n > 256:
-                    self._cache.clear()
                 for k in np.flatnonzero(ok):
-                    self._cache[(float(stamps[k]), self.camera_frame)] = (
-                        Pose(R[k], t[k]), "", 0)
+                    self._remember(float(stamps[k]), (Pose(R[k], t[k]), "", 0))
         for k in np.flatnonzero(~ok):  # one by one, with their status
             pose = self.camera_pose(float(stamps[k]))
             if pose is None:

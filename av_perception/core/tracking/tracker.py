@@ -100,6 +100,7 @@ class Tracker:
         self.pose_source = None
         self._poses_many = None
         self._pose: Pose | None = None
+        self._posed: PosedGeometry | None = None
         self.reset()
 
     def set_pose_source(self, source, many=None) -> None:
@@ -143,9 +144,12 @@ class Tracker:
     @property
     def _geo(self):
         """The binaural geometry in the tracker's frame (posed when tracking in a fixed
-        frame)."""
-        return self.geometry if self._pose is None else PosedGeometry(self.geometry,
-                                                                      self._pose)
+        frame; made once per pose)."""
+        if self._pose is None:
+            return self.geometry
+        if self._posed is None or self._posed.pose is not self._pose:
+            self._posed = PosedGeometry(self.geometry, self._pose)
+        return self._posed
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
