@@ -211,3 +211,22 @@ def test_head_poses_cache_and_vectorised_lookups_equal_fresh_lookups():
             assert np.allclose(Rk, look.pose.R, atol=1e-12)
             assert np.allclose(tk, look.pose.t, atol=1e-12)
     assert poses.lookups == n and poses.held > 0
+
+
+@pytest.mark.parametrize("model", ["free_field", "spherical_head"])
+def test_point_from_itd_equals_bisection(model):
+    """The 64-way search of the azimuth gives the point of 60 plain bisections (the
+    reference) for ITDs across the range, beyond it, near and far."""
+    geo = make_head_model(MicArrayConfig(head_model=model))
+    itd = np.r_[np.linspace(-1.2, 1.2, 41) * geo.max_itd, 0.0]
+    for dist in (0.6, 2.0, 5.0):
+        lo, hi = np.full(len(itd), -np.pi / 2), np.full(len(itd), np.pi / 2)
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            below = geo.itd(geo.centre + dist * geo.direction_from_azimuth(mid)) < itd
+            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+        ref = geo.centre + dist * geo.direction_from_azimuth(0.5 * (lo + hi))
+        got = geo.point_from_itd(itd, dist)
+        assert np.allclose(got, ref, rtol=0, atol=1e-12)
+        inside = np.abs(itd) < 0.9 * geo.max_itd
+        assert np.allclose(geo.itd(got[inside]), itd[inside], rtol=0, atol=1e-12)

@@ -155,19 +155,28 @@ class MicGeometry:
         of the horizontal plane, whose exact near-field ITD equals ``itd``.
 
         ITDs beyond what is reachable at that distance give the point on the axis side.
-        Solved by bisection on the azimuth (the near-field ITD is monotonic in it).
+        Solved by a 64-way search on the azimuth (the near-field ITD is monotonic in it):
+        10 rounds of 63 azimuths each narrow [-pi/2, pi/2] by 2^60, as 60 bisections
+        would, with a sixth of the calls.
         """
         itd = np.atleast_1d(np.asarray(itd, dtype=float))
         dist = np.broadcast_to(np.asarray(distance, dtype=float), itd.shape)
         if np.any(dist <= 0) or not np.all(np.isfinite(dist)):
             raise ValueError("distance must be positive and finite")
-        lo = np.full(itd.shape, -np.pi / 2)
-        hi = np.full(itd.shape, np.pi / 2)
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            pts = self.centre + dist[:, None] * self.direction_from_azimuth(mid)
-            below = self.itd(pts) < itd
-            lo = np.where(below, mid, lo)
-            hi = np.where(below, hi, mid)
+        n = len(itd)
+        lo = np.full(n, -np.pi / 2)
+        hi = np.full(n, np.pi / 2)
+        k = 63  # azimuths per round
+        frac = np.arange(1, k + 1) / (k + 1.0)
+        rows = np.arange(n)
+        for _ in range(10):
+            mid = lo[:, None] + (hi - lo)[:, None] * frac[None, :]  # (N, k)
+            pts = self.centre + (dist[:, None, None]
+                                 * self.direction_from_azimuth(mid.ravel()).reshape(n, k, 3))
+            below = self.itd(pts.reshape(-1, 3)).reshape(n, k) < itd[:, None]
+            # the first azimuth not below the ITD (k: all below)
+            m = np.where(below.all(axis=1), k, np.argmin(below, axis=1))
+            lo = np.where(m > 0, mid[rows, np.maximum(m - 1, 0)], lo)
+            hi = np.where(m < k, mid[rows, np.minimum(m, k - 1)], hi)
         az = 0.5 * (lo + hi)
         return self.centre + dist[:, None] * self.direction_from_azimuth(az)
