@@ -1,31 +1,33 @@
 """Per-frame direction in reverberant rooms the defaults were never tuned on (issue 19).
 
-    nice .venv/bin/python bench/bench_doa_rooms.py [--rooms bench|tune] [--set key=value ...]
-                                                   [--out bench/results/doa_rooms.md]
+    nice .venv/bin/python bench/bench_doa_rooms.py [--rooms bench|tune|frontal]
+        [--set key=value ...] [--pra-grid 0.1] [--out bench/results/doa_rooms.md]
 
 Rooms: shoebox rooms (pyroomacoustics image source) drawn from a fixed seed list
-(``BENCH_SEEDS``; ``--rooms tune`` draws from ``TUNE_SEEDS``, the only rooms any
-default was tuned on): size 4-9 x 4-8 x 2.5-3.5 m, RT60 0.2-0.7 s (stratified), the
-robot anywhere in the room, one talker at 1-3 m and |azimuth| stratified over 0-20,
-20-45, 45-60 and 60-70 degrees (random side), at the height of the microphones;
-spherically diffuse noise (the two-microphone sinc coherence, pink spectrum) at 5-20 dB
-SNR; half of the rooms recorded speech (CMU ARCTIC, :class:`RecordedSpeech`, at tape
-speeds 0.75-1.3), half the synthetic voice.  Free-field microphones 15 cm apart (the
-``MicArrayConfig`` default).
+(``BENCH_SEEDS``; ``--rooms tune`` draws from ``TUNE_SEEDS``, the only rooms any default
+was tuned on; ``--rooms frontal`` 24 more tuning rooms from ``FRONTAL_SEEDS``, frontal
+talkers at RT60 0.3-0.5 s and SNR 7-14 dB, :func:`draw_frontal_room`): size 4-9 x 4-8 x
+2.5-3.5 m, RT60 0.2-0.7 s (stratified), the robot anywhere in the room, one talker at
+1-3 m and |azimuth| stratified over 0-20, 20-45, 45-60 and 60-70 degrees (random side),
+at the height of the microphones; spherically diffuse noise (the two-microphone sinc
+coherence, pink spectrum) at 5-20 dB SNR; half of the rooms recorded speech (CMU ARCTIC,
+:class:`RecordedSpeech`, at tape speeds 0.75-1.3), half the synthetic voice. Free-field
+microphones 15 cm apart (the ``MicArrayConfig`` default).
 
 Per room: the median absolute azimuth error over the active frames (activity >= 0.5 and
 a finite ITD, as counted by ``av-perception audio``) of our front-end run through
 ``AudioPipeline`` in 4096-sample chunks (the path of ``av-perception audio``), and of
 pyroomacoustics' fast DOA methods (SRP-PHAT, MUSIC, NormMUSIC), each given a block of 4
 STFT frames (the frame and the 3 before it: the front-end's own window and framing) for
-every 4th of the same frames, on a 0.5 degree grid over the front half plane; and the
-same methods given all the active frames at once.  TOPS, CSSM and WAVES also work with
-two microphones but take 3-7 s per call (thousands of times slower than real time per
-frame); given all the frames at once on the first five rooms they were worse than
-SRP-PHAT in four of five (BENCHMARKS.md).  Every setting of ours is also reported on
-exactly the frames pyroomacoustics read (columns "..., pra's frames"), so that the
-comparison with pyroomacoustics is on the same frames.
-Also the front-end's real-time factor on one core.
+every 4th of the same frames, on a 0.1 degree grid over the front half plane
+(``--pra-grid``; 0.5 until 2026-12-07, whose quantisation moved its per-room medians by up to 0.4
+degree); and the same methods given all the active frames at once. TOPS, CSSM and WAVES
+also work with two microphones but take 3-7 s per call (thousands of times slower than
+real time per frame); given all the frames at once on the first five rooms they were
+worse than SRP-PHAT in four of five (BENCHMARKS.md). Every setting of ours is also
+reported on exactly the frames pyroomacoustics read (columns "..., pra's frames"), so
+that the comparison with pyroomacoustics is on the same frames. Also the front-end's
+real-time factor on one core.
 
 Rendered rooms and pyroomacoustics' errors are cached under
 ``~/.cache/av_perception/bench_doa_rooms`` (they do not depend on the front-end).
@@ -54,6 +56,9 @@ CHUNK = 4096
 BLOCK = 4
 BENCH_SEEDS = tuple(range(1901, 1925))  # 24 rooms: the benchmark (never tuned on)
 TUNE_SEEDS = tuple(range(7301, 7317))  # 16 rooms: the only ones used to choose defaults
+#: 24 more tuning rooms like the report rooms where pyroomacoustics read closest to us
+#: (frontal talkers, moderate reverberation and noise): ``--rooms frontal``
+FRONTAL_SEEDS = tuple(range(7401, 7425))
 AZ_BANDS = ((0.0, 20.0), (20.0, 45.0), (45.0, 60.0), (60.0, 70.0))
 PRA_FRAME_METHODS = ("SRP", "MUSIC", "NormMUSIC")  # fast enough for one DOA per frame
 PRA_WHOLE_METHODS = ("SRP", "MUSIC", "NormMUSIC")  # TOPS, CSSM, WAVES: 3-7 s per call
@@ -94,7 +99,32 @@ def draw_room(seed: int, index: int, n_rooms: int, rt60_rank: int) -> dict:
             "noise_seed": int(rng.integers(1 << 30)), "person": int(rng.integers(4))}
 
 
+def draw_frontal_room(seed: int, index: int) -> dict:
+    """A tuning room with a frontal talker (|azimuth| 3-18 deg, 1.5-3 m), RT60 0.3-0.5 s and
+    SNR 7-14 dB, the voice alternating synthetic / recorded: the conditions of the report
+    rooms where pyroomacoustics' best method read closest to ours."""
+    rng = np.random.default_rng([seed, 1])  # a stream apart from draw_room's
+    az = rng.uniform(3.0, 18.0) * rng.choice([-1.0, 1.0])
+    room = draw_room(seed, 0, 1, 0)  # the room, the robot's height and the voice
+    dist = rng.uniform(1.5, 3.0)
+    dims = np.array(room["room"])
+    dx = -dist * np.sin(np.radians(az))
+    dy = dist * np.cos(np.radians(az))
+    dims[0] = max(dims[0], abs(dx) + 1.2)
+    dims[1] = max(dims[1], dy + 1.2)
+    x_lo, x_hi = max(0.4, 0.4 - dx), min(dims[0] - 0.4, dims[0] - 0.4 - dx)
+    y_lo, y_hi = 0.4, dims[1] - 0.4 - dy
+    room.update(azimuth=float(az), distance=float(dist), rt60=float(rng.uniform(0.3, 0.5)),
+                snr_db=float(rng.uniform(7.0, 14.0)), room=[float(v) for v in dims],
+                head=[float(rng.uniform(x_lo, x_hi)), float(rng.uniform(y_lo, y_hi)),
+                      room["head"][2]],
+                recorded=bool(index % 2 == 1))
+    return room
+
+
 def rooms(kind: str) -> list[dict]:
+    if kind == "frontal":
+        return [draw_frontal_room(s, i) for i, s in enumerate(FRONTAL_SEEDS)]
     seeds = BENCH_SEEDS if kind == "bench" else TUNE_SEEDS
     ranks = np.random.default_rng(sum(seeds)).permutation(len(seeds))
     return [draw_room(s, i, len(seeds), int(ranks[i])) for i, s in enumerate(seeds)]
@@ -172,10 +202,11 @@ def active_frames(f) -> np.ndarray:
 
 
 def pra_errors(y: np.ndarray, frames: np.ndarray, az: float, mics: MicArrayConfig,
-               stride: int) -> dict:
+               stride: int, grid_step: float = 0.1) -> dict:
     """Median absolute error (deg) of the per-frame pyroomacoustics methods over ``frames``
     (indices of front-end frames; every ``stride``-th one), one block of BLOCK STFT frames
-    each; and the error of every method given all the frames at once ("whole <method>")."""
+    each, on a grid of ``grid_step`` deg; and the error of every method given all the frames at
+    once ("whole <method>")."""
     import pyroomacoustics as pra
 
     from av_perception.core.audio import BinauralFrontEnd, frame_signal
@@ -184,7 +215,8 @@ def pra_errors(y: np.ndarray, frames: np.ndarray, az: float, mics: MicArrayConfi
     spec_l, spec_r = fe.spectra(frame_signal(y, 512, 256))
     X = np.stack([spec_l.T, spec_r.T])
     positions = np.array([[mics.left[0], mics.right[0]], [mics.left[2], mics.right[2]]])
-    grid = np.radians(np.arange(0.0, 180.25, 0.5))  # pra angle = azimuth + 90 deg
+    # pra angle = azimuth + 90 deg
+    grid = np.radians(np.arange(0.0, 180.0 + grid_step / 2, grid_step))
     out = {}
     for method in PRA_WHOLE_METHODS:
         doa = pra.doa.algorithms[method](positions, FS, 512, c=mics.speed_of_sound, num_src=1,
@@ -208,13 +240,15 @@ def pra_errors(y: np.ndarray, frames: np.ndarray, az: float, mics: MicArrayConfi
     return out
 
 
-def cached_pra(room: dict, y, frames, mics, stride: int) -> dict:
-    key = hashlib.sha1(json.dumps([room, CACHE_VERSION, stride, frames.tolist()],
-                                  sort_keys=True).encode()).hexdigest()[:16]
+def cached_pra(room: dict, y, frames, mics, stride: int, grid_step: float = 0.1) -> dict:
+    key_items = [room, CACHE_VERSION, stride, frames.tolist()]
+    if grid_step != 0.5:  # the 0.5 deg grid (until 2026-12-07) keeps its cached results
+        key_items.append(grid_step)
+    key = hashlib.sha1(json.dumps(key_items, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / f"pra_{key}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    res = pra_errors(y, frames, room["azimuth"], mics, stride)
+    res = pra_errors(y, frames, room["azimuth"], mics, stride, grid_step)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(res))
     return res
@@ -294,7 +328,8 @@ def parse_sets(items) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rooms", choices=("bench", "tune"), default="bench")
+    ap.add_argument("--rooms", choices=("bench", "tune", "frontal"), default="bench",
+                    help="bench: the report rooms; tune, frontal: tuning rooms")
     ap.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="front-end setting (audio section) to evaluate besides the default")
     ap.add_argument("--before", action="store_true",
@@ -303,6 +338,9 @@ def main(argv=None):
     ap.add_argument("--no-pra", action="store_true", help="skip pyroomacoustics")
     ap.add_argument("--stride", type=int, default=4,
                     help="pyroomacoustics on every STRIDE-th active frame (default 4)")
+    ap.add_argument("--pra-grid", type=float, default=0.1,
+                    help="pyroomacoustics' azimuth grid step, deg (default 0.1; 0.5 until "
+                         "2026-12-07: its quantisation moved its medians by up to 0.4 deg)")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
@@ -332,7 +370,7 @@ def main(argv=None):
             err = frame_errors[name][act]
             results[name].append(float(np.median(err)) if len(err) else 90.0)
         if not args.no_pra:
-            pra_all.append(cached_pra(r, y, ref_frames, mics, args.stride))
+            pra_all.append(cached_pra(r, y, ref_frames, mics, args.stride, args.pra_grid))
             # each setting on exactly the frames pyroomacoustics read (every stride-th one)
             for name in configs:
                 same = frame_errors[name][ref_frames[::args.stride]]
@@ -355,8 +393,9 @@ def main(argv=None):
     if not args.no_speed:
         rtf = realtime_factor(configs["ours (default)"], mics, np.concatenate(signals[:5]))
     cmd = "nice .venv/bin/python bench/bench_doa_rooms.py" + (
-        " --rooms tune" if args.rooms == "tune" else "") + (
-        " --before" if args.before else "") + "".join(
+        f" --rooms {args.rooms}" if args.rooms != "bench" else "") + (
+        " --before" if args.before else "") + (
+        f" --pra-grid {args.pra_grid:g}" if args.pra_grid != 0.1 else "") + "".join(
         f" --set {s}" for s in args.set or [])
     lines = report(rooms_, results, rtf, cmd)
     if whole:

@@ -305,3 +305,33 @@ def test_kernel_parameter_indices_are_distinct_and_each_setting_lands_in_its_own
     assert fe.params[K.P_HOLD] == pytest.approx(np.exp(-cfg.hop_duration / 0.1))
     assert fe.params[K.P_NEW_SEPARATION] == pytest.approx(90e-6)
     assert BinauralFrontEnd(AudioFrontEndConfig(precedence_hold_time=0.0)).params[K.P_HOLD] == 0.0
+
+
+@pytest.mark.timeout(300)
+def test_snr_weighting_matches_reference_and_keeps_an_exact_itd(rng):
+    """audio.bin_snr_weight_exponent: the kernel equals its numpy reference; the unmasked
+    bins' weights fall with their SNR (mean direct-path weight below 1 without any other
+    weighting); an exact delay in white noise still reads its ITD."""
+    itd = 1.3e-4
+    x = binauralize(noise_bursts(FS, 1.5, seed=3), itd, FS)
+    x += 0.01 * rng.standard_normal(x.shape)
+    for mode, memory, hold in (("none", 0.0, 0.0), ("cdr+onset", 1.0, 0.1), ("cdr", 0.4, 0.0)):
+        cfg = AudioFrontEndConfig(direct_path_weighting=mode, precedence_time=memory,
+                                  precedence_hold_time=hold, bin_snr_weight_exponent=0.5)
+        a = BinauralFrontEnd(cfg, use_numba=True, keep_cross=True).process(x, FS, 0.0)
+        b = BinauralFrontEnd(cfg, use_numba=False, keep_cross=True).process(x, FS, 0.0)
+        for name in ("itd", "reliability", "direct_path", "n_bins", "cross"):
+            va, vb = getattr(a, name), getattr(b, name)
+            assert np.array_equal(np.isnan(va), np.isnan(vb)), (mode, name)
+            ok = ~np.isnan(va)
+            assert np.allclose(va[ok], vb[ok], rtol=1e-9, atol=1e-12), (mode, name)
+    plain = AudioFrontEndConfig(direct_path_weighting="none", precedence_time=0.0)
+    weighted = AudioFrontEndConfig(direct_path_weighting="none", precedence_time=0.0,
+                                   bin_snr_weight_exponent=0.5)
+    f0 = extract_features(x, FS, plain)
+    f1 = extract_features(x, FS, weighted)
+    act = (f1.activity >= 0.5) & np.isfinite(f1.itd)
+    assert act.sum() > 20
+    assert np.all(f0.direct_path[act] == 1.0)
+    assert np.all(f1.direct_path[act] < 0.9)
+    assert np.median(np.abs(f1.itd[act] - itd)) < 2e-6

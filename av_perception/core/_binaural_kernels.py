@@ -39,7 +39,11 @@ P_NEW_WINDOW = 17
 P_NEW_SNR = 18  # dB: frame SNR a confirmed second-talker frame needs to be read alone
 P_HOLD = 19  # decay per frame of the precedence hold (0: off): a bin's memory is replaced only
 # by the part of its weight above the held weight of its strongest recent evidence (decayed)
-N_PARAMS = 20
+# bins that pass the noise mask weighted by (SNR over the mask threshold) ** -this (0: off):
+# the mask keeps the bins where the room's reflections add up with the direct path (their
+# phase reads the reflections' shrunk ITD) and drops those where they cancel
+P_SNR_WEIGHT = 20
+N_PARAMS = 21
 #: rows of the front-end's state: psd, noise, S_ll, S_rr, Re S_lr, Im S_lr, Re M, Im M, hold,
 #: second talker
 N_STATE = 10
@@ -276,6 +280,7 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
     new_agree = params[P_NEW_AGREE]
     new_window = params[P_NEW_WINDOW]
     new_snr = params[P_NEW_SNR]
+    snr_weight = params[P_SNR_WEIGHT]
     keep_cross = out_cross.shape[0] == n_frames
 
     a = np.zeros(n_bins)
@@ -338,6 +343,11 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
                 continue
             mask[k] = True
             w = 1.0
+            if snr_weight > 0.0:
+                den = noise * thr
+                ratio = p / (den if den > EPS else EPS)
+                if ratio > 1.0:
+                    w = ratio ** (-snr_weight)
             if mode == 1 or mode == 3:
                 msc = (state[4, k] * state[4, k] + state[5, k] * state[5, k]) / (
                     state[2, k] * state[3, k] + EPS)
@@ -566,6 +576,9 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
         out[f, OUT_ACTIVITY] = 0.0 if sig < SILENCE else activity
         mask = in_band & (p > noise * thr) & (p > EPS)
         w = np.ones_like(p)
+        if params[P_SNR_WEIGHT] > 0:
+            ratio = np.maximum(p / np.maximum(noise * thr, EPS), 1.0)
+            w = ratio ** (-params[P_SNR_WEIGHT])
         if mode in (1, 3):
             msc = (state[4] ** 2 + state[5] ** 2) / (state[2] * state[3] + EPS)
             w = w * np.minimum(msc, 1.0) ** coh_exp

@@ -343,6 +343,13 @@ class AudioFrontEndConfig(StageConfig):
         6.0, "Bins whose power is less than this many dB above the noise floor are masked "
         "out of GCC-PHAT and ILD.", low=-20.0, high=40.0,
     )
+    bin_snr_weight_exponent: float = param(
+        0.0, "Bins that pass the noise mask are weighted by their SNR over the mask "
+        "threshold to the power -this (the weak bins count more): the mask keeps the bins "
+        "where the room's reflections add to the direct path, whose phase reads their "
+        "shrunk ITD, and drops those where they cancel; 0 = off (the default: measured on "
+        "tuning rooms only, not yet with the tracker).", low=0.0, high=4.0,
+    )
     activity_snr_db: float = param(
         9.0, "Frame SNR (dB above the noise floor) at which the activity weight is 0.5.",
         low=-10.0, high=40.0,

@@ -1,0 +1,31 @@
+"""The benchmark's frontal tuning rooms (bench/bench_doa_rooms.py ``--rooms frontal``) are
+drawn within their stated ranges, apart from the report rooms, the talker inside the room."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import bench_doa_rooms as bench  # noqa: E402
+
+
+@pytest.mark.timeout(60)
+def test_frontal_tuning_rooms_within_their_ranges():
+    frontal = bench.rooms("frontal")
+    assert len(frontal) == 24
+    assert not {r["seed"] for r in frontal} & set(bench.BENCH_SEEDS)
+    for r in frontal:
+        assert 3.0 <= abs(r["azimuth"]) <= 18.0
+        assert 1.5 <= r["distance"] <= 3.0
+        assert 0.3 <= r["rt60"] <= 0.5
+        assert 7.0 <= r["snr_db"] <= 14.0
+        head = np.array(r["head"])
+        talker = head + r["distance"] * np.array(
+            [-np.sin(np.radians(r["azimuth"])), np.cos(np.radians(r["azimuth"])), 0.0])
+        room = np.array(r["room"])
+        assert np.all(head[:2] >= 0.4 - 1e-9) and np.all(head[:2] <= room[:2] - 0.4 + 1e-9)
+        assert np.all(talker[:2] >= 0.4 - 1e-9) and np.all(talker[:2] <= room[:2] - 0.4 + 1e-9)
+    # both voices, and the draw repeatable
+    assert {r["recorded"] for r in frontal} == {True, False}
+    assert bench.rooms("frontal") == frontal
