@@ -39,16 +39,7 @@ P_NEW_WINDOW = 17
 P_NEW_SNR = 18  # dB: frame SNR a confirmed second-talker frame needs to be read alone
 P_HOLD = 19  # decay per frame of the precedence hold (0: off): a bin's memory is replaced only
 # by the part of its weight above the held weight of its strongest recent evidence (decayed)
-# release of the precedence memory at a new talker (issue 21): within P_RELEASE_WINDOW
-# frames (0: off) after a silence (activity below P_RELEASE_ACTIVITY for at least
-# P_RELEASE_SILENCE frames), a frame whose own GCC-PHAT peak lies at least P_NEW_SEPARATION
-# from the memory's, confirmed by an earlier such frame (within P_NEW_WINDOW frames, within
-# P_NEW_AGREE), clears the memory -- unless a frame since the silence read the memory's own
-# direction (within P_NEW_AGREE): then its talker is back, and the far frames are echoes
-P_RELEASE_WINDOW = 20
-P_RELEASE_SILENCE = 21
-P_RELEASE_ACTIVITY = 22
-N_PARAMS = 23
+N_PARAMS = 20
 #: rows of the front-end's state: psd, noise, S_ll, S_rr, Re S_lr, Im S_lr, Re M, Im M, hold,
 #: second talker
 N_STATE = 10
@@ -251,9 +242,7 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
         place (M: precedence memory of the weighted PHAT cross-spectra; Q: the precedence
         hold, the weight of each bin's strongest recent evidence, decayed; row 9: the last
         frame's ITD away from the memory, s, and the frames since it, in its first two
-        entries; then the silent frames in a row, the frames since the last silence, and
-        the release's last candidate ITD, s, the frames since it, and 1 once a frame read
-        the memory's direction since the silence).
+        entries).
     initialised : int64 (1,)
         0 until the first frame was seen.
     params : float64 (N_PARAMS,)
@@ -283,7 +272,6 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
     gate_direct = params[P_GATE_DIRECT]
     alone_power = params[P_ALONE_POWER]
     hold = params[P_HOLD]
-    release_window = params[P_RELEASE_WINDOW]
     new_separation = params[P_NEW_SEPARATION]
     new_agree = params[P_NEW_AGREE]
     new_window = params[P_NEW_WINDOW]
@@ -407,16 +395,6 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
         tau_m = 0.0
         r_m = 0.0
         state[9, 1] += 1.0
-        # silence: the frames since the last one (at least P_RELEASE_SILENCE frames long)
-        state[9, 3] += 1.0
-        state[9, 5] += 1.0
-        if out[f, OUT_ACTIVITY] < params[P_RELEASE_ACTIVITY]:
-            state[9, 2] += 1.0
-            if state[9, 2] >= params[P_RELEASE_SILENCE]:
-                state[9, 3] = 0.0
-                state[9, 6] = 0.0  # the memory's direction not heard again since
-        else:
-            state[9, 2] = 0.0
         if memory > 0.0:
             # precedence memory: a bin's direct-path evidence replaces its memory, which
             # otherwise decays by `memory` per frame
@@ -452,7 +430,6 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
             if fsum > 1e-12 and fsum >= gate_direct * n_mask:
                 tau, r = gcc_peak(fa, fb, mask, omega, scan_tau, scan_cos, scan_sin, tau_max,
                                   n_newton)
-                tau_own = tau
                 alone = r >= gate * fsum
                 second = False
                 if not alone and new_window > 0.0 and gate <= 1.0:
@@ -473,31 +450,6 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
                         second = alone
                         state[9, 0] = tau
                         state[9, 1] = 0.0
-                if release_window > 0.0 and state[9, 3] <= release_window:
-                    # soon after a silence, a confirmed direction away from the memory's is
-                    # a new talker: the memory of the one who stopped is released
-                    if not have_m:
-                        for k in range(n_bins):
-                            ma[k] = state[6, k]
-                            mb[k] = state[7, k]
-                            mmask[k] = ma[k] != 0.0 or mb[k] != 0.0
-                        tau_m, r_m = gcc_peak(ma, mb, mmask, omega, scan_tau, scan_cos,
-                                              scan_sin, tau_max, n_newton)
-                        have_m = True
-                    if r_m > 0.0 and abs(tau_own - tau_m) <= new_agree:
-                        state[9, 6] = 1.0  # the talker the memory holds is back
-                    if (r_m > 0.0 and abs(tau_own - tau_m) >= new_separation
-                            and state[9, 6] == 0.0):
-                        if (state[9, 5] <= new_window
-                                and abs(tau_own - state[9, 4]) <= new_agree):
-                            for k in range(n_bins):
-                                state[6, k] = 0.0
-                                state[7, k] = 0.0
-                            # read alone: the new talker's own frame
-                            second = second or not alone
-                            alone = True
-                        state[9, 4] = tau_own
-                        state[9, 5] = 0.0
                 if alone:
                     # read alone, with the bins' weights sharpened (the most direct bins)
                     done = True
@@ -639,15 +591,6 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
         gmask = mask
         done = False
         state[9, 1] += 1.0
-        state[9, 3] += 1.0
-        state[9, 5] += 1.0
-        if out[f, OUT_ACTIVITY] < params[P_RELEASE_ACTIVITY]:
-            state[9, 2] += 1.0
-            if state[9, 2] >= params[P_RELEASE_SILENCE]:
-                state[9, 3] = 0.0
-                state[9, 6] = 0.0
-        else:
-            state[9, 2] = 0.0
         if params[P_MEMORY] > 0:
             ua, ub = a, b
             if params[P_HOLD] > 0:
@@ -664,7 +607,6 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
             if fsum > 1e-12 and fsum >= params[P_GATE_DIRECT] * n_mask:
                 tau, r = gcc_peak_reference(fa, fb, mask, omega, scan_tau, scan_cos, scan_sin,
                                             tau_max, n_newton)
-                tau_own = tau
                 alone = r >= params[P_GATE] * fsum
                 second = False
                 if not alone and params[P_NEW_WINDOW] > 0 and params[P_GATE] <= 1.0:
@@ -678,21 +620,6 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
                         second = alone
                         state[9, 0] = tau
                         state[9, 1] = 0.0
-                if params[P_RELEASE_WINDOW] > 0 and state[9, 3] <= params[P_RELEASE_WINDOW]:
-                    mmask = (state[6] != 0) | (state[7] != 0)
-                    tau_m, r_m = gcc_peak_reference(state[6], state[7], mmask, omega, scan_tau,
-                                                    scan_cos, scan_sin, tau_max, n_newton)
-                    if r_m > 0.0 and abs(tau_own - tau_m) <= params[P_NEW_AGREE]:
-                        state[9, 6] = 1.0
-                    if (r_m > 0.0 and abs(tau_own - tau_m) >= params[P_NEW_SEPARATION]
-                            and state[9, 6] == 0.0):
-                        if (state[9, 5] <= params[P_NEW_WINDOW]
-                                and abs(tau_own - state[9, 4]) <= params[P_NEW_AGREE]):
-                            state[6:8] = 0.0
-                            second = second or not alone
-                            alone = True
-                        state[9, 4] = tau_own
-                        state[9, 5] = 0.0
                 if alone:
                     done = True
                     out[f, OUT_RELIABILITY] = max(r / fsum, 0.0)

@@ -318,9 +318,6 @@ class BinauralFrontEnd:
         self.params[K.P_NEW_AGREE] = c.precedence_second_agreement * 1e-6
         self.params[K.P_NEW_WINDOW] = c.precedence_second_window / c.hop_duration
         self.params[K.P_NEW_SNR] = c.precedence_second_snr_db
-        self.params[K.P_RELEASE_WINDOW] = c.precedence_release_window / c.hop_duration
-        self.params[K.P_RELEASE_SILENCE] = c.precedence_release_silence / c.hop_duration
-        self.params[K.P_RELEASE_ACTIVITY] = c.precedence_release_activity
         self.input_rate: int | None = None
         self.stats = {"chunks": 0, "samples": 0, "clipped_samples": 0, "discontinuities": 0,
                       "frames": 0}
@@ -331,7 +328,6 @@ class BinauralFrontEnd:
         """Forget the stream (time base, buffers, noise floor)."""
         self._state = np.zeros((K.N_STATE, len(self.freqs)))
         self._state[9, 1] = np.inf  # no frame away from the memory yet (second talker)
-        self._state[9, 5] = np.inf  # nor for the release
         self._initialised = np.zeros(1, dtype=np.int64)
         self._resampler: StreamResampler | None = None
         self._pending = np.zeros((0, 2))
@@ -379,8 +375,6 @@ class BinauralFrontEnd:
         # the last ITD heard away from the memory (a second talker) turns the same way
         az2 = self.geometry.azimuth_from_itd(np.array([self._state[9, 0]]))[0]
         self._state[9, 0] = self.geometry.itd_from_azimuth(np.array([az2 - yaw]))[0]
-        az3 = self.geometry.azimuth_from_itd(np.array([self._state[9, 4]]))[0]
-        self._state[9, 4] = self.geometry.itd_from_azimuth(np.array([az3 - yaw]))[0]
 
     def warm_up(self):
         """Compile/run the kernel once on a silent frame (call at node start)."""

@@ -426,24 +426,6 @@ class AudioFrontEndConfig(StageConfig):
         "on tuning rooms and scenes, with the memory's second talker, "
         "audio.precedence_second_*); 0 = off.", low=0.0, high=10.0,
     )
-    precedence_release_window: float = param(
-        0.5, "Release of the precedence memory at a new talker: within this time (s) after a "
-        "silence (precedence_release_silence), a frame whose own GCC-PHAT peak lies at least "
-        "precedence_second_separation from the memory's, confirmed by an earlier such frame "
-        "(precedence_second_window, precedence_second_agreement), clears the memory, unless "
-        "a frame since the silence read the memory's own direction (within "
-        "precedence_second_agreement; its talker is back): the talker it held has stopped, "
-        "and a new one starts.  Default 0.5 (issue 21, chosen on tuning rooms and scenes); "
-        "0 = off.", low=0.0, high=10.0,
-    )
-    precedence_release_silence: float = param(
-        0.1, "Frames with activity below precedence_release_activity for at least this long "
-        "(s) are a silence (see precedence_release_window).", low=0.0, high=10.0,
-    )
-    precedence_release_activity: float = param(
-        0.1, "Activity below which a frame is silent (see precedence_release_window).",
-        low=0.0, high=1.0,
-    )
     onset_db: float = param(
         6.0, "Power increase (dB over the smoothed past) that gives a bin full onset weight.",
         low=0.1, high=40.0,
