@@ -50,7 +50,9 @@ def test_replay_publishes_tracks_in_the_fixed_frame(ros_context, tmp_path):
         people = gt[(np.abs(gt.stamp - t) < 1e-3) & gt.visible]
         for _, p in people.iterrows() if located.any() else ():
             d = np.linalg.norm(tracks["position"][located] - [p.x, p.y, p.z], axis=1)
-            assert d.min() < 0.05, (t, p.id, d.min())
+            # a camera-frame track would be ~0.3-0.7 m off (20 deg pan at 1-2 m); located
+            # tracks are ~0.02 m off, 0.054 m once with the replay's messages late at load 7
+            assert d.min() < 0.08, (t, p.id, d.min())
             checked += 1
     assert checked >= 10, log
     # --gaze: the simulated head (neck at base_link's origin) ends up looking at the talker
