@@ -16,8 +16,8 @@ def epipolar_scan_kernel(left, right, boxes, d_lo, dy_max, stride, method, score
 
     Parameters
     ----------
-    left, right : float32 (H, W)
-        Rectified grey images.
+    left, right : float32 or uint8 (H, W), any strides (mirrored views too)
+        Rectified grey images (each pixel is read as float64).
     boxes : int64 (M, 4)
         Template regions u0, v0, w, h (inside the left image).
     d_lo : int64 (M,)
