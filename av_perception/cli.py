@@ -46,12 +46,15 @@ def main(argv=None) -> int:
     from .interrupt import Interrupted, handle_signals
     from .io.audio_sources import AudioSourceError
     from .io.bag import BagError
+    from .long_lived import long_lived_frozen
 
     parser = build_parser()
     args = parser.parse_args(argv)
     started = time.time()
     try:
-        with handle_signals():
+        # the modules imported so far out of the collector's full passes; run as the
+        # program (argv None), until the exit (the exit's collections skip them too)
+        with handle_signals(), long_lived_frozen(keep=argv is None):
             return int(args.func(args) or 0)
     except Interrupted as exc:
         kept = _kept_outputs(args, started) + exc.kept

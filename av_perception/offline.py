@@ -36,6 +36,7 @@ from .core.wdem import WdemConfig
 from .interrupt import deferred
 from .io.track_files import AttentionFileWriter, TrackFileWriter
 from .io.track_output import TrackOutputConfig
+from .long_lived import long_lived_frozen
 from .pipeline import (
     AUDIO_ONLY_PERIOD,
     AudioPipeline,
@@ -300,7 +301,8 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
         if attention is not None and out.attention is not None:
             result.attention_rows += attention.write(out.attention)
 
-    with TrackFileWriter(output) as writer, attention or contextlib.nullcontext(), BagStereoSource(
+    with TrackFileWriter(output) as writer, attention or contextlib.nullcontext(), \
+            long_lived_frozen(), BagStereoSource(
             bag, left_topic, right_topic, left_info, right_info, slop=slop, start=start,
             duration=duration) as frames:
         try:
@@ -462,7 +464,8 @@ def bag_voices(result: ProcessResult, configs: dict) -> BagVoices:
     n_proc = int(np.ceil(n_in * rate / rate_in)) + fe.config.frame_length
     sep = VoiceSeparator(fe, load_head_model(mics, audio_cfg),
                          configs.get(VoiceConfig, VoiceConfig()))
-    res = sep.run(feats, result.outputs, result.audio_start, n_proc)
+    with long_lived_frozen():
+        res = sep.run(feats, result.outputs, result.audio_start, n_proc)
     voices = {tid: voice_at_rate(v, rate, rate_in, n_in) for tid, v in res.voices.items()}
     # clipped chunks: their stretch is silent in every voice (a clipped mixture's masks and
     # samples are wrong), reported in result.errors

@@ -11,7 +11,9 @@ that they share the machine's load), each run a child process pinned to one CPU
 (``--cpu``); its user + system CPU time (``os.wait4``) / the scene's length is the cost,
 start-up included.  ``--baseline DIR``: first, the same with the defaults of another
 source tree (e.g. ``git worktree add /tmp/base main``; warm its numba cache first), the
-baseline of the ratios.  On the first scene a ``--duration 1`` run of each setting gives
+baseline of the ratios (with ``--separate``: its ``process`` and its ``separate``, each
+before the current tree's).  ``--defaults-only``: no other setting than the defaults.
+On the first scene a ``--duration 1`` run of each setting gives
 the fixed start-up (imports, numba's cache, model loading): the steady cost per s is
 (full - short) / (length - 1).  ``--evaluate``: also ``evaluate --json`` of each
 setting's track file (MOTA, IDF1, speaking F1), to check that a faster setting tracks
@@ -71,19 +73,22 @@ def main():
     ap.add_argument("--baseline", help="source tree whose defaults are the first setting")
     ap.add_argument("--separate", action="store_true",
                     help="compare process and separate (defaults) instead of SETTINGS")
+    ap.add_argument("--defaults-only", action="store_true",
+                    help="only the defaults (and the baseline), not the other SETTINGS")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = (list(SETTINGS) if not a.separate else
+    settings = (list(SETTINGS[:1] if a.defaults_only else SETTINGS) if not a.separate else
                 [("process (defaults)", {}), ("separate (defaults)", {})])
     commands = ["process"] * len(settings)
     if a.separate:
         commands[1] = "separate"
     trees = [None] * len(settings)
     if a.baseline:
-        settings.insert(0, (f"baseline {a.baseline} (its defaults)", {}))
-        trees.insert(0, a.baseline)
-        commands.insert(0, commands[-1])
+        for cmd in (["separate", "process"] if a.separate else ["process"]):
+            settings.insert(0, (f"baseline {a.baseline} {cmd} (its defaults)", {}))
+            trees.insert(0, a.baseline)
+            commands.insert(0, cmd)
     configs = [params_file(out / f"setting{i}.yaml", v) for i, (_, v) in enumerate(settings)]
     costs: dict = {i: [] for i in range(len(settings))}
     startup: dict = {i: [] for i in range(len(settings))}
@@ -133,13 +138,14 @@ def main():
                         print(f"  MOTA {mota:.3f} IDF1 {idf1:.3f} speaking F1 {f1:.3f}",
                               flush=True)
                 first = False
-    base = sum(costs[0]) / len(costs[0])
     print("\nsetting | CPU s per s of scene: mean (min-max) | x real time (worst) | "
-          "ratio to the first | "
+          "ratio to the first of its command | "
           "start-up CPU s | steady CPU s per s | MOTA / IDF1 / speaking F1 mean (worst)")
     for i, (label, _) in enumerate(settings):
         c = costs[i]
         m = sum(c) / len(c)
+        ref = costs[commands.index(commands[i])]
+        base = sum(ref) / len(ref)
         su = sum(s for s, _ in startup[i]) / max(len(startup[i]), 1)
         st = sum(s for _, s in startup[i]) / max(len(startup[i]), 1)
         q = ""

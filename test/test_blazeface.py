@@ -171,6 +171,28 @@ def test_letterbox_maps_input_pixels_back_to_the_image():
     assert blob.shape == (1, 3, 32, 64) and (ox, oy) == (0, 0) and sx == sy == 0.5
 
 
+@pytest.mark.timeout(60)
+def test_nhwc_input_is_blob_from_image_bit_for_bit():
+    """The channels-last inputs the models are given (no NCHW blob, no transposed copy)
+    hold exactly cv2.dnn.blobFromImage's values, every grey level, both scalings."""
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    img[0, :, 0] = np.arange(53) * 4 + 3  # with img[1] every level 0..255 is present
+    img[1, :, :] = (np.arange(53 * 3).reshape(53, 3) % 256).astype(np.uint8)
+    img[2, :, 1] = 255 - np.arange(53)
+    for scale, mean in ((1.0 / 127.5, 127.5), (1.0 / 255.0, 0.0)):
+        blob = cv2.dnn.blobFromImage(img, scale, (53, 37), (mean, mean, mean), swapRB=False,
+                                     crop=False)
+        x = bf.nhwc_input(img, scale, mean)
+        assert x.dtype == np.float32 and x.shape == (1, 37, 53, 3)
+        np.testing.assert_array_equal(x, blob.transpose(0, 2, 3, 1))
+    canvas, t = bf.letterbox_canvas(img, 64)
+    blob, t2 = bf.letterbox(img, 64)
+    assert t == t2
+    np.testing.assert_array_equal(bf.nhwc_input(canvas, 1.0 / 127.5, 127.5),
+                                  blob.transpose(0, 2, 3, 1))
+
+
 def test_tiles_cover_the_image():
     tiles = tile_boxes(640, 480, 3, 2, 0.2)
     assert len(tiles) == 6

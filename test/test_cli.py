@@ -87,3 +87,41 @@ def test_demo_runs_the_whole_pipeline_and_scores_it(tmp_path):
     assert metrics["tracking"]["idf1"] > 0.96
     assert metrics["localisation"]["median"] < 0.01
     assert (tmp_path / "contact_sheet.png").stat().st_size > 50_000
+
+
+@pytest.mark.timeout(60)
+def test_long_lived_frozen_gives_the_objects_back():
+    """The offline commands' freeze of the long-lived objects: the outermost gives them
+    back (in-process callers, tests), an inner one leaves that to it, ``keep`` (the
+    program's own run) keeps them out of collection; cyclic garbage made inside is
+    collected as usual."""
+    import gc
+    import weakref
+
+    from av_perception.long_lived import long_lived_frozen
+
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    with long_lived_frozen():
+        outer = gc.get_freeze_count()
+        assert outer > 0
+        with long_lived_frozen():
+            assert gc.get_freeze_count() >= outer
+        assert gc.get_freeze_count() >= outer  # the inner one gave nothing back
+        class Node:
+            pass
+
+        node = Node()
+        node.itself = node  # a cycle: only the collector frees it
+        ref = weakref.ref(node)
+        del node
+        assert ref() is not None
+        gc.collect()
+        assert ref() is None
+    assert gc.get_freeze_count() == 0
+    try:
+        with long_lived_frozen(keep=True):
+            pass
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

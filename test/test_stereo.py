@@ -89,6 +89,24 @@ def test_numba_and_numpy_matchers_agree(motorcycle, mb_cal):
     np.testing.assert_allclose(a.quality, b.quality, atol=1e-9)
 
 
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("method", ["ncc", "sad", "sgbm"])
+def test_uint8_images_match_as_their_float32_copies(motorcycle, mb_cal, method):
+    """Grey uint8 images go to the scan as they are (views, the left-right check on
+    mirrored views): every output equals the former path's, on float32 copies."""
+    left, right, disp = motorcycle
+    gl = cv2.cvtColor(left, cv2.COLOR_BGR2GRAY)
+    gr = cv2.cvtColor(right, cv2.COLOR_BGR2GRAY)
+    boxes, _ = mb_regions(disp, step=40)
+    m = RegionMatcher(mb_cal, 1.0, 10.0, method=method)
+    a = m.match(gl, gr, boxes)
+    b = m.match(gl.astype(np.float32), gr.astype(np.float32), boxes)
+    assert a.valid.sum() > 10 and (~a.valid).any()
+    np.testing.assert_array_equal(a.reason, b.reason)
+    for field in ("disparity", "depth", "score", "uniqueness", "quality", "dy"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
 # ---------------------------------------------------------------------------
 # region disparity against Middlebury ground truth
 # ---------------------------------------------------------------------------

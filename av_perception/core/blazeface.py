@@ -31,9 +31,11 @@ __all__ = [
     "decode_boxes",
     "face_roi",
     "letterbox",
+    "letterbox_canvas",
     "load_tflite",
     "mesh_measures",
     "model_path",
+    "nhwc_input",
     "nms_with_candidates",
     "without_duplicate_candidates",
     "package_data_dir",
@@ -230,7 +232,15 @@ class TFLiteNet:
         if self.runtime == "opencv":
             self.net.setInput(blob)
             return [np.asarray(o) for o in self.net.forward(self._outputs)]
-        x = np.ascontiguousarray(np.asarray(blob, dtype=np.float32).transpose(0, 2, 3, 1))
+        return self.run_nhwc(np.asarray(blob, dtype=np.float32).transpose(0, 2, 3, 1))
+
+    def run_nhwc(self, x: np.ndarray) -> list:
+        """The outputs for a (1, H, W, 3) float32 input (:func:`nhwc_input`; LiteRT's own
+        layout: no transposed copy)."""
+        if self.runtime == "opencv":
+            nchw = np.asarray(x, dtype=np.float32).transpose(0, 3, 1, 2)
+            return self.run(np.ascontiguousarray(nchw))
+        x = np.ascontiguousarray(x, dtype=np.float32)
         it, inp, outs = self._interpreter(x.shape)
         it.set_tensor(inp, x)
         it.invoke()
@@ -382,6 +392,17 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray | 
             None if kp is None else np.array(out_k).reshape(k_shape))
 
 
+def nhwc_input(image: np.ndarray, scale: float, mean: float = 0.0) -> np.ndarray:
+    """(1, H, W, C) float32 network input (image - mean) * scale of a (H, W, C) uint8
+    image: the values of ``cv2.dnn.blobFromImage(image, scale, size, (mean,) * 3)``
+    (float32 arithmetic, bit for bit), in LiteRT's channels-last layout."""
+    x = np.asarray(image).astype(np.float32)
+    if mean:
+        x -= np.float32(mean)
+    x *= np.float32(scale)
+    return x[None]
+
+
 def letterbox(image_rgb: np.ndarray, size: int, box=None, scale: float | None = None,
               multiple: int = 32):
     """Network input of an image region, aspect kept, black borders.
@@ -406,6 +427,16 @@ def letterbox(image_rgb: np.ndarray, size: int, box=None, scale: float | None = 
     transform : (sx, sy, ox, oy)
         Input pixel (u, v) -> image pixel (ox + u / sx, oy + v / sy).
     """
+    canvas, transform = letterbox_canvas(image_rgb, size, box, scale, multiple)
+    blob = cv2.dnn.blobFromImage(canvas, 1.0 / 127.5, canvas.shape[1::-1], (127.5, 127.5, 127.5),
+                                 swapRB=False, crop=False)
+    return blob, transform
+
+
+def letterbox_canvas(image_rgb: np.ndarray, size: int, box=None, scale: float | None = None,
+                     multiple: int = 32):
+    """:func:`letterbox` before the scaling to [-1, 1]: the (Hi, Wi, 3) uint8 canvas and
+    the transform (for :func:`nhwc_input`)."""
     h, w = image_rgb.shape[:2]
     x0, y0, x1, y1 = (0.0, 0.0, float(w), float(h)) if box is None else map(float, box)
     if scale is None:
@@ -435,9 +466,7 @@ def letterbox(image_rgb: np.ndarray, size: int, box=None, scale: float | None = 
                                                         interpolation=interp)
             sx, sy = tw / (ix1 - ix0), th / (iy1 - iy0)
             ox, oy = ix0 - px / sx, iy0 - py / sy
-    blob = cv2.dnn.blobFromImage(canvas, 1.0 / 127.5, (out_w, out_h), (127.5, 127.5, 127.5),
-                                 swapRB=False, crop=False)
-    return blob, (sx, sy, ox, oy)
+    return canvas, (sx, sy, ox, oy)
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
@@ -612,9 +641,10 @@ class BlazeFaceDetector:
             raise ModelError(f"the model {path!r} does not run as BlazeFace {variant} "
                              f"({str(exc).strip()[:200]})") from None
 
-    def _forward(self, blob: np.ndarray, n_anchors: int | None = None):
+    def _forward(self, blob: np.ndarray, n_anchors: int | None = None, nhwc: bool = False):
+        """Raw (boxes (N, 16), scores (N,)) of an NCHW blob, or of an NHWC input."""
         n = len(self.anchors) if n_anchors is None else n_anchors
-        outs = self.net.run(blob)
+        outs = self.net.run_nhwc(blob) if nhwc else self.net.run(blob)
         scores = boxes = None
         for o in outs:
             o = np.asarray(o)
@@ -663,10 +693,11 @@ class BlazeFaceDetector:
             region, scale = item if (isinstance(item, tuple) and len(item) == 2) else (item, None)
             if not self.fully_convolutional:
                 scale = None
-            blob, (sx, sy, ox, oy) = letterbox(rgb, self.size, region, scale)
-            wh = (blob.shape[3], blob.shape[2])
+            canvas, (sx, sy, ox, oy) = letterbox_canvas(rgb, self.size, region, scale)
+            wh = (canvas.shape[1], canvas.shape[0])
             anchors = self._anchors_for(wh)
-            raw_b, raw_s = self._forward(blob, len(anchors))
+            raw_b, raw_s = self._forward(nhwc_input(canvas, 1.0 / 127.5, 127.5), len(anchors),
+                                         nhwc=True)
             b, k, s = decode_boxes(raw_b, raw_s, anchors, wh, low)
             if not len(s):
                 continue
@@ -795,8 +826,7 @@ class FaceLandmarker:
         m = np.hstack([a, t[:, None]])
         crop = cv2.warpAffine(rgb, m, (n, n), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-        blob = cv2.dnn.blobFromImage(crop, 1.0 / 255.0, (n, n), swapRB=False, crop=False)
-        outs = self.net.run(blob)
+        outs = self.net.run_nhwc(nhwc_input(crop, 1.0 / 255.0))
         mesh = flag = None
         for o in outs:
             if o.size == 468 * 3:

@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.interpolate
 from numba import njit
 
 from .geometry import MicGeometry, _as_points
@@ -212,6 +211,8 @@ def table_from_directions(directions, itd, ild=None, band_edges=(), n_lat: int =
     d = grid_directions(n_lat, n_pol).reshape(-1, 3)
     grid_pts = np.stack([np.repeat(_lat_grid(n_lat), n_pol), np.tile(_pol_grid(n_pol), n_lat)],
                         1)
+    import scipy.interpolate  # here: ~0.3 s to import, only tables need it
+
     lin = scipy.interpolate.LinearNDInterpolator(pts, vals3)(grid_pts)
     near = scipy.interpolate.NearestNDInterpolator(np.c_[np.cos(lat) * np.cos(pol), u[:, 1],
                                                          np.cos(lat) * np.sin(pol)], vals)(d)

@@ -155,6 +155,7 @@ class BagReader:
                     f"{self.describe_topics()}")
             conns = [c for c in conns if c.topic in topics]
         it = self._reader.messages(connections=conns, start=start, stop=stop)
+        cdr = getattr(self._reader, "is2", True)  # ROS 2 (CDR); rosbags reads ROS 1 too
         last_t, at_last, skip = None, {}, {}
         while True:
             try:
@@ -186,6 +187,10 @@ class BagReader:
             if t_ns != last_t:
                 last_t, at_last = t_ns, {}
             at_last[conn.topic] = at_last.get(conn.topic, 0) + 1
+            if cdr and isinstance(raw, bytes):
+                # a view: rosbags' CDR reader would copy the payload (raw[4:]) otherwise,
+                # ~1 MB per image; the message's arrays then view the storage's bytes
+                raw = memoryview(raw)
             try:
                 msg = self._reader.deserialize(raw, conn.msgtype)
             except Exception as exc:  # noqa: BLE001 - one bad message must not stop the run

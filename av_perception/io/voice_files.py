@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io.wavfile
-import scipy.signal
 
 __all__ = ["voice_at_rate", "write_voice"]
 
@@ -18,6 +17,8 @@ def voice_at_rate(voice, rate_in: int, rate_out: int, n_out: int) -> np.ndarray:
     ``n_out`` samples."""
     y = np.asarray(voice, dtype=np.float64)
     if rate_in != rate_out:
+        import scipy.signal  # here: ~0.2 s to import, only a rate change needs it
+
         g = gcd(int(rate_in), int(rate_out))
         y = scipy.signal.resample_poly(y, rate_out // g, rate_in // g)
     out = np.zeros(n_out)

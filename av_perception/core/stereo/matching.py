@@ -67,7 +67,9 @@ class RegionMatches:
         return cls(z, z, z, z, z, np.zeros(0, dtype=np.int64), np.zeros(0, dtype="<U24"))
 
 
-def _gray32(img, name) -> np.ndarray:
+def _gray(img, name, keep_uint8: bool = True) -> np.ndarray:
+    """A grey (H, W) image for the scan: uint8 as it is (a view, no copy: the kernel reads
+    each pixel as float64, exactly as from its float32 copy), anything else float32."""
     a = np.asarray(img)
     if a.ndim == 3 and a.shape[2] in (3, 4):
         a = cv2.cvtColor(a, cv2.COLOR_BGR2GRAY if a.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
@@ -75,8 +77,8 @@ def _gray32(img, name) -> np.ndarray:
         raise StereoInputError(
             f"{name} image has shape {np.shape(img)}: expected a grey (H, W) or BGR (H, W, 3) "
             "array")
-    if a.dtype == np.float32:
-        return np.ascontiguousarray(a)
+    if a.dtype == np.float32 or (keep_uint8 and a.dtype == np.uint8):
+        return a if a.dtype == np.uint8 else np.ascontiguousarray(a)
     if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
         raise StereoInputError(f"{name} image has unsupported dtype {a.dtype}")
     return np.ascontiguousarray(a, dtype=np.float32)
@@ -207,8 +209,10 @@ class RegionMatcher:
         -------
         RegionMatches
         """
-        gl = _gray32(left, "left")
-        gr = _gray32(right, "right")
+        # SGBM's path reads template statistics in float32: it keeps the float32 copies
+        keep = self.method != "sgbm"
+        gl = _gray(left, "left", keep)
+        gr = _gray(right, "right", keep)
         if gl.shape != gr.shape:
             raise StereoInputError(
                 f"left image is {gl.shape[1]}x{gl.shape[0]} but right is "
@@ -239,9 +243,9 @@ class RegionMatcher:
         if idx.size == 0:
             return
         width = gl.shape[1]
-        # right -> left matching is left -> right matching of the mirrored images
-        glf = np.ascontiguousarray(gr[:, ::-1])
-        grf = np.ascontiguousarray(gl[:, ::-1])
+        # right -> left matching is left -> right matching of the mirrored images (views)
+        glf = gr[:, ::-1]
+        grf = gl[:, ::-1]
         boxes = ib[idx].copy()
         ur = boxes[:, 0] - np.round(res.disparity[idx]).astype(np.int64)
         boxes[:, 0] = width - ur - boxes[:, 2]

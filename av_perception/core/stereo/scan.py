@@ -16,8 +16,8 @@ def epipolar_scan_kernel(left, right, boxes, d_lo, dy_max, stride, method, score
 
     Parameters
     ----------
-    left, right : float32 (H, W)
-        Rectified grey images.
+    left, right : float32 or uint8 (H, W), any strides (mirrored views too)
+        Rectified grey images (each pixel is read as float64).
     boxes : int64 (M, 4)
         Template regions u0, v0, w, h (inside the left image).
     d_lo : int64 (M,)
@@ -59,6 +59,13 @@ def epipolar_scan_kernel(left, right, boxes, d_lo, dy_max, stride, method, score
         if var_t < 0.0:
             var_t = 0.0
         tstd[m] = math.sqrt(var_t)
+        # the zero-mean template once (the same float64 values as read per candidate)
+        tz = np.empty(n)
+        q = 0
+        for i in range(0, h, st):
+            for j in range(0, w, st):
+                tz[q] = np.float64(left[v0 + i, u0 + j]) - mt
+                q += 1
         for k in range(n_d):
             d = d_lo[m] + k
             uc = u0 - d
@@ -76,12 +83,14 @@ def epipolar_scan_kernel(left, right, boxes, d_lo, dy_max, stride, method, score
                     sc = 0.0
                     scc = 0.0
                     stc = 0.0
+                    q = 0
                     for i in range(0, h, st):
                         for j in range(0, w, st):
                             c = np.float64(right[vc + i, uc + j])
                             sc += c
                             scc += c * c
-                            stc += (np.float64(left[v0 + i, u0 + j]) - mt) * c
+                            stc += tz[q] * c
+                            q += 1
                     mc = sc / n
                     var_c = scc / n - mc * mc
                     den = math.sqrt(var_t * var_c) * n if var_c > 0.0 else 0.0
@@ -93,10 +102,11 @@ def epipolar_scan_kernel(left, right, boxes, d_lo, dy_max, stride, method, score
                             sc += np.float64(right[vc + i, uc + j])
                     mc = sc / n
                     sad = 0.0
+                    q = 0
                     for i in range(0, h, st):
                         for j in range(0, w, st):
-                            sad += abs((np.float64(left[v0 + i, u0 + j]) - mt)
-                                       - (np.float64(right[vc + i, uc + j]) - mc))
+                            sad += abs(tz[q] - (np.float64(right[vc + i, uc + j]) - mc))
+                            q += 1
                     val = -sad / n
                 if not found or val > best:
                     best = val
