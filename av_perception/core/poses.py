@@ -92,18 +92,7 @@ def quat_from_matrix(R) -> np.ndarray:
 def quat_slerp(a, b, u: float) -> np.ndarray:
     """Spherical interpolation from quaternion a (u = 0) to b (u = 1), the short way;
     u outside [0, 1] extrapolates along the same great circle."""
-    a = _check_quat(a)
-    b = _check_quat(b)
-    d = float(a @ b)
-    if d < 0:
-        b, d = -b, -d
-    d = min(d, 1.0)
-    theta = math.acos(d)
-    if theta < 1e-9:
-        q = a + u * (b - a)
-    else:
-        q = (math.sin((1 - u) * theta) * a + math.sin(u * theta) * b) / math.sin(theta)
-    return q / np.linalg.norm(q)
+    return _unit_slerp(_check_quat(a), _check_quat(b), u)
 
 
 def _unit_slerp(a: np.ndarray, b: np.ndarray, u: float) -> np.ndarray:
