@@ -14,14 +14,23 @@ tracker_node reports on /diagnostics) is tabled too.  Runs twice: with the live 
 baseline).  With ``--tf`` the two runs are instead: asynchronous detection without /tf, and
 with a turning head: ``tracking.fixed_frame base_link`` and /tf (``base_link -> head``,
 100 Hz, pan 40 deg sin(1.5 t): +-40 deg at up to 60 deg/s; /tf_static ``head ->
-cam_left``) published by the same camera process (the images do not turn: this measures
-the cost of the poses, the fixed frame and the detector's turn keyframes).  With
+cam_left``) published by the same camera process, and the images turn with the head: each
+pair shows the two faces where the pan at its stamp puts them (pre-rendered every degree
+of pan), so they slide across the image and leave and re-enter the view as with a real
+head (``--glued-images``: the same image whatever the pan, as this benchmark did before
+2026-12-07, sixth session -- faces that turn with the head, which the detector's
+box tracking, turned by the pose, loses).  With
 ``--voices`` the two runs are: live voices off, and on (``voice_output.publish_audio``,
 ``voice_output.hop`` by default 0.064 s): the voice topics' latency is tabled -- received:
 now minus the stamp of a chunk's first sample (the sound of its oldest sample to its
 delivery); added: the node's publication minus the arrival of the audio chunk that held
 that sample (what the voices add to the audio input) --, and the process's CPU time per
 second of both runs.  Prints markdown tables.
+
+CPU: the process's CPU time per second of the measured run (``time.process_time``: every
+thread of the node and of the benchmark's publishers), and the node's share: that minus
+the CPU time of the benchmark's own publishing calls (building and publishing the images,
+camera infos and /tf on the main thread, ``time.thread_time`` around them).
 
 Run: ``.venv/bin/python bench/bench_latency.py [--seconds 10] [--fps 15] [--tf | --voices]``
 """
@@ -45,8 +54,7 @@ def _tf_message(stamp: float, parent: str, child: str, pan: float):
     from av_perception.core.poses import quat_from_matrix
     from av_perception.nodes.conversions import sec_to_time
 
-    c, s = np.cos(pan), np.sin(pan)
-    q = quat_from_matrix(np.array([[c, 0, -s], [0, 1, 0], [s, 0, c]]))
+    q = quat_from_matrix(pan_rotation(pan))
     t = TransformStamped(child_frame_id=child)
     t.header.frame_id = parent
     t.header.stamp = sec_to_time(stamp)
@@ -55,10 +63,36 @@ def _tf_message(stamp: float, parent: str, child: str, pan: float):
     return TFMessage(transforms=[t])
 
 
+#: pan of the --tf head: amplitude (rad) and angular frequency (rad/s): +-40 deg, <= 60 deg/s
+PAN_AMPLITUDE = np.radians(40.0)
+PAN_RATE = 1.5
+
+
+def pan_rotation(pan: float) -> np.ndarray:
+    """Rotation (3, 3) base_link -> head of a pan by ``pan`` rad (about the optical y axis,
+    the camera frame = the head frame at pan 0)."""
+    c, s = np.cos(pan), np.sin(pan)
+    return np.array([[c, 0, -s], [0, 1, 0], [s, 0, c]])
+
+
+def turned_pairs(heads: np.ndarray, seed: int = 2, step_deg: int = 1) -> dict:
+    """Stereo pairs of ``heads`` (fixed in base_link, m) seen by the head panned by every
+    ``step_deg`` degrees over the --tf pan: {degrees: (left, right)}."""
+    from stereobag import render
+
+    top = int(np.ceil(np.degrees(PAN_AMPLITUDE)))
+    return {deg: render(heads @ pan_rotation(np.radians(deg)), seed=seed)
+            for deg in range(-top, top + 1, step_deg)}
+
+
 def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, right,
             audio_wait: float = 0.0, tf: bool = False, voices: bool = False,
-            voice_hop: float = 0.064):
-    """One run of perception_node; returns (latencies ms, stats, pairs sent, tracks)."""
+            voice_hop: float = 0.064, turned: dict | None = None):
+    """One run of perception_node; returns (latencies ms, stats, pairs sent, tracks).
+
+    ``turned`` ({degrees of pan: (left, right)}, with ``tf``): the pair published at a
+    stamp is the one of the pan at that stamp (rounded to the nearest key); None: always
+    ``left``, ``right``."""
     import rclpy
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -135,6 +169,8 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
     sent = 0
     t_start = node.get_clock().now().nanoseconds * 1e-9
     cpu0 = wall0 = None
+    bench_cpu = [0.0]  # the benchmark's own publishing (main thread)
+    keys = np.array(sorted(turned)) if turned else None
     next_tf = time.monotonic()
     try:
         end = time.monotonic() + 5
@@ -145,13 +181,21 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
         next_pub = time.monotonic()
         while time.monotonic() < end:
             if pub_tf is not None and time.monotonic() >= next_tf:
+                c0 = time.thread_time()
                 stamp = node.get_clock().now().nanoseconds * 1e-9
-                pub_tf.publish(_tf_message(stamp, "base_link", "head",
-                                           np.radians(40.0) * np.sin(1.5 * (stamp - t_start))))
+                pub_tf.publish(_tf_message(stamp, "base_link", "head", PAN_AMPLITUDE
+                                           * np.sin(PAN_RATE * (stamp - t_start))))
                 next_tf += 0.01
+                bench_cpu[0] += time.thread_time() - c0
             if time.monotonic() >= next_pub:
+                c0 = time.thread_time()
                 stamp = node.get_clock().now().nanoseconds * 1e-9
-                publish_stereo_pair(pub_info, pub_img, left, right, stamp)
+                pair = (left, right)
+                if keys is not None:  # the faces where the head's pan at the stamp puts them
+                    deg = np.degrees(PAN_AMPLITUDE * np.sin(PAN_RATE * (stamp - t_start)))
+                    pair = turned[int(keys[np.argmin(np.abs(keys - deg))])]
+                publish_stereo_pair(pub_info, pub_img, *pair, stamp)
+                bench_cpu[0] += time.thread_time() - c0
                 sent += 1
                 next_pub += 1.0 / fps
                 if voices and sent % 8 == 0:
@@ -164,8 +208,11 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
                     added.clear()
                     sound.clear()
                     cpu0, wall0 = time.process_time(), time.monotonic()
+                    bench_cpu[0] = 0.0
             ex.spin_once(timeout_sec=0.002)
-        cpu = (time.process_time() - cpu0) / (time.monotonic() - wall0)
+        wall = time.monotonic() - wall0
+        cpu = (time.process_time() - cpu0) / wall
+        node_cpu = cpu - bench_cpu[0] / wall
         end = time.monotonic() + 1.0
         while time.monotonic() < end:
             ex.spin_once(timeout_sec=0.01)
@@ -186,6 +233,9 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
             "turn_keyframes": getattr(vision.front_end.detector, "stats", {}).get(
                 "turn_keyframes", 0),
             "cpu_s_per_s": cpu,
+            "node_cpu_s_per_s": node_cpu,
+            "detections": getattr(vision.front_end.detector, "detections_run",
+                                  vision.front_end.detector.stats.get("keyframes", 0)),
             "voice_received_ms": 1000 * np.asarray(voice_lat),
             "voice_added_ms": 1000 * np.asarray(added),
             "voice_published_ms": 1000 * np.asarray(sound),
@@ -207,6 +257,9 @@ def main(argv=None) -> int:
                     help="tracking.audio_wait (s) of both runs (default: the default, 0)")
     ap.add_argument("--tf", action="store_true",
                     help="compare a still camera with a turning head (/tf, fixed frame)")
+    ap.add_argument("--glued-images", action="store_true",
+                    help="with --tf: publish the same images whatever the pan (faces that "
+                         "turn with the head; the benchmark before 2026-12-07, sixth session)")
     ap.add_argument("--voices", action="store_true",
                     help="compare live voices off and on (voice_output.publish_audio)")
     ap.add_argument("--voice-hop", type=float, default=0.064,
@@ -228,11 +281,14 @@ def main(argv=None) -> int:
     write_wav(wav, binauralize(noise_bursts(fs, args.seconds + 5, on=1.0, off=0.2, seed=4),
                                itd, fs), fs)
     left, right = render(HEADS, seed=2)
+    turned = turned_pairs(HEADS) if args.tf and not args.glued_images else None
     rclpy.init()
     runs = {}
     try:
         modes = ((("no /tf (camera frame)", True, False, False),
-                  ("/tf: pan +-40 deg, 60 deg/s (base_link)", True, True, False)) if args.tf
+                  ("/tf: pan +-40 deg, 60 deg/s (base_link"
+                   + (", glued images)" if args.glued_images else ", images turn)"),
+                   True, True, False)) if args.tf
                  else (("voices off", True, False, False),
                        (f"voices on (hop {args.voice_hop:g} s)", True, False, True))
                  if args.voices else
@@ -240,7 +296,8 @@ def main(argv=None) -> int:
                   ("detection in the frame (baseline)", False, False, False)))
         for mode, asynchronous, tf, voices in modes:
             runs[mode] = measure(args.seconds, args.fps, asynchronous, wav, left, right,
-                                 args.audio_wait, tf, voices, args.voice_hop)
+                                 args.audio_wait, tf, voices, args.voice_hop,
+                                 turned if tf else None)
     finally:
         rclpy.try_shutdown()
 
@@ -280,18 +337,19 @@ def main(argv=None) -> int:
     print()
     print("| detection | visual front-end ms/pair | tracker ms/step | fusion ms/window | "
           "pairs dropped (busy) | steps that waited for audio | waits timed out | "
-          "tracks (median) | tracking frame | turn keyframes |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+          "tracks (median) | tracking frame | detections | turn keyframes |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
     for mode, (_, stats, _, tracks) in runs.items():
         print(f"| {mode} | {stats['vision_ms']:.1f} | {stats['tracker_ms']:.2f} | "
               f"{stats['fusion_ms']:.2f} | {stats['dropped']} | {stats['waits']} | "
               f"{stats['timeouts']} | {int(np.median(tracks)) if tracks else 0} | "
-              f"{stats['frame']} | {stats['turn_keyframes']} |")
+              f"{stats['frame']} | {stats['detections']} | {stats['turn_keyframes']} |")
     print()
-    print("| run | process CPU s per s |")
-    print("|---|---:|")
+    print("| run | process CPU s per s | node CPU s per s (without the benchmark's "
+          "publishing) |")
+    print("|---|---:|---:|")
     for mode, (_, stats, _, _) in runs.items():
-        print(f"| {mode} | {stats['cpu_s_per_s']:.3f} |")
+        print(f"| {mode} | {stats['cpu_s_per_s']:.3f} | {stats['node_cpu_s_per_s']:.3f} |")
     if args.voices:
         print()
         print("Voice chunks (`/humans/voices/<id>/audio`): received = delivery time - stamp "
