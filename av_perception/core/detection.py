@@ -544,15 +544,24 @@ class DetectionPipeline:
         self.frame_index = 0
         self.key_rotation = None
 
-    def _entering(self, image, gray, held) -> list[Detection]:
-        """Faces in the strip that a turning camera brought into view since the last
-        keyframe (detection.turn_edge_search), not among the ``held`` boxes; tracked
-        from now on."""
+    def _edge_pass(self):
+        """The BlazeFace pass that searches the strip a turning camera brought into view
+        (detection.turn_edge_search; the camera's turning known), or None."""
         t = self.tracker
         bp = next((d for d in self.detectors if isinstance(d, BlazeFacePass)), None)
         if (bp is None or bp.edge is None or t.K is None or t.rotation is None
                 or self.key_rotation is None or self.config.scale != 1.0
                 or tuple(float(v) for v in self.config.roi) != (0.0, 0.0, 1.0, 1.0)):
+            return None
+        return bp
+
+    def _entering(self, image, gray, held) -> list[Detection]:
+        """Faces in the strip that a turning camera brought into view since the last
+        keyframe (detection.turn_edge_search), not among the ``held`` boxes; tracked
+        from now on."""
+        t = self.tracker
+        bp = self._edge_pass()
+        if bp is None:
             return []
         height, width = gray.shape
         crop = entering_strip(width, height, t.K, self.key_rotation, t.rotation, EDGE_MARGIN)
@@ -602,7 +611,9 @@ class DetectionPipeline:
         c = self.config
         gray = gray_image(image)
         keyframe = self.frame_index % c.every_k == 0
-        if not keyframe and self.turned():  # faces may have come into view
+        # faces may have come into view: a keyframe, unless the strip that came into view
+        # is searched on this tracked frame (detection.turn_edge_search)
+        if not keyframe and self._edge_pass() is None and self.turned():
             keyframe = True
             self.frame_index = 0  # every_k counts from here
             self.stats["turn_keyframes"] += 1
