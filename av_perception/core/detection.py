@@ -536,7 +536,7 @@ class DetectionPipeline:
         self.frame_index = 0
         self.key_rotation = None  # the camera's rotation at the last keyframe (or None)
         self.stats = {"frames": 0, "keyframes": 0, "detections": 0, "tracked": 0,
-                      "turn_keyframes": 0, "entering": 0}
+                      "turn_keyframes": 0, "turn_strips": 0, "entering": 0}
 
     def reset(self) -> None:
         """Forget the tracked boxes; the next frame is a keyframe."""
@@ -544,34 +544,60 @@ class DetectionPipeline:
         self.frame_index = 0
         self.key_rotation = None
 
-    def _edge_pass(self):
+    def _edge_pass(self, key_rotation=None):
         """The BlazeFace pass that searches the strip a turning camera brought into view
-        (detection.turn_edge_search; the camera's turning known), or None."""
+        since ``key_rotation`` (default: the last keyframe's; detection.turn_edge_search,
+        the camera's turning known), or None."""
         t = self.tracker
+        key = self.key_rotation if key_rotation is None else key_rotation
         bp = next((d for d in self.detectors if isinstance(d, BlazeFacePass)), None)
         if (bp is None or bp.edge is None or t.K is None or t.rotation is None
-                or self.key_rotation is None or self.config.scale != 1.0
+                or key is None or self.config.scale != 1.0
                 or tuple(float(v) for v in self.config.roi) != (0.0, 0.0, 1.0, 1.0)):
             return None
         return bp
+
+    def entering_crop(self, width: int, height: int, key_rotation=None):
+        """The strip (x0, y0, x1, y1, pixels) that the camera's turning brought into view
+        since ``key_rotation`` (default: the last keyframe's rotation), now
+        (``tracker.rotation``), plus :data:`EDGE_MARGIN`; None when there is none or no
+        edge search (detection.turn_edge_search, BlazeFace, the default roi and scale)."""
+        if self._edge_pass(key_rotation) is None:
+            return None
+        t = self.tracker
+        key = self.key_rotation if key_rotation is None else key_rotation
+        return entering_strip(width, height, t.K, key, t.rotation, EDGE_MARGIN)
+
+    def detect_strip(self, image: np.ndarray, crop, held=()) -> list[Detection]:
+        """Faces wholly inside the strip ``crop`` (:meth:`entering_crop`) that none of the
+        ``held`` boxes covers; no tracking state is touched (safe to call from another
+        thread than :meth:`track`)."""
+        bp = next(d for d in self.detectors if isinstance(d, BlazeFacePass))
+        known = [(d.x, d.y, d.x + d.w, d.y + d.h) for d in held]
+        return bp.detect_entering(image, crop, known, self.min_size, self.max_size)
+
+    def add_entering(self, gray: np.ndarray, detections, rotation=None) -> None:
+        """Track ``detections`` of an entering strip found in the frame ``gray`` (the
+        camera's rotation then ``rotation``; default: ``tracker.rotation``) from now on,
+        besides the boxes held."""
+        now = self.tracker.rotation
+        if rotation is not None:
+            self.tracker.rotation = rotation
+        self.tracker.add(gray, detections)
+        self.tracker.rotation = now
+        self.stats["entering"] += len(detections)
 
     def _entering(self, image, gray, held) -> list[Detection]:
         """Faces in the strip that a turning camera brought into view since the last
         keyframe (detection.turn_edge_search), not among the ``held`` boxes; tracked
         from now on."""
-        t = self.tracker
-        bp = self._edge_pass()
-        if bp is None:
-            return []
         height, width = gray.shape
-        crop = entering_strip(width, height, t.K, self.key_rotation, t.rotation, EDGE_MARGIN)
+        crop = self.entering_crop(width, height)
         if crop is None:
             return []
-        known = [(d.x, d.y, d.x + d.w, d.y + d.h) for d in held]
-        new = bp.detect_entering(image, crop, known, self.min_size, self.max_size)
+        new = self.detect_strip(image, crop, held)
         if new:
-            t.add(gray, new)
-            self.stats["entering"] += len(new)
+            self.add_entering(gray, new)
         return new
 
     def turned(self, key_rotation=None) -> bool:

@@ -176,6 +176,11 @@ class AsyncDetection:
     worker is idle and ``detection.every_k`` frames have passed since the last one (at
     once while no box is held).  A keyframe therefore no longer delays its frame's
     output; new faces appear one or two frames after the frame they were detected in.
+    A turning head (the camera's rotation, from /tf): when the camera turned by more than
+    ``detection.turn_keyframe`` since the last search and no keyframe is due, the worker
+    searches only the strip that came into view since then (``detection.turn_edge_search``,
+    :meth:`~av_perception.core.detection.DetectionPipeline.detect_strip`, a few ms) and
+    the faces found join the held boxes; without the edge search, a full detection.
     Same interface as DetectionPipeline (``detect``, ``reset``, ``roi_pixels``,
     ``stats``); an error of the detectors is raised by the next ``detect``.
     """
@@ -215,12 +220,15 @@ class AsyncDetection:
                     self._cv.wait()
                 if self._stop:
                     return
-                (gen, image, grey, regions, rot), self._job = self._job, None
+                (gen, image, grey, regions, rot, strip), self._job = self._job, None
             t0 = time.perf_counter()
             error = None
             try:  # the regions belong to this frame: they were queued with it
-                dets = (self.pipeline.detect_keyframe(image, grey) if regions is None
-                        else self.pipeline.detect_keyframe(image, grey, regions))
+                if strip is not None:  # a turn: the strip that came into view (crop, held)
+                    dets = self.pipeline.detect_strip(image, *strip)
+                else:
+                    dets = (self.pipeline.detect_keyframe(image, grey) if regions is None
+                            else self.pipeline.detect_keyframe(image, grey, regions))
             except Exception as exc:  # handed to the frame thread, which reports it
                 dets, error = [], exc
             with self._cv:
@@ -228,7 +236,7 @@ class AsyncDetection:
                 self.detections_run += 1
                 self._busy = False
                 if gen == self._generation:
-                    self._done = (gen, grey, dets, error, rot)
+                    self._done = (gen, grey, dets, error, rot, strip is not None)
                 self._cv.notify_all()
 
     def detect(self, image: np.ndarray, regions=None) -> list:
@@ -239,25 +247,35 @@ class AsyncDetection:
         with self._cv:
             done, self._done = self._done, None
         if done is not None:
-            _, key_grey, dets, error, key_rot = done
+            _, key_grey, dets, error, key_rot, entering = done
             if error is not None:
                 raise error
-            out = self.pipeline.restart(key_grey, dets, grey, key_rotation=key_rot)
+            if entering:  # faces of a turn's strip join the held boxes
+                self.pipeline.add_entering(key_grey, dets, key_rot)
+                out = self.pipeline.track(grey)
+            else:
+                out = self.pipeline.restart(key_grey, dets, grey, key_rotation=key_rot)
         else:
             out = self.pipeline.track(grey)
         self._since += 1
         with self._cv:
             idle = not self._busy and self._job is None
             turned = self.pipeline.turned(self._key_rotation)
-            if idle and (self._since >= self.pipeline.config.every_k
-                         or len(self.pipeline.tracker) == 0 or turned):
-                if turned and self._since < self.pipeline.config.every_k:
-                    self.pipeline.stats["turn_keyframes"] += 1
+            due = (self._since >= self.pipeline.config.every_k
+                   or len(self.pipeline.tracker) == 0)
+            if idle and (due or turned):
+                strip = None
+                if not due:  # a turn between keyframes: its strip, else a turn keyframe
+                    crop = self.pipeline.entering_crop(grey.shape[1], grey.shape[0],
+                                                       self._key_rotation)
+                    strip = None if crop is None else (crop, list(out))
+                    self.pipeline.stats["turn_strips" if strip else "turn_keyframes"] += 1
                 self._job = (self._generation, image, grey,
                              None if regions is None else list(regions),
-                             self.pipeline.tracker.rotation)
+                             self.pipeline.tracker.rotation, strip)
                 self._busy = True
-                self._since = 0
+                if strip is None:
+                    self._since = 0
                 self._key_rotation = self.pipeline.tracker.rotation
                 self._cv.notify_all()
         return out
