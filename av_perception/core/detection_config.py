@@ -151,17 +151,22 @@ class DetectionConfig(StageConfig):
         3, "Run the detectors on every k-th frame and track the boxes in between "
         "(1 = detect on every frame).", low=1, high=120)
     turn_keyframe: float = param(
-        6.0, "A turning head (the camera's rotation from /tf): a frame is also a keyframe "
-        "when the camera turned by more than this many degrees since the last one, so that "
-        "faces coming into view are detected at once (0 = every_k only).",
+        6.0, "A turning head (the camera's rotation from /tf): when the camera turned by "
+        "more than this many degrees since the last detection, faces coming into view are "
+        "looked for at once: with detection.turn_edge_search only in the strip that came "
+        "into view (in the frame: on every tracked frame; live nodes: one search on the "
+        "detection worker), otherwise by a full keyframe (0 = every_k only).",
         low=0.0, high=90.0)
     turn_edge_search: bool = param(
-        True, "A turning head, BlazeFace, detection in the frame (process; nodes with "
-        "asynchronous false): on the frames between keyframes BlazeFace (the search model "
-        "when detection.search_crops > 0) looks at the strip that came into view since the "
-        "last keyframe (plus 48 px), so that a face entering the view is found before the "
-        "next keyframe.  Not with a detection.roi or detection.scale other than the "
-        "defaults.")
+        True, "A turning head, BlazeFace: between keyframes BlazeFace (the search model "
+        "when detection.search_crops > 0) looks at the strip that came into view (plus "
+        "48 px), so that a face entering the view is found before the next keyframe, "
+        "instead of a full keyframe when the head turned by detection.turn_keyframe.  "
+        "Detection in the frame (process; nodes with asynchronous false): on every tracked "
+        "frame, the strip since the last keyframe; asynchronous detection (live nodes): on "
+        "the worker, the strip since the last search, when the head turned by "
+        "detection.turn_keyframe.  Not with a detection.roi or detection.scale other than "
+        "the defaults.")
     haar_scale_factor: float = param(
         1.2, "Scale step between the Haar pyramid levels (smaller: slower, finds more).",
         low=1.01, high=2.0)
