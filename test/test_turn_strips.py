@@ -92,3 +92,28 @@ def test_a_turn_on_the_live_worker_searches_the_strip_not_a_keyframe(astronaut, 
             assert stats["keyframes"] == 2
     finally:
         det.close()
+
+
+def _tilt(deg):
+    """Camera -> fixed rotation of a head tilted by ``deg`` about the camera's x axis."""
+    a = np.radians(deg)
+    return np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+
+
+@needs_models
+def test_a_tilt_brings_no_strip_and_still_makes_a_keyframe(astronaut, coffee):  # noqa: F811
+    """A turn that brings no new columns into view (a tilt by TURN deg): no strip covers
+    what came into view (rows at the top), so the frame is a turn keyframe as before."""
+    first, truth0 = paste_faces(astronaut, coffee, [(300, 200, 40)])
+    pipe = DetectionPipeline(BlazeFaceConfig(every_k=3, turn_keyframe=6.0,
+                                             turn_edge_search=True), min_size=9)
+    pipe.tracker.K = K_CAM
+    pipe.tracker.rotation = np.eye(3)
+    assert len(pipe.detect(first)) == 1
+    pipe.tracker.rotation = _tilt(TURN)
+    assert pipe.turned() and pipe.entering_crop(640, 480) is None
+    second, truth1 = paste_faces(astronaut, coffee, [(300, 180, 40), (450, 20, 40)])
+    dets = pipe.detect(second)
+    assert pipe.stats["turn_keyframes"] == 1 and pipe.stats["keyframes"] == 2
+    for box in truth1:  # the face that came in at the top too
+        assert any(matches(d, box, 0.4) for d in dets), [(d.x, d.y, d.w) for d in dets]

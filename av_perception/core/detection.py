@@ -638,8 +638,10 @@ class DetectionPipeline:
         gray = gray_image(image)
         keyframe = self.frame_index % c.every_k == 0
         # faces may have come into view: a keyframe, unless the strip that came into view
-        # is searched on this tracked frame (detection.turn_edge_search)
-        if not keyframe and self._edge_pass() is None and self.turned():
+        # is searched on this tracked frame (detection.turn_edge_search; a turn that brought
+        # no new columns into view, a tilt, makes a keyframe)
+        if not keyframe and self.turned() and self.entering_crop(gray.shape[1],
+                                                                 gray.shape[0]) is None:
             keyframe = True
             self.frame_index = 0  # every_k counts from here
             self.stats["turn_keyframes"] += 1
