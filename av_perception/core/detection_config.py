@@ -155,7 +155,8 @@ class DetectionConfig(StageConfig):
         "more than this many degrees since the last detection, faces coming into view are "
         "looked for at once: with detection.turn_edge_search only in the strip that came "
         "into view (in the frame: on every tracked frame; live nodes: one search on the "
-        "detection worker), otherwise by a full keyframe (0 = every_k only).",
+        "detection worker), otherwise (or when no new columns came into view: a tilt) by a "
+        "full keyframe (0 = every_k only).",
         low=0.0, high=90.0)
     turn_edge_search: bool = param(
         True, "A turning head, BlazeFace: between keyframes BlazeFace (the search model "
