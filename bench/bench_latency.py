@@ -232,6 +232,8 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
             "frame": tp.output_frame or "camera",
             "turn_keyframes": getattr(vision.front_end.detector, "stats", {}).get(
                 "turn_keyframes", 0),
+            "turn_strips": getattr(vision.front_end.detector, "stats", {}).get(
+                "turn_strips", 0),
             "cpu_s_per_s": cpu,
             "node_cpu_s_per_s": node_cpu,
             "detections": getattr(vision.front_end.detector, "detections_run",
@@ -337,13 +339,14 @@ def main(argv=None) -> int:
     print()
     print("| detection | visual front-end ms/pair | tracker ms/step | fusion ms/window | "
           "pairs dropped (busy) | steps that waited for audio | waits timed out | "
-          "tracks (median) | tracking frame | detections | turn keyframes |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+          "tracks (median) | tracking frame | detections | turn keyframes | turn strips |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
     for mode, (_, stats, _, tracks) in runs.items():
         print(f"| {mode} | {stats['vision_ms']:.1f} | {stats['tracker_ms']:.2f} | "
               f"{stats['fusion_ms']:.2f} | {stats['dropped']} | {stats['waits']} | "
               f"{stats['timeouts']} | {int(np.median(tracks)) if tracks else 0} | "
-              f"{stats['frame']} | {stats['detections']} | {stats['turn_keyframes']} |")
+              f"{stats['frame']} | {stats['detections']} | {stats['turn_keyframes']} | "
+              f"{stats['turn_strips']} |")
     print()
     print("| run | process CPU s per s | node CPU s per s (without the benchmark's "
           "publishing) |")
