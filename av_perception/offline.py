@@ -80,6 +80,10 @@ class ProcessResult:
     audio_rates: list = field(default_factory=list)  # the sample rates met, in order
     clipped_spans: list = field(default_factory=list)  # (start, end) s of clipped chunks
     smoothed_rows: int = 0  # track-file rows whose speaking value was smoothed
+    # with tracking.speaking_smoothing_lag > 0: the SpeakingRecord of the run and the
+    # record row of each track-file row (-1: none), to smooth at another lag
+    speaking_record: object = None
+    speaking_rows: np.ndarray | None = None
 
     @property
     def realtime_factor(self) -> float:
@@ -391,14 +395,18 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
             if getattr(frames, "truncated", False):
                 result.errors.append("the bag is truncated or corrupt: every frame that could "
                                      "be read around the damage is in the track file")
+    if record is not None:
+        result.speaking_record = record
+        result.speaking_rows = (np.concatenate(record_rows) if record_rows
+                                else np.zeros(0, dtype=np.int64))
     if record is not None and result.rows:
         if writer.partial is None:  # a pipe or device: the rows are gone
             result.errors.append(f"{output} is not a regular file: its speaking column is "
                                  "the causal filter's (not smoothed)")
         else:
             with deferred():
-                result.smoothed_rows = smooth_track_file(
-                    output, np.concatenate(record_rows), record.smooth(lag))
+                result.smoothed_rows = smooth_track_file(output, result.speaking_rows,
+                                                         record.smooth(lag))
     result.bag_seconds = total
     result.wall_seconds = time.perf_counter() - t_wall
     return result
