@@ -134,6 +134,10 @@ def test_record_recovers_the_chain_and_its_jumps():
     np.testing.assert_allclose(full[rows2],
                                smooth_speaking_reference(0.01, llrs[50:, 1], entry, exit),
                                atol=1e-9)
+    # other transitions for the smoother: the same evidence, smoothed with them
+    np.testing.assert_allclose(rec.smooth(1e6, 0.003, 0.008)[rows2],
+                               smooth_speaking_reference(0.01, llrs[50:, 1], 0.003, 0.008),
+                               atol=1e-9)
     # the last row of each id, and a restart keeps old identities apart
     np.testing.assert_array_equal(rec.last_rows([1, 2, 3]), [348, 349, -1])
     rec.new_epoch()

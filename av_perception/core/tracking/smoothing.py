@@ -260,12 +260,18 @@ class SpeakingRecord:
         return np.array([self._last.get(k, -1) for k in self._key(ids).tolist()],
                         dtype=np.int64)
 
-    def smooth(self, lag: float) -> np.ndarray:
+    def smooth(self, lag: float, entry: float | None = None,
+               exit: float | None = None) -> np.ndarray:
         """P(speaking) of every recorded row (track, frame) given the frames up to ``lag``
         s later (0: the filter, as the tracker reported it; longer than the record: the
-        full smoother)."""
+        full smoother).  ``entry``, ``exit``: the smoother's transition probabilities
+        (default: the filter's; the evidence is recovered with the filter's)."""
         if not lag >= 0.0:
             raise ValueError(f"lag must be >= 0 s, got {lag}")
+        s_entry = self.entry if entry is None else float(entry)
+        s_exit = self.exit if exit is None else float(exit)
+        if not (0.0 < s_entry < 1.0 and 0.0 < s_exit < 1.0):
+            raise ValueError(f"entry and exit must be in (0, 1), got {s_entry}, {s_exit}")
         out = np.empty(self.rows)
         if not self.rows:
             return out
@@ -286,7 +292,8 @@ class SpeakingRecord:
             llr[:-1] += pre[1:] - post[:-1]  # changes outside the HMM between frames
             until = (lag_until(stamps[rows], lag) if lag > 0.0
                      else np.arange(len(rows), dtype=np.int64))
-            _, sm = _forward_backward_kernel(float(pre[0]), llr, until, log_stay, log_exit,
-                                             log_entry, log_idle)
+            _, sm = _forward_backward_kernel(float(pre[0]), llr, until, math.log1p(-s_exit),
+                                             math.log(s_exit), math.log(s_entry),
+                                             math.log1p(-s_entry))
             out[rows] = _sigmoid(sm)
         return out
