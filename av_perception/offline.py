@@ -405,8 +405,11 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                                  "the causal filter's (not smoothed)")
         else:
             with deferred():
-                result.smoothed_rows = smooth_track_file(output, result.speaking_rows,
-                                                         record.smooth(lag))
+                try:
+                    result.smoothed_rows = smooth_track_file(output, result.speaking_rows,
+                                                             record.smooth(lag))
+                except (ValueError, RuntimeError) as exc:  # the causal column stays
+                    result.errors.append(f"speaking column not smoothed: {exc}")
     result.bag_seconds = total
     result.wall_seconds = time.perf_counter() - t_wall
     return result
