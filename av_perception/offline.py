@@ -79,6 +79,11 @@ class ProcessResult:
     audio_end: float | None = None  # stamp (s) just after the last audio sample read
     audio_rates: list = field(default_factory=list)  # the sample rates met, in order
     clipped_spans: list = field(default_factory=list)  # (start, end) s of clipped chunks
+    smoothed_rows: int = 0  # track-file rows whose speaking value was smoothed
+    # with tracking.speaking_smoothing_lag > 0: the SpeakingRecord of the run and the
+    # record row of each track-file row (-1: none), to smooth at another lag
+    speaking_record: object = None
+    speaking_rows: np.ndarray | None = None
 
     @property
     def realtime_factor(self) -> float:
@@ -295,7 +300,15 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
                          "set it true in the params file, or leave the attention file out")
     attention = None if attention_output is None else AttentionFileWriter(attention_output)
 
+    # the speaking column smoothed when the bag is done (tracking.speaking_smoothing_lag):
+    # the record row of every written row, to rewrite its speaking value
+    lag = configs[TrackingConfig].speaking_smoothing_lag
+    record = tracking.record_speaking() if lag > 0.0 else None
+    record_rows: list = []
+
     def write(out) -> None:
+        if record is not None:
+            record_rows.append(record.last_rows(out.ids))
         result.rows += writer.write(out)
         result.track_ids.update(int(i) for i in out.ids)
         if attention is not None and out.attention is not None:
@@ -382,9 +395,51 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
             if getattr(frames, "truncated", False):
                 result.errors.append("the bag is truncated or corrupt: every frame that could "
                                      "be read around the damage is in the track file")
+    if record is not None:
+        result.speaking_record = record
+        result.speaking_rows = (np.concatenate(record_rows) if record_rows
+                                else np.zeros(0, dtype=np.int64))
+    if record is not None and result.rows:
+        if writer.partial is None:  # a pipe or device: the rows are gone
+            result.errors.append(f"{output} is not a regular file: its speaking column is "
+                                 "the causal filter's (not smoothed)")
+        else:
+            with deferred():
+                try:
+                    result.smoothed_rows = smooth_track_file(output, result.speaking_rows,
+                                                             record.smooth(lag))
+                except (ValueError, RuntimeError) as exc:  # the causal column stays
+                    result.errors.append(f"speaking column not smoothed: {exc}")
     result.bag_seconds = total
     result.wall_seconds = time.perf_counter() - t_wall
     return result
+
+
+def smooth_track_file(path, rows, smoothed) -> int:
+    """Rewrite the speaking column of a track file written by :func:`process_bag` with
+    the smoothed status: its data row n gets ``smoothed[rows[n]]`` (``rows[n]`` < 0: kept,
+    a track no audio frame has updated yet).  Written beside it and renamed over it;
+    returns the rows changed."""
+    import csv
+    import os
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".smoothing")
+    with open(path, newline="") as fh:
+        table = list(csv.reader(fh))
+    if len(table) - 1 != len(rows):
+        raise RuntimeError(f"{path} has {len(table) - 1} rows, the run wrote {len(rows)}: "
+                           "not smoothed")
+    col = table[0].index("speaking")
+    changed = 0
+    for line, row in zip(table[1:], rows):
+        if row >= 0:
+            line[col] = f"{smoothed[row]:.3f}"
+            changed += 1
+    with open(tmp, "w", newline="") as fh:
+        csv.writer(fh).writerows(table)
+    os.replace(tmp, path)
+    return changed
 
 
 def progress_printer(stream=None):
@@ -414,7 +469,9 @@ def summarize(result: ProcessResult, output: Path) -> str:
     return (f"{result.frames} frames, {len(result.track_ids)} tracks, {result.rows} rows -> "
             f"{output}{frame}; {result.audio_frames} audio frames; "
             f"{result.bag_seconds:.1f} s of bag in {result.wall_seconds:.1f} s "
-            f"({result.realtime_factor:.2f}x real time)")
+            f"({result.realtime_factor:.2f}x real time)"
+            + ("; speaking column smoothed (tracking.speaking_smoothing_lag)"
+               if result.smoothed_rows else ""))
 
 
 @dataclass

@@ -89,6 +89,13 @@ class TrackingConfig(StageConfig):
         "a jump (as tf_jump_distance).", low=1.0, high=180.0)
     tf_buffer: float = param(
         10.0, "Seconds of /tf history kept per link.", low=0.5, high=600.0)
+    speaking_smoothing_lag: float = param(
+        1000.0, "Offline commands only (process, separate): the track file's speaking "
+        "column is P(speaking) given the audio up to this many seconds after each image "
+        "(the speaking HMM smoothed forward-backward over the evidence the tracker's "
+        "filter used; docs/algorithms.md, 'The smoother'); longer than the bag: the whole "
+        "bag; 0: the causal filter, as published live.  The live nodes always publish the "
+        "causal filter; the tracker's own steps use it in every case.", low=0.0, high=1e6)
 
 
 def calibrate_step(calibrator: HeadCalibrator, tracker, output, frames,
@@ -166,6 +173,7 @@ class TrackingPipeline:
         self.processing_time = 0.0
         self.last_processing_time = 0.0
         self.poses = HeadPoses(self.tracking)
+        self.speaking_record = None  # record_speaking()
         self._new_tracker()
 
     def _new_tracker(self):
@@ -173,6 +181,9 @@ class TrackingPipeline:
 
         config, mics, camera = self._args
         self.tracker = Tracker(config, load_head_model(mics, self.audio_config), camera)
+        if self.speaking_record is not None:  # identities restart: kept apart
+            self.speaking_record.new_epoch()
+            self.tracker.speaking_record = self.speaking_record
         self.calibrator = (HeadCalibrator(self.calibration_config, self.tracker.geometry)
                            if self.calibration_config.enabled else None)
         self.buffer.clear()
@@ -198,6 +209,17 @@ class TrackingPipeline:
                 self.buffer.add_audio(*(a[sel] for a in audio),
                                       profile=None if profile is None else profile[sel],
                                       activity=None if activity is None else activity[sel])
+
+    def record_speaking(self):
+        """From now on record every track's speaking filter per audio frame (also across
+        restarts) for offline smoothing; returns the
+        :class:`~av_perception.core.tracking.smoothing.SpeakingRecord`."""
+        from ..core.tracking.smoothing import SpeakingRecord
+
+        c = self.tracker.config
+        self.speaking_record = SpeakingRecord(c.speaking_entry, c.speaking_exit)
+        self.tracker.speaking_record = self.speaking_record
+        return self.speaking_record
 
     def pop_notices(self) -> list:
         """The messages of the restarts and of /tf since the last call (oldest first)."""

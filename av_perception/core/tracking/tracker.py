@@ -101,6 +101,9 @@ class Tracker:
         self._poses_many = None
         self._pose: Pose | None = None
         self._posed: PosedGeometry | None = None
+        #: a :class:`.smoothing.SpeakingRecord` the speaking filter of every audio frame
+        #: is written to (offline smoothing), or None
+        self.speaking_record = None
         self.reset()
 
     def set_pose_source(self, source, many=None) -> None:
@@ -154,6 +157,8 @@ class Tracker:
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
         """Forget every track, chain and buffered input; identities restart at 1."""
+        if self.speaking_record is not None:
+            self.speaking_record.new_epoch()
         self.time: float | None = None
         self._next_id = 1
         self._tracks = TrackState.empty()
@@ -486,6 +491,9 @@ class Tracker:
                     pad = np.zeros((len(tb), len(tr) - k0))
                     tb, td = np.hstack([tb, pad]), np.hstack([td, pad])
                 if k0:  # tracks born in this batch keep their birth probability
+                    if self.speaking_record is not None:
+                        self.speaking_record.record(float(stamps[a]), tr.ids[:k0],
+                                                    tr.speaking[:k0], q[n])
                     tr.speaking[:k0] = q[n]
                 tr.logodds = np.minimum(
                     tr.logodds + c.audio_existence_gain * tr.speaking
