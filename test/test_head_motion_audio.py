@@ -126,9 +126,10 @@ def _heard_talker_run(span: float, turn: bool = True):
     ``span`` s.  Returns the tracker, its last output, the person and the number of
     audio updates."""
     geo = make_head_model(MicArrayConfig())
+    # the ITDs of an ideal front-end (no lag behind the turn): itd_pose_delay 0
     tracker = Tracker(TrackerConfig(audio_batch_span=span, audio_births=False,
                                     estimate_itd_shrink=False, itd_shrink_per_m=0.0,
-                                    itd_reflection_prob=0.0), geo, CAM)
+                                    itd_reflection_prob=0.0, itd_pose_delay=0.0), geo, CAM)
     person = np.array([[0.9, 0.0, 2.2]])  # fixed frame
 
     def pose(s):
@@ -230,3 +231,55 @@ def test_point_from_itd_equals_bisection(model):
         assert np.allclose(got, ref, rtol=0, atol=1e-12)
         inside = np.abs(itd) < 0.9 * geo.max_itd
         assert np.allclose(geo.itd(got[inside]), itd[inside], rtol=0, atol=1e-12)
+
+
+def _lagging_front_end_run(delay_model: float, lag: float = 0.1):
+    """Two people seen in the fixed frame, A talking (every frame), B silent 12 deg
+    beside A on the side the head turns to; the head turns at 60 deg/s, and the ITDs
+    are A's true ITD at the head's pose ``lag`` s before each frame's stamp (a front-end
+    whose ITDs lag the turn).  The tracker models the ITDs at ``delay_model`` s before
+    the stamp (``itd_pose_delay``).  Returns the largest speaking probability of B
+    and the smallest of A after the first 0.5 s."""
+    geo = make_head_model(MicArrayConfig())
+    tracker = Tracker(TrackerConfig(audio_births=False, estimate_itd_shrink=False,
+                                    itd_shrink_per_m=0.0, itd_reflection_prob=0.0,
+                                    lip_gain=0.0, itd_pose_delay=delay_model), geo, CAM)
+    # fixed-frame points, 2 m away; the head turns from -30 deg at 60 deg/s (pan_pose), so
+    # a lagging ITD reads A where the head saw it earlier: towards B
+    a_az, b_az = math.radians(-20.0), math.radians(-32.0)
+    people = 2.0 * np.array([[math.sin(a_az), 0.0, math.cos(a_az)],
+                             [math.sin(b_az), 0.0, math.cos(b_az)]])
+    tracker.set_pose_source(pan_pose)
+    hop, fps = 0.016, 15.0
+    stamps = np.arange(1, int(1.5 / hop)) * hop
+    itd = np.array([geo.itd(pan_pose(s - lag).apply_inverse(people[:1]))[0] for s in stamps])
+    rng = np.random.default_rng(3)
+    itd = itd + rng.normal(0.0, 2e-5, len(itd))
+    worst_b, worst_a = 0.0, 1.0
+    for k in range(1, int(1.5 * fps)):
+        t = k / fps
+        now = (stamps > t - 1.0 / fps) & (stamps <= t)
+        frames = AudioFrames(stamps[now], itd[now], np.ones(int(now.sum())))
+        seen = pan_pose(t).apply_inverse(people)
+        seen = seen[seen[:, 2] > 0]
+        visual = SimpleNamespace(xyz=seen, covariance=np.repeat(np.eye(3)[None] * 1e-4,
+                                                                len(seen), axis=0),
+                                 weight=np.ones(len(seen)))
+        out = tracker.step(t, visual=visual, audio=frames)
+        if t >= 0.5:
+            assert len(out.ids) == 2
+            b = int(np.argmin(np.linalg.norm(out.position - people[1], axis=1)))
+            worst_b = max(worst_b, float(out.speaking[b]))
+            worst_a = min(worst_a, float(out.speaking[1 - b]))
+    return worst_b, worst_a
+
+
+def test_itds_that_lag_a_turning_head_are_modelled_at_the_delayed_pose():
+    """A front-end whose ITDs lag the head's turn by 0.1 s reads the talker towards the
+    side the head turns to, where a silent person sits: modelled at the frame's own stamp
+    the silent person is flagged speaking; with ``itd_pose_delay`` = the lag the talker
+    keeps the frames and the silent person stays silent."""
+    b_own, a_own = _lagging_front_end_run(0.0)
+    b_delay, a_delay = _lagging_front_end_run(0.1)
+    assert b_own > 0.5, b_own  # the lag gives the talker's frames to the neighbour
+    assert b_delay < 0.2 and a_delay > 0.9, (b_delay, a_delay)

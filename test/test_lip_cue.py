@@ -119,6 +119,46 @@ def test_talking_face_positive_still_face_negative_with_head_motion_and_tracked_
     assert front.stats["chains"] == 2  # one history per face throughout
 
 
+def _pan(a: float) -> np.ndarray:
+    """Camera -> fixed rotation of a head panned by ``a`` rad about the up axis (-y)."""
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, 0, -s], [0, 1, 0], [s, 0, c]])
+
+
+def _turning_head_run(with_rotation: bool):
+    """A talking face 2 m away (a 64 px box) while the head turns at 60 deg/s: ~35 px of
+    image motion per frame, more than half the box.  Returns the lip evidence per frame
+    and the number of chains."""
+    K = np.array([[500.0, 0.0, 319.5], [0.0, 500.0, 239.5], [0.0, 0.0, 1.0]])
+    fake = FakeMesh()
+    fake.faces = {0: talking}
+    front = LipFrontEnd(LipConfig(), landmarker=fake)
+    person = np.array([0.0, 0.0, 2.0])  # fixed frame, straight ahead at pan 0
+    out = []
+    for k in range(15):  # 1 s: the face crosses the image from one side to the other
+        fake.frame = k
+        R = _pan(math.radians(-28.0 + 60.0 * k / FPS))
+        x, y, z = R.T @ person
+        u, v = K[0, 2] + K[0, 0] * x / z, K[1, 2] + K[1, 1] * y / z
+        box = face(u - 32.0, v - 32.0, w=64.0, tracked=True)
+        llr, _ = front.observe(IMAGE, [box], k / FPS, R if with_rotation else None,
+                               K if with_rotation else None)
+        out.append(llr[0])
+    return np.array(out), front.stats["chains"]
+
+
+def test_boxes_of_a_turning_head_are_chained_where_the_rotation_took_them():
+    """With the camera's rotation the face's boxes form one chain and the talker's lip
+    evidence is positive once the window is full; chained by overlap alone, the box
+    moves too far between frames, every frame starts a new window and the cue stays
+    unknown (issue 21: the lips lost while the head turns)."""
+    llr, chains = _turning_head_run(True)
+    steady = slice(int(LipConfig().window * FPS) + 1, None)
+    assert chains == 1 and np.all(llr[steady] > 1.0), (chains, llr)
+    llr0, chains0 = _turning_head_run(False)
+    assert chains0 == 15 and np.all(llr0 == 0.0), (chains0, llr0)
+
+
 def test_keyframe_landmarks_are_reused_not_run_twice():
     fake = FakeMesh()
     fake.faces = {100: talking}

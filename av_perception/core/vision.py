@@ -476,7 +476,12 @@ class VisualFrontEnd:
         lips = None
         if self.lips is not None:  # the candidates get no face mesh
             sure = [i for i, d in enumerate(dets) if not d.candidate]
-            llr, rel = self.lips.observe(image, [dets[i] for i in sure], stamp)
+            # the box tracker's camera rotation and matrix (a turning head, from /tf)
+            det = getattr(self.detector, "pipeline", self.detector)
+            boxes = getattr(det, "tracker", None)
+            llr, rel = self.lips.observe(image, [dets[i] for i in sure], stamp,
+                                         getattr(boxes, "rotation", None),
+                                         getattr(boxes, "K", None))
             lips = (np.zeros(len(dets)), np.zeros(len(dets)))
             lips[0][sure], lips[1][sure] = llr, rel
         t2b = time.perf_counter()

@@ -149,6 +149,12 @@ class TrackerConfig(StageConfig):
         "0 = one update per frame.  Cuts the tracker's cost per image roughly by the number "
         "of frames merged.  With a moving head (tracking.fixed_frame) each frame of a batch "
         "keeps the microphones' geometry at its own stamp.", low=0.0, high=1.0)
+    itd_pose_delay: float = param(
+        0.1, "With a moving head (tracking.fixed_frame): an audio frame's ITD is modelled "
+        "with the microphones where they were this many seconds before the frame's stamp "
+        "(the front-end's precedence memory averages the direct-path evidence of past "
+        "frames, so its ITDs lag a turning head).  0 = the frame's own stamp.",
+        low=0.0, high=0.5)
     max_lateness: float = param(
         0.25, "Input older than the tracker clock by more than this (s) is dropped; less "
         "late input is applied at the current time.", low=0.0, high=10.0)

@@ -273,7 +273,10 @@ class Tracker:
                 span = self.config.audio_batch_span
                 rows = None
                 if self.pose_source is not None:  # each frame's geometry at its own stamp
-                    rows = self._frame_poses(now.stamp, starts, ends)
+                    # the ITDs lag a turning head by itd_pose_delay (the front-end's
+                    # precedence memory): modelled with the microphones of that moment
+                    rows = self._frame_poses(now.stamp - self.config.itd_pose_delay,
+                                             starts, ends)
                 a = 0
                 while a < len(starts):  # frames within audio_batch_span of a: one update
                     b = max(a + 1, int(np.searchsorted(
