@@ -150,14 +150,14 @@ class VisionConfig(StageConfig):
         "which just half shows in the right image, a wider one has more texture); every "
         "part must pass the same strict checks, the best by quality gives the depth.  "
         "0.375 added on bench_detection_scenes' tuning seeds also observes faces more "
-        "than half hidden in the right image (right depths, but false observations in "
-        "that benchmark's accounting); 0.625-0.75 added nothing.",
+        "than half hidden in the right image (false observations in that benchmark's "
+        "accounting) and far faces 9 cm off in 3D; 0.625-0.75 added nothing.",
         low=0.25, high=0.875)
     half_face_at_border: bool = param(
         True, "vision.half_face_stereo: also match the parts of a face whose match ended at "
         "the right image's border or at the far depth limit (a face near the left image "
         "border is partly outside the right image, so its whole region cannot match; "
-        "chosen on bench_detection_scenes seeds 121-135 and 161-164).")
+        "chosen on bench_detection_scenes' tuning seeds 121-135 and 161-170).")
     track_depth_fallback: bool = param(
         False, "A face at a track's predicted head (centre within half a face, size fitting "
         "the predicted depth) whose stereo match fails as a partly hidden face's does, and "
