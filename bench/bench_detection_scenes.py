@@ -30,8 +30,11 @@ configuration except these (:data:`SETTINGS`):
 * ``+candidates+track depth``: both;
 * ``default``: the defaults (since 2026-12-07, third pass: the candidates, no track
   depth; fourth pass: the halves also for a face partly outside the right image,
-  ``vision.half_face_at_border``);
-* ``main``: the defaults before the fourth pass (``vision.half_face_at_border: false``);
+  ``vision.half_face_at_border``, and faces cut by the left image's border,
+  ``detection.border_faces``);
+* ``main``: the defaults before the fourth pass (``vision.half_face_at_border: false``,
+  ``detection.border_faces: false``);
+* ``+border halves``: ``main`` with ``vision.half_face_at_border``;
 * ``+partial 0.375``: the defaults and parts of 0.375 of the region's width besides the
   halves (``vision.partial_face_widths: [0.375, 0.5]``).
 
@@ -86,9 +89,9 @@ FACE_W = 0.16
 #: detection parameters of each setting; "vision": parameters of the vision section.
 #: ``+search+half-face stereo`` is the default of 2026-12-07 (main before issue 17's third
 #: pass); ``default`` adds the confirmed candidates (the track-depth fallback is off).
-_OLD = dict(candidate_score_threshold=0.0)
-_NO_TRACK = dict(track_depth_fallback=False)
-_TRACK = dict(track_depth_fallback=True)
+_OLD = dict(candidate_score_threshold=0.0, border_faces=False)
+_NO_TRACK = dict(track_depth_fallback=False, half_face_at_border=False)
+_TRACK = dict(track_depth_fallback=True, half_face_at_border=False)
 SETTINGS = {
     "haar": dict(detector="haar_frontal", vision=dict(half_face_stereo=False)),
     "blazeface": dict(detector="blazeface", max_regions=0, search_crops=0, **_OLD,
@@ -101,10 +104,12 @@ SETTINGS = {
     "+half-face stereo": dict(detector="blazeface", search_crops=0, **_OLD, vision=_NO_TRACK),
     "+search+half-face stereo": dict(detector="blazeface", **_OLD, vision=_NO_TRACK),
     "+track depth": dict(detector="blazeface", **_OLD, vision=_TRACK),
-    "+candidates": dict(detector="blazeface", vision=_NO_TRACK),
-    "+candidates+track depth": dict(detector="blazeface", vision=_TRACK),
+    "+candidates": dict(detector="blazeface", border_faces=False, vision=_NO_TRACK),
+    "+candidates+track depth": dict(detector="blazeface", border_faces=False, vision=_TRACK),
     "default": dict(detector="blazeface"),
-    "main": dict(detector="blazeface", vision=dict(half_face_at_border=False)),
+    "main": dict(detector="blazeface", border_faces=False,
+                 vision=dict(half_face_at_border=False)),
+    "+border halves": dict(detector="blazeface", border_faces=False),
     "+partial 0.375": dict(detector="blazeface", vision=dict(partial_face_widths=(0.375, 0.5))),
 }
 #: face widths: an observation is of a visible person when its box centre lies this near
