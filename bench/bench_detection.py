@@ -368,12 +368,12 @@ def frontend():
     print("\nstereo visual front-end (bench_vision's scene, 40 frames, 3 heads at 1/2/3 m)\n")
     print("| detector | every_k | wall ms | fps (wall) | CPU ms | fps (CPU) | recall |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    main = dict(vision=VisionConfig(half_face_at_border=False))
+    main = dict(vision=VisionConfig(half_face_at_border=False), border_faces=False)
     for name, kw in (("haar_frontal", dict(detector="haar_frontal")),
                      ("blazeface, no search", dict(search_crops=0)),
                      ("blazeface, no candidates (before 2026-12-07, third pass)",
-                      dict(candidate_score_threshold=0.0)),
-                     ("blazeface, no halves at the border (before the fourth pass)", main),
+                      dict(candidate_score_threshold=0.0, border_faces=False)),
+                     ("blazeface, no border faces or halves (before the fourth pass)", main),
                      ("blazeface (default: + the search band, candidates)", {})):
         kw = dict(kw)
         vision = kw.pop("vision", VisionConfig())
