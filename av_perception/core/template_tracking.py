@@ -30,8 +30,8 @@ class BoxTracker:
         self.search = float(search)
         self.min_score = float(min_score)
         self.border_boxes = bool(border_boxes)
-        #: (detection, template, keyframe confidence, rotation, template's offset (x, y)
-        #: in the box)
+        #: (detection, template, keyframe confidence, rotation, template's offset (x, y, px)
+        #: from the box's rounded corner: 0 unless the border cut the box)
         self._tracks: list[tuple] = []
         #: the camera's rotation (3, 3, camera -> a fixed frame) at the frame given next
         #: to :meth:`start` / :meth:`update`, and the camera matrix K (3, 3): with both, a
@@ -55,6 +55,7 @@ class BoxTracker:
         for d in detections:
             x0, y0 = int(round(d.x)), int(round(d.y))
             x1, y1 = int(round(d.x + d.w)), int(round(d.y + d.h))
+            corner = (x0, y0)  # the box moves as its template (at whole pixels)
             if self.border_boxes:  # the part inside the image, if at least half the box
                 area = max(1, (x1 - x0) * (y1 - y0))
                 x0, y0 = max(x0, 0), max(y0, 0)
@@ -64,7 +65,7 @@ class BoxTracker:
             if x0 < 0 or y0 < 0 or x1 > width or y1 > height or x1 - x0 < 4 or y1 - y0 < 4:
                 continue
             self._tracks.append((d, gray[y0:y1, x0:x1].copy(), d.confidence, self.rotation,
-                                 (x0 - d.x, y0 - d.y)))
+                                 (x0 - corner[0], y0 - corner[1])))
 
     def update(self, gray: np.ndarray) -> list:
         """Track every box into this uint8 grey image (H, W); returns the boxes still
