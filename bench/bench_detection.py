@@ -302,10 +302,15 @@ def main(argv=None):
     ap.add_argument("--frames", type=int, default=20, help="frames per seed (default 20)")
     ap.add_argument("--no-frontend", action="store_true",
                     help="skip the stereo front-end timing")
+    ap.add_argument("--frontend-only", action="store_true",
+                    help="only the stereo front-end timing")
     ap.add_argument("--landmarks", action="store_true",
                     help="only: the default detector with and without the face mesh")
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
+    if args.frontend_only:
+        frontend()
+        return
     face_set, bgs = faces(), backgrounds()
     data = []
     for seed in SEEDS:
@@ -343,8 +348,12 @@ def main(argv=None):
             print(f"  (fallback: {r['fallback']})")
     print(f"\nfaces per distance bin: {[int(v) for v in r['n']]}")
     sim_recall(args.frames)
-    if args.no_frontend:
-        return
+    if not args.no_frontend:
+        frontend()
+
+
+def frontend():
+    """The stereo visual front-end's speed (bench_vision's scene), per setting."""
     import sys
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -359,13 +368,17 @@ def main(argv=None):
     print("\nstereo visual front-end (bench_vision's scene, 40 frames, 3 heads at 1/2/3 m)\n")
     print("| detector | every_k | wall ms | fps (wall) | CPU ms | fps (CPU) | recall |")
     print("|---|---:|---:|---:|---:|---:|---:|")
+    main = dict(vision=VisionConfig(half_face_at_border=False), border_faces=False)
     for name, kw in (("haar_frontal", dict(detector="haar_frontal")),
                      ("blazeface, no search", dict(search_crops=0)),
                      ("blazeface, no candidates (before 2026-12-07, third pass)",
-                      dict(candidate_score_threshold=0.0)),
+                      dict(candidate_score_threshold=0.0, border_faces=False)),
+                     ("blazeface, no border faces or halves (before the fourth pass)", main),
                      ("blazeface (default: + the search band, candidates)", {})):
+        kw = dict(kw)
+        vision = kw.pop("vision", VisionConfig())
         for k in (1, 3):
-            r = run(frames, calibration, VisionConfig(), DetectionConfig(every_k=k, **kw))
+            r = run(frames, calibration, vision, DetectionConfig(every_k=k, **kw))
             print(f"| {name} | {k} | {r['mean']:.1f} | {r['fps']:.1f} | {r['cpu']:.1f} "
                   f"| {r['cpu_fps']:.1f} | {r['recall']:.2f} |", flush=True)
 

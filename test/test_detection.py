@@ -302,3 +302,39 @@ def test_bad_images():
         p.detect(np.zeros((10, 10, 2), np.uint8))
     with pytest.raises(DetectorError, match="dtype"):
         p.detect(np.zeros((10, 10), np.float32))
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("cut", [0.0, 0.3, 0.45])
+def test_a_box_cut_by_the_image_border_is_followed_by_its_part_inside(cut):
+    """A textured square (40 px) at the right border with ``cut`` of its width outside,
+    moved by known shifts: with border_boxes it is followed by its part inside to the
+    true place (within 0.3 px); without, a box cut by the border is dropped."""
+    from av_perception.core.detection import Detection
+    from av_perception.core.template_tracking import BoxTracker
+
+    rng = np.random.default_rng(3)
+    tex = cv2.GaussianBlur(rng.uniform(0, 255, (40, 40)).astype(np.float32), (0, 0), 1.5)
+    bg = cv2.GaussianBlur(rng.uniform(90, 110, (240, 400)).astype(np.float32), (0, 0), 3.0)
+
+    def frame(x):  # the square's left edge at x (integer px), cut by the right border
+        img = bg.copy()
+        img[100:140, x:x + 40] = tex
+        return np.clip(img[:, :320], 0, 255).astype(np.uint8)
+
+    x0 = int(round(320 - 40 * (1 - cut)))
+    det = Detection(float(x0), 100.0, 40.0, 40.0, 0.9, "face")
+    for border, expect in ((True, True), (False, cut == 0.0)):
+        t = BoxTracker(0.5, 0.6, border_boxes=border)
+        t.start(frame(x0), [det])
+        for dx in (-2, -5, -3):  # the square moves left, into the image
+            out = t.update(frame(x0 + dx))
+            assert bool(out) == expect, (border, dx)
+            if out:
+                assert out[0].x == pytest.approx(x0 + dx, abs=0.3)
+                assert out[0].y == pytest.approx(100.0, abs=0.3)
+                assert (out[0].w, out[0].h) == (40.0, 40.0)
+    # less than half of it inside: not followed
+    t = BoxTracker(0.5, 0.6, border_boxes=True)
+    t.start(frame(305), [Detection(305.0, 100.0, 40.0, 40.0, 0.9, "face")])
+    assert len(t) == 0

@@ -398,16 +398,17 @@ class BlazeFacePass:
         c = self.config
         height, width = rgb.shape[:2]
         frame_crops = self.regions_for(width, height)
-        raw = (self.detector.detect_regions(rgb, frame_crops) if frame_crops
-               else bf.RawFaces.empty())
+        low = c.candidate_score_threshold or None
+        raw = (self.detector.detect_regions(rgb, frame_crops,
+                                            low if c.border_faces else None)
+               if frame_crops else bf.RawFaces.empty())
         todo = []
         for box in regions or ():
             if len(todo) >= c.max_regions:
                 break
             crop = self.region_crop(width, height, box)
-            if crop is not None and not _face_at(box, raw.boxes):
+            if crop is not None and not _face_at(box, raw.boxes[~raw.is_candidate]):
                 todo.append(crop)
-        low = c.candidate_score_threshold or None
         if todo:
             extra = self.detector.detect_regions(rgb, todo, low)
             if not len(raw) or not len(extra):
@@ -528,7 +529,8 @@ class DetectionPipeline:
                     name, kind, f"haar_{name}", mirrored=(name == "profile"),
                     scale_factor=c.haar_scale_factor, min_neighbors=c.haar_min_neighbors,
                     half_neighbors=c.confidence_half_neighbors))
-        self.tracker = BoxTracker(c.track_search, c.track_min_score)
+        self.tracker = BoxTracker(c.track_search, c.track_min_score,
+                                  border_boxes=c.border_faces)
         #: pass on BlazeFace's low-scoring candidates (``Detection.candidate``,
         #: detection.candidate_score_threshold); False (default): only what a detector
         #: accepts -- the visual front-end, which confirms them, sets it

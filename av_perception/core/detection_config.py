@@ -133,6 +133,12 @@ class DetectionConfig(StageConfig):
         "accepts only when confirmed: a stereo depth that fits the face's size, and a sure "
         "match or a track's head predicted there (vision.candidate_confirmation).  0 = "
         "no candidates (one threshold).", low=0.0, high=1.0)
+    border_faces: bool = param(
+        True, "Faces cut by the image border: the whole-frame pass keeps its low-scoring "
+        "faces as candidates too (detection.candidate_score_threshold; confirmed by the "
+        "front-end as the others), and a box partly outside the image is followed between "
+        "keyframes by its part inside (at least half of it) instead of being dropped.  "
+        "Chosen on bench_detection_scenes' tuning seeds 121-130.")
     landmarks: bool = param(
         False, "Run MediaPipe's 468-point face mesh (face_landmark.tflite) on each BlazeFace "
         "face: mouth opening and coarse head yaw/pitch on each detection.")

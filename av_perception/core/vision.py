@@ -143,6 +143,21 @@ class VisionConfig(StageConfig):
         "region apart and keep the better half that passes every check with a wide margin "
         "(ZNCC >= 0.8, margin >= 0.15, depth within 0.65-1.25 x the one its box size "
         "implies); with vision.disparity_method 'ncc' only.")
+    partial_face_widths: tuple = param(
+        (0.5,), "vision.half_face_stereo: widths of the one-sided parts of a face's region "
+        "matched apart, fractions of the region's width, each part anchored at its left or "
+        "right edge (0.5, the default: the halves; a narrower part still fits a face of "
+        "which just half shows in the right image, a wider one has more texture); every "
+        "part must pass the same strict checks, the best by quality gives the depth.  "
+        "0.375 added on bench_detection_scenes' tuning seeds also observes faces more "
+        "than half hidden in the right image (false observations in that benchmark's "
+        "accounting) and far faces 9 cm off in 3D; 0.625-0.75 added nothing.",
+        low=0.25, high=0.875)
+    half_face_at_border: bool = param(
+        True, "vision.half_face_stereo: also match the parts of a face whose match ended at "
+        "the right image's border or at the far depth limit (a face near the left image "
+        "border is partly outside the right image, so its whole region cannot match; "
+        "chosen on bench_detection_scenes' tuning seeds 121-135 and 161-170).")
     track_depth_fallback: bool = param(
         False, "A face at a track's predicted head (centre within half a face, size fitting "
         "the predicted depth) whose stereo match fails as a partly hidden face's does, and "
@@ -167,6 +182,9 @@ class VisionConfig(StageConfig):
             raise ConfigError(
                 f"parameters 'vision.min_depth' = {self.min_depth} and 'vision.max_depth' = "
                 f"{self.max_depth} are not allowed: need min_depth < max_depth")
+        if not self.partial_face_widths:
+            raise ConfigError("parameter 'vision.partial_face_widths' is empty: give at least "
+                              "one width, e.g. [0.5] (the halves)")
         if self.interest_patch % 2 == 0:
             raise ConfigError(
                 f"parameter 'vision.interest_patch' = {self.interest_patch} is not allowed: "
@@ -566,8 +584,10 @@ class VisualFrontEnd:
 
     def _match_halves(self, gl, gr, regions, heads, kinds, res, z_track, sigma_d) -> None:
         """Faces whose match failed as a partly hidden face's does (``left_right_mismatch``,
-        ``low_match_score``): match the left and right halves of their regions and take
-        the better half that passes every check and the stricter :data:`HALF_FACE_MIN_SCORE`,
+        ``low_match_score``; with ``vision.half_face_at_border`` also ``at_image_border``,
+        ``too_far``: partly outside the right image): match one-sided parts of their
+        regions (the halves; ``vision.partial_face_widths``) and take the best part that
+        passes every check and the stricter :data:`HALF_FACE_MIN_SCORE`,
         :data:`HALF_FACE_MIN_MARGIN` and :data:`HALF_FACE_SIZE_RATIO`
         (``vision.half_face_stereo``); with ``vision.track_depth_fallback``, a face at a
         track's predicted head (``z_track`` finite, :meth:`_track_depths`) takes the better
@@ -576,21 +596,30 @@ class VisualFrontEnd:
         place."""
         c = self.config
         lo, hi = HALF_FACE_SIZE_RATIO
+        reasons = ["left_right_mismatch", "low_match_score"]
+        if c.half_face_at_border:
+            reasons += ["at_image_border", "too_far"]
         retry = np.flatnonzero(((kinds == "face") | (kinds == "profile"))
-                               & np.isin(res.reason, ("left_right_mismatch", "low_match_score")))
+                               & np.isin(res.reason, reasons))
         if not retry.size:
             return
-        left = regions[retry].copy()
-        left[:, 2] *= 0.5
-        right = left.copy()
-        right[:, 0] += left[:, 2]
-        half = self.matcher.match(gl, gr, np.concatenate([left, right]))
+        parts = []  # one-sided parts of the regions: left- and right-anchored, per width
+        widths = (0.5, *(w for w in c.partial_face_widths if w != 0.5))  # halves first
+        for f in widths:
+            left = regions[retry].copy()
+            left[:, 2] *= f
+            right = left.copy()
+            right[:, 0] += regions[retry, 2] - left[:, 2]
+            parts += [left, right]
+        half = self.matcher.match(gl, gr, np.concatenate(parts))
         n = retry.size
+        tries = [2 * i * n + side * n for i, w in enumerate(widths)  # the configured ones
+                 if w in c.partial_face_widths for side in (0, 1)]
         z_size = self.calibration.fx * c.face_width / heads[retry, 2]
         names = ("disparity", "depth", "score", "uniqueness", "quality", "dy")
         for k, i in enumerate(retry):
             best = None
-            for j in (k, k + n):
+            for j in (k + t for t in tries):
                 if (half.reason[j] != "ok" or half.score[j] < HALF_FACE_MIN_SCORE
                         or half.uniqueness[j] < HALF_FACE_MIN_MARGIN
                         or not lo <= half.depth[j] / z_size[k] <= hi):
@@ -599,7 +628,7 @@ class VisualFrontEnd:
                     best = j
             zt = z_track[i]
             if best is None and c.track_depth_fallback and np.isfinite(zt):
-                for j in (k, k + n):  # the plain checks and the track's depth
+                for j in (k, k + n):  # the halves: the plain checks and the track's depth
                     if (half.reason[j] == "ok"
                             and abs(half.depth[j] - zt) <= CANDIDATE_TRACK_DEPTH * zt
                             and (best is None or half.quality[j] > half.quality[best])):
