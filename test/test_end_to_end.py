@@ -5,9 +5,10 @@
 Scene seed 21 (the defaults were tuned on seeds 1, 2 and 4), 8 s, 120 frames, measured:
 MOTA 0.983, IDF1 0.992, no ID switch, median localisation error 6 mm, speaking F1 0.960
 (the track file's speaking column, smoothed over the bag; 0.911 with the causal filter,
-``tracking.speaking_smoothing_lag: 0``, 2026-12-07); the bounds sit below.  (Seeds 22 and 23: MOTA 0.983 / 0.975, speaking F1 0.710 /
-0.751 -- turn onsets in overlaps; the several-seed evaluation is test_tracker's scene
-benchmark and BENCHMARKS.md.)"""
+``tracking.speaking_smoothing_lag: 0``, 2026-12-07); the bounds sit below.  (Seeds 22
+and 23, measured before the speaking model of 2026-12-07: MOTA 0.983 / 0.975, speaking F1
+0.710 / 0.751 -- turn onsets in overlaps; the several-seed evaluation is test_tracker's
+scene benchmark and BENCHMARKS.md.)"""
 import json
 
 import pytest
