@@ -43,7 +43,11 @@ P_HOLD = 19  # decay per frame of the precedence hold (0: off): a bin's memory i
 # the mask keeps the bins where the room's reflections add up with the direct path (their
 # phase reads the reflections' shrunk ITD) and drops those where they cancel
 P_SNR_WEIGHT = 20
-N_PARAMS = 21
+# the same SNR weight, (SNR over the mask threshold) ** -this (0: off), applied to the ITD's
+# objective only (the peak of a frame read alone and the memory's phasors), not to the
+# direct-path weight, the gate, the memory's replacement or the reliability
+P_SNR_WEIGHT_ITD = 21
+N_PARAMS = 22
 #: rows of the front-end's state: psd, noise, S_ll, S_rr, Re S_lr, Im S_lr, Re M, Im M, hold,
 #: second talker
 N_STATE = 10
@@ -281,6 +285,7 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
     new_window = params[P_NEW_WINDOW]
     new_snr = params[P_NEW_SNR]
     snr_weight = params[P_SNR_WEIGHT]
+    snr_weight_itd = params[P_SNR_WEIGHT_ITD]
     keep_cross = out_cross.shape[0] == n_frames
 
     a = np.zeros(n_bins)
@@ -294,6 +299,7 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
     frame_mask = np.zeros(n_bins, dtype=np.bool_)
     pl = np.zeros(n_bins)
     pr = np.zeros(n_bins)
+    sw = np.ones(n_bins)  # the ITD objective's SNR weight per bin (P_SNR_WEIGHT_ITD)
     band_l = np.zeros(n_bands)
     band_r = np.zeros(n_bands)
     band_l_all = np.zeros(n_bands)
@@ -335,6 +341,7 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
             b[k] = 0.0
             fa[k] = 0.0
             fb[k] = 0.0
+            sw[k] = 1.0
             if not in_band[k]:
                 continue
             sig += p
@@ -348,6 +355,11 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
                 ratio = p / (den if den > EPS else EPS)
                 if ratio > 1.0:
                     w = ratio ** (-snr_weight)
+            if snr_weight_itd > 0.0:
+                den = noise * thr
+                ratio = p / (den if den > EPS else EPS)
+                if ratio > 1.0:
+                    sw[k] = ratio ** (-snr_weight_itd)
             if mode == 1 or mode == 3:
                 msc = (state[4, k] * state[4, k] + state[5, k] * state[5, k]) / (
                     state[2, k] * state[3, k] + EPS)
@@ -428,8 +440,8 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
                         ub = 0.0
                         state[8, k] = held
                 keep = memory * (1.0 - math.sqrt(ua * ua + ub * ub))
-                state[6, k] = keep * state[6, k] + ua
-                state[7, k] = keep * state[7, k] + ub
+                state[6, k] = keep * state[6, k] + sw[k] * ua
+                state[7, k] = keep * state[7, k] + sw[k] * ub
                 msum += math.sqrt(state[6, k] * state[6, k] + state[7, k] * state[7, k])
             # a frame whose own GCC-PHAT (weights without the onset factor) is coherent is
             # read alone; the memory's peak is the ITD of the others
@@ -468,7 +480,7 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
                     gsum = 0.0
                     for k in range(n_bins):
                         wk = math.sqrt(fa[k] * fa[k] + fb[k] * fb[k])
-                        g = wk ** (alone_power - 1.0) if wk > 0.0 else 0.0
+                        g = wk ** (alone_power - 1.0) * sw[k] if wk > 0.0 else 0.0
                         fa[k] *= g
                         fb[k] *= g
                         if mask[k]:
@@ -490,6 +502,13 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
                     mask[k] = a[k] != 0.0 or b[k] != 0.0
                 if n_mask > 0:
                     wsum = msum
+        if memory <= 0.0 and snr_weight_itd > 0.0 and wsum > 1e-12:
+            wsum = 0.0
+            for k in range(n_bins):
+                a[k] *= sw[k]
+                b[k] *= sw[k]
+                if mask[k]:
+                    wsum += math.sqrt(a[k] * a[k] + b[k] * b[k])
         if done:
             pass
         elif wsum <= 1e-12:
@@ -579,6 +598,10 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
         if params[P_SNR_WEIGHT] > 0:
             ratio = np.maximum(p / np.maximum(noise * thr, EPS), 1.0)
             w = ratio ** (-params[P_SNR_WEIGHT])
+        sw = np.ones_like(p)
+        if params[P_SNR_WEIGHT_ITD] > 0:
+            ratio = np.maximum(p / np.maximum(noise * thr, EPS), 1.0)
+            sw = np.where(mask, ratio ** (-params[P_SNR_WEIGHT_ITD]), 1.0)
         if mode in (1, 3):
             msc = (state[4] ** 2 + state[5] ** 2) / (state[2] * state[3] + EPS)
             w = w * np.minimum(msc, 1.0) ** coh_exp
@@ -614,8 +637,8 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
                 ua, ub = a * s, b * s
                 state[8] = np.where(above, wk, held)
             keep = params[P_MEMORY] * (1.0 - np.sqrt(ua ** 2 + ub ** 2))
-            state[6] = keep * state[6] + ua
-            state[7] = keep * state[7] + ub
+            state[6] = keep * state[6] + sw * ua
+            state[7] = keep * state[7] + sw * ub
             fsum = np.sqrt(fa ** 2 + fb ** 2)[mask].sum()
             if fsum > 1e-12 and fsum >= params[P_GATE_DIRECT] * n_mask:
                 tau, r = gcc_peak_reference(fa, fb, mask, omega, scan_tau, scan_cos, scan_sin,
@@ -637,7 +660,7 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
                     done = True
                     out[f, OUT_RELIABILITY] = max(r / fsum, 0.0)
                     wk = np.sqrt(fa ** 2 + fb ** 2)
-                    g = np.where(wk > 0, wk ** (params[P_ALONE_POWER] - 1.0), 0.0)
+                    g = np.where(wk > 0, wk ** (params[P_ALONE_POWER] - 1.0) * sw, 0.0)
                     ga, gb = fa * g, fb * g
                     gsum = (wk * g)[mask].sum()
                     if gsum > 1e-12:
@@ -654,6 +677,9 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
                 gmask = (a != 0) | (b != 0)
                 if n_mask:
                     wsum = np.sqrt(a ** 2 + b ** 2).sum()
+        if params[P_MEMORY] <= 0 and params[P_SNR_WEIGHT_ITD] > 0 and wsum > 1e-12:
+            a, b = a * sw, b * sw
+            wsum = np.sqrt(a ** 2 + b ** 2)[mask].sum()
         if done:
             pass
         elif wsum <= 1e-12:

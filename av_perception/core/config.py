@@ -350,6 +350,12 @@ class AudioFrontEndConfig(StageConfig):
         "shrunk ITD, and drops those where they cancel; 0 = off (the default: measured on "
         "tuning rooms only, not yet with the tracker).", low=0.0, high=4.0,
     )
+    itd_snr_weight_exponent: float = param(
+        0.0, "The same SNR weight as bin_snr_weight_exponent, applied to the ITD's "
+        "objective only (a frame's own peak and the precedence memory's phasors), not to "
+        "the direct-path weight, the precedence gate or the reliability; 0 = off.",
+        low=0.0, high=4.0,
+    )
     activity_snr_db: float = param(
         9.0, "Frame SNR (dB above the noise floor) at which the activity weight is 0.5.",
         low=-10.0, high=40.0,
