@@ -47,7 +47,12 @@ P_SNR_WEIGHT = 20
 # objective only (the peak of a frame read alone and the memory's phasors), not to the
 # direct-path weight, the gate, the memory's replacement or the reliability
 P_SNR_WEIGHT_ITD = 21
-N_PARAMS = 22
+# the onset factor read from the power rise summed over the bins within this many bins of
+# each bin (0: the bin's own rise): the rise of a band wider than the comb that a
+# reflection a few ms after the direct sound cuts into the spectrum, so that the onset
+# weight does not favour the bins where the reflection adds to the direct sound
+P_ONSET_BINS = 22
+N_PARAMS = 23
 #: rows of the front-end's state: psd, noise, S_ll, S_rr, Re S_lr, Im S_lr, Re M, Im M, hold,
 #: second talker
 N_STATE = 10
@@ -286,6 +291,7 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
     new_snr = params[P_NEW_SNR]
     snr_weight = params[P_SNR_WEIGHT]
     snr_weight_itd = params[P_SNR_WEIGHT_ITD]
+    onset_bins = int(params[P_ONSET_BINS])
     keep_cross = out_cross.shape[0] == n_frames
 
     a = np.zeros(n_bins)
@@ -300,6 +306,8 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
     pl = np.zeros(n_bins)
     pr = np.zeros(n_bins)
     sw = np.ones(n_bins)  # the ITD objective's SNR weight per bin (P_SNR_WEIGHT_ITD)
+    cum_p = np.zeros(n_bins + 1)  # prefix sums of the frame's power and the smoothed past
+    cum_prev = np.zeros(n_bins + 1)
     band_l = np.zeros(n_bands)
     band_r = np.zeros(n_bands)
     band_l_all = np.zeros(n_bands)
@@ -308,6 +316,15 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
     for f in range(n_frames):
         sig = 0.0
         noi = 0.0
+        band_onset = onset_bins > 0 and initialised[0] != 0 and (
+            mode == 2 or mode == 3 or mode == 5)
+        if band_onset:
+            for k in range(n_bins):
+                x = spec_l[f, k]
+                y = spec_r[f, k]
+                cum_p[k + 1] = cum_p[k] + 0.5 * (x.real * x.real + x.imag * x.imag
+                                                 + y.real * y.real + y.imag * y.imag)
+                cum_prev[k + 1] = cum_prev[k] + state[0, k]
         for k in range(n_bins):
             lr = spec_l[f, k].real
             li = spec_l[f, k].imag
@@ -374,7 +391,13 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
                 fa[k] = w * cre / mag
                 fb[k] = w * cim / mag
             if mode == 2 or mode == 3 or mode == 5:
-                onset = 10.0 * math.log10((p + EPS) / (prev + EPS)) / onset_db
+                if band_onset:
+                    lo = k - onset_bins if k > onset_bins else 0
+                    hi = k + onset_bins + 1 if k + onset_bins + 1 < n_bins else n_bins
+                    onset = 10.0 * math.log10((cum_p[hi] - cum_p[lo] + EPS)
+                                              / (cum_prev[hi] - cum_prev[lo] + EPS)) / onset_db
+                else:
+                    onset = 10.0 * math.log10((p + EPS) / (prev + EPS)) / onset_db
                 if onset < 0.0:
                     onset = 0.0
                 elif onset > 1.0:
@@ -575,12 +598,19 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
         pr = np.abs(R) ** 2
         p = 0.5 * (pl + pr)
         cross = L * np.conj(R)
+        band_onset = False
         if initialised[0] == 0:
             prev = p.copy()
             state[:6] = np.stack([p, p, pl, pr, cross.real, cross.imag])
             initialised[0] = 1
         else:
             prev = state[0].copy()
+            h = int(params[P_ONSET_BINS])
+            if h > 0:
+                band_onset = True
+                kernel = np.ones(2 * h + 1)
+                p_band = np.convolve(p, kernel)[h:h + len(p)]
+                prev_band = np.convolve(prev, kernel)[h:h + len(p)]
             state[0] = psd_alpha * state[0] + (1 - psd_alpha) * p
             state[1] = np.minimum(state[0], state[1] * rise)
             state[2:4] = coh_alpha * state[2:4] + (1 - coh_alpha) * np.stack([pl, pr])
@@ -614,7 +644,9 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
         u_im = np.where(ok, cross.imag / np.where(ok, mag, 1), 0.0)
         fa, fb = w * u_re, w * u_im  # without the onset factor
         if mode in (2, 3, 5):
-            w = w * np.clip(10 * np.log10((p + EPS) / (prev + EPS)) / onset_db, 0, 1)
+            rise = ((p_band + EPS) / (prev_band + EPS) if band_onset
+                    else (p + EPS) / (prev + EPS))
+            w = w * np.clip(10 * np.log10(rise) / onset_db, 0, 1)
         a, b = w * u_re, w * u_im
         wsum = np.sqrt(a ** 2 + b ** 2)[mask].sum()
         n_mask = int(mask.sum())

@@ -320,6 +320,7 @@ class BinauralFrontEnd:
         self.params[K.P_NEW_SNR] = c.precedence_second_snr_db
         self.params[K.P_SNR_WEIGHT] = c.bin_snr_weight_exponent
         self.params[K.P_SNR_WEIGHT_ITD] = c.itd_snr_weight_exponent
+        self.params[K.P_ONSET_BINS] = round(c.onset_band_hz * n / fs)
         self.input_rate: int | None = None
         self.stats = {"chunks": 0, "samples": 0, "clipped_samples": 0, "discontinuities": 0,
                       "frames": 0}

@@ -351,10 +351,10 @@ class AudioFrontEndConfig(StageConfig):
         "tuning rooms only, not yet with the tracker).", low=0.0, high=4.0,
     )
     itd_snr_weight_exponent: float = param(
-        0.0, "The same SNR weight as bin_snr_weight_exponent, applied to the ITD's "
+        0.5, "The same SNR weight as bin_snr_weight_exponent, applied to the ITD's "
         "objective only (a frame's own peak and the precedence memory's phasors), not to "
-        "the direct-path weight, the precedence gate or the reliability; 0 = off.",
-        low=0.0, high=4.0,
+        "the direct-path weight or the precedence gate; 0 = off (the default until "
+        "2026-12-07).", low=0.0, high=4.0,
     )
     activity_snr_db: float = param(
         9.0, "Frame SNR (dB above the noise floor) at which the activity weight is 0.5.",
@@ -442,6 +442,13 @@ class AudioFrontEndConfig(StageConfig):
     onset_db: float = param(
         6.0, "Power increase (dB over the smoothed past) that gives a bin full onset weight.",
         low=0.1, high=40.0,
+    )
+    onset_band_hz: float = param(
+        500.0, "Each bin's onset is the power increase of the band within this many Hz of "
+        "it (wider than the comb that a reflection a few ms after the direct sound cuts "
+        "into the spectrum, so that the onset weight does not favour the bins where the "
+        "reflection adds to the direct sound); 0 = each bin's own increase (the default "
+        "until 2026-12-07).", low=0.0, high=4000.0,
     )
     ild_band_edges: tuple = param(
         (150.0, 500.0, 1000.0, 2000.0, 4000.0, 7500.0),
