@@ -1,6 +1,6 @@
 """Per-frame direction in reverberant rooms the defaults were never tuned on (issue 19).
 
-    nice .venv/bin/python bench/bench_doa_rooms.py [--rooms bench|tune|frontal]
+    nice .venv/bin/python bench/bench_doa_rooms.py [--rooms bench|tune|frontal|lateral]
         [--set key=value ...] [--pra-grid 0.1] [--out bench/results/doa_rooms.md]
 
 Rooms: shoebox rooms (pyroomacoustics image source) drawn from a fixed seed list
@@ -59,6 +59,9 @@ TUNE_SEEDS = tuple(range(7301, 7317))  # 16 rooms: the only ones used to choose 
 #: 24 more tuning rooms like the report rooms where pyroomacoustics read closest to us
 #: (frontal talkers, moderate reverberation and noise): ``--rooms frontal``
 FRONTAL_SEEDS = tuple(range(7401, 7425))
+#: 16 more tuning rooms like the report room whose recorded talker read worst (1907):
+#: lateral recorded talkers in long reverberation (``--rooms lateral``)
+LATERAL_SEEDS = tuple(range(7501, 7517))
 AZ_BANDS = ((0.0, 20.0), (20.0, 45.0), (45.0, 60.0), (60.0, 70.0))
 PRA_FRAME_METHODS = ("SRP", "MUSIC", "NormMUSIC")  # fast enough for one DOA per frame
 PRA_WHOLE_METHODS = ("SRP", "MUSIC", "NormMUSIC")  # TOPS, CSSM, WAVES: 3-7 s per call
@@ -122,9 +125,34 @@ def draw_frontal_room(seed: int, index: int) -> dict:
     return room
 
 
+def draw_lateral_room(seed: int) -> dict:
+    """A tuning room with a lateral recorded talker (|azimuth| 45-65 deg, 1.5-3 m), RT60
+    0.5-0.7 s and SNR 9-17 dB: the conditions of the report room where the recorded-speech
+    target is closest to its limit (1907)."""
+    rng = np.random.default_rng([seed, 2])  # a stream apart from draw_room's
+    az = rng.uniform(45.0, 65.0) * rng.choice([-1.0, 1.0])
+    room = draw_room(seed, 0, 1, 0)  # the room, the robot's height and the voice
+    dist = rng.uniform(1.5, 3.0)
+    dims = np.array(room["room"])
+    dx = -dist * np.sin(np.radians(az))
+    dy = dist * np.cos(np.radians(az))
+    dims[0] = max(dims[0], abs(dx) + 1.2)
+    dims[1] = max(dims[1], dy + 1.2)
+    x_lo, x_hi = max(0.4, 0.4 - dx), min(dims[0] - 0.4, dims[0] - 0.4 - dx)
+    y_lo, y_hi = 0.4, dims[1] - 0.4 - dy
+    room.update(azimuth=float(az), distance=float(dist), rt60=float(rng.uniform(0.5, 0.7)),
+                snr_db=float(rng.uniform(9.0, 17.0)), room=[float(v) for v in dims],
+                head=[float(rng.uniform(x_lo, x_hi)), float(rng.uniform(y_lo, y_hi)),
+                      room["head"][2]],
+                recorded=True)
+    return room
+
+
 def rooms(kind: str) -> list[dict]:
     if kind == "frontal":
         return [draw_frontal_room(s, i) for i, s in enumerate(FRONTAL_SEEDS)]
+    if kind == "lateral":
+        return [draw_lateral_room(s) for s in LATERAL_SEEDS]
     seeds = BENCH_SEEDS if kind == "bench" else TUNE_SEEDS
     ranks = np.random.default_rng(sum(seeds)).permutation(len(seeds))
     return [draw_room(s, i, len(seeds), int(ranks[i])) for i, s in enumerate(seeds)]
@@ -328,8 +356,8 @@ def parse_sets(items) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rooms", choices=("bench", "tune", "frontal"), default="bench",
-                    help="bench: the report rooms; tune, frontal: tuning rooms")
+    ap.add_argument("--rooms", choices=("bench", "tune", "frontal", "lateral"), default="bench",
+                    help="bench: the report rooms; tune, frontal, lateral: tuning rooms")
     ap.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="front-end setting (audio section) to evaluate besides the default")
     ap.add_argument("--before", action="store_true",

@@ -351,10 +351,11 @@ class AudioFrontEndConfig(StageConfig):
         "tuning rooms only, not yet with the tracker).", low=0.0, high=4.0,
     )
     itd_snr_weight_exponent: float = param(
-        0.5, "The same SNR weight as bin_snr_weight_exponent, applied to the ITD's "
+        0.0, "The same SNR weight as bin_snr_weight_exponent, applied to the ITD's "
         "objective only (a frame's own peak and the precedence memory's phasors), not to "
-        "the direct-path weight or the precedence gate; 0 = off (the default until "
-        "2026-12-07).", low=0.0, high=4.0,
+        "the direct-path weight or the precedence gate; 0 = off (the default: it reads "
+        "lateral recorded talkers in long reverberation worse, BENCHMARKS.md).",
+        low=0.0, high=4.0,
     )
     activity_snr_db: float = param(
         9.0, "Frame SNR (dB above the noise floor) at which the activity weight is 0.5.",
