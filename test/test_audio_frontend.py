@@ -335,3 +335,71 @@ def test_snr_weighting_matches_reference_and_keeps_an_exact_itd(rng):
     assert np.all(f0.direct_path[act] == 1.0)
     assert np.all(f1.direct_path[act] < 0.9)
     assert np.median(np.abs(f1.itd[act] - itd)) < 2e-6
+
+
+def _run_kernel(fe, spec_l, spec_r, kernel=K.binaural_kernel):
+    n_frames, n_bins = spec_l.shape
+    state = np.zeros((K.N_STATE, n_bins))
+    state[9, 1] = np.inf
+    out = np.zeros((n_frames, K.OUT_BANDS + fe.n_bands))
+    cross = np.zeros((n_frames, 2, n_bins))
+    kernel(spec_l, spec_r, fe.omega, fe.diffuse_coherence, fe.in_band, fe.band_of_bin,
+           fe.scan_tau, fe.scan_cos, fe.scan_sin, fe.tau_max, state, np.zeros(1, np.int64),
+           fe.params, out, cross)
+    return out, cross, state
+
+
+@pytest.mark.timeout(300)
+def test_band_onset_reads_the_band_power_rise():
+    """audio.onset_band_hz: a step whose rise alternates 12 dB / 0 dB from bin to bin (a
+    reflection's comb) gives every other bin full onset weight per bin, every bin full
+    weight from the band's 9.3 dB rise; a plain 12 dB step gives full weight either way.
+    Kernel and reference agree."""
+    n_bins = AudioFrontEndConfig().frame_length // 2 + 1
+    comb = np.where(np.arange(n_bins) % 2 == 1, 16.0, 1.0)
+    for step, per_bin, band in ((comb, 0.5, 1.0), (np.full(n_bins, 16.0), 1.0, 1.0)):
+        # a quiet first frame (the noise floor), 30 steady frames, then the step
+        power = np.vstack([np.full((1, n_bins), 1e-6), np.ones((30, n_bins)), step[None]])
+        spec = np.sqrt(power).astype(complex)
+        for hz, expected in ((0.0, per_bin), (500.0, band)):
+            cfg = AudioFrontEndConfig(direct_path_weighting="onset", precedence_time=0.0,
+                                      onset_band_hz=hz)
+            fe = BinauralFrontEnd(cfg)
+            assert fe.params[K.P_ONSET_BINS] == round(hz * cfg.frame_length
+                                                       / cfg.processing_rate)
+            out, cross, state = _run_kernel(fe, spec, spec)
+            ref = _run_kernel(fe, spec, spec, K.binaural_reference)
+            assert np.allclose(np.nan_to_num(out), np.nan_to_num(ref[0]), rtol=1e-9, atol=1e-12)
+            assert np.allclose(cross, ref[1], rtol=1e-9, atol=1e-12)
+            # the psd smoothing has not fully settled on the steady level: within 0.02
+            assert out[-1, K.OUT_DIRECT] == pytest.approx(expected, abs=0.02), (hz, expected)
+            assert out[-1, K.OUT_ITD] == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.timeout(300)
+def test_itd_snr_weight_leaves_gate_and_direct_weight_and_matches_reference(rng):
+    """audio.itd_snr_weight_exponent: kernel equals reference (with and without the memory,
+    hold and band onset); the direct-path weight that the gate reads is unchanged; an exact
+    delay in white noise still reads its ITD."""
+    itd = 1.3e-4
+    x = binauralize(noise_bursts(FS, 1.5, seed=3), itd, FS)
+    x += 0.01 * rng.standard_normal(x.shape)
+    for mode, memory, hold, band in (("none", 0.0, 0.0, 0.0), ("cdr+onset", 1.0, 0.1, 500.0),
+                                     ("cdr+onset", 1.0, 0.0, 0.0), ("onset", 0.0, 0.0, 300.0)):
+        cfg = AudioFrontEndConfig(direct_path_weighting=mode, precedence_time=memory,
+                                  precedence_hold_time=hold, onset_band_hz=band,
+                                  itd_snr_weight_exponent=0.5)
+        a = BinauralFrontEnd(cfg, use_numba=True, keep_cross=True).process(x, FS, 0.0)
+        b = BinauralFrontEnd(cfg, use_numba=False, keep_cross=True).process(x, FS, 0.0)
+        for name in ("itd", "reliability", "direct_path", "n_bins", "cross"):
+            va, vb = getattr(a, name), getattr(b, name)
+            assert np.array_equal(np.isnan(va), np.isnan(vb)), (mode, name)
+            ok = ~np.isnan(va)
+            assert np.allclose(va[ok], vb[ok], rtol=1e-9, atol=1e-12), (mode, name)
+        off = extract_features(x, FS, AudioFrontEndConfig(
+            direct_path_weighting=mode, precedence_time=memory, precedence_hold_time=hold,
+            onset_band_hz=band))
+        assert np.array_equal(a.direct_path, off.direct_path), mode
+        act = (a.activity >= 0.5) & np.isfinite(a.itd)
+        assert act.sum() > 20
+        assert np.median(np.abs(a.itd[act] - itd)) < 2e-6, mode

@@ -644,9 +644,9 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
         u_im = np.where(ok, cross.imag / np.where(ok, mag, 1), 0.0)
         fa, fb = w * u_re, w * u_im  # without the onset factor
         if mode in (2, 3, 5):
-            rise = ((p_band + EPS) / (prev_band + EPS) if band_onset
+            gain = ((p_band + EPS) / (prev_band + EPS) if band_onset
                     else (p + EPS) / (prev + EPS))
-            w = w * np.clip(10 * np.log10(rise) / onset_db, 0, 1)
+            w = w * np.clip(10 * np.log10(gain) / onset_db, 0, 1)
         a, b = w * u_re, w * u_im
         wsum = np.sqrt(a ** 2 + b ** 2)[mask].sum()
         n_mask = int(mask.sum())
