@@ -350,20 +350,22 @@ def _run_kernel(fe, spec_l, spec_r, kernel=K.binaural_kernel):
 
 
 @pytest.mark.timeout(300)
-def test_band_onset_reads_the_band_power_rise():
-    """audio.onset_band_hz: a step whose rise alternates 12 dB / 0 dB from bin to bin (a
-    reflection's comb) gives every other bin full onset weight per bin, every bin full
-    weight from the band's 9.3 dB rise; a plain 12 dB step gives full weight either way.
+def test_band_onset_writes_the_memory_with_the_band_power_rise():
+    """audio.onset_band_hz: after a step whose rise alternates 12 dB / 0 dB from bin to bin
+    (a reflection's comb), the per-bin onset writes every other bin of the precedence
+    memory, the band onset (the band's 9.3 dB rise) every bin; a plain 12 dB step writes
+    every bin either way.  The frame's own direct-path weight keeps the per-bin onset.
     Kernel and reference agree."""
     n_bins = AudioFrontEndConfig().frame_length // 2 + 1
-    comb = np.where(np.arange(n_bins) % 2 == 1, 16.0, 1.0)
-    for step, per_bin, band in ((comb, 0.5, 1.0), (np.full(n_bins, 16.0), 1.0, 1.0)):
+    odd = np.arange(n_bins) % 2 == 1
+    comb = np.where(odd, 16.0, 1.0)
+    for step, per_bin_direct in ((comb, 0.5), (np.full(n_bins, 16.0), 1.0)):
         # a quiet first frame (the noise floor), 30 steady frames, then the step
         power = np.vstack([np.full((1, n_bins), 1e-6), np.ones((30, n_bins)), step[None]])
         spec = np.sqrt(power).astype(complex)
-        for hz, expected in ((0.0, per_bin), (500.0, band)):
-            cfg = AudioFrontEndConfig(direct_path_weighting="onset", precedence_time=0.0,
-                                      onset_band_hz=hz)
+        for hz in (0.0, 500.0):
+            cfg = AudioFrontEndConfig(direct_path_weighting="onset", precedence_time=0.05,
+                                      precedence_hold_time=0.0, onset_band_hz=hz)
             fe = BinauralFrontEnd(cfg)
             assert fe.params[K.P_ONSET_BINS] == round(hz * cfg.frame_length
                                                        / cfg.processing_rate)
@@ -371,9 +373,13 @@ def test_band_onset_reads_the_band_power_rise():
             ref = _run_kernel(fe, spec, spec, K.binaural_reference)
             assert np.allclose(np.nan_to_num(out), np.nan_to_num(ref[0]), rtol=1e-9, atol=1e-12)
             assert np.allclose(cross, ref[1], rtol=1e-9, atol=1e-12)
+            assert np.allclose(state, ref[2], rtol=1e-9, atol=1e-12)
             # the psd smoothing has not fully settled on the steady level: within 0.02
-            assert out[-1, K.OUT_DIRECT] == pytest.approx(expected, abs=0.02), (hz, expected)
-            assert out[-1, K.OUT_ITD] == pytest.approx(0.0, abs=1e-9)
+            assert out[-1, K.OUT_DIRECT] == pytest.approx(per_bin_direct, abs=0.02), hz
+            memory = np.hypot(state[6], state[7])[fe.in_band]
+            written = odd[fe.in_band] if (hz == 0.0 and per_bin_direct < 1) else True
+            assert np.all(np.where(written, memory > 0.98, memory < 0.01)), hz
+            assert np.all(state[7][fe.in_band] == 0.0)  # equal ears: ITD 0
 
 
 @pytest.mark.timeout(300)
@@ -398,7 +404,7 @@ def test_itd_snr_weight_leaves_gate_and_direct_weight_and_matches_reference(rng)
             assert np.allclose(va[ok], vb[ok], rtol=1e-9, atol=1e-12), (mode, name)
         off = extract_features(x, FS, AudioFrontEndConfig(
             direct_path_weighting=mode, precedence_time=memory, precedence_hold_time=hold,
-            onset_band_hz=band))
+            onset_band_hz=0.0))
         assert np.array_equal(a.direct_path, off.direct_path), mode
         act = (a.activity >= 0.5) & np.isfinite(a.itd)
         assert act.sum() > 20

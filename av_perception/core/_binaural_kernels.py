@@ -47,10 +47,11 @@ P_SNR_WEIGHT = 20
 # objective only (the peak of a frame read alone and the memory's phasors), not to the
 # direct-path weight, the gate, the memory's replacement or the reliability
 P_SNR_WEIGHT_ITD = 21
-# the onset factor read from the power rise summed over the bins within this many bins of
-# each bin (0: the bin's own rise): the rise of a band wider than the comb that a
-# reflection a few ms after the direct sound cuts into the spectrum, so that the onset
-# weight does not favour the bins where the reflection adds to the direct sound
+# the precedence memory's evidence weighted by the onset read from the power rise summed
+# over the bins within this many bins of each bin (0: the bin's own rise, as the frame's
+# own cross-spectrum and direct-path weight always are): the rise of a band wider than the
+# comb that a reflection a few ms after the direct sound cuts into the spectrum, so that the
+# onset weight does not favour the bins where the reflection adds to the direct sound
 P_ONSET_BINS = 22
 N_PARAMS = 23
 #: rows of the front-end's state: psd, noise, S_ll, S_rr, Re S_lr, Im S_lr, Re M, Im M, hold,
@@ -298,6 +299,8 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
     b = np.zeros(n_bins)
     fa = np.zeros(n_bins)  # the frame's PHAT terms with the weights but the onset factor
     fb = np.zeros(n_bins)
+    ea = np.zeros(n_bins)  # the memory's evidence: the weights with the band onset
+    eb = np.zeros(n_bins)
     ma = np.zeros(n_bins)  # the memory, for its peak in a frame that may be a new talker's
     mb = np.zeros(n_bins)
     mmask = np.zeros(n_bins, dtype=np.bool_)
@@ -358,6 +361,8 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
             b[k] = 0.0
             fa[k] = 0.0
             fb[k] = 0.0
+            ea[k] = 0.0
+            eb[k] = 0.0
             sw[k] = 1.0
             if not in_band[k]:
                 continue
@@ -390,22 +395,31 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
             if mag > EPS:
                 fa[k] = w * cre / mag
                 fb[k] = w * cim / mag
+            w_band = w
             if mode == 2 or mode == 3 or mode == 5:
-                if band_onset:
-                    lo = k - onset_bins if k > onset_bins else 0
-                    hi = k + onset_bins + 1 if k + onset_bins + 1 < n_bins else n_bins
-                    onset = 10.0 * math.log10((cum_p[hi] - cum_p[lo] + EPS)
-                                              / (cum_prev[hi] - cum_prev[lo] + EPS)) / onset_db
-                else:
-                    onset = 10.0 * math.log10((p + EPS) / (prev + EPS)) / onset_db
+                onset = 10.0 * math.log10((p + EPS) / (prev + EPS)) / onset_db
                 if onset < 0.0:
                     onset = 0.0
                 elif onset > 1.0:
                     onset = 1.0
+                if band_onset:
+                    lo = k - onset_bins if k > onset_bins else 0
+                    hi = k + onset_bins + 1 if k + onset_bins + 1 < n_bins else n_bins
+                    ob = 10.0 * math.log10((cum_p[hi] - cum_p[lo] + EPS)
+                                           / (cum_prev[hi] - cum_prev[lo] + EPS)) / onset_db
+                    if ob < 0.0:
+                        ob = 0.0
+                    elif ob > 1.0:
+                        ob = 1.0
+                    w_band = w * ob
+                else:
+                    w_band = w * onset
                 w *= onset
             if mag > EPS:
                 a[k] = w * cre / mag
                 b[k] = w * cim / mag
+                ea[k] = w_band * cre / mag
+                eb[k] = w_band * cim / mag
         initialised[0] = 1
 
         # activity from the frame SNR over the adaptive floor
@@ -448,9 +462,9 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
             # is not overwritten by the later frames of the same onset
             msum = 0.0
             for k in range(n_bins):
-                wk = math.sqrt(a[k] * a[k] + b[k] * b[k])
-                ua = a[k]
-                ub = b[k]
+                wk = math.sqrt(ea[k] * ea[k] + eb[k] * eb[k])
+                ua = ea[k]
+                ub = eb[k]
                 if hold > 0.0:
                     held = hold * state[8, k]
                     if wk > held:
@@ -643,11 +657,14 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
         u_re = np.where(ok, cross.real / np.where(ok, mag, 1), 0.0)
         u_im = np.where(ok, cross.imag / np.where(ok, mag, 1), 0.0)
         fa, fb = w * u_re, w * u_im  # without the onset factor
+        w_band = w
         if mode in (2, 3, 5):
-            gain = ((p_band + EPS) / (prev_band + EPS) if band_onset
-                    else (p + EPS) / (prev + EPS))
-            w = w * np.clip(10 * np.log10(gain) / onset_db, 0, 1)
+            onset = np.clip(10 * np.log10((p + EPS) / (prev + EPS)) / onset_db, 0, 1)
+            w_band = w * (np.clip(10 * np.log10((p_band + EPS) / (prev_band + EPS)) / onset_db,
+                                  0, 1) if band_onset else onset)
+            w = w * onset
         a, b = w * u_re, w * u_im
+        ea, eb = w_band * u_re, w_band * u_im  # the memory's evidence
         wsum = np.sqrt(a ** 2 + b ** 2)[mask].sum()
         n_mask = int(mask.sum())
         out[f, OUT_NBINS] = n_mask
@@ -660,13 +677,13 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
         done = False
         state[9, 1] += 1.0
         if params[P_MEMORY] > 0:
-            ua, ub = a, b
+            ua, ub = ea, eb
             if params[P_HOLD] > 0:
-                wk = np.sqrt(a ** 2 + b ** 2)
+                wk = np.sqrt(ea ** 2 + eb ** 2)
                 held = params[P_HOLD] * state[8]
                 above = wk > held
                 s = np.where(above, (wk - held) / np.where(above, wk, 1.0), 0.0)
-                ua, ub = a * s, b * s
+                ua, ub = ea * s, eb * s
                 state[8] = np.where(above, wk, held)
             keep = params[P_MEMORY] * (1.0 - np.sqrt(ua ** 2 + ub ** 2))
             state[6] = keep * state[6] + sw * ua
