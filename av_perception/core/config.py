@@ -445,11 +445,12 @@ class AudioFrontEndConfig(StageConfig):
         low=0.1, high=40.0,
     )
     onset_band_hz: float = param(
-        500.0, "Each bin's onset is the power increase of the band within this many Hz of "
-        "it (wider than the comb that a reflection a few ms after the direct sound cuts "
-        "into the spectrum, so that the onset weight does not favour the bins where the "
-        "reflection adds to the direct sound); 0 = each bin's own increase (the default "
-        "until 2026-12-07).", low=0.0, high=4000.0,
+        0.0, "The precedence memory is written with the onset of the band within this "
+        "many Hz of each bin (its power increase; wider than the comb that a reflection a "
+        "few ms after the direct sound cuts into the spectrum, so that the onset weight "
+        "does not favour the bins where the reflection adds to the direct sound); 0 = each "
+        "bin's own increase (the default: 500 measured, not kept, BENCHMARKS.md).",
+        low=0.0, high=4000.0,
     )
     ild_band_edges: tuple = param(
         (150.0, 500.0, 1000.0, 2000.0, 4000.0, 7500.0),
