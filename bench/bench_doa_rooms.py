@@ -6,7 +6,10 @@
 Rooms: shoebox rooms (pyroomacoustics image source) drawn from a fixed seed list
 (``BENCH_SEEDS``; ``--rooms tune`` draws from ``TUNE_SEEDS``, the only rooms any default
 was tuned on; ``--rooms frontal`` 24 more tuning rooms from ``FRONTAL_SEEDS``, frontal
-talkers at RT60 0.3-0.5 s and SNR 7-14 dB, :func:`draw_frontal_room`): size 4-9 x 4-8 x
+talkers at RT60 0.3-0.5 s and SNR 7-14 dB, :func:`draw_frontal_room`; ``--rooms lateral``
+16 more, lateral recorded talkers at RT60 0.5-0.7 s, :func:`draw_lateral_room`;
+``--rooms holdout`` 24 more report rooms drawn as the benchmark's from ``HOLDOUT_SEEDS``,
+never tuned on): size 4-9 x 4-8 x
 2.5-3.5 m, RT60 0.2-0.7 s (stratified), the robot anywhere in the room, one talker at
 1-3 m and |azimuth| stratified over 0-20, 20-45, 45-60 and 60-70 degrees (random side),
 at the height of the microphones; spherically diffuse noise (the two-microphone sinc
