@@ -15,7 +15,8 @@ simulator's recorded option).  The voices are made by
 tracks at their true positions (oracle tracks: the tracker is not in this loop); with
 ``--speaking truth`` their outputs (every 0.1 s) carry the scene's speaking status
 (oracle), which ``voices.speaking_gate`` uses; ``--baseline`` also runs main's former
-voices (``BASELINE``) on the same scenes.  Score:
+voices (``BASELINE``) on the same scenes; ``--spatial-only`` the voices without the
+harmonic combs (``voices.harmonic_weight`` 0).  Score:
 SI-SDR of a talker's voice against its reverberant image at the left microphone, minus the
 SI-SDR of the left microphone's mixture against the same image (dB), over the samples
 where the image is active; ``IRM``: the same for the ideal ratio mask (from the true
@@ -213,6 +214,9 @@ def main(argv=None):
     ap.add_argument("--baseline", action="store_true",
                     help="also run main's former voices (" + ", ".join(
                         f"{k} {v}" for k, v in BASELINE.items()) + ") on the same scenes")
+    ap.add_argument("--spatial-only", action="store_true",
+                    help="also run the voices without the harmonic combs "
+                    "(voices.harmonic_weight 0: the spatial cues alone) on the same scenes")
     ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                     help="voices parameters of the run (e.g. frequency_prior_pool=0)")
     ap.add_argument("--hop", type=float, default=None,
@@ -229,6 +233,8 @@ def main(argv=None):
     vcfgs = {"voices": vcfg}
     if args.baseline:
         vcfgs = {"main": dataclasses.replace(VoiceConfig(), **BASELINE), **vcfgs}
+    if args.spatial_only:
+        vcfgs = {"spatial": dataclasses.replace(vcfg, harmonic_weight=0.0), **vcfgs}
     if args.hop is not None:
         vcfgs[f"hop {args.hop:g}"] = dataclasses.replace(vcfg, hop=args.hop)
     rows = []
@@ -262,7 +268,8 @@ def main(argv=None):
     RESULTS.mkdir(exist_ok=True)
     tag = ((f"_{args.method}" if args.method else "") + (f"_{args.tag}" if args.tag else "")
            + (f"_hop{args.hop:g}" if args.hop is not None else "")
-           + ("_truth" if args.speaking == "truth" else ""))
+           + ("_truth" if args.speaking == "truth" else "")
+           + ("_spatial" if args.spatial_only else ""))
     (RESULTS / f"bench_separation{tag}.md").write_text(table + "\n")
 
 

@@ -114,7 +114,8 @@ def run_scene(seed, speech):
         ipd, ild, w = sep.observations(f.spec[:, 0], f.spec[:, 1])
         cl = cluster_window(ipd, ild, w, fe.omega, itd, tau_max=sep.tau_max,
                             config=VoiceConfig(), activity=f.activity,
-                            min_frequency=fe.config.min_frequency)
+                            min_frequency=fe.config.min_frequency,
+                            power=np.abs(f.spec[:, 0]) ** 2 + np.abs(f.spec[:, 1]) ** 2)
         masks.append(np.stack([voice_mask(cl.masks, cl.share, k) for k in range(2)]))
         ipds.append(ipd)
     mask, ipd = np.concatenate(masks, axis=1), np.concatenate(ipds)

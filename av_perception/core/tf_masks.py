@@ -19,6 +19,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 
 from . import _tf_kernels as TK
+from . import harmonic as H
 from . import wdem
 from .config import ConfigError, StageConfig, param
 
@@ -123,10 +124,37 @@ class VoiceConfig(StageConfig):
         0.05, "Smallest gain of a voice's mask (limits musical noise).", low=0.0, high=1.0)
     mask_exponent: float = param(
         0.5, "The mask is the posterior to this power (> 1: sharper).", low=0.25, high=4.0)
+    harmonic_weight: float = param(
+        2.0, "Weight of each talker's harmonic comb (its F0 per frame from its spatially "
+        "weighted spectrum) in the bins' log-likelihoods (0: spatial cues only).",
+        low=0.0, high=10.0)
+    harmonic_passes: int = param(
+        1, "Re-estimations of the talkers' F0s from the combined posteriors per window.",
+        low=1, high=10)
+    harmonic_width: float = param(
+        0.8, "Spread (bins) of a talker's harmonic comb around each harmonic.",
+        low=0.2, high=4.0)
+    harmonic_floor: float = param(
+        0.1, "The harmonic comb between harmonics, relative to its peaks.",
+        low=0.001, high=0.99)
+    harmonic_max_frequency: float = param(
+        3000.0, "Highest frequency (Hz) of the harmonics used for the F0 and given a comb.",
+        low=500.0, high=8000.0)
+    pitch_min: float = param(
+        70.0, "Lowest F0 (Hz) searched.", low=30.0, high=500.0)
+    pitch_max: float = param(
+        400.0, "Highest F0 (Hz) searched.", low=60.0, high=1000.0)
+    voicing_threshold: float = param(
+        0.2, "Harmonic contrast (harmonics minus half-way points over their sum) above "
+        "which a talker's frame counts as voiced (fully voiced 0.15 above it).",
+        low=0.0, high=0.9)
 
     def validate(self):
         if self.itd_std_min > self.itd_std_max:
             raise ConfigError("voices.itd_std_min must be <= voices.itd_std_max")
+        if self.pitch_min >= self.pitch_max:
+            raise ConfigError(f"voices.pitch_min = {self.pitch_min} must be below "
+                              f"voices.pitch_max = {self.pitch_max}")
         if self.hop > self.window:
             raise ConfigError(f"voices.hop = {self.hop} is longer than voices.window = "
                               f"{self.window}: give a hop <= the window (0: the window)")
@@ -220,6 +248,7 @@ class TFClusterResult:
     share : (K, F) each talker's share among the talkers (sums to 1; the window's
         priors): the part of the outlier class (reverberation) that belongs to its voice.
     n_observations : weighted ITD candidates given to the EM.
+    f0 : (K, F) Hz, each talker's F0 per frame (0: unvoiced or harmonicity off).
     em_used : whether the EM's fit was used (False: too few observations, the predictions).
     """
 
@@ -232,6 +261,7 @@ class TFClusterResult:
     n_observations: int = 0
     em_used: bool = False
     outlier_prior: float = 0.0
+    f0: np.ndarray | None = None
 
 
 def itd_candidates(ipd, weight, omega, freq_ok, tau_max, min_weight):
@@ -257,7 +287,8 @@ def itd_candidates(ipd, weight, omega, freq_ok, tau_max, min_weight):
 
 def cluster_window(ipd, ild, weight, omega, track_itd, *, tau_max: float,
                    config: VoiceConfig | None = None, track_ild=None, activity=None,
-                   min_frequency: float = 0.0, use_numba: bool = True) -> TFClusterResult:
+                   min_frequency: float = 0.0, power=None,
+                   use_numba: bool = True) -> TFClusterResult:
     """Cluster the weighted bins of one window into its K tracks plus an outlier class.
 
     Parameters
@@ -270,7 +301,9 @@ def cluster_window(ipd, ild, weight, omega, track_itd, *, tau_max: float,
     track_ild : (K, B) dB or None
         The tracks' predicted ILD per bin (head models with ILD), used in the masks.
     activity : (F,) frame activity in [0, 1] (scales the presence) or None (1).
-    min_frequency : Hz, lowest bin giving ITD candidates.
+    min_frequency : Hz, lowest bin giving ITD candidates (and a harmonic comb).
+    power : (F, B) the mixture's power per bin (both microphones) or None; with
+        ``voices.harmonic_weight`` > 0 it gives each talker's F0 and harmonic comb.
 
     Returns
     -------
@@ -295,6 +328,11 @@ def cluster_window(ipd, ild, weight, omega, track_itd, *, tau_max: float,
             raise ValueError(f"{name} contains NaN or infinite values")
     if tau_max <= 0:
         raise ValueError("tau_max must be positive")
+    if power is not None:
+        power = np.asarray(power, dtype=np.float64)
+        if power.shape != ipd.shape or not np.all(np.isfinite(power)) or np.any(power < 0):
+            raise ValueError(f"power must be (F, B) = {ipd.shape} finite and >= 0 (the "
+                             f"mixture's |X_l|^2 + |X_r|^2), got shape {power.shape}")
     K = len(itd0)
     itd0 = np.clip(itd0, -tau_max, tau_max)
     freq = omega / (2 * np.pi)
@@ -345,17 +383,7 @@ def cluster_window(ipd, ild, weight, omega, track_itd, *, tau_max: float,
     for v_pass in range(cfg.variance_iterations + 1):
         # the likelihoods change with the variances only; the posteriors with the priors
         lik(ipd_c, ild_c, w_c, omega, itd, phase_var, ild_mean, ild_var, use_ild, loglik)
-        for it in range(cfg.prior_iterations + 1):
-            kern(loglik, w_c, np.log(pri_bin), post)
-            if it == cfg.prior_iterations or w_total <= 0:
-                break
-            # M-step of the window's priors (Dirichlet pseudo-count 1 per class)
-            acc_bin = np.einsum("kfb,fb->kb", post, weight)
-            acc = acc_bin.sum(axis=1)
-            pri = (acc + 1.0) / (w_total + K + 1.0)
-            pri[K] = np.clip(pri[K], cfg.outlier_prior_min, 0.9)
-            pri[:K] *= (1.0 - pri[K]) / pri[:K].sum()
-            pri_bin = _frequency_priors(acc_bin, pri, cfg)
+        pri, pri_bin = _prior_iterations(kern, loglik, w_c, pri, pri_bin, post, cfg)
         if v_pass == cfg.variance_iterations or w_total <= 0:
             break
         # M-step of each talker's IPD variance per bin (MESSL), pooled over neighbouring
@@ -371,6 +399,29 @@ def cluster_window(ipd, ild, weight, omega, track_itd, *, tau_max: float,
         est = num / np.maximum(den, 1e-9)
         phase_var = np.where(den > 1e-6, np.clip(est, cfg.phase_var_min, PHASE_VAR_MAX),
                              phase_var)
+    f0 = np.zeros((K, n_frames))
+    if cfg.harmonic_weight > 0 and power is not None and w_total > 0:
+        # harmonicity: each talker's F0 per frame from its share of the mixture's spectrum,
+        # its comb's log-likelihood ratio added to the spatial one (module .harmonic)
+        freqs_hz = omega / (2 * np.pi)
+        grid = H.f0_grid(cfg.pitch_min, cfg.pitch_max)
+        spatial = loglik.copy()
+        mix_sal = H.pitch_salience(np.sqrt(power)[None], freqs_hz, grid,
+                                   cfg.harmonic_max_frequency, use_numba)[0]
+        for _ in range(cfg.harmonic_passes):
+            share_now = pri[:K] / pri[:K].sum()
+            mag = np.sqrt(np.clip(post[:K] + post[K][None] * share_now[:, None, None], 0, 1)
+                          * power[None])
+            sal = H.pitch_salience(mag, freqs_hz, grid, cfg.harmonic_max_frequency, use_numba)
+            f0, contrast = H.talker_pitches(mix_sal, sal, grid, cfg.harmonic_max_frequency,
+                                            mag, freqs_hz[1])
+            conf = H.voicing_confidence(contrast, cfg.voicing_threshold)
+            harm = H.harmonic_loglik(f0, conf, freqs_hz, cfg.harmonic_width,
+                                     cfg.harmonic_floor, min_frequency,
+                                     cfg.harmonic_max_frequency, use_numba)
+            loglik[:K] = spatial[:K] + cfg.harmonic_weight * harm
+            pri, pri_bin = _prior_iterations(kern, loglik, w_c, pri, pri_bin, post, cfg)
+        f0 = np.where(conf > 0, f0, 0.0)
     rel = pri[:K] / pri[:K].sum()
     silent = rel < cfg.min_share
     if K > 1 and np.any(silent) and not np.all(silent) and w_total > 0:
@@ -388,7 +439,26 @@ def cluster_window(ipd, ild, weight, omega, track_itd, *, tau_max: float,
     presence = np.where(wf[None] > 0, frame / np.maximum(frame.sum(axis=0, keepdims=True),
                                                           1e-12), 0.0) * act[None, :]
     return TFClusterResult(itd, std, pri[:K] / pri[:K].sum(), post, presence, share,
-                           int(len(tau)), em_used, float(pri[K]))
+                           int(len(tau)), em_used, float(pri[K]), f0)
+
+
+def _prior_iterations(kern, loglik, weight, pri, pri_bin, post, cfg):
+    """E-steps (into ``post``) and M-steps of the window's priors (Dirichlet pseudo-count 1
+    per class) and per-frequency priors, ``cfg.prior_iterations`` times, from the classes'
+    log-likelihoods: returns the new (pri (K + 1,), pri_bin (K + 1, B))."""
+    K = loglik.shape[0] - 1
+    w_total = float(weight.sum())
+    for it in range(cfg.prior_iterations + 1):
+        kern(loglik, weight, np.log(pri_bin), post)
+        if it == cfg.prior_iterations or w_total <= 0:
+            break
+        acc_bin = np.einsum("kfb,fb->kb", post, weight)
+        acc = acc_bin.sum(axis=1)
+        pri = (acc + 1.0) / (w_total + K + 1.0)
+        pri[K] = np.clip(pri[K], cfg.outlier_prior_min, 0.9)
+        pri[:K] *= (1.0 - pri[K]) / pri[:K].sum()
+        pri_bin = _frequency_priors(acc_bin, pri, cfg)
+    return pri, pri_bin
 
 
 def _frequency_priors(acc_bin, pri, cfg) -> np.ndarray:

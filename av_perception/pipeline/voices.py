@@ -130,10 +130,12 @@ class VoiceSeparator:
         return ild_b[:, j]
 
     def observe(self, features):
-        """(ipd, ild, weight), each (F, B), of the next frames of the stream (features with
-        ``spec``).  Advances the observations' stream state."""
+        """(ipd, ild, weight, power), each (F, B), of the next frames of the stream
+        (features with ``spec``; power: |X_l|^2 + |X_r|^2).  Advances the observations'
+        stream state."""
         spec = features.spec
-        return self.observations(spec[:, 0], spec[:, 1])
+        ipd, ild, weight = self.observations(spec[:, 0], spec[:, 1])
+        return ipd, ild, weight, (np.abs(spec[:, 0]) ** 2 + np.abs(spec[:, 1]) ** 2)
 
     def cluster(self, features, ids, positions, speaking=None):
         """Cluster one window of frames (features with ``spec``) among the tracks ``ids`` at
@@ -144,9 +146,10 @@ class VoiceSeparator:
                                      positions, speaking)
 
     def cluster_observed(self, observed, activity, ids, positions, speaking=None):
-        """:meth:`cluster` of a window's observations ``observed`` = (ipd, ild, weight)
-        (:meth:`observe`) and frame ``activity`` (F,) or None."""
-        ipd, ild, weight = observed
+        """:meth:`cluster` of a window's observations ``observed`` = (ipd, ild, weight[,
+        power]) (:meth:`observe`) and frame ``activity`` (F,) or None."""
+        ipd, ild, weight = observed[:3]
+        power = observed[3] if len(observed) > 3 else None
         ids = np.asarray(ids, dtype=np.int64)
         pos = np.asarray(positions, dtype=float).reshape(-1, 3)
         if len(ids) == 0:
@@ -161,7 +164,7 @@ class VoiceSeparator:
                             tau_max=self.tau_max, config=self.config,
                             track_ild=self._track_ild(pos[ok]), activity=activity,
                             min_frequency=self.front_end.config.min_frequency,
-                            use_numba=self.use_numba)
+                            power=power, use_numba=self.use_numba)
         return ids[ok], cl
 
     def stream(self, start_time: float) -> VoiceStream:
@@ -227,7 +230,7 @@ class VoiceStream:
         self.windows = 0
         self.em_windows = 0
         self._mwf: dict = {}  # track id -> MWFState (method 'mwf')
-        self._history = None  # (ipd, ild, weight, activity, stamps) of the window's frames
+        self._history = None  # (ipd, ild, weight, power, activity, stamps) of the window
 
     def _starts(self, stamps) -> np.ndarray:
         n, rate = self.sep.frame_length, self.sep.rate
@@ -243,11 +246,11 @@ class VoiceStream:
 
     def _observe(self, feats):
         """The observations of the clustering window ending with the new frames ``feats``:
-        (ipd, ild, weight, activity, stamps), the last voices.window frames."""
-        ipd, ild, weight = self.sep.observe(feats)
+        (ipd, ild, weight, power, activity, stamps), the last voices.window frames."""
+        ipd, ild, weight, power = self.sep.observe(feats)
         act = (np.ones(len(feats)) if feats.activity is None
                else np.asarray(feats.activity, dtype=float))
-        new = (ipd, ild, weight, act, np.asarray(feats.stamp, dtype=float))
+        new = (ipd, ild, weight, power, act, np.asarray(feats.stamp, dtype=float))
         h = self._history
         if h is not None and self.sep.hop_frames < self.sep.window_frames:
             keep = self.sep.window_frames - len(feats)
@@ -259,7 +262,7 @@ class VoiceStream:
     def _window(self, feats) -> None:
         sep = self.sep
         n = sep.frame_length
-        ipd, ild, weight, act, hstamps = self._observe(feats)
+        ipd, ild, weight, power, act, hstamps = self._observe(feats)
         new = len(feats)
         starts = self._starts(feats.stamp)
         self._grow(int(starts[-1]) + n)
@@ -280,7 +283,7 @@ class VoiceStream:
             keep = max(0, int(np.searchsorted(t, start, side="right")) - 1)
             del self._outputs[:keep]
         self._live = set(ids.tolist())
-        got = sep.cluster_observed((ipd, ild, weight), act, ids, pos, speaking)
+        got = sep.cluster_observed((ipd, ild, weight, power), act, ids, pos, speaking)
         f0 = self.frames
         self.frames += len(feats)
         for p in self.presence.values():
