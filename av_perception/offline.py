@@ -406,8 +406,10 @@ def process_bag(bag, output, configs: dict | None = None, *, start: float | None
         else:
             with deferred():
                 try:
+                    smoothed = record.smooth(
+                        lag, *configs[TrackingConfig].smoothing_transitions())
                     result.smoothed_rows = smooth_track_file(output, result.speaking_rows,
-                                                             record.smooth(lag))
+                                                             smoothed)
                 except (ValueError, RuntimeError) as exc:  # the causal column stays
                     result.errors.append(f"speaking column not smoothed: {exc}")
     result.bag_seconds = total

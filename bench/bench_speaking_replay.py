@@ -37,7 +37,7 @@ KEYS = ("f1", "precision", "recall", "mota", "idf1")
 
 def simulate(out: Path, preset: str, seed: int) -> Path:
     d = out / f"{preset}_{seed}"
-    if not (d / "bag").exists():
+    if not (d / "bag").exists() and not (d / "frontend.pkl").exists():
         subprocess.run([sys.executable, "-m", "av_perception.cli", "simulate", str(d),
                         "--preset", preset, "--seed", str(seed), "--quiet", "--overwrite"],
                        check=True, stdout=subprocess.DEVNULL)
@@ -68,9 +68,10 @@ def record(d: Path, config: str | None) -> None:
         pickle.dump({"features": res.features, "observations": obs}, f)
 
 
-def replay(d: Path, configs: dict, tracks: Path) -> None:
+def replay(d: Path, configs: dict, tracks: Path, smoothed: Path | None = None) -> None:
     """The tracking stage over ``d``'s recording (as ``process`` runs it), written to the
-    track file ``tracks``."""
+    track file ``tracks`` (the causal speaking filter) and, with ``smoothed``, a copy whose
+    speaking column is smoothed as ``process`` does (``tracking.speaking_smoothing_lag``)."""
     from av_perception.core.config import (
         AudioFrontEndConfig,
         MicArrayConfig,
@@ -87,6 +88,9 @@ def replay(d: Path, configs: dict, tracks: Path) -> None:
     tracking = TrackingPipeline(configs[TrackerConfig], configs[MicArrayConfig],
                                 configs[StereoCameraConfig], configs[TrackingConfig],
                                 configs[HeadCalibrationConfig], configs[AudioFrontEndConfig])
+    lag = configs[TrackingConfig].speaking_smoothing_lag
+    record = tracking.record_speaking() if smoothed is not None and lag > 0.0 else None
+    record_rows: list = []
     done = 0
     with TrackFileWriter(tracks) as writer:
         for o in rec["observations"]:
@@ -98,7 +102,18 @@ def replay(d: Path, configs: dict, tracks: Path) -> None:
                                 o["lip_llr"])
             if out is None:
                 continue
+            if record is not None:
+                record_rows.append(record.last_rows(out.ids))
             writer.write(out)
+    if smoothed is not None:
+        import shutil
+
+        from av_perception.offline import smooth_track_file
+
+        shutil.copyfile(tracks, smoothed)
+        if record is not None and record_rows:
+            smooth_track_file(smoothed, np.concatenate(record_rows), record.smooth(
+                lag, *configs[TrackingConfig].smoothing_transitions()))
 
 
 def score(d: Path, tracks: Path) -> dict:
@@ -116,7 +131,12 @@ def error_kinds(d: Path, tracks: Path, margin: float = 0.3, by_person: bool = Fa
     ``inside`` a turn, while another person also speaks (``miss_overlap``);
     false positives in the ``tail`` (within ``margin`` s after the person's turn ended),
     while ``another`` person speaks (the wrong one of two), or in ``silence`` (nobody
-    speaks)."""
+    speaks).  Double talk apart: a miss while another person speaks is ``onset2`` /
+    ``overlap2`` when this person started after the other (the second talker) and
+    ``onset1`` / ``overlap1`` when before (the first talker, the other came in); a tail
+    false positive is ``tail_over`` when another person speaks meanwhile (the first
+    talker's end held while the second talks).  With a lip reading for the person near
+    the frame (``lips``: image stamp -> known), ``/nolip`` marks the errors without one."""
     from av_perception.eval.metrics import evaluate_tracks
     from av_perception.eval.readers import read_ground_truth, read_tracks
     from av_perception.sim.scene import load_scene
@@ -131,29 +151,34 @@ def error_kinds(d: Path, tracks: Path, margin: float = 0.3, by_person: bool = Fa
               for h, g in tr.groupby("track_id")}
     fps = scene.robot.camera.fps
     counts: dict = {}
+
+    def current_start(p, t):
+        starts = [u.start for u in scene.utterances if u.person == p and u.start <= t < u.end]
+        return starts[0] if starts else None
+
     for (f, h), o in matches.items():
         st, sp = arrays[h]
         said = sp[np.argmin(np.abs(st - float(frame_t.loc[f])))] >= 0.5
         t = f / fps
         now = {p: bool(v[0]) for p, v in scene.speaking([t]).items()}
         truth = now[o]
-        others = any(v for p, v in now.items() if p != o)
+        others = [p for p, v in now.items() if p != o and v]
         if truth and said:
             k = "tp"
         elif not truth and not said:
             k = "tn"
         elif truth:
-            starts = [u.start for u in scene.utterances if u.person == o and u.start <= t < u.end]
-            if starts and t - starts[0] < margin:
-                k = "miss_onset"
-            elif others:
-                k = "miss_overlap"
+            start = current_start(o, t)
+            onset = start is not None and t - start < margin
+            if others:
+                second = all((current_start(p, t) or 0.0) <= start for p in others)
+                k = ("miss_onset" if onset else "miss_overlap") + ("2" if second else "1")
             else:
-                k = "miss_inside"
+                k = "miss_onset" if onset else "miss_inside"
         else:
             ends = [u.end for u in scene.utterances if u.person == o and u.end <= t]
             if ends and t - max(ends) < margin:
-                k = "fp_tail"
+                k = "fp_tail_over" if others else "fp_tail"
             elif others:
                 k = "fp_another"
             else:
@@ -194,16 +219,18 @@ def main():
                 print(preset, seed, "recorded", flush=True)
                 continue
             with tempfile.TemporaryDirectory() as tmp:
-                tracks = Path(tmp) / "tracks.csv"
-                replay(d, configs, tracks)
-                if a.mode == "errors":
-                    r = error_kinds(d, tracks, by_person=a.by_person)
-                    print(preset, seed, json.dumps(dict(sorted(r.items()))), flush=True)
-                    rows.setdefault(preset, []).append(r)
-                    continue
-                r = score(d, tracks)
-            rows.setdefault(preset, []).append(r)
-            print(preset, seed, " ".join(f"{k} {r[k]:.3f}" for k in KEYS), flush=True)
+                tracks, smoothed = Path(tmp) / "tracks.csv", Path(tmp) / "smoothed.csv"
+                replay(d, configs, tracks, smoothed)
+                for name, path in (("causal", tracks), ("smoothed", smoothed)):
+                    if a.mode == "errors":
+                        r = error_kinds(d, path, by_person=a.by_person)
+                        print(preset, seed, name, json.dumps(dict(sorted(r.items()))),
+                              flush=True)
+                    else:
+                        r = score(d, path)
+                        print(preset, seed, name, " ".join(f"{k} {r[k]:.3f}" for k in KEYS),
+                              flush=True)
+                    rows.setdefault((preset, name), []).append(r)
     if a.mode == "record":
         return
     for preset, rs in rows.items():
@@ -212,11 +239,11 @@ def main():
             for r in rs:
                 for k, v in r.items():
                     tot[k] = tot.get(k, 0) + v
-            print(preset, "total", json.dumps(dict(sorted(tot.items()))))
+            print(*preset, "total", json.dumps(dict(sorted(tot.items()))))
             continue
         cells = [f"{k} {np.mean([r[k] for r in rs]):.3f} ({min(r[k] for r in rs):.3f})"
                  for k in KEYS]
-        print(f"{preset} mean (worst): " + " ".join(cells))
+        print(f"{preset[0]} {preset[1]} mean (worst): " + " ".join(cells))
 
 
 if __name__ == "__main__":

@@ -32,8 +32,13 @@ def cli(*args):
                    stdout=subprocess.DEVNULL)
 
 
-def measure(preset: str, seed: int, out: Path, tag: str, lags, config) -> dict:
-    """{lag: (speaking F1, precision, recall, MOTA, IDF1)} of one scene."""
+def measure(preset: str, seed: int, out: Path, tag: str, lags, config,
+            filter_transitions: bool = False) -> dict:
+    """{column: (speaking F1, precision, recall, MOTA, IDF1)} of one scene; a column is
+    a lag (s) > 0 smoothed with ``tracking.speaking_smoothing_entry`` / ``_exit`` (lag 0:
+    the causal filter, the tracker's transitions), and with
+    ``filter_transitions`` also each lag > 0 smoothed with the tracker's transitions
+    (column ``"<lag>f"``: the smoother before those parameters, from the same run)."""
     from av_perception.core.tf_masks import VoiceConfig
     from av_perception.io.params import load_offline_configs
     from av_perception.nodes.settings import TrackingNodeConfig
@@ -53,15 +58,21 @@ def measure(preset: str, seed: int, out: Path, tag: str, lags, config) -> dict:
     written = d / f"tracks_{tag}_run.csv"
     result = process_bag(d / "bag", written, configs)
     res = {}
-    for lag in lags:
-        f = d / f"tracks_{tag}_lag{lag:g}.csv"
+    smoother = configs[TrackingConfig].smoothing_transitions()
+    # lag 0 is the causal filter as published (the tracker's transitions)
+    columns = [(f"{lag:g}", lag, smoother if lag > 0.0 else (None, None)) for lag in lags]
+    if filter_transitions:
+        columns += [(f"{lag:g}f", lag, (None, None)) for lag in lags if lag > 0.0]
+    for name, lag, transitions in columns:
+        f = d / f"tracks_{tag}_lag{name}.csv"
         shutil.copy(written, f)
-        smooth_track_file(f, result.speaking_rows, result.speaking_record.smooth(lag))
-        ev = d / f"eval_{tag}_lag{lag:g}.json"
+        smooth_track_file(f, result.speaking_rows,
+                          result.speaking_record.smooth(lag, *transitions))
+        ev = d / f"eval_{tag}_lag{name}.json"
         cli("evaluate", str(d), str(f), "--json", str(ev))
         e = json.loads(ev.read_text())
         s, t = e.get("speaking", {}), e.get("tracking", {})
-        res[lag] = tuple(x for x in (s.get("f1"), s.get("precision"), s.get("recall"),
+        res[name] = tuple(x for x in (s.get("f1"), s.get("precision"), s.get("recall"),
                                      t.get("mota"), t.get("idf1")))
     return res
 
@@ -75,25 +86,30 @@ def main():
     ap.add_argument("--out", default="/tmp/speaking_smoothing")
     ap.add_argument("--tag", default="run", help="name of this version's files")
     ap.add_argument("--config", help="params file for process")
+    ap.add_argument("--filter-transitions", action="store_true",
+                    help="also smooth each lag > 0 with the tracker's transitions (column "
+                         "'<lag>f')")
     a = ap.parse_args()
     out = Path(a.out)
     rows = {}
     for preset in a.presets:
         for seed in a.seeds:
-            r = measure(preset, seed, out, a.tag, a.lags, a.config)
+            r = measure(preset, seed, out, a.tag, a.lags, a.config, a.filter_transitions)
             rows.setdefault(preset, []).append(r)
-            print(preset, seed, " ".join(f"lag {lag:g}: F1 {v[0]:.3f}" for lag, v in r.items()),
-                  f"MOTA {r[a.lags[0]][3]:.3f} IDF1 {r[a.lags[0]][4]:.3f}", flush=True)
-    print(f"\n| preset | seeds | {' | '.join(f'F1 lag {lag:g} s' for lag in a.lags)} "
+            first = next(iter(r.values()))
+            print(preset, seed, " ".join(f"lag {name}: F1 {v[0]:.3f}" for name, v in r.items()),
+                  f"MOTA {first[3]:.3f} IDF1 {first[4]:.3f}", flush=True)
+    names = list(next(iter(rows.values()))[0]) if rows else []
+    print(f"\n| preset | seeds | {' | '.join(f'F1 lag {name} s' for name in names)} "
           "| MOTA | IDF1 |")
-    print("|---|---|" + "---:|" * (len(a.lags) + 2))
+    print("|---|---|" + "---:|" * (len(names) + 2))
     for preset, rs in rows.items():
         cells = []
-        for lag in a.lags:
-            v = [r[lag][0] for r in rs]
+        for name in names:
+            v = [r[name][0] for r in rs]
             cells.append(f"{np.mean(v):.3f} ({min(v):.3f})")
         for k in (3, 4):
-            v = [r[a.lags[0]][k] for r in rs]
+            v = [r[names[0]][k] for r in rs]
             cells.append(f"{np.mean(v):.3f} ({min(v):.3f})")
         print(f"| `{preset}` | {', '.join(map(str, a.seeds))} | {' | '.join(cells)} |")
 

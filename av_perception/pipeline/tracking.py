@@ -96,6 +96,20 @@ class TrackingConfig(StageConfig):
         "filter used; docs/algorithms.md, 'The smoother'); longer than the bag: the whole "
         "bag; 0: the causal filter, as published live.  The live nodes always publish the "
         "causal filter; the tracker's own steps use it in every case.", low=0.0, high=1e6)
+    speaking_smoothing_entry: float = param(
+        0.005, "Offline smoother only: its silent -> speaking transition probability per "
+        "audio frame (turns are slower than the live filter's tracker.speaking_entry "
+        "assumes; the evidence is the filter's, recovered with the filter's transitions); "
+        "0: the tracker's speaking_entry.  docs/algorithms.md, 'The smoother'.",
+        low=0.0, high=0.5)
+    speaking_smoothing_exit: float = param(
+        0.005, "Offline smoother only: its speaking -> silent transition probability per "
+        "audio frame; 0: the tracker's speaking_exit.", low=0.0, high=0.5)
+
+    def smoothing_transitions(self) -> tuple[float | None, float | None]:
+        """The smoother's (entry, exit) for :meth:`SpeakingRecord.smooth` (None: the
+        filter's)."""
+        return (self.speaking_smoothing_entry or None, self.speaking_smoothing_exit or None)
 
 
 def calibrate_step(calibrator: HeadCalibrator, tracker, output, frames,
