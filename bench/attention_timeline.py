@@ -2,7 +2,7 @@
 selector replayed offline on the tracker's recorded outputs (BENCHMARKS.md, "Head motion").
 
     python bench/attention_timeline.py dump SCENE_DIR [--config F] [--fixed-frame base_link]
-    python bench/attention_timeline.py show SCENE_DIR [--all]
+    python bench/attention_timeline.py show SCENE_DIR [--all] [--set KEY=VALUE ...]
     python bench/attention_timeline.py replay OUT --seeds 206 207 [--kind pan] [--set KEY=VALUE ...]
 
 ``dump`` runs ``process`` over ``SCENE_DIR/bag`` keeping every tracker output and writes
@@ -10,8 +10,9 @@ selector replayed offline on the tracker's recorded outputs (BENCHMARKS.md, "Hea
 flags, ended ids, the attention target, and the camera's pose at the step).  ``show``
 prints, for each turn with more than one attention switch (``--all``: every switch), the
 turn, who is in view, and each switch: from and to which track / person, their speaking
-probabilities, audio-only flags and azimuths seen from the head (degrees, left
-positive; the fixed frame's x forward, y left).  ``replay`` runs the
+probabilities, audio-only flags, azimuths seen from the head (degrees, left positive)
+and ITDs (the head model at the step's pose); with ``--set`` the attention of the
+selector replayed with those settings.  ``replay`` runs the
 :class:`~av_perception.core.attention.AttentionSelector` (with ``attention.*`` overrides)
 over the dumps of ``OUT/<kind>_<seed>`` and scores it as ``evaluate`` does (the tracker's
 outputs do not depend on the selector, except in the closed loop).
