@@ -19,6 +19,13 @@ talk over each other for a moment; the last speaker is held through pauses.  The
 * a silent target is held while nobody else qualifies; after ``hold_time`` s of silence
   it stays the target (``idle_target = 'last_speaker'``, a gaze that rests on the last
   speaker) or is released (``'none'``);
+* one voice on two tracks (``itd_resolution``): when the target and a candidate are both
+  without visual support and their ITDs at the head's pose differ by less than
+  ``itd_resolution`` -- two people out of view on the same side, which the ITDs cannot
+  tell apart -- the candidate's speech may be the target's: it does not take the
+  attention on a run that began before the target's last speaking step (it needs an
+  onset after the target fell silent, or to come into view; :meth:`AttentionSelector.
+  update` with ``unseen`` and ``itd_model``);
 * a target whose track ended is released at once; one that the tracker merely stops
   reporting (silent and out of view, its identity kept) is held at its last position
   as a silent target (:meth:`AttentionSelector.update_output`; :meth:`~AttentionSelector.
@@ -73,6 +80,12 @@ class AttentionConfig(StageConfig):
         2.0, "The last speaker keeps the attention through pauses of this many seconds "
         "whatever idle_target says (another speaker can still take it after "
         "switch_delay).", low=0.0, high=600.0)
+    itd_resolution: float = param(
+        60e-6, "Two tracks without visual support (out of view) whose ITDs at the head's "
+        "pose differ by less than this (s) are not told apart by the speaking evidence: "
+        "while the target is one of them, the other does not take the attention on a "
+        "speaking run begun before the target fell silent (0: off).  The tracker's "
+        "itd_sigma.", low=0.0, high=1e-3)
     idle_target: str = param(
         "last_speaker", "After hold_time s without speech of the target: 'last_speaker' "
         "(keep looking at it while its track lives) or 'none' (no target until someone "
@@ -136,14 +149,20 @@ class AttentionSelector:
         self.last_position = np.full(3, np.nan)  # the target's last finite position
         self.last_stamp = -math.inf
         self.switches = 0  # target changes from one track to another (total)
+        #: track id -> its last finite position (also of the tracks the tracker stops
+        #: reporting while silent and out of view)
+        self.known: dict = {}
+        self.deferred = 0  # steps a candidate did not switch: one voice on two tracks
 
-    def update_output(self, output) -> AttentionTarget:
-        """:meth:`update` from a :class:`~av_perception.core.tracking.TrackerOutput`."""
+    def update_output(self, output, itd_model=None) -> AttentionTarget:
+        """:meth:`update` from a :class:`~av_perception.core.tracking.TrackerOutput`
+        (its ``audio_only`` flags as ``unseen``)."""
         return self.update(output.stamp, output.ids, output.position, output.speaking,
-                           ended=output.ended)
+                           ended=output.ended, unseen=output.audio_only,
+                           itd_model=itd_model)
 
-    def update(self, stamp: float, ids, positions, speaking,
-               ended=None) -> AttentionTarget:
+    def update(self, stamp: float, ids, positions, speaking, ended=None, unseen=None,
+               itd_model=None) -> AttentionTarget:
         """One tracker step.
 
         Parameters
@@ -162,6 +181,12 @@ class AttentionSelector:
             missing from ``ids`` but not ended (a silent track the tracker does not report
             while it is out of view) is held at its last position as a silent target;
             when None, a missing target is released.
+        unseen : (K,) bool, optional
+            Tracks without visual support (out of view: the tracker's ``audio_only``).
+        itd_model : callable, optional
+            ``itd_model(points)``: the ITDs (s) of points (N, 3) of the positions' frame
+            at this step's head pose.  With ``unseen`` and ``attention.itd_resolution`` >
+            0: one voice on two tracks (module docstring).
 
         Returns
         -------
@@ -181,6 +206,12 @@ class AttentionSelector:
                 f"{len(speaking)} speaking probabilities: give (K,) ids, (K, 3) positions and "
                 "(K,) probabilities of the same tracks")
         positions = positions.reshape(k, 3)
+        if unseen is None:
+            unseen = np.zeros(k, dtype=bool)
+        unseen = np.asarray(unseen, dtype=bool).reshape(-1)
+        if len(unseen) != k:
+            raise ValueError(f"attention: {k} track ids but {len(unseen)} unseen flags: give "
+                             "one flag per track (the tracker output's audio_only)")
         if stamp <= self.last_stamp:
             self.reset()
         prev, self.last_stamp = self.last_stamp, stamp
@@ -197,6 +228,13 @@ class AttentionSelector:
             elif stamp - last <= c.max_gap + 1e-9:
                 runs[i] = (start, last)
         self.onsets = runs
+        gone = ({int(i) for i in np.ravel(ended)} if ended is not None
+                else set(self.known) - set(present))  # without ended: missing = gone
+        for i in gone:
+            self.known.pop(i, None)
+        for i, j in present.items():
+            if np.isfinite(positions[j]).all():
+                self.known[i] = positions[j].copy()
         before = self.target
         if self.target not in present and (
                 ended is None or self.target in {int(i) for i in np.ravel(ended)}):
@@ -221,7 +259,13 @@ class AttentionSelector:
             if silent and self.target != NO_TARGET and not dwelt:
                 pass  # a gaze fixates: not replaced within min_dwell of being taken
             elif silent or (dwelt and best_key[0] >= target_prob + c.switch_margin):
-                self._take(best, stamp)
+                if self.onsets[best][0] <= self.last_spoke + 1e-9 and \
+                        self._same_voice(best, present, unseen, itd_model):
+                    # both unseen on one ITD, the candidate's run begun while the target
+                    # spoke: the target's voice heard on the candidate's track
+                    self.deferred += 1
+                else:
+                    self._take(best, stamp)
         if (self.target != NO_TARGET and c.idle_target == "none"
                 and stamp - self.last_spoke > c.hold_time):
             self.target = NO_TARGET
@@ -238,6 +282,20 @@ class AttentionSelector:
             self.last_position = positions[j].copy()
         return AttentionTarget(stamp, self.target, self.last_position.copy(),
                                float(speaking[j]), switched=before != self.target)
+
+    def _same_voice(self, best: int, present: dict, unseen: np.ndarray, itd_model) -> bool:
+        """True when the candidate ``best`` and the target are both without visual
+        support and their ITDs at the head's pose differ by less than
+        ``itd_resolution``: the speaking evidence cannot tell their voices apart."""
+        c = self.config
+        if itd_model is None or c.itd_resolution <= 0.0 or not unseen[present[best]] \
+                or best not in self.known or self.target not in self.known:
+            return False
+        if self.target in present and not unseen[present[self.target]]:
+            return False
+        itd = np.asarray(itd_model(np.array([self.known[best], self.known[self.target]])),
+                         dtype=float).reshape(-1)
+        return bool(abs(itd[0] - itd[1]) < c.itd_resolution)
 
     def _take(self, track_id: int, stamp: float) -> None:
         self.target = track_id

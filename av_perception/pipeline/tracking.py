@@ -342,9 +342,19 @@ class TrackingPipeline:
         """The attention target of one output (``out.attention``; None when disabled)."""
         if self.attention_config.enabled:
             self.attention.config = self.attention_config
-            out.attention = self.attention.update_output(out)
+            out.attention = self.attention.update_output(out, self._itd_model(out.stamp))
         elif self.attention.last_stamp > -math.inf:  # switched off: start afresh when on
             self.attention.reset()
+
+    def _itd_model(self, stamp: float):
+        """points (N, 3) in the outputs' frame -> their ITDs (s) at the head's pose at
+        ``stamp`` (the tracker's head model): how the attention tells apart unseen
+        tracks."""
+        geometry = self.tracker.geometry
+        pose = self.poses.camera_pose(stamp) if self.in_fixed_frame else None
+        if pose is None:
+            return lambda points: np.ravel(geometry.itd(np.atleast_2d(points)))
+        return lambda points: np.ravel(geometry.itd(pose.apply_inverse(np.atleast_2d(points))))
 
     def reset(self):
         """Forget the tracks and the buffered audio."""
