@@ -18,7 +18,7 @@ seeds 100-102, not these.
 Then the face-mesh cost per face (CPU ms, one thread).
 
 Run: ``PYTHONPATH=. .venv/bin/python bench/bench_lips.py [--seeds 0 1 2 3 4]
-[--duration 20] [--still-faces]``
+[--duration 20] [--still-faces] [--lips NAME VALUE ...]``
 """
 from __future__ import annotations
 
@@ -161,9 +161,12 @@ def main(argv=None):
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--still-faces", action="store_true")
     ap.add_argument("--no-cost", action="store_true", help="skip the face-mesh timing")
+    ap.add_argument("--lips", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                    help="a lips.* parameter other than its default (repeatable), e.g. "
+                         "--lips decay 0 --lips max_log_lr 3")
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
-    cfg = LipConfig()
+    cfg = LipConfig(**{k: type(getattr(LipConfig(), k))(v) for k, v in args.lips})
     per_seed = []
     for seed in args.seeds:
         pipe = DetectionPipeline(DetectionConfig(detector="blazeface", landmarks=True,

@@ -19,6 +19,7 @@ from av_perception.core.lip_activity import (
     lip_statistic,
     mouth_opening,
     speaking_log_lr,
+    weighted_statistic,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -104,6 +105,64 @@ def test_log_likelihood_ratio_is_the_chi_square_ratio():
     assert lip_statistic([0.1, np.nan, 0.3]) == (pytest.approx(np.std([0.1, 0.3], ddof=1)), 2)
 
 
+def test_weighted_statistic_against_its_formula():
+    x = [0.1, 0.13, np.nan, 0.08, 0.12]
+    # equal weights: the plain sample std and count
+    s, n = weighted_statistic(x, np.ones(5))
+    assert s == pytest.approx(lip_statistic(x)[0], rel=1e-12) and n == pytest.approx(4.0)
+    # by hand: openings 0 and 1 weighted 1 and 3: mean 0.75, biased variance 0.1875,
+    # Kish's n = 16 / 10 = 1.6, unbiased variance 0.1875 * 1.6 / 0.6 = 0.5
+    s, n = weighted_statistic([0.0, 1.0], [1.0, 3.0])
+    assert n == pytest.approx(1.6) and s == pytest.approx(math.sqrt(0.5))
+    assert math.isnan(weighted_statistic([0.1], [1.0])[0])
+    assert weighted_statistic([0.1, 0.2], [0.0, 0.0]) == (pytest.approx(np.nan, nan_ok=True), 0.0)
+    with pytest.raises(ValueError, match="differ in shape"):
+        weighted_statistic([0.1, 0.2], [1.0])
+
+
+def _talk_then_still(seed, onset=False, amp=0.025, fps=15.0):
+    """30 frames of a talking mouth (a 4.3 Hz syllable rhythm of amplitude ``amp`` eye
+    spans, random phase, landmark jitter 0.003) then 30 of a still one (or the reverse)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(30) / fps
+    talk = 0.1 + amp * np.sin(2 * np.pi * 4.3 * t + rng.uniform(0, 2 * np.pi))
+    talk = talk + 0.003 * rng.standard_normal(30)
+    still = 0.1 + 0.003 * rng.standard_normal(30)
+    return np.r_[still, talk] if onset else np.r_[talk, still]
+
+
+def _evidence(cfg, openings, eye_px=60.0, fps=15.0):
+    lips = LipActivity(cfg)
+    return np.array([lips.update(1, k / fps, lips.sample(mesh(gap=o * eye_px, eyes=eye_px),
+                                                          1.0)).log_lr
+                     for k, o in enumerate(openings)])
+
+
+def test_weighted_window_turns_sooner_when_a_mouth_stops_or_starts():
+    """Known truth: the mouth stops (starts) at frame 30.  The window weighted by age
+    (lips.decay) reads "silent" ("speaking") sooner than the flat window of main, never
+    later, and reads steady talk and steady stillness as surely as before."""
+    flat, weighted = LipConfig(decay=0.0, max_log_lr=3.0), LipConfig()
+    assert weighted.decay > 0.0
+    off = {"flat": [], "weighted": []}
+    on = {"flat": [], "weighted": []}
+    for seed in range(20):
+        stop, start = _talk_then_still(seed), _talk_then_still(seed, onset=True)
+        for name, cfg in (("flat", flat), ("weighted", weighted)):
+            a, b = _evidence(cfg, stop), _evidence(cfg, start)
+            # frames after the change until the evidence has the new sign, for good
+            off[name].append(int(np.flatnonzero(a[30:] >= 0).max(initial=-1)) + 1)
+            on[name].append(int(np.flatnonzero(b[30:] <= 0).max(initial=-1)) + 1)
+            assert np.all(a[8:30] >= 0.8 * cfg.max_log_lr)  # talking: clearly speaking
+            assert np.all(a[36:] <= -0.75 * 3.0)  # still: clearly silent
+        assert off["weighted"][-1] <= off["flat"][-1] and on["weighted"][-1] <= on["flat"][-1]
+    assert max(off["weighted"]) <= 4 and max(on["weighted"]) <= 2
+    # on average the flat window turns 0.65 frame later at a stop (3.8 vs 3.15 frames),
+    # 0.3 later at a start (1.15 vs 0.85)
+    assert np.mean(off["flat"]) - np.mean(off["weighted"]) >= 0.5
+    assert np.mean(on["flat"]) - np.mean(on["weighted"]) >= 0.2
+
+
 def _run(lips, track, openings, fps=15.0, eye_px=60.0, t0=0.0, presence=1.0):
     ev = None
     for k, o in enumerate(openings):
@@ -174,6 +233,8 @@ def test_config_checks():
         LipConfig(min_eye_px=50.0, full_eye_px=40.0)
     with pytest.raises(ConfigError, match="lips.window"):
         LipConfig(window=0.0)
+    with pytest.raises(ConfigError, match="lips.decay"):
+        LipConfig(decay=-0.1)
     assert LipSample.missing().reliability == 0.0
 
 

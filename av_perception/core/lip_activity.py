@@ -18,7 +18,8 @@ import numpy as np
 from .config import ConfigError, StageConfig, param
 
 __all__ = ["LIP_MESH", "LipActivity", "LipConfig", "LipEvidence", "LipSample",
-           "face_reliability", "lip_statistic", "mouth_opening", "speaking_log_lr"]
+           "face_reliability", "lip_statistic", "mouth_opening", "speaking_log_lr",
+           "weighted_statistic"]
 
 #: face-mesh vertices (MediaPipe canonical mesh; "right" = the person's right)
 LIP_MESH = {"upper_inner_lip": 13, "lower_inner_lip": 14, "mouth_right": 78,
@@ -55,6 +56,14 @@ class LipConfig(StageConfig):
         "most when their intersection-over-union is at least this (else a new history).",
         low=0.0, high=1.0)
     window: float = param(0.4, "Length of the lip-motion window (s).", low=0.1, high=2.0)
+    decay: float = param(
+        0.25, "Time constant (s) of the weights of the window's openings by age, "
+        "exp(-age / decay) (the newest weighs 1; a mesh standing for f frames, every_k and "
+        "max_faces_per_frame, weighs f times that but counts once in the effective number "
+        "of openings): the spread is the weighted one and the log-likelihood ratio's "
+        "degrees of freedom the effective number (sum w)^2 / sum w^2 less one, so a mouth "
+        "that stopped or started moving reaches the tracker sooner; 0 = all openings of "
+        "the window weigh the same (each mesh counting f times).", low=0.0, high=10.0)
     min_samples: int = param(4, "Fewer valid mouth openings in the window: the cue is "
                                 "unknown.", low=2, high=100)
     still_std: float = param(0.006, "Spread (std) of the opening of a still mouth: landmark "
@@ -62,7 +71,7 @@ class LipConfig(StageConfig):
                              low=1e-4, high=0.5)
     speaking_std: float = param(0.02, "Spread (std) of the opening of a talking mouth "
                                       "(eye spans).", low=1e-3, high=1.0)
-    max_log_lr: float = param(3.0, "Bound of the speaking log-likelihood ratio of one "
+    max_log_lr: float = param(4.0, "Bound of the speaking log-likelihood ratio of one "
                                    "window (frames are correlated).", low=0.1, high=20.0)
     min_eye_px: float = param(8.0, "Eye span (px) at which the cue says nothing.",
                               low=0.0, high=200.0)
@@ -208,15 +217,39 @@ def lip_statistic(openings) -> tuple[float, int]:
     return float(np.std(x, ddof=1)), int(x.size)
 
 
-def speaking_log_lr(spread: float, n: int, cfg: LipConfig) -> float:
-    """log p(spread | speaking) / p(spread | silent) of ``n`` openings.
+def weighted_statistic(openings, weights) -> tuple[float, float]:
+    """(weighted std, effective number) of the finite openings with their weights.
+
+    The effective number is Kish's (sum w)^2 / sum w^2; the variance
+    sum w (x - m)^2 / sum w is scaled by n_eff / (n_eff - 1) (unbiased for equal
+    weights, where this is :func:`lip_statistic`).  NaN std when n_eff <= 1.
+    """
+    x = np.asarray(openings, dtype=np.float64).ravel()
+    w = np.asarray(weights, dtype=np.float64).ravel()
+    if x.shape != w.shape:
+        raise ValueError(f"openings {x.shape} and weights {w.shape} differ in shape")
+    keep = np.isfinite(x) & np.isfinite(w) & (w > 0.0)
+    x, w = x[keep], w[keep]
+    if x.size == 0:
+        return math.nan, 0.0
+    n_eff = float(w.sum() ** 2 / np.sum(w * w))
+    if n_eff <= 1.0 + 1e-9:
+        return math.nan, n_eff
+    m = float(np.sum(w * x) / w.sum())
+    var = float(np.sum(w * (x - m) ** 2) / w.sum()) * n_eff / (n_eff - 1.0)
+    return math.sqrt(var), n_eff
+
+
+def speaking_log_lr(spread: float, n: float, cfg: LipConfig) -> float:
+    """log p(spread | speaking) / p(spread | silent) of ``n`` openings (an effective
+    number with weighted openings, :func:`weighted_statistic`).
 
     Gaussian openings of std ``speaking_std`` or ``still_std``: (n - 1) s^2 / sigma^2
     is chi-square with n - 1 degrees of freedom, so the ratio is
     (n - 1) [log(sigma0 / sigma1) + s^2 (1 / sigma0^2 - 1 / sigma1^2) / 2],
     clipped to +- ``max_log_lr``.
     """
-    if not math.isfinite(spread) or n < 2:
+    if not math.isfinite(spread) or n <= 1.0:
         return 0.0
     s0, s1 = cfg.still_std, cfg.speaking_std
     v = (n - 1) * (math.log(s0 / s1) + 0.5 * spread ** 2 * (1.0 / s0 ** 2 - 1.0 / s1 ** 2))
@@ -255,7 +288,8 @@ class LipActivity:
         return the track's evidence at ``t``.  ``frames``: how many frames the sample
         stands for (the frames since the track's previous mesh, lips.every_k and
         lips.max_faces_per_frame); it counts that many times in min_samples, the
-        log-likelihood ratio and the window's mean reliability."""
+        log-likelihood ratio and the window's mean reliability (with lips.decay > 0:
+        that many times in the weights, once in the effective number)."""
         h = self._hist.setdefault(track_id, deque())
         s = sample if sample is not None else LipSample.missing()
         if h and t < h[-1][0]:  # time went back (bag loop): start again
@@ -282,6 +316,15 @@ class LipActivity:
             return LipEvidence.unknown(n)
         # mean reliability over the window's frames: missing frames count as 0
         rel = float(sum(s.reliability * w for s, w in ok) / sum(w for _, _, w in h))
+        if self.config.decay > 0.0:  # newer openings weigh more
+            newest = h[-1][0]
+            kept = [(t, s, w) for t, s, w in h
+                    if math.isfinite(s.opening) and s.reliability > 0.0]
+            # a mesh standing for w frames weighs w (one measure: fewer degrees of freedom)
+            spread, n_w = weighted_statistic(
+                [s.opening for _, s, _ in kept],
+                [w * math.exp(-(newest - t) / self.config.decay) for t, _, w in kept])
+            return LipEvidence(rel * speaking_log_lr(spread, n_w, self.config), rel, spread, n)
         return LipEvidence(rel * speaking_log_lr(spread, n_eff, self.config), rel, spread, n)
 
     def hold(self, track_id, t: float) -> LipEvidence:
