@@ -113,31 +113,24 @@ def draw_frontal_room(seed: int, index: int) -> dict:
     """A tuning room with a frontal talker (|azimuth| 3-18 deg, 1.5-3 m), RT60 0.3-0.5 s and
     SNR 7-14 dB, the voice alternating synthetic / recorded: the conditions of the report
     rooms where pyroomacoustics' best method read closest to ours."""
-    rng = np.random.default_rng([seed, 1])  # a stream apart from draw_room's
-    az = rng.uniform(3.0, 18.0) * rng.choice([-1.0, 1.0])
-    room = draw_room(seed, 0, 1, 0)  # the room, the robot's height and the voice
-    dist = rng.uniform(1.5, 3.0)
-    dims = np.array(room["room"])
-    dx = -dist * np.sin(np.radians(az))
-    dy = dist * np.cos(np.radians(az))
-    dims[0] = max(dims[0], abs(dx) + 1.2)
-    dims[1] = max(dims[1], dy + 1.2)
-    x_lo, x_hi = max(0.4, 0.4 - dx), min(dims[0] - 0.4, dims[0] - 0.4 - dx)
-    y_lo, y_hi = 0.4, dims[1] - 0.4 - dy
-    room.update(azimuth=float(az), distance=float(dist), rt60=float(rng.uniform(0.3, 0.5)),
-                snr_db=float(rng.uniform(7.0, 14.0)), room=[float(v) for v in dims],
-                head=[float(rng.uniform(x_lo, x_hi)), float(rng.uniform(y_lo, y_hi)),
-                      room["head"][2]],
-                recorded=bool(index % 2 == 1))
-    return room
+    return _draw_talker_room(seed, 1, (3.0, 18.0), (0.3, 0.5), (7.0, 14.0),
+                             recorded=index % 2 == 1)
 
 
 def draw_lateral_room(seed: int) -> dict:
     """A tuning room with a lateral recorded talker (|azimuth| 45-65 deg, 1.5-3 m), RT60
     0.5-0.7 s and SNR 9-17 dB: the conditions of the report room where the recorded-speech
     target is closest to its limit (1907)."""
-    rng = np.random.default_rng([seed, 2])  # a stream apart from draw_room's
-    az = rng.uniform(45.0, 65.0) * rng.choice([-1.0, 1.0])
+    return _draw_talker_room(seed, 2, (45.0, 65.0), (0.5, 0.7), (9.0, 17.0), recorded=True)
+
+
+def _draw_talker_room(seed: int, stream: int, azimuth_deg, rt60_s, snr_db,
+                      recorded: bool) -> dict:
+    """draw_room's room, robot height and voice with a talker 1.5-3 m away at |azimuth| in
+    ``azimuth_deg`` (either side), RT60 and SNR drawn in the given ranges, the room grown
+    and the robot placed so that both stay 0.4 m inside the walls."""
+    rng = np.random.default_rng([seed, stream])  # a stream apart from draw_room's
+    az = rng.uniform(*azimuth_deg) * rng.choice([-1.0, 1.0])
     room = draw_room(seed, 0, 1, 0)  # the room, the robot's height and the voice
     dist = rng.uniform(1.5, 3.0)
     dims = np.array(room["room"])
@@ -147,11 +140,11 @@ def draw_lateral_room(seed: int) -> dict:
     dims[1] = max(dims[1], dy + 1.2)
     x_lo, x_hi = max(0.4, 0.4 - dx), min(dims[0] - 0.4, dims[0] - 0.4 - dx)
     y_lo, y_hi = 0.4, dims[1] - 0.4 - dy
-    room.update(azimuth=float(az), distance=float(dist), rt60=float(rng.uniform(0.5, 0.7)),
-                snr_db=float(rng.uniform(9.0, 17.0)), room=[float(v) for v in dims],
+    room.update(azimuth=float(az), distance=float(dist), rt60=float(rng.uniform(*rt60_s)),
+                snr_db=float(rng.uniform(*snr_db)), room=[float(v) for v in dims],
                 head=[float(rng.uniform(x_lo, x_hi)), float(rng.uniform(y_lo, y_hi)),
                       room["head"][2]],
-                recorded=True)
+                recorded=bool(recorded))
     return room
 
 
