@@ -20,6 +20,20 @@ from av_perception.sim.signals import binaural_noise, binauralize, noise_bursts
 FS = 16000
 
 
+def assert_numba_matches_reference(cfg, x, names, tag):
+    """The numba front-end and its numpy reference give the same fields ``names`` on
+    ``x`` (NaN where the other is NaN, else within 1e-9 relative); returns the numba
+    front-end's features."""
+    a = BinauralFrontEnd(cfg, use_numba=True, keep_cross=True).process(x, FS, 0.0)
+    b = BinauralFrontEnd(cfg, use_numba=False, keep_cross=True).process(x, FS, 0.0)
+    for name in names:
+        va, vb = getattr(a, name), getattr(b, name)
+        assert np.array_equal(np.isnan(va), np.isnan(vb)), (*tag, name)
+        ok = ~np.isnan(va)
+        assert np.allclose(va[ok], vb[ok], rtol=1e-9, atol=1e-12), (*tag, name)
+    return a
+
+
 @pytest.mark.parametrize("delay_samples", [0.0, 0.25, 1.5, 3.7, -2.2, -6.4])
 def test_fractional_delay_itd_is_exact(delay_samples):
     """Sub-sample precision of the continuous GCC-PHAT + Newton (stated in docs/algorithms.md)."""
@@ -57,14 +71,9 @@ def test_numba_kernel_matches_numpy_reference(rng):
                                   precedence_gate=gate, precedence_hold_time=hold)
         x = binauralize(noise_bursts(FS, 1.5, seed=2), 1.3e-4, FS)
         x += 0.01 * rng.standard_normal(x.shape)
-        a = BinauralFrontEnd(cfg, use_numba=True, keep_cross=True).process(x, FS, 0.0)
-        b = BinauralFrontEnd(cfg, use_numba=False, keep_cross=True).process(x, FS, 0.0)
-        for name in ("itd", "reliability", "ild", "ild_bands", "activity", "direct_path",
-                     "snr_db", "n_bins", "cross"):
-            va, vb = getattr(a, name), getattr(b, name)
-            assert np.array_equal(np.isnan(va), np.isnan(vb)), (mode, memory, name)
-            ok = ~np.isnan(va)
-            assert np.allclose(va[ok], vb[ok], rtol=1e-9, atol=1e-12), (mode, memory, name)
+        assert_numba_matches_reference(
+            cfg, x, ("itd", "reliability", "ild", "ild_bands", "activity", "direct_path",
+                     "snr_db", "n_bins", "cross"), (mode, memory))
 
 
 def test_direct_to_total_ratio_of_diffuse_and_coherent_fields(rng):
@@ -318,13 +327,8 @@ def test_snr_weighting_matches_reference_and_keeps_an_exact_itd(rng):
     for mode, memory, hold in (("none", 0.0, 0.0), ("cdr+onset", 1.0, 0.1), ("cdr", 0.4, 0.0)):
         cfg = AudioFrontEndConfig(direct_path_weighting=mode, precedence_time=memory,
                                   precedence_hold_time=hold, bin_snr_weight_exponent=0.5)
-        a = BinauralFrontEnd(cfg, use_numba=True, keep_cross=True).process(x, FS, 0.0)
-        b = BinauralFrontEnd(cfg, use_numba=False, keep_cross=True).process(x, FS, 0.0)
-        for name in ("itd", "reliability", "direct_path", "n_bins", "cross"):
-            va, vb = getattr(a, name), getattr(b, name)
-            assert np.array_equal(np.isnan(va), np.isnan(vb)), (mode, name)
-            ok = ~np.isnan(va)
-            assert np.allclose(va[ok], vb[ok], rtol=1e-9, atol=1e-12), (mode, name)
+        assert_numba_matches_reference(
+            cfg, x, ("itd", "reliability", "direct_path", "n_bins", "cross"), (mode,))
     plain = AudioFrontEndConfig(direct_path_weighting="none", precedence_time=0.0)
     weighted = AudioFrontEndConfig(direct_path_weighting="none", precedence_time=0.0,
                                    bin_snr_weight_exponent=0.5)
@@ -395,13 +399,8 @@ def test_itd_snr_weight_leaves_gate_and_direct_weight_and_matches_reference(rng)
         cfg = AudioFrontEndConfig(direct_path_weighting=mode, precedence_time=memory,
                                   precedence_hold_time=hold, onset_band_hz=band,
                                   itd_snr_weight_exponent=0.5)
-        a = BinauralFrontEnd(cfg, use_numba=True, keep_cross=True).process(x, FS, 0.0)
-        b = BinauralFrontEnd(cfg, use_numba=False, keep_cross=True).process(x, FS, 0.0)
-        for name in ("itd", "reliability", "direct_path", "n_bins", "cross"):
-            va, vb = getattr(a, name), getattr(b, name)
-            assert np.array_equal(np.isnan(va), np.isnan(vb)), (mode, name)
-            ok = ~np.isnan(va)
-            assert np.allclose(va[ok], vb[ok], rtol=1e-9, atol=1e-12), (mode, name)
+        a = assert_numba_matches_reference(
+            cfg, x, ("itd", "reliability", "direct_path", "n_bins", "cross"), (mode,))
         off = extract_features(x, FS, AudioFrontEndConfig(
             direct_path_weighting=mode, precedence_time=memory, precedence_hold_time=hold,
             onset_band_hz=0.0))
