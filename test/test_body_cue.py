@@ -1,6 +1,7 @@
 """The body cue (issue 17): a track whose person turns their head away stays observed from
 the stereo depth of the head-and-torso column; nothing where the person has gone, nothing
 for a track that never showed its face.  And the simulator's turning heads."""
+import cv2
 import numpy as np
 import pytest
 
@@ -134,6 +135,74 @@ def test_no_observation_for_a_track_that_never_showed_its_face_or_after_max_gap(
     off.process(f0.left, f0.right, 0.5, tracks=(truth[None], [TRACK]))
     assert off.body is None
     assert len(off.process(f.left, f.right, 1.4, tracks=(truth[None], [TRACK]))) == 0
+
+
+_OLD_PLACEMENT = dict(hold_height=False, face_above=0.0)
+
+
+@pytest.mark.parametrize("face,position", [("lfw:3", (0.4, -0.42, 3.0)),
+                                           ("hopper", (-0.6, -0.4, 4.2))])
+def test_a_turned_head_is_observed_at_its_face_height_not_down_the_body(face, position):
+    """Face seen at 0.5 s, turned away at 1.5 s while the track's head is predicted
+    0.12 m low (a track that drifted down the body): the observation keeps the height
+    the face was seen at (within 3 cm); without ``hold_height`` the torso's look is
+    searched around the drifted head: not found, or found >= 6 cm low."""
+    scene = _scene([PersonSpec(1, still(position), face, turn_away=[[1.0, 3.0]])])
+    r = VideoRenderer(scene)
+    err = {}
+    for name, body in (("held", BodyCueConfig()), ("old", BodyCueConfig(**_OLD_PLACEMENT))):
+        fe = _front_end(scene, body)
+        rng = np.random.default_rng(0)
+        f = r.render(0.5, rng)
+        truth = _truth(scene, 0.5)
+        assert list(fe.process(f.left, f.right, 0.5, tracks=(truth[None], [TRACK])).kind) \
+            == ["face"]
+        f = r.render(1.5, rng)
+        truth = _truth(scene, 1.5)
+        obs = fe.process(f.left, f.right, 1.5,
+                         tracks=(truth[None] + [0.0, 0.12, 0.0], [TRACK]))
+        if name == "old" and not len(obs):  # its torso's look was searched too low
+            err[name] = None
+            continue
+        assert list(obs.kind) == ["body"], (name, obs.kind)
+        err[name] = obs.xyz[0] - truth
+        assert abs(err[name][2]) < 0.04 * truth[2]
+    assert abs(err["held"][1]) < 0.03 and np.linalg.norm(err["held"]) < 0.06, err
+    assert err["old"] is None or err["old"][1] > 0.06, err
+
+
+def test_no_body_observation_below_a_face_of_the_same_person():
+    """A track whose predicted head lies 1.3 face widths below the person's detected face
+    (in the same column, at the face's depth): the face is the track's, so no body
+    observation is added under it; without ``face_above`` a second one was.  A track at
+    another depth in that column is not explained by the face."""
+    position = (0.3, -0.4, 2.6)
+    scene = _scene([PersonSpec(1, still(position), "astronaut")])
+    r = VideoRenderer(scene)
+    side_m = 0.16 * 1.3
+    kinds = {}
+    # search 0: the body cue measures at the predicted head itself (as it does for a
+    # track whose torso's look it has not learned, or a look found lower on a plain shirt)
+    for name, body in (("new", BodyCueConfig(search=0.0)),
+                       ("old", BodyCueConfig(search=0.0, **_OLD_PLACEMENT))):
+        fe = _front_end(scene, body)
+        rng = np.random.default_rng(6)
+        f = r.render(0.5, rng)
+        truth = _truth(scene, 0.5)
+        assert list(fe.process(f.left, f.right, 0.5, tracks=(truth[None], [TRACK])).kind) \
+            == ["face"]
+        f = r.render(0.6, rng)
+        low = _truth(scene, 0.6) + [0.0, side_m, 0.0]
+        obs = fe.process(f.left, f.right, 0.6, tracks=(low[None], [TRACK]))
+        kinds[name] = sorted(obs.kind)
+        if name == "new":  # the face does not explain a track 40 % nearer in its column
+            near = _truth(scene, 0.6) * 0.6 + [0.0, side_m, 0.0]
+            grey = [cv2.cvtColor(im, cv2.COLOR_BGR2GRAY) for im in (f.left, f.right)]
+            fe.body.observe(grey[0], grey[1], 0.7, np.stack([low, near]), [TRACK, TRACK + 1],
+                            obs)
+            assert fe.body._last_face == {TRACK: 0.7}, fe.body._last_face
+    assert kinds["new"] == ["face"], kinds
+    assert kinds["old"] == ["body", "face"], kinds
 
 
 def test_body_regions_and_config_errors():

@@ -78,6 +78,17 @@ class BodyCueConfig(StageConfig):
     min_visible: float = param(
         0.5, "Smallest fraction of the column inside the image for it to be matched.",
         low=0.05, high=1.0)
+    hold_height: bool = param(
+        True, "Place the observed head at the height (rectified camera frame, metres) of "
+        "the track's face when it was last seen, at the predicted depth, instead of the "
+        "rows where the torso's look was found (a uniform shirt matches equally well a "
+        "little lower, and the tracker follows: the head drifted down the body).")
+    face_above: float = param(
+        3.0, "A face observation in the track's column (within one face width across) "
+        "from this many face widths above its predicted head down to one below, whose "
+        "depth is within depth_tolerance of the predicted depth, is the track's face "
+        "(seen: no body observation).  0: only a face within one face width of the "
+        "predicted head counts.", low=0.0, high=10.0)
 
     def validate(self):
         if self.torso_top >= self.torso_bottom:
@@ -142,12 +153,14 @@ class BodyCue:
         self.depth_offset = float(depth_offset)
         self._last_face: dict[int, float] = {}
         self._torso: dict[int, tuple] = {}  # id -> (grey patch, face width px)
+        self._height: dict[int, float] = {}  # id -> face's rectified y (m) when last seen
         self.stats = {"tracks": 0, "observations": 0, "moved": 0, "not_found": 0,
                       "depth_mismatch": 0, "no_match": 0}
 
     def reset(self) -> None:
         self._last_face = {}
         self._torso = {}
+        self._height = {}
 
     def observe(self, gl, gr, stamp: float, positions, ids, faces):
         """Body observations of one rectified grey pair.
@@ -202,14 +215,25 @@ class BodyCue:
             fu, fv = fb[:, 0] + 0.5 * fb[:, 2] - 0.5, fb[:, 1] + 0.5 * fb[:, 3] - 0.5
             dist = np.maximum(np.abs(fu[None, :] - u[:, None]), np.abs(fv[None, :] - v[:, None]))
             near = dist <= side[:, None]
-            seen = ok & near.any(axis=1)
             # the face's width in pixels from its stereo depth (as the predicted heads')
             with np.errstate(divide="ignore", invalid="ignore"):
-                f_side = cal.fx * self.face_width / cal.depth_from_disparity(faces.disparity)
+                f_depth = cal.depth_from_disparity(faces.disparity)
+                f_side = cal.fx * self.face_width / f_depth
+            if c.face_above > 0:  # a face above a head that drifted down the body
+                dv = fv[None, :] - v[:, None]
+                column = ((np.abs(fu[None, :] - u[:, None]) <= side[:, None])
+                          & (dv >= -c.face_above * side[:, None]) & (dv <= side[:, None])
+                          & (np.abs(f_depth[None, :] - zs[:, None])
+                             <= c.depth_tolerance * zs[:, None]))
+                near |= column
+            seen = ok & near.any(axis=1)
+            f_rect = faces.xyz if frame == "rectified" else faces.xyz @ cal.rotation.T
             for k in np.flatnonzero(seen):  # the torso below the face, for the search
                 j = int(np.argmin(np.where(near[k], dist[k], np.inf)))
                 if not (np.isfinite(f_side[j]) and f_side[j] > 0):
                     continue
+                if np.isfinite(f_rect[j, 1]):
+                    self._height[ids[k]] = float(f_rect[j, 1])
                 _, torso = body_regions(fu[j], fv[j], f_side[j], c)
                 box, frac = _inside(torso, width, height)
                 if frac[0] >= 0.999 and box[0, 2] >= 4 and box[0, 3] >= 4:
@@ -220,6 +244,7 @@ class BodyCue:
         live = set(ids)
         self._last_face = {i: t for i, t in self._last_face.items() if i in live}
         self._torso = {i: t for i, t in self._torso.items() if i in live}
+        self._height = {i: t for i, t in self._height.items() if i in live}
         want = np.array([bool(ok[k] and not seen[k] and ids[k] in self._last_face
                               and 0.0 <= stamp - self._last_face[ids[k]] <= c.max_gap)
                          for k in range(len(p))], dtype=bool)
@@ -228,11 +253,16 @@ class BodyCue:
         idx = np.flatnonzero(want)[:MAX_BODY_OBSERVATIONS]
         self.stats["tracks"] += len(idx)
         u, v = u.copy(), v.copy()
+        held = np.array([c.hold_height and ids[k] in self._height for k in idx], dtype=bool)
+        for k in idx[held]:  # the head at the height its face was last seen at
+            v[k] = cal.fy * self._height[ids[k]] / zs[k] + cal.cy
         lost = np.zeros(len(p), dtype=bool)
-        for k in idx:  # move the head to where its torso is
+        for n_k, k in enumerate(idx):  # move the head to where its torso is
             moved = self._search(gl, ids[k], u[k], v[k], side[k])
             if moved is not None:
-                u[k], v[k] = moved
+                u[k] = moved[0]
+                if not held[n_k]:
+                    v[k] = moved[1]
                 self.stats["moved"] += 1
             elif c.search > 0 and ids[k] in self._torso:
                 lost[k] = True  # its look is known but not found: not observed
