@@ -32,9 +32,12 @@ configuration except these (:data:`SETTINGS`):
   depth; fourth pass: the halves also for a face partly outside the right image,
   ``vision.half_face_at_border``, and faces cut by the left image's border,
   ``detection.border_faces``);
-* ``main``: the defaults before the fourth pass (``vision.half_face_at_border: false``,
-  ``detection.border_faces: false``);
-* ``+border halves``: ``main`` with ``vision.half_face_at_border``;
+* ``before border faces``: the defaults before the fourth pass
+  (``vision.half_face_at_border: false``, ``detection.border_faces: false``);
+* ``+border halves``: ``before border faces`` with ``vision.half_face_at_border``;
+* ``main``: the defaults before the fifth pass (the body cue's head at the predicted
+  head's rows, and only a face within one face width of it counts as the track's:
+  ``body.hold_height: false``, ``body.face_above: 0``);
 * ``+partial 0.375``: the defaults and parts of 0.375 of the region's width besides the
   halves (``vision.partial_face_widths: [0.375, 0.5]``).
 
@@ -107,8 +110,9 @@ SETTINGS = {
     "+candidates": dict(detector="blazeface", border_faces=False, vision=_NO_TRACK),
     "+candidates+track depth": dict(detector="blazeface", border_faces=False, vision=_TRACK),
     "default": dict(detector="blazeface"),
-    "main": dict(detector="blazeface", border_faces=False,
-                 vision=dict(half_face_at_border=False)),
+    "before border faces": dict(detector="blazeface", border_faces=False,
+                                vision=dict(half_face_at_border=False)),
+    "main": dict(detector="blazeface", body=dict(hold_height=False, face_above=0.0)),
     "+border halves": dict(detector="blazeface", border_faces=False),
     "+partial 0.375": dict(detector="blazeface", vision=dict(partial_face_widths=(0.375, 0.5))),
 }
@@ -170,6 +174,7 @@ def run_setting(scene_dir: Path, setting: dict, workdir: Path, name: str) -> dic
     """process_bag over the scene with one detection setting -> metrics."""
     import cv2
 
+    from av_perception.core.body_cue import BodyCueConfig
     from av_perception.core.config import StereoCameraConfig
     from av_perception.core.detection import DetectionConfig
     from av_perception.core.vision import VisionConfig
@@ -189,7 +194,9 @@ def run_setting(scene_dir: Path, setting: dict, workdir: Path, name: str) -> dic
     tracks = workdir / f"tracks_{scene_dir.name}_{name}.csv"
     setting = dict(setting)
     vision = setting.pop("vision", {})
-    configs = {DetectionConfig: DetectionConfig(**setting), VisionConfig: VisionConfig(**vision)}
+    body = setting.pop("body", {})
+    configs = {DetectionConfig: DetectionConfig(**setting), VisionConfig: VisionConfig(**vision),
+               BodyCueConfig: BodyCueConfig(**body)}
     cpu0 = time.process_time()
     res = process_bag(scene_dir / "bag", tracks, configs, on_observations=obs_list.append)
     cpu = time.process_time() - cpu0
