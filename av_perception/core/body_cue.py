@@ -81,8 +81,8 @@ class BodyCueConfig(StageConfig):
     hold_height: bool = param(
         True, "Place the observed head at the height (rectified camera frame, metres) of "
         "the track's face when it was last seen, at the predicted depth, instead of the "
-        "rows where the torso's look was found (a uniform shirt matches equally well a "
-        "little lower, and the tracker follows: the head drifted down the body).")
+        "rows where the torso's look was found (with those, the observed head could drift "
+        "down the body).")
     face_above: float = param(
         3.0, "A face observation in the track's column (within one face width across) "
         "from this many face widths above its predicted head down to one below, whose "
