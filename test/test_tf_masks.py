@@ -395,6 +395,33 @@ def test_speaking_gate_leaves_a_silent_track_out(two_sources):
     np.testing.assert_allclose(res.voices[9][late], free.voices[9][late], atol=1e-9)
 
 
+def test_speaking_gate_span_keeps_a_talker_through_a_short_status_dip(two_sources):
+    """The live voices' short window (0.2 s every 0.048 s): a talker whose speaking status
+    dips for 0.3 s (a pause) is gated out of the windows inside the dip without a span,
+    and kept with voices.speaking_gate_span 0.4 (the highest status over 0.4 s)."""
+    img_a, img_b, mix = two_sources
+    fe, feats = _front_end(mix)
+    geometry = type("G", (), {"itd": staticmethod(lambda p: np.array([ITD_A]))})()
+    t = np.arange(0.0, 2.05, 0.02)
+    # A (track 4) talks from 0 to 1.4 s; its status says silent in [0.5, 0.8) s
+    outs = [type("Out", (), {"stamp": s, "ids": np.array([4]), "position": np.zeros((1, 3)),
+                             "speaking": np.array([float(not 0.5 <= s < 0.8)])})()
+            for s in t]
+    from dataclasses import replace
+    live = replace(VoiceConfig(), hop=0.048, window=0.2, speaking_gate=0.3)
+    short = VoiceSeparator(fe, geometry, live).run(feats, outs, 0.0, len(mix))
+    spanned = VoiceSeparator(fe, geometry, replace(live, speaking_gate_span=0.4)).run(
+        feats, outs, 0.0, len(mix))
+    dip = slice(int(0.69 * FS), int(0.76 * FS))  # frames of windows inside the dip only
+    assert np.all(short.voices[4][dip] == 0)
+    assert np.sqrt(np.mean(spanned.voices[4][dip] ** 2)) > 0.3 * np.sqrt(
+        np.mean(img_a[dip, 0] ** 2))
+    # outside the dip's reach the span changes nothing
+    before = slice(int(0.1 * FS), int(0.45 * FS))
+    np.testing.assert_allclose(spanned.voices[4][before], short.voices[4][before],
+                               atol=1e-9)
+
+
 def test_mwf_window_is_the_wiener_filter_of_its_covariances(rng):
     F, B = 40, 9
     # a target with a fixed relative transfer function per bin, and independent noise

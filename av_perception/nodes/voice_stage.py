@@ -50,9 +50,12 @@ def live_voice_config(configs: dict) -> VoiceConfig:
         raise ConfigError(f"parameter 'voice_output.hop' = {hop} is longer than {name} = "
                           f"{window} (the live voices' window: voice_output.window, or "
                           "voices.window when it is 0): give a hop <= the window")
+    # the speaking gate looks back over voices.window whatever the live window (a shorter
+    # one would gate a talker out at every restart after a pause)
+    span = max(voices.speaking_gate_span, voices.window)
     if hop <= 0:
-        return dataclasses.replace(voices, window=window)
-    return dataclasses.replace(voices, window=window, hop=hop)
+        return dataclasses.replace(voices, window=window, speaking_gate_span=span)
+    return dataclasses.replace(voices, window=window, hop=hop, speaking_gate_span=span)
 
 
 class VoiceAudioStage:
