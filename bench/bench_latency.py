@@ -21,7 +21,8 @@ head (``--glued-images``: the same image whatever the pan, as this benchmark did
 2026-12-07, sixth session -- faces that turn with the head, which the detector's
 box tracking, turned by the pose, loses).  With
 ``--voices`` the two runs are: live voices off, and on (``voice_output.publish_audio``,
-``voice_output.hop`` by default 0.064 s): the voice topics' latency is tabled -- received:
+``voice_output.hop`` and ``voice_output.window``, the node's defaults unless
+``--voice-hop`` / ``--voice-window``): the voice topics' latency is tabled -- received:
 now minus the stamp of a chunk's first sample (the sound of its oldest sample to its
 delivery); added: the node's publication minus the arrival of the audio chunk that held
 that sample (what the voices add to the audio input) --, and the process's CPU time per
@@ -87,7 +88,8 @@ def turned_pairs(heads: np.ndarray, seed: int = 2, step_deg: int = 1) -> dict:
 
 def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, right,
             audio_wait: float = 0.0, tf: bool = False, voices: bool = False,
-            voice_hop: float = 0.064, turned: dict | None = None):
+            voice_hop: float | None = None, turned: dict | None = None,
+            voice_window: float | None = None):
     """One run of perception_node; returns (latencies ms, stats, pairs sent, tracks).
 
     ``turned`` ({degrees of pan: (left, right)}, with ``tf``): the pair published at a
@@ -106,8 +108,11 @@ def measure(seconds: float, fps: float, asynchronous: bool, wav: Path, left, rig
         Parameter("detection.asynchronous", value=asynchronous),
         Parameter("tracking.audio_wait", value=audio_wait),
         *([Parameter("tracking.fixed_frame", value="base_link")] if tf else []),
-        *([Parameter("voice_output.publish_audio", value=True),
-           Parameter("voice_output.hop", value=voice_hop)] if voices else [])])
+        *([Parameter("voice_output.publish_audio", value=True)] if voices else []),
+        *([Parameter("voice_output.hop", value=voice_hop)]
+          if voices and voice_hop is not None else []),
+        *([Parameter("voice_output.window", value=voice_window)]
+          if voices and voice_window is not None else [])])
     io = rclpy.create_node("bench_latency_io")
     lat, tracks, pub_lat = [], [], []
     publish = node.outputs.publish
@@ -264,8 +269,11 @@ def main(argv=None) -> int:
                          "turn with the head; the benchmark before 2026-12-07, sixth session)")
     ap.add_argument("--voices", action="store_true",
                     help="compare live voices off and on (voice_output.publish_audio)")
-    ap.add_argument("--voice-hop", type=float, default=0.064,
-                    help="voice_output.hop (s) of the --voices run")
+    ap.add_argument("--voice-hop", type=float, default=None,
+                    help="voice_output.hop (s) of the --voices run (default: the node's)")
+    ap.add_argument("--voice-window", type=float, default=None,
+                    help="voice_output.window (s) of the --voices run (default: the node's; "
+                         "0: voices.window)")
     args = ap.parse_args(argv)
 
     import rclpy
@@ -292,14 +300,19 @@ def main(argv=None) -> int:
                    + (", glued images)" if args.glued_images else ", images turn)"),
                    True, True, False)) if args.tf
                  else (("voices off", True, False, False),
-                       (f"voices on (hop {args.voice_hop:g} s)", True, False, True))
+                       ("voices on (" + ", ".join(
+                           f"{k} {v:g} s" for k, v in (("hop", args.voice_hop),
+                                                       ("window", args.voice_window))
+                           if v is not None) + ")" if args.voice_hop is not None
+                        or args.voice_window is not None else "voices on (node defaults)",
+                        True, False, True))
                  if args.voices else
                  (("asynchronous detection (default)", True, False, False),
                   ("detection in the frame (baseline)", False, False, False)))
         for mode, asynchronous, tf, voices in modes:
             runs[mode] = measure(args.seconds, args.fps, asynchronous, wav, left, right,
                                  args.audio_wait, tf, voices, args.voice_hop,
-                                 turned if tf else None)
+                                 turned if tf else None, args.voice_window)
     finally:
         rclpy.try_shutdown()
 

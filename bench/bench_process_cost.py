@@ -20,6 +20,8 @@ setting's track file (MOTA, IDF1, speaking F1), to check that a faster setting t
 the same.  ``--separate``: the settings are ``process`` and ``separate`` (each track's
 voice, ``voices.*`` defaults) with the defaults, the same way (issue 20: ``separate`` >= 3x
 real time on one core with three tracks; the voice files written are counted).
+``--set SECTION.FIELD=VALUE ...``: one more setting, the last command (``separate`` with
+``--separate``) with these parameters (e.g. ``detection.every_k=6``).
 
     PYTHONPATH=. python bench/bench_process_cost.py --separate --presets default \
         --seeds 301 302 303 304 305 --out /tmp/separate_cost
@@ -33,7 +35,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench_speaking_lips import params_file  # the same ROS-params writer
+from bench_speaking_lips import _value, params_file  # the same ROS-params writer
 
 #: (label, params {section.field: value}); the first is the baseline of the ratios
 SETTINGS = (("defaults (model runtime litert when installed)", {}),
@@ -75,6 +77,10 @@ def main():
                     help="compare process and separate (defaults) instead of SETTINGS")
     ap.add_argument("--defaults-only", action="store_true",
                     help="only the defaults (and the baseline), not the other SETTINGS")
+    ap.add_argument("--set", nargs="+", default=[], metavar="SECTION.FIELD=VALUE",
+                    help="also run the command (separate with --separate, else process) "
+                         "with these parameters, after the defaults on each scene (e.g. "
+                         "detection.every_k=6)")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -83,6 +89,10 @@ def main():
     commands = ["process"] * len(settings)
     if a.separate:
         commands[1] = "separate"
+    if a.set:
+        values = {k: _value(v) for k, v in (kv.split("=", 1) for kv in a.set)}
+        settings.append((f"{commands[-1]} with {', '.join(a.set)}", values))
+        commands.append(commands[-1])
     trees = [None] * len(settings)
     if a.baseline:
         for cmd in (["separate", "process"] if a.separate else ["process"]):

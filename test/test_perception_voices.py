@@ -119,13 +119,14 @@ def test_live_voice_topics_carry_the_talkers_image(node_harness, tmp_path):
     q = np.concatenate([np.asarray(m.audio.audio_data.float32_data) for m in quiet]
                        or [np.zeros(1)])
     assert np.sqrt(np.mean(q ** 2)) < 0.05 * np.sqrt(np.mean(est[later] ** 2))
-    # one status: the topics, the chunks, the added latency and its bound (96 ms)
+    # one status: the topics, the chunks, the added latency and its bound (80 ms: the
+    # live voices' 48 ms hop plus a 32 ms frame)
     h.spin_until(lambda: any(float(kv.value) > 0 for s in h.statuses("voices")
                              for kv in s.values if kv.key == "chunks_published"), 10.0)
     vals = [{kv.key: kv.value for kv in s.values} for s in h.statuses("voices")]
     busy = [v for v in vals if v["added_latency_p50_ms"] != "nan"]
     assert busy, vals
-    assert float(busy[-1]["latency_bound_ms"]) == pytest.approx(96.0)
+    assert float(busy[-1]["latency_bound_ms"]) == pytest.approx(80.0)
     assert int(busy[-1]["voice_topics"]) >= 1 and int(busy[-1]["restarts"]) == 0
     # an ordering, not a time bound: a chunk's audio arrives after its first sample sounds,
     # so what the stage adds is positive and never more than the latency from the sound
@@ -154,4 +155,13 @@ def test_without_audio_stamped_the_voices_say_why_and_a_long_hop_is_refused(
     # a hop longer than the clustering window is refused, naming both parameters
     result = node.set_parameters([Parameter("voice_output.hop", value=0.5)])[0]
     assert not result.successful
-    assert "voice_output.hop" in result.reason and "voices.window" in result.reason
+    assert "voice_output.hop" in result.reason and "voice_output.window" in result.reason
+    # a live window shorter than a clustering window can be, named
+    result = node.set_parameters([Parameter("voice_output.window", value=0.05)])[0]
+    assert not result.successful and "voice_output.window" in result.reason
+    # with voice_output.window 0 the live window is voices.window: the hop is checked
+    # against it
+    window0, hop = node.set_parameters([Parameter("voice_output.window", value=0.0),
+                                        Parameter("voice_output.hop", value=0.5)])
+    assert window0.successful
+    assert not hop.successful and "'voices.window' = 0.4" in hop.reason

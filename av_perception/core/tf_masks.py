@@ -120,6 +120,11 @@ class VoiceConfig(StageConfig):
         "window) is below this is left out of the window's model: its voice is silent "
         "there and its bins go to the others (0: every track is modelled).",
         low=0.0, high=1.0)
+    speaking_gate_span: float = param(
+        0.0, "The speaking probability of voices.speaking_gate is the highest over at least "
+        "this many seconds before a window's last frame (0: over the window; the live "
+        "voices' shorter window keeps voices.window, so that a talker's pause does not gate "
+        "out the restart).", low=0.0, high=5.0)
     mask_floor: float = param(
         0.05, "Smallest gain of a voice's mask (limits musical noise).", low=0.0, high=1.0)
     mask_exponent: float = param(

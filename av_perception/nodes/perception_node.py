@@ -156,16 +156,18 @@ class PerceptionNode(Node):
 
     # ------------------------------------------------------------ audio stage
     def _on_audio_features(self, feats):
-        """The audio stage's features, to the voices (with their STFT), the tracking and
-        fusion stages."""
+        """The audio stage's features, to the tracking and fusion stages, then to the voices
+        (with their STFT): the voices' clustering does not delay the tracker's audio."""
         if not len(feats):
             return
-        if feats.spec is not None:
-            self.voice_stage.push(feats)
+        spectra = feats if feats.spec is not None else None
+        if spectra is not None:
             feats = dataclasses.replace(feats, spec=None)  # the other stages keep no STFT
         self.tracking_stage.add_audio_features(feats, "audio frames")
         self._last_audio_arrival = time.monotonic()
         self.fusion_stage.add_audio_features(feats)
+        if spectra is not None:
+            self.voice_stage.push(spectra)
 
     def process_chunk(self, chunk):
         return self.audio_stage.process_chunk(chunk)

@@ -31,16 +31,31 @@ PA_FLOAT32 = 1
 
 
 def live_voice_config(configs: dict) -> VoiceConfig:
-    """The voices.* config of the live voices: ``voices.hop`` = ``voice_output.hop`` (when
-    not 0).  Raises ConfigError when the hop is longer than ``voices.window``."""
+    """The voices.* config of the live voices: ``voices.window`` = ``voice_output.window``
+    and ``voices.hop`` = ``voice_output.hop`` (each when not 0).  Raises ConfigError when
+    ``voice_output.window`` is shorter than ``voices.window`` may be or the hop longer than
+    the window."""
     voices = configs.get(VoiceConfig, VoiceConfig())
-    hop = configs.get(VoiceOutputConfig, VoiceOutputConfig()).hop
+    out = configs.get(VoiceOutputConfig, VoiceOutputConfig())
+    window, hop = voices.window, out.hop
+    if out.window > 0:  # VoiceConfig's own lower bound, named after this parameter
+        low = VoiceConfig.__dataclass_fields__["window"].metadata.get("low", 0.1)
+        if out.window < low:
+            raise ConfigError(f"parameter 'voice_output.window' = {out.window} is shorter "
+                              f"than a clustering window can be ({low} s, as voices.window): "
+                              f"give at least {low}, or 0 for voices.window")
+        window = out.window
+    name = "'voice_output.window'" if out.window > 0 else "'voices.window'"
+    if hop > window:
+        raise ConfigError(f"parameter 'voice_output.hop' = {hop} is longer than {name} = "
+                          f"{window} (the live voices' window: voice_output.window, or "
+                          "voices.window when it is 0): give a hop <= the window")
+    # the speaking gate looks back over voices.window whatever the live window (a shorter
+    # one would gate a talker out at every restart after a pause)
+    span = max(voices.speaking_gate_span, voices.window)
     if hop <= 0:
-        return voices
-    if hop > voices.window:
-        raise ConfigError(f"parameter 'voice_output.hop' = {hop} is longer than "
-                          f"'voices.window' = {voices.window}: give a hop <= the window")
-    return dataclasses.replace(voices, hop=hop)
+        return dataclasses.replace(voices, window=window, speaking_gate_span=span)
+    return dataclasses.replace(voices, window=window, hop=hop, speaking_gate_span=span)
 
 
 class VoiceAudioStage:

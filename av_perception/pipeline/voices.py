@@ -272,14 +272,18 @@ class VoiceStream:
                            len(self._norm), window)[1]
         self._norm += norm
         ids, pos = tracks_at(self._outputs, [feats.stamp[-1]])[0]
-        speaking = speaking_in(self._outputs, float(hstamps[0]), float(feats.stamp[-1]),
-                               ids)
+        span = sep.config.speaking_gate_span
+        t_end = float(feats.stamp[-1])
+        gate_from = min(float(hstamps[0]), t_end - span) if span > 0 else float(hstamps[0])
+        speaking = speaking_in(self._outputs, gate_from, t_end, ids)
         if len(self._outputs) > 1:  # older outputs are not needed any more
             t = np.array([o.stamp for o in self._outputs])
             if sep.hop_frames == sep.window_frames:
                 start = feats.stamp[-1]
             else:  # the next window's first frame
                 start = hstamps[sep.hop_frames if len(hstamps) == sep.window_frames else 0]
+            if span > 0:  # the next window's gate looks back this far
+                start = min(start, t_end + sep.hop_seconds - span)
             keep = max(0, int(np.searchsorted(t, start, side="right")) - 1)
             del self._outputs[:keep]
         self._live = set(ids.tolist())
