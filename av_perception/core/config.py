@@ -417,6 +417,15 @@ class AudioFrontEndConfig(StageConfig):
         "frame's own peak a second talker's candidate (see precedence_second_window).",
         low=0.0, high=2000.0,
     )
+    precedence_gate_separation: float = param(
+        45.0, "A frame that passes precedence_gate but whose own GCC-PHAT peak lies at least "
+        "this far (microseconds) from the precedence memory's peak is read alone only when "
+        "confirmed as a second talker's frame is (precedence_second_window, "
+        "precedence_second_agreement, precedence_second_snr_db), otherwise from the memory: "
+        "in a single talker's room such frames read the noise and the reflections (chosen "
+        "on tuning rooms, BENCHMARKS.md); 0 = off.",
+        low=0.0, high=2000.0,
+    )
     precedence_second_agreement: float = param(
         40.0, "Largest ITD difference (microseconds) between two second-talker candidates "
         "that confirms the later one (see precedence_second_window).", low=0.0, high=2000.0,
