@@ -54,9 +54,10 @@ P_SNR_WEIGHT_ITD = 21
 # onset weight does not favour the bins where the reflection adds to the direct sound
 P_ONSET_BINS = 22
 # a frame that passes P_GATE but whose own peak lies at least this far (s) from the memory's,
-# nearer the front (a smaller |ITD|), is a second talker's candidate (read alone only when
-# confirmed as above; 0: off): in a single talker's room such frames read the diffuse
-# noise (coherent, at ITD 0, at low frequencies) or the reflections (elevated: shrunk ITDs)
+# between it and the front (a smaller |ITD| on the memory's side, or within this distance
+# past ITD 0), is a second talker's candidate (read alone only when confirmed as above; 0:
+# off): in a single talker's room such frames read the diffuse noise (coherent, at ITD 0, at
+# low frequencies) or the reflections (elevated: shrunk ITDs)
 P_GATE_SEPARATION = 23
 N_PARAMS = 24
 #: rows of the front-end's state: psd, noise, S_ll, S_rr, Re S_lr, Im S_lr, Re M, Im M, hold,
@@ -511,9 +512,11 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
                     tau_m, r_m = gcc_peak(ma, mb, mmask, omega, scan_tau, scan_cos, scan_sin,
                                           tau_max, n_newton)
                     have_m = True
-                    if check_gated:  # nearer the front: where noise and reflections pull
+                    if check_gated:  # between the memory and the front (ITD 0, within the
+                        # separation): where the diffuse noise and the reflections pull
                         candidate = (r_m > 0.0 and abs(tau - tau_m) >= gate_separation
-                                     and abs(tau) < abs(tau_m))
+                                     and abs(tau) < abs(tau_m)
+                                     and tau * tau_m > -gate_separation * abs(tau_m))
                     else:
                         candidate = r_m <= 0.0 or abs(tau - tau_m) >= new_separation
                     if candidate:
@@ -714,10 +717,12 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
                     mmask = (state[6] != 0) | (state[7] != 0)
                     tau_m, r_m = gcc_peak_reference(state[6], state[7], mmask, omega, scan_tau,
                                                     scan_cos, scan_sin, tau_max, n_newton)
-                    if check_gated:  # nearer the front: where noise and reflections pull
-                        candidate = bool(r_m > 0.0
-                                         and abs(tau - tau_m) >= params[P_GATE_SEPARATION]
-                                         and abs(tau) < abs(tau_m))
+                    if check_gated:  # between the memory and the front (ITD 0, within the
+                        # separation): where the diffuse noise and the reflections pull
+                        sep = params[P_GATE_SEPARATION]
+                        candidate = bool(r_m > 0.0 and abs(tau - tau_m) >= sep
+                                         and abs(tau) < abs(tau_m)
+                                         and tau * tau_m > -sep * abs(tau_m))
                     else:
                         candidate = r_m <= 0.0 or abs(tau - tau_m) >= params[P_NEW_SEPARATION]
                     if candidate:

@@ -419,8 +419,9 @@ class AudioFrontEndConfig(StageConfig):
     )
     precedence_gate_separation: float = param(
         45.0, "A frame that passes precedence_gate but whose own GCC-PHAT peak lies at least "
-        "this far (microseconds) from the precedence memory's peak, nearer the front (a "
-        "smaller |ITD|), is read alone only when confirmed as a second talker's frame is "
+        "this far (microseconds) from the precedence memory's peak, between it and the front "
+        "(a smaller |ITD| on the memory's side, or at most this far past ITD 0), is read "
+        "alone only when confirmed as a second talker's frame is "
         "(precedence_second_window, precedence_second_agreement, precedence_second_snr_db), "
         "otherwise from the memory: in a single talker's room such frames read the diffuse "
         "noise and the reflections, which pull towards the front (chosen on tuning rooms, "
