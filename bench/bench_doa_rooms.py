@@ -1,13 +1,15 @@
 """Per-frame direction in reverberant rooms the defaults were never tuned on (issue 19).
 
-    nice .venv/bin/python bench/bench_doa_rooms.py [--rooms bench|holdout|tune|frontal|lateral]
-        [--set key=value ...] [--pra-grid 0.1] [--out bench/results/doa_rooms.md]
+    nice .venv/bin/python bench/bench_doa_rooms.py
+        [--rooms bench|holdout|tune|frontal|lateral|noisy] [--set key=value ...]
+        [--pra-grid 0.1] [--out bench/results/doa_rooms.md]
 
 Rooms: shoebox rooms (pyroomacoustics image source) drawn from a fixed seed list
 (``BENCH_SEEDS``; ``--rooms tune`` draws from ``TUNE_SEEDS``, the only rooms any default
 was tuned on; ``--rooms frontal`` 24 more tuning rooms from ``FRONTAL_SEEDS``, frontal
 talkers at RT60 0.3-0.5 s and SNR 7-14 dB, :func:`draw_frontal_room`; ``--rooms lateral``
-16 more, lateral recorded talkers at RT60 0.5-0.7 s, :func:`draw_lateral_room`;
+16 more, lateral recorded talkers at RT60 0.5-0.7 s, :func:`draw_lateral_room`; ``--rooms
+noisy`` 16 more, far lateral recorded talkers at SNR 5-9 dB, :func:`draw_noisy_room`;
 ``--rooms holdout`` 24 more report rooms drawn as the benchmark's from ``HOLDOUT_SEEDS``,
 never tuned on): size 4-9 x 4-8 x
 2.5-3.5 m, RT60 0.2-0.7 s (stratified), the robot anywhere in the room, one talker at
@@ -69,6 +71,9 @@ FRONTAL_SEEDS = tuple(range(7401, 7425))
 #: 16 more tuning rooms like the report room whose recorded talker read worst (1907):
 #: lateral recorded talkers in long reverberation (``--rooms lateral``)
 LATERAL_SEEDS = tuple(range(7501, 7517))
+#: 16 more tuning rooms like the fresh report room that read a talker at 60 deg worst (1948):
+#: lateral recorded talkers far away in strong diffuse noise (``--rooms noisy``)
+NOISY_SEEDS = tuple(range(7601, 7617))
 AZ_BANDS = ((0.0, 20.0), (20.0, 45.0), (45.0, 60.0), (60.0, 70.0))
 PRA_FRAME_METHODS = ("SRP", "MUSIC", "NormMUSIC")  # fast enough for one DOA per frame
 PRA_WHOLE_METHODS = ("SRP", "MUSIC", "NormMUSIC")  # TOPS, CSSM, WAVES: 3-7 s per call
@@ -124,15 +129,23 @@ def draw_lateral_room(seed: int) -> dict:
     return _draw_talker_room(seed, 2, (45.0, 65.0), (0.5, 0.7), (9.0, 17.0), recorded=True)
 
 
+def draw_noisy_room(seed: int) -> dict:
+    """A tuning room with a lateral recorded talker far away (|azimuth| 50-70 deg, 2-3 m),
+    RT60 0.2-0.7 s and strong diffuse noise (SNR 5-9 dB): the conditions of the fresh report
+    room whose talker at 60 deg read worst (1948)."""
+    return _draw_talker_room(seed, 3, (50.0, 70.0), (0.2, 0.7), (5.0, 9.0), recorded=True,
+                             distance_m=(2.0, 3.0))
+
+
 def _draw_talker_room(seed: int, stream: int, azimuth_deg, rt60_s, snr_db,
-                      recorded: bool) -> dict:
-    """draw_room's room, robot height and voice with a talker 1.5-3 m away at |azimuth| in
-    ``azimuth_deg`` (either side), RT60 and SNR drawn in the given ranges, the room grown
-    and the robot placed so that both stay 0.4 m inside the walls."""
+                      recorded: bool, distance_m=(1.5, 3.0)) -> dict:
+    """draw_room's room, robot height and voice with a talker ``distance_m`` away (1.5-3
+    m) at |azimuth| in ``azimuth_deg`` (either side), RT60 and SNR drawn in the given
+    ranges, the room grown and the robot placed so that both stay 0.4 m inside the walls."""
     rng = np.random.default_rng([seed, stream])  # a stream apart from draw_room's
     az = rng.uniform(*azimuth_deg) * rng.choice([-1.0, 1.0])
     room = draw_room(seed, 0, 1, 0)  # the room, the robot's height and the voice
-    dist = rng.uniform(1.5, 3.0)
+    dist = rng.uniform(*distance_m)
     dims = np.array(room["room"])
     dx = -dist * np.sin(np.radians(az))
     dy = dist * np.cos(np.radians(az))
@@ -153,6 +166,8 @@ def rooms(kind: str) -> list[dict]:
         return [draw_frontal_room(s, i) for i, s in enumerate(FRONTAL_SEEDS)]
     if kind == "lateral":
         return [draw_lateral_room(s) for s in LATERAL_SEEDS]
+    if kind == "noisy":
+        return [draw_noisy_room(s) for s in NOISY_SEEDS]
     seeds = {"bench": BENCH_SEEDS, "holdout": HOLDOUT_SEEDS}.get(kind, TUNE_SEEDS)
     ranks = np.random.default_rng(sum(seeds)).permutation(len(seeds))
     return [draw_room(s, i, len(seeds), int(ranks[i])) for i, s in enumerate(seeds)]
@@ -356,9 +371,9 @@ def parse_sets(items) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rooms", choices=("bench", "holdout", "tune", "frontal", "lateral"),
+    ap.add_argument("--rooms", choices=("bench", "holdout", "tune", "frontal", "lateral", "noisy"),
                     default="bench", help="bench, holdout: report rooms; tune, frontal, "
-                    "lateral: tuning rooms")
+                    "lateral, noisy: tuning rooms")
     ap.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="front-end setting (audio section) to evaluate besides the default")
     ap.add_argument("--before", action="store_true",

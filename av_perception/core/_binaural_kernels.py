@@ -53,7 +53,13 @@ P_SNR_WEIGHT_ITD = 21
 # comb that a reflection a few ms after the direct sound cuts into the spectrum, so that the
 # onset weight does not favour the bins where the reflection adds to the direct sound
 P_ONSET_BINS = 22
-N_PARAMS = 23
+# a frame that passes P_GATE but whose own peak lies at least this far (s) from the memory's,
+# between it and the front (a smaller |ITD| on the memory's side, or within this distance
+# past ITD 0), is a second talker's candidate (read alone only when confirmed as above; 0:
+# off): in a single talker's room such frames read the diffuse noise (coherent, at ITD 0, at
+# low frequencies) or the reflections (elevated: shrunk ITDs)
+P_GATE_SEPARATION = 23
+N_PARAMS = 24
 #: rows of the front-end's state: psd, noise, S_ll, S_rr, Re S_lr, Im S_lr, Re M, Im M, hold,
 #: second talker
 N_STATE = 10
@@ -293,6 +299,7 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
     snr_weight = params[P_SNR_WEIGHT]
     snr_weight_itd = params[P_SNR_WEIGHT_ITD]
     onset_bins = int(params[P_ONSET_BINS])
+    gate_separation = params[P_GATE_SEPARATION]
     keep_cross = out_cross.shape[0] == n_frames
 
     a = np.zeros(n_bins)
@@ -491,10 +498,13 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
                                   n_newton)
                 alone = r >= gate * fsum
                 second = False
-                if not alone and new_window > 0.0 and gate <= 1.0:
+                check_gated = alone and gate_separation > 0.0
+                if (not alone or check_gated) and new_window > 0.0 and gate <= 1.0:
                     # a second talker: the frame's own peak far from the memory's, read
                     # alone when an earlier such frame (within new_window frames) read the
-                    # same ITD (within new_agree); reflections scatter, a talker recurs
+                    # same ITD (within new_agree); reflections scatter, a talker recurs.
+                    # A frame that passed the gate is held to it too when its peak lies
+                    # gate_separation or more from a memory's
                     for k in range(n_bins):
                         ma[k] = state[6, k]
                         mb[k] = state[7, k]
@@ -502,11 +512,18 @@ def binaural_kernel(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, scan_t
                     tau_m, r_m = gcc_peak(ma, mb, mmask, omega, scan_tau, scan_cos, scan_sin,
                                           tau_max, n_newton)
                     have_m = True
-                    if r_m <= 0.0 or abs(tau - tau_m) >= new_separation:
+                    if check_gated:  # between the memory and the front (ITD 0, within the
+                        # separation): where the diffuse noise and the reflections pull
+                        candidate = (r_m > 0.0 and abs(tau - tau_m) >= gate_separation
+                                     and abs(tau) < abs(tau_m)
+                                     and tau * tau_m > -gate_separation * abs(tau_m))
+                    else:
+                        candidate = r_m <= 0.0 or abs(tau - tau_m) >= new_separation
+                    if candidate:
                         alone = (state[9, 1] <= new_window
                                  and abs(tau - state[9, 0]) <= new_agree
                                  and snr_db >= new_snr)
-                        second = alone
+                        second = alone and not check_gated
                         state[9, 0] = tau
                         state[9, 1] = 0.0
                 if alone:
@@ -694,15 +711,25 @@ def binaural_reference(spec_l, spec_r, omega, diffuse, in_band, band_of_bin, sca
                                             tau_max, n_newton)
                 alone = r >= params[P_GATE] * fsum
                 second = False
-                if not alone and params[P_NEW_WINDOW] > 0 and params[P_GATE] <= 1.0:
+                check_gated = alone and params[P_GATE_SEPARATION] > 0
+                if ((not alone or check_gated) and params[P_NEW_WINDOW] > 0
+                        and params[P_GATE] <= 1.0):
                     mmask = (state[6] != 0) | (state[7] != 0)
                     tau_m, r_m = gcc_peak_reference(state[6], state[7], mmask, omega, scan_tau,
                                                     scan_cos, scan_sin, tau_max, n_newton)
-                    if r_m <= 0.0 or abs(tau - tau_m) >= params[P_NEW_SEPARATION]:
+                    if check_gated:  # between the memory and the front (ITD 0, within the
+                        # separation): where the diffuse noise and the reflections pull
+                        sep = params[P_GATE_SEPARATION]
+                        candidate = bool(r_m > 0.0 and abs(tau - tau_m) >= sep
+                                         and abs(tau) < abs(tau_m)
+                                         and tau * tau_m > -sep * abs(tau_m))
+                    else:
+                        candidate = r_m <= 0.0 or abs(tau - tau_m) >= params[P_NEW_SEPARATION]
+                    if candidate:
                         alone = bool(state[9, 1] <= params[P_NEW_WINDOW]
                                      and abs(tau - state[9, 0]) <= params[P_NEW_AGREE]
                                      and snr_db >= params[P_NEW_SNR])
-                        second = alone
+                        second = alone and not check_gated
                         state[9, 0] = tau
                         state[9, 1] = 0.0
                 if alone:

@@ -318,6 +318,7 @@ class BinauralFrontEnd:
         self.params[K.P_NEW_AGREE] = c.precedence_second_agreement * 1e-6
         self.params[K.P_NEW_WINDOW] = c.precedence_second_window / c.hop_duration
         self.params[K.P_NEW_SNR] = c.precedence_second_snr_db
+        self.params[K.P_GATE_SEPARATION] = c.precedence_gate_separation * 1e-6
         self.params[K.P_SNR_WEIGHT] = c.bin_snr_weight_exponent
         self.params[K.P_SNR_WEIGHT_ITD] = c.itd_snr_weight_exponent
         self.params[K.P_ONSET_BINS] = round(c.onset_band_hz * n / fs)
