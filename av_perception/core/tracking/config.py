@@ -309,6 +309,21 @@ class TrackerConfig(StageConfig):
     speaking_activity_memory: float = param(
         300.0, "Memory (audio frames) of the running activity level "
         "(speaking_activity_ratio).", low=1.0, high=1e6)
+    tf_presence_gain: float = param(
+        2.0, "Time-frequency speech presence: weight of the evidence from each audio frame's "
+        "ITD profile (audio.itd_profile: the share of its bins pointing at each ITD), a "
+        "mixture of the tracks at their predicted ITDs and clutter like the ITD emission, so "
+        "that two people talking at once both get speaking evidence (0 disables; frames "
+        "without a profile have none).", low=0.0, high=10.0)
+    tf_presence_sigma: float = param(
+        1.2e-4, "Time-frequency speech presence: spread (s) of a talker's mass in the ITD "
+        "profile around its predicted ITD (the bins' phase spread; the track's ITD "
+        "uncertainty is added).", low=1e-6, high=1e-3)
+    lip_gain: float = param(
+        0.3, "Lip cue: log-likelihood ratio (speaking/silent) added per audio frame per unit "
+        "of a track's visual speaking evidence (its observations' lip_llr weighted by their "
+        "responsibilities; evidence for speaking counts in proportion to the frame's audio "
+        "activity, evidence against fully; 0 disables).", low=0.0, high=10.0)
     lip_speed_scale: float = param(
         0.15, "Lip cue: a track's visual speaking evidence is divided by 1 + (v / this)^2, v "
         "its horizontal speed (m/s; a walking face's mouth opening is read less reliably); "
