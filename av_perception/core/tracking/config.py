@@ -110,8 +110,9 @@ class TrackerConfig(StageConfig):
         "voice).  Tracks out of view are always localised by audio.")
     audio_full_weight: float = param(
         0.3, "Audio frame weight (activity x reliability) that counts fully; smaller weights "
-        "scale the ITD precision and the speaking evidence down (also the activity that "
-        "counts as fully active for speaking_idle).", low=1e-3, high=1.0)
+        "scale the ITD precision and the speaking evidence down (also the largest activity "
+        "that counts as fully active for speaking_idle, see speaking_activity_ratio).",
+        low=1e-3, high=1.0)
     # --------------------------------------------------------------- inference
     association: str = param(
         "predictive", "E-Z likelihood: 'predictive' (predictive density of the predicted "
@@ -288,7 +289,8 @@ class TrackerConfig(StageConfig):
         "would win in the mixture).", low=0.0, high=2.0)
     speaking_idle: float = param(
         0.6, "Log-likelihood ratio against speaking of a fully inactive audio frame "
-        "(activity 0; scaled by 1 - min(activity / audio_full_weight, 1), the front-end's "
+        "(activity 0; scaled by 1 - min(activity / full, 1), full from "
+        "speaking_activity_ratio; the front-end's "
         "activity alone, not its ITD's reliability; frames without an activity: the "
         "weight): a talker's frames are mostly active.",
         low=0.0, high=100.0)
