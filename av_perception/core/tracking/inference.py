@@ -153,7 +153,7 @@ def speaking_filter(ll, wn, frame, prior, frame_llr, others, config):
     ll : array (F, K)
         ITD log-likelihoods of the tracks.
     wn : array (F,)
-        Normalised weights.
+        Normalised weights (taken as min(``speaking_itd_gain`` x wn, 1) here).
     frame : array (F,) int
         Audio frame (0 .. T-1) of each ITD.
     prior : array (K,)
