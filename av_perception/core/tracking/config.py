@@ -110,8 +110,9 @@ class TrackerConfig(StageConfig):
         "voice).  Tracks out of view are always localised by audio.")
     audio_full_weight: float = param(
         0.3, "Audio frame weight (activity x reliability) that counts fully; smaller weights "
-        "scale the ITD precision and the speaking evidence down (also the activity that "
-        "counts as fully active for speaking_idle).", low=1e-3, high=1.0)
+        "scale the ITD precision and the speaking evidence down (also the largest activity "
+        "that counts as fully active for speaking_idle, see speaking_activity_ratio).",
+        low=1e-3, high=1.0)
     # --------------------------------------------------------------- inference
     association: str = param(
         "predictive", "E-Z likelihood: 'predictive' (predictive density of the predicted "
@@ -288,10 +289,28 @@ class TrackerConfig(StageConfig):
         "would win in the mixture).", low=0.0, high=2.0)
     speaking_idle: float = param(
         0.6, "Log-likelihood ratio against speaking of a fully inactive audio frame "
-        "(activity 0; scaled by 1 - min(activity / audio_full_weight, 1), the front-end's "
+        "(activity 0; scaled by 1 - min(activity / full, 1), full from "
+        "speaking_activity_ratio; the front-end's "
         "activity alone, not its ITD's reliability; frames without an activity: the "
         "weight): a talker's frames are mostly active.",
         low=0.0, high=100.0)
+    speaking_itd_gain: float = param(
+        2.0, "Speaking emission only: an ITD's normalised weight w~ = min(w / "
+        "audio_full_weight, 1) is taken as min(speaking_itd_gain x w~, 1) (the ITD mixture's "
+        "evidence per frame; positions and assignments keep w~).", low=0.0, high=100.0)
+    speaking_activity_ratio: float = param(
+        0.25, "Noise-floor aware inactivity: an audio frame counts as fully active for the "
+        "speaking model (speaking_idle, the lip cue's share for speaking) from this "
+        "fraction of the running mean activity of the frames above "
+        "speaking_activity_floor, at most audio_full_weight (the front-end's activity is "
+        "the frame's SNR over the noise floor: speech in noise reads a lower activity); 0: "
+        "audio_full_weight always.", low=0.0, high=1.0)
+    speaking_activity_floor: float = param(
+        0.1, "Activity above which a frame counts in the running activity level "
+        "(speaking_activity_ratio): above the pauses' activity.", low=0.0, high=1.0)
+    speaking_activity_memory: float = param(
+        300.0, "Memory (audio frames) of the running activity level "
+        "(speaking_activity_ratio).", low=1.0, high=1e6)
     tf_presence_gain: float = param(
         2.0, "Time-frequency speech presence: weight of the evidence from each audio frame's "
         "ITD profile (audio.itd_profile: the share of its bins pointing at each ITD), a "
@@ -307,6 +326,10 @@ class TrackerConfig(StageConfig):
         "of a track's visual speaking evidence (its observations' lip_llr weighted by their "
         "responsibilities; evidence for speaking counts in proportion to the frame's audio "
         "activity, evidence against fully; 0 disables).", low=0.0, high=10.0)
+    lip_speed_scale: float = param(
+        0.15, "Lip cue: a track's visual speaking evidence is divided by 1 + (v / this)^2, v "
+        "its horizontal speed (m/s; a walking face's mouth opening is read less reliably); "
+        "0 = no discount.", low=0.0, high=10.0)
     lip_timeout: float = param(
         0.4, "Lip cue: a track's visual speaking evidence is dropped (unknown) when no image "
         "has brought known lip evidence for it for longer than this (s; the lips.window).",

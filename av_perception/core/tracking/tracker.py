@@ -27,6 +27,7 @@ from .births import (
 from .config import TrackerConfig
 from .inference import (
     ItdShrinkEstimator,
+    SpeechActivityLevel,
     process_noise_m_step,
     speaking_filter,
     tf_presence_terms,
@@ -164,6 +165,7 @@ class Tracker:
         self._tracks = TrackState.empty()
         self._close_since: dict = {}
         self._shrink = ItdShrinkEstimator(self.config, self.geometry)
+        self._activity = SpeechActivityLevel(self.config)
         self._last_image: float | None = None
         self._visual_births = VisualBirths(self.config, self._q_axes)
         self._audio_births = AudioBirths(self.config, self.geometry)
@@ -460,7 +462,8 @@ class Tracker:
         # each frame's speaking evidence outside its ITDs: inactivity and the lips; a frame
         # is inactive by its activity alone (an active frame whose ITD is unreliable --
         # two talkers at once, reverberation, noise -- is not evidence against speaking)
-        act = wn if activity is None else np.minimum(activity / c.audio_full_weight, 1.0)
+        act = (wn if activity is None
+               else np.minimum(activity / self._activity.full(activity), 1.0))
         inactive = np.add.reduceat(1.0 - act, starts) / (ends - starts)
         frame_llr = (-c.speaking_idle * inactive[:, None]
                      + self._lip_evidence(1.0 - inactive))
@@ -536,6 +539,9 @@ class Tracker:
         stale = (self.time - tr.lip_time) > c.lip_timeout
         tr.lip_llr = np.where(stale, 0.0, tr.lip_llr)
         lip = tr.lip_llr[None, :]
+        if c.lip_speed_scale > 0.0:  # a walking face's lips are read less reliably
+            speed = np.hypot(tr.mean[:, 3], tr.mean[:, 5])
+            lip = lip / (1.0 + (speed / c.lip_speed_scale) ** 2)[None, :]
         if c.lip_gain <= 0.0:
             return np.zeros((len(activity), len(tr)))
         return c.lip_gain * np.where(lip > 0.0, np.asarray(activity)[:, None] * lip, lip)
