@@ -74,12 +74,12 @@ def main():
           "| switches per turn still | pan | in view still | in view pan |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for seed, r in rows:
-        a, b = _summary(r["still"]), _summary(r["pan"])
-        print(f"| {seed} | {a['mota']:.3f} | {b['mota']:.3f} | {a['idf1']:.3f} | "
-              f"{b['idf1']:.3f} | {a['num_switches']} | {b['num_switches']} | {a['f1']:.3f} | "
-              f"{b['f1']:.3f} | {a['on_speaker']:.3f} | {b['on_speaker']:.3f} | "
-              f"{a['switches_per_turn']:.2f} | {b['switches_per_turn']:.2f} | "
-              f"{a['visible']:.2f} | {b['visible']:.2f} |")
+        s, p = _summary(r["still"]), _summary(r["pan"])
+        print(f"| {seed} | {s['mota']:.3f} | {p['mota']:.3f} | {s['idf1']:.3f} | "
+              f"{p['idf1']:.3f} | {s['num_switches']} | {p['num_switches']} | {s['f1']:.3f} | "
+              f"{p['f1']:.3f} | {s['on_speaker']:.3f} | {p['on_speaker']:.3f} | "
+              f"{s['switches_per_turn']:.2f} | {p['switches_per_turn']:.2f} | "
+              f"{s['visible']:.2f} | {p['visible']:.2f} |")
     for name, key in (("MOTA", "mota"), ("IDF1", "idf1"), ("speaking F1", "f1"),
                       ("attention on the speaker", "on_speaker")):
         d = [_summary(r["pan"])[key] - _summary(r["still"])[key] for _, r in rows]
