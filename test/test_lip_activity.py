@@ -17,6 +17,7 @@ from av_perception.core.lip_activity import (
     LipSample,
     face_reliability,
     lip_statistic,
+    motion_variance,
     mouth_opening,
     speaking_log_lr,
     weighted_statistic,
@@ -103,6 +104,66 @@ def test_log_likelihood_ratio_is_the_chi_square_ratio():
     assert speaking_log_lr(1.0, 6, LipConfig()) == LipConfig().max_log_lr
     assert speaking_log_lr(np.nan, 6, cfg) == 0.0 and speaking_log_lr(0.01, 1, cfg) == 0.0
     assert lip_statistic([0.1, np.nan, 0.3]) == (pytest.approx(np.std([0.1, 0.3], ddof=1)), 2)
+
+
+def test_moving_face_noise_widens_both_spreads_of_the_ratio():
+    """The extra variance of a moving face (lips.motion_std, ramped to lips.motion_full)
+    adds to both Gaussians: the ratio is the chi-square ratio with the widened stds."""
+    from scipy.stats import chi2
+
+    cfg = LipConfig(max_log_lr=20.0)
+    assert motion_variance(0.0, cfg) == 0.0 and motion_variance(np.nan, cfg) == 0.0
+    assert motion_variance(0.5 * cfg.motion_full, cfg) == pytest.approx(
+        (0.5 * cfg.motion_std) ** 2)
+    assert motion_variance(10.0, cfg) == pytest.approx(cfg.motion_std ** 2)
+    assert motion_variance(10.0, LipConfig(motion_std=0.0)) == 0.0
+    extra = 0.006 ** 2
+    s0, s1 = math.hypot(cfg.still_std, 0.006), math.hypot(cfg.speaking_std, 0.006)
+    for spread, n in ((0.004, 6), (0.012, 4.7), (0.02, 4)):
+        k = n - 1
+        ref = (chi2.logpdf(k * spread ** 2 / s1 ** 2, k) - 2 * math.log(s1)
+               - chi2.logpdf(k * spread ** 2 / s0 ** 2, k) + 2 * math.log(s0))
+        assert speaking_log_lr(spread, n, cfg, extra) == pytest.approx(ref, rel=1e-9,
+                                                                        abs=1e-9)
+    with pytest.raises(ValueError, match="extra_var"):
+        speaking_log_lr(0.01, 6, cfg, -1.0)
+
+
+def _moving_face_windows(cfg, amp, seeds=40, jitter=0.008, motion=0.8, fps=15.0):
+    """Lip evidence of 30 frames of a mouth (a 4.3 Hz syllable rhythm of amplitude ``amp``
+    eye spans; 0: still) on a face moving ``motion`` box widths per frame, whose
+    openings carry the landmark jitter of a moving face (``jitter``, measured: ~0.008 eye
+    spans once the face moves 0.2 box widths per frame or more, 0.004 still), over
+    ``seeds`` draws; the frames from the first full window on."""
+    out = []
+    for seed in range(seeds):
+        rng = np.random.default_rng(100 + seed)
+        t = np.arange(30) / fps
+        x = 0.1 + amp * np.sin(2 * np.pi * 4.3 * t + rng.uniform(0, 2 * np.pi))
+        x = x + jitter * rng.standard_normal(30)
+        lips = LipActivity(cfg)
+        ev = [lips.update(1, k / fps, lips.sample(mesh(gap=o * 60.0, eyes=60.0), 1.0,
+                                                  motion)).log_lr
+              for k, o in enumerate(x)]
+        out.append(ev[7:])
+    return np.array(out)
+
+
+def test_a_still_mouth_on_a_face_moving_fast_does_not_read_as_talking():
+    """Known truth: a still mouth whose face moves fast across the image (a turning
+    head) has the noisier openings of a moving face.  With lips.motion_std the windows
+    read silent on average and rarely talking; without it, far more often talking.  A
+    talking mouth on the same moving face still reads talking."""
+    on, off = LipConfig(), LipConfig(motion_std=0.0)
+    assert on.motion_std > 0.0
+    still_on, still_off = _moving_face_windows(on, 0.0), _moving_face_windows(off, 0.0)
+    assert np.mean(still_on) < -0.5 and np.mean(still_on > 0) <= 0.1, np.mean(still_on > 0)
+    assert np.mean(still_off > 0) >= 0.15, np.mean(still_off > 0)
+    talk = _moving_face_windows(on, 0.025)
+    assert np.mean(talk > 0) >= 0.9 and np.mean(talk) > 1.5
+    # a face that does not move keeps the model as it was (no motion: no extra noise)
+    assert np.array_equal(_moving_face_windows(on, 0.0, motion=0.0),
+                          _moving_face_windows(off, 0.0, motion=0.0))
 
 
 def test_weighted_statistic_against_its_formula():

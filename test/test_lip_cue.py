@@ -16,7 +16,7 @@ from av_perception.core.config import StereoCameraConfig
 from av_perception.core.detection import Detection
 from av_perception.core.geometry import MicGeometry
 from av_perception.core.lip_activity import LipConfig
-from av_perception.core.lip_frontend import LipFrontEnd, chain_boxes
+from av_perception.core.lip_frontend import LipFrontEnd, chain_boxes, image_motion
 from av_perception.core.tracking import Tracker, TrackerConfig, TrackerInputError
 
 pytestmark = pytest.mark.timeout(120)
@@ -125,14 +125,14 @@ def _pan(a: float) -> np.ndarray:
     return np.array([[c, 0, -s], [0, 1, 0], [s, 0, c]])
 
 
-def _turning_head_run(with_rotation: bool):
-    """A talking face 2 m away (a 64 px box) while the head turns at 60 deg/s: ~35 px of
-    image motion per frame, more than half the box.  Returns the lip evidence per frame
-    and the number of chains."""
+def _turning_head_run(with_rotation: bool, mouth=talking, config=None):
+    """A face 2 m away (a 64 px box; ``mouth``: its opening per frame, a talker by
+    default) while the head turns at 60 deg/s: ~35 px of image motion per frame, more
+    than half the box.  Returns the lip evidence per frame and the number of chains."""
     K = np.array([[500.0, 0.0, 319.5], [0.0, 500.0, 239.5], [0.0, 0.0, 1.0]])
     fake = FakeMesh()
-    fake.faces = {0: talking}
-    front = LipFrontEnd(LipConfig(), landmarker=fake)
+    fake.faces = {0: mouth}
+    front = LipFrontEnd(config or LipConfig(), landmarker=fake)
     person = np.array([0.0, 0.0, 2.0])  # fixed frame, straight ahead at pan 0
     out = []
     for k in range(15):  # 1 s: the face crosses the image from one side to the other
@@ -157,6 +157,40 @@ def test_boxes_of_a_turning_head_are_chained_where_the_rotation_took_them():
     assert chains == 1 and np.all(llr[steady] > 1.0), (chains, llr)
     llr0, chains0 = _turning_head_run(False)
     assert chains0 == 15 and np.all(llr0 == 0.0), (chains0, llr0)
+
+
+def test_image_motion_of_chained_boxes():
+    prev = np.array([[0, 0, 10, 10], [100, 0, 20, 20]], dtype=float)
+    cur = np.array([[3, 4, 10, 10], [100, 0, 20, 20], [500, 0, 10, 10]], dtype=float)
+    got = image_motion(prev, cur, np.array([0, 1, -1]))
+    assert got[:2].tolist() == [0.5, 0.0] and math.isnan(got[2])  # 5 px of a 10 px box
+    # a box that grew: its centre's shift over the mean width
+    assert image_motion(prev[:1], np.array([[0, 0, 30, 30]]), [0])[0] == pytest.approx(
+        math.hypot(10, 10) / 20)
+    with pytest.raises(ValueError, match="pred"):
+        image_motion(prev, cur, [0])
+
+
+def test_a_still_mouth_on_a_turning_head_does_not_read_as_talking():
+    """Known truth: a still mouth on a face that crosses the image at ~35 px per frame
+    (the head turning at 60 deg/s), whose mesh openings carry a moving face's jitter
+    (0.008 eye spans, measured; 0.004 on a still face).  With lips.motion_std its
+    evidence is silent on average and rarely positive; without it, far more often
+    positive.  A talker on the same turning head still reads talking."""
+    steady = slice(int(LipConfig().window * FPS) + 1, None)
+    runs = {}
+    for name, cfg in (("on", LipConfig()), ("off", LipConfig(motion_std=0.0))):
+        llr = []
+        for seed in range(30):
+            jitter = np.random.default_rng(50 + seed).normal(0.0, 0.008, 15)
+            ev, chains = _turning_head_run(True, lambda k, j=jitter: 0.05 + j[k], cfg)
+            assert chains == 1
+            llr.append(ev[steady])
+        runs[name] = np.concatenate(llr)
+    assert np.mean(runs["on"]) < -0.5 and np.mean(runs["on"] > 0) <= 0.1, runs["on"]
+    assert np.mean(runs["off"] > 0) >= 0.15
+    talk, _ = _turning_head_run(True)
+    assert np.all(talk[steady] > 1.0), talk
 
 
 def test_keyframe_landmarks_are_reused_not_run_twice():

@@ -18,8 +18,8 @@ import numpy as np
 from .config import ConfigError, StageConfig, param
 
 __all__ = ["LIP_MESH", "LipActivity", "LipConfig", "LipEvidence", "LipSample",
-           "face_reliability", "lip_statistic", "mouth_opening", "speaking_log_lr",
-           "weighted_statistic"]
+           "face_reliability", "lip_statistic", "motion_variance", "mouth_opening",
+           "speaking_log_lr", "weighted_statistic"]
 
 #: face-mesh vertices (MediaPipe canonical mesh; "right" = the person's right)
 LIP_MESH = {"upper_inner_lip": 13, "lower_inner_lip": 14, "mouth_right": 78,
@@ -73,6 +73,15 @@ class LipConfig(StageConfig):
                                       "(eye spans).", low=1e-3, high=1.0)
     max_log_lr: float = param(4.0, "Bound of the speaking log-likelihood ratio of one "
                                    "window (frames are correlated).", low=0.1, high=20.0)
+    motion_std: float = param(
+        0.006, "Extra spread (std, eye spans) of the opening of a face that moves fast "
+        "across the image (a turning head, a walking person: the mesh's crop and the face's "
+        "pixels change from frame to frame), added in quadrature to still_std and "
+        "speaking_std, scaled by the window's image motion (motion_full); 0 = off.",
+        low=0.0, high=0.5)
+    motion_full: float = param(
+        0.25, "Image motion of a face (box widths per frame) from which the whole "
+        "motion_std applies (a linear ramp from 0 below).", low=0.01, high=10.0)
     min_eye_px: float = param(8.0, "Eye span (px) at which the cue says nothing.",
                               low=0.0, high=200.0)
     full_eye_px: float = param(40.0, "Eye span (px) from which the face size costs no "
@@ -115,13 +124,15 @@ class LipSample:
     """One face's mouth measure in one frame.
 
     opening : inner-lip gap / eye span (NaN: no measure).  eye_px : eye span (px).
-    yaw : rad.  reliability : [0, 1].
+    yaw : rad.  reliability : [0, 1].  motion : the face's image motion since the previous
+    frame (box widths; NaN: not known).
     """
 
     opening: float
     eye_px: float
     yaw: float
     reliability: float
+    motion: float = math.nan
 
     @staticmethod
     def missing() -> LipSample:
@@ -240,18 +251,31 @@ def weighted_statistic(openings, weights) -> tuple[float, float]:
     return math.sqrt(var), n_eff
 
 
-def speaking_log_lr(spread: float, n: float, cfg: LipConfig) -> float:
+def motion_variance(motion: float, cfg: LipConfig) -> float:
+    """Extra variance of the opening of a face moving ``motion`` box widths per frame:
+    (``motion_std`` min(1, motion / ``motion_full``))^2; 0 when not known (NaN)."""
+    if not math.isfinite(motion) or cfg.motion_std <= 0.0:
+        return 0.0
+    return (cfg.motion_std * min(1.0, max(0.0, motion) / cfg.motion_full)) ** 2
+
+
+def speaking_log_lr(spread: float, n: float, cfg: LipConfig,
+                    extra_var: float = 0.0) -> float:
     """log p(spread | speaking) / p(spread | silent) of ``n`` openings (an effective
     number with weighted openings, :func:`weighted_statistic`).
 
-    Gaussian openings of std ``speaking_std`` or ``still_std``: (n - 1) s^2 / sigma^2
-    is chi-square with n - 1 degrees of freedom, so the ratio is
+    Gaussian openings of std ``speaking_std`` or ``still_std`` (each with ``extra_var``
+    added to its variance: the noise of a moving face, :func:`motion_variance`):
+    (n - 1) s^2 / sigma^2 is chi-square with n - 1 degrees of freedom, so the ratio is
     (n - 1) [log(sigma0 / sigma1) + s^2 (1 / sigma0^2 - 1 / sigma1^2) / 2],
     clipped to +- ``max_log_lr``.
     """
     if not math.isfinite(spread) or n <= 1.0:
         return 0.0
-    s0, s1 = cfg.still_std, cfg.speaking_std
+    if not (math.isfinite(extra_var) and extra_var >= 0.0):
+        raise ValueError(f"extra_var = {extra_var!r}: must be a finite variance >= 0")
+    s0 = math.sqrt(cfg.still_std ** 2 + extra_var)
+    s1 = math.sqrt(cfg.speaking_std ** 2 + extra_var)
     v = (n - 1) * (math.log(s0 / s1) + 0.5 * spread ** 2 * (1.0 / s0 ** 2 - 1.0 / s1 ** 2))
     return float(np.clip(v, -cfg.max_log_lr, cfg.max_log_lr))
 
@@ -268,8 +292,10 @@ class LipActivity:
         self.config = config or LipConfig()
         self._hist: dict = {}
 
-    def sample(self, points, presence: float) -> LipSample:
-        """A :class:`LipSample` of a face mesh (None, bad shape or NaN: missing)."""
+    def sample(self, points, presence: float, motion: float = math.nan) -> LipSample:
+        """A :class:`LipSample` of a face mesh (None, bad shape or NaN: missing);
+        ``motion``: the face's image motion since the previous frame (box widths; NaN:
+        not known)."""
         if points is None:
             return LipSample.missing()
         try:
@@ -279,8 +305,8 @@ class LipActivity:
         pres = float(presence) if presence is not None else math.nan
         rel = face_reliability(eye_px, yaw, pres, self.config)
         if rel <= 0.0 or not math.isfinite(opening):
-            return LipSample(math.nan, eye_px, yaw, 0.0)
-        return LipSample(opening, eye_px, yaw, rel)
+            return LipSample(math.nan, eye_px, yaw, 0.0, float(motion))
+        return LipSample(opening, eye_px, yaw, rel, float(motion))
 
     def update(self, track_id, t: float, sample: LipSample | None,
                frames: float = 1.0) -> LipEvidence:
@@ -321,11 +347,24 @@ class LipActivity:
             kept = [(t, s, w) for t, s, w in h
                     if math.isfinite(s.opening) and s.reliability > 0.0]
             # a mesh standing for w frames weighs w (one measure: fewer degrees of freedom)
-            spread, n_w = weighted_statistic(
-                [s.opening for _, s, _ in kept],
-                [w * math.exp(-(newest - t) / self.config.decay) for t, _, w in kept])
-            return LipEvidence(rel * speaking_log_lr(spread, n_w, self.config), rel, spread, n)
-        return LipEvidence(rel * speaking_log_lr(spread, n_eff, self.config), rel, spread, n)
+            weights = [w * math.exp(-(newest - t) / self.config.decay) for t, _, w in kept]
+            spread, n_w = weighted_statistic([s.opening for _, s, _ in kept], weights)
+            extra = self._motion_variance([s for _, s, _ in kept], weights)
+            return LipEvidence(rel * speaking_log_lr(spread, n_w, self.config, extra), rel,
+                               spread, n)
+        extra = self._motion_variance([s for s, _ in ok], [w for _, w in ok])
+        return LipEvidence(rel * speaking_log_lr(spread, n_eff, self.config, extra), rel,
+                           spread, n)
+
+    def _motion_variance(self, samples, weights) -> float:
+        """The window's extra variance from its faces' image motion: the weighted mean
+        of :func:`motion_variance` over the samples whose motion is known (0 if none)."""
+        num = den = 0.0
+        for s, w in zip(samples, weights):
+            if math.isfinite(s.motion):
+                num += w * motion_variance(s.motion, self.config)
+                den += w
+        return num / den if den > 0.0 else 0.0
 
     def hold(self, track_id, t: float) -> LipEvidence:
         """The track's evidence at ``t`` (s) without a new sample (a frame on which its

@@ -30,7 +30,7 @@ import numpy as np
 
 from .lip_activity import LipActivity, LipConfig, LipEvidence
 
-__all__ = ["LipFrontEnd", "chain_boxes", "turned_boxes"]
+__all__ = ["LipFrontEnd", "chain_boxes", "image_motion", "turned_boxes"]
 
 
 def turned_boxes(boxes, K, R_before, R_now) -> np.ndarray:
@@ -62,6 +62,40 @@ def turned_boxes(boxes, K, R_before, R_now) -> np.ndarray:
     b[:, 0] = np.where(ok, m[0] / z - 0.5 * b[:, 2], b[:, 0])
     b[:, 1] = np.where(ok, m[1] / z - 0.5 * b[:, 3], b[:, 1])
     return b
+
+
+def image_motion(previous, boxes, pred) -> np.ndarray:
+    """How far each box moved in the image since the previous frame, in box widths.
+
+    Parameters
+    ----------
+    previous : array (P, 4)
+        x, y, w, h of the previous frame's boxes (as seen, not turned).
+    boxes : array (N, 4)
+        This frame's boxes.
+    pred : array (N,) int
+        Row of ``previous`` each box continues (:func:`chain_boxes`), -1 for none.
+
+    Returns
+    -------
+    array (N,): |centre - previous centre| / mean width; NaN without a predecessor.
+    """
+    prev = np.asarray(previous, dtype=np.float64).reshape(-1, 4)
+    cur = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    pred = np.asarray(pred, dtype=np.int64).reshape(-1)
+    if len(pred) != len(cur):
+        raise ValueError(f"pred has {len(pred)} entries for {len(cur)} boxes")
+    out = np.full(len(cur), np.nan)
+    has = (pred >= 0) & (pred < len(prev))
+    if not np.any(has):
+        return out
+    p = prev[pred[has]]
+    c = cur[has]
+    d = np.hypot(c[:, 0] + 0.5 * c[:, 2] - p[:, 0] - 0.5 * p[:, 2],
+                 c[:, 1] + 0.5 * c[:, 3] - p[:, 1] - 0.5 * p[:, 3])
+    width = 0.5 * (c[:, 2] + p[:, 2])
+    out[has] = np.where(width > 0.0, d / np.maximum(width, 1e-9), np.nan)
+    return out
 
 
 def chain_boxes(previous, boxes, min_iou: float) -> np.ndarray:
@@ -263,6 +297,7 @@ class LipFrontEnd:
                 ids[i] = self._next
                 self._next += 1
                 self.stats["chains"] += 1
+        motion = image_motion(self._boxes, boxes, pred)
         todo = self.mesh_schedule(detections, ids)
         rgb = None
         if any(todo[i] and d.keypoints is not None and d.landmarks is None
@@ -287,7 +322,7 @@ class LipFrontEnd:
             sample = None
             if pts is not None:
                 self.stats["meshes"] += 1
-                sample = self.activity.sample(pts, presence)
+                sample = self.activity.sample(pts, presence, motion[i])
             ev = self.activity.update(int(ids[i]), float(stamp), sample, frames)
             llr[i], rel[i] = ev.log_lr, ev.reliability
         self.activity.forget(ids.tolist())
