@@ -38,6 +38,8 @@ configuration except these (:data:`SETTINGS`):
 * ``main``: the defaults before the fifth pass (the body cue's head at the predicted
   head's rows, and only a face within one face width of it counts as the track's:
   ``body.hold_height: false``, ``body.face_above: 0``);
+* ``det6``: the defaults before the sixth pass (a small face's box not re-boxed by the
+  search model: ``detection.refine_small_faces: false``);
 * ``+partial 0.375``: the defaults and parts of 0.375 of the region's width besides the
   halves (``vision.partial_face_widths: [0.375, 0.5]``).
 
@@ -113,6 +115,7 @@ SETTINGS = {
     "before border faces": dict(detector="blazeface", border_faces=False,
                                 vision=dict(half_face_at_border=False)),
     "main": dict(detector="blazeface", body=dict(hold_height=False, face_above=0.0)),
+    "det6": dict(detector="blazeface", refine_small_faces=False),
     "+border halves": dict(detector="blazeface", border_faces=False),
     "+partial 0.375": dict(detector="blazeface", vision=dict(partial_face_widths=(0.375, 0.5))),
 }

@@ -60,6 +60,13 @@ BLAZEFACE_CENTRE_SHIFT = 0.115
 #: px of the strip searched for entering faces inside the part seen at the keyframe (a
 #: face cut by its border: faces up to ~96 px, 0.16 m at 0.8 m with fx 500)
 EDGE_MARGIN = 48.0
+#: ``detection.refine_small_faces``: side (px) of the crop centred on a small face that the
+#: search model (short range: its 128 px input at scale 1) looks at, the least score of its
+#: box (MediaPipe's short-range threshold), and the range of its side / the first box's
+#: side for it to be taken as the same face's.
+REFINE_CROP = 128.0
+REFINE_MIN_SCORE = 0.5
+REFINE_SIDE_RATIO = (0.5, 2.0)
 
 
 class DetectorError(RuntimeError):
@@ -347,6 +354,21 @@ class BlazeFacePass:
                     raise DetectorError(str(exc)) from None
             self.search = FaceSearch(search_model, c.search_band, c.search_columns,
                                      c.search_crops, c.search_scale, c.search_max_size)
+        #: the model that re-boxes small faces (detection.refine_small_faces)
+        self.refiner: bf.BlazeFaceDetector | None = None
+        if c.refine_small_faces:
+            if self.search is not None:
+                self.refiner = self.search.detector
+            else:
+                try:
+                    self.refiner = bf.BlazeFaceDetector(
+                        "", c.search_score_threshold or None, c.nms_iou,
+                        variant=c.search_variant, runtime=c.model_runtime)
+                except bf.ModelError as exc:
+                    raise DetectorError(str(exc)) from None
+        #: network runs and faces re-boxed by detection.refine_small_faces
+        self.refine_runs = 0
+        self.refined = 0
         #: faces entering the view of a turning head (detection.turn_edge_search)
         self.edge = EdgeSearch(self.search.detector if self.search else self.detector,
                                c.search_scale, EDGE_MARGIN) if c.turn_edge_search else None
@@ -416,6 +438,7 @@ class BlazeFacePass:
             else:
                 raw = bf.nms_with_candidates(bf.RawFaces.concatenate([raw, extra]),
                                              self.detector.nms_iou)
+        raw = self.refine_small(rgb, raw)
         if self.search is None:
             return raw
         # faces not found yet (a candidate does not hide a face from the search)
@@ -424,6 +447,45 @@ class BlazeFacePass:
             return raw
         return bf.without_duplicate_candidates(bf.RawFaces.concatenate([raw, found]),
                                                self.detector.nms_iou)
+
+    def refine_small(self, rgb: np.ndarray, raw: bf.RawFaces) -> bf.RawFaces:
+        """``raw`` with each confident face of at most ``detection.search_max_size`` px
+        re-boxed (box and keypoints; score kept) by the search model on a
+        :data:`REFINE_CROP` px crop centred on it (moved inside the image), when that
+        model finds the same face there (:func:`~.blazeface.same_faces`, score at least
+        :data:`REFINE_MIN_SCORE`, side within :data:`REFINE_SIDE_RATIO` of the first box's;
+        the best overlapping).  No-op unless ``detection.refine_small_faces``."""
+        if self.refiner is None or not len(raw):
+            return raw
+        b = raw.boxes
+        side = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+        todo = np.flatnonzero(~raw.is_candidate & (side <= self.config.search_max_size))
+        if not todo.size:
+            return raw
+        height, width = rgb.shape[:2]
+        boxes, keypoints = b.copy(), raw.keypoints.copy()
+        lo, hi = REFINE_SIDE_RATIO
+        for i in todo:
+            x0 = 0.5 * (b[i, 0] + b[i, 2] - REFINE_CROP)
+            y0 = 0.5 * (b[i, 1] + b[i, 3] - REFINE_CROP)
+            x0 = min(max(x0, 0.0), max(width - REFINE_CROP, 0.0))
+            y0 = min(max(y0, 0.0), max(height - REFINE_CROP, 0.0))
+            crop = (x0, y0, x0 + REFINE_CROP, y0 + REFINE_CROP)
+            found = self.refiner.detect_regions(rgb, [(crop, 1.0)], REFINE_MIN_SCORE)
+            self.refine_runs += 1
+            if not len(found):
+                continue
+            fb = found.boxes
+            fside = np.maximum(fb[:, 2] - fb[:, 0], fb[:, 3] - fb[:, 1])
+            ok = (bf.same_faces(fb, b[i:i + 1], self.detector.nms_iou)
+                  & (fside >= lo * side[i]) & (fside <= hi * side[i]))
+            if not ok.any():
+                continue
+            iou = bf._iou_xyxy(b[i], fb)
+            k = int(np.flatnonzero(ok)[np.argmax(iou[ok])])
+            boxes[i], keypoints[i] = fb[k], found.keypoints[k]
+            self.refined += 1
+        return bf.RawFaces(boxes, keypoints, raw.scores, raw.is_candidate)
 
     def detect(self, image: np.ndarray, min_size: int = 0, max_size: int = 0,
                regions=None) -> list[Detection]:
