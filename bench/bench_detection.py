@@ -374,8 +374,8 @@ def frontend():
                      ("blazeface, no candidates (before 2026-12-07, third pass)",
                       dict(candidate_score_threshold=0.0, border_faces=False)),
                      ("blazeface, no border faces or halves (before the fourth pass)", main),
-                     ("blazeface, small faces not re-boxed (before the sixth pass)",
-                      dict(refine_small_faces=False)),
+                     ("blazeface, small faces re-boxed (opt-in, sixth pass)",
+                      dict(refine_small_faces=True)),
                      ("blazeface (default: + the search band, candidates)", {})):
         kw = dict(kw)
         vision = kw.pop("vision", VisionConfig())

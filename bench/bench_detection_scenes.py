@@ -38,8 +38,10 @@ configuration except these (:data:`SETTINGS`):
 * ``main``: the defaults before the fifth pass (the body cue's head at the predicted
   head's rows, and only a face within one face width of it counts as the track's:
   ``body.hold_height: false``, ``body.face_above: 0``);
-* ``det6``: the defaults before the sixth pass (a small face's box not re-boxed by the
-  search model: ``detection.refine_small_faces: false``);
+* ``det6``: the fifth pass's defaults (a small face's box not re-boxed by the search
+  model: ``detection.refine_small_faces: false``, the default again since the sixth pass
+  made it opt-in);
+* ``refine``: the defaults with ``detection.refine_small_faces: true`` (the sixth pass);
 * ``+partial 0.375``: the defaults and parts of 0.375 of the region's width besides the
   halves (``vision.partial_face_widths: [0.375, 0.5]``).
 
@@ -116,6 +118,7 @@ SETTINGS = {
                                 vision=dict(half_face_at_border=False)),
     "main": dict(detector="blazeface", body=dict(hold_height=False, face_above=0.0)),
     "det6": dict(detector="blazeface", refine_small_faces=False),
+    "refine": dict(detector="blazeface", refine_small_faces=True),
     "+border halves": dict(detector="blazeface", border_faces=False),
     "+partial 0.375": dict(detector="blazeface", vision=dict(partial_face_widths=(0.375, 0.5))),
 }

@@ -37,7 +37,7 @@ def frames():
 
 def test_a_far_face_is_reboxed_at_its_true_centre(frames):
     off = BlazeFacePass(DetectionConfig(detector="blazeface", refine_small_faces=False))
-    on = BlazeFacePass(DetectionConfig(detector="blazeface"))
+    on = BlazeFacePass(DetectionConfig(detector="blazeface", refine_small_faces=True))
     assert on.refiner is not None and off.refiner is None
     before = np.array([_offsets(off.detect(f.left), f.views[3]) for f in frames])
     after = np.array([_offsets(on.detect(f.left), f.views[3]) for f in frames])
@@ -53,7 +53,8 @@ def test_faces_larger_than_the_search_max_size_keep_their_boxes(frames):
     """Faces larger than detection.search_max_size are not looked at again (here 32 px:
     the 1.7 m person's 40 px box stays, the 4.15 m person's is re-boxed)."""
     off = BlazeFacePass(DetectionConfig(detector="blazeface", refine_small_faces=False))
-    on = BlazeFacePass(DetectionConfig(detector="blazeface", search_max_size=32))
+    on = BlazeFacePass(DetectionConfig(detector="blazeface", search_max_size=32,
+                                        refine_small_faces=True))
     f = frames[0]
     rgb = bf.to_rgb(f.left)
     a, b = off.detect_raw(rgb), on.detect_raw(rgb)
@@ -69,9 +70,15 @@ def test_faces_larger_than_the_search_max_size_keep_their_boxes(frames):
 
 def test_refinement_needs_no_search():
     """With the search off the refinement loads the search model itself."""
-    p = BlazeFacePass(DetectionConfig(detector="blazeface", search_crops=0))
+    p = BlazeFacePass(DetectionConfig(detector="blazeface", search_crops=0,
+                                      refine_small_faces=True))
     assert p.search is None and p.refiner is not None
     assert p.refiner.variant == "short_range"
+
+
+def test_refinement_is_opt_in():
+    """Off by default (it costs far faces' speaking status: BENCHMARKS.md)."""
+    assert BlazeFacePass(DetectionConfig(detector="blazeface")).refiner is None
 
 
 def test_refine_small_faces_is_a_bool():

@@ -418,13 +418,14 @@ class AudioFrontEndConfig(StageConfig):
         low=0.0, high=2000.0,
     )
     precedence_gate_separation: float = param(
-        45.0, "A frame that passes precedence_gate but whose own GCC-PHAT peak lies at least "
+        0.0, "A frame that passes precedence_gate but whose own GCC-PHAT peak lies at least "
         "this far (microseconds) from the precedence memory's peak, between it and the front "
         "(a smaller |ITD| on the memory's side, or at most this far past ITD 0), is read "
         "alone only when confirmed as a second talker's frame is "
         "(precedence_second_window, precedence_second_agreement, precedence_second_snr_db), "
         "otherwise from the memory: in a single talker's room such frames read the diffuse "
-        "noise and the reflections, which pull towards the front (chosen on tuning rooms, "
+        "noise and the reflections, which pull towards the front (45: chosen on tuning rooms; "
+        "opt-in, as it costs the speaking status and the `hard` preset's tracking, "
         "BENCHMARKS.md); 0 = off, off too with precedence_second_window 0.",
         low=0.0, high=2000.0,
     )

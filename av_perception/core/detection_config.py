@@ -127,12 +127,13 @@ class DetectionConfig(StageConfig):
         40, "BlazeFace search: largest face side kept (px; nearer faces are the "
         "whole-frame pass's); also the crops' margin around the band.", low=8, high=512)
     refine_small_faces: bool = param(
-        True, "BlazeFace: a confident face of at most detection.search_max_size px found by "
+        False, "BlazeFace: a confident face of at most detection.search_max_size px found by "
         "the whole-frame pass or around a track takes the box and keypoints the search "
         "model (detection.search_variant) gives it on a 128 px crop centred on it, when "
         "that model finds the same face there (score >= 0.5): the whole-frame pass's boxes "
         "of some faces 4 m away are 1.1-1.3x too large and 0.3-0.4 face widths low, the "
-        "short-range model's are not.  One network run per such face and keyframe.")
+        "short-range model's are not.  One network run per such face and keyframe.  Opt-in: "
+        "it costs the speaking status of far faces (BENCHMARKS.md).")
     candidate_score_threshold: float = param(
         0.5, "BlazeFace around the tracks' heads and in the search: faces scoring from this "
         "up to their pass's threshold (detection.blazeface_score_threshold, "
