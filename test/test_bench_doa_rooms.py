@@ -10,6 +10,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import bench_doa_rooms as bench  # noqa: E402
 
 
+def _assert_head_and_talker_inside(r):
+    """The head and the talker (azimuth counter-clockwise from the room's +y) at least
+    0.4 m from the walls."""
+    head = np.array(r["head"])
+    talker = head + r["distance"] * np.array(
+        [-np.sin(np.radians(r["azimuth"])), np.cos(np.radians(r["azimuth"])), 0.0])
+    room = np.array(r["room"])
+    assert np.all(head[:2] >= 0.4 - 1e-9) and np.all(head[:2] <= room[:2] - 0.4 + 1e-9), r
+    assert np.all(talker[:2] >= 0.4 - 1e-9) and np.all(talker[:2] <= room[:2] - 0.4 + 1e-9), r
+
+
 @pytest.mark.timeout(60)
 def test_frontal_tuning_rooms_within_their_ranges():
     frontal = bench.rooms("frontal")
@@ -20,12 +31,7 @@ def test_frontal_tuning_rooms_within_their_ranges():
         assert 1.5 <= r["distance"] <= 3.0
         assert 0.3 <= r["rt60"] <= 0.5
         assert 7.0 <= r["snr_db"] <= 14.0
-        head = np.array(r["head"])
-        talker = head + r["distance"] * np.array(
-            [-np.sin(np.radians(r["azimuth"])), np.cos(np.radians(r["azimuth"])), 0.0])
-        room = np.array(r["room"])
-        assert np.all(head[:2] >= 0.4 - 1e-9) and np.all(head[:2] <= room[:2] - 0.4 + 1e-9)
-        assert np.all(talker[:2] >= 0.4 - 1e-9) and np.all(talker[:2] <= room[:2] - 0.4 + 1e-9)
+        _assert_head_and_talker_inside(r)
     # both voices, and the draw repeatable
     assert {r["recorded"] for r in frontal} == {True, False}
     assert bench.rooms("frontal") == frontal
@@ -47,11 +53,6 @@ def test_noisy_tuning_rooms_within_their_ranges():
         assert 2.0 <= r["distance"] <= 3.0
         assert 0.2 <= r["rt60"] <= 0.7
         assert 5.0 <= r["snr_db"] <= 9.0
-        head = np.array(r["head"])
-        talker = head + r["distance"] * np.array(
-            [-np.sin(np.radians(r["azimuth"])), np.cos(np.radians(r["azimuth"])), 0.0])
-        room = np.array(r["room"])
-        assert np.all(head[:2] >= 0.4 - 1e-9) and np.all(head[:2] <= room[:2] - 0.4 + 1e-9)
-        assert np.all(talker[:2] >= 0.4 - 1e-9) and np.all(talker[:2] <= room[:2] - 0.4 + 1e-9)
+        _assert_head_and_talker_inside(r)
     assert {r["azimuth"] > 0 for r in noisy} == {True, False}
     assert bench.rooms("noisy") == noisy

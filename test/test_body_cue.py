@@ -140,6 +140,14 @@ def test_no_observation_for_a_track_that_never_showed_its_face_or_after_max_gap(
 _OLD_PLACEMENT = dict(hold_height=False, face_above=0.0)
 
 
+def _see_the_face(fe, renderer, scene, t, rng):
+    """The front-end observes the face at ``t`` with the track at its true head."""
+    f = renderer.render(t, rng)
+    truth = _truth(scene, t)
+    assert list(fe.process(f.left, f.right, t, tracks=(truth[None], [TRACK])).kind) \
+        == ["face"]
+
+
 @pytest.mark.parametrize("face,position", [("lfw:3", (0.4, -0.42, 3.0)),
                                            ("hopper", (-0.6, -0.4, 4.2))])
 def test_a_turned_head_is_observed_at_its_face_height_not_down_the_body(face, position):
@@ -153,10 +161,7 @@ def test_a_turned_head_is_observed_at_its_face_height_not_down_the_body(face, po
     for name, body in (("held", BodyCueConfig()), ("old", BodyCueConfig(**_OLD_PLACEMENT))):
         fe = _front_end(scene, body)
         rng = np.random.default_rng(0)
-        f = r.render(0.5, rng)
-        truth = _truth(scene, 0.5)
-        assert list(fe.process(f.left, f.right, 0.5, tracks=(truth[None], [TRACK])).kind) \
-            == ["face"]
+        _see_the_face(fe, r, scene, 0.5, rng)
         f = r.render(1.5, rng)
         truth = _truth(scene, 1.5)
         obs = fe.process(f.left, f.right, 1.5,
@@ -187,10 +192,7 @@ def test_no_body_observation_below_a_face_of_the_same_person():
                        ("old", BodyCueConfig(search=0.0, **_OLD_PLACEMENT))):
         fe = _front_end(scene, body)
         rng = np.random.default_rng(6)
-        f = r.render(0.5, rng)
-        truth = _truth(scene, 0.5)
-        assert list(fe.process(f.left, f.right, 0.5, tracks=(truth[None], [TRACK])).kind) \
-            == ["face"]
+        _see_the_face(fe, r, scene, 0.5, rng)
         f = r.render(0.6, rng)
         low = _truth(scene, 0.6) + [0.0, side_m, 0.0]
         obs = fe.process(f.left, f.right, 0.6, tracks=(low[None], [TRACK]))
